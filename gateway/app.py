@@ -1,0 +1,22 @@
+"""App factory of the gateway service."""
+
+from fastapi import FastAPI
+
+from wangban.app import ServiceSpec, create_service_app
+from wangban.settings import Settings
+
+from gateway.events import outbox
+from gateway.models import metadata
+
+SPEC = ServiceSpec(
+    name="gateway",
+    title="Wangban gateway",
+    description="The mini-program and staff-console API: the platform's only public door (粤省事-style).",
+    package="gateway",
+    metadata=metadata,
+    outbox=outbox,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings)

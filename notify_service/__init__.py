@@ -1,0 +1,1 @@
+"""Wangban notify service: WeChat subscription messages, SMS and the in-app inbox."""

@@ -1,0 +1,241 @@
+"""Outbox → Kafka → idempotent consumer, on the real database and the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import select
+
+from tests.conftest import Infrastructure, make_settings
+from tests.kit.support import Kit, eventually, make_kit
+from wangban.consumer import wait_until_assigned
+from wangban.db import Database
+from wangban.deadletter import DeadLetterError, list_dead_letters, replay_dead_letter
+from wangban.embedded import EmbeddedKafka, free_port
+from wangban.events import DEAD_LETTER_TOPIC, Envelope
+from wangban.kafka import make_producer
+from wangban.settings import Settings
+
+
+@pytest.fixture
+async def kit(database: Database, request: pytest.FixtureRequest) -> AsyncIterator[Kit]:
+    kit = make_kit(request.node.name.removeprefix("test_")[:20].replace("[", "_").strip("]"))
+    await kit.create(database)
+    yield kit
+
+
+async def test_committed_event_reaches_consumer_once_and_rollback_publishes_nothing(
+    kit: Kit, settings: Settings, database: Database
+) -> None:
+    relay = kit.relay(settings, database)
+    runner = kit.runner(settings, database, kit.consumer("audit"))
+    relay.start()
+    runner.start()
+    try:
+        async with database.sessionmaker() as session:
+            async with session.begin():
+                committed = await kit.record(session, "committed")
+            async with session.begin():
+                await kit.record(session, "rolled-back")
+                await session.rollback()
+        await eventually(lambda: _has(kit, database, "audit", "committed"))
+        # Let the relay and consumer run idle for a while: nothing else may arrive.
+        await asyncio.sleep(1.0)
+        assert await kit.effect_notes(database, "audit") == ["committed"]
+        assert kit.calls == ["committed"]
+        assert await kit.count(database, kit.ledger) == 1
+        assert await kit.count(database, kit.tables.outbox) == 1
+        assert await kit.unpublished(database) == 0
+        assert await kit.count(database, kit.tables.inbox, event_id=committed.id) == 1
+    finally:
+        await runner.stop()
+        await relay.stop()
+
+
+async def test_handler_failing_once_is_retried_and_applied_once(
+    kit: Kit, settings: Settings, database: Database
+) -> None:
+    failures = {"left": 1}
+
+    async def fail_first_time(note: str) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("department system briefly unavailable")
+
+    relay = kit.relay(settings, database)
+    runner = kit.runner(settings, database, kit.consumer("flaky", behaviour=fail_first_time))
+    relay.start()
+    runner.start()
+    try:
+        async with database.sessionmaker() as session, session.begin():
+            await kit.record(session, "retry-me")
+        await eventually(lambda: _has(kit, database, "flaky", "retry-me"))
+        await asyncio.sleep(0.5)
+        assert kit.calls == ["retry-me", "retry-me"]  # failed once, then succeeded
+        assert await kit.effect_notes(database, "flaky") == ["retry-me"]
+        assert await kit.count(database, kit.tables.dead_letter) == 0
+    finally:
+        await runner.stop()
+        await relay.stop()
+
+
+async def test_same_event_delivered_twice_has_its_effect_once(
+    kit: Kit, settings: Settings, database: Database
+) -> None:
+    runner = kit.runner(settings, database, kit.consumer("dedupe"))
+    runner.start()
+    producer = make_producer(settings, client_id="test-duplicate")
+    await producer.start()
+    try:
+        await wait_until_assigned([runner], timeout_s=30)
+        envelope = Envelope(
+            id=str(uuid.uuid4()),
+            source="/wangban/test",
+            type=kit.event.event_type,
+            subject="entry-1",
+            time="2026-11-23T08:00:00Z",  # type: ignore[arg-type]
+            data={"entry_id": "entry-1", "note": "twice"},
+        )
+        for _ in range(2):  # the same event, as a producer retry after a lost ack would send it
+            await producer.send_and_wait(kit.event.topic, envelope.to_bytes(), key=b"entry-1")
+        async with database.sessionmaker() as session, session.begin():
+            await kit.record(session, "after")  # a marker behind the duplicate, same partition
+        relay = kit.relay(settings, database)
+        relay.start()
+        try:
+            await eventually(lambda: _has(kit, database, "dedupe", "after"))
+        finally:
+            await relay.stop()
+        assert (await kit.effect_notes(database, "dedupe")).count("twice") == 1
+        assert kit.calls.count("twice") == 1
+    finally:
+        await producer.stop()
+        await runner.stop()
+
+
+async def test_events_wait_in_outbox_during_broker_outage_and_all_arrive_after(
+    database: Database, infrastructure: Infrastructure
+) -> None:
+    # A broker of its own: this test stops and restarts it.
+    broker = EmbeddedKafka(free_port(), log_file=infrastructure.data_dir / "outage-broker.log")
+    settings = make_settings(infrastructure, kafka_bootstrap=broker.start())
+    kit = make_kit("outage")
+    await kit.create(database)
+    relay = kit.relay(settings, database)
+    runner = kit.runner(settings, database, kit.consumer("outage"))
+    relay.start()
+    runner.start()
+    try:
+        async with database.sessionmaker() as session, session.begin():
+            await kit.record(session, "before")
+        await eventually(lambda: _has(kit, database, "outage", "before"))
+
+        broker.stop()
+        notes = [f"during-{i}" for i in range(20)]
+        for note in notes:
+            async with database.sessionmaker() as session, session.begin():
+                await kit.record(session, note)
+        await asyncio.sleep(1.5)
+        assert await kit.unpublished(database) == 20  # committed, waiting, not lost
+
+        broker.start()  # same port, empty memory: no topics, no offsets
+        await eventually(
+            lambda: _has_all(kit, database, "outage", notes), timeout_s=90, interval_s=0.2
+        )
+        assert await kit.unpublished(database) == 0
+        effects = await kit.effect_notes(database, "outage")
+        assert sorted(effects) == sorted(["before", *notes])  # each exactly once
+    finally:
+        await runner.stop()
+        await relay.stop()
+        broker.stop()
+
+
+async def test_poison_event_is_dead_lettered_and_replayed(
+    kit: Kit, settings: Settings, database: Database
+) -> None:
+    broken = {"yes": True}
+
+    async def fail_while_broken(note: str) -> None:
+        if broken["yes"]:
+            raise ValueError("rule set references a field the form does not have")
+
+    relay = kit.relay(settings, database)
+    runner = kit.runner(settings, database, kit.consumer("strict", behaviour=fail_while_broken))
+    dlq_reader = AIOKafkaConsumer(
+        DEAD_LETTER_TOPIC.name,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"dlq-reader-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+        fetch_max_wait_ms=10,
+    )
+    relay.start()
+    runner.start()
+    try:
+        async with database.sessionmaker() as session, session.begin():
+            poisoned = await kit.record(session, "poison")
+        await eventually(lambda: _count_dead(kit, database, 1))
+        assert kit.calls == ["poison"] * settings.consumer_max_attempts
+        assert await kit.effect_notes(database, "strict") == []
+
+        async with database.sessionmaker() as session:
+            [dead] = await list_dead_letters(session, outbox=kit.outbox)
+        assert dead["event_id"] == poisoned.id
+        assert dead["attempts"] == settings.consumer_max_attempts
+        assert "rule set references" in dead["error"]
+
+        # The operator's stream announces it.
+        await dlq_reader.start()
+        announced = await _find_dead_letter_message(dlq_reader, str(dead["id"]))
+        assert announced["data"]["original_event_id"] == poisoned.id
+        assert announced["data"]["consumer"] == "strict"
+
+        broken["yes"] = False  # the bug is fixed; replay
+        async with database.sessionmaker() as session, session.begin():
+            assert await replay_dead_letter(
+                session, outbox=kit.outbox, dead_letter_id=str(dead["id"])
+            )
+        await eventually(lambda: _has(kit, database, "strict", "poison"))
+        assert await kit.effect_notes(database, "strict") == ["poison"]
+        async with database.sessionmaker() as session:
+            assert await list_dead_letters(session, outbox=kit.outbox) == []
+            with pytest.raises(DeadLetterError, match="already replayed"):
+                await replay_dead_letter(
+                    session, outbox=kit.outbox, dead_letter_id=str(dead["id"])
+                )
+    finally:
+        await dlq_reader.stop()
+        await runner.stop()
+        await relay.stop()
+
+
+async def _has(kit: Kit, database: Database, group: str, note: str) -> bool:
+    return note in await kit.effect_notes(database, group)
+
+
+async def _has_all(kit: Kit, database: Database, group: str, notes: list[str]) -> bool:
+    return set(notes) <= set(await kit.effect_notes(database, group))
+
+
+async def _count_dead(kit: Kit, database: Database, expected: int) -> bool:
+    return await kit.count(database, kit.tables.dead_letter) == expected
+
+
+async def _find_dead_letter_message(reader: AIOKafkaConsumer, dead_letter_id: str) -> dict:
+    async def scan() -> dict:
+        while True:
+            batches = await reader.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    message = json.loads(record.value)
+                    if message["data"]["dead_letter_id"] == dead_letter_id:
+                        return message
+
+    return await asyncio.wait_for(scan(), timeout=30)

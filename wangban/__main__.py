@@ -1,0 +1,5 @@
+import sys
+
+from wangban.cli import main
+
+sys.exit(main())

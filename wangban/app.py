@@ -1,0 +1,166 @@
+"""The service app factory: every Wangban service is a :class:`ServiceSpec` turned into a
+FastAPI app with the same probes, metrics, error rendering, outbox relay and consumers."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wangban.consumer import Consumer, ConsumerRunner
+from wangban.db import Database
+from wangban.errors import install_problem_handlers
+from wangban.kafka import broker_answers
+from wangban.migrations import current_revision, head_revision
+from wangban.observability import Metrics, RequestContextMiddleware
+from wangban.outbox import Outbox, OutboxRelay
+from wangban.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Seed = Callable[[AsyncSession], Awaitable[None]]
+"""Loads a service's demo data; must be idempotent (``wangban up`` runs it on every start)."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes a service: its schema, its outbox, its routes, its consumers, its seeds."""
+
+    name: str
+    title: str
+    description: str
+    package: str
+    metadata: MetaData
+    outbox: Outbox
+    routers: Sequence[APIRouter] = ()
+    consumers: Sequence[Consumer] = ()
+    seeds: Sequence[Seed] = field(default_factory=tuple)
+
+    @property
+    def schema(self) -> str:
+        return self.outbox.schema
+
+    @property
+    def migrations_dir(self) -> Path:
+        module = importlib.import_module(self.package)
+        assert module.__file__ is not None
+        return Path(module.__file__).parent / "migrations"
+
+
+@dataclass
+class Runtime:
+    """The background machinery of one running service."""
+
+    relay: OutboxRelay
+    runners: list[ConsumerRunner]
+
+    def start(self) -> None:
+        self.relay.start()
+        for runner in self.runners:
+            runner.start()
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            await runner.stop()
+        await self.relay.stop()
+
+
+def create_service_app(
+    spec: ServiceSpec, settings: Settings | None = None, *, background: bool = True
+) -> FastAPI:
+    """Build the service's app. ``background=False`` runs HTTP only (no relay, no consumers)."""
+    settings = settings or get_settings()
+    metrics = Metrics(spec.name)
+    head = head_revision(migrations_dir=spec.migrations_dir, schema=spec.schema)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database.from_settings(settings)
+        app.state.database = database
+        runtime: Runtime | None = None
+        if background:
+            runtime = Runtime(
+                relay=OutboxRelay(
+                    settings=settings,
+                    database=database,
+                    outbox=spec.outbox,
+                    metrics=metrics,
+                    service=spec.name,
+                ),
+                runners=[
+                    ConsumerRunner(
+                        settings=settings,
+                        database=database,
+                        outbox=spec.outbox,
+                        consumer=consumer,
+                        metrics=metrics,
+                    )
+                    for consumer in spec.consumers
+                ],
+            )
+            runtime.start()
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                await runtime.stop()
+            await database.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.spec = spec
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, service=spec.name)
+    app.include_router(_probes(spec, settings, head))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": spec.name}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: the database schema is migrated and the broker answers",
+        responses={503: {"description": "Not ready; the body says which check failed"}},
+    )
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, Any] = {}
+        database: Database = request.app.state.database
+        try:
+            revision = await current_revision(database, schema=spec.schema)
+            checks["database"] = "ok" if revision == head else f"schema at {revision}, want {head}"
+        except Exception as exc:  # any failure means "not ready"; say which
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        checks["broker"] = "ok" if await broker_answers(settings) else "unavailable"
+        ready = all(value == "ok" for value in checks.values())
+        body = {"status": "ready" if ready else "not ready", "service": spec.name, "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = request.app.state.metrics.render()
+        return Response(content=body, media_type=content_type)
+
+    return router

@@ -1,0 +1,258 @@
+"""Who is calling: the identity the gateway establishes and services pass to each other.
+
+The gateway authenticates people (WeChat login, real-name and real-person checks) and
+then hands every internal service a short-lived HS256 token describing the caller.
+Services never see the user's own credentials, and a leaked internal token is useless
+after ``internal_token_ttl_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from typing import Annotated, Any, Final, Literal
+
+import jwt
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from wangban.errors import Forbidden, Unauthorized
+from wangban.settings import Settings
+
+__all__ = [
+    "AUDITOR",
+    "CATALOG_ADMIN",
+    "INTERNAL_AUDIENCE",
+    "OPS",
+    "REVIEWER",
+    "WINDOW_CLERK",
+    "AssuranceLevel",
+    "Identity",
+    "InsufficientAssurance",
+    "InternalTokens",
+    "current_identity",
+    "identity_var",
+    "require_assurance",
+    "require_roles",
+]
+
+INTERNAL_AUDIENCE: Final = "wangban-internal"
+CLOCK_LEEWAY_S: Final = 5
+
+# Roles of staff identities.
+WINDOW_CLERK: Final = "window_clerk"
+"""Service-hall window clerk: accepts applications on behalf of applicants."""
+REVIEWER: Final = "reviewer"
+"""Approves or rejects applications of their department."""
+CATALOG_ADMIN: Final = "catalog_admin"
+"""Maintains the service-item catalogue."""
+AUDITOR: Final = "auditor"
+"""Reads audit trails and data-sharing records; changes nothing."""
+OPS: Final = "ops"
+"""Operations: dead letters, replays, health."""
+
+
+class AssuranceLevel(IntEnum):
+    """How sure we are that the person is who they claim to be. Ordered: a higher level
+    satisfies every requirement for a lower one."""
+
+    WECHAT = 1
+    """Logged in with WeChat only."""
+    REAL_NAME = 2
+    """实名: name and ID number checked against the population register."""
+    REAL_PERSON = 3
+    """实人: real-name plus face liveness check."""
+
+
+_LEVEL_NAMES: Final[dict[AssuranceLevel, str]] = {
+    AssuranceLevel.WECHAT: "登录",
+    AssuranceLevel.REAL_NAME: "实名认证",
+    AssuranceLevel.REAL_PERSON: "实人认证",
+}
+
+# Same shape as an 18-digit resident ID number; see Identity.subject.
+_LOOKS_LIKE_ID_NUMBER = re.compile(r"[0-9]{17}[0-9Xx]")
+
+
+class Identity(BaseModel):
+    """The caller of a request, as established by the gateway."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str = Field(min_length=1, max_length=128)
+    """Opaque user id. Never an ID number: it is logged and copied into events."""
+    kind: Literal["citizen", "company", "staff", "service"]
+    roles: frozenset[str] = frozenset()
+    department: str | None = None
+    region: str | None = None
+    """Administrative division code the identity belongs to (staff) or lives in."""
+    assurance: AssuranceLevel
+    acting_for: str | None = None
+    """Company id when a citizen acts on behalf of a company (法人代办)."""
+
+    @field_validator("subject")
+    @classmethod
+    def _not_an_id_number(cls, value: str) -> str:
+        if _LOOKS_LIKE_ID_NUMBER.fullmatch(value):
+            raise ValueError("subject must be an opaque user id, not a resident ID number")
+        return value
+
+    def has_any_role(self, *roles: str) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+
+identity_var: ContextVar[Identity | None] = ContextVar("wangban_identity", default=None)
+"""The identity of the request being handled, so outgoing service calls can carry it."""
+
+
+class InternalTokens:
+    """Issues and verifies the identity tokens services pass to each other."""
+
+    algorithm: Final = "HS256"
+
+    def __init__(self, key: str, *, ttl_s: int, audience: str = INTERNAL_AUDIENCE) -> None:
+        if not key:
+            raise ValueError("WANGBAN_INTERNAL_TOKEN_KEY is empty")
+        self._key = key
+        self.ttl_s = ttl_s
+        self.audience = audience
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InternalTokens:
+        return cls(
+            settings.internal_token_key.get_secret_value(), ttl_s=settings.internal_token_ttl_s
+        )
+
+    def issue(self, identity: Identity, *, issuer: str) -> str:
+        now = datetime.now(UTC)
+        claims: dict[str, Any] = {
+            "iss": issuer,
+            "aud": self.audience,
+            "sub": identity.subject,
+            "iat": now,
+            "exp": now + timedelta(seconds=self.ttl_s),
+            "jti": uuid.uuid4().hex,
+            "kind": identity.kind,
+            "roles": sorted(identity.roles),
+            "assurance": int(identity.assurance),
+        }
+        for name in ("department", "region", "acting_for"):
+            value = getattr(identity, name)
+            if value is not None:
+                claims[name] = value
+        return jwt.encode(claims, self._key, algorithm=self.algorithm)
+
+    def verify(self, token: str) -> Identity:
+        """The identity in ``token``; :class:`Unauthorized` if it is expired, forged,
+        meant for another audience or malformed."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                leeway=CLOCK_LEEWAY_S,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("身份令牌已过期，请重新登录") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("身份令牌无效") from exc
+        try:
+            return Identity.model_validate(
+                {
+                    "subject": claims["sub"],
+                    "kind": claims.get("kind"),
+                    "roles": frozenset(claims.get("roles") or ()),
+                    "department": claims.get("department"),
+                    "region": claims.get("region"),
+                    "assurance": claims.get("assurance"),
+                    "acting_for": claims.get("acting_for"),
+                }
+            )
+        except (ValidationError, TypeError) as exc:
+            raise Unauthorized("身份令牌无效") from exc
+
+
+_BEARER = re.compile(r"Bearer\s+(\S+)", re.IGNORECASE)
+
+
+def _tokens_for(request: Request) -> InternalTokens:
+    # Built once per app: the key does not change while the process runs.
+    state = request.app.state
+    tokens: InternalTokens | None = getattr(state, "internal_tokens", None)
+    if tokens is None:
+        settings: Settings = state.settings
+        tokens = InternalTokens.from_settings(settings)
+        state.internal_tokens = tokens
+    return tokens
+
+
+async def current_identity(request: Request) -> Identity:
+    """FastAPI dependency: the verified identity of the caller.
+
+    Also binds it in :data:`identity_var` so calls this request makes to other services
+    forward it. Each request runs in its own task context, so the value does not outlive
+    the request under a real server.
+    """
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("缺少身份令牌")
+    match = _BEARER.fullmatch(header.strip())
+    if match is None:
+        raise Unauthorized("身份令牌无效")
+    identity = _tokens_for(request).verify(match.group(1))
+    identity_var.set(identity)
+    return identity
+
+
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+
+
+def require_roles(*roles: str) -> Callable[[Identity], Awaitable[Identity]]:
+    """Dependency factory: the caller must hold at least one of ``roles``.
+
+    Use as ``identity: Annotated[Identity, Depends(require_roles(REVIEWER))]``.
+    """
+    if not roles:
+        raise ValueError("require_roles needs at least one role")
+    wanted = frozenset(roles)
+
+    async def dependency(identity: CurrentIdentity) -> Identity:
+        if identity.roles.isdisjoint(wanted):
+            raise Forbidden("无权执行此操作", extra={"required_roles": sorted(wanted)})
+        return identity
+
+    return dependency
+
+
+class InsufficientAssurance(Forbidden):
+    """The person is known but not verified strongly enough; the client should start
+    the verification named in ``required_assurance`` rather than show a dead end."""
+
+    type_slug = "insufficient-assurance"
+    title = "身份认证等级不足"
+
+
+def require_assurance(level: AssuranceLevel) -> Callable[[Identity], Awaitable[Identity]]:
+    """Dependency factory: the caller's assurance must be at least ``level``."""
+    needed = AssuranceLevel(level)
+
+    async def dependency(identity: CurrentIdentity) -> Identity:
+        if identity.assurance < needed:
+            raise InsufficientAssurance(
+                f"此事项需要完成{_LEVEL_NAMES[needed]}"
+                if needed > AssuranceLevel.WECHAT
+                else "此事项需要先登录",
+                extra={
+                    "required_assurance": needed.name.lower(),
+                    "current_assurance": identity.assurance.name.lower(),
+                },
+            )
+        return identity
+
+    return dependency

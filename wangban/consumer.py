@@ -1,0 +1,317 @@
+"""Idempotent Kafka consumers: inbox de-duplication, bounded retries, dead letters.
+
+Each event is handled in one database transaction together with an insert into the service's
+``inbox`` keyed by (consumer, event id): a redelivered event finds its inbox row and has no
+second effect. Offsets are committed only after the database commit, so a crash between the two
+means a redelivery, which the inbox absorbs. A handler that keeps failing is retried with
+exponential backoff (blocking its partition, which keeps per-aggregate order), then recorded in
+``dead_letter`` and announced on the dead-letter topic — both through the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wangban.db import Database
+from wangban.events import Envelope, Event, EventDeadLettered, TopicSpec, uuid7
+from wangban.kafka import ensure_topics, make_consumer
+from wangban.observability import Metrics, bound_context
+from wangban.outbox import Outbox
+from wangban.settings import Settings
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[..., Awaitable[None]]
+"""``async def handle(session, *, event: SomeEvent, envelope: Envelope) -> None``; flushes only."""
+
+
+@dataclass
+class Consumer:
+    """A named consumer group and its handlers, one per event type.
+
+    ``name`` is the Kafka group id and the inbox's consumer column: renaming it replays history.
+    """
+
+    name: str
+    handlers: dict[str, tuple[type[Event], Handler]] = field(default_factory=dict)
+
+    def on(self, model: type[E]) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if model.event_type in self.handlers:
+                raise ValueError(f"{self.name} already handles {model.event_type}")
+            self.handlers[model.event_type] = (model, handler)
+            return handler
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({model.topic for model, _ in self.handlers.values()})
+
+    @property
+    def topic_specs(self) -> list[TopicSpec]:
+        return sorted({model.topic_spec for model, _ in self.handlers.values()}, key=str)
+
+
+class OffsetCommitStuck(KafkaError):
+    """The broker does not accept our offset commits; reconnecting and rejoining fixes it."""
+
+
+class PoisonEvent(Exception):
+    """The message can never be handled (not an envelope, or data not matching its type)."""
+
+
+class ConsumerRunner:
+    """Runs one :class:`Consumer` against Kafka with the service's database and outbox."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        outbox: Outbox,
+        consumer: Consumer,
+        metrics: Metrics | None = None,
+    ):
+        self.settings = settings
+        self.database = database
+        self.outbox = outbox
+        self.consumer = consumer
+        self.metrics = metrics
+        self.inbox = outbox.tables.inbox
+        self.dead_letter = outbox.tables.dead_letter
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._kafka: AIOKafkaConsumer | None = None
+        self.assigned = asyncio.Event()
+        """Set once the group has partitions: tests and ``wangban up`` wait on it."""
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"consumer-{self.consumer.name}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, timeout=10)
+        await self._close()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self._open()
+                backoff = 0.2
+                await self._poll_forever()
+            except (KafkaError, OSError) as exc:
+                log.warning(
+                    "consumer lost the broker; reconnecting",
+                    extra={"fields": {"consumer": self.consumer.name, "error": repr(exc)}},
+                )
+                await self._close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _open(self) -> None:
+        if self._kafka is not None:
+            return
+        await ensure_topics(self.settings, self.consumer.topic_specs)
+        kafka = make_consumer(self.settings, *self.consumer.topics, group_id=self.consumer.name)
+        try:
+            await kafka.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await kafka.stop()
+            raise
+        self._kafka = kafka
+
+    async def _close(self) -> None:
+        kafka, self._kafka = self._kafka, None
+        self.assigned.clear()
+        if kafka is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(kafka.stop(), timeout=5)
+
+    async def _poll_forever(self) -> None:
+        kafka = self._kafka
+        assert kafka is not None
+        while not self._stopping.is_set():
+            batches = await kafka.getmany(timeout_ms=500)
+            if kafka.assignment():
+                self.assigned.set()
+            for tp, records in batches.items():
+                for record in records:
+                    await self.process(record)
+                # The database already holds the effect; a lost commit only means a
+                # redelivery the inbox absorbs. aiokafka retries some commit errors forever
+                # (a broker that forgot the topic), so bound it and rejoin instead.
+                try:
+                    await asyncio.wait_for(
+                        kafka.commit({tp: records[-1].offset + 1}),
+                        timeout=self.settings.kafka_request_timeout_ms / 1000,
+                    )
+                except TimeoutError as exc:
+                    raise OffsetCommitStuck(f"offset commit for {tp} did not finish") from exc
+            await self._record_lag(kafka)
+
+    async def _record_lag(self, kafka: AIOKafkaConsumer) -> None:
+        if self.metrics is None:
+            return
+        for tp in kafka.assignment():
+            highwater = kafka.highwater(tp)
+            if highwater is None:
+                continue  # not fetched yet
+            position = await kafka.position(tp)
+            self.metrics.consumer_lag.labels(self.consumer.name, tp.topic, str(tp.partition)).set(
+                max(highwater - position, 0)
+            )
+
+    # --- one record ----------------------------------------------------------------------
+    async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Handle one record: effect once, retried with backoff, dead-lettered when hopeless."""
+        try:
+            envelope, event, handler = self._decode(record)
+        except PoisonEvent as exc:
+            await self._dead_letter(record, error=str(exc), attempts=1, envelope=None)
+            return
+        if handler is None:
+            self._count(envelope.type, "ignored")
+            return
+        attempts = 0
+        max_attempts = max(self.settings.consumer_max_attempts, 1)
+        while True:
+            attempts += 1
+            try:
+                with bound_context(
+                    correlation_id=envelope.correlationid or envelope.id,
+                    causation_id=envelope.id,
+                    traceparent=envelope.traceparent,
+                ):
+                    applied = await self._handle_once(envelope, event, handler)
+                self._count(envelope.type, "handled" if applied else "duplicate")
+                return
+            except Exception as exc:
+                if attempts >= max_attempts:
+                    log.error(
+                        "event dead-lettered after retries",
+                        extra={
+                            "fields": {
+                                "consumer": self.consumer.name,
+                                "event_id": envelope.id,
+                                "type": envelope.type,
+                                "attempts": attempts,
+                                "error": repr(exc),
+                            }
+                        },
+                    )
+                    await self._dead_letter(
+                        record, error=repr(exc), attempts=attempts, envelope=envelope
+                    )
+                    return
+                self._count(envelope.type, "retried")
+                await asyncio.sleep(self._backoff_s(attempts))
+
+    def _decode(
+        self, record: ConsumerRecord[bytes, bytes]
+    ) -> tuple[Envelope, Event | None, Handler | None]:
+        if record.value is None:
+            raise PoisonEvent("empty message")
+        try:
+            envelope = Envelope.from_bytes(record.value)
+        except ValidationError as exc:
+            raise PoisonEvent(f"not a CloudEvents envelope: {exc.error_count()} errors") from exc
+        entry = self.consumer.handlers.get(envelope.type)
+        if entry is None:
+            return envelope, None, None
+        model, handler = entry
+        try:
+            return envelope, model.model_validate(envelope.data), handler
+        except ValidationError as exc:
+            raise PoisonEvent(f"data does not match {envelope.type}: {exc}") from exc
+
+    async def _handle_once(self, envelope: Envelope, event: Event | None, handler: Handler) -> bool:
+        async with self.database.sessionmaker() as session, session.begin():
+            claimed = await session.execute(
+                insert(self.inbox)
+                .values(consumer=self.consumer.name, event_id=envelope.id, event_type=envelope.type)
+                .on_conflict_do_nothing()
+                .returning(self.inbox.c.event_id)
+            )
+            if claimed.first() is None:
+                return False  # already applied by an earlier delivery
+            await handler(session, event=event, envelope=envelope)
+        return True
+
+    def _backoff_s(self, attempts: int) -> float:
+        base = self.settings.consumer_retry_backoff_ms / 1000
+        cap = self.settings.consumer_retry_backoff_max_ms / 1000
+        delay: float = min(cap, base * 2 ** (attempts - 1))
+        return delay * random.uniform(0.5, 1.0)  # jitter so retrying consumers do not align
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        *,
+        error: str,
+        attempts: int,
+        envelope: Envelope | None,
+    ) -> None:
+        raw = (record.value or b"").decode("utf-8", errors="replace")
+        key = (record.key or b"").decode("utf-8", errors="replace")
+        dead_letter_id = str(uuid7())
+        async with self.database.sessionmaker() as session, session.begin():
+            await session.execute(
+                self.dead_letter.insert().values(
+                    id=dead_letter_id,
+                    consumer=self.consumer.name,
+                    event_id=envelope.id if envelope else f"{record.topic}/{record.partition}/{record.offset}",
+                    event_type=envelope.type if envelope else "unknown",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=key,
+                    payload=raw,
+                    error=error[:4000],
+                    attempts=attempts,
+                )
+            )
+            await self.outbox.publish(
+                session,
+                EventDeadLettered(
+                    dead_letter_id=dead_letter_id,
+                    consumer=self.consumer.name,
+                    key=key,
+                    original_topic=record.topic,
+                    original_event_id=envelope.id if envelope else "",
+                    original_type=envelope.type if envelope else "unknown",
+                    attempts=attempts,
+                    error=error[:4000],
+                    original=envelope.model_dump(mode="json") if envelope else {"raw": raw},
+                ),
+            )
+        if self.metrics is not None:
+            self.metrics.dead_letters_total.labels(self.consumer.name).inc()
+        self._count(envelope.type if envelope else "unknown", "dead_lettered")
+
+    def _count(self, event_type: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.events_consumed_total.labels(self.consumer.name, event_type, outcome).inc()
+
+
+async def wait_until_assigned(runners: list[ConsumerRunner], *, timeout_s: float) -> None:
+    """Wait until every runner's group has its partitions (used by ``wangban up`` and tests)."""
+    await asyncio.wait_for(asyncio.gather(*(r.assigned.wait() for r in runners)), timeout_s)

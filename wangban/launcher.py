@@ -1,0 +1,194 @@
+"""``wangban up``: the whole platform on one machine, with one command.
+
+Starts what is missing (embedded PostgreSQL, embedded broker), migrates, seeds, starts the six
+services as child processes (each exactly what a container runs: ``wangban serve <name>``),
+waits until every ``/readyz`` answers 200, and on Ctrl-C or SIGTERM stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import httpx
+import psutil
+
+from wangban.embedded import EmbeddedKafka, EmbeddedPostgres
+from wangban.kafka import ensure_topics
+from wangban.settings import SERVICE_NAMES, Settings
+
+
+class LocalPlatform:
+    def __init__(self, settings: Settings, *, seed: bool = True, out: IO[str] = sys.stdout):
+        self.settings = settings
+        self.seed = seed
+        self.out = out
+        self.data_dir = settings.data_dir.resolve()
+        self.postgres: EmbeddedPostgres | None = None
+        self.kafka: EmbeddedKafka | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+        self._stop_requested = False
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def run(self) -> int:
+        previous = {
+            sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self._start()
+            if self._stop_requested:
+                return 0
+            self._print_urls()
+            return self._watch()
+        except _StopRequested:
+            return 0
+        finally:
+            self._shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop_requested = True
+        raise _StopRequested()
+
+    # --- start ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        env = dict(os.environ)
+        database_url = self.settings.database_url
+        if not database_url:
+            self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+            database_url = self.postgres.start()
+            self.say(f"PostgreSQL  embedded (pgserver), data in {self.data_dir / 'postgres'}")
+        else:
+            self.say("PostgreSQL  external (WANGBAN_DATABASE_URL)")
+        kafka_bootstrap = self.settings.kafka_bootstrap
+        if not kafka_bootstrap:
+            self.kafka = EmbeddedKafka(
+                self.settings.embedded_kafka_port, log_file=self.data_dir / "logs" / "broker.log"
+            )
+            kafka_bootstrap = self.kafka.start()
+            self.say(
+                f"Kafka       embedded broker (Tansu) at {kafka_bootstrap} — memory only: "
+                "events and offsets are lost when it stops"
+            )
+        else:
+            self.say(f"Kafka       external at {kafka_bootstrap}")
+        env["WANGBAN_DATABASE_URL"] = database_url
+        env["WANGBAN_KAFKA_BOOTSTRAP"] = kafka_bootstrap
+        env["WANGBAN_DATA_DIR"] = str(self.data_dir)
+        settings = self.settings.model_copy(
+            update={"database_url": database_url, "kafka_bootstrap": kafka_bootstrap}
+        )
+        from wangban.cli import migrate_services, seed_services
+
+        asyncio.run(migrate_services(settings, list(SERVICE_NAMES)))
+        self.say("Migrations  applied for all six services")
+        if self.seed:
+            asyncio.run(seed_services(settings, list(SERVICE_NAMES)))
+            self.say("Demo data   loaded")
+        from wangban.events import load_all_event_modules
+
+        load_all_event_modules()
+        asyncio.run(ensure_topics(settings))
+        for name in SERVICE_NAMES:
+            log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+            self._logs.append(log)
+            self.children[name] = subprocess.Popen(
+                [sys.executable, "-m", "wangban", "serve", name],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_ready(timeout_s=120)
+
+    def _wait_ready(self, *, timeout_s: float) -> None:
+        pending = set(SERVICE_NAMES)
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=5) as client:
+            while pending:
+                for name in sorted(pending):
+                    child = self.children[name]
+                    if child.poll() is not None:
+                        raise RuntimeError(
+                            f"{name} exited with {child.returncode}; see "
+                            f"{self.data_dir / 'logs' / (name + '.log')}"
+                        )
+                    with contextlib.suppress(httpx.HTTPError):
+                        if client.get(f"{self.settings.url_of(name)}/readyz").status_code == 200:
+                            pending.discard(name)
+                if pending:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"not ready in time: {', '.join(sorted(pending))}")
+                    time.sleep(0.3)
+
+    def _print_urls(self) -> None:
+        self.say("")
+        self.say(f"Wangban is up. Gateway: {self.settings.url_of('gateway')}")
+        for name in SERVICE_NAMES:
+            self.say(f"  {name:<9} {self.settings.url_of(name)}/docs")
+        self.say(f"Logs in {self.data_dir / 'logs'}. Ctrl-C stops everything.")
+
+    def _watch(self) -> int:
+        while True:
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    self.say(f"{name} exited with {child.returncode}; stopping the platform")
+                    return 1
+            time.sleep(0.5)
+
+    # --- stop ----------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        # Ignore further signals while stopping so a second Ctrl-C cannot leave orphans.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children.values():
+            remaining = max(deadline - time.monotonic(), 0.1)
+            try:
+                child.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                _kill_tree(child.pid)
+                child.wait(timeout=5)
+        for log in self._logs:
+            log.close()
+        if self.kafka is not None:
+            self.kafka.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        self.say("Stopped.")
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _kill_tree(pid: int) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(pid)
+        for child in parent.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        parent.kill()
+
+
+def run_up(settings: Settings, *, seed: bool = True) -> int:
+    return LocalPlatform(settings, seed=seed).run()
+
+
+__all__ = ["LocalPlatform", "Path", "run_up"]

@@ -1,0 +1,584 @@
+"""Request context, log redaction, structured logging and Prometheus metrics.
+
+Every service uses this module the same way, so that a request id seen in the gateway's
+log can be followed through intake, onto the event bus and back into another service's
+HTTP log. Personal data (resident ID numbers, mobile numbers) and credentials are
+scrubbed from log output before it leaves the process: logs are shipped to systems with
+far wider access than the database, and PIPL treats ID numbers as sensitive data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime
+from typing import Any, Final, TextIO
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "CORRELATION_ID_HEADER",
+    "REQUEST_ID_HEADER",
+    "TRACEPARENT_HEADER",
+    "ContextFilter",
+    "JsonFormatter",
+    "Metrics",
+    "RedactionFilter",
+    "RequestContextMiddleware",
+    "bound_context",
+    "causation_id_var",
+    "configure_logging",
+    "correlation_id_var",
+    "current_context",
+    "is_valid_traceparent",
+    "redact",
+    "redact_value",
+    "request_id_var",
+    "safe_incoming_id",
+    "traceparent_var",
+]
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+CORRELATION_ID_HEADER: Final = "X-Correlation-ID"
+TRACEPARENT_HEADER: Final = "traceparent"
+
+# ---------------------------------------------------------------------------------------
+# Context
+# ---------------------------------------------------------------------------------------
+
+request_id_var: ContextVar[str | None] = ContextVar("wangban_request_id", default=None)
+correlation_id_var: ContextVar[str | None] = ContextVar("wangban_correlation_id", default=None)
+causation_id_var: ContextVar[str | None] = ContextVar("wangban_causation_id", default=None)
+traceparent_var: ContextVar[str | None] = ContextVar("wangban_traceparent", default=None)
+
+_CONTEXT_VARS: Final[dict[str, ContextVar[str | None]]] = {
+    "request_id": request_id_var,
+    "correlation_id": correlation_id_var,
+    "causation_id": causation_id_var,
+    "traceparent": traceparent_var,
+}
+
+
+def current_context() -> dict[str, str | None]:
+    """The ids bound to the running task: request_id, correlation_id, causation_id,
+    traceparent (each None when unset)."""
+    return {name: var.get() for name, var in _CONTEXT_VARS.items()}
+
+
+@contextlib.contextmanager
+def bound_context(**values: str | None) -> Iterator[dict[str, str | None]]:
+    """Bind some of the context ids for the duration of a ``with`` block.
+
+    Kafka consumers use this to carry the correlation id of the HTTP request that caused
+    an event into the handling of that event (and into any HTTP calls it makes). Only
+    the names passed are changed; the previous values come back on exit even if the
+    block raises, so a long-lived consumer task never leaks one event's ids into the next.
+    """
+    unknown = set(values) - set(_CONTEXT_VARS)
+    if unknown:
+        raise TypeError(
+            f"unknown context name(s) {sorted(unknown)}; expected some of {sorted(_CONTEXT_VARS)}"
+        )
+    tokens: list[tuple[ContextVar[str | None], Token[str | None]]] = [
+        (_CONTEXT_VARS[name], _CONTEXT_VARS[name].set(value)) for name, value in values.items()
+    ]
+    try:
+        yield current_context()
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def safe_incoming_id(value: str | None) -> str | None:
+    """Return ``value`` if it is safe to adopt as a request/correlation id, else None.
+
+    Ids arrive from clients and end up in log lines and response headers, so anything
+    that could forge a log line or blow up label/field sizes is refused.
+    """
+    if value is not None and _SAFE_ID.fullmatch(value):
+        return value
+    return None
+
+
+_TRACEPARENT = re.compile(
+    r"(?P<version>[0-9a-f]{2})-(?P<trace_id>[0-9a-f]{32})-(?P<parent_id>[0-9a-f]{16})"
+    r"-(?P<flags>[0-9a-f]{2})(?P<rest>-.*)?"
+)
+
+
+def is_valid_traceparent(value: str | None) -> bool:
+    """W3C Trace Context check; an invalid header must not be propagated."""
+    if not value:
+        return False
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None:
+        return False
+    version = match["version"]
+    if version == "ff":
+        return False
+    # Version 00 has exactly four fields; later versions may append more.
+    if version == "00" and match["rest"] is not None:
+        return False
+    return match["trace_id"] != "0" * 32 and match["parent_id"] != "0" * 16
+
+
+# ---------------------------------------------------------------------------------------
+# Redaction
+# ---------------------------------------------------------------------------------------
+
+ID_PLACEHOLDER: Final = "[REDACTED-ID]"
+PHONE_PLACEHOLDER: Final = "[REDACTED-PHONE]"
+TOKEN_PLACEHOLDER: Final = "[REDACTED-TOKEN]"
+SECRET_PLACEHOLDER: Final = "[REDACTED-SECRET]"
+
+# Lookarounds use explicit ASCII classes: digits or letters glued to a candidate mean it is
+# part of a longer identifier (order number, hash, hex id), not an ID or phone number.
+_NOT_AFTER_ALNUM = r"(?<![0-9A-Za-z.])"
+_NOT_BEFORE_ALNUM = r"(?![0-9A-Za-z]|\.[0-9])"
+
+_MONTH = r"(?:0[1-9]|1[0-2])"
+_DAY = r"(?:0[1-9]|[12][0-9]|3[01])"
+
+_SECRET_KEYS = r"[A-Za-z_]*(?:password|passwd|pwd|secret|api[_-]?key|token)"
+
+# Dash-joined codes (service item codes such as
+# 511A0138000000-511602000000-000-115113010833722043-1-00, UUIDs) are public identifiers;
+# one of their segments may look like an ID number by chance, so they are matched first
+# and kept whole.
+_CODE_RULE = (
+    r"(?P<code>(?<![0-9A-Za-z+-])(?:[0-9A-Z]+(?:-[0-9A-Z]+){3,}|"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"(?![0-9A-Za-z-]))"
+)
+_RULES = (
+    r"(?P<bearer>\b(?i:bearer)\s+)[A-Za-z0-9._~+/-]+=*",
+    r"(?P<jwt>\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)",
+    r"(?P<secret>(?P<q>[\"']?)\b(?i:" + _SECRET_KEYS + r")(?P=q)\s*[:=]\s*)"
+    r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s,;&}\]]+)",
+    # 18-digit resident ID: region, birth date 19xx/20xx, sequence, check digit or X.
+    r"(?P<id18>"
+    + _NOT_AFTER_ALNUM
+    + r"[0-9]{6}(?:19|20)[0-9]{2}"
+    + _MONTH
+    + _DAY
+    + r"[0-9]{3}[0-9Xx]"
+    + _NOT_BEFORE_ALNUM
+    + ")",
+    # First-generation 15-digit ID: region, yymmdd, sequence.
+    r"(?P<id15>"
+    + _NOT_AFTER_ALNUM
+    + r"[0-9]{6}[0-9]{2}"
+    + _MONTH
+    + _DAY
+    + r"[0-9]{3}"
+    + _NOT_BEFORE_ALNUM
+    + ")",
+    # Mainland mobile, optionally +86/0086/86-prefixed and split 3-4-4.
+    r"(?P<phone>(?<![0-9A-Za-z.+])(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}"
+    + _NOT_BEFORE_ALNUM
+    + ")",
+)
+# One pass with every rule as an alternative: the leftmost match wins and replaced text is
+# never rescanned, so rules cannot fight over the same digits.
+_REDACTION = re.compile("|".join((_CODE_RULE, *_RULES)))
+_REDACTION_WITHOUT_CODES = re.compile("|".join(_RULES))
+
+# Item codes are 55 characters and UUIDs 36; a short dash-joined run of digits such as
+# 86-138-0013-8000 is a phone number written with separators, not a code.
+_MIN_CODE_LENGTH = 30
+
+
+def _replace(match: re.Match[str]) -> str:
+    if match["code"] is not None:
+        code = match["code"]
+        if len(code) >= _MIN_CODE_LENGTH:
+            return code
+        return _REDACTION_WITHOUT_CODES.sub(_replace_rule, code)
+    return _replace_rule(match)
+
+
+def _replace_rule(match: re.Match[str]) -> str:
+    if match["bearer"] is not None:
+        return match["bearer"] + TOKEN_PLACEHOLDER
+    if match["jwt"] is not None:
+        return TOKEN_PLACEHOLDER
+    if match["value"] is not None:
+        value = match["value"]
+        quote = value[0] if value[:1] in ('"', "'") else ""
+        return f"{match['secret']}{quote}{SECRET_PLACEHOLDER}{quote}"
+    if match["id18"] is not None or match["id15"] is not None:
+        return ID_PLACEHOLDER
+    return PHONE_PLACEHOLDER
+
+
+def redact(text: str) -> str:
+    """Replace resident ID numbers, mobile numbers, bearer tokens, JWTs and
+    ``password=…``-style secrets in ``text`` with fixed ASCII placeholders.
+
+    Deliberately leaves alone ordinary numbers (amounts, 13-digit millisecond
+    timestamps), UUIDs, service item codes and companies' unified social credit codes:
+    those are not personal data and operators need them to investigate problems.
+    """
+    if not text:
+        return text
+    return _REDACTION.sub(_replace, text)
+
+
+_SECRET_KEY_NAME = re.compile(_SECRET_KEYS, re.IGNORECASE)
+
+
+def redact_value(value: Any, *, key: str | None = None) -> Any:
+    """Redact a structured value (``extra`` log fields) recursively.
+
+    A value under a secret-sounding key is hidden whole, because a bare password has no
+    shape a pattern could recognise.
+    """
+    if key is not None and _SECRET_KEY_NAME.fullmatch(key) and value is not None:
+        return SECRET_PLACEHOLDER
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        # A phone or ID number may arrive as an int; keep ints that are not.
+        as_text = str(value)
+        redacted = redact(as_text)
+        return value if redacted == as_text else redacted
+    if isinstance(value, Mapping):
+        return {str(k): redact_value(v, key=str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(v) for v in value]
+    return redact(str(value))
+
+
+# ---------------------------------------------------------------------------------------
+# Logging
+# ---------------------------------------------------------------------------------------
+
+_EXC_FORMATTER = logging.Formatter()
+
+
+class RedactionFilter(logging.Filter):
+    """Scrub personal data and credentials from every record a handler emits.
+
+    Attached to the handler (not a logger) so records from every logger, including
+    third-party ones and uvicorn's, pass through it. The message is rendered once with its
+    arguments and stored back, because redacting the template alone would miss data
+    passed as ``%s`` arguments.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not lose the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _EXC_FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            record.fields = redact_value(fields)
+        return True
+
+
+class ContextFilter(logging.Filter):
+    """Stamp the context ids on each record when it is created, not when it is
+    formatted, so a handler that formats later (or elsewhere) still sees the right ids."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in current_context().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+_RESERVED_KEYS: Final = frozenset(
+    {
+        "time",
+        "level",
+        "logger",
+        "message",
+        "service",
+        "request_id",
+        "correlation_id",
+        "causation_id",
+        "traceparent",
+        "exc_info",
+        "stack_info",
+    }
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, the shape the log pipeline indexes."""
+
+    def __init__(self, *, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = current_context()
+        body: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "service": self.service,
+        }
+        for name in ("request_id", "correlation_id", "causation_id"):
+            body[name] = getattr(record, name, context[name])
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            for key, value in fields.items():
+                # Never let a caller's field overwrite the fields the pipeline relies on.
+                body[f"extra_{key}" if key in _RESERVED_KEYS else str(key)] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            body["exc_info"] = record.exc_text
+        if record.stack_info:
+            body["stack_info"] = record.stack_info
+        return json.dumps(body, ensure_ascii=False, default=str)
+
+
+_TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure_logging(
+    *,
+    service: str,
+    level: str = "INFO",
+    json_format: bool = True,
+    stream: TextIO | None = None,
+) -> None:
+    """Install the one root handler every log record of the process goes through.
+
+    Idempotent: a second call replaces the handler installed by the first (so tests and
+    reloads do not double every line). uvicorn's loggers are pointed at the root handler,
+    so run uvicorn with ``log_config=None`` to keep it from installing its own.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_wangban", False):
+            root.removeHandler(handler)
+            handler.close()
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler._wangban = True  # type: ignore[attr-defined]
+    handler.addFilter(ContextFilter())
+    handler.addFilter(RedactionFilter())
+    if json_format:
+        handler.setFormatter(JsonFormatter(service=service))
+    else:
+        handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+
+
+# ---------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------
+
+# Most calls are a few milliseconds; the tail matters up to the 10 s client timeout.
+HTTP_DURATION_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class Metrics:
+    """The Prometheus metrics of one service, in a registry of their own.
+
+    A private registry (rather than prometheus_client's global one) lets several apps
+    live in one test process without "duplicated timeseries" errors.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests_total = Counter(
+            "http_requests_total",
+            "HTTP requests handled",
+            ["service", "method", "route", "status"],
+            registry=r,
+        )
+        self.http_request_duration_seconds = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request duration",
+            ["service", "method", "route"],
+            buckets=HTTP_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "outbox_backlog", "Outbox rows not yet published", ["service"], registry=r
+        )
+        self.outbox_published_total = Counter(
+            "outbox_published_total", "Outbox rows published", ["service"], registry=r
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag",
+            "Messages behind the end of the partition",
+            ["consumer", "topic", "partition"],
+            registry=r,
+        )
+        self.events_consumed_total = Counter(
+            "events_consumed_total",
+            "Events handled by consumers",
+            ["consumer", "type", "outcome"],
+            registry=r,
+        )
+        self.dead_letters_total = Counter(
+            "dead_letters_total",
+            "Events sent to the dead-letter topic",
+            ["consumer"],
+            registry=r,
+        )
+
+    def observe_request(self, *, method: str, route: str, status: int, duration_s: float) -> None:
+        self.http_requests_total.labels(self.service, method, route, str(status)).inc()
+        self.http_request_duration_seconds.labels(self.service, method, route).observe(duration_s)
+
+    def render(self) -> tuple[bytes, str]:
+        """Exposition body and its content type, for a ``/metrics`` endpoint."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+# ---------------------------------------------------------------------------------------
+# Middleware
+# ---------------------------------------------------------------------------------------
+
+access_logger = logging.getLogger("wangban.access")
+
+_QUIET_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
+UNMATCHED_ROUTE: Final = "unmatched"
+_KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+
+
+def _route_template(scope: Scope) -> str:
+    # The template ("/items/{item_id}"), never the raw path: raw paths carry ids and
+    # would give every request its own time series.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: request/correlation ids, trace context, metrics, access log.
+
+    Pure ASGI (not ``BaseHTTPMiddleware``) so the context variables it binds are visible
+    to the endpoint and the exception handlers, and streaming responses are not buffered.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, service: str) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = Headers(scope=scope)
+        request_id = safe_incoming_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        correlation_id = safe_incoming_id(headers.get(CORRELATION_ID_HEADER)) or request_id
+        traceparent = headers.get(TRACEPARENT_HEADER)
+        if not is_valid_traceparent(traceparent):
+            traceparent = None
+        # Also kept in the request state: the last-resort error handler runs outside this
+        # middleware, after the context variables have been reset.
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["correlation_id"] = correlation_id
+
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = list(message.get("headers", []))
+                response_headers = MutableHeaders(scope=message)
+                response_headers[REQUEST_ID_HEADER] = request_id
+                response_headers[CORRELATION_ID_HEADER] = correlation_id
+            await send(message)
+
+        with bound_context(
+            request_id=request_id,
+            correlation_id=correlation_id,
+            causation_id=None,
+            traceparent=traceparent,
+        ):
+            try:
+                await self.app(scope, receive, send_with_ids)
+            finally:
+                self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, duration_s: float) -> None:
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+        route = UNMATCHED_ROUTE if status == 404 else _route_template(scope)
+        self.metrics.observe_request(
+            method=method, route=route, status=status, duration_s=duration_s
+        )
+        duration_ms = round(duration_s * 1000, 2)
+        level = logging.DEBUG if scope["path"] in _QUIET_PATHS else logging.INFO
+        access_logger.log(
+            level,
+            "%s %s %s %.2fms",
+            method,
+            route,
+            status,
+            duration_ms,
+            extra={
+                "fields": {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                }
+            },
+        )

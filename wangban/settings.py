@@ -1,0 +1,191 @@
+"""Settings for every Wangban process, read from ``WANGBAN_*`` environment variables.
+
+Local defaults are safe and work on a machine with nothing installed: no database or broker
+URL means "start the embedded ones". In production (``WANGBAN_ENV=production``) every
+dev-only value is refused at start-up with a message that says which variable to set.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES: tuple[str, ...] = (
+    "gateway",
+    "catalog",
+    "intake",
+    "approval",
+    "sharing",
+    "notify",
+)
+
+# Dev-only secrets: good enough for a laptop, refused in production.
+DEV_INTERNAL_TOKEN_KEY = "dev-internal-token-key-not-for-production-use!"
+DEV_FIELD_KEY_ID = "dev1"
+DEV_FIELD_KEY = base64.b64encode(b"wangban-dev-field-key-32-bytes!!").decode()
+DEV_BLIND_INDEX_KEY = "dev-blind-index-key-not-for-production"
+
+
+class Environment(enum.StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot be used in this environment; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WANGBAN_",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+    )
+
+    env: Environment = Environment.LOCAL
+    """local | test | production. Production refuses dev-only values."""
+
+    data_dir: Path = Path(".wangban")
+    """Local state: embedded PostgreSQL data, object storage, logs."""
+
+    # --- PostgreSQL -----------------------------------------------------------------
+    database_url: str | None = None
+    """postgresql+asyncpg://user:pass@host:5432/db. Empty: embedded PostgreSQL (pgserver)."""
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    database_echo: bool = False
+
+    # --- Kafka ----------------------------------------------------------------------
+    kafka_bootstrap: str | None = None
+    """host:port[,host:port]. Empty: the embedded Kafka-protocol broker (memory only)."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_idempotence: bool = False
+    """Producer idempotence. The embedded broker rejects InitProducerId; turn on for Apache Kafka."""
+    kafka_client_id_prefix: str = "wangban"
+    kafka_request_timeout_ms: int = 15000
+    kafka_fetch_max_wait_ms: int = 10
+    """Upper bound of a fetch long-poll. Apache Kafka answers as soon as data arrives; the
+    embedded broker waits the whole interval, so it is short by default."""
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1000
+    kafka_default_partitions: int = 6
+    kafka_replication_factor: int = 1
+    embedded_kafka_port: int = 19092
+
+    # --- Outbox relay and consumers ------------------------------------------------
+    outbox_poll_interval_s: float = 5.0
+    """Safety-net poll only: the relay is woken after commit (in-process and LISTEN/NOTIFY)."""
+    outbox_batch_size: int = 200
+    consumer_max_attempts: int = 5
+    consumer_retry_backoff_ms: int = 200
+    consumer_retry_backoff_max_ms: int = 10000
+
+    # --- HTTP ----------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    catalog_port: int = 8001
+    intake_port: int = 8002
+    approval_port: int = 8003
+    sharing_port: int = 8004
+    notify_port: int = 8005
+    gateway_url: str | None = None
+    catalog_url: str | None = None
+    intake_url: str | None = None
+    approval_url: str | None = None
+    sharing_url: str | None = None
+    notify_url: str | None = None
+    http_timeout_s: float = 5.0
+    http_retries: int = 2
+
+    # --- Security ------------------------------------------------------------------
+    internal_token_key: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_KEY)
+    """HMAC key that signs the short-lived identity token services pass to each other."""
+    internal_token_ttl_s: int = 60
+    field_encryption_keys: dict[str, SecretStr] = Field(
+        default_factory=lambda: {DEV_FIELD_KEY_ID: SecretStr(DEV_FIELD_KEY)}
+    )
+    """JSON object key id → base64 of a 32-byte AES key. Old ids stay for decryption."""
+    field_encryption_active_key: str = DEV_FIELD_KEY_ID
+    blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
+
+    # --- Observability -------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_refuses_dev_values(self) -> Settings:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        problems: list[str] = []
+        if not self.database_url:
+            problems.append("WANGBAN_DATABASE_URL is required (no embedded PostgreSQL)")
+        if not self.kafka_bootstrap:
+            problems.append("WANGBAN_KAFKA_BOOTSTRAP is required (no embedded broker)")
+        if self.internal_token_key.get_secret_value() == DEV_INTERNAL_TOKEN_KEY:
+            problems.append("WANGBAN_INTERNAL_TOKEN_KEY must be set to a secret")
+        elif len(self.internal_token_key.get_secret_value()) < 32:
+            problems.append("WANGBAN_INTERNAL_TOKEN_KEY must be at least 32 characters")
+        if any(
+            v.get_secret_value() == DEV_FIELD_KEY for v in self.field_encryption_keys.values()
+        ):
+            problems.append("WANGBAN_FIELD_ENCRYPTION_KEYS still holds the development key")
+        if self.blind_index_key.get_secret_value() == DEV_BLIND_INDEX_KEY:
+            problems.append("WANGBAN_BLIND_INDEX_KEY must be set to a secret")
+        if self.kafka_security_protocol in ("SASL_SSL", "SASL_PLAINTEXT") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            problems.append(
+                "SASL needs WANGBAN_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD"
+            )
+        if problems:
+            raise ConfigurationError(
+                "Refusing to start with WANGBAN_ENV=production: " + "; ".join(problems)
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _active_key_exists(self) -> Settings:
+        if self.field_encryption_active_key not in self.field_encryption_keys:
+            raise ConfigurationError(
+                "WANGBAN_FIELD_ENCRYPTION_ACTIVE_KEY names a key id that is not in "
+                "WANGBAN_FIELD_ENCRYPTION_KEYS"
+            )
+        return self
+
+    def port_of(self, service: str) -> int:
+        port: int = getattr(self, f"{_check_service(service)}_port")
+        return port
+
+    def url_of(self, service: str) -> str:
+        """Base URL another service is reached at (explicit URL, else local host and port)."""
+        explicit: str | None = getattr(self, f"{_check_service(service)}_url")
+        if explicit:
+            return explicit.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port_of(service)}"
+
+
+def _check_service(service: str) -> str:
+    if service not in SERVICE_NAMES:
+        raise ValueError(f"unknown service {service!r}; expected one of {SERVICE_NAMES}")
+    return service
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once. Tests build ``Settings(...)`` directly instead."""
+    return Settings()
