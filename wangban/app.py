@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wangban.consumer import Consumer, ConsumerRunner
 from wangban.db import Database
-from wangban.errors import install_problem_handlers
+from wangban.errors import ServiceUnavailable, install_problem_handlers, problem_responses
 from wangban.kafka import broker_answers
 from wangban.migrations import current_revision, head_revision
 from wangban.observability import Metrics, RequestContextMiddleware
@@ -54,6 +54,13 @@ class ServiceSpec:
         module = importlib.import_module(self.package)
         assert module.__file__ is not None
         return Path(module.__file__).parent / "migrations"
+
+
+class NotReady(ServiceUnavailable):
+    """Readiness failed; ``checks`` says which dependency (database schema, broker)."""
+
+    type_slug = "not-ready"
+    title = "服务尚未就绪"
 
 
 @dataclass
@@ -143,7 +150,7 @@ def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRoute
     @router.get(
         "/readyz",
         summary="Readiness: the database schema is migrated and the broker answers",
-        responses={503: {"description": "Not ready; the body says which check failed"}},
+        responses=problem_responses(NotReady),
     )
     async def readyz(request: Request) -> Response:
         checks: dict[str, Any] = {}
@@ -154,9 +161,9 @@ def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRoute
         except Exception as exc:  # any failure means "not ready"; say which
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["broker"] = "ok" if await broker_answers(settings) else "unavailable"
-        ready = all(value == "ok" for value in checks.values())
-        body = {"status": "ready" if ready else "not ready", "service": spec.name, "checks": checks}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        if any(value != "ok" for value in checks.values()):
+            raise NotReady("服务尚未就绪", extra={"service": spec.name, "checks": checks})
+        return JSONResponse({"status": "ready", "service": spec.name, "checks": checks})
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint(request: Request) -> Response:

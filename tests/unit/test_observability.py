@@ -291,7 +291,7 @@ async def test_metrics_use_route_templates(log_stream: io.StringIO) -> None:
 
     def count(route: str, status: str) -> float | None:
         return metrics.registry.get_sample_value(
-            "http_requests_total",
+            "wangban_http_requests_total",
             {"service": "unit", "method": "GET", "route": route, "status": status},
         )
 
@@ -300,7 +300,7 @@ async def test_metrics_use_route_templates(log_stream: io.StringIO) -> None:
     assert count("/fail", "500") == 1
     assert (
         metrics.registry.get_sample_value(
-            "http_request_duration_seconds_count",
+            "wangban_http_request_duration_seconds_count",
             {"service": "unit", "method": "GET", "route": "/items/{item_id}"},
         )
         == 3
@@ -325,5 +325,5 @@ def test_metrics_registries_are_independent() -> None:
     first.consumer_lag.labels("c", "topic", "0").set(3)
     first.dead_letters_total.labels("c").inc()
     first.outbox_published_total.labels("a").inc(2)
-    assert first.registry.get_sample_value("outbox_backlog", {"service": "a"}) == 7
-    assert second.registry.get_sample_value("outbox_backlog", {"service": "a"}) is None
+    assert first.registry.get_sample_value("wangban_outbox_backlog", {"service": "a"}) == 7
+    assert second.registry.get_sample_value("wangban_outbox_backlog", {"service": "a"}) is None

@@ -1,0 +1,109 @@
+"""Settings refuse unsafe production values; the partner event docs are never stale."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from wangban.asyncapi import render, write_docs
+from wangban.events import EventDeadLettered, envelope_for, load_all_event_modules
+from wangban.settings import ConfigurationError, Environment, Settings
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_production_refuses_dev_only_values() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(env=Environment.PRODUCTION)
+    message = str(refused.value)
+    for variable in (
+        "WANGBAN_DATABASE_URL",
+        "WANGBAN_KAFKA_BOOTSTRAP",
+        "WANGBAN_INTERNAL_TOKEN_KEY",
+        "WANGBAN_FIELD_ENCRYPTION_KEYS",
+        "WANGBAN_BLIND_INDEX_KEY",
+    ):
+        assert variable in message
+
+
+def test_production_starts_with_real_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANGBAN_ENV", "production")
+    monkeypatch.setenv("WANGBAN_DATABASE_URL", "postgresql://wangban@db.internal/wangban")
+    monkeypatch.setenv("WANGBAN_KAFKA_BOOTSTRAP", "kafka-0.internal:9093")
+    monkeypatch.setenv("WANGBAN_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("WANGBAN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("WANGBAN_KAFKA_SASL_USERNAME", "wangban")
+    monkeypatch.setenv("WANGBAN_KAFKA_SASL_PASSWORD", "s3cret-from-vault")
+    monkeypatch.setenv("WANGBAN_KAFKA_IDEMPOTENCE", "true")
+    monkeypatch.setenv("WANGBAN_INTERNAL_TOKEN_KEY", "k" * 48)
+    monkeypatch.setenv(
+        "WANGBAN_FIELD_ENCRYPTION_KEYS", json.dumps({"2026a": "A" * 43 + "="})
+    )
+    monkeypatch.setenv("WANGBAN_FIELD_ENCRYPTION_ACTIVE_KEY", "2026a")
+    monkeypatch.setenv("WANGBAN_BLIND_INDEX_KEY", "b" * 48)
+    settings = Settings()
+    assert settings.env is Environment.PRODUCTION
+    assert settings.kafka_idempotence is True
+    assert settings.url_of("catalog") == "http://127.0.0.1:8001"
+
+
+def test_sasl_without_credentials_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="SASL"):
+        Settings(
+            env=Environment.PRODUCTION,
+            database_url="postgresql://db/w",
+            kafka_bootstrap="k:9093",
+            kafka_security_protocol="SASL_SSL",
+            internal_token_key="k" * 48,  # type: ignore[arg-type]
+            field_encryption_keys={"p1": "A" * 43 + "="},  # type: ignore[dict-item]
+            field_encryption_active_key="p1",
+            blind_index_key="b" * 48,  # type: ignore[arg-type]
+        )
+
+
+def test_event_docs_are_up_to_date() -> None:
+    stale = write_docs(DOCS, check=True)
+    assert stale == [], "run `wangban events docs` and commit docs/: " + ", ".join(map(str, stale))
+
+
+def test_asyncapi_lists_every_registered_type_on_its_topic() -> None:
+    registry = load_all_event_modules()
+    document = yaml.safe_load(render(registry)["asyncapi.yaml"])
+    assert document["asyncapi"].startswith("3.")
+    addresses = {c["address"]: c for c in document["channels"].values()}
+    for event_type, model in registry.events.items():
+        channel = addresses[model.topic]
+        assert model.__name__ in channel["messages"]
+        message = document["components"]["messages"][model.__name__]
+        assert message["name"] == event_type
+        assert message["payload"]["$ref"] == f"events/{event_type}.json"
+
+
+def test_a_real_envelope_validates_against_its_published_schema() -> None:
+    envelope = envelope_for(
+        EventDeadLettered(
+            dead_letter_id="0193a0b2-0000-7000-8000-000000000001",
+            consumer="approval.auto",
+            key="app-1",
+            original_topic="wangban.intake.applications",
+            original_event_id="0193a0b2-0000-7000-8000-000000000002",
+            original_type="cn.wangban.intake.application.submitted.v1",
+            attempts=5,
+            error="RuntimeError('x')",
+            original={"id": "x"},
+        ),
+        source="/wangban/approval",
+    )
+    schema = json.loads((DOCS / "events" / f"{EventDeadLettered.event_type}.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    message = json.loads(envelope.to_bytes())
+    jsonschema.validate(message, schema)
+    assert datetime.fromisoformat(message["time"]).tzinfo is not None
+    message["type"] = "cn.wangban.other.thing.v1"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(message, schema)
