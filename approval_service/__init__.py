@@ -1,1 +1,4 @@
-"""Wangban approval service: 秒批 automatic approval and the manual workflow on working-day deadlines."""
+"""Wangban approval service.
+
+秒批 automatic approval and the manual workflow on working-day deadlines.
+"""

@@ -2,16 +2,15 @@
 
 from fastapi import FastAPI
 
-from wangban.app import ServiceSpec, create_service_app
-from wangban.settings import Settings
-
 from approval_service.events import outbox
 from approval_service.models import metadata
+from wangban.app import ServiceSpec, create_service_app
+from wangban.settings import Settings
 
 SPEC = ServiceSpec(
     name="approval",
     title="Wangban approval service",
-    description="秒批 automatic approval and the manual workflow on working-day deadlines.",
+    description=("秒批 automatic approval and the manual workflow on working-day deadlines."),
     package="approval_service",
     metadata=metadata,
     outbox=outbox,

@@ -2,16 +2,17 @@
 
 from fastapi import FastAPI
 
-from wangban.app import ServiceSpec, create_service_app
-from wangban.settings import Settings
-
 from catalog_service.events import outbox
 from catalog_service.models import metadata
+from wangban.app import ServiceSpec, create_service_app
+from wangban.settings import Settings
 
 SPEC = ServiceSpec(
     name="catalog",
     title="Wangban catalog service",
-    description="The standardised catalogue of service items (实施清单) and bundles (一件事一次办).",
+    description=(
+        "The standardised catalogue of service items (实施清单) and bundles (一件事一次办)."
+    ),
     package="catalog_service",
     metadata=metadata,
     outbox=outbox,

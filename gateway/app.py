@@ -2,16 +2,17 @@
 
 from fastapi import FastAPI
 
-from wangban.app import ServiceSpec, create_service_app
-from wangban.settings import Settings
-
 from gateway.events import outbox
 from gateway.models import metadata
+from wangban.app import ServiceSpec, create_service_app
+from wangban.settings import Settings
 
 SPEC = ServiceSpec(
     name="gateway",
     title="Wangban gateway",
-    description="The mini-program and staff-console API: the platform's only public door (粤省事-style).",
+    description=(
+        "The mini-program and staff-console API: the platform's only public door (粤省事-style)."
+    ),
     package="gateway",
     metadata=metadata,
     outbox=outbox,

@@ -1,7 +1,6 @@
 """What the gateway service publishes (through its outbox) and consumes."""
 
-from wangban.outbox import Outbox
-
 from gateway.models import kit_tables
+from wangban.outbox import Outbox
 
 outbox = Outbox(schema="gateway", source="/wangban/gateway", tables=kit_tables)

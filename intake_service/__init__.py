@@ -1,1 +1,4 @@
-"""Wangban intake service: Applications from draft to result: 容缺受理, bundles, window intake (全城通办), 好差评."""
+"""Wangban intake service.
+
+Applications from draft to result: 容缺受理, bundles, window intake (全城通办), 好差评.
+"""

@@ -1,1 +1,4 @@
-"""Wangban notify service: WeChat subscription messages, SMS and the in-app inbox."""
+"""Wangban notify service.
+
+WeChat subscription messages, SMS and the in-app inbox.
+"""

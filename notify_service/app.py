@@ -2,11 +2,10 @@
 
 from fastapi import FastAPI
 
-from wangban.app import ServiceSpec, create_service_app
-from wangban.settings import Settings
-
 from notify_service.events import outbox
 from notify_service.models import metadata
+from wangban.app import ServiceSpec, create_service_app
+from wangban.settings import Settings
 
 SPEC = ServiceSpec(
     name="notify",

@@ -1,1 +1,4 @@
-"""Wangban sharing service: Data-sharing lookups instead of certificates (免证明) and the e-certificate library (电子证照)."""
+"""Wangban sharing service.
+
+Data-sharing lookups instead of certificates (免证明) and the e-certificate library (电子证照).
+"""

@@ -2,16 +2,18 @@
 
 from fastapi import FastAPI
 
-from wangban.app import ServiceSpec, create_service_app
-from wangban.settings import Settings
-
 from sharing_service.events import outbox
 from sharing_service.models import metadata
+from wangban.app import ServiceSpec, create_service_app
+from wangban.settings import Settings
 
 SPEC = ServiceSpec(
     name="sharing",
     title="Wangban sharing service",
-    description="Data-sharing lookups instead of certificates (免证明) and the e-certificate library (电子证照).",
+    description=(
+        "Data-sharing lookups instead of certificates (免证明) and the "
+        "e-certificate library (电子证照)."
+    ),
     package="sharing_service",
     metadata=metadata,
     outbox=outbox,

@@ -16,13 +16,12 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from wangban.db import Database
 from wangban.events import Envelope, Event, EventDeadLettered, TopicSpec, uuid7
@@ -278,7 +277,9 @@ class ConsumerRunner:
                 self.dead_letter.insert().values(
                     id=dead_letter_id,
                     consumer=self.consumer.name,
-                    event_id=envelope.id if envelope else f"{record.topic}/{record.partition}/{record.offset}",
+                    event_id=envelope.id
+                    if envelope
+                    else f"{record.topic}/{record.partition}/{record.offset}",
                     event_type=envelope.type if envelope else "unknown",
                     topic=record.topic,
                     partition=record.partition,

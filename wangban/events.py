@@ -8,14 +8,16 @@ string carries the version (``….v1``); a breaking change is a new type publish
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,6 +74,9 @@ class Event(BaseModel):
         return str(getattr(self, self.key_field))
 
 
+EventT = TypeVar("EventT", bound=Event)
+
+
 class Envelope(BaseModel):
     """CloudEvents 1.0, structured JSON mode, with Wangban's tracing extensions."""
 
@@ -115,12 +120,14 @@ class EventRegistry:
         self.topics[name] = spec
         return spec
 
-    def event(self, *, type: str, topic: TopicSpec, key: str) -> Any:
+    def event(
+        self, *, type: str, topic: TopicSpec, key: str
+    ) -> Callable[[builtins.type[EventT]], builtins.type[EventT]]:
         """Class decorator registering an :class:`Event` subclass."""
         if not _TYPE_PATTERN.match(type):
             raise ValueError(f"event type {type!r} must look like cn.wangban.<area>.<name>.v<N>")
 
-        def register(model: type[Event]) -> type[Event]:
+        def register(model: builtins.type[EventT]) -> builtins.type[EventT]:
             if key not in model.model_fields:
                 raise ValueError(f"{model.__name__} has no key field {key!r}")
             if not (model.__doc__ or "").strip():
@@ -170,7 +177,9 @@ DEAD_LETTER_TOPIC = registry.topic(
 )
 
 
-@registry.event(type="cn.wangban.platform.event.deadlettered.v1", topic=DEAD_LETTER_TOPIC, key="key")
+@registry.event(
+    type="cn.wangban.platform.event.deadlettered.v1", topic=DEAD_LETTER_TOPIC, key="key"
+)
 class EventDeadLettered(Event):
     """A consumer gave up on an event after its configured tries.
 

@@ -45,7 +45,9 @@ def common_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
         config["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
         config["sasl_plain_username"] = settings.kafka_sasl_username
         config["sasl_plain_password"] = (
-            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+            settings.kafka_sasl_password.get_secret_value()
+            if settings.kafka_sasl_password
+            else None
         )
     return config
 

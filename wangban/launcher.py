@@ -104,7 +104,7 @@ class LocalPlatform:
         load_all_event_modules()
         asyncio.run(ensure_topics(settings))
         for name in SERVICE_NAMES:
-            log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+            log = open(self.data_dir / "logs" / f"{name}.log", "ab")
             self._logs.append(log)
             self.children[name] = subprocess.Popen(
                 [sys.executable, "-m", "wangban", "serve", name],

@@ -50,7 +50,9 @@ def run_env(metadata: MetaData) -> None:
 
 
 def head_revision(*, migrations_dir: Path, schema: str) -> str | None:
-    script = ScriptDirectory.from_config(alembic_config(migrations_dir=migrations_dir, schema=schema))
+    script = ScriptDirectory.from_config(
+        alembic_config(migrations_dir=migrations_dir, schema=schema)
+    )
     return script.get_current_head()
 
 

@@ -441,38 +441,51 @@ class Metrics:
             "http_requests_total",
             "HTTP requests handled",
             ["service", "method", "route", "status"],
-            namespace="wangban", registry=r,
+            namespace="wangban",
+            registry=r,
         )
         self.http_request_duration_seconds = Histogram(
             "http_request_duration_seconds",
             "HTTP request duration",
             ["service", "method", "route"],
             buckets=HTTP_DURATION_BUCKETS,
-            namespace="wangban", registry=r,
+            namespace="wangban",
+            registry=r,
         )
         self.outbox_backlog = Gauge(
-            "outbox_backlog", "Outbox rows not yet published", ["service"], namespace="wangban", registry=r
+            "outbox_backlog",
+            "Outbox rows not yet published",
+            ["service"],
+            namespace="wangban",
+            registry=r,
         )
         self.outbox_published_total = Counter(
-            "outbox_published_total", "Outbox rows published", ["service"], namespace="wangban", registry=r
+            "outbox_published_total",
+            "Outbox rows published",
+            ["service"],
+            namespace="wangban",
+            registry=r,
         )
         self.consumer_lag = Gauge(
             "consumer_lag",
             "Messages behind the end of the partition",
             ["consumer", "topic", "partition"],
-            namespace="wangban", registry=r,
+            namespace="wangban",
+            registry=r,
         )
         self.events_consumed_total = Counter(
             "events_consumed_total",
             "Events handled by consumers",
             ["consumer", "type", "outcome"],
-            namespace="wangban", registry=r,
+            namespace="wangban",
+            registry=r,
         )
         self.dead_letters_total = Counter(
             "dead_letters_total",
             "Events sent to the dead-letter topic",
             ["consumer"],
-            namespace="wangban", registry=r,
+            namespace="wangban",
+            registry=r,
         )
 
     def observe_request(self, *, method: str, route: str, status: int, duration_s: float) -> None:

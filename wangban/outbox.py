@@ -144,7 +144,9 @@ class Outbox:
         await self.write(session, envelope, topic=event.topic, key=event.aggregate_key())
         return envelope
 
-    async def write(self, session: AsyncSession, envelope: Envelope, *, topic: str, key: str) -> None:
+    async def write(
+        self, session: AsyncSession, envelope: Envelope, *, topic: str, key: str
+    ) -> None:
         """Write a ready envelope (also used to replay a dead letter under its original id)."""
         await session.execute(
             self.tables.outbox.insert().values(

@@ -10,7 +10,9 @@ from wangban.services import load_spec
 from wangban.settings import Settings
 
 
-def serve(service: str, settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+def serve(
+    service: str, settings: Settings, *, host: str | None = None, port: int | None = None
+) -> None:
     configure_logging(service=service, level=settings.log_level, json_format=settings.log_json)
     app = create_service_app(load_spec(service), settings)
     uvicorn.run(

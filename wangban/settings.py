@@ -66,15 +66,13 @@ class Settings(BaseSettings):
     # --- Kafka ----------------------------------------------------------------------
     kafka_bootstrap: str | None = None
     """host:port[,host:port]. Empty: the embedded Kafka-protocol broker (memory only)."""
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_idempotence: bool = False
-    """Producer idempotence. The embedded broker rejects InitProducerId; turn on for Apache Kafka."""
+    """Producer idempotence. The embedded broker rejects InitProducerId; on for Apache Kafka."""
     kafka_client_id_prefix: str = "wangban"
     kafka_request_timeout_ms: int = 15000
     kafka_fetch_max_wait_ms: int = 10
@@ -82,7 +80,6 @@ class Settings(BaseSettings):
     embedded broker waits the whole interval, so it is short by default."""
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
-    kafka_default_partitions: int = 6
     kafka_replication_factor: int = 1
     embedded_kafka_port: int = 19092
 
@@ -139,18 +136,14 @@ class Settings(BaseSettings):
             problems.append("WANGBAN_INTERNAL_TOKEN_KEY must be set to a secret")
         elif len(self.internal_token_key.get_secret_value()) < 32:
             problems.append("WANGBAN_INTERNAL_TOKEN_KEY must be at least 32 characters")
-        if any(
-            v.get_secret_value() == DEV_FIELD_KEY for v in self.field_encryption_keys.values()
-        ):
+        if any(v.get_secret_value() == DEV_FIELD_KEY for v in self.field_encryption_keys.values()):
             problems.append("WANGBAN_FIELD_ENCRYPTION_KEYS still holds the development key")
         if self.blind_index_key.get_secret_value() == DEV_BLIND_INDEX_KEY:
             problems.append("WANGBAN_BLIND_INDEX_KEY must be set to a secret")
         if self.kafka_security_protocol in ("SASL_SSL", "SASL_PLAINTEXT") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):
-            problems.append(
-                "SASL needs WANGBAN_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD"
-            )
+            problems.append("SASL needs WANGBAN_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD")
         if problems:
             raise ConfigurationError(
                 "Refusing to start with WANGBAN_ENV=production: " + "; ".join(problems)

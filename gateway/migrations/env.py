@@ -1,5 +1,4 @@
-from wangban.migrations import run_env
-
 from gateway.models import metadata
+from wangban.migrations import run_env
 
 run_env(metadata)

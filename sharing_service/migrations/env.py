@@ -1,5 +1,4 @@
-from wangban.migrations import run_env
-
 from sharing_service.models import metadata
+from wangban.migrations import run_env
 
 run_env(metadata)

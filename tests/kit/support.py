@@ -34,7 +34,7 @@ class Kit:
     ledger: Table
     effects: Table
     registry: EventRegistry
-    event: type[Event]
+    event: Any  # the kit's own event class, made per test
     outbox: Outbox
     metrics: Metrics
     calls: list[str] = field(default_factory=list)
@@ -131,7 +131,9 @@ def make_kit(name: str) -> Kit:
         key_description="ledger entry id",
     )
 
-    @registry.event(type=f"cn.wangban.test.{name}_{suffix}.recorded.v1", topic=topic, key="entry_id")
+    @registry.event(
+        type=f"cn.wangban.test.{name}_{suffix}.recorded.v1", topic=topic, key="entry_id"
+    )
     class LedgerEntryRecorded(Event):
         """A ledger entry was recorded (test event)."""
 

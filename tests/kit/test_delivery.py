@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import select
 
 from tests.conftest import Infrastructure, make_settings
 from tests.kit.support import Kit, eventually, make_kit
@@ -207,9 +206,7 @@ async def test_poison_event_is_dead_lettered_and_replayed(
         async with database.sessionmaker() as session:
             assert await list_dead_letters(session, outbox=kit.outbox) == []
             with pytest.raises(DeadLetterError, match="already replayed"):
-                await replay_dead_letter(
-                    session, outbox=kit.outbox, dead_letter_id=str(dead["id"])
-                )
+                await replay_dead_letter(session, outbox=kit.outbox, dead_letter_id=str(dead["id"]))
     finally:
         await dlq_reader.stop()
         await runner.stop()

@@ -91,8 +91,10 @@ async def test_operator_lists_and_replays_a_dead_letter(
     outbox = catalog.outbox.tables.outbox
     async with database.sessionmaker() as session:
         republished = (
-            await session.execute(select(outbox.c.topic).where(outbox.c.event_id == poisoned.id))
-        ).scalars().all()
+            (await session.execute(select(outbox.c.topic).where(outbox.c.event_id == poisoned.id)))
+            .scalars()
+            .all()
+        )
     assert republished == [kit.event.topic]  # back on its topic, under its original id
 
     again = wangban(settings, "events", "dlq", "replay", row["id"])

@@ -41,9 +41,7 @@ def test_production_starts_with_real_values(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WANGBAN_KAFKA_SASL_PASSWORD", "s3cret-from-vault")
     monkeypatch.setenv("WANGBAN_KAFKA_IDEMPOTENCE", "true")
     monkeypatch.setenv("WANGBAN_INTERNAL_TOKEN_KEY", "k" * 48)
-    monkeypatch.setenv(
-        "WANGBAN_FIELD_ENCRYPTION_KEYS", json.dumps({"2026a": "A" * 43 + "="})
-    )
+    monkeypatch.setenv("WANGBAN_FIELD_ENCRYPTION_KEYS", json.dumps({"2026a": "A" * 43 + "="}))
     monkeypatch.setenv("WANGBAN_FIELD_ENCRYPTION_ACTIVE_KEY", "2026a")
     monkeypatch.setenv("WANGBAN_BLIND_INDEX_KEY", "b" * 48)
     settings = Settings()

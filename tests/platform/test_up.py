@@ -54,7 +54,7 @@ def test_up_starts_all_six_services_and_sigterm_leaves_nothing(tmp_path: Path) -
         output, _ = up.communicate(timeout=90)
         assert up.returncode == 0, output
         assert "Wangban is up" in output and "memory only" in output
-        gone, alive = psutil.wait_procs(processes, timeout=10)
+        _, alive = psutil.wait_procs(processes, timeout=10)
         assert alive == [], f"left running: {[p.pid for p in alive]}"
         deadline = time.monotonic() + 20
         while psutil.pid_exists(postmaster) and time.monotonic() < deadline:
@@ -82,7 +82,9 @@ def _wait_all_ready(
     with httpx.Client(timeout=3) as client:
         while ready != set(ports) and time.monotonic() < deadline:
             if up.poll() is not None:
-                raise AssertionError(f"wangban up exited early:\n{up.stdout.read() if up.stdout else ''}")
+                raise AssertionError(
+                    f"wangban up exited early:\n{up.stdout.read() if up.stdout else ''}"
+                )
             for name, port in ports.items():
                 if name in ready:
                     continue
