@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from wangban.db import Database
 from wangban.events import Envelope, Event, EventDeadLettered, TopicSpec, uuid7
-from wangban.kafka import ensure_topics, make_consumer
+from wangban.kafka import cancelled_from_outside, ensure_topics, make_consumer, stop_quietly
 from wangban.observability import Metrics, bound_context
 from wangban.outbox import Outbox
 from wangban.settings import Settings
@@ -116,25 +116,41 @@ class ConsumerRunner:
                 await self._open()
                 backoff = 0.2
                 await self._poll_forever()
-            except (KafkaError, OSError) as exc:
-                log.warning(
-                    "consumer lost the broker; reconnecting",
-                    extra={"fields": {"consumer": self.consumer.name, "error": repr(exc)}},
-                )
-                await self._close()
-                await asyncio.sleep(backoff)
+            except asyncio.CancelledError:
+                if cancelled_from_outside():
+                    raise
+                await self._reconnect_after("a client future was cancelled", backoff)
                 backoff = min(backoff * 2, 5.0)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await self._reconnect_after(repr(exc), backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # Handler errors never get here (process() contains them); this is a bug or
+                # the database: keep consuming after a pause rather than die silently.
+                log.exception("consumer failed; restarting it")
+                await self._reconnect_after("unexpected error", backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _reconnect_after(self, error: str, backoff: float) -> None:
+        log.warning(
+            "consumer lost the broker; reconnecting",
+            extra={"fields": {"consumer": self.consumer.name, "error": error}},
+        )
+        await self._close()
+        await asyncio.sleep(backoff)
 
     async def _open(self) -> None:
         if self._kafka is not None:
             return
-        await ensure_topics(self.settings, self.consumer.topic_specs)
+        await asyncio.wait_for(
+            ensure_topics(self.settings, self.consumer.topic_specs),
+            self.settings.kafka_request_timeout_ms / 1000,
+        )
         kafka = make_consumer(self.settings, *self.consumer.topics, group_id=self.consumer.name)
         try:
-            await kafka.start()
+            await asyncio.wait_for(kafka.start(), self.settings.kafka_request_timeout_ms / 1000)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await kafka.stop()
+            await stop_quietly(kafka)
             raise
         self._kafka = kafka
 
@@ -142,8 +158,7 @@ class ConsumerRunner:
         kafka, self._kafka = self._kafka, None
         self.assigned.clear()
         if kafka is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(kafka.stop(), timeout=5)
+            await stop_quietly(kafka)
 
     async def _poll_forever(self) -> None:
         kafka = self._kafka
@@ -152,6 +167,7 @@ class ConsumerRunner:
             batches = await kafka.getmany(timeout_ms=500)
             if kafka.assignment():
                 self.assigned.set()
+                await self._rewind_forgotten_partitions(kafka)
             for tp, records in batches.items():
                 for record in records:
                     await self.process(record)
@@ -166,6 +182,30 @@ class ConsumerRunner:
                 except TimeoutError as exc:
                     raise OffsetCommitStuck(f"offset commit for {tp} did not finish") from exc
             await self._record_lag(kafka)
+
+    async def _rewind_forgotten_partitions(self, kafka: AIOKafkaConsumer) -> None:
+        """A partition whose end is now before our position was emptied under us: the broker
+        restarted and forgot its log (the embedded one keeps nothing). New events there start at
+        offset 0 again, so read it from the beginning; the inbox drops what we already applied.
+        """
+        for tp in kafka.assignment():
+            highwater = kafka.highwater(tp)
+            if highwater is None:
+                continue
+            position = await kafka.position(tp)
+            if position > highwater:
+                log.warning(
+                    "partition shorter than our position; reading it again from the start",
+                    extra={
+                        "fields": {
+                            "consumer": self.consumer.name,
+                            "partition": f"{tp.topic}/{tp.partition}",
+                            "position": position,
+                            "end": highwater,
+                        }
+                    },
+                )
+                await kafka.seek_to_beginning(tp)
 
     async def _record_lag(self, kafka: AIOKafkaConsumer) -> None:
         if self.metrics is None:

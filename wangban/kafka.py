@@ -116,7 +116,25 @@ async def broker_answers(settings: Settings, *, timeout_s: float = 3.0) -> bool:
     except (KafkaError, TimeoutError, OSError):
         return False
     finally:
-        try:
-            await admin.close()
-        except (KafkaError, OSError):  # closing a half-started client can fail; nothing to do
-            pass
+        await stop_quietly(admin)
+
+
+def cancelled_from_outside() -> bool:
+    """Whether the current task itself is being cancelled (shutdown), as opposed to a
+    CancelledError leaking out of a client's internal future (aiokafka does that when a
+    connection dies mid-request), which a retry loop must treat as one more broker error."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient) -> None:
+    """Stop a client that may be half-broken, within a bounded time, never raising (except
+    for our own cancellation)."""
+    try:
+        stop = client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop()
+        await asyncio.wait_for(stop, timeout=5)
+    except asyncio.CancelledError:
+        if cancelled_from_outside():
+            raise
+    except Exception as exc:  # a broken client may fail to stop in many ways; it is gone anyway
+        log.debug("kafka client did not stop cleanly", extra={"fields": {"error": repr(exc)}})

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import secrets
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy import (
     BigInteger,
@@ -52,11 +53,22 @@ from wangban.events import (
     envelope_for,
 )
 from wangban.events import registry as default_registry
-from wangban.kafka import ensure_topics, make_producer
+from wangban.kafka import (
+    cancelled_from_outside,
+    common_config,
+    ensure_topics,
+    make_producer,
+    stop_quietly,
+)
 from wangban.observability import Metrics
 from wangban.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Where each relay keeps its broker epoch (see OutboxRelay._verify_same_broker): a partition of
+# a topic the kit always creates.
+_EPOCH_PARTITION = TopicPartition(DEAD_LETTER_TOPIC.name, 0)
 
 _WAKE_KEY = "wangban.outbox.wake"
 
@@ -204,6 +216,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self._epoch_client: AIOKafkaConsumer | None = None
+        self._epoch: int | None = None
         self._listener: asyncpg.Connection | None = None
         self._topics_ready = False
         self._task: asyncio.Task[None] | None = None
@@ -260,22 +274,32 @@ class OutboxRelay:
                 backoff = 0.1
                 if sent >= self.settings.outbox_batch_size:
                     continue  # more waiting: don't sleep
+            except asyncio.CancelledError:
+                if cancelled_from_outside():
+                    raise
+                await self._recover("a client future was cancelled", backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
             except (KafkaError, OSError, TimeoutError, RelayError) as exc:
-                log.warning(
-                    "outbox relay cannot publish yet; retrying",
-                    extra={"fields": {"service": self.service, "error": repr(exc)}},
-                )
-                await self._close_producer()
-                self._topics_ready = False
-                await self._sleep(backoff)
+                await self._recover(repr(exc), backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             except Exception:
+                # A bug or a database error: keep the relay alive, the rows stay in the outbox.
                 log.exception("outbox relay failed; retrying")
-                await self._sleep(backoff)
+                await self._recover("unexpected error", backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             await self._sleep(self.settings.outbox_poll_interval_s)
+
+    async def _recover(self, error: str, backoff: float) -> None:
+        log.warning(
+            "outbox relay cannot publish yet; retrying",
+            extra={"fields": {"service": self.service, "error": error}},
+        )
+        await self._close_producer()
+        self._topics_ready = False
+        await self._sleep(backoff)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -326,7 +350,8 @@ class OutboxRelay:
                 failure = exc
                 break
         results = await asyncio.gather(*futures, return_exceptions=True)
-        await self._verify_topics(producer, {row.topic for row in rows})
+        if self.settings.kafka_verify_writes:
+            await self._verify_same_broker()
         sent: list[int] = []
         failed_keys: set[str] = set()
         for row, result in zip(rows, results, strict=False):
@@ -337,18 +362,43 @@ class OutboxRelay:
                 sent.append(row.seq)
         return sent, failure
 
-    async def _verify_topics(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
-        """Fail the batch if a topic it went to does not exist on the broker.
+    async def _verify_same_broker(self) -> None:
+        """Fail the batch if the broker restarted since this relay last prepared it.
 
-        A broker that restarted and forgot its topics (the embedded one does) may still
-        acknowledge writes to them; those writes are gone once the topic is created again. One
-        metadata round trip per batch turns that silent loss into a retry.
+        A broker that restarts and forgets everything (the embedded one keeps nothing in memory
+        across a restart) acknowledges sends that were in flight across the restart into topics
+        it no longer has, and loses them when the topics are created again. The relay therefore
+        stamps the broker with an epoch (a committed offset of a group only this relay uses)
+        whenever it (re)creates topics, and checks the stamp after every batch: a missing stamp
+        means the batch may be lost, so it is sent again; the inbox absorbs the duplicates. With
+        Apache Kafka and acks=all this is redundant (WANGBAN_KAFKA_VERIFY_WRITES=false saves the
+        round trip).
         """
-        cluster = await producer.client.fetch_all_metadata()
-        missing = topics - set(cluster.topics())
-        if missing:
+        client = self._epoch_client
+        if client is None or self._epoch is None:
+            raise RelayError("broker epoch not stamped yet")
+        committed = await self._bounded(client.committed(_EPOCH_PARTITION))
+        if committed != self._epoch:
             self._topics_ready = False
-            raise RelayError(f"topics missing on the broker: {sorted(missing)}")
+            raise RelayError("the broker restarted while the batch was in flight; sending again")
+
+    async def _stamp_epoch(self) -> None:
+        if self._epoch_client is None:
+            client = AIOKafkaConsumer(
+                **common_config(self.settings, client_id=f"{self.service}-relay-epoch"),
+                group_id=f"wangban.relay-epoch.{self.service}",
+                enable_auto_commit=False,
+            )
+            try:
+                await client.start()
+                client.assign([_EPOCH_PARTITION])  # manual assignment: no group join needed
+            except BaseException:
+                await stop_quietly(client)
+                raise
+            self._epoch_client = client
+        epoch = secrets.randbelow(2**31 - 2) + 1
+        await self._epoch_client.commit({_EPOCH_PARTITION: epoch})
+        self._epoch = epoch
 
     async def _update_backlog(self, session: AsyncSession) -> None:
         if self.metrics is not None:
@@ -359,26 +409,36 @@ class OutboxRelay:
         if not self._topics_ready:
             # Created before the first send and again after losing the broker: an embedded
             # broker forgets its topics when it restarts.
-            await ensure_topics(
-                self.settings, {*self.outbox.registry.topics.values(), DEAD_LETTER_TOPIC}
+            await self._bounded(
+                ensure_topics(
+                    self.settings, {*self.outbox.registry.topics.values(), DEAD_LETTER_TOPIC}
+                )
             )
+            if self.settings.kafka_verify_writes:
+                await self._bounded(self._stamp_epoch())
             self._topics_ready = True
         if self._producer is None:
             producer = make_producer(self.settings, client_id=f"{self.service}-relay")
             try:
-                await producer.start()
+                await self._bounded(producer.start())
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
+                await stop_quietly(producer)
                 raise
             self._producer = producer
         return self._producer
 
+    async def _bounded(self, operation: Awaitable[T]) -> T:
+        """Some aiokafka calls retry forever against a broker that lost its state (commits,
+        coordinator lookups); a bounded wait turns that into an error the relay recovers from."""
+        return await asyncio.wait_for(operation, self.settings.kafka_request_timeout_ms / 1000)
+
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), timeout=5)
+        epoch_client, self._epoch_client = self._epoch_client, None
+        self._epoch = None
+        for client in (producer, epoch_client):
+            if client is not None:
+                await stop_quietly(client)
 
     # --- LISTEN/NOTIFY ---------------------------------------------------------------------
     async def _ensure_listener(self) -> None:

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_idempotence: bool = False
     """Producer idempotence. The embedded broker rejects InitProducerId; on for Apache Kafka."""
+    kafka_verify_writes: bool = True
+    """After each relayed batch, check the broker did not restart meanwhile (one OffsetFetch
+    round trip). Protects against a broker that forgets (the embedded one); redundant with
+    Apache Kafka and acks=all."""
     kafka_client_id_prefix: str = "wangban"
     kafka_request_timeout_ms: int = 15000
     kafka_fetch_max_wait_ms: int = 10

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import httpx
@@ -79,20 +79,24 @@ def test_small_clock_skew_is_tolerated(tokens: InternalTokens) -> None:
 
 
 @pytest.mark.parametrize(
-    "token",
+    "make_token",
     [
-        InternalTokens("some-other-key-of-sufficient-length!!", ttl_s=60).issue(
+        # Built when the test runs, not at collection: a token made at import time would
+        # expire before a long suite reaches it and fail for the wrong reason.
+        lambda: InternalTokens("some-other-key-of-sufficient-length!!", ttl_s=60).issue(
             CITIZEN, issuer="gateway"
         ),
-        InternalTokens(KEY, ttl_s=60, audience="somebody-else").issue(CITIZEN, issuer="gateway"),
-        jwt.encode({"sub": "u-1", "aud": "wangban-internal"}, KEY, algorithm="HS256"),
-        "not-a-jwt",
+        lambda: InternalTokens(KEY, ttl_s=60, audience="somebody-else").issue(
+            CITIZEN, issuer="gateway"
+        ),
+        lambda: jwt.encode({"sub": "u-1", "aud": "wangban-internal"}, KEY, algorithm="HS256"),
+        lambda: "not-a-jwt",
     ],
     ids=["wrong-key", "wrong-audience", "missing-claims", "garbage"],
 )
-def test_invalid_tokens(tokens: InternalTokens, token: str) -> None:
+def test_invalid_tokens(tokens: InternalTokens, make_token: Callable[[], str]) -> None:
     with pytest.raises(Unauthorized) as caught:
-        tokens.verify(token)
+        tokens.verify(make_token())
     assert caught.value.detail == "身份令牌无效"
 
 
