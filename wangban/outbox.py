@@ -218,6 +218,7 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._epoch_client: AIOKafkaConsumer | None = None
         self._epoch: int | None = None
+        self._instance = secrets.token_hex(6)
         self._listener: asyncpg.Connection | None = None
         self._topics_ready = False
         self._task: asyncio.Task[None] | None = None
@@ -386,7 +387,9 @@ class OutboxRelay:
         if self._epoch_client is None:
             client = AIOKafkaConsumer(
                 **common_config(self.settings, client_id=f"{self.service}-relay-epoch"),
-                group_id=f"wangban.relay-epoch.{self.service}",
+                # One group per relay instance: relays of one service must not overwrite each
+                # other's stamp (on Apache Kafka, idle groups expire with their offsets).
+                group_id=f"wangban.relay-epoch.{self.service}.{self._instance}",
                 enable_auto_commit=False,
             )
             try:

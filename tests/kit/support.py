@@ -44,11 +44,14 @@ class Kit:
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await conn.run_sync(self.metadata.create_all)
 
-    async def record(self, session: AsyncSession, note: str) -> Envelope:
-        """A state change and its event, in the caller's transaction."""
-        entry_id = str(uuid.uuid4())
-        await session.execute(self.ledger.insert().values(entry_id=entry_id, note=note))
-        return await self.outbox.publish(session, self.event(entry_id=entry_id, note=note))
+    async def record(
+        self, session: AsyncSession, note: str, *, aggregate: str | None = None
+    ) -> Envelope:
+        """A state change and its event, in the caller's transaction. Events of one
+        ``aggregate`` share a Kafka key, so they must arrive in order."""
+        await session.execute(self.ledger.insert().values(entry_id=str(uuid.uuid4()), note=note))
+        key = aggregate or str(uuid.uuid4())
+        return await self.outbox.publish(session, self.event(entry_id=key, note=note))
 
     def consumer(
         self, group: str, *, behaviour: Callable[[str], Awaitable[None]] | None = None

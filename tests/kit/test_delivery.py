@@ -249,3 +249,76 @@ async def _find_dead_letter_message(reader: AIOKafkaConsumer, dead_letter_id: st
                         return message
 
     return await asyncio.wait_for(scan(), timeout=30)
+
+
+async def test_two_relays_send_each_row_once_and_keep_each_aggregates_order(
+    kit: Kit, settings: Settings, database: Database
+) -> None:
+    relays = [kit.relay(settings, database), kit.relay(settings, database)]
+    reader = AIOKafkaConsumer(
+        kit.event.topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"order-reader-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+        fetch_max_wait_ms=10,
+    )
+    for relay in relays:
+        relay.start()
+    try:
+        aggregates = [f"application-{n}" for n in range(5)]
+        expected = {a: [f"{a}#{i}" for i in range(20)] for a in aggregates}
+        for i in range(20):  # interleave the aggregates, one transaction per event
+            for aggregate in aggregates:
+                async with database.sessionmaker() as session, session.begin():
+                    await kit.record(session, f"{aggregate}#{i}", aggregate=aggregate)
+        await eventually(lambda: _none_unpublished(kit, database))
+        await reader.start()
+        seen: dict[str, list[str]] = {a: [] for a in aggregates}
+        ids: list[str] = []
+
+        async def read_all() -> None:
+            while sum(map(len, seen.values())) < 100:
+                for records in (await reader.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        message = json.loads(record.value)
+                        ids.append(message["id"])
+                        seen[message["data"]["entry_id"]].append(message["data"]["note"])
+
+        await asyncio.wait_for(read_all(), timeout=30)
+        assert len(ids) == len(set(ids)) == 100  # no row sent twice
+        assert seen == expected  # each aggregate's events in commit order
+    finally:
+        await reader.stop()
+        for relay in relays:
+            await relay.stop()
+
+
+async def test_correlation_id_travels_from_request_to_handler(
+    kit: Kit, settings: Settings, database: Database
+) -> None:
+    from wangban.observability import bound_context, current_context
+
+    observed: list[dict[str, str | None]] = []
+
+    async def remember_context(note: str) -> None:
+        observed.append(current_context())
+
+    relay = kit.relay(settings, database)
+    runner = kit.runner(settings, database, kit.consumer("ctx", behaviour=remember_context))
+    relay.start()
+    runner.start()
+    try:
+        with bound_context(request_id="req-42", correlation_id="corr-42"):
+            async with database.sessionmaker() as session, session.begin():
+                envelope = await kit.record(session, "traced")
+        assert envelope.correlationid == "corr-42" and envelope.causationid == "req-42"
+        await eventually(lambda: _has(kit, database, "ctx", "traced"))
+        [context] = observed
+        # Anything the handler publishes or calls carries the chain on.
+        assert context["correlation_id"] == "corr-42"
+        assert context["causation_id"] == envelope.id
+    finally:
+        await runner.stop()
+        await relay.stop()
