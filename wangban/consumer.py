@@ -168,20 +168,28 @@ class ConsumerRunner:
             if kafka.assignment():
                 self.assigned.set()
                 await self._rewind_forgotten_partitions(kafka)
-            for tp, records in batches.items():
-                for record in records:
-                    await self.process(record)
-                # The database already holds the effect; a lost commit only means a
-                # redelivery the inbox absorbs. aiokafka retries some commit errors forever
-                # (a broker that forgot the topic), so bound it and rejoin instead.
+            if batches:
+                # Partitions are independent streams (order matters only within one, i.e. per
+                # aggregate), so they are handled concurrently; records of one partition stay
+                # strictly in order.
+                await asyncio.gather(*(self._process_in_order(r) for r in batches.values()))
+                # The database already holds the effects; a lost commit only means a
+                # redelivery the inbox absorbs. One commit for the whole poll. aiokafka retries
+                # some commit errors forever (a broker that forgot the topic), so bound it and
+                # rejoin instead.
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
                 try:
                     await asyncio.wait_for(
-                        kafka.commit({tp: records[-1].offset + 1}),
+                        kafka.commit(offsets),
                         timeout=self.settings.kafka_request_timeout_ms / 1000,
                     )
                 except TimeoutError as exc:
-                    raise OffsetCommitStuck(f"offset commit for {tp} did not finish") from exc
+                    raise OffsetCommitStuck("offset commit did not finish") from exc
             await self._record_lag(kafka)
+
+    async def _process_in_order(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            await self.process(record)
 
     async def _rewind_forgotten_partitions(self, kafka: AIOKafkaConsumer) -> None:
         """A partition whose end is now before our position was emptied under us: the broker

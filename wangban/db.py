@@ -52,14 +52,23 @@ class Database:
     """The process's engine and session factory."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        pre_ping: bool = False,
+        echo: bool = False,
     ):
         self.url = async_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
+            # Off by default: a ping is a round trip on every checkout (every request, relay
+            # round and consumed event). Without it a connection that died is found by the
+            # unit of work that uses it, which fails as 503 (retryable) and discards it.
+            pool_pre_ping=pre_ping,
             echo=echo,
         )
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
@@ -76,6 +85,7 @@ class Database:
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            pre_ping=settings.database_pre_ping,
             echo=settings.database_echo,
         )
 

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     """postgresql+asyncpg://user:pass@host:5432/db. Empty: embedded PostgreSQL (pgserver)."""
     database_pool_size: int = 10
     database_max_overflow: int = 10
+    database_pre_ping: bool = False
+    """Test each pooled connection before use (a round trip per checkout). Off: a dead
+    connection fails one unit of work with a retryable 503 and is replaced."""
     database_echo: bool = False
 
     # --- Kafka ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from pydantic import Field
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,3 +168,16 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+def topic_reader(settings: Settings, topic: str) -> AIOKafkaConsumer:
+    """A plain Kafka reader of a whole topic, as a partner department would run one."""
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+        fetch_max_wait_ms=10,
+    )

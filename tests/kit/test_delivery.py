@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.conftest import Infrastructure, make_settings
-from tests.kit.support import Kit, eventually, make_kit
+from tests.kit.support import Kit, eventually, make_kit, topic_reader
 from wangban.consumer import wait_until_assigned
 from wangban.db import Database
 from wangban.deadletter import DeadLetterError, list_dead_letters, replay_dead_letter
@@ -175,15 +175,7 @@ async def test_poison_event_is_dead_lettered_and_replayed(
 
     relay = kit.relay(settings, database)
     runner = kit.runner(settings, database, kit.consumer("strict", behaviour=fail_while_broken))
-    dlq_reader = AIOKafkaConsumer(
-        DEAD_LETTER_TOPIC.name,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"dlq-reader-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=300,
-        fetch_max_wait_ms=10,
-    )
+    dlq_reader = topic_reader(settings, DEAD_LETTER_TOPIC.name)
     relay.start()
     runner.start()
     try:
@@ -255,15 +247,7 @@ async def test_two_relays_send_each_row_once_and_keep_each_aggregates_order(
     kit: Kit, settings: Settings, database: Database
 ) -> None:
     relays = [kit.relay(settings, database), kit.relay(settings, database)]
-    reader = AIOKafkaConsumer(
-        kit.event.topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"order-reader-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=300,
-        fetch_max_wait_ms=10,
-    )
+    reader = topic_reader(settings, kit.event.topic)
     for relay in relays:
         relay.start()
     try:
