@@ -4,8 +4,10 @@ Each event is handled in one database transaction together with an insert into t
 ``inbox`` keyed by (consumer, event id): a redelivered event finds its inbox row and has no
 second effect. Offsets are committed only after the database commit, so a crash between the two
 means a redelivery, which the inbox absorbs. A handler that keeps failing is retried with
-exponential backoff (blocking its partition, which keeps per-aggregate order), then recorded in
-``dead_letter`` and announced on the dead-letter topic — both through the same transaction.
+exponential backoff, then recorded in ``dead_letter`` and announced on the dead-letter topic —
+both through the same transaction. Retrying holds back its partition (which keeps
+per-aggregate order) and, since one poll is finished before the next, the consumer's other
+partitions too, for at most the configured attempts × backoff.
 """
 
 from __future__ import annotations

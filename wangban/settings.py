@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     Apache Kafka and acks=all."""
     kafka_client_id_prefix: str = "wangban"
     kafka_request_timeout_ms: int = 15000
-    kafka_fetch_max_wait_ms: int = 10
+    kafka_fetch_max_wait_ms: int = Field(default=10, ge=1)
     """Upper bound of a fetch long-poll. Apache Kafka answers as soon as data arrives; the
     embedded broker waits the whole interval, so it is short by default."""
     kafka_session_timeout_ms: int = 6000
