@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from wangban.db import Database
-from wangban.settings import SERVICE_NAMES, Settings, get_settings
+from wangban.settings import SERVICE_NAMES, ConfigurationError, Settings, get_settings
 
 
 @asynccontextmanager
@@ -140,7 +142,12 @@ def _services(names: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except (ConfigurationError, ValidationError) as exc:
+        # Refused settings are an operator's problem to fix, not a crash: say what, exit 2.
+        print(f"wangban: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     try:
         return _dispatch(args, settings)
     except CommandError as exc:

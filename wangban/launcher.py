@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 from typing import IO
 
@@ -138,7 +137,8 @@ class LocalPlatform:
         self.say("")
         self.say(f"Wangban is up. Gateway: {self.settings.url_of('gateway')}")
         for name in SERVICE_NAMES:
-            self.say(f"  {name:<9} {self.settings.url_of(name)}/docs")
+            url = self.settings.url_of(name)
+            self.say(f"  {name:<9} {url}/docs   (OpenAPI: {url}/openapi.json)")
         self.say(f"Logs in {self.data_dir / 'logs'}. Ctrl-C stops everything.")
 
     def _watch(self) -> int:
@@ -189,6 +189,3 @@ def _kill_tree(pid: int) -> None:
 
 def run_up(settings: Settings, *, seed: bool = True) -> int:
     return LocalPlatform(settings, seed=seed).run()
-
-
-__all__ = ["LocalPlatform", "Path", "run_up"]

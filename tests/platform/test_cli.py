@@ -103,3 +103,20 @@ async def test_operator_lists_and_replays_a_dead_letter(
     assert bogus.returncode == 2 and "not a dead letter id" in bogus.stderr
     remaining = wangban(settings, "events", "dlq", "list", "--service", "catalog", "--json")
     assert poisoned.id not in remaining.stdout
+
+
+def test_production_settings_are_refused_with_a_clear_message(settings: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")}
+    env["WANGBAN_ENV"] = "production"
+    result = subprocess.run(
+        [sys.executable, "-m", "wangban", "migrate"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "WANGBAN_DATABASE_URL is required" in result.stderr
+    assert "WANGBAN_INTERNAL_TOKEN_KEY" in result.stderr

@@ -34,6 +34,18 @@ def test_up_starts_all_six_services_and_sigterm_leaves_nothing(tmp_path: Path) -
     env["WANGBAN_DATA_DIR"] = str(data_dir)
     env["WANGBAN_KAFKA_SESSION_TIMEOUT_MS"] = "2000"
     env["WANGBAN_KAFKA_HEARTBEAT_INTERVAL_MS"] = "300"
+
+    first = _up_then_sigterm(env, ports, data_dir)
+    assert "Migrations  applied" in first and "memory only" in first
+    assert (data_dir / "postgres" / "PG_VERSION").exists()  # data kept for the next start
+
+    # A second start reuses the same database (already migrated) and stops as cleanly.
+    marker = (data_dir / "postgres" / "PG_VERSION").stat().st_ino
+    _up_then_sigterm(env, ports, data_dir)
+    assert (data_dir / "postgres" / "PG_VERSION").stat().st_ino == marker
+
+
+def _up_then_sigterm(env: dict[str, str], ports: dict[str, int], data_dir: Path) -> str:
     up = subprocess.Popen(
         [sys.executable, "-m", "wangban", "up"],
         env=env,
@@ -53,14 +65,14 @@ def test_up_starts_all_six_services_and_sigterm_leaves_nothing(tmp_path: Path) -
         up.send_signal(signal.SIGTERM)
         output, _ = up.communicate(timeout=90)
         assert up.returncode == 0, output
-        assert "Wangban is up" in output and "memory only" in output
+        assert "Wangban is up" in output and "Stopped." in output
         _, alive = psutil.wait_procs(processes, timeout=10)
         assert alive == [], f"left running: {[p.pid for p in alive]}"
         deadline = time.monotonic() + 20
-        while psutil.pid_exists(postmaster) and time.monotonic() < deadline:
+        while _is_running(postmaster) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _is_running(postmaster), "embedded PostgreSQL left running"
-        assert (data_dir / "postgres" / "PG_VERSION").exists()  # data kept for the next start
+        return output
     finally:
         if up.poll() is None:
             up.kill()
