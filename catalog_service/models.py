@@ -1,8 +1,115 @@
-"""Tables of the catalog service, all in its own PostgreSQL schema ``catalog``."""
+"""Tables of the catalog service, all in its own PostgreSQL schema ``catalog``.
 
-from sqlalchemy import MetaData
+An item (事项) is identified by its implementing code (实施编码); what it says lives in
+immutable *versions*. Applications are bound to a version id, so a version, once published,
+never changes and stays readable after a newer one replaces it. The filterable elements are
+copied out of the JSON content into columns, and the search terms into a weighted tsvector.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wangban.outbox import define_kit_tables
 
 metadata = MetaData(schema="catalog")
 kit_tables = define_kit_tables(metadata)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class Item(Base):
+    __tablename__ = "item"
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    implementing_code: Mapped[str] = mapped_column(String(64), unique=True)
+    current_version_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
+    """The published version citizens see; None while never published or withdrawn."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ItemVersion(Base):
+    __tablename__ = "item_version"
+    __table_args__ = (
+        UniqueConstraint("item_id", "version"),
+        Index("ix_item_version_search", "search", postgresql_using="gin"),
+        Index("ix_item_version_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("item.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    content: Mapped[dict[str, object]] = mapped_column(JSONB)
+    # Copied out of ``content`` for filters, lists and statistics.
+    name: Mapped[str] = mapped_column(String(200))
+    item_type: Mapped[str] = mapped_column(String(16))
+    department: Mapped[str] = mapped_column(String(100))
+    region_code: Mapped[str] = mapped_column(String(12))
+    serves: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    themes: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    channels: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    lists: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    """The 四办 lists this version belongs to, derived from its attributes at save time."""
+    scope: Mapped[str] = mapped_column(String(16))
+    online_depth: Mapped[int | None] = mapped_column(Integer)
+    visits: Mapped[int | None] = mapped_column(Integer)
+    legal_days: Mapped[int | None] = mapped_column(Integer)
+    committed_days: Mapped[int | None] = mapped_column(Integer)
+    auto_approval: Mapped[bool] = mapped_column(Boolean)
+    search: Mapped[str] = mapped_column(TSVECTOR)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Bundle(Base):
+    __tablename__ = "bundle"
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    current_version_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BundleVersion(Base):
+    __tablename__ = "bundle_version"
+    __table_args__ = (UniqueConstraint("bundle_id", "version"),)
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    bundle_id: Mapped[str] = mapped_column(ForeignKey("bundle.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    content: Mapped[dict[str, object]] = mapped_column(JSONB)
+    member_version_ids: Mapped[list[str]] = mapped_column(ARRAY(String(36)))
+    """The item versions the bundle was published with (bound like an application's)."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SynonymGroup(Base):
+    """Phrases citizens use for the same thing (身份证 / 居民身份证), kept by admins."""
+
+    __tablename__ = "synonym_group"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phrases: Mapped[list[str]] = mapped_column(ARRAY(String(60)))

@@ -3,6 +3,7 @@ FastAPI app with the same probes, metrics, error rendering, outbox relay and con
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -44,6 +45,9 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[Consumer] = ()
     seeds: Sequence[Seed] = field(default_factory=tuple)
+    warm_ups: Sequence[Callable[[], object]] = ()
+    """Slow one-time loads (dictionaries, compiled rules) run at start-up, off the event loop,
+    so the first request does not pay for them."""
 
     @property
     def schema(self) -> str:
@@ -91,6 +95,8 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for warm_up in spec.warm_ups:
+            await asyncio.to_thread(warm_up)
         database = Database.from_settings(settings)
         app.state.database = database
         runtime: Runtime | None = None

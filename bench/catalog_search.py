@@ -1,0 +1,303 @@
+"""Catalogue search under load, against a bare FastAPI endpoint on the same machine.
+
+    python -m bench.catalog_search [--items 2500] [--rate 200] [--seconds 10] [--json PATH]
+
+Generates a catalogue of ``--items`` published items, starts the catalog service exactly as a
+container runs it (``wangban serve catalog``) and a bare FastAPI app under the same uvicorn,
+then drives both with the same async load generator: first open-loop at ``--rate`` requests/s
+(latency at a steady load), then closed-loop with ``--concurrency`` workers (throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.common import infrastructure, kit_revision, machine_facts, summarize
+from wangban.embedded import free_port
+
+QUERIES = [
+    "公积金",
+    "gjj",
+    "身份证",
+    "社保",
+    "营业执照",
+    "出生",
+    "租房",
+    "yyzz",
+    "不动产",
+    "医保",
+]
+OBJECTS = [
+    "住房公积金",
+    "居民身份证",
+    "营业执照",
+    "社会保险",
+    "医疗保险",
+    "出生医学证明",
+    "不动产权证书",
+    "道路运输证",
+    "食品经营许可证",
+    "残疾人证",
+    "居住证",
+    "结婚登记",
+    "户口",
+    "养老保险",
+    "失业保险金",
+    "生育津贴",
+    "高龄津贴",
+    "个体工商户",
+    "排水许可",
+    "建设工程规划许可证",
+]
+ACTIONS = ["提取", "申领", "变更登记", "注销", "补发", "换领", "查询", "打印", "备案", "延续"]
+QUALIFIERS = ["", "（租房）", "（退休）", "（异地）", "（首次）", "（遗失）", "（企业）"]
+
+
+def generated_items(count: int) -> list[dict[str, Any]]:
+    rng = random.Random(20261123)  # same catalogue every run
+    items = []
+    for n in range(count):
+        name = f"{rng.choice(OBJECTS)}{rng.choice(ACTIONS)}{rng.choice(QUALIFIERS)}"
+        committed = rng.choice([0, 0, 0, 1, 3, 5])
+        items.append(
+            {
+                "catalog_code": f"{n:012d}",
+                "implementing_code": f"BENCH-{n:06d}",
+                "name": name,
+                "item_type": rng.choice(["行政许可", "行政确认", "行政给付", "公共服务"]),
+                "department": f"东莞市第{n % 40}局",
+                "region_code": "441900",
+                "keywords": [rng.choice(OBJECTS)],
+                "legal_basis": "《示例条例》",
+                "legal_days": 20,
+                "committed_days": committed,
+                "conditions": f"符合{rng.choice(OBJECTS)}相关规定",
+                "materials": [{"name": f"{rng.choice(OBJECTS)}材料", "source": "upload"}],
+                "channels": ["网上", "窗口"],
+                "online_depth": 2,
+                "visits": 1,
+                "scope": rng.choice(["district", "city"]),
+            }
+        )
+    return items
+
+
+async def load_catalogue(database_url: str, count: int) -> float:
+    """Insert and publish the generated items; returns seconds taken."""
+    from catalog_service import service
+    from catalog_service.schemas import ItemContent
+    from wangban.cli import migrate_services
+    from wangban.db import Database
+    from wangban.settings import Settings
+
+    settings = Settings(database_url=database_url, kafka_bootstrap="unused:0")
+    await migrate_services(settings, ["catalog"])
+    database = Database.from_settings(settings)
+    started = time.perf_counter()
+    try:
+        items = generated_items(count)
+        for offset in range(0, len(items), 250):
+            async with database.sessionmaker() as session, session.begin():
+                for raw in items[offset : offset + 250]:
+                    draft = await service.create_item_draft(
+                        session, content=ItemContent.model_validate(raw)
+                    )
+                    await service.publish_version(session, version_id=draft.id)
+    finally:
+        await database.dispose()
+    return time.perf_counter() - started
+
+
+def bare_app() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/items")
+    async def items(q: str | None = None) -> dict[str, Any]:
+        return {"items": [], "total": 0, "page": 1, "page_size": 20}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server {args} did not start")
+
+
+async def open_loop(base: str, *, rate: float, seconds: float) -> dict[str, Any]:
+    """Requests at a fixed rate, each on its own task: latency at a steady load."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
+
+        async def one(query: str) -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            try:
+                response = await client.get("/items", params={"q": query})
+                if response.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+        tasks = []
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for n in range(total):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(QUERIES[n % len(QUERIES)])))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return {"requests": total, "errors": errors, "rps": total / elapsed, **summarize(latencies)}
+
+
+async def closed_loop(base: str, *, concurrency: int, seconds: float) -> dict[str, Any]:
+    """``concurrency`` workers back to back: the highest throughput."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            n = offset
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.get("/items", params={"q": QUERIES[n % len(QUERIES)]})
+                if response.status_code != 200:
+                    errors += 1
+                latencies.append((time.perf_counter() - started) * 1000)
+                n += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        **summarize(latencies),
+    }
+
+
+async def measure(base: str, args: argparse.Namespace) -> dict[str, Any]:
+    me = psutil.Process()
+    await closed_loop(base, concurrency=4, seconds=1)  # warm up connections and caches
+    cpu0 = me.cpu_times()
+    steady = await open_loop(base, rate=args.rate, seconds=args.seconds)
+    peak = await closed_loop(base, concurrency=args.concurrency, seconds=args.seconds)
+    cpu1 = me.cpu_times()
+    used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    return {"steady": steady, "peak": peak, "load_generator_cpu_s": used}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.catalog_search")
+    parser.add_argument("--items", type=int, default=2500)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--role", choices=["bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "bare":
+        import uvicorn
+
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.port, log_level="warning")
+        return 0
+
+    with infrastructure(None) as infra:
+        load_s = asyncio.run(load_catalogue(infra.database_url, args.items))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")}
+        catalog_port, bare_port = free_port(), free_port()
+        env.update(
+            WANGBAN_DATABASE_URL=infra.database_url,
+            WANGBAN_KAFKA_BOOTSTRAP=infra.kafka_bootstrap,
+            WANGBAN_CATALOG_PORT=str(catalog_port),
+            WANGBAN_LOG_LEVEL="WARNING",
+        )
+        servers = [
+            start_server(
+                ["bench.catalog_search", "--role", "bare", "--port", str(bare_port)], env, bare_port
+            ),
+            start_server(["wangban", "serve", "catalog"], env, catalog_port),
+        ]
+        try:
+            results = {
+                "bare FastAPI": asyncio.run(measure(f"http://127.0.0.1:{bare_port}", args)),
+                "catalog search": asyncio.run(measure(f"http://127.0.0.1:{catalog_port}", args)),
+            }
+        finally:
+            for server in servers:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=20)
+    report = {
+        "items": args.items,
+        "load_seconds": round(load_s, 1),
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "concurrency": args.concurrency,
+        "results": results,
+        "machine": machine_facts(),
+        "kit": kit_revision(),
+        "postgres": infra.postgres,
+    }
+    print(f"catalogue: {args.items} items loaded in {load_s:.1f} s")
+    print(f"{'endpoint':<16} {'load':<22} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    for endpoint, result in results.items():
+        for label, key in (
+            (f"{args.rate:.0f}/s open loop", "steady"),
+            (f"{args.concurrency} workers", "peak"),
+        ):
+            r = result[key]
+            print(
+                f"{endpoint:<16} {label:<22} {r['rps']:>7.0f} {r['p50']:>7.1f} "
+                f"{r['p99']:>7.1f} {r['errors']:>6}"
+            )
+    search_p99 = results["catalog search"]["steady"]["p99"]
+    print(f"target p99 < 30 ms at {args.rate:.0f}/s: {'met' if search_p99 < 30 else 'missed'}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,450 @@
+"""Routes of the catalog service: parse, authorise, call the service, return."""
+
+from __future__ import annotations
+
+import uuid
+from email import message_from_bytes
+from email.policy import HTTP
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from catalog_service import importer, service
+from catalog_service.models import BundleVersion, ItemVersion
+from catalog_service.repository import ItemFilters
+from catalog_service.schemas import (
+    BundleContent,
+    Channel,
+    ItemContent,
+    ItemType,
+    ItemVersionOut,
+    Scope,
+    Serves,
+)
+from wangban.auth import CATALOG_ADMIN, Identity, require_roles
+from wangban.db import UnitOfWork
+from wangban.errors import Forbidden, NotFound, Unauthorized, problem_responses
+
+public = APIRouter(tags=["catalogue"])
+admin = APIRouter(prefix="/admin", tags=["catalogue administration"])
+
+CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN))]
+ADMIN_ERRORS = (Unauthorized, Forbidden)
+
+
+def _out(version: ItemVersion) -> ItemVersionOut:
+    return ItemVersionOut.model_validate(
+        {
+            "id": version.id,
+            "item_id": version.item_id,
+            "version": version.version,
+            "status": version.status,
+            "content": version.content,
+            "lists": list(version.lists),
+            "created_at": version.created_at,
+            "published_at": version.published_at,
+            "withdrawn_at": version.withdrawn_at,
+        }
+    )
+
+
+class ItemSummary(BaseModel):
+    item_id: str
+    version_id: str
+    name: str
+    department: str
+    item_type: str
+    lists: list[str]
+    auto_approval: bool
+    committed_days: int | None
+
+
+class ItemPage(BaseModel):
+    items: list[ItemSummary]
+    total: int
+    page: int
+    page_size: int
+
+
+class BundleVersionOut(BaseModel):
+    id: str
+    bundle_id: str
+    version: int
+    status: str
+    content: BundleContent
+    member_version_ids: list[str]
+
+
+class SynonymGroups(BaseModel):
+    groups: list[list[str]] = Field(description="each group: phrases meaning the same thing")
+
+
+def _summary(version: ItemVersion) -> ItemSummary:
+    return ItemSummary(
+        item_id=version.item_id,
+        version_id=version.id,
+        name=version.name,
+        department=version.department,
+        item_type=version.item_type,
+        lists=list(version.lists),
+        auto_approval=version.auto_approval,
+        committed_days=version.committed_days,
+    )
+
+
+def _bundle_out(version: BundleVersion) -> BundleVersionOut:
+    return BundleVersionOut.model_validate(
+        {
+            "id": version.id,
+            "bundle_id": version.bundle_id,
+            "version": version.version,
+            "status": version.status,
+            "content": version.content,
+            "member_version_ids": list(version.member_version_ids),
+        }
+    )
+
+
+# --- public -----------------------------------------------------------------------------------
+
+
+@public.get("/items", summary="Find service items (Chinese, pinyin initials, filters)")
+async def find_items(
+    session: UnitOfWork,
+    q: Annotated[str | None, Query(max_length=50, description="例如 公积金 / gjj")] = None,
+    department: str | None = None,
+    item_type: ItemType | None = None,
+    theme: str | None = None,
+    channel: Channel | None = None,
+    scope: Scope | None = None,
+    list_name: Annotated[
+        Literal["马上办", "网上办", "就近办", "一次办"] | None, Query(alias="list")
+    ] = None,
+    auto_approval: bool | None = None,
+    serves: Serves | None = None,
+    page: Annotated[int, Query(ge=1, le=500)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ItemPage:
+    result = await service.search_items(
+        session,
+        query=q,
+        filters=ItemFilters(
+            department=department,
+            item_type=item_type.value if item_type else None,
+            theme=theme,
+            channel=channel.value if channel else None,
+            scope=scope.value if scope else None,
+            list_name=list_name,
+            auto_approval=auto_approval,
+            serves=serves.value if serves else None,
+        ),
+        page=page,
+        page_size=page_size,
+    )
+    return ItemPage(
+        items=[_summary(v) for v in result.items],
+        total=result.total,
+        page=result.page,
+        page_size=result.page_size,
+    )
+
+
+@public.get(
+    "/items/{item_id}",
+    summary="The current published version of an item",
+    responses=problem_responses(service.ItemNotFound),
+)
+async def get_item(item_id: str, session: UnitOfWork) -> ItemVersionOut:
+    return _out(await service.get_current(session, item_id=_uuid(item_id, service.ItemNotFound)))
+
+
+@public.get(
+    "/item-versions/{version_id}",
+    summary="Any version by id (applications are bound to one)",
+    responses=problem_responses(service.VersionNotFound),
+)
+async def get_item_version(version_id: str, session: UnitOfWork) -> ItemVersionOut:
+    return _out(
+        await service.get_version(session, version_id=_uuid(version_id, service.VersionNotFound))
+    )
+
+
+@public.get("/bundles", summary="Published bundles (一件事一次办)")
+async def list_bundles(session: UnitOfWork) -> list[BundleVersionOut]:
+    return [_bundle_out(v) for v in await service.list_bundles(session)]
+
+
+@public.get(
+    "/bundle-versions/{version_id}",
+    summary="A bundle version by id",
+    responses=problem_responses(service.BundleNotFound),
+)
+async def get_bundle_version(version_id: str, session: UnitOfWork) -> BundleVersionOut:
+    return _bundle_out(
+        await service.get_bundle_version(
+            session, version_id=_uuid(version_id, service.BundleNotFound)
+        )
+    )
+
+
+@public.get("/statistics", summary="Catalogue statistics for managers")
+async def get_statistics(session: UnitOfWork, department: str | None = None) -> dict[str, Any]:
+    stats = await service.statistics(session, department=department)
+    return stats.__dict__
+
+
+# --- administration ---------------------------------------------------------------------------
+
+
+@admin.post(
+    "/items",
+    status_code=201,
+    summary="Create an item as a draft",
+    responses=problem_responses(*ADMIN_ERRORS, service.ItemCodeTaken, service.InvalidItem),
+)
+async def create_item(content: ItemContent, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
+    return _out(await service.create_item_draft(session, content=content))
+
+
+@admin.put(
+    "/item-versions/{version_id}",
+    summary="Edit a draft",
+    responses=problem_responses(
+        *ADMIN_ERRORS, service.VersionNotFound, service.VersionNotEditable, service.InvalidItem
+    ),
+)
+async def edit_draft(
+    version_id: str, content: ItemContent, session: UnitOfWork, _: CatalogAdmin
+) -> ItemVersionOut:
+    return _out(
+        await service.update_draft(
+            session, version_id=_uuid(version_id, service.VersionNotFound), content=content
+        )
+    )
+
+
+@admin.post(
+    "/items/{item_id}/revisions",
+    status_code=201,
+    summary="Open a new draft from the newest version",
+    responses=problem_responses(*ADMIN_ERRORS, service.ItemNotFound),
+)
+async def start_revision(item_id: str, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
+    return _out(await service.start_revision(session, item_id=_uuid(item_id, service.ItemNotFound)))
+
+
+@admin.get(
+    "/item-versions/{version_id}/problems",
+    summary="What the version still lacks before it can be published",
+    responses=problem_responses(*ADMIN_ERRORS, service.VersionNotFound),
+)
+async def version_problems(
+    version_id: str, session: UnitOfWork, _: CatalogAdmin
+) -> list[service.Problem]:
+    version = await service.get_version(
+        session, version_id=_uuid(version_id, service.VersionNotFound)
+    )
+    return service.publication_problems(ItemContent.model_validate(version.content))
+
+
+@admin.post(
+    "/item-versions/{version_id}/publish",
+    summary="Publish a draft",
+    responses=problem_responses(
+        *ADMIN_ERRORS, service.VersionNotFound, service.VersionNotEditable, service.NotPublishable
+    ),
+)
+async def publish(version_id: str, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
+    return _out(
+        await service.publish_version(
+            session, version_id=_uuid(version_id, service.VersionNotFound)
+        )
+    )
+
+
+@admin.post(
+    "/items/{item_id}/withdraw",
+    summary="Withdraw an item (no new applications)",
+    responses=problem_responses(*ADMIN_ERRORS, service.ItemNotFound, service.VersionNotEditable),
+)
+async def withdraw(item_id: str, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
+    return _out(await service.withdraw_item(session, item_id=_uuid(item_id, service.ItemNotFound)))
+
+
+@admin.post(
+    "/bundles",
+    status_code=201,
+    summary="Create or revise a bundle as a draft",
+    responses=problem_responses(*ADMIN_ERRORS),
+)
+async def create_bundle(
+    content: BundleContent, session: UnitOfWork, _: CatalogAdmin
+) -> BundleVersionOut:
+    return _bundle_out(await service.create_bundle_draft(session, content=content))
+
+
+@admin.post(
+    "/bundle-versions/{version_id}/publish",
+    summary="Publish a bundle draft, bound to its members' current versions",
+    responses=problem_responses(
+        *ADMIN_ERRORS, service.BundleNotFound, service.VersionNotEditable, service.NotPublishable
+    ),
+)
+async def publish_bundle(version_id: str, session: UnitOfWork, _: CatalogAdmin) -> BundleVersionOut:
+    return _bundle_out(
+        await service.publish_bundle(session, version_id=_uuid(version_id, service.BundleNotFound))
+    )
+
+
+@admin.put(
+    "/synonyms", summary="Replace the synonym table", responses=problem_responses(*ADMIN_ERRORS)
+)
+async def put_synonyms(body: SynonymGroups, session: UnitOfWork, _: CatalogAdmin) -> SynonymGroups:
+    await service.replace_synonyms(session, groups=body.groups)
+    return body
+
+
+_IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The file itself as the body; or multipart/form-data with a part "
+        "`items` (the item list) and optionally a part `materials` (a CSV of materials keyed "
+        "by implementing_code)",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "items": {"type": "string", "format": "binary"},
+                        "materials": {"type": "string", "format": "binary"},
+                    },
+                    "required": ["items"],
+                }
+            },
+        },
+    }
+}
+
+
+@admin.post(
+    "/imports",
+    summary="Import an item list (CSV or JSON); all rows or none",
+    description="Rows with new implementing codes become drafts, changed rows drafts "
+    "(revisions of published items), identical rows nothing. Any bad row rejects the whole "
+    "file with every bad row's number, column and reason. `mapping`: `default`, `guangan` or a "
+    "JSON ColumnMapping.",
+    openapi_extra=_IMPORT_BODY,
+    responses=problem_responses(
+        *ADMIN_ERRORS,
+        importer.ImportRejected,
+        importer.InvalidMapping,
+        importer.ImportTooLarge,
+        importer.UnsupportedImportFormat,
+    ),
+)
+async def import_items(
+    request: Request,
+    session: UnitOfWork,
+    _: CatalogAdmin,
+    fmt: Annotated[
+        Literal["csv", "json"] | None,
+        Query(alias="format", description="default: from the Content-Type"),
+    ] = None,
+    mapping: Annotated[str, Query(max_length=20_000)] = "default",
+    publish_complete: bool = False,
+) -> importer.ImportReport:
+    column_mapping = importer.resolve_mapping(mapping)
+    parts = await _upload(request, limit=importer.MAX_IMPORT_BYTES)
+    items = parts.get("items")
+    if items is None:
+        raise importer.UnsupportedImportFormat("multipart 请求中缺少 items 部分")
+    return await importer.import_items(
+        session,
+        data=items[1],
+        fmt=fmt or _format_of(items[0]),
+        mapping=column_mapping,
+        materials=parts["materials"][1] if "materials" in parts else None,
+        publish_complete=publish_complete,
+    )
+
+
+@admin.get(
+    "/exports",
+    summary="Export the newest version of every item (re-imports unchanged)",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}, "application/json": {}}},
+        **problem_responses(*ADMIN_ERRORS),
+    },
+)
+async def export_items(
+    session: UnitOfWork,
+    _: CatalogAdmin,
+    fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "json",
+) -> Response:
+    text = await importer.export_items(session, fmt=fmt)
+    return Response(
+        # A BOM so that Excel opens the CSV as UTF-8; the importer accepts it.
+        text.encode("utf-8-sig" if fmt == "csv" else "utf-8"),
+        media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/json",
+        headers={"Content-Disposition": f'attachment; filename="catalogue.{fmt}"'},
+    )
+
+
+async def _upload(request: Request, *, limit: int) -> dict[str, tuple[str, bytes]]:
+    """The uploaded files by part name (a plain body is the part ``items``), each with its
+    media type; at most ``limit`` bytes in all."""
+    too_large = importer.ImportTooLarge(f"文件不能超过 {limit // (1024 * 1024)} MB")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {"items": (content_type, bytes(body))}
+    message = message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + bytes(body), policy=HTTP
+    )
+    parts: dict[str, tuple[str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            media = part.get_content_type() if part.get("content-type") else ""
+            filename = part.get_filename() or ""
+            parts[name] = (media or _media_of_filename(filename), payload)
+    return parts
+
+
+def _media_of_filename(filename: str) -> str:
+    lowered = filename.lower()
+    if lowered.endswith(".csv"):
+        return "text/csv"
+    return "application/json" if lowered.endswith(".json") else ""
+
+
+def _format_of(content_type: str) -> Literal["csv", "json"]:
+    media = content_type.split(";")[0].strip().lower()
+    if media in ("text/csv", "application/csv", "application/vnd.ms-excel"):
+        return "csv"
+    if media == "application/json" or media.endswith("+json"):
+        return "json"
+    raise importer.UnsupportedImportFormat(
+        f"无法从 Content-Type “{media or '（空）'}” 判断文件格式，请用 text/csv 或 "
+        "application/json，或指定 format=csv|json"
+    )
+
+
+def _uuid(value: str, not_found: type[NotFound]) -> str:
+    """Ids are UUIDs; anything else cannot name a row, so it is a 404, not a database error."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise not_found() from None

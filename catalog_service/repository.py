@@ -1,0 +1,281 @@
+"""Every query of the catalog service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog_service.models import Bundle, BundleVersion, Item, ItemVersion, SynonymGroup
+
+SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+"""The built-in text search configuration that keeps our own tokens as they are."""
+
+
+def search_vector(a: str, b: str, c: str) -> ColumnElement[Any]:
+    """The weighted tsvector of a version: A name, B keywords/themes, C materials and the rest.
+    Terms come tokenised from Python (jieba, pinyin); the 'simple' configuration keeps them."""
+
+    def weighted(terms: str, weight: str) -> ColumnElement[Any]:
+        # The weight is one of our constants A-C, never input: safe as a literal column.
+        vector = func.to_tsvector(SIMPLE, cast(literal(terms), Text))
+        return func.setweight(vector, literal_column(f"'{weight}'"))
+
+    return weighted(a, "A").op("||")(weighted(b, "B")).op("||")(weighted(c, "C"))
+
+
+async def item_by_code(session: AsyncSession, code: str) -> Item | None:
+    return (
+        await session.execute(select(Item).where(Item.implementing_code == code))
+    ).scalar_one_or_none()
+
+
+async def item_by_id(session: AsyncSession, item_id: str, *, lock: bool = False) -> Item | None:
+    query = select(Item).where(Item.id == item_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def version_by_id(
+    session: AsyncSession, version_id: str, *, lock: bool = False
+) -> ItemVersion | None:
+    query = select(ItemVersion).where(ItemVersion.id == version_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def versions_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[ItemVersion]:
+    return list(
+        (await session.execute(select(ItemVersion).where(ItemVersion.id.in_(ids)))).scalars()
+    )
+
+
+async def draft_of(session: AsyncSession, item_id: str) -> ItemVersion | None:
+    return (
+        await session.execute(
+            select(ItemVersion).where(ItemVersion.item_id == item_id, ItemVersion.status == "draft")
+        )
+    ).scalar_one_or_none()
+
+
+async def next_version_number(session: AsyncSession, item_id: str) -> int:
+    latest = (
+        await session.execute(
+            select(func.max(ItemVersion.version)).where(ItemVersion.item_id == item_id)
+        )
+    ).scalar_one()
+    return int(latest or 0) + 1
+
+
+async def current_versions_by_codes(
+    session: AsyncSession, codes: Sequence[str]
+) -> dict[str, ItemVersion]:
+    rows = await session.execute(
+        select(Item.implementing_code, ItemVersion)
+        .join(ItemVersion, ItemVersion.id == Item.current_version_id)
+        .where(Item.implementing_code.in_(codes))
+    )
+    return {code: version for code, version in rows.all()}
+
+
+async def latest_versions_by_codes(
+    session: AsyncSession, codes: Sequence[str]
+) -> dict[str, ItemVersion]:
+    """The newest version (draft or not) of each item, for import comparisons."""
+    newest = (
+        select(ItemVersion.item_id, func.max(ItemVersion.version).label("version"))
+        .group_by(ItemVersion.item_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Item.implementing_code, ItemVersion)
+        .join(newest, newest.c.item_id == Item.id)
+        .join(
+            ItemVersion,
+            and_(ItemVersion.item_id == newest.c.item_id, ItemVersion.version == newest.c.version),
+        )
+        .where(Item.implementing_code.in_(codes))
+    )
+    return {code: version for code, version in rows.all()}
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    department: str | None = None
+    item_type: str | None = None
+    theme: str | None = None
+    channel: str | None = None
+    scope: str | None = None
+    list_name: str | None = None
+    auto_approval: bool | None = None
+    serves: str | None = None
+
+
+def _filtered(query: Select[Any], filters: ItemFilters) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.department:
+        conditions.append(ItemVersion.department == filters.department)
+    if filters.item_type:
+        conditions.append(ItemVersion.item_type == filters.item_type)
+    if filters.theme:
+        conditions.append(ItemVersion.themes.contains([filters.theme]))
+    if filters.channel:
+        conditions.append(ItemVersion.channels.contains([filters.channel]))
+    if filters.scope:
+        conditions.append(ItemVersion.scope == filters.scope)
+    if filters.list_name:
+        conditions.append(ItemVersion.lists.contains([filters.list_name]))
+    if filters.auto_approval is not None:
+        conditions.append(ItemVersion.auto_approval.is_(filters.auto_approval))
+    if filters.serves:
+        conditions.append(ItemVersion.serves.contains([filters.serves]))
+    return query.where(*conditions) if conditions else query
+
+
+async def search_current(
+    session: AsyncSession,
+    *,
+    tsquery: str | None,
+    raw_query: str,
+    filters: ItemFilters,
+    offset: int,
+    limit: int,
+) -> tuple[list[ItemVersion], int]:
+    """Current published versions matching the query and filters, best first.
+
+    Rank: ts_rank over the weighted vector (name A > keywords B > the rest C), plus a bonus when
+    the name contains what was typed verbatim, so an exact phrase beats scattered terms.
+    """
+    base = select(ItemVersion).join(Item, Item.current_version_id == ItemVersion.id)
+    base = _filtered(base, filters)
+    if tsquery is None:
+        ordered = base.order_by(ItemVersion.department, ItemVersion.name)
+    else:
+        q = func.to_tsquery(SIMPLE, cast(literal(tsquery), Text))
+        rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), ItemVersion.search, q)
+        bonus = case((func.strpos(ItemVersion.name, literal(raw_query)) > 0, 1.0), else_=0.0)
+        base = base.where(ItemVersion.search.op("@@")(q))
+        ordered = base.order_by(
+            (rank + bonus).desc(), func.length(ItemVersion.name), ItemVersion.id
+        )
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    rows = (await session.execute(ordered.offset(offset).limit(limit))).scalars()
+    return list(rows), int(total)
+
+
+async def synonym_groups(session: AsyncSession) -> list[list[str]]:
+    rows = await session.execute(select(SynonymGroup.phrases).order_by(SynonymGroup.id))
+    return [list(phrases) for (phrases,) in rows]
+
+
+async def replace_synonym_groups(session: AsyncSession, groups: Sequence[Sequence[str]]) -> None:
+    await session.execute(delete(SynonymGroup))
+    for phrases in groups:
+        session.add(SynonymGroup(phrases=list(phrases)))
+    await session.flush()
+
+
+async def supersede_published(session: AsyncSession, *, item_id: str, except_id: str) -> None:
+    await session.execute(
+        update(ItemVersion)
+        .where(
+            ItemVersion.item_id == item_id,
+            ItemVersion.status == "published",
+            ItemVersion.id != except_id,
+            ItemVersion.superseded_at.is_(None),
+        )
+        .values(superseded_at=func.now())
+    )
+
+
+async def current_published(
+    session: AsyncSession, *, department: str | None = None
+) -> list[ItemVersion]:
+    query = select(ItemVersion).join(Item, Item.current_version_id == ItemVersion.id)
+    if department:
+        query = query.where(ItemVersion.department == department)
+    return list((await session.execute(query)).scalars())
+
+
+async def all_items_latest(session: AsyncSession) -> list[ItemVersion]:
+    """Newest version of every item, for export."""
+    newest = (
+        select(ItemVersion.item_id, func.max(ItemVersion.version).label("version"))
+        .group_by(ItemVersion.item_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ItemVersion)
+        .join(
+            newest,
+            and_(ItemVersion.item_id == newest.c.item_id, ItemVersion.version == newest.c.version),
+        )
+        .order_by(ItemVersion.department, ItemVersion.name)
+    )
+    return list(rows.scalars())
+
+
+async def bundle_by_code(session: AsyncSession, code: str) -> Bundle | None:
+    return (await session.execute(select(Bundle).where(Bundle.code == code))).scalar_one_or_none()
+
+
+async def bundle_by_id(
+    session: AsyncSession, bundle_id: str, *, lock: bool = False
+) -> Bundle | None:
+    query = select(Bundle).where(Bundle.id == bundle_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def bundle_version_by_id(session: AsyncSession, version_id: str) -> BundleVersion | None:
+    return (
+        await session.execute(select(BundleVersion).where(BundleVersion.id == version_id))
+    ).scalar_one_or_none()
+
+
+async def bundle_draft_of(session: AsyncSession, bundle_id: str) -> BundleVersion | None:
+    return (
+        await session.execute(
+            select(BundleVersion).where(
+                BundleVersion.bundle_id == bundle_id, BundleVersion.status == "draft"
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def next_bundle_version_number(session: AsyncSession, bundle_id: str) -> int:
+    latest = (
+        await session.execute(
+            select(func.max(BundleVersion.version)).where(BundleVersion.bundle_id == bundle_id)
+        )
+    ).scalar_one()
+    return int(latest or 0) + 1
+
+
+async def current_bundles(session: AsyncSession) -> list[BundleVersion]:
+    rows = await session.execute(
+        select(BundleVersion)
+        .join(Bundle, Bundle.current_version_id == BundleVersion.id)
+        .order_by(BundleVersion.name)
+    )
+    return list(rows.scalars())

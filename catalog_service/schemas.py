@@ -1,0 +1,210 @@
+"""The catalogue's request and response shapes: one service item version (实施清单 elements),
+one bundle version (一件事), and what the API returns."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ItemType(enum.StrEnum):
+    """The eight kinds of administrative power and public service."""
+
+    LICENSING = "行政许可"
+    CONFIRMATION = "行政确认"
+    ADJUDICATION = "行政裁决"
+    BENEFIT = "行政给付"
+    REWARD = "行政奖励"
+    INSPECTION = "行政检查"
+    OTHER_POWER = "其他行政权力"
+    PUBLIC_SERVICE = "公共服务"
+
+
+class Serves(enum.StrEnum):
+    PERSON = "自然人"
+    LEGAL_ENTITY = "法人"
+
+
+class DepartmentLevel(enum.StrEnum):
+    PROVINCE = "省"
+    CITY = "市"
+    DISTRICT = "区"
+    TOWN = "镇街"
+    VILLAGE = "村居"
+
+
+class Channel(enum.StrEnum):
+    ONLINE = "网上"
+    MOBILE = "掌上"
+    WINDOW = "窗口"
+    KIOSK = "自助终端"
+
+
+class OnlineDepth(enum.IntEnum):
+    """网上办理深度: I 信息公开 … IV 全程网办 (no visit needed)."""
+
+    I = 1  # noqa: E741 - the official level names are Roman numerals
+    II = 2
+    III = 3
+    IV = 4
+
+
+class Scope(enum.StrEnum):
+    """通办 scope: where the item may be applied for, beyond the deciding district."""
+
+    DISTRICT = "district"
+    CITY = "city"  # 全城通办
+    CROSS_CITY = "cross_city"  # 跨城通办
+    CROSS_PROVINCE = "cross_province"  # 跨省通办
+
+
+class Assurance(enum.StrEnum):
+    WECHAT = "wechat"
+    REAL_NAME = "real_name"  # 实名
+    REAL_PERSON = "real_person"  # 实人
+
+
+class ResultKind(enum.StrEnum):
+    CERTIFICATE = "certificate"  # 电子证照
+    DECISION = "decision"  # 决定文书
+    NONE = "none"
+
+
+class Status(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+
+
+MaterialSource = str
+"""``upload`` | ``shared:<dataset>`` | ``certificate:<certificate type>`` | ``commitment`` |
+``waived`` — where a material comes from; anything but ``upload`` means the applicant is not
+asked for it (免证明)."""
+
+
+class Material(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    required: bool = True
+    condition: str | None = Field(
+        default=None, max_length=500, description="When the material applies (conditional)"
+    )
+    originals: int = Field(default=0, ge=0, le=10, description="原件份数")
+    copies: int = Field(default=0, ge=0, le=10, description="复印件份数")
+    sample_url: str | None = Field(default=None, max_length=500)
+    source: MaterialSource = Field(
+        default="upload",
+        pattern=r"^(upload|commitment|waived|shared:[a-z0-9_.]+|certificate:[A-Za-z0-9_.-]+)$",
+    )
+    may_be_missing: bool = Field(default=False, description="可容缺 at acceptance")
+    supplement_method: str | None = Field(default=None, max_length=200, description="补齐方式")
+    supplement_days: int | None = Field(default=None, ge=1, le=60, description="容缺时限, 工作日")
+
+    @model_validator(mode="after")
+    def _tolerance_is_complete(self) -> Material:
+        if self.may_be_missing and (not self.supplement_method or not self.supplement_days):
+            raise ValueError("容缺材料必须写明补齐方式和容缺时限")
+        return self
+
+
+class Fee(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    amount_yuan: float = Field(ge=0)
+    basis: str = Field(min_length=1, max_length=500, description="收费依据")
+
+
+class Rule(BaseModel):
+    """One named 秒批 check: a CEL expression that must be true."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
+    expression: str = Field(min_length=1, max_length=2000)
+    message: str = Field(min_length=1, max_length=200, description="Chinese reason when false")
+    needs: list[str] = Field(default_factory=list, description="shared datasets it reads")
+    refer: bool = Field(default=False, description="false → manual review, not denial")
+
+
+class ItemContent(BaseModel):
+    """Every element of one item version an admin edits (the standardised ~32 elements)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalog_code: str = Field(min_length=1, max_length=64, description="基本编码")
+    implementing_code: str = Field(min_length=1, max_length=64, description="实施编码")
+    name: str = Field(min_length=2, max_length=200)
+    short_name: str | None = Field(default=None, max_length=60)
+    item_type: ItemType
+    serves: list[Serves] = Field(default_factory=lambda: [Serves.PERSON], min_length=1)
+    themes: list[str] = Field(default_factory=list, description="life events, e.g. 社会保障")
+    keywords: list[str] = Field(default_factory=list)
+    department: str = Field(min_length=1, max_length=100)
+    region_code: str = Field(pattern=r"^[0-9]{6}([0-9]{6})?$")
+    department_level: DepartmentLevel = DepartmentLevel.CITY
+    legal_basis: str | None = Field(default=None, max_length=4000, description="设定依据")
+    legal_days: int | None = Field(default=None, ge=0, le=365, description="法定办结时限")
+    committed_days: int | None = Field(default=None, ge=0, le=365, description="承诺办结时限")
+    conditions: str | None = Field(default=None, max_length=4000, description="受理条件")
+    fees: list[Fee] = Field(default_factory=list, description="empty: free")
+    materials: list[Material] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    online_depth: OnlineDepth | None = None
+    visits: int | None = Field(default=None, ge=0, le=2, description="到办事现场次数")
+    scope: Scope = Scope.DISTRICT
+    assurance: Assurance = Assurance.REAL_NAME
+    form_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the application form, Chinese titles"
+    )
+    auto_approval: bool = Field(default=False, description="秒批")
+    rules: list[Rule] = Field(default_factory=list)
+    result_kind: ResultKind = ResultKind.DECISION
+    certificate_type: str | None = Field(default=None, max_length=64)
+
+
+class BundleMember(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    implementing_code: str = Field(min_length=1, max_length=64)
+    field_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="bundle form field → this member item's form field",
+    )
+
+
+class BundleContent(BaseModel):
+    """一件事一次办: several items, one combined form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=2, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    themes: list[str] = Field(default_factory=list)
+    members: list[BundleMember] = Field(min_length=2)
+    form_schema: dict[str, Any]
+
+
+class Problem(BaseModel):
+    """One reason a version cannot be published yet."""
+
+    field: str
+    message: str
+
+
+class ItemVersionOut(BaseModel):
+    id: str
+    item_id: str
+    version: int
+    status: Status
+    content: ItemContent
+    lists: list[Literal["马上办", "网上办", "就近办", "一次办"]]
+    created_at: datetime
+    published_at: datetime | None
+    withdrawn_at: datetime | None

@@ -1,0 +1,448 @@
+"""Search terms for the service catalog: Chinese segmentation and pinyin for PostgreSQL full text.
+
+A citizen on a phone types a few characters ("公积金"), pinyin initials ("gjj") or full pinyin
+("gongjijin") and expects "住房公积金提取（租房）" to come up. The catalog runs on plain PostgreSQL
+without extensions (no zhparser, no pg_trgm), and PostgreSQL's own parser cannot segment Chinese.
+So the application does the linguistics and PostgreSQL only stores and matches opaque terms:
+
+* documents: :func:`document_for` turns an item into three lists of terms (weights A, B and C),
+  and :func:`tsvector_sql_parts` joins them with spaces for
+  ``setweight(to_tsvector('simple', :a), 'A') || … 'B' || … 'C'``;
+* queries: :func:`tsquery_for` turns what the user typed into a string for
+  ``to_tsquery('simple', :q)``, expanding admin-maintained synonyms (:class:`SynonymTable`).
+
+Every term is a run of lowercase letters and digits only (ASCII, Chinese or other scripts) and at
+most :data:`MAX_TERM_LENGTH` characters, so PostgreSQL's default parser reads each one as exactly
+one lexeme and no term can carry tsquery syntax (``& | ! ( ) : * \\ '`` and the like). Because the
+document side and the query side go through the same normalisation and the same segmenter, what
+was indexed is exactly what a query can ask for.
+
+Synonyms are applied at query time only: an admin's edit takes effect on the next search without
+re-indexing every item, and the stored vectors stay small.
+
+Nothing here touches the database or the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import jieba
+from pypinyin import Style, lazy_pinyin
+
+# jieba logs "Building prefix dict…" at DEBUG on first use; the service's logs should not.
+jieba.setLogLevel(logging.WARNING)
+
+# A private segmenter rather than jieba's global one: indexing and querying must segment the same
+# way, so nothing else in the process (a stray ``jieba.add_word``) may change this one's
+# dictionary. Construction is cheap; the dictionary is loaded on first use (thread-safe, jieba
+# holds a lock) or by :func:`warm_up`.
+_SEGMENTER = jieba.Tokenizer()
+
+MAX_TERM_LENGTH = 64
+"""Longest term kept; longer ones are cut. Nobody types more than this, a cut pinyin term still
+serves prefix queries, and it keeps every lexeme far below PostgreSQL's 2047-byte limit."""
+
+MAX_QUERY_LENGTH = 100
+"""Characters of a query that are looked at: a search box is not a document, and a pasted essay
+must not turn into a huge tsquery."""
+
+MAX_QUERY_TOKENS = 12
+"""Tokens of a query that become AND-groups; beyond this the query is already so specific that
+more groups would only cost time."""
+
+MAX_SYNONYM_SPAN = 6
+"""Most consecutive query tokens that are joined back together to find a multi-word synonym
+phrase (jieba may split "不动产登记" into "不动产" + "登记")."""
+
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_CHAR = re.compile(f"[{_HAN}]")
+_HAN_RUN = re.compile(f"[{_HAN}]+")
+
+
+def warm_up() -> None:
+    """Load jieba's dictionary and pypinyin's tables now rather than on the first request.
+
+    jieba builds (or reads from its cache) a prefix dictionary of ~350k words on first use, which
+    takes about a second; a service calls this at start-up so no citizen waits for it.
+    """
+    _SEGMENTER.initialize()
+    lazy_pinyin("预热")
+
+
+def _is_term_char(char: str) -> bool:
+    """Letters and digits only: they are what PostgreSQL's parser keeps together in one word, and
+    none of them has a meaning in tsquery syntax."""
+    if char.isascii():
+        return char.isalnum()
+    return unicodedata.category(char)[0] in "LN"
+
+
+def _clean(text: str) -> str:
+    """Normalise text before segmentation: NFKC (full-width ``ＡＢＣ１２３`` and ``（`` become
+    ``ABC123`` and ``(``), lowercase, and every character that cannot be part of a term becomes a
+    space, so jieba never sees punctuation and never glues words across it."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(char if _is_term_char(char) else " " for char in text)
+
+
+def _term(token: str) -> str:
+    """The single gate every term passes: only term characters, no spaces, bounded length.
+
+    Returns ``""`` when nothing usable is left.
+    """
+    return "".join(char for char in token if _is_term_char(char))[:MAX_TERM_LENGTH]
+
+
+def _is_safe_term(term: str) -> bool:
+    return 0 < len(term) <= MAX_TERM_LENGTH and all(_is_term_char(char) for char in term)
+
+
+def _has_han(text: str) -> bool:
+    return _HAN_CHAR.search(text) is not None
+
+
+def _keep_non_han(chars: str) -> str:
+    """pypinyin's fallback for characters it has no reading for: keep letters and digits as they
+    are (``x光`` → ``xguang``), drop the rare Chinese character without a reading."""
+    return "".join(char for char in chars if not _HAN_CHAR.match(char))
+
+
+def _pinyin(text: str) -> tuple[str, str]:
+    """Full pinyin without tones (``gongjijin``) and initials (``gjj``) of ``text``.
+
+    pypinyin chooses readings of polyphonic characters from phrase context (重庆 → chongqing);
+    only that one reading is indexed, since every alternative would multiply the terms and
+    mostly match nothing anyone types. ``ü`` comes out as ``v`` (``lv``), as phone keyboards
+    type it.
+    """
+    full = "".join(lazy_pinyin(text, style=Style.NORMAL, errors=_keep_non_han))
+    initials = "".join(lazy_pinyin(text, style=Style.FIRST_LETTER, errors=_keep_non_han))
+    return _term(full), _term(initials)
+
+
+class _Terms:
+    """An insertion-ordered set of terms that ignores empty ones: output order is stable, which
+    keeps the generated SQL parameters (and any diff of them) deterministic."""
+
+    def __init__(self) -> None:
+        self._terms: dict[str, None] = {}
+
+    def add(self, term: str) -> None:
+        if term:
+            self._terms.setdefault(term, None)
+
+    def add_pinyin(self, text: str) -> None:
+        full, initials = _pinyin(text)
+        self.add(full)
+        # A single initial is never needed: the full pinyin starts with the same letter, so a
+        # prefix query for that letter already matches it.
+        if len(initials) > 1:
+            self.add(initials)
+
+    def as_list(self) -> list[str]:
+        return list(self._terms)
+
+
+def terms_of(text: str) -> list[str]:
+    """The normalised search terms of a Chinese or mixed text, de-duplicated, in stable order.
+
+    * jieba ``cut_for_search`` tokens (住房, 公积, 积金, 公积金, 提取, 租房): the search mode also
+      emits the shorter dictionary words inside long ones, so a query for a part of a word finds
+      it;
+    * for each token containing Chinese, its full pinyin (``gongjijin``) and initials (``gjj``),
+      so pinyin typed on a phone matches without the user switching to a Chinese keyboard;
+    * the full pinyin and initials of each whole run of Chinese characters (``zfgjjtq``,
+      ``zhufanggongjijintiqu``), and of all runs joined when there are several, so the initials
+      of a whole name, or a prefix of them (``zfgjj``), match too.
+
+    Punctuation and whitespace are dropped, ASCII is lowercased and full-width characters become
+    half-width. Each term is safe as a word inside ``to_tsvector('simple', …)``.
+    """
+    cleaned = _clean(text)
+    terms = _Terms()
+    for token in _SEGMENTER.cut_for_search(cleaned):
+        term = _term(token)
+        if not term:
+            continue
+        terms.add(term)
+        if _has_han(term):
+            terms.add_pinyin(term)
+    runs = _HAN_RUN.findall(cleaned)
+    for run in runs:
+        terms.add_pinyin(run)
+    if len(runs) > 1:
+        terms.add_pinyin("".join(runs))
+    return terms.as_list()
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    """The terms of one catalog item, by weight: ``name`` (A), ``secondary`` (B: short name,
+    keywords, themes) and ``body`` (C: materials, conditions, department).
+
+    Every term is checked on construction, so a document built by hand (or from stored data)
+    can never smuggle tsvector syntax into :func:`tsvector_sql_parts`.
+    """
+
+    name: list[str]
+    secondary: list[str]
+    body: list[str]
+
+    def __post_init__(self) -> None:
+        for term in chain(self.name, self.secondary, self.body):
+            if not _is_safe_term(term):
+                raise ValueError(f"not a safe search term: {term!r}")
+
+
+def _fresh_terms(texts: Iterable[str], seen: set[str]) -> list[str]:
+    """Terms of ``texts`` (each text on its own, so run pinyin never spans two keywords) that are
+    not in ``seen``; ``seen`` is updated. A term already stored at a higher weight adds nothing
+    at a lower one: ts_rank takes the highest weight of a lexeme's positions."""
+    fresh: list[str] = []
+    for text in texts:
+        for term in terms_of(text):
+            if term not in seen:
+                seen.add(term)
+                fresh.append(term)
+    return fresh
+
+
+def document_for(
+    *,
+    name: str,
+    short_name: str | None,
+    keywords: Sequence[str],
+    themes: Sequence[str],
+    department: str,
+    materials: Sequence[str],
+    conditions: str | None,
+) -> SearchDocument:
+    """Build the weighted search terms of a catalog item.
+
+    The item's name is what citizens search for, so it weighs most (A); the short name, keywords
+    and themes are curated to be searched (B); materials, conditions and the department only
+    help when nothing better matches (C). A term appears once, at its highest weight.
+    """
+    name_terms = terms_of(name)
+    seen = set(name_terms)
+    secondary = _fresh_terms(chain([short_name or ""], keywords, themes), seen)
+    body = _fresh_terms(chain(materials, [conditions or "", department]), seen)
+    return SearchDocument(name=name_terms, secondary=secondary, body=body)
+
+
+def tsvector_sql_parts(document: SearchDocument) -> tuple[str, str, str]:
+    """The A, B and C texts for ``setweight(to_tsvector('simple', :a), 'A') || …``.
+
+    Terms are joined with single spaces; since no term contains a space or punctuation, the
+    ``simple`` configuration turns each term into exactly one lexeme. Pass them as bound
+    parameters, never by string interpolation into SQL.
+    """
+    return (
+        " ".join(document.name),
+        " ".join(document.secondary),
+        " ".join(document.body),
+    )
+
+
+def _phrase_key(phrase: str) -> str:
+    """A synonym phrase in the form query tokens are compared with: normalised like terms, with
+    the spaces in between removed (``"社会 保险"`` is ``"社会保险"``)."""
+    return "".join(_clean(phrase).split())
+
+
+class SynonymTable:
+    """Admin-maintained groups of equivalent phrases: 身份证 ↔ 居民身份证, 社保 ↔ 社会保险.
+
+    Built from pairs or larger groups; equivalence is symmetric and transitive, also across
+    groups that share a phrase (``("a", "b")`` and ``("b", "c")`` make one group a, b, c), since
+    that is what an admin who enters them means. Phrases are normalised like search terms
+    (full-width → half-width, lowercase, punctuation and spaces removed).
+    """
+
+    def __init__(self, groups: Iterable[Iterable[str]] = ()) -> None:
+        parent: dict[str, str] = {}
+
+        def root(phrase: str) -> str:
+            while parent[phrase] != phrase:
+                parent[phrase] = parent[parent[phrase]]
+                phrase = parent[phrase]
+            return phrase
+
+        for group in groups:
+            keys = list(dict.fromkeys(key for key in map(_phrase_key, group) if key))
+            for key in keys:
+                parent.setdefault(key, key)
+            for key in keys[1:]:
+                parent[root(key)] = root(keys[0])
+
+        members: dict[str, set[str]] = {}
+        for key in parent:
+            members.setdefault(root(key), set()).add(key)
+        self._groups: dict[str, frozenset[str]] = {}
+        for group_members in members.values():
+            if len(group_members) > 1:
+                frozen = frozenset(group_members)
+                for key in frozen:
+                    self._groups[key] = frozen
+
+    def __contains__(self, phrase: object) -> bool:
+        return isinstance(phrase, str) and _phrase_key(phrase) in self._groups
+
+    def __len__(self) -> int:
+        """Number of phrases that have at least one synonym."""
+        return len(self._groups)
+
+    def expand(self, phrase: str) -> set[str]:
+        """The normalised phrase and all its synonyms; just the phrase when it has none, and an
+        empty set when nothing of it survives normalisation. Including the phrase itself lets a
+        caller use the result directly as the set of alternatives."""
+        key = _phrase_key(phrase)
+        if not key:
+            return set()
+        return set(self._groups.get(key, {key}))
+
+
+def _or(alternatives: Sequence[str]) -> str:
+    unique = list(dict.fromkeys(alternatives))
+    return unique[0] if len(unique) == 1 else "(" + " | ".join(unique) + ")"
+
+
+def _and(operands: Sequence[str]) -> str:
+    unique = list(dict.fromkeys(operands))
+    return unique[0] if len(unique) == 1 else "(" + " & ".join(unique) + ")"
+
+
+def _covering_words(token: str) -> list[str]:
+    """The fewest dictionary words inside a Chinese token that together cover all of it
+    (居民身份证 → 居民, 身份证; 城乡居民 → 城乡, 居民), or ``[]`` when they cannot (社保卡: 卡 is
+    in no inner word, and 社保 alone would match far more than the user asked for).
+
+    The candidates are the pieces of two or more characters that ``cut_for_search`` finds in the
+    token alone — the same pieces search mode puts into a document that contains the token's
+    words. They are chosen by the classic greedy interval cover: from the first uncovered
+    character, take the candidate that starts at or before it and reaches furthest.
+    """
+    pieces = {_term(piece) for piece in _SEGMENTER.cut_for_search(token)}
+    intervals = sorted(
+        (match.start(), match.start() + len(piece), piece)
+        for piece in pieces
+        if 2 <= len(piece) < len(token)
+        for match in re.finditer(re.escape(piece), token)
+    )
+    cover: list[str] = []
+    position = 0
+    while position < len(token):
+        best: tuple[int, str] | None = None
+        for start, end, piece in intervals:
+            if start <= position < end and (best is None or end > best[0]):
+                best = (end, piece)
+        if best is None:
+            return []
+        position, piece = best
+        cover.append(piece)
+    return cover
+
+
+def _exact_alternatives(word: str) -> list[str]:
+    """How a complete word matches: itself, or all of its covering inner words together.
+
+    jieba segments a document in context, so the same characters can be split differently in a
+    document ("城乡居民身份证" may become 城乡居民 + 身份证) than alone in a short query
+    ("居民身份证"); the document's search-mode tokens still contain the inner words. Only
+    Chinese words of three or more characters have such words (shorter ones have no smaller
+    dictionary words of two characters).
+    """
+    alternatives = [word]
+    if _has_han(word):
+        cover = _covering_words(word)
+        if cover:
+            alternatives.append(_and(cover))
+    return alternatives
+
+
+def _query_tokens(text: str) -> list[str]:
+    """jieba ``cut`` (not search mode: the user's own words are what must match) of normalised
+    text, as terms."""
+    return [term for term in (_term(piece) for piece in _SEGMENTER.cut(_clean(text))) if term]
+
+
+def _phrase_alternatives(phrase: str) -> list[str]:
+    """A synonym phrase as tsquery alternatives: each of its words must occur, matched exactly
+    (a synonym is a complete phrase, not something being typed)."""
+    words = _query_tokens(phrase)
+    if len(words) == 1:
+        return _exact_alternatives(words[0])
+    if not words:
+        return []
+    return [_and([_or(_exact_alternatives(word)) for word in words])]
+
+
+def _merge_synonym_phrases(tokens: list[str], synonyms: SynonymTable) -> list[str]:
+    """Join consecutive tokens back into one when together they are a synonym phrase that jieba
+    split (不动产 + 登记 → 不动产登记), longest match first, left to right."""
+    merged: list[str] = []
+    index = 0
+    while index < len(tokens):
+        span = 1
+        for length in range(min(MAX_SYNONYM_SPAN, len(tokens) - index), 1, -1):
+            if "".join(tokens[index : index + length]) in synonyms:
+                span = length
+                break
+        merged.append("".join(tokens[index : index + span]))
+        index += span
+    return merged
+
+
+def _token_group(token: str, synonyms: SynonymTable) -> str:
+    """The OR-group of one query token: the token as a prefix, its covering inner words and
+    the alternatives of each of its synonyms."""
+    term = _term(token)
+    alternatives = [f"{term}:*", *_exact_alternatives(term)[1:]]
+    for synonym in sorted(synonyms.expand(token) - {token}):
+        alternatives.extend(_phrase_alternatives(synonym))
+    return _or(alternatives)
+
+
+def tsquery_for(query: str, *, synonyms: SynonymTable) -> str | None:
+    """A string for ``to_tsquery('simple', …)`` that finds what the user typed, or ``None`` when
+    the query has nothing to search for (empty, only punctuation).
+
+    Strategy, chosen to be predictable for a user typing on a phone:
+
+    * The query is normalised like documents and segmented with jieba ``cut`` (not the search
+      mode: the user's words are what must match). ASCII words stay as typed (``gjj``).
+    * Tokens that together form a synonym phrase are joined back into one token.
+    * Every token must match (AND); each token is an OR-group of:
+
+      - the token as a **prefix** (``gjj:*``, ``公积:*``): ASCII tokens are usually pinyin or
+        initials typed so far, and Chinese tokens may be the start of a longer indexed word.
+        A prefix match includes the exact term, and ts_rank scores both alike, so the exact
+        form is not repeated;
+      - for a Chinese token of three or more characters, the fewest dictionary words inside it
+        that cover all its characters, ANDed (居民身份证 → ``(居民 & 身份证)``), because jieba
+        may segment the same characters differently inside a document than alone in a query;
+        when they cannot cover it (社保卡), there is no such alternative;
+      - each synonym phrase, matched exactly (no prefix: it is a complete phrase, not something
+        being typed): all of its words, each with the same inner-words alternative.
+
+    Chinese tokens are not converted to pinyin: that would match homophones nobody meant.
+    Synonym lookup is by whole token (or whole run of tokens); an abbreviation inside a longer
+    word (社保 in 社保卡) needs its own entry (社保卡 ↔ 社会保障卡).
+
+    Only bare terms, ``&``, ``|``, parentheses and ``:*`` appear in the result.
+    """
+    tokens = _query_tokens(query[:MAX_QUERY_LENGTH])
+    groups: list[str] = []
+    for token in _merge_synonym_phrases(tokens, synonyms)[:MAX_QUERY_TOKENS]:
+        group = _token_group(token, synonyms)
+        if group not in groups:
+            groups.append(group)
+    if not groups:
+        return None
+    return " & ".join(groups)

@@ -1,0 +1,522 @@
+"""The catalogue's rules: drafting, validating, publishing and withdrawing item and bundle
+versions; the 四办 lists; search; statistics. No HTTP here; functions flush, never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import celpy
+import jsonschema
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog_service import repository, search
+from catalog_service.events import BundlePublished, ItemPublished, ItemWithdrawn, outbox
+from catalog_service.models import Bundle, BundleVersion, Item, ItemVersion
+from catalog_service.repository import ItemFilters
+from catalog_service.schemas import (
+    BundleContent,
+    DepartmentLevel,
+    ItemContent,
+    OnlineDepth,
+    Problem,
+    ResultKind,
+    Scope,
+    Status,
+)
+from wangban.errors import Conflict, NotFound, ValidationFailed
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ItemNotFound(NotFound):
+    type_slug = "item-not-found"
+    title = "找不到该事项"
+
+
+class VersionNotFound(NotFound):
+    type_slug = "item-version-not-found"
+    title = "找不到该事项版本"
+
+
+class BundleNotFound(NotFound):
+    type_slug = "bundle-not-found"
+    title = "找不到该一件事"
+
+
+class ItemCodeTaken(Conflict):
+    type_slug = "item-code-taken"
+    title = "实施编码已存在"
+
+
+class VersionNotEditable(Conflict):
+    type_slug = "version-not-editable"
+    title = "该版本不可修改"
+
+
+class NotPublishable(ValidationFailed):
+    type_slug = "not-publishable"
+    title = "事项要素不完整，不能发布"
+
+
+class InvalidItem(ValidationFailed):
+    type_slug = "invalid-item"
+    title = "事项内容有误"
+
+
+# --- derived attributes -----------------------------------------------------------------------
+
+FOUR_LISTS = ("马上办", "网上办", "就近办", "一次办")
+
+
+def four_lists(content: ItemContent) -> list[str]:
+    """The 四办 lists an item belongs to, derived from its attributes (never typed by hand).
+
+    马上办: handled on the spot (即办件, committed 0 days); 网上办: online depth III or IV with no
+    visit; 就近办: accepted beyond its district (全城/跨城/跨省通办) or at town/village level;
+    一次办: at most one visit (最多跑一次).
+    """
+    lists: list[str] = []
+    if content.committed_days == 0:
+        lists.append("马上办")
+    if (content.online_depth or 0) >= OnlineDepth.III and content.visits == 0:
+        lists.append("网上办")
+    if content.scope is not Scope.DISTRICT or content.department_level in (
+        DepartmentLevel.TOWN,
+        DepartmentLevel.VILLAGE,
+    ):
+        lists.append("就近办")
+    if content.visits is not None and content.visits <= 1:
+        lists.append("一次办")
+    return lists
+
+
+@lru_cache(maxsize=1)
+def _cel() -> celpy.Environment:
+    return celpy.Environment()
+
+
+def content_errors(content: ItemContent) -> list[Problem]:
+    """What makes content wrong (not merely incomplete): refused even for a draft."""
+    problems: list[Problem] = []
+    if (
+        content.legal_days is not None
+        and content.committed_days is not None
+        and content.committed_days > content.legal_days
+    ):
+        problems.append(Problem(field="committed_days", message="承诺办结时限不能超过法定办结时限"))
+    if content.online_depth == OnlineDepth.IV and content.visits not in (None, 0):
+        problems.append(
+            Problem(field="visits", message="网上办理深度为四级（全程网办）时，到现场次数应为0")
+        )
+    names = [rule.name for rule in content.rules]
+    if len(names) != len(set(names)):
+        problems.append(Problem(field="rules", message="秒批规则名称不能重复"))
+    for index, rule in enumerate(content.rules):
+        try:
+            _cel().compile(rule.expression)
+        except Exception as exc:  # celpy raises its own parse errors; any is a bad rule
+            problems.append(
+                Problem(
+                    field=f"rules/{index}/expression",
+                    message=f"规则“{rule.name}”的表达式语法错误：{str(exc).splitlines()[0]}",
+                )
+            )
+    if content.form_schema is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(content.form_schema)
+        except jsonschema.SchemaError as exc:
+            problems.append(Problem(field="form_schema", message=f"申请表结构无效：{exc.message}"))
+    return problems
+
+
+def publication_problems(content: ItemContent) -> list[Problem]:
+    """What a version still lacks before it may be published (drafts may lack it)."""
+    problems = content_errors(content)
+    required: list[tuple[str, object, str]] = [
+        ("legal_basis", content.legal_basis, "缺少设定依据"),
+        ("legal_days", content.legal_days, "缺少法定办结时限"),
+        ("committed_days", content.committed_days, "缺少承诺办结时限"),
+        ("conditions", content.conditions, "缺少受理条件"),
+        ("channels", content.channels or None, "缺少办理渠道"),
+        ("online_depth", content.online_depth, "缺少网上办理深度"),
+        ("visits", content.visits, "缺少到办事现场次数"),
+    ]
+    problems += [Problem(field=f, message=m) for f, value, m in required if value is None]
+    if (content.online_depth or 0) >= OnlineDepth.III and content.form_schema is None:
+        problems.append(Problem(field="form_schema", message="可网上办理的事项需要申请表结构"))
+    if content.auto_approval and not content.rules:
+        problems.append(Problem(field="rules", message="秒批事项需要至少一条规则"))
+    if content.result_kind is ResultKind.CERTIFICATE and not content.certificate_type:
+        problems.append(Problem(field="certificate_type", message="结果为电子证照时需要证照类型"))
+    return problems
+
+
+def _raise_if_wrong(content: ItemContent) -> None:
+    errors = content_errors(content)
+    if errors:
+        raise InvalidItem(
+            "；".join(p.message for p in errors),
+            extra={"problems": [p.model_dump() for p in errors]},
+        )
+
+
+# --- items ------------------------------------------------------------------------------------
+
+
+async def _fill_version(
+    session: AsyncSession, version: ItemVersion, content: ItemContent
+) -> ItemVersion:
+    document = search.document_for(
+        name=content.name,
+        short_name=content.short_name,
+        keywords=content.keywords,
+        themes=content.themes,
+        department=content.department,
+        materials=[m.name for m in content.materials],
+        conditions=content.conditions,
+    )
+    version.content = content.model_dump(mode="json")
+    version.name = content.name
+    version.item_type = content.item_type.value
+    version.department = content.department
+    version.region_code = content.region_code
+    version.serves = [s.value for s in content.serves]
+    version.themes = list(content.themes)
+    version.channels = [c.value for c in content.channels]
+    version.lists = four_lists(content)
+    version.scope = content.scope.value
+    version.online_depth = int(content.online_depth) if content.online_depth else None
+    version.visits = content.visits
+    version.legal_days = content.legal_days
+    version.committed_days = content.committed_days
+    version.auto_approval = content.auto_approval
+    version.search = repository.search_vector(*search.tsvector_sql_parts(document))
+    session.add(version)
+    await session.flush()
+    await session.refresh(version, ["search"])
+    return version
+
+
+async def create_item_draft(session: AsyncSession, *, content: ItemContent) -> ItemVersion:
+    """A new item, as a draft version 1. 实施编码 is unique."""
+    _raise_if_wrong(content)
+    if await repository.item_by_code(session, content.implementing_code) is not None:
+        raise ItemCodeTaken(f"实施编码 {content.implementing_code} 已存在，请修改该事项而不是新建")
+    item = Item(id=str(uuid.uuid4()), implementing_code=content.implementing_code)
+    session.add(item)
+    await session.flush()
+    version = ItemVersion(id=str(uuid.uuid4()), item_id=item.id, version=1, status=Status.DRAFT)
+    return await _fill_version(session, version, content)
+
+
+async def update_draft(
+    session: AsyncSession, *, version_id: str, content: ItemContent
+) -> ItemVersion:
+    """Edit a draft in place. Published versions are immutable: start a revision instead."""
+    _raise_if_wrong(content)
+    version = await repository.version_by_id(session, version_id, lock=True)
+    if version is None:
+        raise VersionNotFound()
+    if version.status != Status.DRAFT:
+        raise VersionNotEditable("已发布或已撤销的版本不可修改，请基于它新建修订版本")
+    item = await repository.item_by_id(session, version.item_id)
+    assert item is not None
+    if content.implementing_code != item.implementing_code:
+        raise VersionNotEditable("实施编码不能在修订中修改")
+    return await _fill_version(session, version, content)
+
+
+async def start_revision(session: AsyncSession, *, item_id: str) -> ItemVersion:
+    """The item's open draft, or a new draft copied from its newest version."""
+    item = await repository.item_by_id(session, item_id, lock=True)
+    if item is None:
+        raise ItemNotFound()
+    draft = await repository.draft_of(session, item_id)
+    if draft is not None:
+        return draft
+    number = await repository.next_version_number(session, item_id)
+    newest = await repository.latest_versions_by_codes(session, [item.implementing_code])
+    content = ItemContent.model_validate(newest[item.implementing_code].content)
+    version = ItemVersion(
+        id=str(uuid.uuid4()), item_id=item.id, version=number, status=Status.DRAFT
+    )
+    return await _fill_version(session, version, content)
+
+
+async def publish_version(session: AsyncSession, *, version_id: str) -> ItemVersion:
+    """Publish a complete draft: it becomes the item's current version, immutable from now on;
+    the previous one stays readable for applications bound to it."""
+    version = await repository.version_by_id(session, version_id, lock=True)
+    if version is None:
+        raise VersionNotFound()
+    if version.status != Status.DRAFT:
+        raise VersionNotEditable("只有草稿可以发布")
+    content = ItemContent.model_validate(version.content)
+    problems = publication_problems(content)
+    if problems:
+        raise NotPublishable(
+            "；".join(p.message for p in problems),
+            extra={"problems": [p.model_dump() for p in problems]},
+        )
+    item = await repository.item_by_id(session, version.item_id, lock=True)
+    assert item is not None
+    now = datetime.now(UTC)
+    version.status = Status.PUBLISHED
+    version.published_at = now
+    item.current_version_id = version.id
+    await repository.supersede_published(session, item_id=item.id, except_id=version.id)
+    await session.flush()
+    await outbox.publish(
+        session,
+        ItemPublished(
+            item_id=item.id,
+            version_id=version.id,
+            version=version.version,
+            implementing_code=item.implementing_code,
+            lists=list(version.lists),
+            published_at=now.isoformat(),
+            content=version.content,
+        ),
+    )
+    return version
+
+
+async def withdraw_item(session: AsyncSession, *, item_id: str) -> ItemVersion:
+    """Stop new applications for an item (撤销); versions stay readable."""
+    item = await repository.item_by_id(session, item_id, lock=True)
+    if item is None:
+        raise ItemNotFound()
+    if item.current_version_id is None:
+        raise VersionNotEditable("该事项没有已发布的版本")
+    version = await repository.version_by_id(session, item.current_version_id, lock=True)
+    assert version is not None
+    now = datetime.now(UTC)
+    version.status = Status.WITHDRAWN
+    version.withdrawn_at = now
+    item.current_version_id = None
+    await session.flush()
+    await outbox.publish(
+        session,
+        ItemWithdrawn(
+            item_id=item.id,
+            version_id=version.id,
+            implementing_code=item.implementing_code,
+            withdrawn_at=now.isoformat(),
+        ),
+    )
+    return version
+
+
+async def get_version(session: AsyncSession, *, version_id: str) -> ItemVersion:
+    version = await repository.version_by_id(session, version_id)
+    if version is None:
+        raise VersionNotFound()
+    return version
+
+
+async def get_current(session: AsyncSession, *, item_id: str) -> ItemVersion:
+    item = await repository.item_by_id(session, item_id)
+    if item is None or item.current_version_id is None:
+        raise ItemNotFound()
+    return await get_version(session, version_id=item.current_version_id)
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    items: list[ItemVersion]
+    total: int
+    page: int
+    page_size: int
+
+
+async def search_items(
+    session: AsyncSession,
+    *,
+    query: str | None,
+    filters: ItemFilters,
+    page: int = 1,
+    page_size: int = 20,
+) -> SearchPage:
+    raw = (query or "").strip()
+    tsquery = None
+    if raw:
+        synonyms = search.SynonymTable(await repository.synonym_groups(session))
+        tsquery = search.tsquery_for(raw, synonyms=synonyms)
+        if tsquery is None:
+            return SearchPage(items=[], total=0, page=page, page_size=page_size)
+    items, total = await repository.search_current(
+        session,
+        tsquery=tsquery,
+        raw_query=raw,
+        filters=filters,
+        offset=(page - 1) * page_size,
+        limit=page_size,
+    )
+    return SearchPage(items=items, total=total, page=page, page_size=page_size)
+
+
+async def replace_synonyms(session: AsyncSession, *, groups: list[list[str]]) -> None:
+    cleaned = [sorted({p.strip() for p in group if p.strip()}) for group in groups]
+    await repository.replace_synonym_groups(session, [g for g in cleaned if len(g) >= 2])
+
+
+# --- bundles ----------------------------------------------------------------------------------
+
+
+async def create_bundle_draft(session: AsyncSession, *, content: BundleContent) -> BundleVersion:
+    existing = await repository.bundle_by_code(session, content.code)
+    if existing is not None:
+        draft = await repository.bundle_draft_of(session, existing.id)
+        number = await repository.next_bundle_version_number(session, existing.id)
+        bundle = existing
+    else:
+        bundle = Bundle(id=str(uuid.uuid4()), code=content.code)
+        session.add(bundle)
+        await session.flush()
+        draft, number = None, 1
+    version = draft or BundleVersion(
+        id=str(uuid.uuid4()), bundle_id=bundle.id, version=number, status=Status.DRAFT
+    )
+    version.name = content.name
+    version.content = content.model_dump(mode="json")
+    version.member_version_ids = []
+    session.add(version)
+    await session.flush()
+    return version
+
+
+async def publish_bundle(session: AsyncSession, *, version_id: str) -> BundleVersion:
+    """Publish a bundle draft, bound to the current versions of its members; every member must
+    be published and every field mapping must name a field of that member's form."""
+    version = await repository.bundle_version_by_id(session, version_id)
+    if version is None:
+        raise BundleNotFound()
+    if version.status != Status.DRAFT:
+        raise VersionNotEditable("只有草稿可以发布")
+    content = BundleContent.model_validate(version.content)
+    codes = [m.implementing_code for m in content.members]
+    current = await repository.current_versions_by_codes(session, codes)
+    problems: list[Problem] = []
+    bundle_fields = set((content.form_schema.get("properties") or {}).keys())
+    for index, member in enumerate(content.members):
+        member_version = current.get(member.implementing_code)
+        if member_version is None:
+            problems.append(
+                Problem(
+                    field=f"members/{index}",
+                    message=f"成员事项 {member.implementing_code} 未发布",
+                )
+            )
+            continue
+        form = (member_version.content.get("form_schema") or {}) if member_version else {}
+        member_fields = set(((form or {}).get("properties") or {}).keys())  # type: ignore[attr-defined]
+        for source, target in member.field_map.items():
+            if source not in bundle_fields or target not in member_fields:
+                problems.append(
+                    Problem(
+                        field=f"members/{index}/field_map/{source}",
+                        message=f"字段映射 {source} → {target} 不存在于表单中",
+                    )
+                )
+    if problems:
+        raise NotPublishable(
+            "；".join(p.message for p in problems),
+            extra={"problems": [p.model_dump() for p in problems]},
+        )
+    bundle = await repository.bundle_by_id(session, version.bundle_id, lock=True)
+    assert bundle is not None
+    now = datetime.now(UTC)
+    version.status = Status.PUBLISHED
+    version.published_at = now
+    version.member_version_ids = [current[c].id for c in codes]
+    bundle.current_version_id = version.id
+    await session.flush()
+    await outbox.publish(
+        session,
+        BundlePublished(
+            bundle_id=bundle.id,
+            version_id=version.id,
+            version=version.version,
+            code=bundle.code,
+            member_version_ids=list(version.member_version_ids),
+            published_at=now.isoformat(),
+            content=version.content,
+        ),
+    )
+    return version
+
+
+async def get_bundle_version(session: AsyncSession, *, version_id: str) -> BundleVersion:
+    version = await repository.bundle_version_by_id(session, version_id)
+    if version is None:
+        raise BundleNotFound()
+    return version
+
+
+async def list_bundles(session: AsyncSession) -> list[BundleVersion]:
+    return await repository.current_bundles(session)
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statistics:
+    items: int
+    by_type: dict[str, int]
+    by_department: dict[str, int]
+    on_the_spot_share: float
+    """即办件 ÷ items."""
+    within_one_day_share: float
+    """Items with committed ≤ 1 working day ÷ items."""
+    average_compression: float | None
+    """Mean over items with a legal limit > 0 of (legal − committed) ÷ legal."""
+    lists: dict[str, int]
+    full_online_rate: float | None
+    """网上全流程办理率: items at depth IV ÷ items offered online."""
+    auto_approval: int
+
+
+async def statistics(session: AsyncSession, *, department: str | None = None) -> Statistics:
+    """Catalogue figures of the current published items, as a manager reads them (Anyang
+    reports 即办 76.5 %, ≤ 1 day 93.9 %, compression 95.05 %)."""
+    versions = await repository.current_published(session, department=department)
+    total = len(versions)
+    with_committed = [v for v in versions if v.committed_days is not None]
+    compressions = [
+        (v.legal_days - v.committed_days) / v.legal_days
+        for v in versions
+        if v.legal_days and v.committed_days is not None
+    ]
+    online = [v for v in versions if "网上" in v.channels or "掌上" in v.channels]
+    lists = Counter(name for v in versions for name in v.lists)
+    return Statistics(
+        items=total,
+        by_type=dict(Counter(v.item_type for v in versions)),
+        by_department=dict(Counter(v.department for v in versions)),
+        on_the_spot_share=_share(sum(v.committed_days == 0 for v in with_committed), total),
+        within_one_day_share=_share(
+            sum((v.committed_days or 0) <= 1 for v in with_committed), total
+        ),
+        average_compression=(
+            round(sum(compressions) / len(compressions), 4) if compressions else None
+        ),
+        lists={name: lists.get(name, 0) for name in FOUR_LISTS},
+        full_online_rate=(
+            _share(sum(v.online_depth == OnlineDepth.IV for v in online), len(online))
+            if online
+            else None
+        ),
+        auto_approval=sum(v.auto_approval for v in versions),
+    )
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
