@@ -2,8 +2,10 @@
 
 from fastapi import FastAPI
 
+from catalog_service import api, search
 from catalog_service.events import outbox
 from catalog_service.models import metadata
+from catalog_service.seed import seed_catalogue
 from wangban.app import ServiceSpec, create_service_app
 from wangban.settings import Settings
 
@@ -16,6 +18,9 @@ SPEC = ServiceSpec(
     package="catalog_service",
     metadata=metadata,
     outbox=outbox,
+    routers=(api.public, api.admin),
+    seeds=(seed_catalogue,),
+    warm_ups=(search.warm_up,),
 )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import service
 from catalog_service.events import outbox
+from catalog_service.models import Item, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import BundleContent, ItemContent
 from wangban.app import create_service_app
@@ -394,3 +395,26 @@ async def test_admin_api_requires_the_catalog_admin_role(
     assert by_id.json()["content"]["implementing_code"] == body["implementing_code"]
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_demo_catalogue_seeds_once_and_publishes_everything(
+    db_session: AsyncSession,
+) -> None:
+    from catalog_service.seed import demo_bundles, demo_items, seed_catalogue
+
+    await seed_catalogue(db_session)
+    await seed_catalogue(db_session)  # idempotent: no second version, nothing overwritten
+    codes = [item.implementing_code for item in demo_items()]
+    rows = await db_session.execute(
+        select(ItemVersion.status, ItemVersion.version)
+        .join(Item, Item.id == ItemVersion.item_id)
+        .where(Item.implementing_code.in_(codes))
+    )
+    assert sorted(set(rows.all())) == [("published", 1)]
+    assert len(codes) >= 60
+    bundles = {b.name for b in await service.list_bundles(db_session)}
+    assert {b.name for b in demo_bundles()} <= bundles
+    stats = await service.statistics(db_session, department="东莞市民政局")
+    assert stats.items >= 1 and stats.auto_approval >= 1
+    found = await service.search_items(db_session, query="高龄津贴", filters=ItemFilters())
+    assert any("高龄" in v.name and "津贴" in v.name for v in found.items)
