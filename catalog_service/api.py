@@ -24,7 +24,7 @@ from catalog_service.schemas import (
 )
 from wangban.auth import CATALOG_ADMIN, Identity, require_roles
 from wangban.db import UnitOfWork
-from wangban.errors import Forbidden, NotFound, Unauthorized, problem_responses
+from wangban.errors import BadRequest, Forbidden, NotFound, Unauthorized, problem_responses
 
 public = APIRouter(tags=["catalogue"])
 admin = APIRouter(prefix="/admin", tags=["catalogue administration"])
@@ -339,6 +339,7 @@ _IMPORT_BODY: dict[str, Any] = {
     openapi_extra=_IMPORT_BODY,
     responses=problem_responses(
         *ADMIN_ERRORS,
+        BadRequest,
         importer.ImportRejected,
         importer.InvalidMapping,
         importer.ImportTooLarge,
@@ -360,7 +361,7 @@ async def import_items(
     parts = await _upload(request, limit=importer.MAX_IMPORT_BYTES)
     items = parts.get("items")
     if items is None:
-        raise importer.UnsupportedImportFormat("multipart 请求中缺少 items 部分")
+        raise BadRequest("multipart 请求中缺少 items 部分（事项文件）")
     return await importer.import_items(
         session,
         data=items[1],
@@ -397,7 +398,8 @@ async def export_items(
 async def _upload(request: Request, *, limit: int) -> dict[str, tuple[str, bytes]]:
     """The uploaded files by part name (a plain body is the part ``items``), each with its
     media type; at most ``limit`` bytes in all."""
-    too_large = importer.ImportTooLarge(f"文件不能超过 {limit // (1024 * 1024)} MB")
+    size = f"{limit // 2**20} MB" if limit % 2**20 == 0 else f"{limit // 1024} KB"
+    too_large = importer.ImportTooLarge(f"文件不能超过 {size}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
