@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from catalog_service import importer, service
 from catalog_service.models import BundleVersion, ItemVersion
-from catalog_service.repository import ItemFilters
+from catalog_service.repository import ItemFilters, SearchHit
 from catalog_service.schemas import (
     BundleContent,
     Channel,
@@ -23,7 +23,7 @@ from catalog_service.schemas import (
     Serves,
 )
 from wangban.auth import CATALOG_ADMIN, Identity, require_roles
-from wangban.db import UnitOfWork
+from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, NotFound, Unauthorized, problem_responses
 
 public = APIRouter(tags=["catalogue"])
@@ -52,6 +52,7 @@ def _out(version: ItemVersion) -> ItemVersionOut:
 class ItemSummary(BaseModel):
     item_id: str
     version_id: str
+    implementing_code: str
     name: str
     department: str
     item_type: str
@@ -80,16 +81,17 @@ class SynonymGroups(BaseModel):
     groups: list[list[str]] = Field(description="each group: phrases meaning the same thing")
 
 
-def _summary(version: ItemVersion) -> ItemSummary:
+def _summary(hit: SearchHit) -> ItemSummary:
     return ItemSummary(
-        item_id=version.item_id,
-        version_id=version.id,
-        name=version.name,
-        department=version.department,
-        item_type=version.item_type,
-        lists=list(version.lists),
-        auto_approval=version.auto_approval,
-        committed_days=version.committed_days,
+        item_id=hit.item_id,
+        version_id=hit.version_id,
+        implementing_code=hit.implementing_code,
+        name=hit.name,
+        department=hit.department,
+        item_type=hit.item_type,
+        lists=hit.lists,
+        auto_approval=hit.auto_approval,
+        committed_days=hit.committed_days,
     )
 
 
@@ -111,7 +113,7 @@ def _bundle_out(version: BundleVersion) -> BundleVersionOut:
 
 @public.get("/items", summary="Find service items (Chinese, pinyin initials, filters)")
 async def find_items(
-    session: UnitOfWork,
+    session: ReadSession,
     q: Annotated[str | None, Query(max_length=50, description="例如 公积金 / gjj")] = None,
     department: str | None = None,
     item_type: ItemType | None = None,
@@ -155,7 +157,7 @@ async def find_items(
     summary="The current published version of an item",
     responses=problem_responses(service.ItemNotFound),
 )
-async def get_item(item_id: str, session: UnitOfWork) -> ItemVersionOut:
+async def get_item(item_id: str, session: ReadSession) -> ItemVersionOut:
     return _out(await service.get_current(session, item_id=_uuid(item_id, service.ItemNotFound)))
 
 
@@ -164,14 +166,14 @@ async def get_item(item_id: str, session: UnitOfWork) -> ItemVersionOut:
     summary="Any version by id (applications are bound to one)",
     responses=problem_responses(service.VersionNotFound),
 )
-async def get_item_version(version_id: str, session: UnitOfWork) -> ItemVersionOut:
+async def get_item_version(version_id: str, session: ReadSession) -> ItemVersionOut:
     return _out(
         await service.get_version(session, version_id=_uuid(version_id, service.VersionNotFound))
     )
 
 
 @public.get("/bundles", summary="Published bundles (一件事一次办)")
-async def list_bundles(session: UnitOfWork) -> list[BundleVersionOut]:
+async def list_bundles(session: ReadSession) -> list[BundleVersionOut]:
     return [_bundle_out(v) for v in await service.list_bundles(session)]
 
 
@@ -180,7 +182,7 @@ async def list_bundles(session: UnitOfWork) -> list[BundleVersionOut]:
     summary="A bundle version by id",
     responses=problem_responses(service.BundleNotFound),
 )
-async def get_bundle_version(version_id: str, session: UnitOfWork) -> BundleVersionOut:
+async def get_bundle_version(version_id: str, session: ReadSession) -> BundleVersionOut:
     return _bundle_out(
         await service.get_bundle_version(
             session, version_id=_uuid(version_id, service.BundleNotFound)
@@ -189,7 +191,7 @@ async def get_bundle_version(version_id: str, session: UnitOfWork) -> BundleVers
 
 
 @public.get("/statistics", summary="Catalogue statistics for managers")
-async def get_statistics(session: UnitOfWork, department: str | None = None) -> dict[str, Any]:
+async def get_statistics(session: ReadSession, department: str | None = None) -> dict[str, Any]:
     stats = await service.statistics(session, department=department)
     return stats.__dict__
 

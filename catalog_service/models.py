@@ -80,6 +80,37 @@ class ItemVersion(Base):
     superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ItemSearch(Base):
+    """The citizens' search index: one narrow row per item's *current published* version.
+
+    Kept apart from ``item_version`` on purpose: those rows carry the whole JSON content, so
+    PostgreSQL compresses them, and scanning their tsvectors means decompressing every row.
+    Here a row is small (name and terms), which keeps a search over thousands of items at a
+    few milliseconds.
+    """
+
+    __tablename__ = "item_search"
+    __table_args__ = (Index("ix_item_search_search", "search", postgresql_using="gin"),)
+
+    version_id: Mapped[str] = mapped_column(
+        UUID(as_uuid=False), ForeignKey("item_version.id"), primary_key=True
+    )
+    item_id: Mapped[str] = mapped_column(UUID(as_uuid=False), unique=True)
+    implementing_code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    # What result lists show and filter on, copied from the version.
+    department: Mapped[str] = mapped_column(String(100))
+    item_type: Mapped[str] = mapped_column(String(16))
+    serves: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    themes: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    channels: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    lists: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    scope: Mapped[str] = mapped_column(String(16))
+    auto_approval: Mapped[bool] = mapped_column(Boolean)
+    committed_days: Mapped[int | None] = mapped_column(Integer)
+    search: Mapped[str] = mapped_column(TSVECTOR)
+
+
 class Bundle(Base):
     __tablename__ = "bundle"
 

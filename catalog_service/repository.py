@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    insert,
     literal,
     literal_column,
     select,
@@ -23,7 +24,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog_service.models import Bundle, BundleVersion, Item, ItemVersion, SynonymGroup
+from catalog_service.models import (
+    Bundle,
+    BundleVersion,
+    Item,
+    ItemSearch,
+    ItemVersion,
+    SynonymGroup,
+)
+
+Ts = TypeVarTuple("Ts")
 
 SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 """The built-in text search configuration that keeps our own tokens as they are."""
@@ -130,25 +140,40 @@ class ItemFilters:
     serves: str | None = None
 
 
-def _filtered(query: Select[Any], filters: ItemFilters) -> Select[Any]:
+def _filtered(query: Select[*Ts], filters: ItemFilters) -> Select[*Ts]:
     conditions: list[ColumnElement[bool]] = []
     if filters.department:
-        conditions.append(ItemVersion.department == filters.department)
+        conditions.append(ItemSearch.department == filters.department)
     if filters.item_type:
-        conditions.append(ItemVersion.item_type == filters.item_type)
+        conditions.append(ItemSearch.item_type == filters.item_type)
     if filters.theme:
-        conditions.append(ItemVersion.themes.contains([filters.theme]))
+        conditions.append(ItemSearch.themes.contains([filters.theme]))
     if filters.channel:
-        conditions.append(ItemVersion.channels.contains([filters.channel]))
+        conditions.append(ItemSearch.channels.contains([filters.channel]))
     if filters.scope:
-        conditions.append(ItemVersion.scope == filters.scope)
+        conditions.append(ItemSearch.scope == filters.scope)
     if filters.list_name:
-        conditions.append(ItemVersion.lists.contains([filters.list_name]))
+        conditions.append(ItemSearch.lists.contains([filters.list_name]))
     if filters.auto_approval is not None:
-        conditions.append(ItemVersion.auto_approval.is_(filters.auto_approval))
+        conditions.append(ItemSearch.auto_approval.is_(filters.auto_approval))
     if filters.serves:
-        conditions.append(ItemVersion.serves.contains([filters.serves]))
+        conditions.append(ItemSearch.serves.contains([filters.serves]))
     return query.where(*conditions) if conditions else query
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """What a result list shows of an item; read straight from the index, no JSON content."""
+
+    item_id: str
+    version_id: str
+    implementing_code: str
+    name: str
+    department: str
+    item_type: str
+    lists: list[str]
+    auto_approval: bool
+    committed_days: int | None
 
 
 async def search_current(
@@ -159,27 +184,94 @@ async def search_current(
     filters: ItemFilters,
     offset: int,
     limit: int,
-) -> tuple[list[ItemVersion], int]:
-    """Current published versions matching the query and filters, best first.
+) -> tuple[list[SearchHit], int]:
+    """Current published versions matching the query and filters, best first, in one query.
 
     Rank: ts_rank over the weighted vector (name A > keywords B > the rest C), plus a bonus when
     the name contains what was typed verbatim, so an exact phrase beats scattered terms.
+    Everything is read from the narrow ``item_search`` rows, never from ``item_version`` with
+    its (compressed) JSON content. The total comes from a window function.
     """
-    base = select(ItemVersion).join(Item, Item.current_version_id == ItemVersion.id)
-    base = _filtered(base, filters)
+    narrow = select(
+        ItemSearch.version_id,
+        ItemSearch.item_id,
+        ItemSearch.implementing_code,
+        ItemSearch.name,
+        ItemSearch.department,
+        ItemSearch.item_type,
+        ItemSearch.lists,
+        ItemSearch.auto_approval,
+        ItemSearch.committed_days,
+        func.count().over().label("total"),
+    )
+    narrow = _filtered(narrow, filters)
     if tsquery is None:
-        ordered = base.order_by(ItemVersion.department, ItemVersion.name)
+        ordered = narrow.order_by(ItemSearch.name, ItemSearch.version_id)
     else:
         q = func.to_tsquery(SIMPLE, cast(literal(tsquery), Text))
-        rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), ItemVersion.search, q)
-        bonus = case((func.strpos(ItemVersion.name, literal(raw_query)) > 0, 1.0), else_=0.0)
-        base = base.where(ItemVersion.search.op("@@")(q))
-        ordered = base.order_by(
-            (rank + bonus).desc(), func.length(ItemVersion.name), ItemVersion.id
+        rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), ItemSearch.search, q)
+        bonus = case((func.strpos(ItemSearch.name, literal(raw_query)) > 0, 1.0), else_=0.0)
+        narrow = narrow.where(ItemSearch.search.op("@@")(q))
+        ordered = narrow.order_by(
+            (rank + bonus).desc(), func.length(ItemSearch.name), ItemSearch.version_id
         )
-    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    rows = (await session.execute(ordered.offset(offset).limit(limit))).scalars()
-    return list(rows), int(total)
+    rows = (await session.execute(ordered.offset(offset).limit(limit))).all()
+    if not rows:
+        total = 0
+        if offset:  # past the end: the window saw no rows, so count separately
+            counted = select(func.count()).select_from(narrow.subquery())
+            total = int((await session.execute(counted)).scalar_one())
+        return [], total
+    hits = [
+        SearchHit(
+            item_id=row.item_id,
+            version_id=row.version_id,
+            implementing_code=row.implementing_code,
+            name=row.name,
+            department=row.department,
+            item_type=row.item_type,
+            lists=list(row.lists),
+            auto_approval=row.auto_approval,
+            committed_days=row.committed_days,
+        )
+        for row in rows
+    ]
+    return hits, int(rows[0].total)
+
+
+async def index_current_version(session: AsyncSession, *, item_id: str, version_id: str) -> None:
+    """Make ``version_id`` the item's entry in the citizens' search index."""
+    await session.execute(delete(ItemSearch).where(ItemSearch.item_id == item_id))
+    copied = [
+        "item_id",
+        "name",
+        "department",
+        "item_type",
+        "serves",
+        "themes",
+        "channels",
+        "lists",
+        "scope",
+        "auto_approval",
+        "committed_days",
+        "search",
+    ]
+    await session.execute(
+        insert(ItemSearch).from_select(
+            ["version_id", "implementing_code", *copied],
+            select(
+                ItemVersion.id,
+                Item.implementing_code,
+                *(getattr(ItemVersion, column) for column in copied),
+            )
+            .join(Item, Item.id == ItemVersion.item_id)
+            .where(ItemVersion.id == version_id),
+        )
+    )
+
+
+async def unindex_item(session: AsyncSession, *, item_id: str) -> None:
+    await session.execute(delete(ItemSearch).where(ItemSearch.item_id == item_id))
 
 
 async def synonym_groups(session: AsyncSession) -> list[list[str]]:

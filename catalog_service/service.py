@@ -270,6 +270,7 @@ async def publish_version(session: AsyncSession, *, version_id: str) -> ItemVers
     item.current_version_id = version.id
     await repository.supersede_published(session, item_id=item.id, except_id=version.id)
     await session.flush()
+    await repository.index_current_version(session, item_id=item.id, version_id=version.id)
     await outbox.publish(
         session,
         ItemPublished(
@@ -299,6 +300,7 @@ async def withdraw_item(session: AsyncSession, *, item_id: str) -> ItemVersion:
     version.withdrawn_at = now
     item.current_version_id = None
     await session.flush()
+    await repository.unindex_item(session, item_id=item.id)
     await outbox.publish(
         session,
         ItemWithdrawn(
@@ -330,7 +332,7 @@ async def get_current(session: AsyncSession, *, item_id: str) -> ItemVersion:
 
 @dataclass(frozen=True)
 class SearchPage:
-    items: list[ItemVersion]
+    items: list[repository.SearchHit]
     total: int
     page: int
     page_size: int

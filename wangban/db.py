@@ -112,3 +112,15 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 
 UnitOfWork = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 """Route parameter type: the request's session, committed once when the route returns."""
+
+
+async def _read_only(request: Request) -> AsyncIterator[AsyncSession]:
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as session:
+        # Nothing to commit: closing the session ends the transaction without a COMMIT round
+        # trip, which matters on hot read paths such as catalogue search.
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(_read_only)]
+"""Route parameter type for routes that only read: no commit at the end."""

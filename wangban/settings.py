@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     approval_url: str | None = None
     sharing_url: str | None = None
     notify_url: str | None = None
+    web_workers: int = Field(default=1, ge=1, le=32)
+    """uvicorn worker processes per service (``wangban serve``); in Kubernetes prefer 1 and
+    more replicas."""
     http_timeout_s: float = 5.0
     http_retries: int = 2
 

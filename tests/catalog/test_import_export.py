@@ -189,7 +189,7 @@ async def test_completed_rows_publish_and_are_found_by_search(db_session: AsyncS
         db_session, query="养老", filters=ItemFilters(), page_size=100
     )
     guangan_codes = {r["item_code"] for r in rows}
-    assert not [v for v in found.items if v.content["implementing_code"] in guangan_codes]
+    assert not [v for v in found.items if v.implementing_code in guangan_codes]
 
     # The department completes its elderly-care items in the same spreadsheet and re-imports.
     completion = {
@@ -217,7 +217,7 @@ async def test_completed_rows_publish_and_are_found_by_search(db_session: AsyncS
     found = await service.search_items(
         db_session, query="养老", filters=ItemFilters(), page_size=100
     )
-    hits = {v.content["implementing_code"]: v.name for v in found.items}
+    hits = {v.implementing_code: v.name for v in found.items}
     assert {c for c in hits if c in guangan_codes} == {r["item_code"] for r in elderly}
     assert all("养老" in name for code, name in hits.items() if code in guangan_codes)
     # The best hit of a longer query is an item that says exactly that.
