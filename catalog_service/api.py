@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from catalog_service import importer, service
 from catalog_service.models import BundleVersion, ItemVersion
-from catalog_service.repository import ItemFilters, SearchHit
+from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
     BundleContent,
     Channel,
@@ -81,20 +81,6 @@ class SynonymGroups(BaseModel):
     groups: list[list[str]] = Field(description="each group: phrases meaning the same thing")
 
 
-def _summary(hit: SearchHit) -> ItemSummary:
-    return ItemSummary(
-        item_id=hit.item_id,
-        version_id=hit.version_id,
-        implementing_code=hit.implementing_code,
-        name=hit.name,
-        department=hit.department,
-        item_type=hit.item_type,
-        lists=hit.lists,
-        auto_approval=hit.auto_approval,
-        committed_days=hit.committed_days,
-    )
-
-
 def _bundle_out(version: BundleVersion) -> BundleVersionOut:
     return BundleVersionOut.model_validate(
         {
@@ -145,7 +131,7 @@ async def find_items(
         page_size=page_size,
     )
     return ItemPage(
-        items=[_summary(v) for v in result.items],
+        items=[ItemSummary.model_validate(hit, from_attributes=True) for hit in result.items],
         total=result.total,
         page=result.page,
         page_size=result.page_size,
@@ -360,7 +346,8 @@ async def import_items(
     publish_complete: bool = False,
 ) -> importer.ImportReport:
     column_mapping = importer.resolve_mapping(mapping)
-    parts = await _upload(request, limit=importer.MAX_IMPORT_BYTES)
+    limits = request.app.state.settings
+    parts = await _upload(request, limit=limits.catalog_import_max_bytes)
     items = parts.get("items")
     if items is None:
         raise BadRequest("multipart 请求中缺少 items 部分（事项文件）")
@@ -370,6 +357,7 @@ async def import_items(
         fmt=fmt or _format_of(items[0]),
         mapping=column_mapping,
         materials=parts["materials"][1] if "materials" in parts else None,
+        max_rows=limits.catalog_import_max_rows,
         publish_complete=publish_complete,
     )
 

@@ -589,6 +589,7 @@ def parse_items(
     fmt: Format,
     mapping: ColumnMapping = DEFAULT_MAPPING,
     materials: bytes | str | None = None,
+    max_rows: int = MAX_IMPORT_ROWS,
 ) -> ParsedFile:
     """Every row of a file as validated content, or :class:`ImportRejected` naming every bad
     row. Touches no database."""
@@ -619,9 +620,9 @@ def parse_items(
         records = _read_json(text)
     if not records:
         raise ImportRejected.of([RowError(row=None, column="", reason="文件中没有事项")])
-    if len(records) > MAX_IMPORT_ROWS:
+    if len(records) > max_rows:
         raise ImportTooLarge(
-            f"文件有 {len(records)} 个事项，一次最多导入 {MAX_IMPORT_ROWS} 个，请分批导入"
+            f"文件有 {len(records)} 个事项，一次最多导入 {max_rows} 个，请分批导入"
         )
 
     errors: list[RowError] = []
@@ -784,9 +785,10 @@ async def import_items(
     mapping: ColumnMapping = DEFAULT_MAPPING,
     materials: bytes | str | None = None,
     publish_complete: bool = False,
+    max_rows: int = MAX_IMPORT_ROWS,
 ) -> ImportReport:
     """Validate a whole file, then apply it; a bad row means nothing is written."""
-    parsed = parse_items(data, fmt=fmt, mapping=mapping, materials=materials)
+    parsed = parse_items(data, fmt=fmt, mapping=mapping, materials=materials, max_rows=max_rows)
     return await apply_rows(session, parsed=parsed, publish_complete=publish_complete)
 
 

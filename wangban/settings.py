@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     http_timeout_s: float = 5.0
     http_retries: int = 2
 
+    # --- Catalog ------------------------------------------------------------------------
+    catalog_import_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Largest item file an admin may import in one request."""
+    catalog_import_max_rows: int = Field(default=10_000, ge=1)
+    """Most items in one import (each is a draft written in the request's transaction)."""
+
     # --- Security ------------------------------------------------------------------
     internal_token_key: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_KEY)
     """HMAC key that signs the short-lived identity token services pass to each other."""

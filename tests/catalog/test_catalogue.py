@@ -364,7 +364,8 @@ async def test_admin_api_requires_the_catalog_admin_role(
     settings: Settings, database: Database
 ) -> None:
     app = create_service_app(load_spec("catalog"), settings, background=False)
-    body = item_content().model_dump(mode="json")
+    department = f"接口测试局-{uuid.uuid4().hex[:6]}"
+    body = item_content(department=department).model_dump(mode="json")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
@@ -386,6 +387,9 @@ async def test_admin_api_requires_the_catalog_admin_role(
                 headers=_token(settings, "catalog_admin"),
             )
             by_id = await client.get(f"/item-versions/{version_id}")
+            listed = await client.get(
+                "/items", params={"q": "gljt", "department": department, "list": "马上办"}
+            )
             missing = await client.get("/items/not-a-uuid")
     assert anonymous.status_code == 401 and clerk.status_code == 403
     assert bad.status_code == 422 and bad.json()["type"].endswith("invalid-item")
@@ -393,6 +397,9 @@ async def test_admin_api_requires_the_catalog_admin_role(
     assert created.status_code == 201 and created.json()["status"] == "draft"
     assert published_.status_code == 200 and published_.json()["status"] == "published"
     assert by_id.json()["content"]["implementing_code"] == body["implementing_code"]
+    [hit] = listed.json()["items"]
+    assert hit["version_id"] == version_id and hit["implementing_code"] == body["implementing_code"]
+    assert listed.json()["total"] == 1
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
 

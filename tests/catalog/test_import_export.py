@@ -291,9 +291,7 @@ async def test_a_file_with_bad_rows_is_refused_whole(db_session: AsyncSession) -
     assert await counts(db_session) == before
 
 
-async def test_file_level_problems_are_reported(
-    db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_file_level_problems_are_reported(db_session: AsyncSession) -> None:
     with pytest.raises(ImportRejected) as missing_columns:
         importer.parse_items("department,name\n区民政局,某某事项\n", fmt="csv")
     assert {e["column"] for e in missing_columns.value.extra["errors"]} == {
@@ -314,9 +312,10 @@ async def test_file_level_problems_are_reported(
     gbk = (GUANGAN_HEADER + "\n区民政局,未分类,临时救助金给付,GBK-1,5,511602000000\n").encode("gbk")
     parsed = importer.parse_items(gbk, fmt="csv", mapping=GUANGAN_MAPPING)
     assert parsed.rows[0].content.name == "临时救助金给付"
-    monkeypatch.setattr(importer, "MAX_IMPORT_ROWS", 1000)
     with pytest.raises(importer.ImportTooLarge, match="1135 个事项，一次最多导入 1000 个"):
-        importer.parse_items(GUANGAN_CSV.read_bytes(), fmt="csv", mapping=GUANGAN_MAPPING)
+        importer.parse_items(
+            GUANGAN_CSV.read_bytes(), fmt="csv", mapping=GUANGAN_MAPPING, max_rows=1000
+        )
 
 
 # --- revisions --------------------------------------------------------------------------------
@@ -493,7 +492,6 @@ async def test_import_and_export_over_http(
     client: httpx.AsyncClient,
     settings: Settings,
     db_session: AsyncSession,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     head = "\n".join(GUANGAN_CSV.read_text(encoding="utf-8").splitlines()[:51]) + "\n"
     csv_body = {"Content-Type": "text/csv", **_admin(settings)}
@@ -529,11 +527,19 @@ async def test_import_and_export_over_http(
     )
     assert unknown_type.status_code == 415
 
-    monkeypatch.setattr(importer, "MAX_IMPORT_BYTES", 1024)
-    too_large = await client.post("/admin/imports?mapping=guangan", content=head, headers=csv_body)
+    small = create_service_app(
+        load_spec("catalog"),
+        settings.model_copy(update={"catalog_import_max_bytes": 1024}),
+        background=False,
+    )
+    async with small.router.lifespan_context(small):
+        transport = httpx.ASGITransport(app=small)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as limited:
+            too_large = await limited.post(
+                "/admin/imports?mapping=guangan", content=head, headers=csv_body
+            )
     assert too_large.status_code == 413 and too_large.json()["type"].endswith("import-too-large")
     assert too_large.json()["detail"] == "文件不能超过 1 KB"
-    monkeypatch.undo()
 
     exported = await client.get("/admin/exports?format=csv", headers=_admin(settings))
     assert exported.status_code == 200
