@@ -340,7 +340,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     # (label, from, to): consecutive stamps along the path of one event.
     ("commit -> relay claimed", "commit", "claimed"),
     ("claimed -> broker acked", "claimed", "acked"),
-    # Includes waiting behind earlier records: the runner handles records one at a time.
+    # Includes waiting behind earlier records of the same partition (handled in order).
     ("acked -> consumer picks it", "acked", "received"),
     ("consumer -> handler start", "received", "handler"),
 )

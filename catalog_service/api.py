@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from email import message_from_bytes
 from email.policy import HTTP
@@ -179,7 +180,7 @@ async def get_bundle_version(version_id: str, session: ReadSession) -> BundleVer
 @public.get("/statistics", summary="Catalogue statistics for managers")
 async def get_statistics(session: ReadSession, department: str | None = None) -> dict[str, Any]:
     stats = await service.statistics(session, department=department)
-    return stats.__dict__
+    return dataclasses.asdict(stats)
 
 
 # --- administration ---------------------------------------------------------------------------

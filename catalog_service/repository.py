@@ -73,12 +73,6 @@ async def version_by_id(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def versions_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[ItemVersion]:
-    return list(
-        (await session.execute(select(ItemVersion).where(ItemVersion.id.in_(ids)))).scalars()
-    )
-
-
 async def draft_of(session: AsyncSession, item_id: str) -> ItemVersion | None:
     return (
         await session.execute(

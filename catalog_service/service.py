@@ -417,8 +417,8 @@ async def publish_bundle(session: AsyncSession, *, version_id: str) -> BundleVer
                 )
             )
             continue
-        form = (member_version.content.get("form_schema") or {}) if member_version else {}
-        member_fields = set(((form or {}).get("properties") or {}).keys())  # type: ignore[attr-defined]
+        member_content = ItemContent.model_validate(member_version.content)
+        member_fields = set(((member_content.form_schema or {}).get("properties") or {}).keys())
         for source, target in member.field_map.items():
             if source not in bundle_fields or target not in member_fields:
                 problems.append(
