@@ -8,7 +8,7 @@ from email import message_from_bytes
 from email.policy import HTTP
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from catalog_service import importer, service
@@ -31,6 +31,19 @@ public = APIRouter(tags=["catalogue"])
 admin = APIRouter(prefix="/admin", tags=["catalogue administration"])
 
 CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN))]
+
+
+async def _synonym_cache(request: Request) -> service.SynonymCache:
+    """One cache per running app (so per worker process), made on first use. (``async`` so
+    FastAPI does not hand it to a thread pool on every request.)"""
+    state = request.app.state
+    if not hasattr(state, "synonym_cache"):
+        state.synonym_cache = service.SynonymCache()
+    cache: service.SynonymCache = state.synonym_cache
+    return cache
+
+
+Synonyms = Annotated[service.SynonymCache, Depends(_synonym_cache)]
 ADMIN_ERRORS = (Unauthorized, Forbidden)
 
 
@@ -101,6 +114,7 @@ def _bundle_out(version: BundleVersion) -> BundleVersionOut:
 @public.get("/items", summary="Find service items (Chinese, pinyin initials, filters)")
 async def find_items(
     session: ReadSession,
+    synonyms: Synonyms,
     q: Annotated[str | None, Query(max_length=50, description="例如 公积金 / gjj")] = None,
     department: str | None = None,
     item_type: ItemType | None = None,
@@ -130,6 +144,7 @@ async def find_items(
         ),
         page=page,
         page_size=page_size,
+        synonyms=synonyms,
     )
     return ItemPage(
         items=[ItemSummary.model_validate(hit, from_attributes=True) for hit in result.items],
@@ -289,8 +304,16 @@ async def publish_bundle(version_id: str, session: UnitOfWork, _: CatalogAdmin) 
 @admin.put(
     "/synonyms", summary="Replace the synonym table", responses=problem_responses(*ADMIN_ERRORS)
 )
-async def put_synonyms(body: SynonymGroups, session: UnitOfWork, _: CatalogAdmin) -> SynonymGroups:
+async def put_synonyms(
+    body: SynonymGroups,
+    session: UnitOfWork,
+    synonyms: Synonyms,
+    after_response: BackgroundTasks,
+    _: CatalogAdmin,
+) -> SynonymGroups:
     await service.replace_synonyms(session, groups=body.groups)
+    # After the commit, not before: a search in between would cache the old table again.
+    after_response.add_task(synonyms.invalidate)
     return body
 
 

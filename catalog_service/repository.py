@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVarTuple
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -32,8 +34,6 @@ from catalog_service.models import (
     ItemVersion,
     SynonymGroup,
 )
-
-Ts = TypeVarTuple("Ts")
 
 SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 """The built-in text search configuration that keeps our own tokens as they are."""
@@ -134,25 +134,35 @@ class ItemFilters:
     serves: str | None = None
 
 
-def _filtered(query: Select[*Ts], filters: ItemFilters) -> Select[*Ts]:
-    conditions: list[ColumnElement[bool]] = []
-    if filters.department:
-        conditions.append(ItemSearch.department == filters.department)
-    if filters.item_type:
-        conditions.append(ItemSearch.item_type == filters.item_type)
-    if filters.theme:
-        conditions.append(ItemSearch.themes.contains([filters.theme]))
-    if filters.channel:
-        conditions.append(ItemSearch.channels.contains([filters.channel]))
-    if filters.scope:
-        conditions.append(ItemSearch.scope == filters.scope)
-    if filters.list_name:
-        conditions.append(ItemSearch.lists.contains([filters.list_name]))
-    if filters.auto_approval is not None:
-        conditions.append(ItemSearch.auto_approval.is_(filters.auto_approval))
-    if filters.serves:
-        conditions.append(ItemSearch.serves.contains([filters.serves]))
-    return query.where(*conditions) if conditions else query
+_INDEX = ItemSearch.__table__.c
+
+# Which column each filter tests, and how: equality, or membership of a value in an array column.
+_EQUAL_FILTERS = {
+    "department": _INDEX.department,
+    "item_type": _INDEX.item_type,
+    "scope": _INDEX.scope,
+    "auto_approval": _INDEX.auto_approval,
+}
+_CONTAINS_FILTERS = {
+    "theme": _INDEX.themes,
+    "channel": _INDEX.channels,
+    "list_name": _INDEX.lists,
+    "serves": _INDEX.serves,
+}
+
+
+def _filter_values(filters: ItemFilters) -> dict[str, Any]:
+    """The filters that are set, as bind parameters (array filters as one-element arrays)."""
+    values: dict[str, Any] = {}
+    for name in _EQUAL_FILTERS:
+        value = getattr(filters, name)
+        if value is not None and value != "":
+            values[name] = value
+    for name in _CONTAINS_FILTERS:
+        value = getattr(filters, name)
+        if value:
+            values[name] = [value]
+    return values
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,47 @@ class SearchHit:
     lists: list[str]
     auto_approval: bool
     committed_days: int | None
+
+
+@functools.lru_cache(maxsize=512)
+def _search_statement(*, with_query: bool, filters: frozenset[str]) -> Select[Any]:
+    """The search statement for one combination of filters, with every value a bind parameter.
+
+    Built once per shape and reused: constructing a SQLAlchemy statement costs more Python time
+    than PostgreSQL needs to run this one, and a reused statement also keeps its cache key.
+    There are at most 2 × 2⁸ shapes.
+    """
+    statement = select(
+        _INDEX.version_id,
+        _INDEX.item_id,
+        _INDEX.implementing_code,
+        _INDEX.name,
+        _INDEX.department,
+        _INDEX.item_type,
+        _INDEX.lists,
+        _INDEX.auto_approval,
+        _INDEX.committed_days,
+        func.count().over().label("total"),
+    )
+    for name, column in _EQUAL_FILTERS.items():
+        if name in filters:
+            statement = statement.where(column == bindparam(name, type_=column.type))
+    for name, column in _CONTAINS_FILTERS.items():
+        if name in filters:
+            statement = statement.where(column.contains(bindparam(name, type_=column.type)))
+    if not with_query:
+        return statement.order_by(_INDEX.name, _INDEX.version_id)
+    q = func.to_tsquery(SIMPLE, bindparam("tsquery", type_=Text))
+    rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), _INDEX.search, q)
+    bonus = case((func.strpos(_INDEX.name, bindparam("raw_query", type_=Text)) > 0, 1.0), else_=0.0)
+    return statement.where(_INDEX.search.op("@@")(q)).order_by(
+        (rank + bonus).desc(), func.length(_INDEX.name), _INDEX.version_id
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _paged(statement: Select[Any]) -> Select[Any]:
+    return statement.offset(bindparam("offset")).limit(bindparam("limit"))
 
 
 async def search_current(
@@ -186,35 +237,17 @@ async def search_current(
     Everything is read from the narrow ``item_search`` rows, never from ``item_version`` with
     its (compressed) JSON content. The total comes from a window function.
     """
-    narrow = select(
-        ItemSearch.version_id,
-        ItemSearch.item_id,
-        ItemSearch.implementing_code,
-        ItemSearch.name,
-        ItemSearch.department,
-        ItemSearch.item_type,
-        ItemSearch.lists,
-        ItemSearch.auto_approval,
-        ItemSearch.committed_days,
-        func.count().over().label("total"),
-    )
-    narrow = _filtered(narrow, filters)
-    if tsquery is None:
-        ordered = narrow.order_by(ItemSearch.name, ItemSearch.version_id)
-    else:
-        q = func.to_tsquery(SIMPLE, cast(literal(tsquery), Text))
-        rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), ItemSearch.search, q)
-        bonus = case((func.strpos(ItemSearch.name, literal(raw_query)) > 0, 1.0), else_=0.0)
-        narrow = narrow.where(ItemSearch.search.op("@@")(q))
-        ordered = narrow.order_by(
-            (rank + bonus).desc(), func.length(ItemSearch.name), ItemSearch.version_id
-        )
-    rows = (await session.execute(ordered.offset(offset).limit(limit))).all()
+    params = _filter_values(filters)
+    statement = _search_statement(with_query=tsquery is not None, filters=frozenset(params))
+    if tsquery is not None:
+        params.update(tsquery=tsquery, raw_query=raw_query)
+    paged = _paged(statement)
+    rows = (await session.execute(paged, {**params, "offset": offset, "limit": limit})).all()
     if not rows:
         total = 0
         if offset:  # past the end: the window saw no rows, so count separately
-            counted = select(func.count()).select_from(narrow.subquery())
-            total = int((await session.execute(counted)).scalar_one())
+            counted = select(func.count()).select_from(statement.subquery())
+            total = int((await session.execute(counted, params)).scalar_one())
         return [], total
     hits = [
         SearchHit(

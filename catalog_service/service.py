@@ -3,8 +3,10 @@ versions; the 四办 lists; search; statistics. No HTTP here; functions flush, n
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -338,6 +340,31 @@ class SearchPage:
     page_size: int
 
 
+class SynonymCache:
+    """The synonym table as searches see it, read from the database at most once per ``ttl_s``.
+
+    Without it every search pays one more round trip for a table an admin edits a few times a
+    year. The instance that takes the admin's edit drops its copy as soon as the edit commits
+    (:meth:`invalidate`); other instances and worker processes see it within ``ttl_s``.
+    """
+
+    def __init__(self, *, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._table: search.SynonymTable | None = None
+        self._expires_at = 0.0
+
+    async def table(self, session: AsyncSession) -> search.SynonymTable:
+        now = self._clock()
+        if self._table is None or now >= self._expires_at:
+            self._table = search.SynonymTable(await repository.synonym_groups(session))
+            self._expires_at = now + self._ttl_s
+        return self._table
+
+    def invalidate(self) -> None:
+        self._table = None
+
+
 async def search_items(
     session: AsyncSession,
     *,
@@ -345,12 +372,21 @@ async def search_items(
     filters: ItemFilters,
     page: int = 1,
     page_size: int = 20,
+    synonyms: SynonymCache | None = None,
 ) -> SearchPage:
+    """Current published items matching what a citizen typed and the filters, best first.
+
+    Without a ``synonyms`` cache the synonym table is read from ``session`` (what tests and
+    one-off callers want: they see their own uncommitted edits)."""
     raw = (query or "").strip()
     tsquery = None
     if raw:
-        synonyms = search.SynonymTable(await repository.synonym_groups(session))
-        tsquery = search.tsquery_for(raw, synonyms=synonyms)
+        table = (
+            await synonyms.table(session)
+            if synonyms is not None
+            else search.SynonymTable(await repository.synonym_groups(session))
+        )
+        tsquery = search.tsquery_for(raw, synonyms=table)
         if tsquery is None:
             return SearchPage(items=[], total=0, page=page, page_size=page_size)
     items, total = await repository.search_current(

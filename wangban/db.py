@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from wangban.errors import Problem
 from wangban.settings import Settings
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -74,6 +75,14 @@ class Database:
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False
         )
+        # Reads on hot paths (catalogue search) run each statement on its own, in autocommit:
+        # no BEGIN and no ROLLBACK round trip around a single SELECT. Same pool; the isolation
+        # setting is a flag on the connection, reset when it goes back to the pool.
+        self.read_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            autoflush=False,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -102,6 +111,12 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     async with database.sessionmaker() as session:
         try:
             yield session
+        except Problem as problem:
+            if problem.keeps_changes:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
         except BaseException:
             await session.rollback()
             raise
@@ -116,11 +131,12 @@ UnitOfWork = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 
 async def _read_only(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.database
-    async with database.sessionmaker() as session:
-        # Nothing to commit: closing the session ends the transaction without a COMMIT round
-        # trip, which matters on hot read paths such as catalogue search.
+    async with database.read_sessionmaker() as session:
         yield session
 
 
 ReadSession = Annotated[AsyncSession, Depends(_read_only)]
-"""Route parameter type for routes that only read: no commit at the end."""
+"""Route parameter type for routes that only read: autocommit, so each statement sees the latest
+committed data on its own (no transaction, no snapshot shared between statements) and nothing
+the route does is ever held back for a commit. Never write through it: a write would be
+committed at once, outside any unit of work and without its outbox row."""

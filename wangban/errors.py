@@ -72,6 +72,10 @@ class Problem(Exception):
     type_slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "服务器内部错误"
     default_headers: ClassVar[Mapping[str, str]] = {}
+    keeps_changes: ClassVar[bool] = False
+    """When True, the request's unit of work commits what was flushed before this error was
+    raised instead of rolling it back: for refusals that must leave a trace, such as the audit
+    record of a denied data lookup. The service flushes only that trace before raising."""
 
     def __init__(
         self,

@@ -404,6 +404,54 @@ async def test_admin_api_requires_the_catalog_admin_role(
     assert missing.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_synonym_cache_rereads_the_table_only_after_its_ttl(
+    db_session: AsyncSession,
+) -> None:
+    now = [100.0]
+    cache = service.SynonymCache(ttl_s=5.0, clock=lambda: now[0])
+    await service.replace_synonyms(db_session, groups=[["长寿金", "高龄津贴"]])
+    assert "高龄津贴" in (await cache.table(db_session)).expand("长寿金")
+    await service.replace_synonyms(db_session, groups=[["敬老金", "高龄津贴"]])
+    now[0] += 4.9  # within the TTL: the cached table, no query
+    assert "高龄津贴" in (await cache.table(db_session)).expand("长寿金")
+    now[0] += 0.2
+    assert (await cache.table(db_session)).expand("长寿金") == {"长寿金"}
+    assert "高龄津贴" in (await cache.table(db_session)).expand("敬老金")
+    await service.replace_synonyms(db_session, groups=[])
+    cache.invalidate()  # what the admin route does once its edit has committed
+    assert (await cache.table(db_session)).expand("敬老金") == {"敬老金"}
+
+
+async def test_an_admin_synonym_edit_applies_to_the_next_search_over_http(
+    settings: Settings, database: Database
+) -> None:
+    app = create_service_app(load_spec("catalog"), settings, background=False)
+    department = f"同义词测试局-{uuid.uuid4().hex[:6]}"
+    admin = _token(settings, "catalog_admin")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+            body = item_content(department=department).model_dump(mode="json")
+            created = await client.post("/admin/items", json=body, headers=admin)
+            await client.post(f"/admin/item-versions/{created.json()['id']}/publish", headers=admin)
+            async with database.sessionmaker() as session:
+                previous = await service.repository.synonym_groups(session)
+            query = {"q": "长寿金", "department": department}
+            # The first search fills the app's synonym cache with a table lacking 长寿金.
+            assert (await client.get("/items", params=query)).json()["total"] == 0
+            edited = await client.put(
+                "/admin/synonyms",
+                json={"groups": [*previous, ["长寿金", "高龄津贴"]]},
+                headers=admin,
+            )
+            try:
+                assert edited.status_code == 200
+                found = (await client.get("/items", params=query)).json()
+            finally:
+                await client.put("/admin/synonyms", json={"groups": previous}, headers=admin)
+    assert [hit["name"] for hit in found["items"]] == ["高龄津贴申领"]
+
+
 async def test_demo_catalogue_seeds_once_and_publishes_everything(
     db_session: AsyncSession,
 ) -> None:
