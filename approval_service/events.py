@@ -1,6 +1,50 @@
 """What the approval service publishes (through its outbox) and consumes."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
 from approval_service.models import kit_tables
+from wangban.events import Event, registry
 from wangban.outbox import Outbox
 
 outbox = Outbox(schema="approval", source="/wangban/approval", tables=kit_tables)
+
+DECISIONS_TOPIC = registry.topic(
+    "wangban.approval.decisions",
+    partitions=6,
+    description="Decisions on applications: approvals (automatic 秒批 or by a reviewer).",
+    key_description="The application id: one application's decisions arrive in order.",
+)
+
+
+@registry.event(
+    type="cn.wangban.approval.application.approved.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class ApplicationApproved(Event):
+    """An application was approved.
+
+    When the item's result is an e-certificate (``result_kind == "certificate"``), the sharing
+    service issues it from ``certificate_type`` and ``certificate_fields``. The holder's name
+    and ID number (or credit code) must appear on the certificate, so they travel here, but
+    only encrypted with the platform's field key (``holder_name_enc``, ``holder_id_enc``,
+    context ``"approval.holder"``): partner departments that read this topic see ciphertext.
+    """
+
+    application_id: str
+    item_id: str
+    item_version_id: str
+    item_code: str
+    decided_at: str
+    decided_by: str
+    """``auto`` for 秒批, otherwise the reviewer's user id."""
+    result_kind: str
+    certificate_type: str | None = None
+    certificate_fields: dict[str, Any] = Field(default_factory=dict)
+    holder_kind: str = "person"
+    holder_name_enc: str | None = None
+    holder_id_enc: str | None = None

@@ -2,8 +2,11 @@
 
 from fastapi import FastAPI
 
+from sharing_service import api
+from sharing_service.consumers import build_consumer
 from sharing_service.events import outbox
 from sharing_service.models import metadata
+from sharing_service.registry import seed_registry
 from wangban.app import ServiceSpec, create_service_app
 from wangban.settings import Settings
 
@@ -17,6 +20,10 @@ SPEC = ServiceSpec(
     package="sharing_service",
     metadata=metadata,
     outbox=outbox,
+    routers=(api.public, api.citizen, api.staff),
+    consumers=(build_consumer,),
+    seeds=(seed_registry,),
+    shutdowns=(api.close_directory,),
 )
 
 

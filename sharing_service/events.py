@@ -1,6 +1,82 @@
-"""What the sharing service publishes (through its outbox) and consumes."""
+"""What the sharing service publishes (through its outbox) and consumes.
+
+Published events carry metadata only: which certificate, which dataset and fields, which
+application; never a record's values and never an ID number.
+"""
+
+from __future__ import annotations
 
 from sharing_service.models import kit_tables
+from wangban.events import Event, registry
 from wangban.outbox import Outbox
 
 outbox = Outbox(schema="sharing", source="/wangban/sharing", tables=kit_tables)
+
+CERTIFICATES_TOPIC = registry.topic(
+    "wangban.sharing.certificates",
+    partitions=3,
+    description="Electronic certificates (电子证照): issued, and every change of status.",
+    key_description="The certificate id: one certificate's history arrives in order.",
+)
+
+LOOKUPS_TOPIC = registry.topic(
+    "wangban.sharing.lookups",
+    partitions=3,
+    description=(
+        "One record per data lookup (granted, denied, not found or unavailable), metadata only. "
+        "Each carries its position and hash in the audit chain, so a copy kept outside "
+        "Wangban witnesses the chain: a rewritten or truncated log no longer matches it."
+    ),
+    key_description="The audit record id.",
+)
+
+
+@registry.event(
+    type="cn.wangban.sharing.certificate.issued.v1", topic=CERTIFICATES_TOPIC, key="certificate_id"
+)
+class CertificateIssued(Event):
+    """A signed e-certificate was issued for an approved application. The document itself
+    (which names the holder) stays in the library; the holder reads it from their wallet."""
+
+    certificate_id: str
+    type_code: str
+    type_name: str
+    issuer_code: str
+    application_id: str
+    holder_kind: str
+    issued_at: str
+    valid_until: str | None
+
+
+@registry.event(
+    type="cn.wangban.sharing.certificate.status_changed.v1",
+    topic=CERTIFICATES_TOPIC,
+    key="certificate_id",
+)
+class CertificateStatusChanged(Event):
+    """A certificate's status changed (有效, 暂扣, 撤销, 注销, 失效, 吊销), with the reason."""
+
+    certificate_id: str
+    type_code: str
+    from_status: str
+    to_status: str
+    reason: str
+    changed_at: str
+
+
+@registry.event(type="cn.wangban.sharing.lookup.audited.v1", topic=LOOKUPS_TOPIC, key="audit_id")
+class LookupAudited(Event):
+    """A data lookup was made and audited. Field names and predicate names only: never the
+    subject's identity and never a value."""
+
+    audit_id: str
+    seq: int
+    hash: str
+    at: str
+    consumer: str
+    dataset: str
+    fields: list[str]
+    predicates: list[str]
+    application_id: str | None
+    item_code: str
+    outcome: str

@@ -44,11 +44,19 @@ class ServiceSpec:
     metadata: MetaData
     outbox: Outbox
     routers: Sequence[APIRouter] = ()
-    consumers: Sequence[Consumer] = ()
+    consumers: Sequence[Consumer | Callable[[Settings], Consumer]] = ()
+    """Consumers, or factories that build one from the running settings (for handlers that need
+    keys or URLs from them)."""
     seeds: Sequence[Seed] = field(default_factory=tuple)
+    shutdowns: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    """Run when the app stops, before the database closes: release what routes keep in
+    ``app.state`` (HTTP client pools of external adapters)."""
     warm_ups: Sequence[Callable[[], object]] = ()
     """Slow one-time loads (dictionaries, compiled rules) run at start-up, off the event loop,
     so the first request does not pay for them."""
+
+    def consumers_for(self, settings: Settings) -> list[Consumer]:
+        return [c if isinstance(c, Consumer) else c(settings) for c in self.consumers]
 
     @property
     def schema(self) -> str:
@@ -125,7 +133,7 @@ def create_service_app(
                         consumer=consumer,
                         metrics=metrics,
                     )
-                    for consumer in spec.consumers
+                    for consumer in spec.consumers_for(settings)
                 ],
             )
             runtime.start()
@@ -135,6 +143,8 @@ def create_service_app(
         finally:
             if runtime is not None:
                 await runtime.stop()
+            for shutdown in spec.shutdowns:
+                await shutdown(app)
             await database.dispose()
 
     app = FastAPI(

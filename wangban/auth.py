@@ -26,6 +26,7 @@ from wangban.settings import Settings
 __all__ = [
     "AUDITOR",
     "CATALOG_ADMIN",
+    "DATA_ADMIN",
     "INTERNAL_AUDIENCE",
     "OPS",
     "REVIEWER",
@@ -52,6 +53,8 @@ CATALOG_ADMIN: Final = "catalog_admin"
 """Maintains the service-item catalogue."""
 AUDITOR: Final = "auditor"
 """Reads audit trails and data-sharing records; changes nothing."""
+DATA_ADMIN: Final = "data_admin"
+"""Maintains the data-sharing registry: providers, datasets and the access policy."""
 OPS: Final = "ops"
 """Operations: dead letters, replays, health."""
 
@@ -92,6 +95,11 @@ class Identity(BaseModel):
     """Administrative division code the identity belongs to (staff) or lives in."""
     assurance: AssuranceLevel
     acting_for: str | None = None
+    person_ref: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """Blind index (:meth:`wangban.crypto.BlindIndex.resident_id`) of the person's resident ID
+    number, set by the gateway once real-name verification has established it. Lets a service
+    find the caller's own records (their wallet, who used their data) without the number
+    itself ever travelling in a token."""
     """Company id when a citizen acts on behalf of a company (法人代办)."""
 
     @field_validator("subject")
@@ -140,7 +148,7 @@ class InternalTokens:
             "roles": sorted(identity.roles),
             "assurance": int(identity.assurance),
         }
-        for name in ("department", "region", "acting_for"):
+        for name in ("department", "region", "acting_for", "person_ref"):
             value = getattr(identity, name)
             if value is not None:
                 claims[name] = value
@@ -172,6 +180,7 @@ class InternalTokens:
                     "region": claims.get("region"),
                     "assurance": claims.get("assurance"),
                     "acting_for": claims.get("acting_for"),
+                    "person_ref": claims.get("person_ref"),
                 }
             )
         except (ValidationError, TypeError) as exc:

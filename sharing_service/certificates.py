@@ -1,0 +1,437 @@
+"""The e-certificate library (电子证照库): issue, sign, change status, verify, wallet.
+
+A certificate is a JSON document — identifier, type, holder, the facts it certifies, issuer,
+validity — signed with Ed25519 by a key of the issuing department (:mod:`sharing_service.signing`),
+identified in the national style (:mod:`sharing_service.certificate_ids`). The status is not
+part of the signed document: it changes (暂扣, 撤销 …) while the signature must stay valid, so
+verification reads it from the library. The document names the holder, so it is stored
+encrypted; the library indexes holders by a keyed hash of their ID number.
+
+Keys: each issuer has one active key; rotating it retires the old one, which signs nothing new
+but still verifies everything it signed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sharing_service import identifiers, repository
+from sharing_service.certificate_ids import CertificateId, InvalidCertificateId
+from sharing_service.events import CertificateIssued, CertificateStatusChanged, outbox
+from sharing_service.lookups import subject_ref
+from sharing_service.models import Certificate, CertificateStatusChange, CertificateType, SigningKey
+from sharing_service.providers import Subject
+from sharing_service.signing import (
+    InvalidQrPayload,
+    SignedCertificate,
+    VerifyingKey,
+    parse_qr_payload,
+    qr_payload,
+    sign_certificate,
+    verify_signature,
+)
+from sharing_service.signing import SigningKey as Ed25519Key
+from wangban.crypto import BlindIndex, DecryptionError, FieldCipher
+from wangban.errors import Conflict, NotFound, ValidationFailed
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class CertificateNotFound(NotFound):
+    type_slug = "certificate-not-found"
+    title = "找不到该电子证照"
+
+
+class UnknownCertificateType(ValidationFailed):
+    type_slug = "unknown-certificate-type"
+    title = "未登记的证照类型"
+
+
+class InvalidCertificateData(ValidationFailed):
+    type_slug = "invalid-certificate-data"
+    title = "证照内容不完整或有误"
+
+
+class StatusChangeNotAllowed(Conflict):
+    type_slug = "certificate-status-change-not-allowed"
+    title = "证照当前状态不允许此变更"
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+class CertificateStatus(StrEnum):
+    VALID = "有效"
+    SUSPENDED = "暂扣"
+    REVOKED = "撤销"
+    """Withdrawn because it should not have been issued."""
+    CANCELLED = "注销"
+    """Ended at the holder's request or because the holder ceased to exist."""
+    LAPSED = "失效"
+    """No longer in force (e.g. replaced by a new one)."""
+    WITHDRAWN_AS_PENALTY = "吊销"
+
+
+ALLOWED_CHANGES: Mapping[CertificateStatus, frozenset[CertificateStatus]] = {
+    CertificateStatus.VALID: frozenset(CertificateStatus) - {CertificateStatus.VALID},
+    CertificateStatus.SUSPENDED: frozenset(
+        {
+            CertificateStatus.VALID,
+            CertificateStatus.REVOKED,
+            CertificateStatus.CANCELLED,
+            CertificateStatus.WITHDRAWN_AS_PENALTY,
+        }
+    ),
+}
+"""From 有效 anywhere; from 暂扣 back to 有效 or to an end; every other status is final."""
+
+
+# --- issuing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holder:
+    kind: Literal["person", "company"]
+    id: str
+    """Resident ID number or unified social credit code."""
+    name: str
+
+    def __repr__(self) -> str:
+        return f"Holder(kind={self.kind!r}, id=<hidden>, name=<hidden>)"
+
+
+def _kid(issuer_code: str) -> str:
+    return f"{issuer_code}-{secrets.token_hex(4)}"
+
+
+async def create_signing_key(
+    session: AsyncSession, *, issuer_code: str, cipher: FieldCipher, at: datetime
+) -> SigningKey:
+    """A new active key for the issuer; any earlier one is retired (rotation)."""
+    await repository.lock_issuer_keys(session, issuer_code)
+    await repository.retire_signing_keys(session, issuer_code=issuer_code, at=at)
+    key = Ed25519Key.generate(kid=_kid(issuer_code))
+    row = SigningKey(
+        kid=key.kid,
+        issuer_code=issuer_code,
+        public_key=key.public_key().to_b64(),
+        private_key_enc=cipher.encrypt(
+            key.private_bytes().hex(), context=f"sharing.signing_key:{key.kid}"
+        ),
+        created_at=at,
+        retired_at=None,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def _active_key(
+    session: AsyncSession, *, issuer_code: str, cipher: FieldCipher, at: datetime
+) -> Ed25519Key:
+    row = await repository.active_signing_key(session, issuer_code)
+    if row is None:
+        await repository.lock_issuer_keys(session, issuer_code)
+        row = await repository.active_signing_key(session, issuer_code)
+        if row is None:
+            row = await create_signing_key(session, issuer_code=issuer_code, cipher=cipher, at=at)
+    raw = cipher.decrypt(row.private_key_enc, context=f"sharing.signing_key:{row.kid}")
+    return Ed25519Key.from_private_bytes(bytes.fromhex(raw), kid=row.kid)
+
+
+def _certified_fields(type_: CertificateType, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts to state, checked against the type: required ones present, no unknown ones,
+    values text or whole numbers (signed JSON takes no floats)."""
+    declared = {f["name"]: f for f in type_.fields}
+    unknown = sorted(set(fields) - set(declared))
+    missing = [
+        f["title"]
+        for f in type_.fields
+        if f.get("required", True) and fields.get(f["name"]) in (None, "")
+    ]
+    problems = []
+    if unknown:
+        problems.append(f"证照类型「{type_.name}」没有这些项目：{'、'.join(unknown)}")
+    if missing:
+        problems.append(f"缺少证照项目：{'、'.join(missing)}")
+    certified: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, float):
+            value = str(value)  # amounts as text: no float formatting ambiguity in signatures
+        if not isinstance(value, str | int | bool | list) or value is None:
+            problems.append(f"证照项目 {name} 的值类型不支持")
+        certified[name] = value
+    if problems:
+        raise InvalidCertificateData("；".join(problems))
+    return certified
+
+
+async def issue_certificate(
+    session: AsyncSession,
+    *,
+    application_id: str,
+    type_code: str,
+    holder: Holder,
+    fields: Mapping[str, Any],
+    cipher: FieldCipher,
+    blind_index: BlindIndex,
+    at: datetime | None = None,
+) -> Certificate:
+    """Issue the certificate an approved application earned — once: asking again for the same
+    application and type returns the certificate already issued."""
+    existing = await repository.certificate_for_application(
+        session, application_id=application_id, type_code=type_code
+    )
+    if existing is not None:
+        return existing
+    type_ = await repository.certificate_type(session, type_code)
+    if type_ is None:
+        raise UnknownCertificateType(f"证照类型 {type_code} 未登记")
+    if holder.kind != type_.holder_kind:
+        raise InvalidCertificateData(f"「{type_.name}」的持证主体应为{_KINDS[type_.holder_kind]}")
+    try:
+        holder_id = (
+            identifiers.validate_resident_id(holder.id)
+            if holder.kind == "person"
+            else identifiers.validate_uscc(holder.id)
+        )
+    except identifiers.InvalidIdentifier as exc:
+        raise InvalidCertificateData(str(exc)) from exc
+    certified = _certified_fields(type_, fields)
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    valid_from = at.date()
+    valid_until = valid_from + timedelta(days=type_.validity_days) if type_.validity_days else None
+    key = await _active_key(session, issuer_code=type_.issuer_code, cipher=cipher, at=at)
+    serial = await repository.next_serial(
+        session, type_code=type_.code, issuer_code=type_.issuer_code
+    )
+    certificate_id = str(
+        CertificateId.build(type_code=type_.code, issuer_code=type_.issuer_code, serial=serial)
+    )
+    document = {
+        "id": certificate_id,
+        "type": {"code": type_.code, "name": type_.name},
+        "holder": {"kind": holder.kind, "name": holder.name, "id": holder_id},
+        "fields": certified,
+        "issuer": {"name": type_.issuing_department, "code": type_.issuer_code},
+        "issued_at": at.isoformat(timespec="seconds"),
+        "valid_from": valid_from.isoformat(),
+        "valid_until": valid_until.isoformat() if valid_until else None,
+        "application_id": application_id,
+    }
+    signed = sign_certificate(document, key=key)
+    row = Certificate(
+        id=certificate_id,
+        type_code=type_.code,
+        issuer_code=type_.issuer_code,
+        application_id=application_id,
+        holder_kind=holder.kind,
+        holder_ref=subject_ref(blind_index, Subject(kind=holder.kind, id=holder_id)),
+        document_enc=cipher.encrypt(
+            _document_text(signed.document), context=f"sharing.certificate:{certificate_id}"
+        ),
+        kid=signed.kid,
+        signature=signed.signature,
+        issued_at=at,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        status=CertificateStatus.VALID.value,
+        status_reason="",
+        status_changed_at=at,
+    )
+    session.add(row)
+    await session.flush()
+    await outbox.publish(
+        session,
+        CertificateIssued(
+            certificate_id=certificate_id,
+            type_code=type_.code,
+            type_name=type_.name,
+            issuer_code=type_.issuer_code,
+            application_id=application_id,
+            holder_kind=holder.kind,
+            issued_at=at.isoformat(),
+            valid_until=valid_until.isoformat() if valid_until else None,
+        ),
+    )
+    return row
+
+
+_KINDS = {"person": "自然人", "company": "法人或其他组织"}
+
+
+def _document_text(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, sort_keys=True)
+
+
+def read_document(row: Certificate, *, cipher: FieldCipher) -> dict[str, Any]:
+    text = cipher.decrypt(row.document_enc, context=f"sharing.certificate:{row.id}")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+async def change_status(
+    session: AsyncSession,
+    *,
+    certificate_id: str,
+    to_status: CertificateStatus,
+    reason: str,
+    changed_by: str,
+    at: datetime | None = None,
+) -> Certificate:
+    at = at or datetime.now(UTC)
+    row = await repository.certificate(session, certificate_id, lock=True)
+    if row is None:
+        raise CertificateNotFound()
+    current = CertificateStatus(row.status)
+    if to_status not in ALLOWED_CHANGES.get(current, frozenset()):
+        raise StatusChangeNotAllowed(
+            f"证照当前为「{current.value}」，不能变更为「{to_status.value}」"
+        )
+    if not reason.strip():
+        raise InvalidCertificateData("变更证照状态必须说明原因")
+    session.add(
+        CertificateStatusChange(
+            id=str(uuid.uuid4()),
+            certificate_id=row.id,
+            from_status=current.value,
+            to_status=to_status.value,
+            reason=reason.strip(),
+            changed_by=changed_by,
+            changed_at=at,
+        )
+    )
+    row.status, row.status_reason, row.status_changed_at = to_status.value, reason.strip(), at
+    await session.flush()
+    await outbox.publish(
+        session,
+        CertificateStatusChanged(
+            certificate_id=row.id,
+            type_code=row.type_code,
+            from_status=current.value,
+            to_status=to_status.value,
+            reason=reason.strip(),
+            changed_at=at.isoformat(),
+        ),
+    )
+    return row
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+class Verdict(StrEnum):
+    VALID = "valid"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    FORGED = "forged"
+
+
+@dataclass(frozen=True)
+class Verification:
+    verdict: Verdict
+    reason: str
+    certificate: Certificate | None = None
+    document: Mapping[str, Any] | None = None
+
+
+async def _verifying_keys(session: AsyncSession, kid: str) -> dict[str, VerifyingKey]:
+    row = await repository.signing_key(session, kid)
+    if row is None:
+        return {}
+    return {row.kid: VerifyingKey.from_b64(row.public_key, kid=row.kid)}
+
+
+async def verify(
+    session: AsyncSession,
+    *,
+    certificate_id: str | None = None,
+    qr: str | None = None,
+    cipher: FieldCipher,
+    today: date | None = None,
+) -> Verification:
+    """Is this certificate genuine and in force? By identifier or by scanned QR payload.
+
+    ``forged`` covers every way the evidence fails: an identifier with a wrong check character
+    or unknown to the library, a QR code whose signature is not the library's, a document or
+    signature that no longer verifies under the issuer's key."""
+    today = today or datetime.now(UTC).date()
+    scanned = None
+    if qr is not None:
+        try:
+            scanned = parse_qr_payload(qr)
+        except InvalidQrPayload as exc:
+            return Verification(Verdict.FORGED, str(exc))
+        certificate_id = str(scanned.certificate_id)
+    if not certificate_id:
+        return Verification(Verdict.FORGED, "未提供证照标识")
+    try:
+        CertificateId.parse(certificate_id)
+    except InvalidCertificateId as exc:
+        return Verification(Verdict.FORGED, str(exc))
+    row = await repository.certificate(session, certificate_id)
+    if row is None:
+        return Verification(Verdict.FORGED, "电子证照库中没有该证照，证照可能系伪造")
+    try:
+        document = read_document(row, cipher=cipher)
+    except DecryptionError:
+        return Verification(Verdict.FORGED, "证照数据已被篡改", row)
+    signed = SignedCertificate(document=document, kid=row.kid, signature=row.signature)
+    if scanned is not None and not scanned.matches(signed):
+        return Verification(Verdict.FORGED, "二维码中的签名与电子证照库中的证照不符", row)
+    result = verify_signature(signed, keys=await _verifying_keys(session, row.kid))
+    if not result.valid or document.get("id") != row.id:
+        return Verification(Verdict.FORGED, "证照签名验证失败，内容可能已被篡改", row)
+    status = CertificateStatus(row.status)
+    if status is CertificateStatus.LAPSED:
+        return Verification(Verdict.EXPIRED, f"证照已失效：{row.status_reason}", row, document)
+    if status is not CertificateStatus.VALID:
+        return Verification(
+            Verdict.REVOKED, f"证照已{status.value}：{row.status_reason}", row, document
+        )
+    if row.valid_until is not None and row.valid_until < today:
+        return Verification(
+            Verdict.EXPIRED, f"证照已于 {row.valid_until.isoformat()} 过期", row, document
+        )
+    return Verification(Verdict.VALID, "证照真实有效", row, document)
+
+
+def qr_of(row: Certificate, *, cipher: FieldCipher) -> str:
+    signed = SignedCertificate(
+        document=read_document(row, cipher=cipher), kid=row.kid, signature=row.signature
+    )
+    return qr_payload(signed)
+
+
+# --- wallet -------------------------------------------------------------------------------------
+
+
+async def wallet(
+    session: AsyncSession, *, holder: str, type_code: str | None = None
+) -> Sequence[Certificate]:
+    """A holder's certificates, newest first (``holder`` is the holder reference)."""
+    return await repository.certificates_of(session, holder_ref=holder, type_code=type_code)
+
+
+async def usable_certificate(
+    session: AsyncSession, *, holder: str, type_code: str, today: date
+) -> Certificate | None:
+    """A certificate of this type the holder can reuse as evidence now (有效, not expired)."""
+    for row in await repository.certificates_of(session, holder_ref=holder, type_code=type_code):
+        if row.status == CertificateStatus.VALID.value and (
+            row.valid_until is None or row.valid_until >= today
+        ):
+            return row
+    return None

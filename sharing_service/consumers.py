@@ -1,0 +1,72 @@
+"""What the sharing service does with other services' events.
+
+* ``item.published`` (catalog): keep a copy of the version's materials, so material resolution
+  never calls the catalog;
+* ``application.approved`` (approval): issue the e-certificate the item results in — at most
+  once per application, however often the event is delivered.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approval_service.events import ApplicationApproved
+from catalog_service.events import ItemPublished
+from sharing_service import certificates, repository
+from sharing_service.models import ItemVersionCopy
+from wangban.consumer import Consumer, PoisonEvent
+from wangban.crypto import BlindIndex, FieldCipher
+from wangban.events import Envelope
+from wangban.settings import Settings
+
+HOLDER_CONTEXT = "approval.holder"
+"""Encryption context of the holder fields in ``application.approved`` (see that event)."""
+
+
+def build_consumer(settings: Settings) -> Consumer:
+    consumer = Consumer(name="sharing")
+    cipher, blind_index = FieldCipher.from_settings(settings), BlindIndex.from_settings(settings)
+
+    @consumer.on(ItemPublished)
+    async def keep_item_version(
+        session: AsyncSession, *, event: ItemPublished, envelope: Envelope
+    ) -> None:
+        await repository.save_item_version(
+            session,
+            ItemVersionCopy(
+                version_id=event.version_id,
+                item_id=event.item_id,
+                implementing_code=event.implementing_code,
+                name=str(event.content.get("name", "")),
+                materials=list(event.content.get("materials", [])),
+                published_at=datetime.fromisoformat(event.published_at),
+            ),
+        )
+
+    @consumer.on(ApplicationApproved)
+    async def issue_certificate(
+        session: AsyncSession, *, event: ApplicationApproved, envelope: Envelope
+    ) -> None:
+        if event.result_kind != "certificate" or not event.certificate_type:
+            return
+        if not event.holder_id_enc or not event.holder_name_enc:
+            raise PoisonEvent("application.approved with a certificate result lacks the holder")
+        holder = certificates.Holder(
+            kind="company" if event.holder_kind == "company" else "person",
+            id=cipher.decrypt(event.holder_id_enc, context=HOLDER_CONTEXT),
+            name=cipher.decrypt(event.holder_name_enc, context=HOLDER_CONTEXT),
+        )
+        await certificates.issue_certificate(
+            session,
+            application_id=event.application_id,
+            type_code=event.certificate_type,
+            holder=holder,
+            fields=event.certificate_fields,
+            cipher=cipher,
+            blind_index=blind_index,
+            at=datetime.fromisoformat(event.decided_at),
+        )
+
+    return consumer

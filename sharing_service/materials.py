@@ -1,0 +1,224 @@
+"""Material resolution (免证明): which of an item's materials the applicant need not bring.
+
+For each material of the item version the application is bound to:
+
+* ``shared:<dataset>`` — an existence lookup in that dataset (audited like any lookup); found:
+  satisfied, with the lookup id as evidence; not found or not granted: the applicant uploads
+  it; provider unavailable: ``unavailable`` (upload or manual check, never a rejection);
+* ``certificate:<type>`` — a certificate of that type in the holder's wallet that is in force:
+  satisfied, with the certificate id as evidence (一次提交、重复使用);
+* ``upload``, ``commitment`` (告知承诺), ``waived`` — unchanged: nothing to look up.
+
+Intake stores the evidence in place of a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sharing_service import audit, certificates, identifiers, lookups, repository
+from sharing_service.providers import Subject
+from wangban.crypto import BlindIndex
+from wangban.errors import NotFound
+
+MaterialStatus = Literal[
+    "satisfied", "upload", "commitment", "waived", "not_found", "denied", "unavailable"
+]
+
+
+class ItemVersionUnknown(NotFound):
+    type_slug = "item-version-unknown"
+    title = "数据共享服务尚未收到该事项版本"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    kind: Literal["lookup", "certificate"]
+    id: str
+
+
+@dataclass(frozen=True)
+class MaterialResolution:
+    index: int
+    name: str
+    source: str
+    status: MaterialStatus
+    message: str
+    evidence: Evidence | None = None
+
+    @property
+    def needs_upload(self) -> bool:
+        return self.status in ("upload", "not_found", "denied", "unavailable")
+
+
+async def resolve_materials(
+    session: AsyncSession,
+    *,
+    caller: lookups.Caller,
+    item_version_id: str,
+    applicant: Subject,
+    application_id: str | None,
+    directory: lookups.ProviderSource,
+    blind_index: BlindIndex,
+    now: datetime | None = None,
+) -> list[MaterialResolution]:
+    now = now or datetime.now(UTC)
+    item = await repository.item_version(session, item_version_id)
+    if item is None:
+        raise ItemVersionUnknown(f"事项版本 {item_version_id} 尚未同步到数据共享服务，请稍后再试")
+    purpose = lookups.Purpose(item_code=item.implementing_code, application_id=application_id)
+    results = []
+    for index, material in enumerate(item.materials):
+        name, source = str(material.get("name", "")), str(material.get("source", "upload"))
+        kind, _, target = source.partition(":")
+        if kind == "shared":
+            results.append(
+                await _by_lookup(
+                    session,
+                    index=index,
+                    name=name,
+                    source=source,
+                    dataset=target,
+                    caller=caller,
+                    applicant=applicant,
+                    purpose=purpose,
+                    directory=directory,
+                    blind_index=blind_index,
+                    now=now,
+                )
+            )
+        elif kind == "certificate":
+            results.append(
+                await _by_certificate(
+                    session,
+                    index=index,
+                    name=name,
+                    source=source,
+                    type_code=target,
+                    caller=caller,
+                    applicant=applicant,
+                    purpose=purpose,
+                    blind_index=blind_index,
+                    now=now,
+                )
+            )
+        else:
+            status: MaterialStatus = (
+                "commitment" if kind == "commitment" else "waived" if kind == "waived" else "upload"
+            )
+            message = {"commitment": "签署告知承诺书即可", "waived": "无需提供"}.get(
+                status, "请上传"
+            )
+            results.append(MaterialResolution(index, name, source, status, message))
+    return results
+
+
+async def _by_lookup(
+    session: AsyncSession,
+    *,
+    index: int,
+    name: str,
+    source: str,
+    dataset: str,
+    caller: lookups.Caller,
+    applicant: Subject,
+    purpose: lookups.Purpose,
+    directory: lookups.ProviderSource,
+    blind_index: BlindIndex,
+    now: datetime,
+) -> MaterialResolution:
+    try:
+        result = await lookups.perform_lookup(
+            session,
+            caller=caller,
+            subject=applicant,
+            dataset_code=dataset,
+            fields=[],
+            predicates=[],
+            purpose=purpose,
+            directory=directory,
+            blind_index=blind_index,
+            now=now,
+        )
+    except (lookups.LookupDenied, lookups.ConsentRequired) as exc:
+        return MaterialResolution(
+            index, name, source, "denied", f"无法通过共享获取，请上传（{exc.detail}）"
+        )
+    except lookups.DataUnavailable:
+        return MaterialResolution(
+            index, name, source, "unavailable", "数据提供部门暂时无法响应，请上传或由窗口人工核验"
+        )
+    except lookups.UnknownDataset:
+        return MaterialResolution(index, name, source, "upload", "共享目录中暂无该数据，请上传")
+    if not result.found:
+        return MaterialResolution(index, name, source, "not_found", "未查询到相关记录，请上传")
+    return MaterialResolution(
+        index,
+        name,
+        source,
+        "satisfied",
+        "已通过数据共享获取，无需提交",
+        Evidence(kind="lookup", id=result.lookup_id),
+    )
+
+
+async def _by_certificate(
+    session: AsyncSession,
+    *,
+    index: int,
+    name: str,
+    source: str,
+    type_code: str,
+    caller: lookups.Caller,
+    applicant: Subject,
+    purpose: lookups.Purpose,
+    blind_index: BlindIndex,
+    now: datetime,
+) -> MaterialResolution:
+    """Reading the holder's own wallet for their own application needs no grant, but it is a
+    use of their data like any other, so it is audited too."""
+    ref = lookups.subject_ref(blind_index, applicant)
+    found = await certificates.usable_certificate(
+        session, holder=ref, type_code=type_code, today=now.date()
+    )
+    await audit.append(
+        session,
+        entry=audit.AuditEntry(
+            consumer=caller.consumer,
+            requested_by=caller.requested_by,
+            subject_kind=applicant.kind,
+            subject_ref=ref,
+            subject_masked=identifiers.mask_id(applicant.id),
+            dataset_code=f"certificate:{type_code}",
+            fields=[],
+            predicates=[],
+            application_id=purpose.application_id,
+            item_code=purpose.item_code,
+            outcome="granted" if found else "not_found",
+        ),
+        at=now,
+    )
+    if found is None:
+        return MaterialResolution(
+            index, name, source, "not_found", "电子证照库中没有可用的证照，请上传"
+        )
+    return MaterialResolution(
+        index,
+        name,
+        source,
+        "satisfied",
+        "已调用电子证照，无需提交",
+        Evidence(kind="certificate", id=found.id),
+    )
+
+
+def summary(resolutions: Sequence[MaterialResolution]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for resolution in resolutions:
+        counts[resolution.status] = counts.get(resolution.status, 0) + 1
+    return counts

@@ -1,0 +1,280 @@
+"""Request and response bodies of the sharing service's API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sharing_service.certificates import CertificateStatus, Verdict
+from sharing_service.lookups import PredicateOp
+
+
+class SubjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["person", "company"]
+    id: str = Field(min_length=18, max_length=18, description="居民身份证号码或统一社会信用代码")
+
+    def __repr__(self) -> str:
+        return f"SubjectIn(kind={self.kind!r}, id=<hidden>)"
+
+
+class PredicateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    field: str = Field(min_length=1, max_length=64, description="字段名；age 由 birth_date 计算")
+    op: PredicateOp
+    value: Any = None
+    key: str | None = Field(default=None, max_length=64, description="列表字段中元素的属性名")
+
+
+class PurposeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_code: str = Field(min_length=1, max_length=64, description="事项实施编码")
+    application_id: str | None = Field(default=None, max_length=64)
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: SubjectIn
+    dataset: str = Field(min_length=1, max_length=64)
+    fields: list[str] = Field(default_factory=list, max_length=50)
+    predicates: list[PredicateIn] = Field(default_factory=list, max_length=20)
+    purpose: PurposeIn
+
+
+class AttributeOut(BaseModel):
+    value: Any
+    source: Literal["government"] = Field(description="government: 部门核验数据，前端应只读展示")
+    provider: str
+    dataset: str
+    updated_at: datetime
+
+
+class LookupOut(BaseModel):
+    lookup_id: str
+    found: bool
+    attributes: dict[str, AttributeOut]
+    predicates: dict[str, bool | None] = Field(description="null: 部门无该主体记录，无法判断")
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_version_id: str = Field(min_length=1, max_length=64)
+    applicant: SubjectIn
+    application_id: str | None = Field(default=None, max_length=64)
+
+
+class EvidenceOut(BaseModel):
+    kind: Literal["lookup", "certificate"]
+    id: str
+
+
+class MaterialOut(BaseModel):
+    index: int
+    name: str
+    source: str
+    status: str
+    message: str
+    needs_upload: bool
+    evidence: EvidenceOut | None
+
+
+class ResolveOut(BaseModel):
+    materials: list[MaterialOut]
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_code: str = Field(min_length=1, max_length=64)
+    application_id: str | None = Field(default=None, max_length=64)
+    valid_days: int = Field(default=30, ge=1, le=365)
+
+
+class ConsentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    item_code: str
+    application_id: str | None
+    granted_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class DataUseOut(BaseModel):
+    """One use of the citizen's data (数据使用记录)."""
+
+    seq: int
+    at: datetime
+    consumer: str
+    dataset: str
+    dataset_name: str
+    provider: str
+    fields: list[str]
+    predicates: list[str]
+    application_id: str | None
+    item_code: str
+    item_name: str | None
+    outcome: str
+
+
+class DataUsePage(BaseModel):
+    items: list[DataUseOut]
+    next_before: int | None = Field(description="传给 before 参数取下一页")
+
+
+class CertificateSummary(BaseModel):
+    id: str
+    type_code: str
+    type_name: str
+    issuer: str
+    issued_at: datetime
+    valid_from: date
+    valid_until: date | None
+    status: str
+    status_reason: str
+
+
+class CertificateOut(CertificateSummary):
+    document: dict[str, Any]
+    kid: str
+    signature: str
+    qr_payload: str
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    certificate_id: str | None = Field(default=None, max_length=120)
+    qr: str | None = Field(default=None, max_length=512)
+
+
+class VerifyOut(BaseModel):
+    verdict: Verdict
+    reason: str
+    certificate_id: str | None = None
+    type_name: str | None = None
+    issuer: str | None = None
+    holder_name: str | None = Field(default=None, description="脱敏姓名或名称")
+    issued_at: datetime | None = None
+    valid_until: date | None = None
+    status: str | None = None
+
+
+class StatusChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: CertificateStatus
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class KeyOut(BaseModel):
+    kid: str
+    issuer_code: str
+    public_key: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class ChainReportOut(BaseModel):
+    ok: bool
+    records: int
+    first_bad_seq: int | None
+    problems: list[str]
+
+
+class AuditRecordOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    id: str
+    at: datetime
+    consumer: str
+    requested_by: str
+    subject_kind: str
+    subject_masked: str
+    dataset_code: str
+    fields: list[str]
+    predicates: list[dict[str, Any]]
+    application_id: str | None
+    item_code: str
+    outcome: str
+    reason: str
+    hash: str
+
+
+class DatasetFieldOut(BaseModel):
+    name: str
+    title: str
+    type: str
+    sensitivity: int
+
+
+class DatasetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    provider_code: str
+    subject_kinds: list[str]
+    legal_basis: str
+    freshness: str
+    description: str
+    fields: list[DatasetFieldOut]
+
+
+class ProviderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    kind: Literal["sandbox", "http"]
+    base_url: str | None = Field(default=None, max_length=500)
+    token: str | None = Field(default=None, max_length=4096, description="只写，不会返回")
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    read_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    enabled: bool = True
+
+
+class ProviderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    kind: str
+    base_url: str | None
+    connect_timeout_s: float
+    read_timeout_s: float
+    enabled: bool
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consumer: str = Field(min_length=1, max_length=64)
+    dataset: str = Field(min_length=1, max_length=64)
+    item_code: str = Field(min_length=1, max_length=64)
+    disclose_fields: list[str] = Field(default_factory=list, max_length=50)
+    verify_fields: list[str] = Field(default_factory=list, max_length=50)
+    consent_required: bool = False
+    legal_basis: str = Field(default="", max_length=500)
+
+
+class GrantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    consumer: str
+    dataset_code: str
+    item_code: str
+    disclose_fields: list[str]
+    verify_fields: list[str]
+    consent_required: bool
+    legal_basis: str

@@ -1,0 +1,187 @@
+"""A real provider over HTTP for tests: ``docs/provider-protocol.md`` in front of any
+:class:`~sharing_service.providers.DataProvider`.
+
+It runs uvicorn on 127.0.0.1 in the test's own event loop, so ``HttpProvider`` is exercised
+over real sockets (connection pooling, timeouts, disconnects), and it can serve any
+in-memory population (the sandbox included) to code that only speaks HTTP. The handle it
+yields changes its behaviour while it runs, to play the misbehaving department.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sharing_service.providers import DataProvider, ProviderUnavailable, Subject
+
+__all__ = ["ProviderServer", "serve_provider"]
+
+
+@dataclass(eq=False)
+class ProviderServer:
+    """The running server: where it is, what it saw, and knobs to change how it answers."""
+
+    base_url: str = ""
+    requests_seen: int = 0
+    """Requests that reached the query route, whatever was answered."""
+    last_headers: dict[str, str] = field(default_factory=dict)
+    """Headers of the last request, names lower-cased."""
+    last_body: Any = None
+    """The last request body as parsed JSON (None if it was not JSON)."""
+    delay_s: float = 0.0
+    fail_with: int | None = None
+    extra_fields: dict[str, Any] = field(default_factory=dict)
+    raw_response: tuple[int, bytes, str] | None = None
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_for_requests(self, count: int, *, timeout_s: float = 5.0) -> None:
+        """Return once ``requests_seen`` reaches ``count`` (e.g. a request is in flight)."""
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: self.requests_seen >= count)
+
+    def set_delay(self, seconds: float) -> None:
+        """Wait this long before answering each request."""
+        self.delay_s = seconds
+
+    def set_failure(self, status: int | None) -> None:
+        """Answer every request with this status and a non-protocol body; None: behave."""
+        self.fail_with = status
+
+    def set_extra_fields(self, extra: Mapping[str, Any]) -> None:
+        """Add these fields to every found record, asked for or not (a leaky provider)."""
+        self.extra_fields = dict(extra)
+
+    def set_raw_response(
+        self, body: bytes | None, *, status: int = 200, content_type: str = "application/json"
+    ) -> None:
+        """Answer authorised requests with exactly this; None: behave."""
+        self.raw_response = None if body is None else (status, body, content_type)
+
+
+def _to_json(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _json(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
+    content = json.dumps(body, ensure_ascii=False, default=_to_json).encode()
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
+
+
+def _build_app(provider: DataProvider, token: str, state: ProviderServer) -> Starlette:
+    expected = f"Bearer {token}".encode()
+
+    async def query(request: Request) -> Response:
+        state.requests_seen += 1
+        async with state._arrived:
+            state._arrived.notify_all()
+        state.last_headers = {k.lower(): v for k, v in request.headers.items()}
+        raw = await request.body()
+        try:
+            state.last_body = json.loads(raw)
+        except ValueError:
+            state.last_body = None
+        if state.delay_s > 0:
+            # Interruptible, so leaving serve_provider does not wait out a long delay.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state._closing.wait(), state.delay_s)
+        if state.fail_with is not None:
+            return _json(state.fail_with, {"error": "injected failure"})
+        supplied = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(supplied, expected):
+            return _json(401, {"error": "invalid_token"}, {"WWW-Authenticate": "Bearer"})
+        if state.raw_response is not None:
+            status, content, content_type = state.raw_response
+            return Response(content, status_code=status, media_type=content_type)
+
+        body = state.last_body
+        subject = body.get("subject") if isinstance(body, dict) else None
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if (
+            not isinstance(subject, dict)
+            or subject.get("kind") not in ("person", "company")
+            or not isinstance(subject.get("id"), str)
+            or not isinstance(fields, list)
+            or not all(isinstance(f, str) for f in fields)
+        ):
+            return _json(400, {"error": "body must be {subject: {kind, id}, fields: [...]}"})
+        try:
+            record = await provider.fetch(
+                dataset=request.path_params["dataset"],
+                subject=Subject(kind=subject["kind"], id=subject["id"]),
+                fields=fields,
+                request_id=request.headers.get("x-request-id", ""),
+            )
+        except ProviderUnavailable as exc:
+            return _json(503, {"error": exc.reason})
+        if record is None:
+            return _json(200, {"found": False})
+        return _json(
+            200,
+            {
+                "found": True,
+                "record": {**record.values, **state.extra_fields},
+                "updated_at": record.updated_at.isoformat(),
+                "source": record.source,
+            },
+        )
+
+    return Starlette(routes=[Route("/datasets/{dataset}/records:query", query, methods=["POST"])])
+
+
+@contextlib.asynccontextmanager
+async def serve_provider(
+    provider: DataProvider,
+    *,
+    token: str,
+    delay_s: float = 0,
+    fail_with: int | None = None,
+) -> AsyncIterator[ProviderServer]:
+    """Serve ``provider`` over the provider protocol on 127.0.0.1 until the block ends.
+
+    Yields the handle; its ``base_url`` is what ``HttpProvider`` is configured with. Must be
+    entered from a running event loop (uvicorn serves as a task of it).
+    """
+    state = ProviderServer(delay_s=delay_s, fail_with=fail_with)
+    config = uvicorn.Config(
+        _build_app(provider, token, state),
+        host="127.0.0.1",
+        port=0,  # the OS picks a free port, read back below: no window for another taker
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()  # startup failed: raise its error here
+                    raise RuntimeError("provider server exited before starting")
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        state.base_url = f"http://127.0.0.1:{port}"
+        yield state
+    finally:
+        state._closing.set()
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

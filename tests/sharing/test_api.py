@@ -1,0 +1,287 @@
+"""The sharing service over HTTP: who may call what, problem responses that keep their audit
+record, the citizen's own data-usage records and wallet, public verification."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from sharing_service import certificates
+from sharing_service.directory import ProviderDirectory
+from sharing_service.registry import put_grant, seed_registry
+from tests.sharing.support import StaticProvider, item_code, keys, person_id
+from wangban.app import create_service_app
+from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.db import Database
+from wangban.services import load_spec
+from wangban.settings import Settings
+
+
+@dataclass
+class Sharing:
+    client: httpx.AsyncClient
+    app: FastAPI
+    provider: StaticProvider
+    settings: Settings
+    database: Database
+
+    def token(
+        self,
+        subject: str,
+        kind: str,
+        *,
+        roles: tuple[str, ...] = (),
+        person_id: str | None = None,
+        department: str | None = None,
+    ) -> dict[str, str]:
+        _, blind_index = keys(self.settings)
+        identity = Identity(
+            subject=subject,
+            kind=kind,  # type: ignore[arg-type]
+            roles=frozenset(roles),
+            department=department,
+            assurance=AssuranceLevel.REAL_PERSON,
+            person_ref=blind_index.resident_id(person_id) if person_id else None,
+        )
+        token = InternalTokens.from_settings(self.settings).issue(identity, issuer="gateway")
+        return {"Authorization": f"Bearer {token}"}
+
+
+ALICE = person_id(date(1942, 3, 15), 301)
+BOB = person_id(date(1985, 7, 9), 302)
+
+
+@pytest.fixture
+async def sharing(settings: Settings, database: Database) -> AsyncIterator[Sharing]:
+    async with database.sessionmaker() as session, session.begin():
+        await seed_registry(session)
+    provider = StaticProvider(
+        {
+            ("gongan.huji", ALICE): {"name": "陈桂英", "birth_date": "1942-03-15"},
+            ("gongan.huji", BOB): {"name": "王建军", "birth_date": "1985-07-09"},
+        }
+    )
+    app = create_service_app(load_spec("sharing"), settings, background=False)
+    async with app.router.lifespan_context(app):
+        cipher, _ = keys(settings)
+        # The departments behind the datasets are external systems: a static one here.
+        app.state.provider_directory = ProviderDirectory(cipher=cipher, sandbox=provider)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sharing") as client:
+            yield Sharing(client, app, provider, settings, database)
+
+
+async def _grant(sharing: Sharing, item: str, **kwargs: object) -> None:
+    async with sharing.database.sessionmaker() as session, session.begin():
+        await put_grant(
+            session,
+            consumer="approval",
+            dataset_code="gongan.huji",
+            item_code=item,
+            disclose_fields=["name"],
+            verify_fields=["birth_date"],
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def _lookup_body(
+    subject: str, item: str, application_id: str, **extra: object
+) -> dict[str, object]:
+    return {
+        "subject": {"kind": "person", "id": subject},
+        "dataset": "gongan.huji",
+        "fields": ["name"],
+        "predicates": [{"name": "over_80", "field": "age", "op": "ge", "value": 80}],
+        "purpose": {"item_code": item, "application_id": application_id},
+        **extra,
+    }
+
+
+async def test_lookup_over_http_and_refusals_keep_their_audit_record(sharing: Sharing) -> None:
+    item, application = item_code(), str(uuid.uuid4())
+    await _grant(sharing, item)
+    approval = sharing.token("approval", "service")
+    ok = await sharing.client.post(
+        "/lookups", json=_lookup_body(ALICE, item, application), headers=approval
+    )
+    assert ok.status_code == 200, ok.text
+    body = ok.json()
+    assert body["attributes"]["name"]["value"] == "陈桂英"
+    assert body["attributes"]["name"]["source"] == "government"
+    assert body["predicates"] == {"over_80": True}
+    denied = await sharing.client.post(
+        "/lookups",
+        json=_lookup_body(ALICE, item_code(), application),
+        headers=approval,
+    )
+    assert denied.status_code == 403
+    assert denied.headers["content-type"].startswith("application/problem+json")
+    assert denied.json()["type"] == "urn:wangban:problem:lookup-denied"
+    sharing.provider.down.add("gongan.huji")
+    unavailable = await sharing.client.post(
+        "/lookups", json=_lookup_body(ALICE, item, application), headers=approval
+    )
+    sharing.provider.down.clear()
+    assert unavailable.status_code == 503
+    assert unavailable.json()["type"] == "urn:wangban:problem:provider-unavailable"
+    citizen = await sharing.client.post(
+        "/lookups",
+        json=_lookup_body(ALICE, item, application),
+        headers=sharing.token("u-alice", "citizen", person_id=ALICE),
+    )
+    assert citizen.status_code == 403
+    bad_id = await sharing.client.post(
+        "/lookups",
+        json=_lookup_body(ALICE[:-1] + ("0" if ALICE[-1] != "0" else "1"), item, application),
+        headers=approval,
+    )
+    assert bad_id.status_code == 422 and "校验位" in bad_id.json()["detail"]
+
+    auditor = sharing.token("auditor-1", "staff", roles=("auditor",))
+    records = await sharing.client.get(
+        "/admin/audit", params={"application_id": application}, headers=auditor
+    )
+    # The refusal and the failure were committed although their requests failed; the invalid
+    # request and the citizen's call were never lookups.
+    assert [r["outcome"] for r in records.json()] == ["unavailable", "denied", "granted"]
+    assert all(ALICE not in str(r) for r in records.json())
+    chain = await sharing.client.get("/admin/audit/verify", headers=auditor)
+    assert chain.status_code == 200 and chain.json()["ok"] is True
+    assert (await sharing.client.get("/admin/audit/verify", headers=approval)).status_code == 403
+
+
+async def test_a_citizen_sees_only_their_own_data_usage(sharing: Sharing) -> None:
+    item, application = item_code(), str(uuid.uuid4())
+    await _grant(sharing, item)
+    approval = sharing.token("approval", "service")
+    for subject in (ALICE, BOB, ALICE):
+        response = await sharing.client.post(
+            "/lookups", json=_lookup_body(subject, item, application), headers=approval
+        )
+        assert response.status_code == 200
+    alice = await sharing.client.get(
+        "/me/data-usage", headers=sharing.token("u-alice", "citizen", person_id=ALICE)
+    )
+    bob = await sharing.client.get(
+        "/me/data-usage", headers=sharing.token("u-bob", "citizen", person_id=BOB)
+    )
+    mine = [r for r in alice.json()["items"] if r["item_code"] == item]
+    theirs = [r for r in bob.json()["items"] if r["item_code"] == item]
+    assert len(mine) == 2 and len(theirs) == 1
+    assert mine[0]["dataset_name"] == "户籍人口信息" and mine[0]["provider"] == "东莞市公安局"
+    assert mine[0]["fields"] == ["name"] and mine[0]["predicates"] == ["over_80"]
+    assert mine[0]["consumer"] == "approval" and mine[0]["application_id"] == application
+    not_real_name = await sharing.client.get(
+        "/me/data-usage", headers=sharing.token("u-anon", "citizen")
+    )
+    assert not_real_name.status_code == 403
+    assert not_real_name.json()["type"] == "urn:wangban:problem:real-name-required"
+    assert (await sharing.client.get("/me/data-usage")).status_code == 401
+
+
+async def test_consent_given_and_withdrawn_over_http(sharing: Sharing) -> None:
+    item, application = item_code(), str(uuid.uuid4())
+    await _grant(sharing, item, consent_required=True)
+    approval = sharing.token("approval", "service")
+    alice = sharing.token("u-alice", "citizen", person_id=ALICE)
+    before = await sharing.client.post(
+        "/lookups", json=_lookup_body(ALICE, item, application), headers=approval
+    )
+    assert before.json()["type"] == "urn:wangban:problem:consent-required"
+    given = await sharing.client.post(
+        "/me/consents", json={"item_code": item, "application_id": application}, headers=alice
+    )
+    assert given.status_code == 201
+    during = await sharing.client.post(
+        "/lookups", json=_lookup_body(ALICE, item, application), headers=approval
+    )
+    assert during.status_code == 200
+    bob_tries = await sharing.client.delete(
+        f"/me/consents/{given.json()['id']}",
+        headers=sharing.token("u-bob", "citizen", person_id=BOB),
+    )
+    assert bob_tries.status_code == 404
+    withdrawn = await sharing.client.delete(f"/me/consents/{given.json()['id']}", headers=alice)
+    assert withdrawn.json()["revoked_at"] is not None
+    after = await sharing.client.post(
+        "/lookups", json=_lookup_body(ALICE, item, application), headers=approval
+    )
+    assert after.status_code == 403
+
+
+async def test_wallet_and_public_verification(sharing: Sharing) -> None:
+    cipher, blind_index = keys(sharing.settings)
+    async with sharing.database.sessionmaker() as session, session.begin():
+        issued = await certificates.issue_certificate(
+            session,
+            application_id=str(uuid.uuid4()),
+            type_code="elderly_allowance_notice",
+            holder=certificates.Holder(kind="person", id=ALICE, name="陈桂英"),
+            fields={"monthly_amount": 200, "start_month": "2026-12"},
+            cipher=cipher,
+            blind_index=blind_index,
+            at=datetime.now(UTC),
+        )
+    alice = sharing.token("u-alice", "citizen", person_id=ALICE)
+    wallet = await sharing.client.get("/me/certificates", headers=alice)
+    assert issued.id in [c["id"] for c in wallet.json()]
+    mine = await sharing.client.get(f"/me/certificates/{issued.id}", headers=alice)
+    assert mine.json()["document"]["holder"]["id"] == ALICE
+    qr = mine.json()["qr_payload"]
+    bob = sharing.token("u-bob", "citizen", person_id=BOB)
+    assert (
+        await sharing.client.get(f"/me/certificates/{issued.id}", headers=bob)
+    ).status_code == 404
+    assert issued.id not in [
+        c["id"] for c in (await sharing.client.get("/me/certificates", headers=bob)).json()
+    ]
+
+    verified = await sharing.client.post("/certificates/verify", json={"qr": qr})  # no login
+    assert verified.status_code == 200
+    assert verified.json()["verdict"] == "valid"
+    assert verified.json()["holder_name"] != "陈桂英" and verified.json()["holder_name"][0] == "陈"
+    assert ALICE not in verified.text
+
+    reviewer = sharing.token("reviewer-1", "staff", roles=("reviewer",), department="东莞市民政局")
+    revoked = await sharing.client.post(
+        f"/admin/certificates/{issued.id}/status",
+        json={"status": "撤销", "reason": "重复发放"},
+        headers=reviewer,
+    )
+    assert revoked.status_code == 200 and revoked.json()["status"] == "撤销"
+    again = await sharing.client.post("/certificates/verify", json={"certificate_id": issued.id})
+    assert again.json()["verdict"] == "revoked" and "重复发放" in again.json()["reason"]
+    not_allowed = await sharing.client.post(
+        f"/admin/certificates/{issued.id}/status",
+        json={"status": "有效", "reason": "误操作"},
+        headers=reviewer,
+    )
+    assert not_allowed.status_code == 409
+
+
+async def test_the_access_policy_is_administered_by_data_admins(sharing: Sharing) -> None:
+    admin = sharing.token("admin-1", "staff", roles=("data_admin",))
+    item = item_code()
+    body = {"consumer": "approval", "dataset": "gongan.huji", "item_code": item}
+    wrong_field = await sharing.client.put(
+        "/admin/grants", json={**body, "disclose_fields": ["shoe_size"]}, headers=admin
+    )
+    assert wrong_field.status_code == 422 and "shoe_size" in wrong_field.json()["detail"]
+    created = await sharing.client.put(
+        "/admin/grants", json={**body, "disclose_fields": ["name"]}, headers=admin
+    )
+    assert created.status_code == 200
+    clerk = sharing.token("clerk-1", "staff", roles=("window_clerk",))
+    assert (await sharing.client.put("/admin/grants", json=body, headers=clerk)).status_code == 403
+    listed = await sharing.client.get("/admin/grants", params={"item_code": item}, headers=admin)
+    assert [g["disclose_fields"] for g in listed.json()] == [["name"]]
+    removed = await sharing.client.delete(f"/admin/grants/{created.json()['id']}", headers=admin)
+    assert removed.status_code == 204
+    datasets = await sharing.client.get("/datasets", headers=admin)
+    assert {"gongan.huji", "shichang.zhizhao"} <= {d["code"] for d in datasets.json()}
