@@ -130,7 +130,17 @@ def _build_parser() -> argparse.ArgumentParser:
     docs = events_sub.add_parser("docs", help="write docs/asyncapi.yaml and docs/events/*.json")
     docs.add_argument("--check", action="store_true", help="fail if the files are stale")
     docs.add_argument("--out", type=Path, default=Path("docs"))
+    audit = sub.add_parser("audit", help="the data-sharing lookup audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="check the hash chain; exit status 1 if it is broken")
     return parser
+
+
+async def verify_audit_chain(settings: Settings) -> Any:
+    from sharing_service.audit import verify_chain
+
+    async with _database(settings) as (database, _), database.sessionmaker() as session:
+        return await verify_chain(session)
 
 
 def _services(names: Sequence[str]) -> list[str]:
@@ -196,6 +206,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print("run `wangban events docs` and commit the result", file=sys.stderr)
             return 1
         return 0
+    if args.command == "audit":
+        report = asyncio.run(verify_audit_chain(settings))
+        if report.ok:
+            print(f"audit chain intact: {report.records} records")
+            return 0
+        print(f"audit chain BROKEN at record {report.first_bad_seq}:", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     raise CommandError("unknown command")
 
 

@@ -105,6 +105,14 @@ async def test_operator_lists_and_replays_a_dead_letter(
     assert poisoned.id not in remaining.stdout
 
 
+def test_the_audit_chain_is_verified_from_the_command_line(
+    settings: Settings, database: Database
+) -> None:
+    result = wangban(settings, "audit", "verify")
+    assert result.returncode == 0, result.stderr
+    assert "audit chain intact" in result.stdout
+
+
 def test_production_settings_are_refused_with_a_clear_message(settings: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")}
     env["WANGBAN_ENV"] = "production"
