@@ -41,6 +41,7 @@ __all__ = [
     "Persona",
     "SandboxPopulation",
     "SandboxProvider",
+    "StoredRecord",
 ]
 
 CST: Final = timezone(timedelta(hours=8), "CST")
@@ -1002,15 +1003,17 @@ PERSONAS: Final[tuple[Persona, ...]] = (
 
 
 @dataclass(frozen=True)
-class _Stored:
-    values: dict[str, Any]
+class StoredRecord:
+    """A whole record as the department holds it, and when it last changed."""
+
+    values: dict[str, Any] = field(repr=False)  # personal data: kept out of reprs
     updated_at: datetime
 
 
 class SandboxPopulation:
     """Every record of every sandbox dataset, built once for a reference date (``today``)."""
 
-    def __init__(self, *, today: date, records: Mapping[str, Mapping[str, _Stored]]) -> None:
+    def __init__(self, *, today: date, records: Mapping[str, Mapping[str, StoredRecord]]) -> None:
         self.today = today
         self._records = records
 
@@ -1023,7 +1026,7 @@ class SandboxPopulation:
         stored = self._records.get(dataset, {}).get(subject_id)
         return None if stored is None else copy.deepcopy(stored.values)
 
-    def stored(self, dataset: str, subject_id: str) -> _Stored | None:
+    def stored(self, dataset: str, subject_id: str) -> StoredRecord | None:
         return self._records.get(dataset, {}).get(subject_id)
 
     def subjects(self, dataset: str) -> list[str]:
@@ -1209,7 +1212,7 @@ class _Builder:
         self.today = today
         self.yesterday = today - timedelta(days=1)
         self.rng = random.Random(_SEED)
-        self.records: dict[str, dict[str, _Stored]] = {code: {} for code in _SUBJECT_KINDS}
+        self.records: dict[str, dict[str, StoredRecord]] = {code: {} for code in _SUBJECT_KINDS}
         self.names: dict[str, str] = {}
         self.households: dict[str, list[tuple[str, str]]] = {}  # household id → (id, relation)
         self.properties: dict[str, list[dict[str, Any]]] = {}
@@ -1229,7 +1232,7 @@ class _Builder:
     def put(
         self, dataset: str, subject: str, values: dict[str, Any], changed: date | None = None
     ) -> None:
-        self.records[dataset][subject] = _Stored(values, self._stamp(dataset, changed))
+        self.records[dataset][subject] = StoredRecord(values, self._stamp(dataset, changed))
 
     # --- people and households -----------------------------------------------------------
 
@@ -1267,7 +1270,7 @@ class _Builder:
                     "relation_to_head": relation,
                     "household_members": copy.deepcopy(listing),
                 },
-                changed or max(born, self.today - timedelta(days=400)),
+                changed or max(born, self.today - timedelta(days=self.rng.randrange(30, 1500))),
             )
 
     def marry(self, first: str, second: str, *, on: date, office: str) -> None:
