@@ -58,6 +58,7 @@ from wangban.auth import (
 from wangban.crypto import BlindIndex, FieldCipher, mask_name
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import Forbidden, NotFound, problem_responses
+from wangban.settings import Environment
 
 public = APIRouter(tags=["data sharing"])
 citizen = APIRouter(prefix="/me", tags=["citizen: my data and certificates"])
@@ -110,7 +111,9 @@ async def _directory(request: Request, keys: Annotated[Keys, Depends(_keys)]) ->
     state = request.app.state
     if not hasattr(state, "provider_directory"):
         state.provider_directory = ProviderDirectory(
-            cipher=keys.cipher, metrics=ProviderMetrics(state.metrics.registry)
+            cipher=keys.cipher,
+            metrics=ProviderMetrics(state.metrics.registry),
+            allow_sandbox=state.settings.env != Environment.PRODUCTION,
         )
     directory: ProviderDirectory = state.provider_directory
     return directory

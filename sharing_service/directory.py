@@ -27,8 +27,10 @@ class ProviderDirectory:
         cipher: FieldCipher,
         metrics: ProviderMetrics | None = None,
         sandbox: DataProvider | None = None,
+        allow_sandbox: bool = True,
     ) -> None:
         self._cipher = cipher
+        self._allow_sandbox = allow_sandbox
         self._metrics = metrics
         self._sandbox = sandbox
         self._built: dict[str, tuple[tuple[object, ...], DataProvider]] = {}
@@ -49,6 +51,10 @@ class ProviderDirectory:
         if row is None or not row.enabled:
             raise ProviderUnavailable(f"provider {dataset.provider_code} is not enabled")
         if row.kind == "sandbox":
+            if not self._allow_sandbox:
+                # Synthetic people must never answer for real ones: in production a dataset
+                # still on the sandbox is unavailable (manual handling), not "no record".
+                raise ProviderUnavailable(f"provider {row.code} is the sandbox, refused here")
             return row.name, self._sandbox_provider()
         return row.name, await self._http(row)
 

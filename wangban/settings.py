@@ -124,6 +124,27 @@ class Settings(BaseSettings):
     catalog_import_max_rows: int = Field(default=10_000, ge=1)
     """Most items in one import (each is a draft written in the request's transaction)."""
 
+    # --- Working days ---------------------------------------------------------------
+    calendar_overrides_path: Path | None = None
+    """JSON object ``{"YYYY-MM-DD": "holiday" | "workday"}``: the State Council's holiday and
+    调休 schedule for years the bundled calendar does not know yet, and local exceptions. It
+    wins over the bundled calendar."""
+
+    # --- Files (uploads) -------------------------------------------------------------
+    object_store_url: str | None = None
+    """Where uploaded files go: empty for a local folder (``<data_dir>/objects``), or
+    ``s3://bucket/prefix`` for an S3-compatible store (with the S3 settings below)."""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    upload_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest single uploaded material."""
+    upload_allowed_types: list[str] = Field(
+        default_factory=lambda: ["application/pdf", "image/jpeg", "image/png", "application/ofd"]
+    )
+    """Media types accepted for materials, checked against the file's content, not its name."""
+
     # --- Security ------------------------------------------------------------------
     internal_token_key: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_KEY)
     """HMAC key that signs the short-lived identity token services pass to each other."""
@@ -160,6 +181,12 @@ class Settings(BaseSettings):
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):
             problems.append("SASL needs WANGBAN_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD")
+        if (
+            self.object_store_url
+            and self.object_store_url.startswith("s3://")
+            and not (self.s3_access_key and self.s3_secret_key)
+        ):
+            problems.append("an s3:// object store needs WANGBAN_S3_ACCESS_KEY and _SECRET_KEY")
         if problems:
             raise ConfigurationError(
                 "Refusing to start with WANGBAN_ENV=production: " + "; ".join(problems)

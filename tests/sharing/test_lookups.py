@@ -339,3 +339,27 @@ async def test_invalid_requests_are_refused_before_anything_is_asked_or_written(
             fields=fields,
         )
     assert provider.asked == [] and await _audit(registry_ready, item) == []
+
+
+async def test_the_sandbox_never_answers_where_it_is_not_allowed(
+    registry_ready: AsyncSession, settings: Settings, provider: StaticProvider
+) -> None:
+    item = item_code()
+    await add_grant(registry_ready, dataset="gongan.huji", item_code=item, disclose=["name"])
+    cipher, blind_index = keys(settings)
+    with pytest.raises(lookups.DataUnavailable):
+        await lookups.perform_lookup(
+            registry_ready,
+            caller=lookups.Caller(consumer="approval", requested_by="approval"),
+            subject=Subject(kind="person", id=ELDER),
+            dataset_code="gongan.huji",
+            fields=["name"],
+            predicates=[],
+            purpose=lookups.Purpose(item_code=item),
+            directory=ProviderDirectory(cipher=cipher, sandbox=provider, allow_sandbox=False),
+            blind_index=blind_index,
+            now=NOW,
+        )
+    assert provider.asked == []
+    [row] = await _audit(registry_ready, item)
+    assert row.outcome == "unavailable" and "sandbox" in row.reason
