@@ -48,3 +48,47 @@ class ApplicationApproved(Event):
     holder_kind: str = "person"
     holder_name_enc: str | None = None
     holder_id_enc: str | None = None
+
+
+@registry.event(
+    type="cn.wangban.approval.application.review_started.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class ReviewStarted(Event):
+    """A reviewer (or the 秒批 engine, when its rules refer the case to a person) took up the
+    application."""
+
+    application_id: str
+    started_at: str
+    reviewer: str
+
+
+@registry.event(
+    type="cn.wangban.approval.application.correction_requested.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class CorrectionRequested(Event):
+    """补正: the applicant must correct or add something before review goes on."""
+
+    application_id: str
+    requested_at: str
+    reviewer: str
+    reason: str
+    materials: list[str] = Field(default_factory=list)
+    """Names of the materials to supply again, if any."""
+
+
+@registry.event(
+    type="cn.wangban.approval.application.denied.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class ApplicationDenied(Event):
+    """不予许可 / 不予通过, with the reason shown to the applicant."""
+
+    application_id: str
+    decided_at: str
+    decided_by: str
+    reason: str

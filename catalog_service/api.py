@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from email import message_from_bytes
-from email.policy import HTTP
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
@@ -26,6 +24,7 @@ from catalog_service.schemas import (
 from wangban.auth import CATALOG_ADMIN, Identity, require_roles
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, NotFound, Unauthorized, problem_responses
+from wangban.multipart import read_parts, size_text
 
 public = APIRouter(tags=["catalogue"])
 admin = APIRouter(prefix="/admin", tags=["catalogue administration"])
@@ -412,31 +411,12 @@ async def export_items(
 async def _upload(request: Request, *, limit: int) -> dict[str, tuple[str, bytes]]:
     """The uploaded files by part name (a plain body is the part ``items``), each with its
     media type; at most ``limit`` bytes in all."""
-    size = f"{limit // 2**20} MB" if limit % 2**20 == 0 else f"{limit // 1024} KB"
-    too_large = importer.ImportTooLarge(f"文件不能超过 {size}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        return {"items": (content_type, bytes(body))}
-    message = message_from_bytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + bytes(body), policy=HTTP
-    )
-    parts: dict[str, tuple[str, bytes]] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            media = part.get_content_type() if part.get("content-type") else ""
-            filename = part.get_filename() or ""
-            parts[name] = (media or _media_of_filename(filename), payload)
-    return parts
+    too_large = importer.ImportTooLarge(f"文件不能超过 {size_text(limit)}")
+    parts = await read_parts(request, limit=limit, too_large=too_large, plain_part="items")
+    return {
+        name: (part.media_type or _media_of_filename(part.filename), part.data)
+        for name, part in parts.items()
+    }
 
 
 def _media_of_filename(filename: str) -> str:

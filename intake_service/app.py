@@ -1,11 +1,26 @@
 """App factory of the intake service."""
 
-from fastapi import FastAPI
+from datetime import UTC, datetime
 
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake_service import api, applications
+from intake_service.consumers import consumer
 from intake_service.events import outbox
 from intake_service.models import metadata
-from wangban.app import ServiceSpec, create_service_app
+from wangban.app import PeriodicJob, ServiceSpec, create_service_app
+from wangban.calendar import WorkingDayCalendar
 from wangban.settings import Settings
+
+
+async def sweep_tolerated(session: AsyncSession, settings: Settings) -> None:
+    """容缺 deadlines: remind applicants shortly before, end applications after."""
+    today = datetime.now(UTC).date()
+    calendar = WorkingDayCalendar.from_settings(settings)
+    await applications.remind_due(session, today=today, calendar=calendar)
+    await applications.terminate_overdue(session, today=today)
+
 
 SPEC = ServiceSpec(
     name="intake",
@@ -16,6 +31,10 @@ SPEC = ServiceSpec(
     package="intake_service",
     metadata=metadata,
     outbox=outbox,
+    routers=(api.citizen, api.staff),
+    consumers=(consumer,),
+    shutdowns=(api.close_runtime,),
+    periodic=(PeriodicJob(name="tolerated-deadlines", interval_s=300, run=sweep_tolerated),),
 )
 
 

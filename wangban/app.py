@@ -4,6 +4,7 @@ FastAPI app with the same probes, metrics, error rendering, outbox relay and con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import logging
@@ -27,10 +28,22 @@ from wangban.observability import Metrics, RequestContextMiddleware
 from wangban.outbox import Outbox, OutboxRelay
 from wangban.settings import Settings, get_settings
 
+logger = logging.getLogger(__name__)
+
 log = logging.getLogger(__name__)
 
 Seed = Callable[[AsyncSession], Awaitable[None]]
 """Loads a service's demo data; must be idempotent (``wangban up`` runs it on every start)."""
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """``run(session, settings)`` every ``interval_s`` seconds. Must be safe with several
+    instances of the service running it at once (claim rows with SKIP LOCKED)."""
+
+    name: str
+    interval_s: float
+    run: Callable[[AsyncSession, Settings], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,9 @@ class ServiceSpec:
     shutdowns: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     """Run when the app stops, before the database closes: release what routes keep in
     ``app.state`` (HTTP client pools of external adapters)."""
+    periodic: Sequence[PeriodicJob] = ()
+    """Jobs run every few seconds while the service runs in the background (deadline sweeps);
+    each run is one transaction, committed when it returns."""
     warm_ups: Sequence[Callable[[], object]] = ()
     """Slow one-time loads (dictionaries, compiled rules) run at start-up, off the event loop,
     so the first request does not pay for them."""
@@ -82,13 +98,37 @@ class Runtime:
 
     relay: OutboxRelay
     runners: list[ConsumerRunner]
+    jobs: Sequence[PeriodicJob] = ()
+    database: Database | None = None
+    settings: Settings | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         self.relay.start()
         for runner in self.runners:
             runner.start()
+        for job in self.jobs:
+            self._tasks.append(asyncio.create_task(self._every(job), name=f"job:{job.name}"))
+
+    async def _every(self, job: PeriodicJob) -> None:
+        assert self.database is not None and self.settings is not None
+        while True:
+            try:
+                async with self.database.sessionmaker() as session, session.begin():
+                    await job.run(session, self.settings)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A failed run is retried at the next interval; it must never end the loop.
+                logger.exception("periodic job %s failed", job.name)
+            await asyncio.sleep(job.interval_s)
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for runner in self.runners:
             await runner.stop()
         await self.relay.stop()
@@ -135,6 +175,9 @@ def create_service_app(
                     )
                     for consumer in spec.consumers_for(settings)
                 ],
+                jobs=spec.periodic,
+                database=database,
+                settings=settings,
             )
             runtime.start()
         app.state.runtime = runtime

@@ -1,0 +1,680 @@
+"""Routes of the intake service: parse, authorise, call, return.
+
+Who sees what: an applicant only their own applications and files (anything else answers 404,
+as if it did not exist); a window clerk what was accepted at their window; a reviewer their
+department's applications; an auditor everything, changing nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake_service import applications, bundles, repository
+from intake_service.applications import (
+    Applicant,
+    ApplicationNotFound,
+    Channel,
+    Keys,
+    MaterialChoice,
+    SharedResolution,
+)
+from intake_service.models import Application, StoredFile
+from intake_service.schemas import (
+    ApplicationIn,
+    ApplicationOut,
+    ApplicationSummary,
+    BundleStatusOut,
+    FileOut,
+    MaterialChoiceIn,
+    MaterialOut,
+    OptionalReasonIn,
+    ReasonIn,
+    SubmitIn,
+    SupplementIn,
+    TimelineOut,
+    WindowApplicationIn,
+)
+from intake_service.sharing import SharingClient
+from wangban.auth import AUDITOR, REVIEWER, WINDOW_CLERK, CurrentIdentity, Identity, require_roles
+from wangban.calendar import WorkingDayCalendar
+from wangban.crypto import BlindIndex, FieldCipher
+from wangban.db import UnitOfWork
+from wangban.errors import BadRequest, Forbidden, ValidationFailed, problem_responses
+from wangban.multipart import read_parts, size_text
+from wangban.storage import ObjectStore, object_store_from_settings
+from wangban.uploads import UploadRejected, check_upload
+
+citizen = APIRouter(tags=["applications"])
+staff = APIRouter(prefix="/staff", tags=["window and review"])
+
+Clerk = Annotated[Identity, Depends(require_roles(WINDOW_CLERK))]
+StaffMember = Annotated[Identity, Depends(require_roles(WINDOW_CLERK, REVIEWER, AUDITOR))]
+
+
+class IdempotencyKeyMissing(BadRequest):
+    type_slug = "idempotency-key-required"
+    title = "提交申请需要 Idempotency-Key 请求头"
+
+
+class ApplicantMismatch(Forbidden):
+    type_slug = "applicant-mismatch"
+    title = "只能以本人身份申请"
+
+
+class FileRejected(ValidationFailed):
+    type_slug = "file-rejected"
+    title = "文件不符合要求"
+
+
+class FileNotFound(ApplicationNotFound):
+    type_slug = "file-not-found"
+    title = "找不到该文件"
+
+
+# --- per-app objects ----------------------------------------------------------------------------
+
+
+class Runtime:
+    """What the routes share within one running app: keys, calendar, clients."""
+
+    def __init__(self, request: Request) -> None:
+        settings = request.app.state.settings
+        self.settings = settings
+        self.keys = Keys(FieldCipher.from_settings(settings), BlindIndex.from_settings(settings))
+        self.calendar = WorkingDayCalendar.from_settings(settings)
+        self.sharing = SharingClient(settings)
+        self.store: ObjectStore = object_store_from_settings(settings)
+
+
+async def _runtime(request: Request) -> Runtime:
+    state = request.app.state
+    if not hasattr(state, "intake_runtime"):
+        state.intake_runtime = Runtime(request)
+    runtime: Runtime = state.intake_runtime
+    return runtime
+
+
+async def close_runtime(app: FastAPI) -> None:
+    runtime = getattr(app.state, "intake_runtime", None)
+    if runtime is not None:
+        await runtime.sharing.close()
+        await runtime.store.close()
+
+
+Shared = Annotated[Runtime, Depends(_runtime)]
+
+
+# --- access -------------------------------------------------------------------------------------
+
+
+def _can_read(identity: Identity, application: Application) -> bool:
+    if identity.kind in ("citizen", "company"):
+        return application.applicant_subject == identity.subject or (
+            application.agent_subject == identity.subject
+        )
+    if identity.kind != "staff":
+        return False
+    if identity.has_any_role(AUDITOR):
+        return True
+    if identity.has_any_role(REVIEWER) and identity.department == application.department:
+        return True
+    return identity.has_any_role(WINDOW_CLERK) and (
+        application.accepting_window is not None
+        and application.accepting_window == identity.department
+    )
+
+
+async def _readable(session: AsyncSession, identity: Identity, application_id: str) -> Application:
+    try:
+        uuid.UUID(application_id)
+    except ValueError:
+        raise ApplicationNotFound() from None
+    application = await repository.application(session, application_id)
+    if application is None or not _can_read(identity, application):
+        raise ApplicationNotFound()
+    return application
+
+
+def _own(identity: Identity, application: Application) -> None:
+    if application.applicant_subject != identity.subject:
+        raise ApplicationNotFound()
+
+
+def _can_accept(identity: Identity, application: Application) -> bool:
+    if identity.kind != "staff":
+        return False
+    if identity.has_any_role(REVIEWER) and identity.department == application.department:
+        return True
+    return identity.has_any_role(WINDOW_CLERK) and (
+        application.accepting_window in (None, identity.department)
+    )
+
+
+def _applicant(identity: Identity, body: ApplicationIn, keys: Keys) -> Applicant:
+    """Citizens apply as themselves: the ID number they give must be the one the gateway
+    verified (its blind index is in their token)."""
+    applicant = Applicant(
+        subject=identity.subject,
+        kind=body.applicant.kind,
+        id_number=body.applicant.id_number.upper(),
+        name=body.applicant.name,
+    )
+    if identity.kind == "citizen" and body.applicant.kind == "person":
+        if identity.person_ref != keys.blind_index.resident_id(applicant.id_number):
+            raise ApplicantMismatch()
+    return applicant
+
+
+def _choices(items: Sequence[MaterialChoiceIn]) -> list[MaterialChoice]:
+    return [
+        MaterialChoice(index=c.index, file_id=c.file_id, commitment=c.commitment) for c in items
+    ]
+
+
+async def _out(session: AsyncSession, application: Application) -> ApplicationOut:
+    timeline = await repository.timeline(session, application.id)
+    rows = await repository.materials(session, application.id)
+    members = (
+        await repository.children(session, application.id) if application.kind == "bundle" else []
+    )
+    state = bundles.aggregate(members) if members else None
+    return ApplicationOut(
+        **_summary(application).model_dump(),
+        parent_id=application.parent_id,
+        item_version_id=application.item_version_id,
+        bundle_version_id=application.bundle_version_id,
+        region_code=application.region_code,
+        accepting_window=application.accepting_window,
+        accepting_region=application.accepting_region,
+        accepted_by=application.accepted_by,
+        agent=application.agent_subject,
+        form=application.form,
+        timeline=[TimelineOut.model_validate(t) for t in timeline],
+        materials=[MaterialOut.model_validate(m) for m in rows],
+        bundle=(
+            BundleStatusOut(
+                total=state.total,
+                done=state.done,
+                summary=state.summary,
+                needs_correction=state.needs_correction,
+            )
+            if state
+            else None
+        ),
+        members=[_summary(m) for m in members],
+    )
+
+
+def _summary(application: Application) -> ApplicationSummary:
+    return ApplicationSummary(
+        id=application.id,
+        kind=application.kind,
+        item_code=application.item_code,
+        item_name=application.item_name,
+        department=application.department,
+        status=application.status,
+        status_name=applications.STATUS_NAMES.get(application.status, application.status),
+        status_reason=application.status_reason,
+        channel=application.channel,
+        created_at=application.created_at,
+        submitted_at=application.submitted_at,
+        due_date=application.due_date,
+        tolerated_until=application.tolerated_until,
+    )
+
+
+async def _resolve(
+    runtime: Runtime, *, item_version_id: str, applicant: Applicant, application_id: str
+) -> list[SharedResolution]:
+    return list(
+        await runtime.sharing.resolve(
+            item_version_id=item_version_id,
+            applicant_kind=applicant.kind,
+            applicant_id=applicant.id_number,
+            application_id=application_id,
+        )
+    )
+
+
+# --- applying -----------------------------------------------------------------------------------
+
+APPLY_ERRORS = (
+    IdempotencyKeyMissing,
+    ApplicantMismatch,
+    applications.ItemVersionNotAvailable,
+    applications.InvalidForm,
+    applications.MaterialsIncomplete,
+    applications.ScopeNotAllowed,
+)
+
+
+async def _apply(
+    *,
+    body: ApplicationIn,
+    session: AsyncSession,
+    runtime: Runtime,
+    applicant: Applicant,
+    channel: Channel,
+    key: str | None,
+    actor_kind: applications.ActorKind,
+    actor: str,
+    response: Response,
+) -> ApplicationOut:
+    if key is None and not body.draft:
+        raise IdempotencyKeyMissing()
+    existing = await applications.recent_idempotent(
+        session, applicant_subject=applicant.subject, key=key
+    )
+    if existing is not None:
+        response.status_code = 200  # the same request again: the same application
+        return await _out(session, existing)
+    now = datetime.now(UTC)
+    if body.bundle_version_id:
+        bundle = await repository.bundle_version(session, body.bundle_version_id)
+        shared: dict[str, list[SharedResolution]] = {}
+        if bundle is not None:
+            for version_id in bundle.member_version_ids:
+                shared[version_id] = await _resolve(
+                    runtime, item_version_id=version_id, applicant=applicant, application_id=""
+                )
+        parent = await bundles.submit_bundle(
+            session,
+            bundle_version_id=body.bundle_version_id,
+            applicant=applicant,
+            form=body.form,
+            channel=channel,
+            shared=shared,
+            choices={v: _choices(c) for v, c in body.member_materials.items()},
+            keys=runtime.keys,
+            calendar=runtime.calendar,
+            idempotency_key=key,
+            now=now,
+        )
+        return await _out(session, parent)
+    item = await repository.item_version(session, body.item_version_id or "")
+    if item is None or item.withdrawn_at is not None:
+        raise applications.ItemVersionNotAvailable()
+    applications.check_window_scope(item, channel)
+    application = applications.new_application(
+        item=item,
+        applicant=applicant,
+        form=body.form,
+        channel=channel,
+        keys=runtime.keys,
+        now=now,
+        idempotency_key=key,
+    )
+    application, created = await applications.insert_once(session, application)
+    if not created:
+        response.status_code = 200
+        return await _out(session, application)
+    session.add(
+        applications.TimelineEntry(
+            application_id=application.id,
+            at=now,
+            from_status=None,
+            to_status="draft",
+            actor_kind=actor_kind,
+            actor=actor,
+            note="",
+        )
+    )
+    await session.flush()
+    if not body.draft:
+        shared_answers = await _resolve(
+            runtime,
+            item_version_id=item.version_id,
+            applicant=applicant,
+            application_id=application.id,
+        )
+        await applications.submit(
+            session,
+            application=application,
+            shared=shared_answers,
+            choices=_choices(body.materials),
+            actor_kind=actor_kind,
+            actor=actor,
+            keys=runtime.keys,
+            calendar=runtime.calendar,
+            now=now,
+        )
+    return await _out(session, application)
+
+
+@citizen.post(
+    "/applications",
+    status_code=201,
+    summary="Apply for an item or a bundle (一件事); Idempotency-Key required unless a draft",
+    responses=problem_responses(*APPLY_ERRORS),
+)
+async def apply(
+    body: ApplicationIn,
+    session: UnitOfWork,
+    identity: CurrentIdentity,
+    runtime: Shared,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ApplicationOut:
+    if identity.kind not in ("citizen", "company"):
+        raise Forbidden("工作人员请通过窗口受理接口代为申请")
+    return await _apply(
+        body=body,
+        session=session,
+        runtime=runtime,
+        applicant=_applicant(identity, body, runtime.keys),
+        channel=Channel(name=body.channel),
+        key=idempotency_key,
+        actor_kind="applicant",
+        actor=identity.subject,
+        response=response,
+    )
+
+
+@staff.post(
+    "/applications",
+    status_code=201,
+    summary="A window clerk files and accepts an application for an applicant (全城通办)",
+    responses=problem_responses(*APPLY_ERRORS),
+)
+async def apply_at_window(
+    body: WindowApplicationIn,
+    session: UnitOfWork,
+    clerk: Clerk,
+    runtime: Shared,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ApplicationOut:
+    if not clerk.department or not clerk.region:
+        raise Forbidden("窗口工作人员的身份中缺少窗口或所在区域")
+    # At a window the applicant is identified by the clerk (ID card read at the counter); the
+    # application belongs to them through the opaque subject derived from the ID number.
+    applicant = Applicant(
+        subject="p-" + runtime.keys.blind_index.resident_id(body.applicant.id_number)[:32]
+        if body.applicant.kind == "person"
+        else "c-" + body.applicant.id_number.upper(),
+        kind=body.applicant.kind,
+        id_number=body.applicant.id_number.upper(),
+        name=body.applicant.name,
+    )
+    return await _apply(
+        body=body,
+        session=session,
+        runtime=runtime,
+        applicant=applicant,
+        channel=Channel(
+            name="window",
+            window=clerk.department,
+            region=clerk.region,
+            clerk=clerk.subject,
+            agent=body.agent,
+        ),
+        key=idempotency_key,
+        actor_kind="staff",
+        actor=clerk.subject,
+        response=response,
+    )
+
+
+@citizen.post(
+    "/applications/{application_id}/submit",
+    summary="Submit a draft",
+    responses=problem_responses(ApplicationNotFound, applications.AlreadySubmitted, *APPLY_ERRORS),
+)
+async def submit_draft(
+    application_id: str,
+    body: SubmitIn,
+    session: UnitOfWork,
+    identity: CurrentIdentity,
+    runtime: Shared,
+) -> ApplicationOut:
+    application = await _readable(session, identity, application_id)
+    _own(identity, application)
+    id_number = runtime.keys.cipher.decrypt(
+        application.applicant_id_enc, context=applications.HOLDER_CONTEXT
+    )
+    shared_answers = await runtime.sharing.resolve(
+        item_version_id=application.item_version_id or "",
+        applicant_kind=application.applicant_kind,
+        applicant_id=id_number,
+        application_id=application.id,
+    )
+    await applications.submit(
+        session,
+        application=application,
+        shared=shared_answers,
+        choices=_choices(body.materials),
+        actor_kind="applicant",
+        actor=identity.subject,
+        keys=runtime.keys,
+        calendar=runtime.calendar,
+    )
+    return await _out(session, application)
+
+
+@citizen.get("/applications", summary="My applications, newest first")
+async def my_applications(
+    session: UnitOfWork, identity: CurrentIdentity
+) -> list[ApplicationSummary]:
+    rows = await repository.applications_of(session, applicant_subject=identity.subject, limit=100)
+    return [_summary(r) for r in rows]
+
+
+@citizen.get(
+    "/applications/{application_id}",
+    summary="One application with its timeline and materials",
+    responses=problem_responses(ApplicationNotFound),
+)
+async def get_application(
+    application_id: str, session: UnitOfWork, identity: CurrentIdentity
+) -> ApplicationOut:
+    return await _out(session, await _readable(session, identity, application_id))
+
+
+@citizen.post(
+    "/applications/{application_id}/withdraw",
+    summary="Withdraw before a decision",
+    responses=problem_responses(ApplicationNotFound, applications.TransitionNotAllowed),
+)
+async def withdraw(
+    application_id: str, body: OptionalReasonIn, session: UnitOfWork, identity: CurrentIdentity
+) -> ApplicationOut:
+    application = await _readable(session, identity, application_id)
+    _own(identity, application)
+    await applications.withdraw(
+        session, application=application, actor=identity.subject, reason=body.reason
+    )
+    return await _out(session, application)
+
+
+@citizen.post(
+    "/applications/{application_id}/supplement",
+    summary="Supply missing (容缺) or requested (补正) materials",
+    responses=problem_responses(
+        ApplicationNotFound, applications.TransitionNotAllowed, applications.MaterialsIncomplete
+    ),
+)
+async def supplement(
+    application_id: str, body: SupplementIn, session: UnitOfWork, identity: CurrentIdentity
+) -> ApplicationOut:
+    application = await _readable(session, identity, application_id)
+    _own(identity, application)
+    await applications.supplement(
+        session,
+        application=application,
+        choices=_choices(body.materials),
+        actor_kind="applicant",
+        actor=identity.subject,
+    )
+    return await _out(session, application)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+@citizen.post(
+    "/files",
+    status_code=201,
+    summary="Upload a material (multipart: part `file`, field `material_name`)",
+    responses=problem_responses(FileRejected, BadRequest),
+)
+async def upload_file(
+    request: Request, session: UnitOfWork, identity: CurrentIdentity, runtime: Shared
+) -> FileOut:
+    limit = runtime.settings.upload_max_bytes
+    parts = await read_parts(
+        request,
+        limit=limit + 64 * 1024,  # room for the multipart envelope; the file is checked below
+        too_large=FileRejected(f"文件超过 {size_text(limit)}"),
+        plain_part="file",
+    )
+    file = parts.get("file")
+    name_part = parts.get("material_name")
+    if file is None or name_part is None:
+        raise BadRequest("请在 multipart 请求中提供 file 和 material_name 两部分")
+    material_name = name_part.data.decode("utf-8", errors="replace").strip()[:200]
+    try:
+        checked = check_upload(
+            data=file.data,
+            declared_type=file.media_type,
+            filename=file.filename,
+            max_bytes=limit,
+            allowed_types=runtime.settings.upload_allowed_types,
+        )
+    except UploadRejected as exc:
+        raise FileRejected(str(exc), extra={"reason": exc.reason}) from exc
+    file_id = str(uuid.uuid4())
+    key = f"materials/{file_id}"
+    await runtime.store.put(key, file.data, content_type=checked.media_type)
+    row = StoredFile(
+        id=file_id,
+        owner_subject=identity.subject,
+        material_name=material_name,
+        filename=checked.filename,
+        media_type=checked.media_type,
+        size=checked.size,
+        sha256=checked.sha256,
+        storage_key=key,
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    await session.flush()
+    return FileOut.model_validate(row)
+
+
+@citizen.get("/files", summary="My material library (一次提交、重复使用)")
+async def my_files(
+    session: UnitOfWork, identity: CurrentIdentity, material_name: str | None = None
+) -> list[FileOut]:
+    rows = await repository.library(
+        session, owner_subject=identity.subject, material_name=material_name
+    )
+    return [FileOut.model_validate(r) for r in rows]
+
+
+@citizen.get(
+    "/files/{file_id}",
+    summary="Download a file: its owner, or staff handling an application that uses it",
+    response_class=Response,
+    responses=problem_responses(FileNotFound),
+)
+async def download_file(
+    file_id: str, session: UnitOfWork, identity: CurrentIdentity, runtime: Shared
+) -> Response:
+    try:
+        uuid.UUID(file_id)
+    except ValueError:
+        raise FileNotFound() from None
+    row = await repository.stored_file(session, file_id)
+    if row is None:
+        raise FileNotFound()
+    allowed = row.owner_subject == identity.subject
+    if not allowed and identity.kind == "staff":
+        users = await repository.applications_using_file(session, file_id)
+        allowed = any(_can_read(identity, a) for a in users)
+    if not allowed:
+        raise FileNotFound()
+    data = await runtime.store.get(row.storage_key)
+    return Response(
+        data,
+        media_type=row.media_type,
+        headers={
+            "Content-Disposition": "attachment",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+# --- staff --------------------------------------------------------------------------------------
+
+
+@staff.get("/applications", summary="Applications this staff member may see")
+async def staff_applications(
+    session: UnitOfWork, member: StaffMember, status: str | None = None
+) -> list[ApplicationSummary]:
+    if member.has_any_role(AUDITOR):
+        rows = await repository.applications_for_staff(
+            session, department=None, window=None, status=status, limit=200
+        )
+    elif member.has_any_role(REVIEWER):
+        rows = await repository.applications_for_staff(
+            session, department=member.department or "-", window=None, status=status, limit=200
+        )
+    else:
+        rows = await repository.applications_for_staff(
+            session, department=None, window=member.department or "-", status=status, limit=200
+        )
+    return [_summary(r) for r in rows]
+
+
+@staff.post(
+    "/applications/{application_id}/accept",
+    summary="受理",
+    responses=problem_responses(ApplicationNotFound, applications.TransitionNotAllowed),
+)
+async def accept(
+    application_id: str, session: UnitOfWork, member: StaffMember, runtime: Shared
+) -> ApplicationOut:
+    application = await _readable_for_acceptance(session, member, application_id)
+    await applications.accept(
+        session,
+        application=application,
+        actor_kind="staff",
+        actor=member.subject,
+        calendar=runtime.calendar,
+    )
+    return await _out(session, application)
+
+
+@staff.post(
+    "/applications/{application_id}/not-accept",
+    summary="不予受理, with the reason",
+    responses=problem_responses(ApplicationNotFound, applications.TransitionNotAllowed),
+)
+async def not_accept(
+    application_id: str, body: ReasonIn, session: UnitOfWork, member: StaffMember
+) -> ApplicationOut:
+    application = await _readable_for_acceptance(session, member, application_id)
+    await applications.not_accept(
+        session, application=application, actor=member.subject, reason=body.reason
+    )
+    return await _out(session, application)
+
+
+async def _readable_for_acceptance(
+    session: AsyncSession, member: Identity, application_id: str
+) -> Application:
+    try:
+        uuid.UUID(application_id)
+    except ValueError:
+        raise ApplicationNotFound() from None
+    application = await repository.application(session, application_id, lock=True)
+    if application is None or not _can_accept(member, application):
+        raise ApplicationNotFound()
+    return application

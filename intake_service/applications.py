@@ -1,0 +1,923 @@
+"""Applications from draft to result: the rules of intake.
+
+States (each change is a timeline entry with its actor)::
+
+    draft ─> submitted ─> accepted ─> under_review ─> approved ─> completed ─> delivered
+                 │             │             │  ▲        denied ─┘
+                 └─ 不予受理    │             ▼  │
+                               │   correction_requested ─> resubmitted
+                               └─ 秒批: approved / denied directly
+    withdrawn: by the applicant, any time before a decision
+    terminated: 容缺 materials not supplied by their deadline
+
+* An application is bound to the item version it was created for, forever.
+* Submitting carries an ``Idempotency-Key``: the same key returns the same application; a unique
+  index on (applicant, key) makes two concurrent submissions with one key produce one.
+* Materials are met by data sharing or an e-certificate (the sharing service decides; the
+  applicant is not asked), by a file from the applicant's library or a new upload, or by a
+  signed commitment (告知承诺) where the item allows it. A material the item lists as 可容缺
+  may be missing at acceptance; the deadline is counted in working days, the result is held
+  until it is supplied, and an application still missing it after the deadline is terminated.
+* A submission whose materials are all met without a file is accepted at once (the formal
+  check is done); one with uploads or 容缺 waits for a clerk's acceptance.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import jsonschema
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake_service import repository
+from intake_service.events import (
+    HOLDER_CONTEXT,
+    ApplicationAccepted,
+    ApplicationCompleted,
+    ApplicationNotAccepted,
+    ApplicationSubmitted,
+    ApplicationSupplemented,
+    ApplicationTerminated,
+    ApplicationWithdrawn,
+    MaterialOutcome,
+    SupplementReminderDue,
+    outbox,
+)
+from intake_service.models import Application, ApplicationMaterial, ItemVersionCopy, TimelineEntry
+from wangban.calendar import WorkingDayCalendar
+from wangban.crypto import BlindIndex, FieldCipher
+from wangban.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class ApplicationNotFound(NotFound):
+    """Also what another person's application answers: its existence is not disclosed."""
+
+    type_slug = "application-not-found"
+    title = "找不到该申请"
+
+
+class ItemVersionNotAvailable(NotFound):
+    type_slug = "item-version-not-available"
+    title = "该事项版本不存在或已停止受理"
+
+
+class InvalidForm(ValidationFailed):
+    type_slug = "invalid-application-form"
+    title = "申请表填写有误"
+
+
+class MaterialsIncomplete(ValidationFailed):
+    type_slug = "materials-incomplete"
+    title = "申请材料不齐全"
+
+
+class TransitionNotAllowed(Conflict):
+    type_slug = "transition-not-allowed"
+    title = "当前办理状态不允许此操作"
+
+
+class AlreadySubmitted(Conflict):
+    type_slug = "already-submitted"
+    title = "该申请已提交，请勿重复提交"
+
+
+class NotYourApplicant(Forbidden):
+    type_slug = "applicant-mismatch"
+    title = "只能以本人身份申请"
+
+
+class ScopeNotAllowed(Forbidden):
+    type_slug = "outside-service-scope"
+    title = "该事项不支持在本窗口办理"
+
+
+# --- states -------------------------------------------------------------------------------------
+
+ActorKind = Literal["applicant", "staff", "system", "service"]
+
+STATUS_NAMES: Mapping[str, str] = {
+    "draft": "草稿",
+    "submitted": "已提交",
+    "accepted": "已受理",
+    "not_accepted": "不予受理",
+    "under_review": "审查中",
+    "correction_requested": "待补正",
+    "resubmitted": "已补正",
+    "approved": "审批通过",
+    "denied": "不予通过",
+    "completed": "已办结",
+    "delivered": "结果已送达",
+    "withdrawn": "已撤回",
+    "terminated": "已终止",
+}
+
+TRANSITIONS: Mapping[str, Mapping[str, frozenset[ActorKind]]] = {
+    "draft": {
+        "submitted": frozenset({"applicant", "staff"}),
+        "withdrawn": frozenset({"applicant"}),
+    },
+    "submitted": {
+        "accepted": frozenset({"staff", "system"}),
+        "not_accepted": frozenset({"staff"}),
+        "withdrawn": frozenset({"applicant"}),
+    },
+    "accepted": {
+        "under_review": frozenset({"service"}),
+        "approved": frozenset({"service"}),
+        "denied": frozenset({"service"}),
+        "withdrawn": frozenset({"applicant"}),
+        "terminated": frozenset({"system"}),
+    },
+    "under_review": {
+        "correction_requested": frozenset({"service"}),
+        "approved": frozenset({"service"}),
+        "denied": frozenset({"service"}),
+        "withdrawn": frozenset({"applicant"}),
+        "terminated": frozenset({"system"}),
+    },
+    "correction_requested": {
+        "resubmitted": frozenset({"applicant", "staff"}),
+        "withdrawn": frozenset({"applicant"}),
+        "terminated": frozenset({"system"}),
+    },
+    "resubmitted": {
+        "under_review": frozenset({"service"}),
+        "correction_requested": frozenset({"service"}),
+        "approved": frozenset({"service"}),
+        "denied": frozenset({"service"}),
+        "withdrawn": frozenset({"applicant"}),
+        "terminated": frozenset({"system"}),
+    },
+    "approved": {"completed": frozenset({"system"}), "terminated": frozenset({"system"})},
+    "denied": {"completed": frozenset({"system"})},
+    "completed": {"delivered": frozenset({"system", "service"})},
+}
+"""Who may move an application from one state to the next. Anything else is refused."""
+
+DECIDED = frozenset({"approved", "denied", "completed", "delivered"})
+FINAL = frozenset({"not_accepted", "withdrawn", "terminated", "delivered"})
+
+
+def transition(
+    application: Application,
+    *,
+    to: str,
+    actor_kind: ActorKind,
+    actor: str,
+    at: datetime,
+    note: str = "",
+) -> TimelineEntry:
+    """Move the application to ``to`` if its state machine allows ``actor_kind`` to; returns
+    the timeline entry (the caller adds it to the session)."""
+    current = application.status
+    allowed = TRANSITIONS.get(current, {}).get(to)
+    if allowed is None or actor_kind not in allowed:
+        raise TransitionNotAllowed(
+            f"申请当前为「{STATUS_NAMES.get(current, current)}」，"
+            f"不能变更为「{STATUS_NAMES.get(to, to)}」"
+        )
+    application.status = to
+    if to in ("not_accepted", "withdrawn", "terminated", "denied", "correction_requested") and note:
+        application.status_reason = note
+    if to == "submitted":
+        application.submitted_at = at
+    elif to == "accepted":
+        application.accepted_at = at
+    elif to in ("approved", "denied"):
+        application.decided_at = at
+    elif to == "completed":
+        application.completed_at = at
+    return TimelineEntry(
+        application_id=application.id,
+        at=at,
+        from_status=current,
+        to_status=to,
+        actor_kind=actor_kind,
+        actor=actor,
+        note=note,
+    )
+
+
+async def move(
+    session: AsyncSession,
+    application: Application,
+    *,
+    to: str,
+    actor_kind: ActorKind,
+    actor: str,
+    at: datetime,
+    note: str = "",
+) -> None:
+    session.add(
+        transition(application, to=to, actor_kind=actor_kind, actor=actor, at=at, note=note)
+    )
+    await session.flush()
+
+
+# --- forms --------------------------------------------------------------------------------------
+
+
+def form_errors(schema: Mapping[str, Any] | None, form: Mapping[str, Any]) -> list[FieldError]:
+    """Every problem of ``form`` against the item's JSON Schema, each pointing at its field
+    with a message a citizen understands."""
+    if not schema:
+        return []
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = []
+    for error in sorted(validator.iter_errors(form), key=lambda e: list(e.absolute_path)):
+        path = [str(p) for p in error.absolute_path]
+        if error.validator == "required":
+            missing = str(error.message).split("'")[1] if "'" in error.message else ""
+            path = [*path, missing]
+        pointer = "/form/" + "/".join(path) if path else "/form"
+        errors.append(
+            FieldError(pointer=pointer, detail=_message(schema, path, error), type=error.validator)
+        )
+    return errors
+
+
+def _title(schema: Mapping[str, Any], path: Sequence[str]) -> str:
+    node: Any = schema
+    for part in path:
+        if isinstance(node, Mapping) and "properties" in node and part in node["properties"]:
+            node = node["properties"][part]
+        elif isinstance(node, Mapping) and "items" in node:
+            node = node["items"]
+        else:
+            break
+    title = node.get("title") if isinstance(node, Mapping) else None
+    return str(title or (path[-1] if path else "申请表"))
+
+
+def _message(schema: Mapping[str, Any], path: Sequence[str], error: Any) -> str:
+    title = _title(schema, path)
+    kind = error.validator
+    value = error.validator_value
+    if kind == "required":
+        return f"请填写「{title}」"
+    if kind == "type":
+        names = {
+            "string": "文字",
+            "integer": "整数",
+            "number": "数字",
+            "boolean": "是或否",
+            "array": "列表",
+            "object": "对象",
+        }
+        expected = value if isinstance(value, str) else (value[0] if value else "")
+        return f"「{title}」应填写{names.get(expected, expected)}"
+    if kind == "enum":
+        return f"「{title}」请从以下选项中选择：{'、'.join(str(v) for v in value)}"
+    if kind in ("minLength", "maxLength"):
+        word = "至少" if kind == "minLength" else "最多"
+        return f"「{title}」{word} {value} 个字"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        word = "不能小于" if "inimum" in kind else "不能大于"
+        return f"「{title}」{word} {value}"
+    if kind in ("pattern", "format"):
+        return f"「{title}」格式不正确"
+    if kind == "additionalProperties":
+        return "申请表中有本事项不需要的内容"
+    return f"「{title}」填写有误"
+
+
+# --- creating and submitting --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """Who the application is for. ``subject`` is the opaque identity; the ID number and
+    name are needed for data sharing and the certificate and are stored encrypted."""
+
+    subject: str
+    kind: Literal["person", "company"]
+    id_number: str
+    name: str
+
+    def __repr__(self) -> str:
+        return f"Applicant(subject={self.subject!r}, kind={self.kind!r})"
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: Literal["mini_program", "web", "kiosk", "window"]
+    window: str | None = None
+    region: str | None = None
+    clerk: str | None = None
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class MaterialChoice:
+    """What the applicant offers for material ``index``: an uploaded or library file, or a
+    commitment (告知承诺)."""
+
+    index: int
+    file_id: str | None = None
+    commitment: bool = False
+
+
+@dataclass
+class Keys:
+    cipher: FieldCipher
+    blind_index: BlindIndex
+
+
+@dataclass
+class SharedResolution:
+    """The sharing service's answer for one material (see sharing's ``/materials/resolve``)."""
+
+    index: int
+    status: str
+    evidence_kind: str | None = None
+    evidence_id: str | None = None
+    message: str = ""
+
+
+@dataclass
+class Submission:
+    application: Application
+    created: bool
+    missing: list[str] = field(default_factory=list)
+
+
+def _check_version_open(item: ItemVersionCopy | None) -> ItemVersionCopy:
+    if item is None or item.withdrawn_at is not None:
+        raise ItemVersionNotAvailable()
+    return item
+
+
+def _age_and_region(applicant: Applicant, today: date) -> tuple[int | None, str | None]:
+    if applicant.kind != "person" or len(applicant.id_number) != 18:
+        return None, applicant.id_number[2:8] if applicant.kind == "company" else None
+    born = date(
+        int(applicant.id_number[6:10]),
+        int(applicant.id_number[10:12]),
+        int(applicant.id_number[12:14]),
+    )
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return age, applicant.id_number[:6]
+
+
+def new_application(
+    *,
+    item: ItemVersionCopy,
+    applicant: Applicant,
+    form: Mapping[str, Any],
+    channel: Channel,
+    keys: Keys,
+    now: datetime,
+    kind: str = "single",
+    parent_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Application:
+    content = item.content
+    return Application(
+        id=str(uuid.uuid4()),
+        kind=kind,
+        parent_id=parent_id,
+        item_version_id=item.version_id,
+        bundle_version_id=None,
+        item_code=item.implementing_code,
+        item_name=item.name,
+        department=item.department,
+        region_code=item.region_code,
+        applicant_subject=applicant.subject,
+        applicant_kind=applicant.kind,
+        applicant_ref=_applicant_ref(keys.blind_index, applicant),
+        applicant_id_enc=keys.cipher.encrypt(applicant.id_number, context=HOLDER_CONTEXT),
+        applicant_name_enc=keys.cipher.encrypt(applicant.name, context=HOLDER_CONTEXT),
+        agent_subject=channel.agent,
+        channel=channel.name,
+        accepting_window=channel.window,
+        accepting_region=channel.region,
+        form=dict(form),
+        status="draft",
+        status_reason="",
+        idempotency_key=idempotency_key,
+        committed_days=content.get("committed_days"),
+        online_depth=content.get("online_depth"),
+        visits=content.get("visits"),
+        auto_approval=bool(content.get("auto_approval")),
+        created_at=now,
+    )
+
+
+def _applicant_ref(blind_index: BlindIndex, applicant: Applicant) -> str:
+    if applicant.kind == "person":
+        return blind_index.resident_id(applicant.id_number)
+    return blind_index.compute(applicant.id_number.upper(), purpose="uscc")
+
+
+SCOPE_PREFIX: Mapping[str, int | None] = {
+    "district": None,  # the item's own region (and the towns within it)
+    "city": 4,  # 全城通办: any window of the same city
+    "cross_city": 2,  # 跨城通办: any window of the same province
+    "cross_province": 0,  # 跨省通办: any window
+}
+
+
+def check_window_scope(item: ItemVersionCopy, channel: Channel) -> None:
+    """通办: a window may accept an item decided elsewhere only as far as the item's scope
+    reaches; a district-only item only within its own region."""
+    if channel.name != "window" or channel.region is None:
+        return
+    digits = SCOPE_PREFIX.get(item.scope)
+    if digits is None:
+        allowed = channel.region.startswith(item.region_code)
+    else:
+        allowed = channel.region[:digits] == item.region_code[:digits]
+    if not allowed:
+        raise ScopeNotAllowed(
+            f"「{item.name}」不在本窗口（{channel.region}）的通办范围内，"
+            f"请到 {item.region_code} 辖区的窗口办理"
+        )
+
+
+async def create_draft(
+    session: AsyncSession,
+    *,
+    item_version_id: str,
+    applicant: Applicant,
+    form: Mapping[str, Any],
+    channel: Channel,
+    keys: Keys,
+    now: datetime | None = None,
+) -> Application:
+    now = now or datetime.now(UTC)
+    item = _check_version_open(await repository.item_version(session, item_version_id))
+    check_window_scope(item, channel)
+    application = new_application(
+        item=item, applicant=applicant, form=form, channel=channel, keys=keys, now=now
+    )
+    session.add(application)
+    await session.flush()
+    session.add(
+        TimelineEntry(
+            application_id=application.id,
+            at=now,
+            from_status=None,
+            to_status="draft",
+            actor_kind="staff" if channel.clerk else "applicant",
+            actor=channel.clerk or applicant.subject,
+            note="",
+        )
+    )
+    await session.flush()
+    return application
+
+
+def plan_materials(
+    *,
+    item: ItemVersionCopy,
+    shared: Sequence[SharedResolution],
+    choices: Sequence[MaterialChoice],
+    owned_files: Mapping[str, str],
+) -> tuple[list[ApplicationMaterial], list[str]]:
+    """How each material is met, and the names of required ones that are not (and may not be
+    tolerated). ``owned_files`` maps the applicant's file ids to their material names."""
+    by_index = {c.index: c for c in choices}
+    resolved = {r.index: r for r in shared}
+    rows, missing = [], []
+    for index, material in enumerate(item.content.get("materials", [])):
+        name = str(material.get("name", ""))
+        source = str(material.get("source", "upload"))
+        required = bool(material.get("required", True))
+        tolerable = bool(material.get("may_be_missing", False))
+        choice = by_index.get(index)
+        status, kind, evidence, note = "missing", None, None, ""
+        answer = resolved.get(index)
+        if answer is not None and answer.status == "satisfied":
+            status = "shared" if answer.evidence_kind == "lookup" else "certificate"
+            kind, evidence = answer.evidence_kind, answer.evidence_id
+        elif source == "waived":
+            status = "waived"
+        elif choice is not None and choice.file_id is not None:
+            if choice.file_id not in owned_files:
+                raise MaterialsIncomplete(f"材料「{name}」所选文件不存在")
+            status = "uploaded" if owned_files[choice.file_id] == name else "reused"
+            kind, evidence = "file", choice.file_id
+        elif choice is not None and choice.commitment:
+            if source != "commitment":
+                raise MaterialsIncomplete(f"材料「{name}」不适用告知承诺，请提交材料")
+            status, kind = "commitment", "commitment"
+        elif source == "commitment":
+            status = "missing"
+            note = "请签署告知承诺书"
+        if answer is not None and status == "missing" and answer.message:
+            note = answer.message
+        if status == "missing" and required:
+            if tolerable:
+                status = "tolerated"
+            else:
+                missing.append(name)
+        rows.append(
+            ApplicationMaterial(
+                id=str(uuid.uuid4()),
+                index=index,
+                name=name,
+                source=source,
+                required=required,
+                may_be_missing=tolerable,
+                status=status,
+                evidence_kind=kind,
+                evidence_id=evidence,
+                note=note,
+            )
+        )
+    return rows, missing
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    application: Application,
+    shared: Sequence[SharedResolution],
+    choices: Sequence[MaterialChoice],
+    actor_kind: ActorKind,
+    actor: str,
+    keys: Keys,
+    calendar: WorkingDayCalendar,
+    now: datetime | None = None,
+) -> Application:
+    """Check the form and the materials, then submit; accept at once when nothing needs a
+    person's check (no uploads, nothing tolerated) or when a window clerk files it."""
+    now = now or datetime.now(UTC)
+    if application.status != "draft":
+        raise AlreadySubmitted()
+    item = _check_version_open(
+        await repository.item_version(session, application.item_version_id or "")
+    )
+    errors = form_errors(item.content.get("form_schema"), application.form)
+    if errors:
+        raise InvalidForm(
+            f"申请表有 {len(errors)} 处需要修改",
+            extra={"errors": [e.model_dump() for e in errors]},
+        )
+    owned = {
+        f.id: f.material_name
+        for f in await repository.library(session, owner_subject=application.applicant_subject)
+    }
+    rows, missing = plan_materials(item=item, shared=shared, choices=choices, owned_files=owned)
+    if missing:
+        raise MaterialsIncomplete(f"还需提交：{'、'.join(missing)}", extra={"missing": missing})
+    for row in rows:
+        row.application_id = application.id
+        session.add(row)
+    await move(session, application, to="submitted", actor_kind=actor_kind, actor=actor, at=now)
+    await outbox.publish(session, _submitted_event(application, rows, keys=keys, today=now.date()))
+    needs_check = any(r.status in ("uploaded", "reused", "tolerated") for r in rows)
+    if application.channel == "window" or not needs_check:
+        await accept(
+            session,
+            application=application,
+            actor_kind="staff" if application.channel == "window" else "system",
+            actor=application.accepted_by
+            or (actor if application.channel == "window" else "intake"),
+            calendar=calendar,
+            now=now,
+        )
+    return application
+
+
+def _submitted_event(
+    application: Application, rows: Sequence[ApplicationMaterial], *, keys: Keys, today: date
+) -> ApplicationSubmitted:
+    id_number = keys.cipher.decrypt(application.applicant_id_enc, context=HOLDER_CONTEXT)
+    age, region = _age_and_region(
+        Applicant(subject="", kind=application.applicant_kind, id_number=id_number, name=""),  # type: ignore[arg-type]
+        today,
+    )
+    return ApplicationSubmitted(
+        application_id=application.id,
+        parent_id=application.parent_id,
+        item_version_id=application.item_version_id or "",
+        item_code=application.item_code,
+        department=application.department,
+        region_code=application.region_code,
+        channel=application.channel,
+        applicant_kind=application.applicant_kind,
+        applicant_id_enc=application.applicant_id_enc,
+        applicant_name_enc=application.applicant_name_enc,
+        applicant_age=age,
+        applicant_region_code=region,
+        form=application.form,
+        materials=[
+            MaterialOutcome(
+                name=r.name,
+                source=r.source,
+                status=r.status,
+                evidence_kind=r.evidence_kind,
+                evidence_id=r.evidence_id,
+            )
+            for r in rows
+        ],
+        submitted_at=application.submitted_at.isoformat() if application.submitted_at else "",
+    )
+
+
+async def accept(
+    session: AsyncSession,
+    *,
+    application: Application,
+    actor_kind: ActorKind,
+    actor: str,
+    calendar: WorkingDayCalendar,
+    now: datetime | None = None,
+) -> Application:
+    """受理. With materials tolerated as missing (容缺), the deadline for them is the longest
+    of their 容缺时限, counted in working days from today."""
+    now = now or datetime.now(UTC)
+    rows = await repository.materials(session, application.id)
+    item = await repository.item_version(session, application.item_version_id or "")
+    tolerated = [r for r in rows if r.status == "tolerated"]
+    await move(session, application, to="accepted", actor_kind=actor_kind, actor=actor, at=now)
+    application.accepted_by = actor
+    today = now.date()
+    if tolerated and item is not None:
+        limits = {
+            str(m.get("name")): int(m.get("supplement_days") or 5)
+            for m in item.content.get("materials", [])
+        }
+        days = max(limits.get(r.name, 5) for r in tolerated)
+        application.tolerated_until = calendar.add_working_days(today, days)
+    if application.committed_days is not None:
+        application.due_date = calendar.add_working_days(today, application.committed_days)
+    await session.flush()
+    await outbox.publish(
+        session,
+        ApplicationAccepted(
+            application_id=application.id,
+            item_version_id=application.item_version_id or "",
+            item_code=application.item_code,
+            accepted_at=now.isoformat(),
+            accepted_by=actor,
+            accepting_window=application.accepting_window,
+            accepting_region=application.accepting_region,
+            due_date=application.due_date.isoformat() if application.due_date else None,
+            tolerated_until=(
+                application.tolerated_until.isoformat() if application.tolerated_until else None
+            ),
+            tolerated_materials=[r.name for r in tolerated],
+        ),
+    )
+    return application
+
+
+async def not_accept(
+    session: AsyncSession,
+    *,
+    application: Application,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Application:
+    now = now or datetime.now(UTC)
+    if not reason.strip():
+        raise ValidationFailed("不予受理必须说明理由")
+    await move(
+        session,
+        application,
+        to="not_accepted",
+        actor_kind="staff",
+        actor=actor,
+        at=now,
+        note=reason,
+    )
+    await outbox.publish(
+        session,
+        ApplicationNotAccepted(
+            application_id=application.id,
+            item_code=application.item_code,
+            at=now.isoformat(),
+            reason=reason,
+        ),
+    )
+    return application
+
+
+async def withdraw(
+    session: AsyncSession,
+    *,
+    application: Application,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Application:
+    """The applicant withdraws before a decision; a bundle withdraws all its members."""
+    now = now or datetime.now(UTC)
+    members = (
+        await repository.children(session, application.id) if application.kind == "bundle" else []
+    )
+    if application.status in DECIDED or application.status in FINAL:
+        raise TransitionNotAllowed("申请已有处理结果或已结束，不能撤回")
+    for member in members:
+        if member.status not in DECIDED and member.status not in FINAL:
+            await move(
+                session,
+                member,
+                to="withdrawn",
+                actor_kind="applicant",
+                actor=actor,
+                at=now,
+                note=reason,
+            )
+    await move(
+        session,
+        application,
+        to="withdrawn",
+        actor_kind="applicant",
+        actor=actor,
+        at=now,
+        note=reason,
+    )
+    for withdrawn in [application, *members]:
+        if withdrawn.status == "withdrawn":
+            await outbox.publish(
+                session,
+                ApplicationWithdrawn(
+                    application_id=withdrawn.id, at=now.isoformat(), reason=reason
+                ),
+            )
+    return application
+
+
+async def supplement(
+    session: AsyncSession,
+    *,
+    application: Application,
+    choices: Sequence[MaterialChoice],
+    actor_kind: ActorKind,
+    actor: str,
+    now: datetime | None = None,
+) -> Application:
+    """补齐 (容缺 materials) or 补正 (after a correction request): attach files; after a
+    correction request the application is resubmitted; when nothing tolerated is left and the
+    decision was an approval held for it, the application completes."""
+    now = now or datetime.now(UTC)
+    rows = {r.index: r for r in await repository.materials(session, application.id)}
+    owned = {
+        f.id: f.material_name
+        for f in await repository.library(session, owner_subject=application.applicant_subject)
+    }
+    names = []
+    for choice in choices:
+        row = rows.get(choice.index)
+        if row is None:
+            raise MaterialsIncomplete(f"没有第 {choice.index + 1} 项材料")
+        if choice.file_id is None or choice.file_id not in owned:
+            raise MaterialsIncomplete(f"材料「{row.name}」所选文件不存在")
+        row.status = "uploaded" if owned[choice.file_id] == row.name else "reused"
+        row.evidence_kind, row.evidence_id = "file", choice.file_id
+        names.append(row.name)
+    if not names:
+        raise MaterialsIncomplete("请至少提交一项材料")
+    complete = not any(r.status in ("tolerated", "missing") and r.required for r in rows.values())
+    if complete:
+        application.tolerated_until = None
+    if application.status == "correction_requested":
+        await move(
+            session, application, to="resubmitted", actor_kind=actor_kind, actor=actor, at=now
+        )
+    elif application.status in FINAL or application.status in ("completed", "denied"):
+        raise TransitionNotAllowed("申请已结束，无需再补充材料")
+    await session.flush()
+    await outbox.publish(
+        session,
+        ApplicationSupplemented(
+            application_id=application.id, at=now.isoformat(), materials=names, complete=complete
+        ),
+    )
+    if complete and application.status == "approved":
+        await complete_application(session, application=application, now=now)
+    return application
+
+
+async def complete_application(
+    session: AsyncSession, *, application: Application, now: datetime
+) -> None:
+    outcome = application.status
+    await move(session, application, to="completed", actor_kind="system", actor="intake", at=now)
+    on_time = None
+    if application.due_date is not None:
+        on_time = now.date() <= application.due_date
+    await outbox.publish(
+        session,
+        ApplicationCompleted(
+            application_id=application.id,
+            item_code=application.item_code,
+            department=application.department,
+            outcome=outcome,
+            completed_at=now.isoformat(),
+            on_time=on_time,
+        ),
+    )
+
+
+async def has_outstanding_materials(session: AsyncSession, application: Application) -> bool:
+    return any(
+        r.status in ("tolerated", "missing") and r.required
+        for r in await repository.materials(session, application.id)
+    )
+
+
+async def terminate_overdue(
+    session: AsyncSession, *, today: date, now: datetime | None = None
+) -> list[str]:
+    """End applications whose 容缺 materials were not supplied by their deadline."""
+    now = now or datetime.now(UTC)
+    ended = []
+    for application in await repository.overdue_tolerated(session, today=today):
+        if not await has_outstanding_materials(session, application):
+            application.tolerated_until = None
+            continue
+        reason = f"容缺材料未在 {application.tolerated_until} 前补齐，办理终止"
+        await move(
+            session,
+            application,
+            to="terminated",
+            actor_kind="system",
+            actor="intake",
+            at=now,
+            note=reason,
+        )
+        await outbox.publish(
+            session,
+            ApplicationTerminated(application_id=application.id, at=now.isoformat(), reason=reason),
+        )
+        ended.append(application.id)
+    return ended
+
+
+async def recent_idempotent(
+    session: AsyncSession, *, applicant_subject: str, key: str | None
+) -> Application | None:
+    if key is None:
+        return None
+    return await repository.by_idempotency_key(
+        session, applicant_subject=applicant_subject, key=key
+    )
+
+
+async def insert_once(session: AsyncSession, application: Application) -> tuple[Application, bool]:
+    """Insert a new application under its idempotency key; if another request with the same
+    key got there first (even concurrently: the unique index makes us wait for it), return
+    that one instead."""
+    try:
+        async with session.begin_nested():
+            session.add(application)
+            await session.flush()
+    except IntegrityError:
+        existing = await repository.by_idempotency_key(
+            session,
+            applicant_subject=application.applicant_subject,
+            key=application.idempotency_key or "",
+        )
+        if existing is None:
+            raise
+        return existing, False
+    return application, True
+
+
+REMIND_WORKING_DAYS_BEFORE = 2
+"""容缺 reminders go out this many working days before the deadline (and once only)."""
+
+
+async def remind_due(
+    session: AsyncSession,
+    *,
+    today: date,
+    calendar: WorkingDayCalendar,
+    now: datetime | None = None,
+) -> list[str]:
+    """Announce applications whose 容缺 deadline is near, once each (notify sends the reminder)."""
+    now = now or datetime.now(UTC)
+    horizon = calendar.add_working_days(today, REMIND_WORKING_DAYS_BEFORE)
+    reminded = []
+    for application in await repository.tolerated_due_by(session, day=horizon):
+        outstanding = [
+            r.name
+            for r in await repository.materials(session, application.id)
+            if r.status == "tolerated"
+        ]
+        if not outstanding or application.tolerated_until is None:
+            continue
+        application.reminded_at = now
+        await outbox.publish(
+            session,
+            SupplementReminderDue(
+                application_id=application.id,
+                tolerated_until=application.tolerated_until.isoformat(),
+                materials=outstanding,
+            ),
+        )
+        reminded.append(application.id)
+    await session.flush()
+    return reminded

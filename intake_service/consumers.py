@@ -1,0 +1,184 @@
+"""What the intake service does with other services' events.
+
+* catalog: keep copies of published item and bundle versions; mark withdrawn items;
+* approval: review started, correction requested (补正), approved, denied — each moves the
+  application; an approval whose 容缺 materials are still outstanding is held (approved, not
+  completed) until they are supplied;
+* sharing: the certificate was issued — the result is delivered.
+
+Handlers are idempotent beyond the inbox: an event for a state the application has already
+passed (a decision redelivered after completion) changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approval_service.events import (
+    ApplicationApproved,
+    ApplicationDenied,
+    CorrectionRequested,
+    ReviewStarted,
+)
+from catalog_service.events import BundlePublished, ItemPublished, ItemWithdrawn
+from intake_service import applications, bundles, repository
+from intake_service.models import Application
+from sharing_service.events import CertificateIssued
+from wangban.consumer import Consumer
+from wangban.events import Envelope
+
+consumer = Consumer(name="intake")
+
+
+@consumer.on(ItemPublished)
+async def keep_item_version(
+    session: AsyncSession, *, event: ItemPublished, envelope: Envelope
+) -> None:
+    content = event.content
+    await repository.save_item_version(
+        session,
+        {
+            "version_id": event.version_id,
+            "item_id": event.item_id,
+            "implementing_code": event.implementing_code,
+            "name": str(content.get("name", "")),
+            "department": str(content.get("department", "")),
+            "region_code": str(content.get("region_code", "")),
+            "scope": str(content.get("scope", "district")),
+            "content": content,
+            "published_at": datetime.fromisoformat(event.published_at),
+            "withdrawn_at": None,
+        },
+    )
+
+
+@consumer.on(ItemWithdrawn)
+async def item_withdrawn(
+    session: AsyncSession, *, event: ItemWithdrawn, envelope: Envelope
+) -> None:
+    await repository.mark_item_withdrawn(
+        session, item_id=event.item_id, at=datetime.fromisoformat(event.withdrawn_at)
+    )
+
+
+@consumer.on(BundlePublished)
+async def keep_bundle_version(
+    session: AsyncSession, *, event: BundlePublished, envelope: Envelope
+) -> None:
+    await repository.save_bundle_version(
+        session,
+        {
+            "version_id": event.version_id,
+            "bundle_id": event.bundle_id,
+            "code": event.code,
+            "name": str(event.content.get("name", "")),
+            "member_version_ids": event.member_version_ids,
+            "content": event.content,
+            "published_at": datetime.fromisoformat(event.published_at),
+        },
+    )
+
+
+async def _application(session: AsyncSession, application_id: str) -> Application | None:
+    return await repository.application(session, application_id, lock=True)
+
+
+async def _decided(
+    session: AsyncSession, application: Application, *, to: str, by: str, at: datetime, note: str
+) -> None:
+    if application.status in applications.DECIDED or application.status in applications.FINAL:
+        return  # already past this point: a redelivered or late decision changes nothing
+    await applications.move(
+        session, application, to=to, actor_kind="service", actor=by, at=at, note=note
+    )
+    application.decided_by = by
+    if to == "denied" or not await applications.has_outstanding_materials(session, application):
+        await applications.complete_application(session, application=application, now=at)
+    await bundles.refresh_parent(session, child=application, now=at)
+
+
+@consumer.on(ReviewStarted)
+async def review_started(
+    session: AsyncSession, *, event: ReviewStarted, envelope: Envelope
+) -> None:
+    application = await _application(session, event.application_id)
+    if application is None or application.status not in ("accepted", "resubmitted"):
+        return
+    at = datetime.fromisoformat(event.started_at)
+    await applications.move(
+        session, application, to="under_review", actor_kind="service", actor=event.reviewer, at=at
+    )
+    await bundles.refresh_parent(session, child=application, now=at)
+
+
+@consumer.on(CorrectionRequested)
+async def correction_requested(
+    session: AsyncSession, *, event: CorrectionRequested, envelope: Envelope
+) -> None:
+    application = await _application(session, event.application_id)
+    if application is None or application.status not in ("under_review", "resubmitted"):
+        return
+    at = datetime.fromisoformat(event.requested_at)
+    await applications.move(
+        session,
+        application,
+        to="correction_requested",
+        actor_kind="service",
+        actor=event.reviewer,
+        at=at,
+        note=event.reason,
+    )
+    await bundles.refresh_parent(session, child=application, now=at)
+
+
+@consumer.on(ApplicationApproved)
+async def approved(
+    session: AsyncSession, *, event: ApplicationApproved, envelope: Envelope
+) -> None:
+    application = await _application(session, event.application_id)
+    if application is None:
+        return
+    await _decided(
+        session,
+        application,
+        to="approved",
+        by=event.decided_by,
+        at=datetime.fromisoformat(event.decided_at),
+        note="秒批通过" if event.decided_by == "auto" else "",
+    )
+
+
+@consumer.on(ApplicationDenied)
+async def denied(session: AsyncSession, *, event: ApplicationDenied, envelope: Envelope) -> None:
+    application = await _application(session, event.application_id)
+    if application is None:
+        return
+    await _decided(
+        session,
+        application,
+        to="denied",
+        by=event.decided_by,
+        at=datetime.fromisoformat(event.decided_at),
+        note=event.reason,
+    )
+
+
+@consumer.on(CertificateIssued)
+async def certificate_issued(
+    session: AsyncSession, *, event: CertificateIssued, envelope: Envelope
+) -> None:
+    application = await _application(session, event.application_id)
+    if application is None or application.status != "completed":
+        return
+    await applications.move(
+        session,
+        application,
+        to="delivered",
+        actor_kind="service",
+        actor="sharing",
+        at=datetime.fromisoformat(event.issued_at) if event.issued_at else datetime.now(UTC),
+        note=f"电子证照已发放至证照夹：{event.type_name}",
+    )
+    await bundles.refresh_parent(session, child=application, now=datetime.now(UTC))

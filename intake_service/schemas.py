@@ -1,0 +1,163 @@
+"""Request and response bodies of the intake service's API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ApplicantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["person", "company"] = "person"
+    id_number: str = Field(min_length=18, max_length=18, description="身份证号码或统一社会信用代码")
+    name: str = Field(min_length=1, max_length=100)
+
+    def __repr__(self) -> str:
+        return f"ApplicantIn(kind={self.kind!r})"
+
+
+class MaterialChoiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, le=200)
+    file_id: str | None = Field(default=None, max_length=36, description="已上传或材料库中的文件")
+    commitment: bool = Field(default=False, description="以告知承诺代替该材料")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> MaterialChoiceIn:
+        if bool(self.file_id) == self.commitment:
+            raise ValueError("每项材料请选择一个文件或告知承诺，二者选一")
+        return self
+
+
+class ApplicationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_version_id: str | None = Field(default=None, max_length=36)
+    bundle_version_id: str | None = Field(default=None, max_length=36)
+    applicant: ApplicantIn
+    form: dict[str, Any] = Field(default_factory=dict)
+    materials: list[MaterialChoiceIn] = Field(default_factory=list, max_length=100)
+    member_materials: dict[str, list[MaterialChoiceIn]] = Field(
+        default_factory=dict, description="一件事：按成员事项版本编号提交的材料"
+    )
+    channel: Literal["mini_program", "web", "kiosk"] = "mini_program"
+    draft: bool = Field(default=False, description="只保存草稿，不提交")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ApplicationIn:
+        if bool(self.item_version_id) == bool(self.bundle_version_id):
+            raise ValueError("请指定一个事项版本或一个一件事主题")
+        if self.draft and self.bundle_version_id:
+            raise ValueError("一件事申请不支持草稿，请直接提交")
+        return self
+
+
+class WindowApplicationIn(ApplicationIn):
+    """A window clerk files on behalf of an applicant (全城通办)."""
+
+    channel: Literal["window"] = "window"  # type: ignore[assignment]
+    agent: str | None = Field(default=None, max_length=128, description="代办人")
+
+
+class SubmitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    materials: list[MaterialChoiceIn] = Field(default_factory=list, max_length=100)
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class OptionalReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="申请人主动撤回", max_length=500)
+
+
+class SupplementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    materials: list[MaterialChoiceIn] = Field(min_length=1, max_length=100)
+
+
+class TimelineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    from_status: str | None
+    to_status: str
+    actor_kind: str
+    actor: str
+    note: str
+
+
+class MaterialOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    index: int
+    name: str
+    source: str
+    required: bool
+    may_be_missing: bool
+    status: str
+    evidence_kind: str | None
+    evidence_id: str | None
+    note: str
+
+
+class BundleStatusOut(BaseModel):
+    total: int
+    done: int
+    summary: str
+    needs_correction: list[str]
+
+
+class ApplicationSummary(BaseModel):
+    id: str
+    kind: str
+    item_code: str
+    item_name: str
+    department: str
+    status: str
+    status_name: str
+    status_reason: str
+    channel: str
+    created_at: datetime
+    submitted_at: datetime | None
+    due_date: date | None
+    tolerated_until: date | None
+
+
+class ApplicationOut(ApplicationSummary):
+    parent_id: str | None
+    item_version_id: str | None
+    bundle_version_id: str | None
+    region_code: str
+    accepting_window: str | None
+    accepting_region: str | None
+    accepted_by: str | None
+    agent: str | None
+    form: dict[str, Any]
+    timeline: list[TimelineOut]
+    materials: list[MaterialOut]
+    bundle: BundleStatusOut | None = None
+    members: list[ApplicationSummary] = Field(default_factory=list)
+
+
+class FileOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    material_name: str
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    created_at: datetime
