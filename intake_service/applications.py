@@ -49,7 +49,7 @@ from intake_service.events import (
     outbox,
 )
 from intake_service.models import Application, ApplicationMaterial, ItemVersionCopy, TimelineEntry
-from wangban.calendar import WorkingDayCalendar
+from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 
@@ -640,7 +640,7 @@ async def accept(
     tolerated = [r for r in rows if r.status == "tolerated"]
     await move(session, application, to="accepted", actor_kind=actor_kind, actor=actor, at=now)
     application.accepted_by = actor
-    today = now.date()
+    today = china_date(now)
     if tolerated and item is not None:
         limits = {
             str(m.get("name")): int(m.get("supplement_days") or 5)
@@ -779,9 +779,9 @@ async def supplement(
         names.append(row.name)
     if not names:
         raise MaterialsIncomplete("请至少提交一项材料")
+    # ``tolerated_until`` stays: that the application was accepted with missing materials is
+    # history the statistics count (容缺受理), even after they arrived.
     complete = not any(r.status in ("tolerated", "missing") and r.required for r in rows.values())
-    if complete:
-        application.tolerated_until = None
     if application.status == "correction_requested":
         await move(
             session, application, to="resubmitted", actor_kind=actor_kind, actor=actor, at=now
@@ -807,7 +807,7 @@ async def complete_application(
     await move(session, application, to="completed", actor_kind="system", actor="intake", at=now)
     on_time = None
     if application.due_date is not None:
-        on_time = now.date() <= application.due_date
+        on_time = china_date(now) <= application.due_date
     await outbox.publish(
         session,
         ApplicationCompleted(
@@ -836,7 +836,6 @@ async def terminate_overdue(
     ended = []
     for application in await repository.overdue_tolerated(session, today=today):
         if not await has_outstanding_materials(session, application):
-            application.tolerated_until = None
             continue
         reason = f"容缺材料未在 {application.tolerated_until} 前补齐，办理终止"
         await move(

@@ -166,3 +166,82 @@ class SupplementReminderDue(Event):
     application_id: str
     tolerated_until: str
     materials: list[str]
+
+
+# --- 好差评 and rectification: scores, tags, states and dates only; never a comment, reply or
+# return-visit note (free text may name people or quote ID numbers).
+
+RATINGS_TOPIC = registry.topic(
+    "wangban.intake.ratings",
+    partitions=3,
+    description="好差评: ratings of completed applications and the rectifications bad ones open.",
+    key_description="The application id: one application's rating and rectification in order.",
+)
+
+
+@registry.event(
+    type="cn.wangban.intake.rating.submitted.v1", topic=RATINGS_TOPIC, key="application_id"
+)
+class RatingSubmitted(Event):
+    """The applicant rated a completed application (好差评), once and for good.
+
+    ``score`` is 1 非常不满意 … 5 非常满意; ``tags`` come from a fixed list (办事效率,
+    办事指南准确, 办事便捷, 服务态度, 材料精简, 一次办成, 多次跑动, 态度冷漠, 指南不清,
+    超时办理). ``prompted`` is true when the rating followed a reminder rather than being
+    given of the applicant's own accord (主动评价). The comment is not carried.
+    """
+
+    application_id: str
+    department: str
+    item_code: str
+    score: int
+    tags: list[str]
+    prompted: bool
+    rated_at: str
+
+
+@registry.event(
+    type="cn.wangban.intake.rectification.opened.v1", topic=RATINGS_TOPIC, key="application_id"
+)
+class RectificationOpened(Event):
+    """A rating of 1 or 2 opened a rectification case (整改) for the deciding department,
+    due ``due_date`` (15 working days after the rating)."""
+
+    rectification_id: str
+    application_id: str
+    department: str
+    item_code: str
+    score: int
+    opened_at: str
+    due_date: str
+
+
+@registry.event(
+    type="cn.wangban.intake.rectification.replied.v1", topic=RATINGS_TOPIC, key="application_id"
+)
+class RectificationReplied(Event):
+    """The department replied to a rectification case (the reply text is not carried)."""
+
+    rectification_id: str
+    application_id: str
+    department: str
+    replied_at: str
+    due_date: str
+    on_time: bool
+    """Replied no later than the due date."""
+
+
+@registry.event(
+    type="cn.wangban.intake.rectification.closed.v1", topic=RATINGS_TOPIC, key="application_id"
+)
+class RectificationClosed(Event):
+    """The department visited the applicant back (回访) and closed the rectification case."""
+
+    rectification_id: str
+    application_id: str
+    department: str
+    closed_at: str
+    closed_by: str
+    due_date: str
+    on_time: bool
+    """Closed no later than the due date."""

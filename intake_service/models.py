@@ -220,5 +220,6 @@ class Rectification(Base):
     reply: Mapped[str] = mapped_column(Text, default="")
     replied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     return_visit: Mapped[str] = mapped_column(Text, default="")
+    return_visited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_by: Mapped[str | None] = mapped_column(String(128))

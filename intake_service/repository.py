@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,8 @@ from intake_service.models import (
     ApplicationMaterial,
     BundleVersionCopy,
     ItemVersionCopy,
+    Rating,
+    Rectification,
     StoredFile,
     TimelineEntry,
 )
@@ -204,3 +208,238 @@ async def applications_using_file(session: AsyncSession, file_id: str) -> Sequen
             )
         )
     ).all()
+
+
+# --- ratings ----------------------------------------------------------------------------------
+
+
+async def insert_rating(session: AsyncSession, values: dict[str, Any]) -> Rating | None:
+    """Insert a rating unless the application already has one (then None).
+
+    ``ON CONFLICT DO NOTHING`` on the primary key: of two concurrent ratings of one
+    application, the second waits for the first to commit and then inserts nothing.
+    """
+    inserted = (
+        await session.execute(
+            insert(Rating)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[Rating.application_id])
+            .returning(Rating.application_id)
+        )
+    ).scalar_one_or_none()
+    if inserted is None:
+        return None
+    return await session.get(Rating, inserted)
+
+
+async def rating_of(session: AsyncSession, application_id: str) -> Rating | None:
+    return await session.get(Rating, application_id)
+
+
+# --- rectifications -------------------------------------------------------------------------
+
+
+async def rectification_by_id(
+    session: AsyncSession, rectification_id: str, *, lock: bool = False
+) -> Rectification | None:
+    query = select(Rectification).where(Rectification.id == rectification_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def rectification_of_application(
+    session: AsyncSession, application_id: str
+) -> Rectification | None:
+    return (
+        await session.execute(
+            select(Rectification).where(Rectification.application_id == application_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def overdue_rectifications(
+    session: AsyncSession, *, today: date, department: str | None
+) -> Sequence[Rectification]:
+    """Cases not closed whose due date is before ``today``, the most overdue first."""
+    query = select(Rectification).where(
+        Rectification.status != "closed", Rectification.due_date < today
+    )
+    if department is not None:
+        query = query.where(Rectification.department == department)
+    query = query.order_by(Rectification.due_date, Rectification.opened_at, Rectification.id)
+    return (await session.execute(query)).scalars().all()
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+ONLINE_CHANNELS = ("mini_program", "web")
+COMPLETED_STATUSES = ("completed", "delivered")
+
+
+@dataclass(frozen=True)
+class ApplicationCounts:
+    applications: int
+    online: int
+    completed: int
+    fully_online_completed: int
+    visits_0: int
+    visits_1: int
+    visits_2: int
+    visits_unknown: int
+    immediate: int
+    instant_approvals: int
+    completed_with_due_date: int
+    completed_on_time: int
+    tolerated: int
+
+
+@dataclass(frozen=True)
+class RatingCounts:
+    ratings: int
+    good: int
+    bad: int
+    unprompted: int
+    score_sum: int
+
+
+_CHINA_TIME_ZONE: ColumnElement[str] = literal_column("'Asia/Shanghai'")
+"""China time (UTC+8 all year since 1991), as PostgreSQL names it; a constant, never input."""
+
+
+def _local_date(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
+    """The calendar date, in China, of a timestamptz column."""
+    return func.date(func.timezone(_CHINA_TIME_ZONE, column))
+
+
+def _counted(
+    *, department: str | None, item_code: str | None, since: datetime, until: datetime
+) -> list[ColumnElement[bool]]:
+    """The applications the statistics count: submitted in ``[since, until)``, not a draft,
+    and not a bundle parent (a bundle is counted through its member applications, one per
+    deciding department, so it is not counted twice and each department answers for its part).
+    """
+    conditions: list[ColumnElement[bool]] = [
+        Application.submitted_at >= since,
+        Application.submitted_at < until,
+        Application.status != "draft",
+        Application.kind != "bundle",
+    ]
+    if department is not None:
+        conditions.append(Application.department == department)
+    if item_code is not None:
+        conditions.append(Application.item_code == item_code)
+    return conditions
+
+
+async def application_counts(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    item_code: str | None,
+    since: datetime,
+    until: datetime,
+) -> ApplicationCounts:
+    """The counts behind 三率一数 and the other application figures, in one scan.
+
+    The formulas that use them are documented in :mod:`intake_service.statistics`.
+    """
+    online = Application.channel.in_(ONLINE_CHANNELS)
+    completed = Application.status.in_(COMPLETED_STATUSES)
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.count().filter(condition)
+
+    query = select(
+        func.count().label("applications"),
+        count(online).label("online"),
+        count(completed).label("completed"),
+        count(and_(completed, online, Application.visits == 0)).label("fully_online_completed"),
+        count(Application.visits == 0).label("visits_0"),
+        count(Application.visits == 1).label("visits_1"),
+        count(Application.visits >= 2).label("visits_2"),
+        count(Application.visits.is_(None)).label("visits_unknown"),
+        count(Application.committed_days == 0).label("immediate"),
+        count(and_(Application.auto_approval.is_(True), Application.decided_by == "auto")).label(
+            "instant_approvals"
+        ),
+        count(
+            and_(
+                completed, Application.completed_at.is_not(None), Application.due_date.is_not(None)
+            )
+        ).label("completed_with_due_date"),
+        count(
+            and_(
+                completed,
+                Application.due_date.is_not(None),
+                _local_date(Application.completed_at) <= Application.due_date,
+            )
+        ).label("completed_on_time"),
+        count(
+            and_(
+                Application.accepted_at.is_not(None),
+                or_(
+                    Application.tolerated_until.is_not(None),
+                    select(ApplicationMaterial.id)
+                    .where(
+                        ApplicationMaterial.application_id == Application.id,
+                        ApplicationMaterial.status == "tolerated",
+                    )
+                    .exists(),
+                ),
+            )
+        ).label("tolerated"),
+    ).where(*_counted(department=department, item_code=item_code, since=since, until=until))
+    row = (await session.execute(query)).one()
+    return ApplicationCounts(**row._asdict())
+
+
+async def rating_counts(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    item_code: str | None,
+    since: datetime,
+    until: datetime,
+) -> RatingCounts:
+    """Counts of the ratings of the counted applications (whenever the rating was given)."""
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.count().filter(condition)
+
+    query = (
+        select(
+            func.count().label("ratings"),
+            count(Rating.score >= 4).label("good"),
+            count(Rating.score <= 2).label("bad"),
+            count(Rating.prompted.is_(False)).label("unprompted"),
+            func.coalesce(func.sum(Rating.score), 0).label("score_sum"),
+        )
+        .select_from(Rating)
+        .join(Application, Application.id == Rating.application_id)
+        .where(*_counted(department=department, item_code=item_code, since=since, until=until))
+    )
+    row = (await session.execute(query)).one()
+    return RatingCounts(**row._asdict())
+
+
+async def handling_periods(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    item_code: str | None,
+    since: datetime,
+    until: datetime,
+) -> Sequence[tuple[datetime, datetime]]:
+    """(accepted_at, completed_at) of the counted applications that are completed."""
+    query = select(Application.accepted_at, Application.completed_at).where(
+        *_counted(department=department, item_code=item_code, since=since, until=until),
+        Application.status.in_(COMPLETED_STATUSES),
+        Application.accepted_at.is_not(None),
+        Application.completed_at.is_not(None),
+    )
+    pairs: list[tuple[datetime, datetime]] = []
+    for accepted, completed in (await session.execute(query)).all():
+        assert accepted is not None and completed is not None  # the query asks for both
+        pairs.append((accepted, completed))
+    return pairs

@@ -41,7 +41,7 @@ import threading
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import MAXYEAR, date
+from datetime import MAXYEAR, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -288,3 +288,15 @@ class WorkingDayCalendar:
                 days.append(ordinal)
             rank[index] = count
         return _Year(first=first, working=bytes(flags), rank=rank, days=days)
+
+
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+"""China Standard Time: UTC+8 all year (no daylight saving since 1991)."""
+
+
+def china_date(moment: datetime) -> date:
+    """The calendar date in China of an aware ``moment``: deadlines and "on time" are counted
+    in China's days, and between 00:00 and 08:00 there the UTC date is still yesterday's."""
+    if moment.tzinfo is None:
+        raise ValueError("an aware datetime is needed to know the date in China")
+    return moment.astimezone(CHINA_TZ).date()

@@ -246,6 +246,7 @@ def upgrade() -> None:
         sa.Column("reply", sa.Text(), nullable=False),
         sa.Column("replied_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("return_visit", sa.Text(), nullable=False),
+        sa.Column("return_visited_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_by", sa.String(length=128), nullable=True),
         sa.ForeignKeyConstraint(

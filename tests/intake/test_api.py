@@ -1,0 +1,281 @@
+"""The intake service over HTTP: idempotent submission under concurrent duplicates, who may
+see what (a foreign application is 404), uploads and their limits, window intake."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from intake_service.models import Application
+from tests.conftest import Infrastructure, make_settings
+from tests.intake.support import publish_item
+from tests.sharing.support import person_id
+from wangban.app import create_service_app
+from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.crypto import BlindIndex
+from wangban.db import Database
+from wangban.services import load_spec
+from wangban.settings import Settings
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+ALICE = person_id(date(1950, 1, 2), 601)
+BOB = person_id(date(1960, 2, 3), 602)
+COMMITMENT_ONLY = [{"name": "承诺书", "source": "commitment"}]
+WITH_UPLOAD = [
+    {"name": "承诺书", "source": "commitment"},
+    {"name": "银行卡复印件", "source": "upload"},
+]
+
+
+@dataclass
+class Intake:
+    client: httpx.AsyncClient
+    app: FastAPI
+    settings: Settings
+    database: Database
+
+    def citizen(self, subject: str, id_number: str) -> dict[str, str]:
+        ref = BlindIndex.from_settings(self.settings).resident_id(id_number)
+        return self._token(
+            Identity(
+                subject=subject,
+                kind="citizen",
+                assurance=AssuranceLevel.REAL_PERSON,
+                person_ref=ref,
+            )
+        )
+
+    def staff(
+        self, subject: str, *roles: str, department: str | None = None, region: str | None = None
+    ) -> dict[str, str]:
+        return self._token(
+            Identity(
+                subject=subject,
+                kind="staff",
+                roles=frozenset(roles),
+                department=department,
+                region=region,
+                assurance=AssuranceLevel.REAL_NAME,
+            )
+        )
+
+    def _token(self, identity: Identity) -> dict[str, str]:
+        token = InternalTokens.from_settings(self.settings).issue(identity, issuer="gateway")
+        return {"Authorization": f"Bearer {token}"}
+
+    async def item(self, **overrides: object) -> str:
+        async with self.database.sessionmaker() as session, session.begin():
+            version = await publish_item(session, **overrides)
+        return version.version_id
+
+
+@pytest.fixture
+async def intake(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> AsyncIterator[Intake]:
+    settings = make_settings(
+        infrastructure,
+        data_dir=tmp_path,  # uploads land in tmp_path/objects
+        sharing_url="http://127.0.0.1:9",  # nothing listens: materials are not resolved
+        http_retries=0,
+        upload_max_bytes=4096,
+    )
+    app = create_service_app(load_spec("intake"), settings, background=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield Intake(client, app, settings, database)
+
+
+def _body(version_id: str, id_number: str, **extra: object) -> dict[str, object]:
+    return {
+        "item_version_id": version_id,
+        "applicant": {"kind": "person", "id_number": id_number, "name": "陈桂英"},
+        "form": {"bank_account": "6222000011112222"},
+        "materials": [{"index": 0, "commitment": True}],
+        **extra,
+    }
+
+
+async def test_concurrent_duplicates_with_one_key_make_one_application(intake: Intake) -> None:
+    version = await intake.item(
+        department=f"并发测试局-{uuid.uuid4().hex[:6]}", materials=COMMITMENT_ONLY
+    )
+    alice = intake.citizen("u-alice-1", ALICE)
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    responses = await asyncio.gather(
+        *(
+            intake.client.post(
+                "/applications", json=_body(version, ALICE), headers={**alice, **key}
+            )
+            for _ in range(4)
+        )
+    )
+    assert sorted(r.status_code for r in responses)[0] in (200, 201), [r.text for r in responses]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 1 and all(r.status_code in (200, 201) for r in responses)
+    assert [r.status_code for r in responses].count(201) == 1
+    async with intake.database.sessionmaker() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Application).where(Application.id.in_(ids))
+        )
+    assert count == 1
+    [application] = [r.json() for r in responses][:1]
+    assert application["status"] == "accepted"
+    missing_key = await intake.client.post(
+        "/applications", json=_body(version, ALICE), headers=alice
+    )
+    assert missing_key.status_code == 400
+    assert missing_key.json()["type"] == "urn:wangban:problem:idempotency-key-required"
+
+
+async def test_applicants_apply_only_as_themselves(intake: Intake) -> None:
+    version = await intake.item(materials=COMMITMENT_ONLY)
+    as_bob = await intake.client.post(
+        "/applications",
+        json=_body(version, BOB),
+        headers={**intake.citizen("u-alice-2", ALICE), "Idempotency-Key": "k1"},
+    )
+    assert as_bob.status_code == 403
+    assert as_bob.json()["type"] == "urn:wangban:problem:applicant-mismatch"
+
+
+async def test_only_the_applicant_and_the_right_staff_see_an_application(intake: Intake) -> None:
+    department = f"可见性测试局-{uuid.uuid4().hex[:6]}"
+    version = await intake.item(department=department, materials=COMMITMENT_ONLY)
+    alice = intake.citizen("u-alice-3", ALICE)
+    created = await intake.client.post(
+        "/applications", json=_body(version, ALICE), headers={**alice, "Idempotency-Key": "k2"}
+    )
+    application_id = created.json()["id"]
+    path = f"/applications/{application_id}"
+    bob = intake.citizen("u-bob-3", BOB)
+    assert (await intake.client.get(path, headers=alice)).status_code == 200
+    for other in (
+        bob,
+        intake.staff("r-other", "reviewer", department="别的局"),
+        intake.staff("clerk-x", "window_clerk", department="某窗口", region="441900004000"),
+    ):
+        hidden = await intake.client.get(path, headers=other)
+        assert hidden.status_code == 404
+        assert hidden.json()["type"] == "urn:wangban:problem:application-not-found"
+    assert (await intake.client.post(f"{path}/withdraw", json={}, headers=bob)).status_code == 404
+    assert (
+        await intake.client.get(f"/applications/{uuid.uuid4()}", headers=alice)
+    ).status_code == 404
+    reviewer = intake.staff("r-1", "reviewer", department=department)
+    assert (await intake.client.get(path, headers=reviewer)).status_code == 200
+    listed = await intake.client.get("/staff/applications", headers=reviewer)
+    assert [a["id"] for a in listed.json()] == [application_id]
+    auditor = intake.staff("a-1", "auditor")
+    assert (await intake.client.get(path, headers=auditor)).status_code == 200
+    # The auditor reads but never acts.
+    refused = await intake.client.post(
+        f"/staff/applications/{application_id}/accept", headers=auditor
+    )
+    assert refused.status_code == 404
+    mine = await intake.client.get("/applications", headers=alice)
+    assert application_id in [a["id"] for a in mine.json()]
+    assert application_id not in [
+        a["id"] for a in (await intake.client.get("/applications", headers=bob)).json()
+    ]
+
+
+async def _upload(
+    intake: Intake, headers: dict[str, str], data: bytes, filename: str
+) -> httpx.Response:
+    return await intake.client.post(
+        "/files",
+        files={"file": (filename, data, "application/pdf")},
+        data={"material_name": "银行卡复印件"},
+        headers=headers,
+    )
+
+
+async def test_uploads_are_checked_stored_and_served_only_to_those_entitled(intake: Intake) -> None:
+    department = f"上传测试局-{uuid.uuid4().hex[:6]}"
+    version = await intake.item(department=department, materials=WITH_UPLOAD)
+    alice = intake.citizen("u-alice-4", ALICE)
+    html = await _upload(intake, alice, b"<html><script>alert(1)</script></html>", "card.pdf")
+    assert html.status_code == 422 and html.json()["type"] == "urn:wangban:problem:file-rejected"
+    assert "PDF" in html.json()["detail"]
+    too_large = await _upload(intake, alice, PDF + b"0" * 5000, "big.pdf")
+    assert too_large.status_code == 422 and "4 KB" in too_large.json()["detail"]
+    stored = await _upload(intake, alice, PDF, "../../etc/card.pdf")
+    assert stored.status_code == 201
+    file = stored.json()
+    assert file["filename"] == "card.pdf" and file["media_type"] == "application/pdf"
+    library = await intake.client.get("/files", headers=alice)
+    assert file["id"] in [f["id"] for f in library.json()]
+
+    body = _body(
+        version,
+        ALICE,
+        materials=[{"index": 0, "commitment": True}, {"index": 1, "file_id": file["id"]}],
+    )
+    created = await intake.client.post(
+        "/applications", json=body, headers={**alice, "Idempotency-Key": "k3"}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "submitted"  # an upload waits for a person's check
+    assert [m["status"] for m in created.json()["materials"]] == ["commitment", "uploaded"]
+
+    download = f"/files/{file['id']}"
+    own = await intake.client.get(download, headers=alice)
+    assert own.status_code == 200 and own.content == PDF
+    assert own.headers["x-content-type-options"] == "nosniff"
+    assert (
+        await intake.client.get(download, headers=intake.citizen("u-bob-4", BOB))
+    ).status_code == 404
+    assert (
+        await intake.client.get(
+            download, headers=intake.staff("r-x", "reviewer", department="别的局")
+        )
+    ).status_code == 404
+    reviewer = intake.staff("r-2", "reviewer", department=department)
+    assert (await intake.client.get(download, headers=reviewer)).status_code == 200
+    accepted = await intake.client.post(
+        f"/staff/applications/{created.json()['id']}/accept", headers=reviewer
+    )
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+
+
+async def test_a_window_clerk_files_and_accepts_for_an_applicant(intake: Intake) -> None:
+    version = await intake.item(scope="city", region_code="441900", materials=COMMITMENT_ONLY)
+    clerk = intake.staff(
+        "clerk-1", "window_clerk", department="南城街道综合窗口", region="441900004000"
+    )
+    created = await intake.client.post(
+        "/staff/applications",
+        json={**_body(version, ALICE), "agent": "代办人-张三"},
+        headers={**clerk, "Idempotency-Key": "w-1"},
+    )
+    assert created.status_code == 201, created.text
+    application = created.json()
+    assert application["status"] == "accepted" and application["channel"] == "window"
+    assert application["accepting_window"] == "南城街道综合窗口"
+    assert (
+        application["accepting_region"] == "441900004000" and application["region_code"] == "441900"
+    )
+    assert application["accepted_by"] == "clerk-1" and application["agent"] == "代办人-张三"
+    listed = await intake.client.get("/staff/applications", headers=clerk)
+    assert application["id"] in [a["id"] for a in listed.json()]
+    district_only = await intake.item(
+        scope="district", region_code="441900003000", materials=COMMITMENT_ONLY
+    )
+    refused = await intake.client.post(
+        "/staff/applications",
+        json=_body(district_only, ALICE),
+        headers={**clerk, "Idempotency-Key": "w-2"},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["type"] == "urn:wangban:problem:outside-service-scope"
