@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake_service import applications, bundles, repository
+from intake_service import applications, bundles, ratings, repository, statistics
 from intake_service.applications import (
     Applicant,
     ApplicationNotFound,
@@ -34,15 +34,19 @@ from intake_service.schemas import (
     MaterialChoiceIn,
     MaterialOut,
     OptionalReasonIn,
+    RatingIn,
+    RatingOut,
     ReasonIn,
+    RectificationOut,
     SubmitIn,
     SupplementIn,
+    TextIn,
     TimelineOut,
     WindowApplicationIn,
 )
 from intake_service.sharing import SharingClient
 from wangban.auth import AUDITOR, REVIEWER, WINDOW_CLERK, CurrentIdentity, Identity, require_roles
-from wangban.calendar import WorkingDayCalendar
+from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import UnitOfWork
 from wangban.errors import BadRequest, Forbidden, ValidationFailed, problem_responses
@@ -678,3 +682,143 @@ async def _readable_for_acceptance(
     if application is None or not _can_accept(member, application):
         raise ApplicationNotFound()
     return application
+
+
+# --- 好差评, rectification, statistics ---------------------------------------------------------
+
+
+@citizen.post(
+    "/applications/{application_id}/rating",
+    status_code=201,
+    summary="Rate a completed application (好差评); once, immutable",
+    responses=problem_responses(
+        ApplicationNotFound,
+        ratings.NotRateable,
+        ratings.AlreadyRated,
+        ratings.InvalidRating,
+    ),
+)
+async def rate(
+    application_id: str,
+    body: RatingIn,
+    session: UnitOfWork,
+    identity: CurrentIdentity,
+    runtime: Shared,
+) -> RatingOut:
+    application = await _readable(session, identity, application_id)
+    if identity.kind == "staff":
+        raise ApplicationNotFound()  # staff never rate; for them there is nothing to rate here
+    rating = await ratings.rate(
+        session,
+        application=application,
+        rater_subject=identity.subject,
+        score=body.score,
+        tags=body.tags,
+        comment=body.comment,
+        prompted=body.prompted,
+        now=datetime.now(UTC),
+        calendar=runtime.calendar,
+    )
+    return RatingOut.model_validate(rating)
+
+
+Reviewer = Annotated[Identity, Depends(require_roles(REVIEWER))]
+Manager = Annotated[Identity, Depends(require_roles(REVIEWER, AUDITOR))]
+
+
+@staff.get("/rectifications/overdue", summary="Overdue rectifications (for managers)")
+async def overdue_rectifications(session: UnitOfWork, member: Manager) -> list[RectificationOut]:
+    department = None if member.has_any_role(AUDITOR) else (member.department or "-")
+    rows = await ratings.overdue_rectifications(
+        session, today=china_date(datetime.now(UTC)), department=department
+    )
+    return [RectificationOut.model_validate(r) for r in rows]
+
+
+RECTIFICATION_ERRORS = (
+    ratings.RectificationNotFound,
+    ratings.NotYourRectification,
+    ratings.RectificationStateConflict,
+    ratings.InvalidRectificationInput,
+)
+
+
+@staff.post(
+    "/rectifications/{rectification_id}/reply",
+    summary="The department's reply to a bad rating",
+    responses=problem_responses(*RECTIFICATION_ERRORS),
+)
+async def reply_rectification(
+    rectification_id: str, body: TextIn, session: UnitOfWork, reviewer: Reviewer
+) -> RectificationOut:
+    row = await ratings.reply(
+        session,
+        rectification_id=rectification_id,
+        department=reviewer.department or "-",
+        reply=body.text,
+        now=datetime.now(UTC),
+    )
+    return RectificationOut.model_validate(row)
+
+
+@staff.post(
+    "/rectifications/{rectification_id}/return-visit",
+    summary="Record the return visit (回访)",
+    responses=problem_responses(*RECTIFICATION_ERRORS),
+)
+async def return_visit(
+    rectification_id: str, body: TextIn, session: UnitOfWork, reviewer: Reviewer
+) -> RectificationOut:
+    row = await ratings.record_return_visit(
+        session,
+        rectification_id=rectification_id,
+        department=reviewer.department or "-",
+        note=body.text,
+        now=datetime.now(UTC),
+    )
+    return RectificationOut.model_validate(row)
+
+
+@staff.post(
+    "/rectifications/{rectification_id}/close",
+    summary="Close a rectification (after reply and return visit)",
+    responses=problem_responses(*RECTIFICATION_ERRORS, ratings.ReturnVisitRequired),
+)
+async def close_rectification(
+    rectification_id: str, session: UnitOfWork, reviewer: Reviewer
+) -> RectificationOut:
+    row = await ratings.close(
+        session,
+        rectification_id=rectification_id,
+        department=reviewer.department or "-",
+        by=reviewer.subject,
+        now=datetime.now(UTC),
+    )
+    return RectificationOut.model_validate(row)
+
+
+@staff.get(
+    "/statistics",
+    summary="三率一数 and the other figures, per department, item and period",
+    responses=problem_responses(statistics.InvalidPeriod),
+)
+async def get_statistics(
+    session: UnitOfWork,
+    member: Manager,
+    runtime: Shared,
+    start: date,
+    end: date,
+    department: str | None = None,
+    item_code: str | None = None,
+) -> statistics.Statistics:
+    if not member.has_any_role(AUDITOR):
+        department = member.department or "-"  # a department sees its own figures
+    figures = await statistics.statistics(
+        session,
+        department=department,
+        item_code=item_code,
+        start=start,
+        end=end,
+        calendar=runtime.calendar,
+    )
+    return figures

@@ -161,3 +161,44 @@ class FileOut(BaseModel):
     size: int
     sha256: str
     created_at: datetime
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: int = Field(description="1 非常不满意 … 5 非常满意")
+    tags: list[str] = Field(default_factory=list, max_length=10)
+    comment: str = Field(default="", max_length=2000)
+    prompted: bool = Field(default=False, description="由评价提醒进入（非主动评价）")
+
+
+class RatingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    application_id: str
+    score: int
+    tags: list[str]
+    comment: str
+    rated_at: datetime
+
+
+class TextIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class RectificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    application_id: str
+    department: str
+    opened_at: datetime
+    due_date: date
+    status: str
+    reply: str
+    replied_at: datetime | None
+    return_visit: str
+    return_visited_at: datetime | None
+    closed_at: datetime | None

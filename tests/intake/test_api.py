@@ -279,3 +279,79 @@ async def test_a_window_clerk_files_and_accepts_for_an_applicant(intake: Intake)
     )
     assert refused.status_code == 403
     assert refused.json()["type"] == "urn:wangban:problem:outside-service-scope"
+
+
+async def test_rating_a_completed_application_and_the_rectification_it_opens(
+    intake: Intake,
+) -> None:
+    from approval_service.events import ApplicationApproved
+    from intake_service import consumers
+    from wangban.events import envelope_for
+
+    department = f"评价测试局-{uuid.uuid4().hex[:6]}"
+    version = await intake.item(department=department, materials=COMMITMENT_ONLY)
+    alice = intake.citizen("u-alice-5", ALICE)
+    created = await intake.client.post(
+        "/applications", json=_body(version, ALICE), headers={**alice, "Idempotency-Key": "r-1"}
+    )
+    application_id = created.json()["id"]
+    path = f"/applications/{application_id}"
+    too_early = await intake.client.post(f"{path}/rating", json={"score": 5}, headers=alice)
+    assert too_early.status_code == 409
+    event = ApplicationApproved(
+        application_id=application_id,
+        item_id=str(uuid.uuid4()),
+        item_version_id=version,
+        item_code="x",
+        decided_at="2026-11-23T01:00:00+00:00",
+        decided_by="auto",
+        result_kind="decision",
+    )
+    async with intake.database.sessionmaker() as session, session.begin():
+        await consumers.approved(session, event=event, envelope=envelope_for(event, source="/t"))
+    assert (await intake.client.get(path, headers=alice)).json()["status"] == "completed"
+
+    reviewer = intake.staff("r-5", "reviewer", department=department)
+    assert (
+        await intake.client.post(f"{path}/rating", json={"score": 1}, headers=reviewer)
+    ).status_code == 404
+    bad = await intake.client.post(
+        f"{path}/rating",
+        json={"score": 2, "tags": ["多次跑动"], "comment": "材料要求说明不清"},
+        headers=alice,
+    )
+    assert bad.status_code == 201, bad.text
+    again = await intake.client.post(f"{path}/rating", json={"score": 5}, headers=alice)
+    assert again.status_code == 409
+
+    async with intake.database.sessionmaker() as session:
+        from intake_service import ratings
+
+        case = await ratings.rectification_of(session, application_id=application_id)
+    assert case is not None and case.department == department
+    rectification = f"/staff/rectifications/{case.id}"
+    early_close = await intake.client.post(f"{rectification}/close", headers=reviewer)
+    assert early_close.status_code == 409
+    replied = await intake.client.post(
+        f"{rectification}/reply", json={"text": "已修订办事指南"}, headers=reviewer
+    )
+    assert replied.json()["status"] == "replied"
+    other = intake.staff("r-6", "reviewer", department="别的局")
+    assert (
+        await intake.client.post(f"{rectification}/return-visit", json={"text": "x"}, headers=other)
+    ).status_code == 403
+    visited = await intake.client.post(
+        f"{rectification}/return-visit", json={"text": "电话回访，申请人认可"}, headers=reviewer
+    )
+    assert visited.json()["return_visited_at"] is not None
+    closed = await intake.client.post(f"{rectification}/close", headers=reviewer)
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+
+    figures = await intake.client.get(
+        "/staff/statistics",
+        params={"start": "2026-01-01", "end": "2026-12-31", "department": "别的局"},
+        headers=reviewer,  # a reviewer sees their own department whatever they ask
+    )
+    body = figures.json()
+    assert figures.status_code == 200 and body["department"] == department
+    assert body["applications"] == 1 and body["completed"] == 1
