@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake_service import applications, bundles, ratings, repository, statistics
+from intake_service import applications, bundles, prefill, ratings, repository, statistics
 from intake_service.applications import (
     Applicant,
     ApplicationNotFound,
@@ -24,7 +24,7 @@ from intake_service.applications import (
     MaterialChoice,
     SharedResolution,
 )
-from intake_service.models import Application, StoredFile
+from intake_service.models import Application, ItemVersionCopy, StoredFile
 from intake_service.schemas import (
     ApplicationIn,
     ApplicationOut,
@@ -34,6 +34,8 @@ from intake_service.schemas import (
     MaterialChoiceIn,
     MaterialOut,
     OptionalReasonIn,
+    PrefillIn,
+    PrefillOut,
     RatingIn,
     RatingOut,
     ReasonIn,
@@ -199,6 +201,7 @@ async def _out(session: AsyncSession, application: Application) -> ApplicationOu
         accepted_by=application.accepted_by,
         agent=application.agent_subject,
         form=application.form,
+        form_sources=application.form_sources or {},
         timeline=[TimelineOut.model_validate(t) for t in timeline],
         materials=[MaterialOut.model_validate(m) for m in rows],
         bundle=(
@@ -243,6 +246,19 @@ async def _resolve(
             applicant_id=applicant.id_number,
             application_id=application_id,
         )
+    )
+
+
+async def _prefilled(
+    runtime: Runtime, *, item: ItemVersionCopy, applicant: Applicant
+) -> dict[str, prefill.PrefilledValue]:
+    return await prefill.prefill(
+        schema=item.content.get("form_schema"),
+        lookups=runtime.sharing,
+        subject_kind=applicant.kind,
+        subject_id=applicant.id_number,
+        item_code=item.implementing_code,
+        application_id=None,
     )
 
 
@@ -305,15 +321,20 @@ async def _apply(
     if item is None or item.withdrawn_at is not None:
         raise applications.ItemVersionNotAvailable()
     applications.check_window_scope(item, channel)
+    # Government values replace what the form carried for prefilled fields (read-only).
+    form, sources = prefill.apply_to_form(
+        body.form, await _prefilled(runtime, item=item, applicant=applicant)
+    )
     application = applications.new_application(
         item=item,
         applicant=applicant,
-        form=body.form,
+        form=form,
         channel=channel,
         keys=runtime.keys,
         now=now,
         idempotency_key=key,
     )
+    application.form_sources = sources
     application, created = await applications.insert_once(session, application)
     if not created:
         response.status_code = 200
@@ -423,6 +444,38 @@ async def apply_at_window(
         actor=clerk.subject,
         response=response,
     )
+
+
+@citizen.post(
+    "/prefill",
+    summary="Form fields the government already knows, with their source (read-only)",
+    description="POST, not GET: the body carries the applicant's ID number, which must "
+    "never appear in a URL (URLs end up in access logs).",
+    responses=problem_responses(applications.ItemVersionNotAvailable, ApplicantMismatch),
+)
+async def get_prefill(
+    body: PrefillIn,
+    identity: CurrentIdentity,
+    session: UnitOfWork,
+    runtime: Shared,
+) -> dict[str, PrefillOut]:
+    item = await repository.item_version(session, body.item_version_id)
+    if item is None or item.withdrawn_at is not None:
+        raise applications.ItemVersionNotAvailable()
+    applicant = Applicant(
+        subject=identity.subject, kind="person", id_number=body.id_number.upper(), name=""
+    )
+    if identity.kind != "citizen" or identity.person_ref != runtime.keys.blind_index.resident_id(
+        applicant.id_number
+    ):
+        raise ApplicantMismatch()
+    values = await _prefilled(runtime, item=item, applicant=applicant)
+    return {
+        name: PrefillOut(
+            value=v.value, provider=v.provider, updated_at=v.updated_at, dataset=v.dataset
+        )
+        for name, v in values.items()
+    }
 
 
 @citizen.post(

@@ -110,6 +110,9 @@ class Application(Base):
     accepting_region: Mapped[str | None] = mapped_column(String(12))
     accepted_by: Mapped[str | None] = mapped_column(String(128))
     form: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    form_sources: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    """Form fields filled from government data: field → {dataset, provider, updated_at,
+    lookup_id}. Those values are the department's, not the applicant's to change."""
     status: Mapped[str] = mapped_column(String(24))
     status_reason: Mapped[str] = mapped_column(Text, default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(128))

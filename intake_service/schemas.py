@@ -145,6 +145,9 @@ class ApplicationOut(ApplicationSummary):
     accepted_by: str | None
     agent: str | None
     form: dict[str, Any]
+    form_sources: dict[str, Any] = Field(
+        default_factory=dict, description="由政府数据预填、不可修改的字段及其来源"
+    )
     timeline: list[TimelineOut]
     materials: list[MaterialOut]
     bundle: BundleStatusOut | None = None
@@ -202,3 +205,25 @@ class RectificationOut(BaseModel):
     return_visit: str
     return_visited_at: datetime | None
     closed_at: datetime | None
+
+
+class PrefillOut(BaseModel):
+    """A form value from government data: shown read-only, replaced by the same lookup at
+    submission whatever the form carries."""
+
+    value: Any
+    source: Literal["government"] = "government"
+    read_only: bool = True
+    provider: str
+    dataset: str
+    updated_at: str
+
+
+class PrefillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_version_id: str = Field(max_length=36)
+    id_number: str = Field(min_length=18, max_length=18, description="申请人本人身份证号码")
+
+    def __repr__(self) -> str:
+        return f"PrefillIn(item_version_id={self.item_version_id!r})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
@@ -66,6 +67,38 @@ class SharingClient:
             )
             for m in response.json().get("materials", [])
         ]
+
+    async def lookup(
+        self,
+        *,
+        dataset: str,
+        subject_kind: str,
+        subject_id: str,
+        fields: list[str],
+        item_code: str,
+        application_id: str | None,
+    ) -> dict[str, Any] | None:
+        """A lookup for prefill; None when it was refused or failed (the applicant fills in)."""
+        token = self._tokens.issue(INTAKE, issuer="intake")
+        try:
+            response = await self._client.post(
+                "/lookups",
+                json={
+                    "subject": {"kind": subject_kind, "id": subject_id},
+                    "dataset": dataset,
+                    "fields": fields,
+                    "purpose": {"item_code": item_code, "application_id": application_id},
+                },
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("sharing service unreachable: %s", type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            logger.info("prefill lookup in %s answered %s", dataset, response.status_code)
+            return None
+        answer: dict[str, Any] = response.json()
+        return answer
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -19,13 +19,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sharing_service.providers import DataProvider, ProviderUnavailable, Subject
+from tests.serving import serve_asgi
 
 __all__ = ["ProviderServer", "serve_provider"]
 
@@ -160,28 +160,10 @@ async def serve_provider(
     entered from a running event loop (uvicorn serves as a task of it).
     """
     state = ProviderServer(delay_s=delay_s, fail_with=fail_with)
-    config = uvicorn.Config(
-        _build_app(provider, token, state),
-        host="127.0.0.1",
-        port=0,  # the OS picks a free port, read back below: no window for another taker
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()  # startup failed: raise its error here
-                    raise RuntimeError("provider server exited before starting")
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        state.base_url = f"http://127.0.0.1:{port}"
-        yield state
+        async with serve_asgi(_build_app(provider, token, state)) as base_url:
+            state.base_url = base_url
+            yield state
+            state._closing.set()  # a delayed answer stops waiting before the server stops
     finally:
         state._closing.set()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)

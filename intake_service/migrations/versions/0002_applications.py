@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("accepting_region", sa.String(length=12), nullable=True),
         sa.Column("accepted_by", sa.String(length=128), nullable=True),
         sa.Column("form", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("form_sources", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
