@@ -165,11 +165,13 @@ def _can_accept(identity: Identity, application: Application) -> bool:
 def _applicant(identity: Identity, body: ApplicationIn, keys: Keys) -> Applicant:
     """Citizens apply as themselves: the ID number they give must be the one the gateway
     verified (its blind index is in their token)."""
-    applicant = Applicant(
-        subject=identity.subject,
-        kind=body.applicant.kind,
-        id_number=body.applicant.id_number.upper(),
-        name=body.applicant.name,
+    applicant = applications.validated_applicant(
+        Applicant(
+            subject=identity.subject,
+            kind=body.applicant.kind,
+            id_number=body.applicant.id_number,
+            name=body.applicant.name,
+        )
     )
     if identity.kind == "citizen" and body.applicant.kind == "person":
         if identity.person_ref != keys.blind_index.resident_id(applicant.id_number):
@@ -266,6 +268,7 @@ async def _prefilled(
 
 APPLY_ERRORS = (
     IdempotencyKeyMissing,
+    applications.InvalidApplicant,
     ApplicantMismatch,
     applications.ItemVersionNotAvailable,
     applications.InvalidForm,
@@ -419,13 +422,21 @@ async def apply_at_window(
         raise Forbidden("窗口工作人员的身份中缺少窗口或所在区域")
     # At a window the applicant is identified by the clerk (ID card read at the counter); the
     # application belongs to them through the opaque subject derived from the ID number.
+    checked = applications.validated_applicant(
+        Applicant(
+            subject="",
+            kind=body.applicant.kind,
+            id_number=body.applicant.id_number,
+            name=body.applicant.name,
+        )
+    )
     applicant = Applicant(
-        subject="p-" + runtime.keys.blind_index.resident_id(body.applicant.id_number)[:32]
-        if body.applicant.kind == "person"
-        else "c-" + body.applicant.id_number.upper(),
-        kind=body.applicant.kind,
-        id_number=body.applicant.id_number.upper(),
-        name=body.applicant.name,
+        subject="p-" + runtime.keys.blind_index.resident_id(checked.id_number)[:32]
+        if checked.kind == "person"
+        else "c-" + checked.id_number,
+        kind=checked.kind,
+        id_number=checked.id_number,
+        name=checked.name,
     )
     return await _apply(
         body=body,
@@ -462,8 +473,8 @@ async def get_prefill(
     item = await repository.item_version(session, body.item_version_id)
     if item is None or item.withdrawn_at is not None:
         raise applications.ItemVersionNotAvailable()
-    applicant = Applicant(
-        subject=identity.subject, kind="person", id_number=body.id_number.upper(), name=""
+    applicant = applications.validated_applicant(
+        Applicant(subject=identity.subject, kind="person", id_number=body.id_number, name="")
     )
     if identity.kind != "citizen" or identity.person_ref != runtime.keys.blind_index.resident_id(
         applicant.id_number

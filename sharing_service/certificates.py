@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import identifiers, repository
+from sharing_service import repository
 from sharing_service.certificate_ids import CertificateId, InvalidCertificateId
 from sharing_service.events import CertificateIssued, CertificateStatusChanged, outbox
 from sharing_service.lookups import subject_ref
@@ -40,6 +40,7 @@ from sharing_service.signing import (
     verify_signature,
 )
 from sharing_service.signing import SigningKey as Ed25519Key
+from wangban import identifiers
 from wangban.crypto import BlindIndex, DecryptionError, FieldCipher
 from wangban.errors import Conflict, NotFound, ValidationFailed
 

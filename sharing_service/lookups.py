@@ -27,9 +27,10 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import audit, identifiers, repository
+from sharing_service import audit, repository
 from sharing_service.models import AccessGrant, Dataset
 from sharing_service.providers import DataProvider, ProviderUnavailable, Subject
+from wangban import identifiers
 from wangban.crypto import BlindIndex
 from wangban.errors import Forbidden, NotFound, ServiceUnavailable, ValidationFailed
 

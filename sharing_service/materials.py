@@ -21,8 +21,9 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import audit, certificates, identifiers, lookups, repository
+from sharing_service import audit, certificates, lookups, repository
 from sharing_service.providers import Subject
+from wangban import identifiers
 from wangban.crypto import BlindIndex
 from wangban.errors import NotFound
 

@@ -28,8 +28,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Final, Literal
 
-from sharing_service.identifiers import resident_id_check_char, uscc_check_char
 from sharing_service.providers import ProviderRecord, ProviderUnavailable, Subject, SubjectKind
+from wangban.identifiers import resident_id_check_char, uscc_check_char
 
 __all__ = [
     "COMPANIES",

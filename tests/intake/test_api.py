@@ -355,3 +355,19 @@ async def test_rating_a_completed_application_and_the_rectification_it_opens(
     body = figures.json()
     assert figures.status_code == 200 and body["department"] == department
     assert body["applications"] == 1 and body["completed"] == 1
+
+
+async def test_an_invalid_id_number_is_refused_before_anything_is_written(intake: Intake) -> None:
+    version = await intake.item(materials=COMMITMENT_ONLY)
+    clerk = intake.staff("clerk-2", "window_clerk", department="莞城窗口", region="441900001000")
+    wrong = ALICE[:-1] + ("0" if ALICE[-1] != "0" else "1")
+    refused = await intake.client.post(
+        "/staff/applications",
+        json=_body(version, wrong),
+        headers={**clerk, "Idempotency-Key": "bad-id"},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:wangban:problem:invalid-applicant"
+    assert "校验位" in refused.json()["detail"] and wrong not in refused.text
+    listed = await intake.client.get("/staff/applications", headers=clerk)
+    assert listed.json() == []

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sharing_service import registry
-from sharing_service.identifiers import resident_id_check_char, uscc_check_char
 from sharing_service.models import ItemVersionCopy
 from sharing_service.providers import ProviderRecord, ProviderUnavailable, Subject
 from wangban.crypto import BlindIndex, FieldCipher
+from wangban.identifiers import resident_id_check_char, uscc_check_char
 from wangban.settings import Settings
 
 UPDATED = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)

@@ -18,14 +18,6 @@ import pytest
 from celpy import celtypes
 from jsonschema import Draft202012Validator
 
-from sharing_service.identifiers import (
-    age_on,
-    birth_date_of,
-    gender_of,
-    is_valid_resident_id,
-    is_valid_uscc,
-    region_of,
-)
 from sharing_service.providers import ProviderUnavailable, Subject
 from sharing_service.sandbox import (
     COMPANIES,
@@ -38,6 +30,14 @@ from sharing_service.sandbox import (
     Persona,
     SandboxPopulation,
     SandboxProvider,
+)
+from wangban.identifiers import (
+    age_on,
+    birth_date_of,
+    gender_of,
+    is_valid_resident_id,
+    is_valid_uscc,
+    region_of,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,8 @@ from datetime import date
 import pytest
 from stdnum.cn import ric, uscc
 
-from sharing_service.identifiers import (
+from tests.unit.synthetic import resident_id, resident_id_ending_in_x
+from wangban.identifiers import (
     USCC_ALPHABET,
     InvalidIdentifier,
     age_on,
@@ -24,7 +25,6 @@ from sharing_service.identifiers import (
     validate_resident_id,
     validate_uscc,
 )
-from tests.unit.synthetic import resident_id, resident_id_ending_in_x
 
 
 def _rid(body: str) -> str:
