@@ -173,6 +173,9 @@ def _applicant(identity: Identity, body: ApplicationIn, keys: Keys) -> Applicant
             name=body.applicant.name,
         )
     )
+    if body.applicant.kind == "company" and identity.acting_for != applicant.id_number:
+        # 法人: a person acting for a company the gateway has verified them to represent.
+        raise ApplicantMismatch("只能以本人经认证代表的企业名义申请")
     if identity.kind == "citizen" and body.applicant.kind == "person":
         if identity.person_ref != keys.blind_index.resident_id(applicant.id_number):
             raise ApplicantMismatch()

@@ -587,15 +587,18 @@ async def submit(
         row.application_id = application.id
         session.add(row)
     await move(session, application, to="submitted", actor_kind=actor_kind, actor=actor, at=now)
-    await outbox.publish(session, _submitted_event(application, rows, keys=keys, today=now.date()))
+    await outbox.publish(
+        session, _submitted_event(application, rows, keys=keys, today=china_date(now))
+    )
+    at_window = application.channel == "window"
     needs_check = any(r.status in ("uploaded", "reused", "tolerated") for r in rows)
-    if application.channel == "window" or not needs_check:
+    if at_window or not needs_check:
+        # A window clerk checks the materials at the counter; online, nothing to check by hand.
         await accept(
             session,
             application=application,
-            actor_kind="staff" if application.channel == "window" else "system",
-            actor=application.accepted_by
-            or (actor if application.channel == "window" else "intake"),
+            actor_kind="staff" if at_window else "system",
+            actor=actor if at_window else "intake",
             calendar=calendar,
             now=now,
         )

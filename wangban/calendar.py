@@ -34,6 +34,7 @@ span is a subtraction per year boundary, and a deadline is an index into a list.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -190,9 +191,9 @@ class WorkingDayCalendar:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkingDayCalendar:
-        """The calendar ``settings.calendar_overrides_path`` describes (no overrides if unset)."""
-        path = settings.calendar_overrides_path
-        return cls() if path is None else cls.from_file(path)
+        """The calendar ``settings.calendar_overrides_path`` describes (no overrides if unset);
+        one per file and process, so its per-year tables and warnings are not repeated."""
+        return _calendar_for(settings.calendar_overrides_path)
 
     # --- questions --------------------------------------------------------------------------
 
@@ -300,3 +301,8 @@ def china_date(moment: datetime) -> date:
     if moment.tzinfo is None:
         raise ValueError("an aware datetime is needed to know the date in China")
     return moment.astimezone(CHINA_TZ).date()
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar_for(path: Path | None) -> WorkingDayCalendar:
+    return WorkingDayCalendar() if path is None else WorkingDayCalendar.from_file(path)

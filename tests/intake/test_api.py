@@ -371,3 +371,32 @@ async def test_an_invalid_id_number_is_refused_before_anything_is_written(intake
     assert "校验位" in refused.json()["detail"] and wrong not in refused.text
     listed = await intake.client.get("/staff/applications", headers=clerk)
     assert listed.json() == []
+
+
+async def test_a_company_is_applied_for_only_by_someone_acting_for_it(intake: Intake) -> None:
+    from tests.sharing.support import company_id
+
+    version = await intake.item(serves=["法人"], materials=COMMITMENT_ONLY)
+    company = company_id("MA4W7777")
+    body = {
+        **_body(version, company),
+        "applicant": {"kind": "company", "id_number": company, "name": "东莞市测试五金有限公司"},
+    }
+    stranger = intake.citizen("u-alice-7", ALICE)
+    refused = await intake.client.post(
+        "/applications", json=body, headers={**stranger, "Idempotency-Key": "co-1"}
+    )
+    assert refused.status_code == 403
+    agent = intake._token(
+        Identity(
+            subject="u-alice-7",
+            kind="citizen",
+            assurance=AssuranceLevel.REAL_PERSON,
+            acting_for=company,
+        )
+    )
+    accepted = await intake.client.post(
+        "/applications", json=body, headers={**agent, "Idempotency-Key": "co-2"}
+    )
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["status"] == "accepted"
