@@ -47,7 +47,17 @@ from intake_service.schemas import (
     WindowApplicationIn,
 )
 from intake_service.sharing import SharingClient
-from wangban.auth import AUDITOR, REVIEWER, WINDOW_CLERK, CurrentIdentity, Identity, require_roles
+from wangban.auth import (
+    AUDITOR,
+    REVIEWER,
+    WINDOW_CLERK,
+    AssuranceLevel,
+    CurrentIdentity,
+    Identity,
+    InsufficientAssurance,
+    check_assurance,
+    require_roles,
+)
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import UnitOfWork
@@ -254,6 +264,12 @@ async def _resolve(
     )
 
 
+def _check_item_assurance(identity: Identity, item: ItemVersionCopy) -> None:
+    """The item says how sure we must be of who is applying (登录 / 实名 / 实人)."""
+    required = str(item.content.get("assurance") or "real_name").upper()
+    check_assurance(identity, AssuranceLevel[required])
+
+
 async def _prefilled(
     runtime: Runtime, *, item: ItemVersionCopy, applicant: Applicant
 ) -> dict[str, prefill.PrefilledValue]:
@@ -271,6 +287,7 @@ async def _prefilled(
 
 APPLY_ERRORS = (
     IdempotencyKeyMissing,
+    InsufficientAssurance,
     applications.InvalidApplicant,
     ApplicantMismatch,
     applications.ItemVersionNotAvailable,
@@ -291,6 +308,7 @@ async def _apply(
     actor_kind: applications.ActorKind,
     actor: str,
     response: Response,
+    identity: Identity | None = None,
 ) -> ApplicationOut:
     if key is None and not body.draft:
         raise IdempotencyKeyMissing()
@@ -306,6 +324,9 @@ async def _apply(
         shared: dict[str, list[SharedResolution]] = {}
         if bundle is not None:
             for version_id in bundle.member_version_ids:
+                member = await repository.item_version(session, version_id)
+                if identity is not None and member is not None:
+                    _check_item_assurance(identity, member)
                 shared[version_id] = await _resolve(
                     runtime, item_version_id=version_id, applicant=applicant, application_id=""
                 )
@@ -327,6 +348,8 @@ async def _apply(
     if item is None or item.withdrawn_at is not None:
         raise applications.ItemVersionNotAvailable()
     applications.check_window_scope(item, channel)
+    if identity is not None:
+        _check_item_assurance(identity, item)
     # Government values replace what the form carried for prefilled fields (read-only).
     form, sources = prefill.apply_to_form(
         body.form, await _prefilled(runtime, item=item, applicant=applicant)
@@ -404,6 +427,7 @@ async def apply(
         actor_kind="applicant",
         actor=identity.subject,
         response=response,
+        identity=identity,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "Identity",
     "InsufficientAssurance",
     "InternalTokens",
+    "check_assurance",
     "current_identity",
     "identity_var",
     "require_assurance",
@@ -247,21 +248,27 @@ class InsufficientAssurance(Forbidden):
     title = "身份认证等级不足"
 
 
+def check_assurance(identity: Identity, level: AssuranceLevel) -> None:
+    """Raise :class:`InsufficientAssurance` unless ``identity`` is verified to ``level``."""
+    needed = AssuranceLevel(level)
+    if identity.assurance < needed:
+        raise InsufficientAssurance(
+            f"此事项需要完成{_LEVEL_NAMES[needed]}"
+            if needed > AssuranceLevel.WECHAT
+            else "此事项需要先登录",
+            extra={
+                "required_assurance": needed.name.lower(),
+                "current_assurance": identity.assurance.name.lower(),
+            },
+        )
+
+
 def require_assurance(level: AssuranceLevel) -> Callable[[Identity], Awaitable[Identity]]:
     """Dependency factory: the caller's assurance must be at least ``level``."""
     needed = AssuranceLevel(level)
 
     async def dependency(identity: CurrentIdentity) -> Identity:
-        if identity.assurance < needed:
-            raise InsufficientAssurance(
-                f"此事项需要完成{_LEVEL_NAMES[needed]}"
-                if needed > AssuranceLevel.WECHAT
-                else "此事项需要先登录",
-                extra={
-                    "required_assurance": needed.name.lower(),
-                    "current_assurance": identity.assurance.name.lower(),
-                },
-            )
+        check_assurance(identity, needed)
         return identity
 
     return dependency

@@ -400,3 +400,21 @@ async def test_a_company_is_applied_for_only_by_someone_acting_for_it(intake: In
     )
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["status"] == "accepted"
+
+
+async def test_an_item_needing_real_person_checks_refuses_a_weaker_login(intake: Intake) -> None:
+    version = await intake.item(assurance="real_person", materials=COMMITMENT_ONLY)
+    weak = intake._token(
+        Identity(
+            subject="u-alice-8",
+            kind="citizen",
+            assurance=AssuranceLevel.REAL_NAME,
+            person_ref=BlindIndex.from_settings(intake.settings).resident_id(ALICE),
+        )
+    )
+    refused = await intake.client.post(
+        "/applications", json=_body(version, ALICE), headers={**weak, "Idempotency-Key": "as-1"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["type"] == "urn:wangban:problem:insufficient-assurance"
+    assert refused.json()["required_assurance"] == "real_person"
