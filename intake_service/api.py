@@ -321,22 +321,27 @@ async def _apply(
     now = datetime.now(UTC)
     if body.bundle_version_id:
         bundle = await repository.bundle_version(session, body.bundle_version_id)
-        shared: dict[str, list[SharedResolution]] = {}
         if bundle is not None:
             for version_id in bundle.member_version_ids:
                 member = await repository.item_version(session, version_id)
                 if identity is not None and member is not None:
                     _check_item_assurance(identity, member)
-                shared[version_id] = await _resolve(
-                    runtime, item_version_id=version_id, applicant=applicant, application_id=""
-                )
+
+        async def resolve(item_version_id: str, application_id: str) -> list[SharedResolution]:
+            return await _resolve(
+                runtime,
+                item_version_id=item_version_id,
+                applicant=applicant,
+                application_id=application_id,
+            )
+
         parent = await bundles.submit_bundle(
             session,
             bundle_version_id=body.bundle_version_id,
             applicant=applicant,
             form=body.form,
             channel=channel,
-            shared=shared,
+            resolve=resolve,
             choices={v: _choices(c) for v, c in body.member_materials.items()},
             keys=runtime.keys,
             calendar=runtime.calendar,

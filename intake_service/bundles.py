@@ -9,7 +9,7 @@ child's correction request.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,8 @@ from intake_service.applications import (
 )
 from intake_service.models import Application, TimelineEntry
 from wangban.calendar import WorkingDayCalendar
+
+Resolver = Callable[[str, str], Awaitable[Sequence[SharedResolution]]]
 
 DONE = frozenset({"completed", "delivered"})
 ENDED = frozenset({"not_accepted", "withdrawn", "terminated"})
@@ -74,15 +76,16 @@ async def submit_bundle(
     applicant: Applicant,
     form: Mapping[str, Any],
     channel: Channel,
-    shared: Mapping[str, Sequence[SharedResolution]],
+    resolve: Resolver,
     choices: Mapping[str, Sequence[MaterialChoice]],
     keys: Keys,
     calendar: WorkingDayCalendar,
     idempotency_key: str | None,
     now: datetime | None = None,
 ) -> Application:
-    """Create the parent and its children and submit every child. ``shared`` and ``choices``
-    are keyed by member item version id."""
+    """Create the parent and its children and submit every child. ``choices`` are keyed by
+    member item version id; ``resolve(item_version_id, application_id)`` asks the sharing
+    service about each child's materials, with the child's own id as the lookups' purpose."""
     now = now or datetime.now(UTC)
     if idempotency_key is not None:
         existing = await repository.by_idempotency_key(
@@ -150,7 +153,7 @@ async def submit_bundle(
         await submit(
             session,
             application=child,
-            shared=shared.get(item.version_id, ()),
+            shared=await resolve(item.version_id, child.id),
             choices=choices.get(item.version_id, ()),
             actor_kind="applicant",
             actor=channel.clerk or applicant.subject,

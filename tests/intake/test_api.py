@@ -418,3 +418,36 @@ async def test_an_item_needing_real_person_checks_refuses_a_weaker_login(intake:
     assert refused.status_code == 403
     assert refused.json()["type"] == "urn:wangban:problem:insufficient-assurance"
     assert refused.json()["required_assurance"] == "real_person"
+
+
+async def test_one_bundle_submission_over_http(intake: Intake) -> None:
+    from tests.intake.support import publish_bundle
+
+    async with intake.database.sessionmaker() as session, session.begin():
+        first = await publish_item(session, name="出生医学证明首次签发", materials=COMMITMENT_ONLY)
+        second = await publish_item(
+            session, name="新生儿入户登记", department="东莞市公安局", materials=COMMITMENT_ONLY
+        )
+        bundle = await publish_bundle(
+            session, [first, second], [{"bank": "bank_account"}, {"bank": "bank_account"}]
+        )
+    alice = intake.citizen("u-alice-9", ALICE)
+    one = [{"index": 0, "commitment": True}]
+    created = await intake.client.post(
+        "/applications",
+        json={
+            "bundle_version_id": bundle,
+            "applicant": {"kind": "person", "id_number": ALICE, "name": "陈桂英"},
+            "form": {"bank": "6222000011112222"},
+            "member_materials": {first.version_id: one, second.version_id: one},
+        },
+        headers={**alice, "Idempotency-Key": "bundle-http-1"},
+    )
+    assert created.status_code == 201, created.text
+    parent = created.json()
+    assert parent["kind"] == "bundle" and parent["bundle"]["summary"] == "0/2 项已办结"
+    assert sorted(m["department"] for m in parent["members"]) == ["东莞市公安局", "东莞市民政局"]
+    assert all(m["status"] == "accepted" for m in parent["members"])
+    mine = await intake.client.get("/applications", headers=alice)
+    assert [a["id"] for a in mine.json()].count(parent["id"]) == 1
+    assert not {m["id"] for m in parent["members"]} & {a["id"] for a in mine.json()}

@@ -452,6 +452,10 @@ async def test_review_correction_resubmission_and_denial(
 # --- bundles and windows ------------------------------------------------------------------------
 
 
+async def _no_lookups(item_version_id: str, application_id: str) -> list[SharedResolution]:
+    return []
+
+
 async def test_a_bundle_fans_out_and_reports_one_status(
     db_session: AsyncSession, settings: Settings
 ) -> None:
@@ -478,7 +482,7 @@ async def test_a_bundle_fans_out_and_reports_one_status(
         applicant=applicant(ELDER),
         form={"bank": "6222000011112222"},
         channel=Channel(name="mini_program"),
-        shared={},
+        resolve=_no_lookups,
         choices={first.version_id: one, second.version_id: one},
         keys=keys(settings),
         calendar=CALENDAR,
@@ -522,7 +526,7 @@ async def test_a_bundle_fans_out_and_reports_one_status(
         applicant=applicant(ELDER, subject=parent.applicant_subject),
         form={"bank": "6222000011112222"},
         channel=Channel(name="mini_program"),
-        shared={},
+        resolve=_no_lookups,
         choices={},
         keys=keys(settings),
         calendar=CALENDAR,
