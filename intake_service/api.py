@@ -163,12 +163,15 @@ def _own(identity: Identity, application: Application) -> None:
 
 
 def _can_accept(identity: Identity, application: Application) -> bool:
+    """Who handles an application: the deciding department's reviewers, and the window that
+    took it in. Online submissions are checked by the department (its reviewers)."""
     if identity.kind != "staff":
         return False
     if identity.has_any_role(REVIEWER) and identity.department == application.department:
         return True
     return identity.has_any_role(WINDOW_CLERK) and (
-        application.accepting_window in (None, identity.department)
+        application.accepting_window is not None
+        and application.accepting_window == identity.department
     )
 
 
@@ -695,8 +698,10 @@ async def download_file(
         raise FileNotFound()
     allowed = row.owner_subject == identity.subject
     if not allowed and identity.kind == "staff":
+        # Staff handling an application that uses the file: its reviewers and the window that
+        # accepted it. Reading everything (auditors) does not extend to applicants' files.
         users = await repository.applications_using_file(session, file_id)
-        allowed = any(_can_read(identity, a) for a in users)
+        allowed = any(_can_accept(identity, a) for a in users)
     if not allowed:
         raise FileNotFound()
     data = await runtime.store.get(row.storage_key)

@@ -243,6 +243,8 @@ async def test_uploads_are_checked_stored_and_served_only_to_those_entitled(inta
     ).status_code == 404
     reviewer = intake.staff("r-2", "reviewer", department=department)
     assert (await intake.client.get(download, headers=reviewer)).status_code == 200
+    auditor = intake.staff("a-2", "auditor")
+    assert (await intake.client.get(download, headers=auditor)).status_code == 404
     accepted = await intake.client.post(
         f"/staff/applications/{created.json()['id']}/accept", headers=reviewer
     )
