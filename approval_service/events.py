@@ -21,11 +21,11 @@ DECISIONS_TOPIC = registry.topic(
 
 
 @registry.event(
-    type="cn.wangban.approval.application.approved.v1",
+    type="cn.wangban.approval.case.approved.v1",
     topic=DECISIONS_TOPIC,
     key="application_id",
 )
-class ApplicationApproved(Event):
+class CaseApproved(Event):
     """An application was approved.
 
     When the item's result is an e-certificate (``result_kind == "certificate"``), the sharing
@@ -48,14 +48,17 @@ class ApplicationApproved(Event):
     holder_kind: str = "person"
     holder_name_enc: str | None = None
     holder_id_enc: str | None = None
+    rules: list[dict[str, str]] = Field(default_factory=list)
+    """秒批: each rule's name and result (``true``/``false``/``error``/``skipped``), never
+    the data it looked at."""
 
 
 @registry.event(
-    type="cn.wangban.approval.application.review_started.v1",
+    type="cn.wangban.approval.case.accepted.v1",
     topic=DECISIONS_TOPIC,
     key="application_id",
 )
-class ReviewStarted(Event):
+class CaseAccepted(Event):
     """A reviewer (or the 秒批 engine, when its rules refer the case to a person) took up the
     application."""
 
@@ -65,11 +68,11 @@ class ReviewStarted(Event):
 
 
 @registry.event(
-    type="cn.wangban.approval.application.correction_requested.v1",
+    type="cn.wangban.approval.case.correction_requested.v1",
     topic=DECISIONS_TOPIC,
     key="application_id",
 )
-class CorrectionRequested(Event):
+class CaseCorrectionRequested(Event):
     """补正: the applicant must correct or add something before review goes on."""
 
     application_id: str
@@ -81,14 +84,72 @@ class CorrectionRequested(Event):
 
 
 @registry.event(
-    type="cn.wangban.approval.application.denied.v1",
+    type="cn.wangban.approval.case.denied.v1",
     topic=DECISIONS_TOPIC,
     key="application_id",
 )
-class ApplicationDenied(Event):
+class CaseDenied(Event):
     """不予许可 / 不予通过, with the reason shown to the applicant."""
 
     application_id: str
     decided_at: str
     decided_by: str
     reason: str
+    rules: list[dict[str, str]] = Field(default_factory=list)
+    """秒批: each rule's name and result, as on ``case.approved``."""
+
+
+@registry.event(
+    type="cn.wangban.approval.case.not_accepted.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class CaseNotAccepted(Event):
+    """不予受理 by the deciding department, with the reason."""
+
+    application_id: str
+    at: str
+    by: str
+    reason: str
+
+
+@registry.event(
+    type="cn.wangban.approval.case.completed.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class CaseCompleted(Event):
+    """办结 on the approval side: decided, with the working days it took and whether on time."""
+
+    application_id: str
+    outcome: str
+    completed_at: str
+    working_days_used: int
+    on_time: bool
+
+
+@registry.event(
+    type="cn.wangban.approval.case.deadline_warning.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class CaseDeadlineWarning(Event):
+    """80 % of the committed working days are used and the case is still open."""
+
+    application_id: str
+    department: str
+    due_date: str
+    provisional: bool
+
+
+@registry.event(
+    type="cn.wangban.approval.case.overdue.v1",
+    topic=DECISIONS_TOPIC,
+    key="application_id",
+)
+class CaseOverdue(Event):
+    """The committed completion date passed with the case still open."""
+
+    application_id: str
+    department: str
+    due_date: str

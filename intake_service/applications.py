@@ -136,6 +136,7 @@ TRANSITIONS: Mapping[str, Mapping[str, frozenset[ActorKind]]] = {
     },
     "accepted": {
         "under_review": frozenset({"service"}),
+        "not_accepted": frozenset({"service"}),
         "approved": frozenset({"service"}),
         "denied": frozenset({"service"}),
         "withdrawn": frozenset({"applicant"}),

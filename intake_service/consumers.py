@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import (
-    ApplicationApproved,
-    ApplicationDenied,
-    CorrectionRequested,
-    ReviewStarted,
+    CaseAccepted,
+    CaseApproved,
+    CaseCorrectionRequested,
+    CaseDenied,
+    CaseNotAccepted,
 )
 from catalog_service.events import BundlePublished, ItemPublished, ItemWithdrawn
 from intake_service import applications, bundles, repository
@@ -99,10 +100,8 @@ async def _decided(
     await bundles.refresh_parent(session, child=application, now=at)
 
 
-@consumer.on(ReviewStarted)
-async def review_started(
-    session: AsyncSession, *, event: ReviewStarted, envelope: Envelope
-) -> None:
+@consumer.on(CaseAccepted)
+async def case_accepted(session: AsyncSession, *, event: CaseAccepted, envelope: Envelope) -> None:
     application = await _application(session, event.application_id)
     if application is None or application.status not in ("accepted", "resubmitted"):
         return
@@ -113,9 +112,9 @@ async def review_started(
     await bundles.refresh_parent(session, child=application, now=at)
 
 
-@consumer.on(CorrectionRequested)
+@consumer.on(CaseCorrectionRequested)
 async def correction_requested(
-    session: AsyncSession, *, event: CorrectionRequested, envelope: Envelope
+    session: AsyncSession, *, event: CaseCorrectionRequested, envelope: Envelope
 ) -> None:
     application = await _application(session, event.application_id)
     if application is None or application.status not in ("under_review", "resubmitted"):
@@ -133,10 +132,28 @@ async def correction_requested(
     await bundles.refresh_parent(session, child=application, now=at)
 
 
-@consumer.on(ApplicationApproved)
-async def approved(
-    session: AsyncSession, *, event: ApplicationApproved, envelope: Envelope
+@consumer.on(CaseNotAccepted)
+async def not_accepted(
+    session: AsyncSession, *, event: CaseNotAccepted, envelope: Envelope
 ) -> None:
+    application = await _application(session, event.application_id)
+    if application is None or application.status != "accepted":
+        return
+    at = datetime.fromisoformat(event.at)
+    await applications.move(
+        session,
+        application,
+        to="not_accepted",
+        actor_kind="service",
+        actor=event.by,
+        at=at,
+        note=event.reason,
+    )
+    await bundles.refresh_parent(session, child=application, now=at)
+
+
+@consumer.on(CaseApproved)
+async def approved(session: AsyncSession, *, event: CaseApproved, envelope: Envelope) -> None:
     application = await _application(session, event.application_id)
     if application is None:
         return
@@ -150,8 +167,8 @@ async def approved(
     )
 
 
-@consumer.on(ApplicationDenied)
-async def denied(session: AsyncSession, *, event: ApplicationDenied, envelope: Envelope) -> None:
+@consumer.on(CaseDenied)
+async def denied(session: AsyncSession, *, event: CaseDenied, envelope: Envelope) -> None:
     application = await _application(session, event.application_id)
     if application is None:
         return

@@ -2,7 +2,7 @@
 
 * ``item.published`` (catalog): keep a copy of the version's materials, so material resolution
   never calls the catalog;
-* ``application.approved`` (approval): issue the e-certificate the item results in — at most
+* ``case.approved`` (approval): issue the e-certificate the item results in — at most
   once per application, however often the event is delivered.
 """
 
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service.events import ApplicationApproved
+from approval_service.events import CaseApproved
 from catalog_service.events import ItemPublished
 from sharing_service import certificates, repository
 from sharing_service.models import ItemVersionCopy
@@ -22,7 +22,7 @@ from wangban.events import Envelope
 from wangban.settings import Settings
 
 HOLDER_CONTEXT = "approval.holder"
-"""Encryption context of the holder fields in ``application.approved`` (see that event)."""
+"""Encryption context of the holder fields in ``case.approved`` (see that event)."""
 
 
 def build_consumer(settings: Settings) -> Consumer:
@@ -45,14 +45,14 @@ def build_consumer(settings: Settings) -> Consumer:
             ),
         )
 
-    @consumer.on(ApplicationApproved)
+    @consumer.on(CaseApproved)
     async def issue_certificate(
-        session: AsyncSession, *, event: ApplicationApproved, envelope: Envelope
+        session: AsyncSession, *, event: CaseApproved, envelope: Envelope
     ) -> None:
         if event.result_kind != "certificate" or not event.certificate_type:
             return
         if not event.holder_id_enc or not event.holder_name_enc:
-            raise PoisonEvent("application.approved with a certificate result lacks the holder")
+            raise PoisonEvent("case.approved with a certificate result lacks the holder")
         holder = certificates.Holder(
             kind="company" if event.holder_kind == "company" else "person",
             id=cipher.decrypt(event.holder_id_enc, context=HOLDER_CONTEXT),

@@ -8,17 +8,28 @@ Why our own calendar rather than calling ``chinese_calendar`` directly:
   turned over before we upgraded the package, so for those years we fall back to Monday–Friday
   minus the statutory holidays that fall on fixed Gregorian dates, and say so in the log.
 - The State Council publishes next year's schedule each November or December, and local
-  governments occasionally close or open on other days. Operators put such days in an
-  overrides file (``WANGBAN_CALENDAR_OVERRIDES_PATH``, see :meth:`WorkingDayCalendar.from_file`)
-  that wins over everything else, without waiting for a release.
+  governments occasionally close or open on other days. Operators load such days as overrides
+  that win over everything else, without waiting for a release: from a JSON file
+  (``WANGBAN_CALENDAR_OVERRIDES_PATH``, see :func:`load_notice_file`) or from a database table
+  (:func:`calendar_from_rows`).
 
 For years ``chinese_calendar`` does not cover, the fallback knows only 元旦 (1 January),
 劳动节 (1–2 May under the rules in force since 2025; 1–3 May for years before 2004, under the
 1999 rules) and 国庆节 (1–3 October). The lunar holidays (春节 with
 除夕, 清明节, 端午节, 中秋节), the 调休 make-up working days and any 补休 for a fixed holiday
-that falls on a weekend cannot be computed and MUST come from the overrides file; until they
+that falls on a weekend cannot be computed and MUST come from the overrides; until they
 do, a deadline in those weeks comes out too early. Note that the next year's schedule may also
 move days at the end of a covered year (31 December has been part of 元旦 before).
+
+Covered years and provisional deadlines: a year is *covered* when ``chinese_calendar`` knows
+it, or when the overrides declare its official schedule loaded in full (``complete_years``:
+the ``"years"`` of a notice file, or the years a service passes to :func:`calendar_from_rows`).
+A declared year still starts from the fallback (weekdays minus the fixed holidays) with the
+overrides on top, so the loaded notice must list every 放假 and 上班 day it announces.
+Overrides for a year that is not declared complete (a flat file, a few local closures) are
+honoured but leave it uncovered. :meth:`WorkingDayCalendar.deadline` says whether any day it
+counted lies in an uncovered year: such a deadline is *provisional*, to be recomputed once the
+notice is loaded. Nothing here raises for lack of data; any year from 1 to 9998 can be asked.
 
 Counting convention (自受理之日起 N 个工作日): the start day never counts, whether or not it
 is a working day. ``add_working_days(start, n)`` is the n-th working day strictly after
@@ -40,7 +51,7 @@ import logging
 import re
 import threading
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import MAXYEAR, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -51,7 +62,7 @@ import chinese_calendar
 if TYPE_CHECKING:
     from wangban.settings import Settings
 
-__all__ = ["WorkingDayCalendar"]
+__all__ = ["Deadline", "WorkingDayCalendar", "calendar_from_rows", "load_notice_file"]
 
 log = logging.getLogger(__name__)
 

@@ -286,7 +286,7 @@ async def test_a_window_clerk_files_and_accepts_for_an_applicant(intake: Intake)
 async def test_rating_a_completed_application_and_the_rectification_it_opens(
     intake: Intake,
 ) -> None:
-    from approval_service.events import ApplicationApproved
+    from approval_service.events import CaseApproved
     from intake_service import consumers
     from wangban.events import envelope_for
 
@@ -300,7 +300,7 @@ async def test_rating_a_completed_application_and_the_rectification_it_opens(
     path = f"/applications/{application_id}"
     too_early = await intake.client.post(f"{path}/rating", json={"score": 5}, headers=alice)
     assert too_early.status_code == 409
-    event = ApplicationApproved(
+    event = CaseApproved(
         application_id=application_id,
         item_id=str(uuid.uuid4()),
         item_version_id=version,

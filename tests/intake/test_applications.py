@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import (
-    ApplicationApproved,
-    ApplicationDenied,
-    CorrectionRequested,
-    ReviewStarted,
+    CaseAccepted,
+    CaseApproved,
+    CaseCorrectionRequested,
+    CaseDenied,
 )
 from intake_service import applications, bundles, consumers, repository
 from intake_service.applications import (
@@ -311,8 +311,8 @@ async def _deliver(session: AsyncSession, handler: Any, event: Any) -> None:
     await handler(session, event=event, envelope=envelope_for(event, source="/approval"))
 
 
-def _approved(application: Application, at: datetime) -> ApplicationApproved:
-    return ApplicationApproved(
+def _approved(application: Application, at: datetime) -> CaseApproved:
+    return CaseApproved(
         application_id=application.id,
         item_id=str(uuid.uuid4()),
         item_version_id=application.item_version_id or "",
@@ -414,13 +414,13 @@ async def test_review_correction_resubmission_and_denial(
     at = NOW.isoformat()
     await _deliver(
         db_session,
-        consumers.review_started,
-        ReviewStarted(application_id=application.id, started_at=at, reviewer="r-1"),
+        consumers.case_accepted,
+        CaseAccepted(application_id=application.id, started_at=at, reviewer="r-1"),
     )
     await _deliver(
         db_session,
         consumers.correction_requested,
-        CorrectionRequested(
+        CaseCorrectionRequested(
             application_id=application.id, requested_at=at, reviewer="r-1", reason="银行账号有误"
         ),
     )
@@ -437,7 +437,7 @@ async def test_review_correction_resubmission_and_denial(
         actor=application.applicant_subject,
     )
     assert application.status == "resubmitted"
-    denial = ApplicationDenied(
+    denial = CaseDenied(
         application_id=application.id, decided_at=at, decided_by="r-1", reason="不符合条件"
     )
     await _deliver(db_session, consumers.denied, denial)
@@ -500,13 +500,13 @@ async def test_a_bundle_fans_out_and_reports_one_status(
     police = next(m for m in members if m.department == "东莞市公安局")
     await _deliver(
         db_session,
-        consumers.review_started,
-        ReviewStarted(application_id=police.id, started_at=NOW.isoformat(), reviewer="r"),
+        consumers.case_accepted,
+        CaseAccepted(application_id=police.id, started_at=NOW.isoformat(), reviewer="r"),
     )
     await _deliver(
         db_session,
         consumers.correction_requested,
-        CorrectionRequested(
+        CaseCorrectionRequested(
             application_id=police.id,
             requested_at=NOW.isoformat(),
             reviewer="r",

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service.events import ApplicationApproved
+from approval_service.events import CaseApproved
 from sharing_service import certificates, materials
 from sharing_service.certificates import CertificateStatus, Holder, Verdict
 from sharing_service.consumers import HOLDER_CONTEXT, build_consumer
@@ -84,7 +84,7 @@ async def test_the_same_approval_twice_issues_one_certificate(
     library: AsyncSession, settings: Settings
 ) -> None:
     cipher, _ = keys(settings)
-    event = ApplicationApproved(
+    event = CaseApproved(
         application_id=str(uuid.uuid4()),
         item_id=str(uuid.uuid4()),
         item_version_id=str(uuid.uuid4()),
@@ -98,7 +98,7 @@ async def test_the_same_approval_twice_issues_one_certificate(
         holder_name_enc=cipher.encrypt(HOLDER.name, context=HOLDER_CONTEXT),
         holder_id_enc=cipher.encrypt(HOLDER.id, context=HOLDER_CONTEXT),
     )
-    _, handler = build_consumer(settings).handlers[ApplicationApproved.event_type]
+    _, handler = build_consumer(settings).handlers[CaseApproved.event_type]
     # Two deliveries with different envelopes (a re-sent decision), not only a redelivery:
     # the inbox cannot catch this one, the library must.
     for _ in range(2):

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
 
-from approval_service.events import ApplicationApproved
+from approval_service.events import CaseApproved
 from approval_service.events import outbox as approval_outbox
 from catalog_service import service as catalog
 from sharing_service.consumers import HOLDER_CONTEXT
@@ -53,7 +53,7 @@ async def test_item_versions_and_approvals_arrive_through_kafka(
             async with database.sessionmaker() as session, session.begin():
                 envelope = await approval_outbox.publish(
                     session,
-                    ApplicationApproved(
+                    CaseApproved(
                         application_id=application_id,
                         item_id=published.item_id,
                         item_version_id=published.id,
