@@ -46,7 +46,6 @@ from intake_service.schemas import (
     TimelineOut,
     WindowApplicationIn,
 )
-from intake_service.sharing import SharingClient
 from wangban.auth import (
     AUDITOR,
     REVIEWER,
@@ -63,6 +62,7 @@ from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import UnitOfWork
 from wangban.errors import BadRequest, Forbidden, ValidationFailed, problem_responses
 from wangban.multipart import read_parts, size_text
+from wangban.sharing_client import SharingClient
 from wangban.storage import ObjectStore, object_store_from_settings
 from wangban.uploads import UploadRejected, check_upload
 
@@ -104,7 +104,7 @@ class Runtime:
         self.settings = settings
         self.keys = Keys(FieldCipher.from_settings(settings), BlindIndex.from_settings(settings))
         self.calendar = WorkingDayCalendar.from_settings(settings)
-        self.sharing = SharingClient(settings)
+        self.sharing = SharingClient(settings, caller="intake")
         self.store: ObjectStore = object_store_from_settings(settings)
 
 

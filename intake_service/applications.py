@@ -53,6 +53,7 @@ from wangban import identifiers
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from wangban.sharing_client import SharedResolution
 
 # --- errors -------------------------------------------------------------------------------------
 
@@ -335,17 +336,6 @@ class MaterialChoice:
 class Keys:
     cipher: FieldCipher
     blind_index: BlindIndex
-
-
-@dataclass
-class SharedResolution:
-    """The sharing service's answer for one material (see sharing's ``/materials/resolve``)."""
-
-    index: int
-    status: str
-    evidence_kind: str | None = None
-    evidence_id: str | None = None
-    message: str = ""
 
 
 @dataclass

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wangban.sharing_client import LookupAnswer
+
 
 @dataclass(frozen=True)
 class PrefillTarget:
@@ -52,10 +54,7 @@ class Lookups(Protocol):
         fields: list[str],
         item_code: str,
         application_id: str | None,
-    ) -> dict[str, Any] | None:
-        """The sharing service's answer (``attributes`` by field, ``lookup_id``), or None when
-        the lookup was refused or failed."""
-        ...
+    ) -> LookupAnswer: ...
 
 
 async def prefill(
@@ -81,11 +80,10 @@ async def prefill(
             item_code=item_code,
             application_id=application_id,
         )
-        if not answer:
-            continue
-        attributes = answer.get("attributes") or {}
+        if answer.status != "found":
+            continue  # refused, failed or no record: the applicant fills these in
         for target in fields:
-            attribute = attributes.get(target.field)
+            attribute = answer.attributes.get(target.field)
             if attribute is None:
                 continue
             values[target.form_field] = PrefilledValue(
@@ -93,7 +91,7 @@ async def prefill(
                 dataset=dataset,
                 provider=str(attribute.get("provider", "")),
                 updated_at=str(attribute.get("updated_at", "")),
-                lookup_id=str(answer.get("lookup_id", "")),
+                lookup_id=answer.lookup_id or "",
             )
     return values
 

@@ -1,33 +1,68 @@
-"""The sharing service, as intake asks it which materials an applicant need not bring.
+"""The sharing service as the other services ask it: material resolution (intake), lookups for
+prefill (intake) and for 秒批 rules (approval).
 
-Intake calls as itself (a service identity ``intake``: the access policy names it), not as the
-citizen. If the sharing service cannot answer, nothing is resolved and the applicant is asked
-for the materials — an application is never refused because a lookup failed.
+A service calls as itself (a service identity named after it: the access policy names
+consumers), never as the citizen. If the sharing service cannot answer, the caller gets
+nothing rather than an error: an applicant is then asked for the material, a 秒批 case goes
+to a person — never refused because a lookup failed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx
 
-from intake_service.applications import SharedResolution
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
 from wangban.http import service_client
 from wangban.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-INTAKE = Identity(subject="intake", kind="service", assurance=AssuranceLevel.REAL_PERSON)
+
+@dataclass
+class SharedResolution:
+    """The sharing service's answer for one material (see sharing's ``/materials/resolve``)."""
+
+    index: int
+    status: str
+    evidence_kind: str | None = None
+    evidence_id: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LookupAnswer:
+    """One lookup's outcome. ``unavailable``: the provider or the sharing service could not
+    answer; ``refused``: the access policy or a missing consent said no. Neither means "no
+    record" (that is ``not_found``)."""
+
+    status: Literal["found", "not_found", "unavailable", "refused"]
+    lookup_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Field → ``{"value", "source", "provider", "dataset", "updated_at"}``."""
+
+    def value(self, name: str) -> Any:
+        attribute = self.attributes.get(name)
+        return None if attribute is None else attribute.get("value")
 
 
 class SharingClient:
     def __init__(
-        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: Settings,
+        *,
+        caller: str,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = service_client(settings, "sharing", caller="intake", transport=transport)
+        self._caller = caller
+        self._identity = Identity(
+            subject=caller, kind="service", assurance=AssuranceLevel.REAL_PERSON
+        )
+        self._client = service_client(settings, "sharing", caller=caller, transport=transport)
         self._tokens = InternalTokens.from_settings(settings)
 
     async def resolve(
@@ -38,7 +73,7 @@ class SharingClient:
         applicant_id: str,
         application_id: str,
     ) -> Sequence[SharedResolution]:
-        token = self._tokens.issue(INTAKE, issuer="intake")
+        token = self._tokens.issue(self._identity, issuer=self._caller)
         try:
             response = await self._client.post(
                 "/materials/resolve",
@@ -77,9 +112,8 @@ class SharingClient:
         fields: list[str],
         item_code: str,
         application_id: str | None,
-    ) -> dict[str, Any] | None:
-        """A lookup for prefill; None when it was refused or failed (the applicant fills in)."""
-        token = self._tokens.issue(INTAKE, issuer="intake")
+    ) -> LookupAnswer:
+        token = self._tokens.issue(self._identity, issuer=self._caller)
         try:
             response = await self._client.post(
                 "/lookups",
@@ -93,12 +127,19 @@ class SharingClient:
             )
         except httpx.HTTPError as exc:
             logger.warning("sharing service unreachable: %s", type(exc).__name__)
-            return None
+            return LookupAnswer(status="unavailable")
+        if response.status_code in (401, 403):
+            logger.info("lookup in %s refused (%s)", dataset, response.status_code)
+            return LookupAnswer(status="refused")
         if response.status_code != 200:
-            logger.info("prefill lookup in %s answered %s", dataset, response.status_code)
-            return None
-        answer: dict[str, Any] = response.json()
-        return answer
+            logger.warning("lookup in %s answered %s", dataset, response.status_code)
+            return LookupAnswer(status="unavailable")
+        body = response.json()
+        return LookupAnswer(
+            status="found" if body.get("found") else "not_found",
+            lookup_id=body.get("lookup_id"),
+            attributes=dict(body.get("attributes") or {}),
+        )
 
     async def close(self) -> None:
         await self._client.aclose()
