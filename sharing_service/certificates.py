@@ -150,26 +150,23 @@ async def _active_key(
 
 
 def _certified_fields(type_: CertificateType, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The facts to state, checked against the type: required ones present, no unknown ones,
-    values text or whole numbers (signed JSON takes no floats)."""
-    declared = {f["name"]: f for f in type_.fields}
-    unknown = sorted(set(fields) - set(declared))
-    missing = [
-        f["title"]
-        for f in type_.fields
-        if f.get("required", True) and fields.get(f["name"]) in (None, "")
-    ]
+    """The facts the certificate states: the type's declared fields, taken from what the
+    decision carries (an application's form holds more than its certificate states), else the
+    type's default; required ones present; values text or whole numbers (signed JSON takes no
+    floats)."""
     problems = []
-    if unknown:
-        problems.append(f"证照类型「{type_.name}」没有这些项目：{'、'.join(unknown)}")
-    if missing:
-        problems.append(f"缺少证照项目：{'、'.join(missing)}")
     certified: dict[str, Any] = {}
-    for name, value in fields.items():
+    for declared in type_.fields:
+        name = declared["name"]
+        value = fields.get(name, declared.get("default"))
+        if value in (None, ""):
+            if declared.get("required", True):
+                problems.append(f"缺少证照项目：{declared['title']}")
+            continue
         if isinstance(value, float):
             value = str(value)  # amounts as text: no float formatting ambiguity in signatures
-        if not isinstance(value, str | int | bool | list) or value is None:
-            problems.append(f"证照项目 {name} 的值类型不支持")
+        if not isinstance(value, str | int | bool | list):
+            problems.append(f"证照项目「{declared['title']}」的值类型不支持")
         certified[name] = value
     if problems:
         raise InvalidCertificateData("；".join(problems))

@@ -227,8 +227,20 @@ async def test_key_rotation_keeps_old_certificates_valid(
 async def test_certificate_data_is_checked_against_its_type(
     library: AsyncSession, settings: Settings
 ) -> None:
-    with pytest.raises(certificates.InvalidCertificateData, match="发放起始年月"):
-        await _issue(library, settings, fields={"monthly_amount": 200})
+    with pytest.raises(certificates.InvalidCertificateData, match="残疾人证号"):
+        await _issue(
+            library,
+            settings,
+            type_code="disability_card",
+            fields={"disability_category": "肢体", "disability_level": "二级"},
+        )
+    # The decision may carry the whole form: only the type's fields are stated, defaults fill in.
+    issued = await _issue(library, settings, fields={"bank_account": "6222", "monthly_amount": 300})
+    cipher, _ = keys(settings)
+    assert certificates.read_document(issued, cipher=cipher)["fields"] == {
+        "monthly_amount": 300,
+        "start_month": "自审批通过次月起",
+    }
     with pytest.raises(certificates.InvalidCertificateData, match="法人"):
         await _issue(library, settings, type_code="business_license")
     with pytest.raises(certificates.UnknownCertificateType):

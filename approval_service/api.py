@@ -1,0 +1,281 @@
+"""Routes of the approval service: parse, authorise, call, return.
+
+Reviewers act on their own department's cases (claim first); auditors read every case and its
+explanation; catalogue administrators dry-run rule sets before publishing them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approval_service import cases, repository, rules
+from approval_service.calendar import calendar_for
+from approval_service.models import Case
+from approval_service.schemas import (
+    ActionOut,
+    CaseOut,
+    CaseSummary,
+    CommentIn,
+    CorrectionIn,
+    DecisionOut,
+    DryRunIn,
+    EvaluationOut,
+    ReasonIn,
+    RuleResultOut,
+    SuspendIn,
+)
+from wangban.auth import AUDITOR, CATALOG_ADMIN, REVIEWER, Identity, require_roles
+from wangban.db import UnitOfWork
+from wangban.errors import ValidationFailed, problem_responses
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+rule_router = APIRouter(prefix="/rules", tags=["秒批 rules"])
+
+Reviewer = Annotated[Identity, Depends(require_roles(REVIEWER))]
+Reader = Annotated[Identity, Depends(require_roles(REVIEWER, AUDITOR))]
+CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN))]
+
+CASE_ERRORS = (
+    cases.CaseNotFound,
+    cases.NotYourDepartment,
+    cases.ActionNotAllowed,
+    cases.ReasonRequired,
+)
+
+
+class InvalidRuleSet(ValidationFailed):
+    type_slug = "invalid-rule-set"
+    title = "秒批规则有误"
+
+
+async def _case(session: AsyncSession, application_id: str) -> Case:
+    return await cases.case_for(session, application_id, lock=True)
+
+
+async def _out(session: AsyncSession, case: Case) -> CaseOut:
+    return CaseOut(
+        **CaseSummary.model_validate(case).model_dump(),
+        form=case.form,
+        decisions=[
+            DecisionOut.model_validate(d)
+            for d in await repository.decisions(session, case.application_id)
+        ],
+        actions=[
+            ActionOut.model_validate(a)
+            for a in await repository.actions(session, case.application_id)
+        ],
+    )
+
+
+@router.get("/queue", summary="My department's cases, soonest due first")
+async def queue(
+    session: UnitOfWork, reviewer: Reviewer, status: str | None = "open"
+) -> list[CaseSummary]:
+    rows = await repository.queue(
+        session, department=reviewer.department or "-", status=status, limit=200
+    )
+    return [CaseSummary.model_validate(r) for r in rows]
+
+
+@router.get(
+    "/{application_id}",
+    summary="A case with its decisions (and why) and every action",
+    responses=problem_responses(cases.CaseNotFound),
+)
+async def get_case(application_id: str, session: UnitOfWork, reader: Reader) -> CaseOut:
+    case = await cases.case_for(session, application_id)
+    if not reader.has_any_role(AUDITOR) and reader.department != case.department:
+        raise cases.CaseNotFound()
+    return await _out(session, case)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.post(
+    "/{application_id}/claim",
+    summary="Take a case from the queue",
+    responses=problem_responses(*CASE_ERRORS),
+)
+async def claim(application_id: str, session: UnitOfWork, reviewer: Reviewer) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.claim(
+        session, case=case, reviewer=reviewer.subject, department=reviewer.department, now=_now()
+    )
+    return await _out(session, case)
+
+
+@router.post(
+    "/{application_id}/approve", summary="准予 (approve)", responses=problem_responses(*CASE_ERRORS)
+)
+async def approve(
+    application_id: str, body: CommentIn, session: UnitOfWork, reviewer: Reviewer, request: Request
+) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.decide_manually(
+        session,
+        case=case,
+        item=await repository.item_version(session, case.item_version_id),
+        approve=True,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        reason=body.comment,
+        calendar=await calendar_for(session, request.app.state.settings),
+        now=_now(),
+    )
+    return await _out(session, case)
+
+
+@router.post(
+    "/{application_id}/deny",
+    summary="不予许可 (deny, with reason)",
+    responses=problem_responses(*CASE_ERRORS),
+)
+async def deny(
+    application_id: str, body: ReasonIn, session: UnitOfWork, reviewer: Reviewer, request: Request
+) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.decide_manually(
+        session,
+        case=case,
+        item=await repository.item_version(session, case.item_version_id),
+        approve=False,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        reason=body.reason,
+        calendar=await calendar_for(session, request.app.state.settings),
+        now=_now(),
+    )
+    return await _out(session, case)
+
+
+@router.post(
+    "/{application_id}/correction",
+    summary="补正: ask the applicant to correct or add (the clock stops)",
+    responses=problem_responses(*CASE_ERRORS),
+)
+async def correction(
+    application_id: str, body: CorrectionIn, session: UnitOfWork, reviewer: Reviewer
+) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.request_correction(
+        session,
+        case=case,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        reason=body.reason,
+        materials=body.materials,
+        now=_now(),
+    )
+    return await _out(session, case)
+
+
+@router.post(
+    "/{application_id}/suspend",
+    summary="特别程序: suspend for inspection, expert review or hearing (time does not count)",
+    responses=problem_responses(*CASE_ERRORS),
+)
+async def suspend(
+    application_id: str, body: SuspendIn, session: UnitOfWork, reviewer: Reviewer
+) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.suspend(
+        session,
+        case=case,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        procedure=f"{body.procedure}：{body.comment}" if body.comment else body.procedure,
+        now=_now(),
+    )
+    return await _out(session, case)
+
+
+@router.post(
+    "/{application_id}/resume",
+    summary="Resume after a special procedure",
+    responses=problem_responses(*CASE_ERRORS),
+)
+async def resume(
+    application_id: str, session: UnitOfWork, reviewer: Reviewer, request: Request
+) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.resume(
+        session,
+        case=case,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        calendar=await calendar_for(session, request.app.state.settings),
+        now=_now(),
+    )
+    return await _out(session, case)
+
+
+@router.post(
+    "/{application_id}/not-accept",
+    summary="不予受理 (with reason)",
+    responses=problem_responses(*CASE_ERRORS),
+)
+async def not_accept(
+    application_id: str, body: ReasonIn, session: UnitOfWork, reviewer: Reviewer
+) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.not_accept(
+        session,
+        case=case,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        reason=body.reason,
+        now=_now(),
+    )
+    return await _out(session, case)
+
+
+@rule_router.post(
+    "/dry-run",
+    summary="Evaluate a rule set against a sample applicant and form (试运行, before publishing)",
+    responses=problem_responses(InvalidRuleSet),
+)
+async def dry_run(body: DryRunIn, _: CatalogAdmin) -> EvaluationOut:
+    shared: dict[str, rules.SharedData] = {
+        dataset: (
+            rules.UNAVAILABLE
+            if value == "unavailable"
+            else rules.NOT_FOUND
+            if value is None
+            else value
+        )
+        for dataset, value in body.shared.items()
+    }
+    try:
+        compiled = rules.compile_rule_set(body.rules)
+        evaluation = rules.dry_run(
+            body.rules,
+            form=body.form,
+            applicant=rules.ApplicantFacts(
+                kind=body.applicant.kind,
+                age=body.applicant.age,
+                region_code=body.applicant.region_code,
+                assurance=body.applicant.assurance,
+            ),
+            shared=shared,
+            today=body.today or datetime.now(UTC).date(),
+        )
+    except rules.RuleSetInvalid as exc:
+        raise InvalidRuleSet(str(exc)) from exc
+    return EvaluationOut(
+        outcome=evaluation.outcome,
+        reason=evaluation.reason,
+        deciding_rule=evaluation.deciding_rule,
+        results=[
+            RuleResultOut(name=r.name, result=r.result, message=r.message, detail=r.detail)
+            for r in evaluation.results
+        ],
+        missing=dict(evaluation.missing),
+        rule_set_digest=evaluation.rule_set_digest,
+        undeclared_needs={k: list(v) for k, v in compiled.undeclared_needs.items()},
+    )

@@ -1,0 +1,592 @@
+"""Cases: from acceptance to decision, automatic (秒批) or by a reviewer, on working days.
+
+* ``application.submitted`` (intake) opens a case with what deciding needs (form, the
+  applicant's age and region, the holder's encrypted name and ID number);
+* ``application.accepted`` starts the clock: the due date is the item's committed working days
+  from acceptance (provisional when the calendar does not know a year yet). For a 秒批 item the
+  rule set is evaluated at once: approve, deny, or hand the case to a person (data missing or
+  unavailable, a rule error, a ``refer`` rule);
+* reviewers claim cases from their department's queue and act: approve, deny, request a
+  correction (补正: the clock stops until the applicant resubmits), suspend for a special
+  procedure (特别程序: the clock stops) and resume, or refuse acceptance (不予受理);
+* every decision keeps its explanation; every action its actor, time and comment.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approval_service import repository, rules
+from approval_service.events import (
+    CaseAccepted,
+    CaseApproved,
+    CaseCompleted,
+    CaseCorrectionRequested,
+    CaseDeadlineWarning,
+    CaseDenied,
+    CaseNotAccepted,
+    CaseOverdue,
+    outbox,
+)
+from approval_service.models import Case, CaseAction, Decision, ItemVersionCopy
+from wangban.calendar import WorkingDayCalendar, china_date
+from wangban.crypto import FieldCipher
+from wangban.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from wangban.sharing_client import LookupAnswer
+
+HOLDER_CONTEXT = "approval.holder"
+OPEN = frozenset({"open", "correction", "suspended"})
+WARNING_SHARE = 0.8
+"""A deadline warning goes out when this share of the committed working days is used."""
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class CaseNotFound(NotFound):
+    type_slug = "case-not-found"
+    title = "找不到该案件"
+
+
+class ActionNotAllowed(Conflict):
+    type_slug = "case-action-not-allowed"
+    title = "案件当前状态不允许此操作"
+
+
+class NotYourDepartment(Forbidden):
+    type_slug = "not-your-department"
+    title = "只能办理本部门的案件"
+
+
+class ReasonRequired(ValidationFailed):
+    type_slug = "reason-required"
+    title = "请填写理由"
+
+
+# --- opening and the clock ----------------------------------------------------------------------
+
+
+def _log(
+    session: AsyncSession, case: Case, *, actor: str, action: str, at: datetime, comment: str = ""
+) -> None:
+    session.add(
+        CaseAction(
+            application_id=case.application_id, at=at, actor=actor, action=action, comment=comment
+        )
+    )
+
+
+async def open_case(
+    session: AsyncSession,
+    *,
+    application_id: str,
+    parent_id: str | None,
+    item_version_id: str,
+    item_code: str,
+    department: str,
+    applicant_kind: str,
+    applicant_id_enc: str,
+    applicant_name_enc: str,
+    applicant_age: int | None,
+    applicant_region: str | None,
+    form: Mapping[str, Any],
+    submitted_at: datetime,
+) -> Case:
+    """A case for a submitted application; once (a redelivered submission changes nothing)."""
+    existing = await repository.case(session, application_id)
+    if existing is not None:
+        return existing
+    case = Case(
+        application_id=application_id,
+        parent_id=parent_id,
+        item_version_id=item_version_id,
+        item_code=item_code,
+        department=department,
+        status="submitted",
+        step="受理",
+        applicant_kind=applicant_kind,
+        applicant_id_enc=applicant_id_enc,
+        applicant_name_enc=applicant_name_enc,
+        applicant_age=applicant_age,
+        applicant_region=applicant_region,
+        form=dict(form),
+        submitted_at=submitted_at,
+        stopped_days=0,
+        due_provisional=False,
+    )
+    session.add(case)
+    await session.flush()
+    _log(session, case, actor="intake", action="submitted", at=submitted_at)
+    return case
+
+
+def _due(calendar: WorkingDayCalendar, case: Case) -> tuple[date | None, bool]:
+    if case.accepted_at is None or case.committed_days is None:
+        return None, False
+    days = case.committed_days + case.stopped_days
+    deadline = calendar.deadline(china_date(case.accepted_at), days)
+    return deadline.due, deadline.provisional
+
+
+async def accept(
+    session: AsyncSession,
+    *,
+    case: Case,
+    item: ItemVersionCopy | None,
+    accepted_at: datetime,
+    calendar: WorkingDayCalendar,
+) -> Case:
+    if case.status != "submitted":
+        return case  # already accepted: a redelivered event
+    case.status, case.step, case.accepted_at = "open", "审查", accepted_at
+    if item is not None:
+        case.committed_days = item.content.get("committed_days")
+    case.due_date, case.due_provisional = _due(calendar, case)
+    _log(session, case, actor="intake", action="accepted", at=accepted_at)
+    await session.flush()
+    return case
+
+
+# --- 秒批 -----------------------------------------------------------------------------------------
+
+
+class Lookups(Protocol):
+    async def lookup(
+        self,
+        *,
+        dataset: str,
+        subject_kind: str,
+        subject_id: str,
+        fields: list[str],
+        item_code: str,
+        application_id: str | None,
+    ) -> LookupAnswer: ...
+
+
+@dataclass(frozen=True)
+class AutoDecision:
+    outcome: Literal["approve", "deny", "refer"]
+    decision: Decision
+
+
+async def decide_automatically(
+    session: AsyncSession,
+    *,
+    case: Case,
+    item: ItemVersionCopy,
+    lookups: Lookups,
+    cipher: FieldCipher,
+    calendar: WorkingDayCalendar,
+    now: datetime | None = None,
+) -> AutoDecision:
+    """秒批: look up what the rule set needs (the application as purpose), evaluate it, and
+    act on the outcome; a referral leaves the case in its department's queue."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    compiled = rules.compile_rule_set(list(item.content.get("rules") or []))
+    subject_id = cipher.decrypt(case.applicant_id_enc, context=HOLDER_CONTEXT)
+    shared: dict[str, rules.SharedData] = {}
+    status: dict[str, Literal["found", "not_found", "unavailable"]] = {}
+    lookup_ids: list[str] = []
+    for dataset in compiled.datasets:
+        # Only the fields the rules read (data minimisation); none: "is there a record?".
+        answer = await lookups.lookup(
+            dataset=dataset,
+            subject_kind=case.applicant_kind,
+            subject_id=subject_id,
+            fields=sorted(compiled.fields_read.get(dataset, ())),
+            item_code=case.item_code,
+            application_id=case.application_id,
+        )
+        if answer.lookup_id:
+            lookup_ids.append(answer.lookup_id)
+        if answer.status == "found":
+            shared[dataset] = {name: answer.value(name) for name in answer.attributes}
+            status[dataset] = "found"
+        else:
+            # Refused counts as unavailable: a policy gap must not deny anyone.
+            shared[dataset] = rules.NOT_FOUND if answer.status == "not_found" else rules.UNAVAILABLE
+            status[dataset] = "not_found" if answer.status == "not_found" else "unavailable"
+    context = rules.build_context(
+        form=case.form,
+        applicant=rules.ApplicantFacts(
+            kind="company" if case.applicant_kind == "company" else "person",
+            age=case.applicant_age,
+            region_code=case.applicant_region or "",
+            assurance="real_person",
+        ),
+        shared=shared,
+        today=china_date(now),
+    )
+    evaluation = rules.evaluate(compiled, context, needs_status=status)
+    decision = Decision(
+        id=str(uuid.uuid4()),
+        application_id=case.application_id,
+        kind="auto",
+        outcome=evaluation.outcome,
+        reason=evaluation.reason,
+        item_version_id=case.item_version_id,
+        rule_set_hash=compiled.digest,
+        rule_results=[_result(r) for r in evaluation.results],
+        lookup_ids=lookup_ids,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        decided_by="auto",
+        decided_at=now,
+    )
+    session.add(decision)
+    await session.flush()
+    if evaluation.outcome == "refer":
+        _log(session, case, actor="auto", action="referred", at=now, comment=evaluation.reason)
+        await outbox.publish(
+            session,
+            CaseAccepted(
+                application_id=case.application_id, started_at=now.isoformat(), reviewer="auto"
+            ),
+        )
+    else:
+        await _decide(
+            session,
+            case=case,
+            item=item,
+            approve=evaluation.outcome == "approve",
+            by="auto",
+            reason=evaluation.reason,
+            rule_results=decision.rule_results,
+            calendar=calendar,
+            now=now,
+        )
+    return AutoDecision(outcome=evaluation.outcome, decision=decision)
+
+
+def _result(result: rules.RuleResult) -> dict[str, Any]:
+    return {"name": result.name, "result": result.result, "message": result.message}
+
+
+async def _decide(
+    session: AsyncSession,
+    *,
+    case: Case,
+    item: ItemVersionCopy | None,
+    approve: bool,
+    by: str,
+    reason: str,
+    rule_results: Sequence[Mapping[str, Any]],
+    calendar: WorkingDayCalendar,
+    now: datetime,
+) -> None:
+    case.status = "approved" if approve else "denied"
+    case.step, case.decided_at = "办结", now
+    _log(
+        session, case, actor=by, action="approved" if approve else "denied", at=now, comment=reason
+    )
+    summary = [{"name": str(r["name"]), "result": str(r["result"])} for r in rule_results]
+    if approve:
+        content = item.content if item is not None else {}
+        await outbox.publish(
+            session,
+            CaseApproved(
+                application_id=case.application_id,
+                item_id=item.item_id if item is not None else "",
+                item_version_id=case.item_version_id,
+                item_code=case.item_code,
+                decided_at=now.isoformat(),
+                decided_by=by,
+                result_kind=str(content.get("result_kind") or "decision"),
+                certificate_type=content.get("certificate_type"),
+                certificate_fields=dict(case.form),
+                holder_kind=case.applicant_kind,
+                holder_name_enc=case.applicant_name_enc,
+                holder_id_enc=case.applicant_id_enc,
+                rules=summary,
+            ),
+        )
+    else:
+        await outbox.publish(
+            session,
+            CaseDenied(
+                application_id=case.application_id,
+                decided_at=now.isoformat(),
+                decided_by=by,
+                reason=reason,
+                rules=summary,
+            ),
+        )
+    used = 0
+    if case.accepted_at is not None:
+        used = calendar.working_days_between(china_date(case.accepted_at), china_date(now))
+        used = max(used - case.stopped_days, 0)
+    await outbox.publish(
+        session,
+        CaseCompleted(
+            application_id=case.application_id,
+            outcome="approved" if approve else "denied",
+            completed_at=now.isoformat(),
+            working_days_used=used,
+            on_time=case.due_date is None or china_date(now) <= case.due_date,
+        ),
+    )
+    await session.flush()
+
+
+# --- the manual workflow ------------------------------------------------------------------------
+
+
+def _check_department(case: Case, department: str | None) -> None:
+    if department != case.department:
+        raise NotYourDepartment()
+
+
+def _check_open(case: Case, *allowed: str) -> None:
+    if case.status not in allowed:
+        raise ActionNotAllowed(f"案件当前为「{case.status}」，不能执行此操作")
+
+
+async def claim(
+    session: AsyncSession, *, case: Case, reviewer: str, department: str | None, now: datetime
+) -> Case:
+    _check_department(case, department)
+    _check_open(case, "open")
+    if case.assignee not in (None, reviewer):
+        raise ActionNotAllowed(f"案件已由 {case.assignee} 认领")
+    first_claim = case.assignee is None
+    case.assignee = reviewer
+    _log(session, case, actor=reviewer, action="claimed", at=now)
+    if first_claim:
+        await outbox.publish(
+            session,
+            CaseAccepted(
+                application_id=case.application_id, started_at=now.isoformat(), reviewer=reviewer
+            ),
+        )
+    await session.flush()
+    return case
+
+
+def _check_assignee(case: Case, reviewer: str) -> None:
+    if case.assignee != reviewer:
+        raise ActionNotAllowed("请先认领该案件")
+
+
+async def decide_manually(
+    session: AsyncSession,
+    *,
+    case: Case,
+    item: ItemVersionCopy | None,
+    approve: bool,
+    reviewer: str,
+    department: str | None,
+    reason: str,
+    calendar: WorkingDayCalendar,
+    now: datetime,
+) -> Case:
+    _check_department(case, department)
+    _check_open(case, "open")
+    _check_assignee(case, reviewer)
+    if not approve and not reason.strip():
+        raise ReasonRequired("不予许可必须说明理由")
+    session.add(
+        Decision(
+            id=str(uuid.uuid4()),
+            application_id=case.application_id,
+            kind="manual",
+            outcome="approve" if approve else "deny",
+            reason=reason,
+            item_version_id=case.item_version_id,
+            rule_set_hash=None,
+            rule_results=[],
+            lookup_ids=[],
+            elapsed_ms=None,
+            decided_by=reviewer,
+            decided_at=now,
+        )
+    )
+    await _decide(
+        session,
+        case=case,
+        item=item,
+        approve=approve,
+        by=reviewer,
+        reason=reason,
+        rule_results=[],
+        calendar=calendar,
+        now=now,
+    )
+    return case
+
+
+async def request_correction(
+    session: AsyncSession,
+    *,
+    case: Case,
+    reviewer: str,
+    department: str | None,
+    reason: str,
+    materials: Sequence[str],
+    now: datetime,
+) -> Case:
+    """补正: the clock stops until the applicant resubmits."""
+    _check_department(case, department)
+    _check_open(case, "open")
+    _check_assignee(case, reviewer)
+    if not reason.strip():
+        raise ReasonRequired("要求补正必须说明需要补正的内容")
+    case.status, case.stopped_since = "correction", china_date(now)
+    _log(session, case, actor=reviewer, action="correction_requested", at=now, comment=reason)
+    await outbox.publish(
+        session,
+        CaseCorrectionRequested(
+            application_id=case.application_id,
+            requested_at=now.isoformat(),
+            reviewer=reviewer,
+            reason=reason,
+            materials=list(materials),
+        ),
+    )
+    await session.flush()
+    return case
+
+
+def _restart_clock(case: Case, *, calendar: WorkingDayCalendar, today: date) -> None:
+    if case.stopped_since is not None:
+        case.stopped_days += calendar.working_days_between(case.stopped_since, today)
+        case.stopped_since = None
+    case.due_date, case.due_provisional = _due(calendar, case)
+
+
+async def resubmitted(
+    session: AsyncSession, *, case: Case, calendar: WorkingDayCalendar, now: datetime
+) -> Case:
+    """The applicant supplied what was asked: the case is back in the queue, the clock runs."""
+    if case.status != "correction":
+        return case
+    case.status = "open"
+    _restart_clock(case, calendar=calendar, today=china_date(now))
+    _log(session, case, actor="applicant", action="resubmitted", at=now)
+    await session.flush()
+    return case
+
+
+async def suspend(
+    session: AsyncSession,
+    *,
+    case: Case,
+    reviewer: str,
+    department: str | None,
+    procedure: str,
+    now: datetime,
+) -> Case:
+    """特别程序 (on-site inspection, expert review, hearing): time does not count."""
+    _check_department(case, department)
+    _check_open(case, "open")
+    _check_assignee(case, reviewer)
+    if not procedure.strip():
+        raise ReasonRequired("请说明特别程序的种类")
+    case.status, case.stopped_since = "suspended", china_date(now)
+    _log(session, case, actor=reviewer, action="suspended", at=now, comment=procedure)
+    await session.flush()
+    return case
+
+
+async def resume(
+    session: AsyncSession,
+    *,
+    case: Case,
+    reviewer: str,
+    department: str | None,
+    calendar: WorkingDayCalendar,
+    now: datetime,
+) -> Case:
+    _check_department(case, department)
+    _check_open(case, "suspended")
+    case.status = "open"
+    _restart_clock(case, calendar=calendar, today=china_date(now))
+    _log(session, case, actor=reviewer, action="resumed", at=now)
+    await session.flush()
+    return case
+
+
+async def not_accept(
+    session: AsyncSession,
+    *,
+    case: Case,
+    reviewer: str,
+    department: str | None,
+    reason: str,
+    now: datetime,
+) -> Case:
+    _check_department(case, department)
+    _check_open(case, "open")
+    if not reason.strip():
+        raise ReasonRequired("不予受理必须说明理由")
+    case.status, case.step, case.decided_at = "not_accepted", "办结", now
+    _log(session, case, actor=reviewer, action="not_accepted", at=now, comment=reason)
+    await outbox.publish(
+        session,
+        CaseNotAccepted(
+            application_id=case.application_id, at=now.isoformat(), by=reviewer, reason=reason
+        ),
+    )
+    await session.flush()
+    return case
+
+
+# --- deadlines ----------------------------------------------------------------------------------
+
+
+async def watch_deadlines(
+    session: AsyncSession, *, calendar: WorkingDayCalendar, now: datetime | None = None
+) -> list[str]:
+    """Warn at 80 % of the committed time, announce once overdue; stopped clocks wait."""
+    now = now or datetime.now(UTC)
+    today = china_date(now)
+    announced = []
+    for case in await repository.open_cases_with_deadline(session):
+        if case.status != "open" or case.due_date is None or case.accepted_at is None:
+            continue
+        if today > case.due_date and case.overdue_at is None:
+            case.overdue_at = now
+            await outbox.publish(
+                session,
+                CaseOverdue(
+                    application_id=case.application_id,
+                    department=case.department,
+                    due_date=case.due_date.isoformat(),
+                ),
+            )
+            announced.append(case.application_id)
+            continue
+        total = (case.committed_days or 0) + case.stopped_days
+        used = (
+            calendar.working_days_between(china_date(case.accepted_at), today) - case.stopped_days
+        )
+        if (
+            case.warned_at is None
+            and total > 0
+            and used >= WARNING_SHARE * (case.committed_days or 0)
+        ):
+            case.warned_at = now
+            await outbox.publish(
+                session,
+                CaseDeadlineWarning(
+                    application_id=case.application_id,
+                    department=case.department,
+                    due_date=case.due_date.isoformat(),
+                    provisional=case.due_provisional,
+                ),
+            )
+            announced.append(case.application_id)
+    await session.flush()
+    return announced
+
+
+async def case_for(session: AsyncSession, application_id: str, *, lock: bool = False) -> Case:
+    case = await repository.case(session, application_id, lock=lock)
+    if case is None:
+        raise CaseNotFound()
+    return case

@@ -1,0 +1,116 @@
+"""What the approval service does with other services' events.
+
+* ``item.published`` (catalog): keep the version (rule set, time limits, result);
+* ``application.submitted`` (intake): open the case;
+* ``application.accepted``: start the clock; for a 秒批 item decide at once;
+* ``application.supplemented``: a correction was answered, the clock runs again;
+* ``application.withdrawn``: the case ends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approval_service import cases, repository
+from approval_service.calendar import calendar_for
+from catalog_service.events import ItemPublished
+from intake_service.events import (
+    ApplicationAccepted,
+    ApplicationSubmitted,
+    ApplicationSupplemented,
+    ApplicationWithdrawn,
+)
+from wangban.consumer import Consumer
+from wangban.crypto import FieldCipher
+from wangban.events import Envelope
+from wangban.settings import Settings
+from wangban.sharing_client import SharingClient
+
+
+def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) -> Consumer:
+    consumer = Consumer(name="approval")
+    cipher = FieldCipher.from_settings(settings)
+    lookups = sharing or SharingClient(settings, caller="approval")
+
+    @consumer.on(ItemPublished)
+    async def keep_item_version(
+        session: AsyncSession, *, event: ItemPublished, envelope: Envelope
+    ) -> None:
+        await repository.save_item_version(
+            session,
+            {
+                "version_id": event.version_id,
+                "item_id": event.item_id,
+                "implementing_code": event.implementing_code,
+                "name": str(event.content.get("name", "")),
+                "department": str(event.content.get("department", "")),
+                "content": event.content,
+            },
+        )
+
+    @consumer.on(ApplicationSubmitted)
+    async def submitted(
+        session: AsyncSession, *, event: ApplicationSubmitted, envelope: Envelope
+    ) -> None:
+        await cases.open_case(
+            session,
+            application_id=event.application_id,
+            parent_id=event.parent_id,
+            item_version_id=event.item_version_id,
+            item_code=event.item_code,
+            department=event.department,
+            applicant_kind=event.applicant_kind,
+            applicant_id_enc=event.applicant_id_enc,
+            applicant_name_enc=event.applicant_name_enc,
+            applicant_age=event.applicant_age,
+            applicant_region=event.applicant_region_code,
+            form=event.form,
+            submitted_at=datetime.fromisoformat(event.submitted_at),
+        )
+
+    @consumer.on(ApplicationAccepted)
+    async def accepted(
+        session: AsyncSession, *, event: ApplicationAccepted, envelope: Envelope
+    ) -> None:
+        case = await repository.case(session, event.application_id, lock=True)
+        if case is None or case.status != "submitted":
+            return  # not ours yet (retried until the submission arrives) or already accepted
+        item = await repository.item_version(session, event.item_version_id)
+        calendar = await calendar_for(session, settings)
+        await cases.accept(
+            session,
+            case=case,
+            item=item,
+            accepted_at=datetime.fromisoformat(event.accepted_at),
+            calendar=calendar,
+        )
+        if item is not None and item.content.get("auto_approval") and not event.tolerated_materials:
+            await cases.decide_automatically(
+                session, case=case, item=item, lookups=lookups, cipher=cipher, calendar=calendar
+            )
+
+    @consumer.on(ApplicationSupplemented)
+    async def supplemented(
+        session: AsyncSession, *, event: ApplicationSupplemented, envelope: Envelope
+    ) -> None:
+        case = await repository.case(session, event.application_id, lock=True)
+        if case is not None:
+            await cases.resubmitted(
+                session,
+                case=case,
+                calendar=await calendar_for(session, settings),
+                now=datetime.fromisoformat(event.at),
+            )
+
+    @consumer.on(ApplicationWithdrawn)
+    async def withdrawn(
+        session: AsyncSession, *, event: ApplicationWithdrawn, envelope: Envelope
+    ) -> None:
+        case = await repository.case(session, event.application_id, lock=True)
+        if case is not None and case.status in ("submitted", *cases.OPEN):
+            case.status = "withdrawn"
+            await session.flush()
+
+    return consumer

@@ -1,0 +1,86 @@
+"""Every query of the approval service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approval_service.models import (
+    CalendarDay,
+    CalendarYear,
+    Case,
+    CaseAction,
+    Decision,
+    ItemVersionCopy,
+)
+
+
+async def item_version(session: AsyncSession, version_id: str) -> ItemVersionCopy | None:
+    return await session.get(ItemVersionCopy, version_id)
+
+
+async def save_item_version(session: AsyncSession, values: dict[str, object]) -> None:
+    await session.execute(
+        insert(ItemVersionCopy)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["version_id"])
+    )
+
+
+async def case(session: AsyncSession, application_id: str, *, lock: bool = False) -> Case | None:
+    query = select(Case).where(Case.application_id == application_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
+async def queue(
+    session: AsyncSession, *, department: str, status: str | None, limit: int
+) -> Sequence[Case]:
+    query = select(Case).where(Case.department == department)
+    if status is not None:
+        query = query.where(Case.status == status)
+    return (
+        await session.scalars(query.order_by(Case.due_date, Case.submitted_at).limit(limit))
+    ).all()
+
+
+async def open_cases_with_deadline(session: AsyncSession) -> Sequence[Case]:
+    return (
+        await session.scalars(
+            select(Case)
+            .where(Case.status == "open", Case.due_date.is_not(None), Case.overdue_at.is_(None))
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+
+
+async def decisions(session: AsyncSession, application_id: str) -> Sequence[Decision]:
+    return (
+        await session.scalars(
+            select(Decision)
+            .where(Decision.application_id == application_id)
+            .order_by(Decision.decided_at)
+        )
+    ).all()
+
+
+async def actions(session: AsyncSession, application_id: str) -> Sequence[CaseAction]:
+    return (
+        await session.scalars(
+            select(CaseAction)
+            .where(CaseAction.application_id == application_id)
+            .order_by(CaseAction.seq)
+        )
+    ).all()
+
+
+async def calendar_days(session: AsyncSession) -> Sequence[CalendarDay]:
+    return (await session.scalars(select(CalendarDay).order_by(CalendarDay.day))).all()
+
+
+async def calendar_years(session: AsyncSession) -> Sequence[CalendarYear]:
+    return (await session.scalars(select(CalendarYear).order_by(CalendarYear.year))).all()

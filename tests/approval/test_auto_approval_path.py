@@ -1,0 +1,181 @@
+"""The whole 秒批 path, with no human action: a citizen applies in intake → approval evaluates
+the item's rules over shared data → approved → the sharing service issues the e-certificate →
+it is in the citizen's wallet and the application shows the result delivered.
+
+Four real services (catalog, intake, approval, sharing) with their relays and consumers, a
+real Kafka-protocol broker, real PostgreSQL; the sharing service also answers HTTP on a local
+port, as intake and approval call it. The demo item 高龄老人津贴申领 and a sandbox persona who
+meets its conditions (and one who does not) are used as they are in the demo."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import AsyncExitStack
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from approval_service.models import Case, Decision
+from catalog_service import service as catalog
+from catalog_service.schemas import ItemContent
+from sharing_service.registry import seed_registry
+from sharing_service.sandbox import PERSONAS
+from tests.conftest import Infrastructure, make_settings
+from tests.kit.support import eventually
+from tests.serving import serve_asgi
+from wangban.app import create_service_app
+from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.consumer import wait_until_assigned
+from wangban.crypto import BlindIndex
+from wangban.db import Database
+from wangban.services import load_spec
+
+ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领
+DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
+
+
+def _persona(outcome: str) -> Any:
+    for persona in PERSONAS:
+        claims = persona.passes if outcome == "pass" else persona.fails
+        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in claims):
+            return persona
+    raise AssertionError(f"no persona who {outcome}es {ALLOWANCE_CODE}")
+
+
+async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_human_step(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> None:
+    content = next(
+        i
+        for i in json.loads(DEMO_ITEMS.read_text("utf-8"))
+        if i["implementing_code"] == ALLOWANCE_CODE
+    )
+    async with database.sessionmaker() as session, session.begin():
+        await seed_registry(session)
+    base = make_settings(infrastructure, data_dir=tmp_path)
+    async with AsyncExitStack() as stack:
+        sharing_app = create_service_app(load_spec("sharing"), base, background=True)
+        await stack.enter_async_context(sharing_app.router.lifespan_context(sharing_app))
+        sharing_url = await stack.enter_async_context(serve_asgi(sharing_app))
+        settings = make_settings(infrastructure, data_dir=tmp_path, sharing_url=sharing_url)
+        apps = {
+            name: create_service_app(load_spec(name), settings, background=True)
+            for name in ("catalog", "intake", "approval")
+        }
+        for app in apps.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        runners = [
+            runner for app in (*apps.values(), sharing_app) for runner in app.state.runtime.runners
+        ]
+        await wait_until_assigned(runners, timeout_s=90)
+
+        async with database.sessionmaker() as session, session.begin():
+            draft = await catalog.create_item_draft(
+                session, content=ItemContent.model_validate(content)
+            )
+            version = await catalog.publish_version(session, version_id=draft.id)
+
+        intake = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=apps["intake"]), base_url="http://intake"
+            )
+        )
+
+        async def item_known_everywhere() -> bool:
+            async with database.sessionmaker() as session:
+                from approval_service.models import ItemVersionCopy as ApprovalCopy
+                from intake_service.models import ItemVersionCopy as IntakeCopy
+                from sharing_service.models import ItemVersionCopy as SharingCopy
+
+                return all(
+                    [
+                        await session.get(IntakeCopy, version.id) is not None,
+                        await session.get(ApprovalCopy, version.id) is not None,
+                        await session.get(SharingCopy, version.id) is not None,
+                    ]
+                )
+
+        await eventually(item_known_everywhere, timeout_s=60)
+
+        async def apply(persona: Any) -> tuple[dict[str, str], str]:
+            identity = Identity(
+                subject=f"u-{persona.key}-{uuid.uuid4().hex[:6]}",
+                kind="citizen",
+                assurance=AssuranceLevel.REAL_PERSON,
+                person_ref=BlindIndex.from_settings(settings).resident_id(persona.id_number),
+            )
+            token = InternalTokens.from_settings(settings).issue(identity, issuer="gateway")
+            headers = {"Authorization": f"Bearer {token}"}
+            form = persona.form(ALLOWANCE_CODE, today=date.today())
+            commitment = [
+                {"index": i, "commitment": True}
+                for i, m in enumerate(content["materials"])
+                if m["source"] == "commitment"
+            ]
+            response = await intake.post(
+                "/applications",
+                json={
+                    "item_version_id": version.id,
+                    "applicant": {"id_number": persona.id_number, "name": persona.name},
+                    "form": form,
+                    "materials": commitment,
+                },
+                headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+            )
+            assert response.status_code == 201, response.text
+            assert response.json()["status"] == "accepted"  # household register came by sharing
+            return headers, response.json()["id"]
+
+        elder_headers, elder_app = await apply(_persona("pass"))
+        young_headers, young_app = await apply(_persona("fail"))
+
+        async def status_of(headers: dict[str, str], application_id: str) -> str:
+            response = await intake.get(f"/applications/{application_id}", headers=headers)
+            return str(response.json()["status"])
+
+        async def delivered() -> bool:
+            return await status_of(elder_headers, elder_app) == "delivered"
+
+        async def denied() -> bool:
+            return await status_of(young_headers, young_app) == "completed"
+
+        await eventually(delivered, timeout_s=60)
+        await eventually(denied, timeout_s=60)
+
+        sharing = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=sharing_app), base_url="http://sharing"
+            )
+        )
+        wallet = (await sharing.get("/me/certificates", headers=elder_headers)).json()
+        [certificate] = [c for c in wallet if c["type_code"] == "elderly_allowance_notice"]
+        verified = await sharing.post(
+            "/certificates/verify", json={"certificate_id": certificate["id"]}
+        )
+        assert verified.json()["verdict"] == "valid"
+        young = (await intake.get(f"/applications/{young_app}", headers=young_headers)).json()
+        assert young["status_reason"] == "申请人未满80周岁"
+        elder_timeline = (
+            await intake.get(f"/applications/{elder_app}", headers=elder_headers)
+        ).json()
+        actors = {(t["to_status"], t["actor_kind"]) for t in elder_timeline["timeline"]}
+        assert not any(kind == "staff" for _, kind in actors)  # no human step anywhere
+
+    async with database.sessionmaker() as session:
+        decisions = {
+            d.application_id: d
+            for d in await session.scalars(
+                select(Decision).where(Decision.application_id.in_([elder_app, young_app]))
+            )
+        }
+        case = await session.get(Case, elder_app)
+    assert decisions[elder_app].outcome == "approve" and decisions[elder_app].kind == "auto"
+    assert [r["result"] for r in decisions[elder_app].rule_results] == ["true", "true", "true"]
+    assert decisions[elder_app].lookup_ids and decisions[elder_app].rule_set_hash
+    assert decisions[young_app].outcome == "deny"
+    assert {r["name"]: r["result"] for r in decisions[young_app].rule_results}["age_80"] == "false"
+    assert case is not None and case.status == "approved" and case.due_date is not None
