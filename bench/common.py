@@ -28,6 +28,10 @@ class Infrastructure:
     data_dir: Path
     postgres: str
     broker: str
+    postgres_pid: int | None = None
+    """The postmaster of an embedded PostgreSQL (its backends are its children)."""
+    broker_pid: int | None = None
+    """The embedded broker's process."""
 
 
 @contextlib.contextmanager
@@ -45,6 +49,7 @@ def infrastructure(data_dir: Path | None) -> Iterator[Infrastructure]:
         data_dir = temp_dir
     postgres: EmbeddedPostgres | None = None
     kafka: EmbeddedKafka | None = None
+    postgres_pid: int | None = None
     try:
         if database_url:
             postgres_kind = "external (WANGBAN_DATABASE_URL)"
@@ -55,6 +60,7 @@ def infrastructure(data_dir: Path | None) -> Iterator[Infrastructure]:
             owned = not candidate.is_running()
             database_url = candidate.start()
             postgres = candidate if owned else None
+            postgres_pid = candidate.pid
             postgres_kind = "embedded pgserver" + ("" if owned else " (already running, reused)")
         if kafka_bootstrap:
             broker_kind = "external (WANGBAN_KAFKA_BOOTSTRAP)"
@@ -62,7 +68,15 @@ def infrastructure(data_dir: Path | None) -> Iterator[Infrastructure]:
             kafka = EmbeddedKafka(free_port(), log_file=data_dir / "broker.log")
             kafka_bootstrap = kafka.start()
             broker_kind = f"embedded Tansu ({_tansu_binary()})"
-        yield Infrastructure(database_url, kafka_bootstrap, data_dir, postgres_kind, broker_kind)
+        yield Infrastructure(
+            database_url,
+            kafka_bootstrap,
+            data_dir,
+            postgres_kind,
+            broker_kind,
+            postgres_pid=postgres_pid,
+            broker_pid=kafka.pid if kafka is not None else None,
+        )
     finally:
         if kafka is not None:
             kafka.stop()

@@ -130,10 +130,25 @@ def _build_parser() -> argparse.ArgumentParser:
     docs = events_sub.add_parser("docs", help="write docs/asyncapi.yaml and docs/events/*.json")
     docs.add_argument("--check", action="store_true", help="fail if the files are stale")
     docs.add_argument("--out", type=Path, default=Path("docs"))
+    calendar = sub.add_parser("calendar", help="the working-day calendar approval counts in")
+    calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
+    load = calendar_sub.add_parser(
+        "load", help="load a year's holiday notice (JSON) into the override table"
+    )
+    load.add_argument("file", type=Path)
+
     audit = sub.add_parser("audit", help="the data-sharing lookup audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain; exit status 1 if it is broken")
     return parser
+
+
+async def load_calendar_notice(settings: Settings, path: Path) -> tuple[int, list[int]]:
+    from approval_service.calendar import load_notice
+
+    async with _database(settings) as (database, _), database.sessionmaker() as session:
+        async with session.begin():
+            return await load_notice(session, path=path)
 
 
 async def verify_audit_chain(settings: Settings) -> Any:
@@ -205,6 +220,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print("stale event docs: " + ", ".join(str(p) for p in stale), file=sys.stderr)
             print("run `wangban events docs` and commit the result", file=sys.stderr)
             return 1
+        return 0
+    if args.command == "calendar":
+        try:
+            days, years = asyncio.run(load_calendar_notice(settings, args.file))
+        except (OSError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        complete = ", ".join(map(str, years)) or "none"
+        print(f"loaded {days} days; years complete: {complete}")
         return 0
     if args.command == "audit":
         report = asyncio.run(verify_audit_chain(settings))

@@ -113,6 +113,28 @@ def test_the_audit_chain_is_verified_from_the_command_line(
     assert "audit chain intact" in result.stdout
 
 
+def test_an_operator_loads_a_years_holiday_notice(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    notice = tmp_path / "2031.json"
+    notice.write_text(
+        json.dumps(
+            {
+                "years": [2031],
+                "source": "test data, not an official notice",
+                "days": {"2031-01-01": "holiday", "2031-01-26": "workday"},
+            }
+        )
+    )
+    result = wangban(settings, "calendar", "load", str(notice))
+    assert result.returncode == 0, result.stderr
+    assert "loaded 2 days; years complete: 2031" in result.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"years": [2032], "days": {}}')
+    refused = wangban(settings, "calendar", "load", str(broken))
+    assert refused.returncode == 2 and "broken.json" in refused.stderr
+
+
 def test_production_settings_are_refused_with_a_clear_message(settings: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")}
     env["WANGBAN_ENV"] = "production"
