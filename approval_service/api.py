@@ -29,6 +29,7 @@ from approval_service.schemas import (
     SuspendIn,
 )
 from wangban.auth import AUDITOR, CATALOG_ADMIN, REVIEWER, Identity, require_roles
+from wangban.crypto import FieldCipher
 from wangban.db import UnitOfWork
 from wangban.errors import ValidationFailed, problem_responses
 
@@ -125,6 +126,7 @@ async def approve(
         reviewer=reviewer.subject,
         department=reviewer.department,
         reason=body.comment,
+        cipher=FieldCipher.from_settings(request.app.state.settings),
         calendar=await calendar_for(session, request.app.state.settings),
         now=_now(),
     )
@@ -148,6 +150,7 @@ async def deny(
         reviewer=reviewer.subject,
         department=reviewer.department,
         reason=body.reason,
+        cipher=FieldCipher.from_settings(request.app.state.settings),
         calendar=await calendar_for(session, request.app.state.settings),
         now=_now(),
     )

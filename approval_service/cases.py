@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,7 @@ from wangban.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wangban.sharing_client import LookupAnswer
 
 HOLDER_CONTEXT = "approval.holder"
+FORM_CONTEXT = "application.form"
 OPEN = frozenset({"open", "correction", "suspended"})
 WARNING_SHARE = 0.8
 """A deadline warning goes out when this share of the committed working days is used."""
@@ -258,6 +260,7 @@ async def decide_automatically(
             by="auto",
             reason=evaluation.reason,
             rule_results=decision.rule_results,
+            cipher=cipher,
             calendar=calendar,
             now=now,
         )
@@ -277,6 +280,7 @@ async def _decide(
     by: str,
     reason: str,
     rule_results: Sequence[Mapping[str, Any]],
+    cipher: FieldCipher,
     calendar: WorkingDayCalendar,
     now: datetime,
 ) -> None:
@@ -299,7 +303,9 @@ async def _decide(
                 decided_by=by,
                 result_kind=str(content.get("result_kind") or "decision"),
                 certificate_type=content.get("certificate_type"),
-                certificate_fields=dict(case.form),
+                certificate_facts_enc=cipher.encrypt(
+                    json.dumps(case.form, ensure_ascii=False), context=FORM_CONTEXT
+                ),
                 holder_kind=case.applicant_kind,
                 holder_name_enc=case.applicant_name_enc,
                 holder_id_enc=case.applicant_id_enc,
@@ -382,6 +388,7 @@ async def decide_manually(
     reviewer: str,
     department: str | None,
     reason: str,
+    cipher: FieldCipher,
     calendar: WorkingDayCalendar,
     now: datetime,
 ) -> Case:
@@ -414,6 +421,7 @@ async def decide_manually(
         by=reviewer,
         reason=reason,
         rule_results=[],
+        cipher=cipher,
         calendar=calendar,
         now=now,
     )

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from approval_service import cases, repository
 from approval_service.calendar import calendar_for
 from catalog_service.events import ItemPublished
 from intake_service.events import (
+    FORM_CONTEXT,
     ApplicationAccepted,
     ApplicationSubmitted,
     ApplicationSupplemented,
@@ -66,7 +68,7 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
             applicant_name_enc=event.applicant_name_enc,
             applicant_age=event.applicant_age,
             applicant_region=event.applicant_region_code,
-            form=event.form,
+            form=json.loads(cipher.decrypt(event.form_enc, context=FORM_CONTEXT)),
             submitted_at=datetime.fromisoformat(event.submitted_at),
         )
 
@@ -76,7 +78,7 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
     ) -> None:
         case = await repository.case(session, event.application_id, lock=True)
         if case is None or case.status != "submitted":
-            return  # not ours yet (retried until the submission arrives) or already accepted
+            return  # unknown (submission and acceptance share a key, so order holds) or done
         item = await repository.item_version(session, event.item_version_id)
         calendar = await calendar_for(session, settings)
         await cases.accept(
@@ -86,6 +88,8 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
             accepted_at=datetime.fromisoformat(event.accepted_at),
             calendar=calendar,
         )
+        # 秒批 decides on complete applications only: with materials accepted as missing (容缺)
+        # a person decides once they arrive.
         if item is not None and item.content.get("auto_approval") and not event.tolerated_materials:
             await cases.decide_automatically(
                 session, case=case, item=item, lookups=lookups, cipher=cipher, calendar=calendar

@@ -45,6 +45,10 @@ class CaseApproved(Event):
     result_kind: str
     certificate_type: str | None = None
     certificate_fields: dict[str, Any] = Field(default_factory=dict)
+    """Values the certificate states that are not personal (set by the decision)."""
+    certificate_facts_enc: str | None = None
+    """The application's form as JSON, encrypted (context ``application.form``): the
+    certificate takes the fields its type declares from it."""
     holder_kind: str = "person"
     holder_name_enc: str | None = None
     holder_id_enc: str | None = None

@@ -24,6 +24,7 @@ States (each change is a timeline entry with its actor)::
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service import repository
 from intake_service.events import (
+    FORM_CONTEXT,
     HOLDER_CONTEXT,
     ApplicationAccepted,
     ApplicationCompleted,
@@ -614,7 +616,9 @@ def _submitted_event(
         applicant_name_enc=application.applicant_name_enc,
         applicant_age=age,
         applicant_region_code=region,
-        form=application.form,
+        form_enc=keys.cipher.encrypt(
+            json.dumps(application.form, ensure_ascii=False), context=FORM_CONTEXT
+        ),
         materials=[
             MaterialOutcome(
                 name=r.name,

@@ -8,8 +8,6 @@ for its data lookups and for the certificate), never in clear.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 from intake_service.models import kit_tables
@@ -28,6 +26,9 @@ APPLICATIONS_TOPIC = registry.topic(
 HOLDER_CONTEXT = "approval.holder"
 """Encryption context of the applicant's ID number and name in events (the same one the
 approval service uses when it passes them on to the certificate library)."""
+FORM_CONTEXT = "application.form"
+"""Encryption context of an application's form in events: forms hold bank accounts, children's
+names and the like, which partner departments reading the topic must not see."""
 
 
 class MaterialOutcome(BaseModel):
@@ -60,7 +61,8 @@ class ApplicationSubmitted(Event):
     applicant_name_enc: str
     applicant_age: int | None = None
     applicant_region_code: str | None = None
-    form: dict[str, Any]
+    form_enc: str
+    """The form as JSON, encrypted with the platform field key (context ``application.form``)."""
     materials: list[MaterialOutcome] = Field(default_factory=list)
     submitted_at: str
 

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +25,10 @@ from wangban.settings import Settings
 
 HOLDER_CONTEXT = "approval.holder"
 """Encryption context of the holder fields in ``case.approved`` (see that event)."""
+
+
+FORM_CONTEXT = "application.form"
+"""Encryption context of the application's form carried as ``certificate_facts_enc``."""
 
 
 def build_consumer(settings: Settings) -> Consumer:
@@ -63,10 +69,18 @@ def build_consumer(settings: Settings) -> Consumer:
             application_id=event.application_id,
             type_code=event.certificate_type,
             holder=holder,
-            fields=event.certificate_fields,
+            fields={**_facts(event), **event.certificate_fields},
             cipher=cipher,
             blind_index=blind_index,
             at=datetime.fromisoformat(event.decided_at),
         )
+
+    def _facts(event: CaseApproved) -> dict[str, Any]:
+        if not event.certificate_facts_enc:
+            return {}
+        facts: dict[str, Any] = json.loads(
+            cipher.decrypt(event.certificate_facts_enc, context=FORM_CONTEXT)
+        )
+        return facts
 
     return consumer

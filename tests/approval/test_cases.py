@@ -25,12 +25,14 @@ from tests.conftest import Infrastructure, make_settings
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
 from wangban.calendar import WorkingDayCalendar
+from wangban.crypto import FieldCipher
 from wangban.db import Database
 from wangban.events import envelope_for
 from wangban.services import load_spec
 from wangban.settings import Settings
 
 CALENDAR = WorkingDayCalendar()
+CIPHER = FieldCipher.from_settings(Settings())
 ACCEPTED = datetime(2025, 9, 22, 2, 0, tzinfo=UTC)  # Monday 22 Sep 2025, 10:00 in China
 DEPARTMENT = "东莞市民政局"
 
@@ -124,6 +126,7 @@ async def test_a_reviewer_acts_only_on_claimed_cases_of_their_department(
             reviewer="r-1",
             department=DEPARTMENT,
             reason="",
+            cipher=CIPHER,
             calendar=CALENDAR,
             now=now,
         )
@@ -139,6 +142,7 @@ async def test_a_reviewer_acts_only_on_claimed_cases_of_their_department(
             reviewer="r-1",
             department=DEPARTMENT,
             reason=" ",
+            cipher=CIPHER,
             calendar=CALENDAR,
             now=now,
         )
@@ -150,6 +154,7 @@ async def test_a_reviewer_acts_only_on_claimed_cases_of_their_department(
         reviewer="r-1",
         department=DEPARTMENT,
         reason="材料不实",
+        cipher=CIPHER,
         calendar=CALENDAR,
         now=now,
     )
@@ -198,6 +203,7 @@ async def test_correction_and_special_procedures_stop_the_clock(
             reviewer="r-1",
             department=DEPARTMENT,
             reason="",
+            cipher=CIPHER,
             calendar=CALENDAR,
             now=datetime(2025, 10, 10, 2, tzinfo=UTC),
         )
@@ -219,6 +225,7 @@ async def test_correction_and_special_procedures_stop_the_clock(
         reviewer="r-1",
         department=DEPARTMENT,
         reason="",
+        cipher=CIPHER,
         calendar=CALENDAR,
         now=datetime(2025, 10, 13, 2, tzinfo=UTC),
     )
@@ -270,6 +277,7 @@ async def test_a_bundles_cases_proceed_in_parallel_in_their_departments(
         reviewer="p-1",
         department="东莞市公安局",
         reason="",
+        cipher=CIPHER,
         calendar=CALENDAR,
         now=now,
     )

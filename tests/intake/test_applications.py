@@ -582,3 +582,32 @@ async def test_personal_data_is_encrypted_at_rest(
         ELDER not in application.applicant_id_enc and "陈桂英" not in application.applicant_name_enc
     )
     assert application.applicant_ref == keys(settings).blind_index.resident_id(ELDER)
+
+
+async def test_the_submitted_event_carries_form_and_identity_only_encrypted(
+    db_session: AsyncSession, settings: Settings
+) -> None:
+    from intake_service.events import FORM_CONTEXT, HOLDER_CONTEXT
+    from intake_service.models import kit_tables
+
+    application = await _draft(
+        db_session, settings, materials=[{"name": "承诺书", "source": "commitment"}]
+    )
+    await _submit(
+        db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
+    )
+    envelope = (
+        await db_session.execute(
+            select(kit_tables.outbox.c.envelope).where(
+                kit_tables.outbox.c.key == application.id,
+                kit_tables.outbox.c.event_type == "cn.wangban.intake.application.submitted.v1",
+            )
+        )
+    ).scalar_one()
+    text = str(envelope)
+    assert FORM["bank_account"] not in text and ELDER not in text and "陈桂英" not in text
+    cipher = keys(settings).cipher
+    data = envelope["data"]
+    assert cipher.decrypt(data["applicant_id_enc"], context=HOLDER_CONTEXT) == ELDER
+    assert FORM["bank_account"] in cipher.decrypt(data["form_enc"], context=FORM_CONTEXT)
+    assert data["applicant_age"] == 84
