@@ -28,7 +28,7 @@ from approval_service.schemas import (
     RuleResultOut,
     SuspendIn,
 )
-from wangban.auth import AUDITOR, CATALOG_ADMIN, REVIEWER, Identity, require_roles
+from wangban.auth import APPROVER, AUDITOR, CATALOG_ADMIN, REVIEWER, Identity, require_roles
 from wangban.crypto import FieldCipher
 from wangban.db import UnitOfWork
 from wangban.errors import ValidationFailed, problem_responses
@@ -36,8 +36,8 @@ from wangban.errors import ValidationFailed, problem_responses
 router = APIRouter(prefix="/cases", tags=["cases"])
 rule_router = APIRouter(prefix="/rules", tags=["秒批 rules"])
 
-Reviewer = Annotated[Identity, Depends(require_roles(REVIEWER))]
-Reader = Annotated[Identity, Depends(require_roles(REVIEWER, AUDITOR))]
+Reviewer = Annotated[Identity, Depends(require_roles(REVIEWER, APPROVER))]
+Reader = Annotated[Identity, Depends(require_roles(REVIEWER, APPROVER, AUDITOR))]
 CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN))]
 
 CASE_ERRORS = (
@@ -79,7 +79,10 @@ async def queue(
     rows = await repository.queue(
         session, department=reviewer.department or "-", status=status, limit=200
     )
-    return [CaseSummary.model_validate(r) for r in rows]
+    # The tasks this person may take: cases whose current step is for one of their roles.
+    return [
+        CaseSummary.model_validate(r) for r in rows if cases.current_role(r) in reviewer.roles
+    ]
 
 
 @router.get(
@@ -106,7 +109,33 @@ def _now() -> datetime:
 async def claim(application_id: str, session: UnitOfWork, reviewer: Reviewer) -> CaseOut:
     case = await _case(session, application_id)
     await cases.claim(
-        session, case=case, reviewer=reviewer.subject, department=reviewer.department, now=_now()
+        session,
+        case=case,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        now=_now(),
+        roles=reviewer.roles,
+    )
+    return await _out(session, case)
+
+
+@router.post(
+    "/{application_id}/advance",
+    summary="This step is done (审查意见): on to the next step of the item's workflow",
+    responses=problem_responses(*CASE_ERRORS),
+)
+async def advance(
+    application_id: str, body: CommentIn, session: UnitOfWork, reviewer: Reviewer
+) -> CaseOut:
+    case = await _case(session, application_id)
+    await cases.advance(
+        session,
+        case=case,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        comment=body.comment,
+        now=_now(),
+        roles=reviewer.roles,
     )
     return await _out(session, case)
 
@@ -129,6 +158,7 @@ async def approve(
         cipher=FieldCipher.from_settings(request.app.state.settings),
         calendar=await calendar_for(session, request.app.state.settings),
         now=_now(),
+        roles=reviewer.roles,
     )
     return await _out(session, case)
 
@@ -153,6 +183,7 @@ async def deny(
         cipher=FieldCipher.from_settings(request.app.state.settings),
         calendar=await calendar_for(session, request.app.state.settings),
         now=_now(),
+        roles=reviewer.roles,
     )
     return await _out(session, case)
 
@@ -174,6 +205,7 @@ async def correction(
         reason=body.reason,
         materials=body.materials,
         now=_now(),
+        roles=reviewer.roles,
     )
     return await _out(session, case)
 
@@ -194,6 +226,7 @@ async def suspend(
         department=reviewer.department,
         procedure=f"{body.procedure}：{body.comment}" if body.comment else body.procedure,
         now=_now(),
+        roles=reviewer.roles,
     )
     return await _out(session, case)
 
@@ -214,6 +247,7 @@ async def resume(
         department=reviewer.department,
         calendar=await calendar_for(session, request.app.state.settings),
         now=_now(),
+        roles=reviewer.roles,
     )
     return await _out(session, case)
 
@@ -234,6 +268,7 @@ async def not_accept(
         department=reviewer.department,
         reason=body.reason,
         now=_now(),
+        roles=reviewer.roles,
     )
     return await _out(session, case)
 

@@ -45,6 +45,11 @@ from wangban.sharing_client import LookupAnswer
 HOLDER_CONTEXT = "approval.holder"
 FORM_CONTEXT = "application.form"
 OPEN = frozenset({"open", "correction", "suspended"})
+DEFAULT_STEPS: list[dict[str, Any]] = [
+    {"name": "审查", "role": "reviewer"},
+    {"name": "决定", "role": "reviewer"},
+]
+"""受理 (intake) → 审查 → 决定 → 办结, when the item does not configure its own steps."""
 WARNING_SHARE = 0.8
 """A deadline warning goes out when this share of the committed working days is used."""
 
@@ -119,6 +124,8 @@ async def open_case(
         applicant_region=applicant_region,
         form=dict(form),
         submitted_at=submitted_at,
+        steps=[],
+        step_index=0,
         stopped_days=0,
         due_provisional=False,
     )
@@ -146,7 +153,9 @@ async def accept(
 ) -> Case:
     if case.status != "submitted":
         return case  # already accepted: a redelivered event
-    case.status, case.step, case.accepted_at = "open", "审查", accepted_at
+    case.steps = list((item.content.get("workflow") if item is not None else None) or DEFAULT_STEPS)
+    case.step_index = 0
+    case.status, case.step, case.accepted_at = "open", case.steps[0]["name"], accepted_at
     if item is not None:
         case.committed_days = item.content.get("committed_days")
     case.due_date, case.due_provisional = _due(calendar, case)
@@ -348,19 +357,42 @@ def _check_department(case: Case, department: str | None) -> None:
         raise NotYourDepartment()
 
 
+def current_role(case: Case) -> str:
+    steps = case.steps or DEFAULT_STEPS
+    return str(steps[min(case.step_index, len(steps) - 1)].get("role", "reviewer"))
+
+
+def _check_role(case: Case, roles: frozenset[str]) -> None:
+    role = current_role(case)
+    if role not in roles:
+        raise NotYourDepartment(f"「{case.step}」环节须由 {role} 角色办理")
+
+
+def _is_last_step(case: Case) -> bool:
+    return case.step_index >= len(case.steps or DEFAULT_STEPS) - 1
+
+
 def _check_open(case: Case, *allowed: str) -> None:
     if case.status not in allowed:
         raise ActionNotAllowed(f"案件当前为「{case.status}」，不能执行此操作")
 
 
 async def claim(
-    session: AsyncSession, *, case: Case, reviewer: str, department: str | None, now: datetime
+    session: AsyncSession,
+    *,
+    case: Case,
+    reviewer: str,
+    department: str | None,
+    now: datetime,
+    roles: frozenset[str] = frozenset({"reviewer"}),
 ) -> Case:
     _check_department(case, department)
     _check_open(case, "open")
+    _check_role(case, roles)
     if case.assignee not in (None, reviewer):
         raise ActionNotAllowed(f"案件已由 {case.assignee} 认领")
-    first_claim = case.assignee is None
+    # The department takes the case up (case.accepted) once: at the first step's first claim.
+    first_claim = case.assignee is None and case.step_index == 0
     case.assignee = reviewer
     _log(session, case, actor=reviewer, action="claimed", at=now)
     if first_claim:
@@ -379,6 +411,31 @@ def _check_assignee(case: Case, reviewer: str) -> None:
         raise ActionNotAllowed("请先认领该案件")
 
 
+async def advance(
+    session: AsyncSession,
+    *,
+    case: Case,
+    reviewer: str,
+    department: str | None,
+    comment: str,
+    now: datetime,
+    roles: frozenset[str] = frozenset({"reviewer"}),
+) -> Case:
+    """This step is done (审查意见): the case moves to the next step and back to the queue."""
+    _check_department(case, department)
+    _check_open(case, "open")
+    _check_role(case, roles)
+    _check_assignee(case, reviewer)
+    if _is_last_step(case):
+        raise ActionNotAllowed(f"「{case.step}」是最后一个环节，请作出决定")
+    _log(session, case, actor=reviewer, action=f"完成{case.step}", at=now, comment=comment)
+    case.step_index += 1
+    case.step = str((case.steps or DEFAULT_STEPS)[case.step_index]["name"])
+    case.assignee = None
+    await session.flush()
+    return case
+
+
 async def decide_manually(
     session: AsyncSession,
     *,
@@ -391,10 +448,14 @@ async def decide_manually(
     cipher: FieldCipher,
     calendar: WorkingDayCalendar,
     now: datetime,
+    roles: frozenset[str] = frozenset({"reviewer"}),
 ) -> Case:
     _check_department(case, department)
     _check_open(case, "open")
+    _check_role(case, roles)
     _check_assignee(case, reviewer)
+    if not _is_last_step(case):
+        raise ActionNotAllowed(f"当前为「{case.step}」环节，请先完成本环节再作决定")
     if not approve and not reason.strip():
         raise ReasonRequired("不予许可必须说明理由")
     session.add(
@@ -437,10 +498,12 @@ async def request_correction(
     reason: str,
     materials: Sequence[str],
     now: datetime,
+    roles: frozenset[str] = frozenset({"reviewer"}),
 ) -> Case:
     """补正: the clock stops until the applicant resubmits."""
     _check_department(case, department)
     _check_open(case, "open")
+    _check_role(case, roles)
     _check_assignee(case, reviewer)
     if not reason.strip():
         raise ReasonRequired("要求补正必须说明需要补正的内容")
@@ -488,10 +551,12 @@ async def suspend(
     department: str | None,
     procedure: str,
     now: datetime,
+    roles: frozenset[str] = frozenset({"reviewer"}),
 ) -> Case:
     """特别程序 (on-site inspection, expert review, hearing): time does not count."""
     _check_department(case, department)
     _check_open(case, "open")
+    _check_role(case, roles)
     _check_assignee(case, reviewer)
     if not procedure.strip():
         raise ReasonRequired("请说明特别程序的种类")
@@ -509,9 +574,11 @@ async def resume(
     department: str | None,
     calendar: WorkingDayCalendar,
     now: datetime,
+    roles: frozenset[str] = frozenset({"reviewer"}),
 ) -> Case:
     _check_department(case, department)
     _check_open(case, "suspended")
+    _check_role(case, roles)
     case.status = "open"
     _restart_clock(case, calendar=calendar, today=china_date(now))
     _log(session, case, actor=reviewer, action="resumed", at=now)
@@ -527,9 +594,11 @@ async def not_accept(
     department: str | None,
     reason: str,
     now: datetime,
+    roles: frozenset[str] = frozenset({"reviewer"}),
 ) -> Case:
     _check_department(case, department)
     _check_open(case, "open")
+    _check_role(case, roles)
     if not reason.strip():
         raise ReasonRequired("不予受理必须说明理由")
     case.status, case.step, case.decided_at = "not_accepted", "办结", now

@@ -63,7 +63,10 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(16))
     """``submitted``, ``open`` (in a queue), ``correction`` (clock stopped), ``suspended``
     (特别程序, clock stopped), ``approved``, ``denied``, ``not_accepted``, ``withdrawn``."""
-    step: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str] = mapped_column(String(20))
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    """The item's manual workflow (``[{"name", "role"}]``), fixed when the case is accepted."""
+    step_index: Mapped[int] = mapped_column(Integer, default=0)
     assignee: Mapped[str | None] = mapped_column(String(128))
     applicant_kind: Mapped[str] = mapped_column(String(16))
     applicant_id_enc: Mapped[str] = mapped_column(Text)

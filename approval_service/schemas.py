@@ -39,6 +39,7 @@ class CaseSummary(BaseModel):
     department: str
     status: str
     step: str
+    steps: list[dict[str, Any]]
     assignee: str | None
     submitted_at: datetime
     accepted_at: datetime | None

@@ -809,6 +809,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--http-timeout", type=float, default=30.0)
     parser.add_argument("--json", type=Path, help="write the report (with samples) here")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="embedded PostgreSQL data and the services' logs (default: a temp dir, removed)",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--rate and --seconds must be > 0, --warmup >= 0")
@@ -828,7 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"warning: the machine is already {busy_before:.0f}% busy; figures will be noisy",
             file=sys.stderr,
         )
-    with infrastructure(None) as infra:
+    with infrastructure(args.data_dir) as infra:
         report = asyncio.run(bench_main(args, infra))
     report["machine"]["cpu_busy_percent_before_start"] = busy_before
     print(render(report))

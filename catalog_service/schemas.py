@@ -132,6 +132,23 @@ class Rule(BaseModel):
     refer: bool = Field(default=False, description="false → manual review, not denial")
 
 
+class WorkflowStep(BaseModel):
+    """One human step of an item's manual workflow, between 受理 (intake) and 办结."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=20, description="例如 审查、复核、决定")
+    role: Literal["reviewer", "approver"] = Field(
+        default="reviewer", description="who may act: reviewer 审查人员, approver 决定人员"
+    )
+
+
+DEFAULT_WORKFLOW = [
+    WorkflowStep(name="审查", role="reviewer"),
+    WorkflowStep(name="决定", role="reviewer"),
+]
+
+
 class ItemContent(BaseModel):
     """Every element of one item version an admin edits (the standardised ~32 elements)."""
 
@@ -164,6 +181,12 @@ class ItemContent(BaseModel):
     )
     auto_approval: bool = Field(default=False, description="秒批")
     rules: list[Rule] = Field(default_factory=list)
+    workflow: list[WorkflowStep] = Field(
+        default_factory=lambda: list(DEFAULT_WORKFLOW),
+        min_length=1,
+        max_length=6,
+        description="manual steps (default 审查 → 决定); the last one decides",
+    )
     result_kind: ResultKind = ResultKind.DECISION
     certificate_type: str | None = Field(default=None, max_length=64)
 

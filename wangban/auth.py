@@ -24,6 +24,7 @@ from wangban.errors import Forbidden, Unauthorized
 from wangban.settings import Settings
 
 __all__ = [
+    "APPROVER",
     "AUDITOR",
     "CATALOG_ADMIN",
     "DATA_ADMIN",
@@ -49,7 +50,9 @@ CLOCK_LEEWAY_S: Final = 5
 WINDOW_CLERK: Final = "window_clerk"
 """Service-hall window clerk: accepts applications on behalf of applicants."""
 REVIEWER: Final = "reviewer"
-"""Approves or rejects applications of their department."""
+"""Reviews (and, where the item's workflow says so, decides) applications of their department."""
+APPROVER: Final = "approver"
+"""Decides applications of their department at a workflow step that requires it (决定签发)."""
 CATALOG_ADMIN: Final = "catalog_admin"
 """Maintains the service-item catalogue."""
 AUDITOR: Final = "auditor"

@@ -90,6 +90,21 @@ async def _case(
     return case
 
 
+async def _review(
+    session: AsyncSession, case: Case, *, now: datetime, reviewer: str = "r-1"
+) -> None:
+    """Finish the 审查 step and take the case again at 决定 (same department and person)."""
+    await cases.advance(
+        session,
+        case=case,
+        reviewer=reviewer,
+        department=case.department,
+        comment="审查通过",
+        now=now,
+    )
+    await cases.claim(session, case=case, reviewer=reviewer, department=case.department, now=now)
+
+
 async def _events(session: AsyncSession, application_id: str) -> list[str]:
     rows = await session.execute(
         select(kit_tables.outbox.c.event_type)
@@ -133,6 +148,27 @@ async def test_a_reviewer_acts_only_on_claimed_cases_of_their_department(
     await cases.claim(db_session, case=case, reviewer="r-1", department=DEPARTMENT, now=now)
     with pytest.raises(cases.ActionNotAllowed, match="已由 r-1 认领"):
         await cases.claim(db_session, case=case, reviewer="r-2", department=DEPARTMENT, now=now)
+    # The default workflow: 审查, then 决定. No decision at the review step.
+    assert [s["name"] for s in case.steps] == ["审查", "决定"] and case.step == "审查"
+    with pytest.raises(cases.ActionNotAllowed, match="审查"):
+        await cases.decide_manually(
+            db_session,
+            case=case,
+            item=None,
+            approve=True,
+            reviewer="r-1",
+            department=DEPARTMENT,
+            reason="",
+            cipher=CIPHER,
+            calendar=CALENDAR,
+            now=now,
+        )
+    await _review(db_session, case, now=now)
+    assert case.step == "决定"
+    with pytest.raises(cases.ActionNotAllowed, match="最后一个环节"):
+        await cases.advance(
+            db_session, case=case, reviewer="r-1", department=DEPARTMENT, comment="", now=now
+        )
     with pytest.raises(cases.ReasonRequired):
         await cases.decide_manually(
             db_session,
@@ -217,6 +253,7 @@ async def test_correction_and_special_procedures_stop_the_clock(
     )
     # 5 + 6 working days after Mon 22 Sep: 23–26, 28 (调休), 29, 30 Sep, 9, 10, 11 (调休), 13 Oct.
     assert case.stopped_days == 6 and case.due_date == date(2025, 10, 13)
+    await _review(db_session, case, now=datetime(2025, 10, 13, 1, tzinfo=UTC))
     await cases.decide_manually(
         db_session,
         case=case,
@@ -269,6 +306,7 @@ async def test_a_bundles_cases_proceed_in_parallel_in_their_departments(
     police = await _case(db_session, settings, parent_id=parent, department="东莞市公安局")
     now = ACCEPTED + timedelta(days=1)
     await cases.claim(db_session, case=police, reviewer="p-1", department="东莞市公安局", now=now)
+    await _review(db_session, police, now=now, reviewer="p-1")
     await cases.decide_manually(
         db_session,
         case=police,
@@ -342,11 +380,22 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
         assert refused.status_code == 403
         assert refused.json()["type"] == "urn:wangban:problem:not-your-department"
         assert (await client.post(f"{path}/claim", headers=mine)).status_code == 200
+        too_early = await client.post(f"{path}/approve", json={"comment": "x"}, headers=mine)
+        assert too_early.status_code == 409
+        reviewed = await client.post(f"{path}/advance", json={"comment": "审查通过"}, headers=mine)
+        assert reviewed.status_code == 200, reviewed.text
+        assert reviewed.json()["step"] == "决定" and reviewed.json()["assignee"] is None
+        assert (await client.post(f"{path}/claim", headers=mine)).status_code == 200
         queue = await client.get("/cases/queue", headers=mine)
         assert case.application_id in [c["application_id"] for c in queue.json()]
         approved = await client.post(f"{path}/approve", json={"comment": "符合条件"}, headers=mine)
         assert approved.status_code == 200 and approved.json()["status"] == "approved"
-        assert [a["action"] for a in approved.json()["actions"]][-2:] == ["claimed", "approved"]
+        assert [a["action"] for a in approved.json()["actions"]][-4:] == [
+            "claimed",
+            "完成审查",
+            "claimed",
+            "approved",
+        ]
         auditor = _token(settings, "auditor")
         assert (await client.get(path, headers=auditor)).json()["decisions"][0]["kind"] == "manual"
 
@@ -381,3 +430,67 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
         )
         assert broken.status_code == 422
         assert (await client.post("/rules/dry-run", json=body, headers=mine)).status_code == 403
+
+
+async def test_an_items_own_workflow_routes_the_decision_to_its_role(
+    db_session: AsyncSession, settings: Settings
+) -> None:
+    item = await _item(
+        db_session,
+        settings,
+        auto_approval=False,
+        rules=[],
+        workflow=[{"name": "初审", "role": "reviewer"}, {"name": "决定", "role": "approver"}],
+    )
+    case = await cases.open_case(
+        db_session,
+        application_id=str(uuid.uuid4()),
+        parent_id=None,
+        item_version_id=item.version_id,
+        item_code=item.implementing_code,
+        department=DEPARTMENT,
+        applicant_kind="person",
+        applicant_id_enc="x",
+        applicant_name_enc="y",
+        applicant_age=70,
+        applicant_region="441900",
+        form={},
+        submitted_at=ACCEPTED,
+    )
+    await cases.accept(db_session, case=case, item=item, accepted_at=ACCEPTED, calendar=CALENDAR)
+    assert case.step == "初审"
+    await cases.claim(db_session, case=case, reviewer="r-1", department=DEPARTMENT, now=ACCEPTED)
+    await cases.advance(
+        db_session,
+        case=case,
+        reviewer="r-1",
+        department=DEPARTMENT,
+        comment="初审通过",
+        now=ACCEPTED,
+    )
+    with pytest.raises(cases.NotYourDepartment, match="approver"):
+        await cases.claim(
+            db_session, case=case, reviewer="r-1", department=DEPARTMENT, now=ACCEPTED
+        )
+    await cases.claim(
+        db_session,
+        case=case,
+        reviewer="boss",
+        department=DEPARTMENT,
+        now=ACCEPTED,
+        roles=frozenset({"approver"}),
+    )
+    await cases.decide_manually(
+        db_session,
+        case=case,
+        item=item,
+        approve=True,
+        reviewer="boss",
+        department=DEPARTMENT,
+        reason="",
+        cipher=CIPHER,
+        calendar=CALENDAR,
+        now=ACCEPTED,
+        roles=frozenset({"approver"}),
+    )
+    assert case.status == "approved"
