@@ -80,9 +80,7 @@ async def queue(
         session, department=reviewer.department or "-", status=status, limit=200
     )
     # The tasks this person may take: cases whose current step is for one of their roles.
-    return [
-        CaseSummary.model_validate(r) for r in rows if cases.current_role(r) in reviewer.roles
-    ]
+    return [CaseSummary.model_validate(r) for r in rows if cases.current_role(r) in reviewer.roles]
 
 
 @router.get(

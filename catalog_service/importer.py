@@ -55,7 +55,7 @@ MATERIAL_KEY: Final = "implementing_code"
 
 # How a CSV cell becomes a value. Every other field is a plain string.
 _LIST_FIELDS: Final = frozenset({"serves", "themes", "keywords", "channels"})
-_JSON_FIELDS: Final = frozenset({"fees", "materials", "rules", "form_schema"})
+_JSON_FIELDS: Final = frozenset({"fees", "materials", "rules", "form_schema", "workflow"})
 _INT_FIELDS: Final = frozenset(
     {
         "legal_days",
