@@ -346,6 +346,18 @@ class CpuWatch:
         }
 
 
+def cpu_per_application(
+    loaded: dict[str, Any], idle: dict[str, Any], applications: int
+) -> dict[str, float]:
+    """CPU milliseconds per application, per process: (loaded − idle rate) × window / count."""
+    per: dict[str, float] = {}
+    for name, percent in loaded["process_percent_of_one_core"].items():
+        extra = percent - idle["process_percent_of_one_core"].get(name, 0.0)
+        per[name] = round(10 * extra * loaded["window_s"] / max(applications, 1), 1)
+    per["total"] = round(sum(per.values()), 1)
+    return per
+
+
 # --- load -----------------------------------------------------------------------------------
 
 
@@ -452,7 +464,19 @@ async def inbox_and_decisions(database: Any, trails: dict[str, Trail]) -> dict[s
     accepted = [t.accepted_event for t in trails.values() if t.accepted_event]
     approved = [t.approved_event for t in trails.values() if t.approved_event]
     query = "SELECT event_id::text, processed_at FROM {}.inbox WHERE event_id::text = ANY(:ids)"
+    # The relay marks rows with now() of its transaction, which begins with the claim.
+    relayed = "SELECT event_id::text, published_at FROM {}.outbox WHERE event_id::text = ANY(:ids)"
     async with database.engine.connect() as conn:
+        intake_relayed = {
+            str(r[0]): r[1].timestamp()
+            for r in await conn.execute(text(relayed.format("intake")), {"ids": accepted})
+            if r[1] is not None
+        }
+        approval_relayed = {
+            str(r[0]): r[1].timestamp()
+            for r in await conn.execute(text(relayed.format("approval")), {"ids": approved})
+            if r[1] is not None
+        }
         approval_in = {
             str(r[0]): r[1].timestamp()
             for r in await conn.execute(text(query.format("approval")), {"ids": accepted})
@@ -470,7 +494,92 @@ async def inbox_and_decisions(database: Any, trails: dict[str, Trail]) -> dict[s
                 )
             )
         }
-    return {"approval_in": approval_in, "sharing_in": sharing_in, "decision_ms": elapsed}
+    return {
+        "approval_in": approval_in,
+        "sharing_in": sharing_in,
+        "decision_ms": elapsed,
+        "intake_relayed": intake_relayed,
+        "approval_relayed": approval_relayed,
+    }
+
+
+async def database_work(database: Any) -> dict[str, Any]:
+    """Cumulative counters of the whole database: transactions, and rows written per schema."""
+    async with database.engine.connect() as conn:
+        totals = (
+            await conn.execute(
+                text(
+                    "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted "
+                    "FROM pg_stat_database WHERE datname = current_database()"
+                )
+            )
+        ).one()
+        schemas = {
+            str(r[0]): int(r[1])
+            for r in await conn.execute(
+                text(
+                    "SELECT schemaname, sum(n_tup_ins + n_tup_upd + n_tup_del) "
+                    "FROM pg_stat_user_tables GROUP BY schemaname"
+                )
+            )
+        }
+    return {
+        "transactions": int(totals[0]),
+        "rows_inserted": int(totals[1]),
+        "rows_updated": int(totals[2]),
+        "rows_deleted": int(totals[3]),
+        "rows_written_by_schema": schemas,
+    }
+
+
+@dataclass
+class DbActivity:
+    """How many backends were, on average, in each state while the load ran."""
+
+    samples: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self, top: int = 12) -> list[dict[str, Any]]:
+        ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])[:top]
+        n = max(self.samples, 1)
+        return [{"state": k, "mean_backends": round(v / n, 2)} for k, v in ranked]
+
+
+async def sample_db_activity(database: Any, activity: DbActivity) -> None:
+    """Every 100 ms: what each other backend is doing (state, wait event, statement start).
+    "idle in transaction" is a transaction held open while its service does something else;
+    a ``Lock`` wait is a backend queueing for a row another transaction holds."""
+    query = text(
+        "SELECT state, coalesce(wait_event_type || ':' || wait_event, '-'), "
+        "left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend' AND state <> 'idle'"
+    )
+    async with database.engine.connect() as conn:
+        while True:
+            rows = (await conn.execute(query)).all()
+            await conn.rollback()  # pg_stat_activity is a snapshot per transaction
+            activity.samples += 1
+            for state, wait, statement in rows:
+                key = f"{state} | {wait} | {statement}"
+                activity.counts[key] = activity.counts.get(key, 0) + 1
+            await asyncio.sleep(0.1)
+
+
+def work_per_application(
+    before: dict[str, Any], after: dict[str, Any], applications: int
+) -> dict[str, Any]:
+    n = max(applications, 1)
+    per: dict[str, Any] = {
+        key: round((after[key] - before[key]) / n, 1)
+        for key in ("transactions", "rows_inserted", "rows_updated", "rows_deleted")
+    }
+    per["rows_written_by_schema"] = {
+        schema: round((count - before["rows_written_by_schema"].get(schema, 0)) / n, 1)
+        for schema, count in after["rows_written_by_schema"].items()
+        if count - before["rows_written_by_schema"].get(schema, 0) > 0
+    }
+    return per
 
 
 # --- /metrics -------------------------------------------------------------------------------
@@ -538,6 +647,8 @@ def analyse(
     complete = [(s, t) for s, t in done if t.issued is not None and t.submitted is not None]
     approval_in = stages_db["approval_in"]
     sharing_in = stages_db["sharing_in"]
+    intake_relayed = stages_db.get("intake_relayed", {})
+    approval_relayed = stages_db.get("approval_relayed", {})
     latency = _values(_ms(t.submitted, t.issued) for _, t in complete)
     result: dict[str, Any] = {
         "submitted": len(samples),
@@ -564,6 +675,21 @@ def analyse(
                     _ms(t.submitted, approval_in.get(t.accepted_event or "")) for _, t in complete
                 )
             ),
+            "    submitted → intake relay claim": summarize(
+                _values(
+                    _ms(t.submitted, intake_relayed.get(t.accepted_event or ""))
+                    for _, t in complete
+                )
+            ),
+            "    claim → approval handler": summarize(
+                _values(
+                    _ms(
+                        intake_relayed.get(t.accepted_event or ""),
+                        approval_in.get(t.accepted_event or ""),
+                    )
+                    for _, t in complete
+                )
+            ),
             "approval handler → approved": summarize(
                 _values(
                     _ms(approval_in.get(t.accepted_event or ""), t.approved) for _, t in complete
@@ -578,6 +704,21 @@ def analyse(
             "approved → sharing handler": summarize(
                 _values(
                     _ms(t.approved, sharing_in.get(t.approved_event or "")) for _, t in complete
+                )
+            ),
+            "    approved → approval relay claim": summarize(
+                _values(
+                    _ms(t.approved, approval_relayed.get(t.approved_event or ""))
+                    for _, t in complete
+                )
+            ),
+            "    claim → sharing handler": summarize(
+                _values(
+                    _ms(
+                        approval_relayed.get(t.approved_event or ""),
+                        sharing_in.get(t.approved_event or ""),
+                    )
+                    for _, t in complete
                 )
             ),
             "sharing handler → issued": summarize(
@@ -625,22 +766,33 @@ def _count(values: Iterator[str]) -> dict[str, int]:
     return counts
 
 
-async def bench_main(args: argparse.Namespace, infra: Infrastructure) -> dict[str, Any]:
+@dataclass
+class Measured:
+    """What the load phase gathered, before the services stop."""
+
+    version_id: str
+    persona: str
+    warmup: list[Submission]
+    run: list[Submission]
+    achieved: float
+    drain_s: float
+    cpu: dict[str, Any]
+    idle_cpu: dict[str, Any]
+    work_before: dict[str, Any]
+    metrics_before: dict[str, dict[str, tuple[float, float]]]
+    metrics_after: dict[str, dict[str, tuple[float, float]]]
+    observations: Observations
+    activity: DbActivity
+
+
+async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Platform) -> Measured:
+    """Wait for the platform, warm up, measure the idle CPU, then the run at ``--rate``."""
     from wangban.db import Database
 
-    settings = Settings(
-        database_url=infra.database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        data_dir=infra.data_dir,
-    )
-    await prepare(settings)
-    ports = {name: free_port() for name in SERVICE_NAMES}
-    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
-    logs = infra.data_dir / "logs"
-    processes = start_services(service_env(infra, ports), logs)
-    platform = Platform(settings=settings, urls=urls, processes=processes, logs=logs)
+    settings, urls, processes = platform.settings, platform.urls, platform.processes
     database = Database.from_settings(settings)
     observations = Observations()
+    activity = DbActivity()
     reader_ready = asyncio.Event()
     reader = asyncio.create_task(read_events(settings, observations, reader_ready))
     try:
@@ -650,7 +802,7 @@ async def bench_main(args: argparse.Namespace, infra: Infrastructure) -> dict[st
         await asyncio.wait_for(reader_ready.wait(), 60)
         print(
             f"platform ready in {time.monotonic() - started:.1f} s "
-            f"(logs: {logs}); item version {version['id']}",
+            f"(logs: {platform.logs}); item version {version['id']}",
             flush=True,
         )
         applicant = Applicant(settings, version["content"], version["id"])
@@ -679,45 +831,90 @@ async def bench_main(args: argparse.Namespace, infra: Infrastructure) -> dict[st
                 },
                 alone=["bench (load + reader)"],
             )
+            # What the platform burns doing nothing (consumers' fetch long-polls, relays' and
+            # periodic jobs' wake-ups), to tell it apart from what the applications cost.
+            watch.start()
+            await asyncio.sleep(args.idle_seconds)
+            idle_cpu = watch.stop()
+            # PostgreSQL backends flush their statistics within 10 s of going idle: wait that
+            # out so the counters hold the run's work only.
+            await asyncio.sleep(max(11.0 - args.idle_seconds, 0.0))
+            work_before = await database_work(database)
             metrics_before = await scrape_http_metrics(urls)
+            sampler = (
+                asyncio.create_task(sample_db_activity(database, activity))
+                if args.db_activity
+                else None
+            )
             watch.start()
             count = max(int(args.rate * args.seconds), 1)
             run, achieved = await send_phase(
                 client, applicant, phase="run", rate=args.rate, count=count
             )
-            cpu = watch.stop()
             drain_s = await wait_complete(run, observations, timeout_s=args.drain_timeout)
+            cpu = watch.stop()  # over the load and until the last certificate was read
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
             metrics_after = await scrape_http_metrics(urls)
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
-        stop_services(processes)
         await database.dispose()
+    return Measured(
+        version_id=version["id"],
+        persona=applicant.persona_key,
+        warmup=warmup,
+        run=run,
+        achieved=achieved,
+        drain_s=drain_s,
+        cpu=cpu,
+        idle_cpu=idle_cpu,
+        work_before=work_before,
+        metrics_before=metrics_before,
+        metrics_after=metrics_after,
+        observations=observations,
+        activity=activity,
+    )
+
+
+async def conclude(
+    args: argparse.Namespace, infra: Infrastructure, settings: Settings, m: Measured
+) -> dict[str, Any]:
+    """After the services stopped (their backends exited, so PostgreSQL's statistics of their
+    work are complete): the inbox stages, the database work, the report."""
+    from wangban.db import Database
+
+    trails = m.observations.trails
     run_trails = {
-        s.application_id: observations.trails[s.application_id]
-        for s in run
-        if s.application_id in observations.trails
+        s.application_id: trails[s.application_id] for s in m.run if s.application_id in trails
     }
-    # The database is still up (infrastructure stops after us).
     database = Database.from_settings(settings)
     try:
         stages_db = await inbox_and_decisions(database, run_trails)
+        work_after = await database_work(database)
     finally:
         await database.dispose()
-    result = analyse(run, observations, stages_db)
+    result = analyse(m.run, m.observations, stages_db)
     result.update(
         rate_asked=args.rate,
-        rate_achieved=round(achieved, 1),
+        rate_achieved=round(m.achieved, 1),
         seconds=args.seconds,
-        drain_after_last_submission_s=round(drain_s, 2),
-        cpu=cpu,
-        http_routes=metrics_delta(metrics_before, metrics_after),
+        drain_after_last_submission_s=round(m.drain_s, 2),
+        cpu=m.cpu,
+        cpu_idle=m.idle_cpu,
+        cpu_ms_per_application=cpu_per_application(m.cpu, m.idle_cpu, len(m.run)),
+        http_routes=metrics_delta(m.metrics_before, m.metrics_after),
+        database_work_per_application=work_per_application(m.work_before, work_after, len(m.run)),
+        db_activity=m.activity.summary(),
+        db_activity_samples=m.activity.samples,
     )
     return {
         "benchmark": "auto_approval",
-        "item": {"code": ALLOWANCE_CODE, "version_id": version["id"]},
-        "persona": applicant.persona_key,
+        "item": {"code": ALLOWANCE_CODE, "version_id": m.version_id},
+        "persona": m.persona,
         "warmup": args.warmup,
         "result": result,
         "machine": machine_facts(),
@@ -725,6 +922,39 @@ async def bench_main(args: argparse.Namespace, infra: Infrastructure) -> dict[st
         "postgres": infra.postgres,
         "broker": infra.broker,
     }
+
+
+def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, Any]:
+    """Prepare, start the four services, measure, stop them (whatever happened), conclude."""
+    settings = Settings(
+        database_url=infra.database_url,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        data_dir=infra.data_dir,
+    )
+    asyncio.run(prepare(settings))
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    logs = infra.data_dir / "logs"
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        processes = start_services(service_env(infra, ports), logs)
+        platform = Platform(
+            settings=settings,
+            urls={name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
+            processes=processes,
+            logs=logs,
+        )
+        measured = asyncio.run(measure(args, infra, platform))
+    finally:
+        # Not interrupted by a second Ctrl-C or SIGTERM: no service may outlive the run.
+        previous = {
+            sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            stop_services(processes)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return asyncio.run(conclude(args, infra, settings, measured))
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -764,20 +994,39 @@ def render(report: dict[str, Any]) -> str:
         f"last certificate {r['drain_after_last_submission_s']} s after the last submission",
         f"decisions: {r['decisions']}",
         "",
-        f"{'':<34}   {'ms':>7}",
-        f"{'submitted → certificate.issued':<34} {_fmt(r['latency_ms'])}",
-        f"{'POST /applications (HTTP)':<34} {_fmt(r['http_ms'])}",
-        f"{'request → certificate read':<34} {_fmt(r['end_to_end_ms'])}",
+        f"{'':<38}   {'ms':>7}",
+        f"{'submitted → certificate.issued':<38} {_fmt(r['latency_ms'])}",
+        f"{'POST /applications (HTTP)':<38} {_fmt(r['http_ms'])}",
+        f"{'request → certificate read':<38} {_fmt(r['end_to_end_ms'])}",
     ]
     for name, stats in r["stages_ms"].items():
-        lines.append(f"  {name:<32} {_fmt(stats)}")
+        lines.append(f"  {name:<36} {_fmt(stats)}")
     cpu = r["cpu"]
     lines.append("")
     lines.append(
-        f"CPU over the {cpu['window_s']} s of load: machine {cpu['machine_busy_percent']}% "
-        "busy (all cores); % of one core: "
+        f"CPU over the {cpu['window_s']} s of load and drain: machine "
+        f"{cpu['machine_busy_percent']}% busy (all cores); % of one core: "
         + ", ".join(f"{k} {v}" for k, v in cpu["process_percent_of_one_core"].items())
     )
+    idle = r["cpu_idle"]
+    lines.append(
+        f"CPU of the idle platform ({idle['window_s']} s before the load): machine "
+        f"{idle['machine_busy_percent']}% busy; % of one core: "
+        + ", ".join(f"{k} {v}" for k, v in idle["process_percent_of_one_core"].items())
+    )
+    lines.append(
+        "CPU ms per application above idle: "
+        + ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_application"].items())
+    )
+    work = r["database_work_per_application"]
+    lines.append(
+        f"database per application: {work['transactions']} transactions, rows inserted "
+        f"{work['rows_inserted']}, updated {work['rows_updated']}, deleted "
+        f"{work['rows_deleted']}; rows written by schema {work['rows_written_by_schema']}"
+    )
+    if r["db_activity"]:
+        lines.append("PostgreSQL backends busy, mean count (state | wait | statement):")
+        lines.extend(f"  {a['mean_backends']:6.2f}  {a['state']}" for a in r["db_activity"])
     for service, routes in r["http_routes"].items():
         lines.append(
             f"  {service} HTTP: "
@@ -808,6 +1057,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--drain-timeout", type=float, default=60.0, help="wait for the last certificates (s)"
     )
     parser.add_argument("--http-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--db-activity",
+        action="store_true",
+        help="sample pg_stat_activity every 100 ms during the load (a diagnosis aid)",
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=5.0, help="CPU baseline of the idle platform"
+    )
     parser.add_argument("--json", type=Path, help="write the report (with samples) here")
     parser.add_argument(
         "--data-dir",
@@ -821,6 +1078,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _stop_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough: we are stopping
     raise KeyboardInterrupt  # unwinds through every finally: services, broker, PostgreSQL
 
 
@@ -834,7 +1092,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     with infrastructure(args.data_dir) as infra:
-        report = asyncio.run(bench_main(args, infra))
+        report = run_benchmark(args, infra)
     report["machine"]["cpu_busy_percent_before_start"] = busy_before
     print(render(report))
     if args.json is not None:
