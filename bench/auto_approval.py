@@ -21,8 +21,11 @@ consumer group) reads the three topics; the latency is the ``time`` of the
 the same application, both stamped by the service processes on this host's clock when the
 event was written to their outbox. Also reported: the HTTP response time of the submission,
 request start → certificate event read here (what an applicant waiting on the event would
-see), the stages between (from the events and from the consumers' inbox rows), the rate
-achieved, errors, CPU of the machine and of each process.
+see), the stages between (from the events, the relays' claims in the outboxes and the
+consumers' inbox rows), the rate achieved, errors, CPU of the machine and of each process (idle
+and under load, hence per application), database transactions, rows and events per application,
+and with ``--db-activity`` what PostgreSQL's backends were doing. Results and their reading:
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -339,22 +342,30 @@ class CpuWatch:
             before = self._before.get(name, {})
             used = sum(seconds - before.get(pid, 0.0) for pid, seconds in tree.items())
             per_process[name] = round(100 * used / wall, 1)
+        cores = psutil.cpu_count() or 1
         return {
             "window_s": round(wall, 1),
             "machine_busy_percent": machine,
             "process_percent_of_one_core": per_process,
+            # Everything else on the machine (the kernel, PostgreSQL backends that exited during
+            # the window, someone else's job): large values mean the figures are disturbed.
+            "other_percent_of_one_core": round(machine * cores - sum(per_process.values()), 1),
         }
 
 
 def cpu_per_application(
     loaded: dict[str, Any], idle: dict[str, Any], applications: int
 ) -> dict[str, float]:
-    """CPU milliseconds per application, per process: (loaded − idle rate) × window / count."""
+    """CPU milliseconds per application, per process: (loaded − idle rate) × window / count.
+
+    ``platform`` sums the four services and PostgreSQL. The embedded broker is left out of it:
+    it burns more CPU idle (answering the consumers' 10 ms fetch long-polls) than under load,
+    so its figure here is negative and says nothing about an application's cost."""
     per: dict[str, float] = {}
     for name, percent in loaded["process_percent_of_one_core"].items():
         extra = percent - idle["process_percent_of_one_core"].get(name, 0.0)
         per[name] = round(10 * extra * loaded["window_s"] / max(applications, 1), 1)
-    per["total"] = round(sum(per.values()), 1)
+    per["platform"] = round(sum(per.get(name, 0.0) for name in (*SERVICES, "postgres")), 1)
     return per
 
 
@@ -582,6 +593,32 @@ def work_per_application(
     return per
 
 
+async def events_per_application(
+    database: Any, since: float, applications: int
+) -> dict[str, dict[str, float]]:
+    """Per service: events it wrote to its outbox and events its consumer handled (inbox rows),
+    by type, since the run started, per application of the run."""
+    n = max(applications, 1)
+    found: dict[str, dict[str, float]] = {}
+    async with database.engine.connect() as conn:
+        for schema in SERVICES:
+            for table, column, verb in (
+                ("outbox", "created_at", "wrote"),
+                ("inbox", "processed_at", "handled"),
+            ):
+                rows = await conn.execute(
+                    text(
+                        f"SELECT event_type, count(*) FROM {schema}.{table} "
+                        f"WHERE {column} >= to_timestamp(:since) GROUP BY event_type"
+                    ),
+                    {"since": since},
+                )
+                for event_type, count in rows:
+                    short = str(event_type).removeprefix("cn.wangban.").removesuffix(".v1")
+                    found.setdefault(f"{schema} {verb}", {})[short] = round(int(count) / n, 2)
+    return found
+
+
 # --- /metrics -------------------------------------------------------------------------------
 
 
@@ -772,6 +809,7 @@ class Measured:
 
     version_id: str
     persona: str
+    run_started: float
     warmup: list[Submission]
     run: list[Submission]
     achieved: float
@@ -847,6 +885,7 @@ async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Pla
                 else None
             )
             watch.start()
+            run_started = time.time()
             count = max(int(args.rate * args.seconds), 1)
             run, achieved = await send_phase(
                 client, applicant, phase="run", rate=args.rate, count=count
@@ -866,6 +905,7 @@ async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Pla
     return Measured(
         version_id=version["id"],
         persona=applicant.persona_key,
+        run_started=run_started,
         warmup=warmup,
         run=run,
         achieved=achieved,
@@ -898,6 +938,14 @@ async def conclude(
     finally:
         await database.dispose()
     result = analyse(m.run, m.observations, stages_db)
+    # "Per application" means per application that went the whole way (a submission that
+    # failed did little work); with no failures that is every application of the run.
+    completed = result["completed"] or len(m.run)
+    database = Database.from_settings(settings)
+    try:
+        events = await events_per_application(database, m.run_started, completed)
+    finally:
+        await database.dispose()
     result.update(
         rate_asked=args.rate,
         rate_achieved=round(m.achieved, 1),
@@ -905,9 +953,10 @@ async def conclude(
         drain_after_last_submission_s=round(m.drain_s, 2),
         cpu=m.cpu,
         cpu_idle=m.idle_cpu,
-        cpu_ms_per_application=cpu_per_application(m.cpu, m.idle_cpu, len(m.run)),
+        cpu_ms_per_application=cpu_per_application(m.cpu, m.idle_cpu, completed),
         http_routes=metrics_delta(m.metrics_before, m.metrics_after),
-        database_work_per_application=work_per_application(m.work_before, work_after, len(m.run)),
+        database_work_per_application=work_per_application(m.work_before, work_after, completed),
+        events_per_application=events,
         db_activity=m.activity.summary(),
         db_activity_samples=m.activity.samples,
     )
@@ -1007,6 +1056,7 @@ def render(report: dict[str, Any]) -> str:
         f"CPU over the {cpu['window_s']} s of load and drain: machine "
         f"{cpu['machine_busy_percent']}% busy (all cores); % of one core: "
         + ", ".join(f"{k} {v}" for k, v in cpu["process_percent_of_one_core"].items())
+        + f"; everything else {cpu['other_percent_of_one_core']}"
     )
     idle = r["cpu_idle"]
     lines.append(
@@ -1023,6 +1073,11 @@ def render(report: dict[str, Any]) -> str:
         f"database per application: {work['transactions']} transactions, rows inserted "
         f"{work['rows_inserted']}, updated {work['rows_updated']}, deleted "
         f"{work['rows_deleted']}; rows written by schema {work['rows_written_by_schema']}"
+    )
+    lines.append("events per application:")
+    lines.extend(
+        f"  {who}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        for who, kinds in r["events_per_application"].items()
     )
     if r["db_activity"]:
         lines.append("PostgreSQL backends busy, mean count (state | wait | statement):")
