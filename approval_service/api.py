@@ -99,6 +99,33 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _decide(
+    session: AsyncSession,
+    application_id: str,
+    reviewer: Identity,
+    request: Request,
+    *,
+    approve: bool,
+    reason: str,
+) -> CaseOut:
+    case = await _case(session, application_id)
+    settings = request.app.state.settings
+    await cases.decide_manually(
+        session,
+        case=case,
+        item=await repository.item_version(session, case.item_version_id),
+        approve=approve,
+        reviewer=reviewer.subject,
+        department=reviewer.department,
+        reason=reason,
+        cipher=FieldCipher.from_settings(settings),
+        calendar=await calendar_for(session, settings),
+        now=_now(),
+        roles=reviewer.roles,
+    )
+    return await _out(session, case)
+
+
 @router.post(
     "/{application_id}/claim",
     summary="Take a case from the queue",
@@ -144,21 +171,9 @@ async def advance(
 async def approve(
     application_id: str, body: CommentIn, session: UnitOfWork, reviewer: Reviewer, request: Request
 ) -> CaseOut:
-    case = await _case(session, application_id)
-    await cases.decide_manually(
-        session,
-        case=case,
-        item=await repository.item_version(session, case.item_version_id),
-        approve=True,
-        reviewer=reviewer.subject,
-        department=reviewer.department,
-        reason=body.comment,
-        cipher=FieldCipher.from_settings(request.app.state.settings),
-        calendar=await calendar_for(session, request.app.state.settings),
-        now=_now(),
-        roles=reviewer.roles,
+    return await _decide(
+        session, application_id, reviewer, request, approve=True, reason=body.comment
     )
-    return await _out(session, case)
 
 
 @router.post(
@@ -169,21 +184,9 @@ async def approve(
 async def deny(
     application_id: str, body: ReasonIn, session: UnitOfWork, reviewer: Reviewer, request: Request
 ) -> CaseOut:
-    case = await _case(session, application_id)
-    await cases.decide_manually(
-        session,
-        case=case,
-        item=await repository.item_version(session, case.item_version_id),
-        approve=False,
-        reviewer=reviewer.subject,
-        department=reviewer.department,
-        reason=body.reason,
-        cipher=FieldCipher.from_settings(request.app.state.settings),
-        calendar=await calendar_for(session, request.app.state.settings),
-        now=_now(),
-        roles=reviewer.roles,
+    return await _decide(
+        session, application_id, reviewer, request, approve=False, reason=body.reason
     )
-    return await _out(session, case)
 
 
 @router.post(

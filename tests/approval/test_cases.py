@@ -62,6 +62,7 @@ async def _case(
     committed_days: int = 5,
     department: str = DEPARTMENT,
     parent_id: str | None = None,
+    **item_overrides: Any,
 ) -> Case:
     item = await _item(
         session,
@@ -70,6 +71,7 @@ async def _case(
         department=department,
         auto_approval=False,
         rules=[],
+        **item_overrides,
     )
     case = await cases.open_case(
         session,
@@ -435,29 +437,11 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
 async def test_an_items_own_workflow_routes_the_decision_to_its_role(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    item = await _item(
+    case = await _case(
         db_session,
         settings,
-        auto_approval=False,
-        rules=[],
         workflow=[{"name": "初审", "role": "reviewer"}, {"name": "决定", "role": "approver"}],
     )
-    case = await cases.open_case(
-        db_session,
-        application_id=str(uuid.uuid4()),
-        parent_id=None,
-        item_version_id=item.version_id,
-        item_code=item.implementing_code,
-        department=DEPARTMENT,
-        applicant_kind="person",
-        applicant_id_enc="x",
-        applicant_name_enc="y",
-        applicant_age=70,
-        applicant_region="441900",
-        form={},
-        submitted_at=ACCEPTED,
-    )
-    await cases.accept(db_session, case=case, item=item, accepted_at=ACCEPTED, calendar=CALENDAR)
     assert case.step == "初审"
     await cases.claim(db_session, case=case, reviewer="r-1", department=DEPARTMENT, now=ACCEPTED)
     await cases.advance(
@@ -483,7 +467,7 @@ async def test_an_items_own_workflow_routes_the_decision_to_its_role(
     await cases.decide_manually(
         db_session,
         case=case,
-        item=item,
+        item=None,
         approve=True,
         reviewer="boss",
         department=DEPARTMENT,

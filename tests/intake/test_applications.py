@@ -323,13 +323,14 @@ def _approved(application: Application, at: datetime) -> CaseApproved:
     )
 
 
-async def test_tolerated_material_holds_the_result_until_supplied(
-    db_session: AsyncSession, settings: Settings
-) -> None:
-    application = await _draft(db_session, settings)
-    file_id = await library_file(db_session, owner=application.applicant_subject)
+async def _accepted_with_a_material_missing(
+    session: AsyncSession, settings: Settings
+) -> Application:
+    """Accepted by a clerk on NOW with the 可容缺 最低生活保障证明 still missing."""
+    application = await _draft(session, settings)
+    file_id = await library_file(session, owner=application.applicant_subject)
     await _submit(
-        db_session,
+        session,
         settings,
         application,
         choices=[
@@ -338,13 +339,20 @@ async def test_tolerated_material_holds_the_result_until_supplied(
         ],
     )
     await applications.accept(
-        db_session,
+        session,
         application=application,
         actor_kind="staff",
         actor="clerk-1",
         calendar=CALENDAR,
         now=NOW,
     )
+    return application
+
+
+async def test_tolerated_material_holds_the_result_until_supplied(
+    db_session: AsyncSession, settings: Settings
+) -> None:
+    application = await _accepted_with_a_material_missing(db_session, settings)
     # 容缺时限 3 working days from Tue 29 Sep 2026: Wed 30 Sep, Thu 8 Oct, Fri 9 Oct.
     assert application.tolerated_until == date(2026, 10, 9)
     await _deliver(db_session, consumers.approved, _approved(application, NOW + timedelta(days=1)))
@@ -368,25 +376,7 @@ async def test_tolerated_material_holds_the_result_until_supplied(
 async def test_a_tolerated_material_not_supplied_in_time_ends_the_application(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    application = await _draft(db_session, settings)
-    file_id = await library_file(db_session, owner=application.applicant_subject)
-    await _submit(
-        db_session,
-        settings,
-        application,
-        choices=[
-            MaterialChoice(index=1, commitment=True),
-            MaterialChoice(index=2, file_id=file_id),
-        ],
-    )
-    await applications.accept(
-        db_session,
-        application=application,
-        actor_kind="staff",
-        actor="clerk-1",
-        calendar=CALENDAR,
-        now=NOW,
-    )
+    application = await _accepted_with_a_material_missing(db_session, settings)
     deadline = application.tolerated_until
     assert deadline is not None
     reminded = await applications.remind_due(
