@@ -186,20 +186,23 @@ class AutoDecision:
     decision: Decision
 
 
-async def decide_automatically(
-    session: AsyncSession,
-    *,
-    case: Case,
-    item: ItemVersionCopy,
-    lookups: Lookups,
-    cipher: FieldCipher,
-    calendar: WorkingDayCalendar,
-    now: datetime | None = None,
-) -> AutoDecision:
-    """秒批: look up what the rule set needs (the application as purpose), evaluate it, and
-    act on the outcome; a referral leaves the case in its department's queue."""
+@dataclass(frozen=True)
+class SharedFacts:
+    """What the departments' data said for one case's rule set, and when asking began."""
+
+    shared: dict[str, rules.SharedData]
+    status: dict[str, Literal["found", "not_found", "unavailable"]]
+    lookup_ids: list[str]
+    started: float
+    """``time.perf_counter()`` before the first lookup: the decision's timing includes them."""
+
+
+async def look_up_shared_data(
+    *, case: Case, item: ItemVersionCopy, lookups: Lookups, cipher: FieldCipher
+) -> SharedFacts:
+    """Ask sharing for what the rule set reads (the application as purpose), touching no table:
+    the consumer calls this before its transaction, so no row lock waits on another service."""
     started = time.perf_counter()
-    now = now or datetime.now(UTC)
     compiled = rules.compile_rule_set(list(item.content.get("rules") or []))
     subject_id = cipher.decrypt(case.applicant_id_enc, context=HOLDER_CONTEXT)
     shared: dict[str, rules.SharedData] = {}
@@ -224,6 +227,30 @@ async def decide_automatically(
             # Refused counts as unavailable: a policy gap must not deny anyone.
             shared[dataset] = rules.NOT_FOUND if answer.status == "not_found" else rules.UNAVAILABLE
             status[dataset] = "not_found" if answer.status == "not_found" else "unavailable"
+    return SharedFacts(shared=shared, status=status, lookup_ids=lookup_ids, started=started)
+
+
+async def decide_automatically(
+    session: AsyncSession,
+    *,
+    case: Case,
+    item: ItemVersionCopy,
+    facts: SharedFacts,
+    cipher: FieldCipher,
+    calendar: WorkingDayCalendar,
+    now: datetime | None = None,
+) -> AutoDecision:
+    """秒批: evaluate the rule set on the form, the applicant and the shared data looked up for
+    it (:func:`look_up_shared_data`), and act on the outcome; a referral leaves the case in its
+    department's queue."""
+    now = now or datetime.now(UTC)
+    compiled = rules.compile_rule_set(list(item.content.get("rules") or []))
+    shared, status, lookup_ids, started = (
+        facts.shared,
+        facts.status,
+        facts.lookup_ids,
+        facts.started,
+    )
     context = rules.build_context(
         form=case.form,
         applicant=rules.ApplicantFacts(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service import cases, repository
 from approval_service.calendar import calendar_for
+from approval_service.models import ItemVersionCopy
 from catalog_service.events import ItemPublished
 from intake_service.events import (
     FORM_CONTEXT,
@@ -26,6 +27,7 @@ from intake_service.events import (
 )
 from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher
+from wangban.db import Database
 from wangban.events import Envelope
 from wangban.settings import Settings
 from wangban.sharing_client import SharingClient
@@ -72,9 +74,32 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
             submitted_at=datetime.fromisoformat(event.submitted_at),
         )
 
-    @consumer.on(ApplicationAccepted)
+    def decides_automatically(item: ItemVersionCopy | None, event: ApplicationAccepted) -> bool:
+        # 秒批 decides on complete applications only: with materials accepted as missing (容缺)
+        # a person decides once they arrive.
+        return bool(
+            item is not None and item.content.get("auto_approval") and not event.tolerated_materials
+        )
+
+    async def look_up_for_decision(
+        database: Database, *, event: ApplicationAccepted, envelope: Envelope
+    ) -> cases.SharedFacts | None:
+        # Before the handler's transaction: the lookups are calls to sharing.
+        async with database.read_sessionmaker() as reads:
+            case = await repository.case(reads, event.application_id)
+            item = await repository.item_version(reads, event.item_version_id)
+        if case is None or case.status != "submitted" or not decides_automatically(item, event):
+            return None  # nothing to decide (or already decided: a redelivery)
+        assert item is not None
+        return await cases.look_up_shared_data(case=case, item=item, lookups=lookups, cipher=cipher)
+
+    @consumer.on(ApplicationAccepted, prepare=look_up_for_decision)
     async def accepted(
-        session: AsyncSession, *, event: ApplicationAccepted, envelope: Envelope
+        session: AsyncSession,
+        *,
+        event: ApplicationAccepted,
+        envelope: Envelope,
+        prepared: cases.SharedFacts | None,
     ) -> None:
         case = await repository.case(session, event.application_id, lock=True)
         if case is None or case.status != "submitted":
@@ -88,11 +113,14 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
             accepted_at=datetime.fromisoformat(event.accepted_at),
             calendar=calendar,
         )
-        # 秒批 decides on complete applications only: with materials accepted as missing (容缺)
-        # a person decides once they arrive.
-        if item is not None and item.content.get("auto_approval") and not event.tolerated_materials:
+        if item is not None and decides_automatically(item, event):
+            # Looked up before this transaction; again here only if the case was not there yet
+            # then (it is: submission and acceptance share a key, so they arrive in order).
+            facts = prepared or await cases.look_up_shared_data(
+                case=case, item=item, lookups=lookups, cipher=cipher
+            )
             await cases.decide_automatically(
-                session, case=case, item=item, lookups=lookups, cipher=cipher, calendar=calendar
+                session, case=case, item=item, facts=facts, cipher=cipher, calendar=calendar
             )
 
     @consumer.on(ApplicationSupplemented)

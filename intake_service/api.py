@@ -59,7 +59,7 @@ from wangban.auth import (
 )
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
-from wangban.db import UnitOfWork
+from wangban.db import Database, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, ValidationFailed, problem_responses
 from wangban.multipart import read_parts, size_text
 from wangban.sharing_client import SharingClient
@@ -106,6 +106,7 @@ class Runtime:
         self.calendar = WorkingDayCalendar.from_settings(settings)
         self.sharing = SharingClient(settings, caller="intake")
         self.store: ObjectStore = object_store_from_settings(settings)
+        self.database: Database = request.app.state.database
 
 
 async def _runtime(request: Request) -> Runtime:
@@ -300,6 +301,50 @@ APPLY_ERRORS = (
 )
 
 
+async def _apply_bundle(
+    *,
+    body: ApplicationIn,
+    session: AsyncSession,
+    runtime: Runtime,
+    applicant: Applicant,
+    channel: Channel,
+    key: str | None,
+    identity: Identity | None,
+    now: datetime,
+) -> ApplicationOut:
+    """一件事: the bundle's member applications, each resolved and submitted like one item."""
+    assert body.bundle_version_id is not None
+    bundle = await repository.bundle_version(session, body.bundle_version_id)
+    if bundle is not None:
+        for version_id in bundle.member_version_ids:
+            member = await repository.item_version(session, version_id)
+            if identity is not None and member is not None:
+                _check_item_assurance(identity, member)
+
+    async def resolve(item_version_id: str, application_id: str) -> list[SharedResolution]:
+        return await _resolve(
+            runtime,
+            item_version_id=item_version_id,
+            applicant=applicant,
+            application_id=application_id,
+        )
+
+    parent = await bundles.submit_bundle(
+        session,
+        bundle_version_id=body.bundle_version_id,
+        applicant=applicant,
+        form=body.form,
+        channel=channel,
+        resolve=resolve,
+        choices={v: _choices(c) for v, c in body.member_materials.items()},
+        keys=runtime.keys,
+        calendar=runtime.calendar,
+        idempotency_key=key,
+        now=now,
+    )
+    return await _out(session, parent)
+
+
 async def _apply(
     *,
     body: ApplicationIn,
@@ -315,44 +360,34 @@ async def _apply(
 ) -> ApplicationOut:
     if key is None and not body.draft:
         raise IdempotencyKeyMissing()
-    existing = await applications.recent_idempotent(
-        session, applicant_subject=applicant.subject, key=key
-    )
+    # Everything read before calling sharing is read outside the write transaction, which
+    # starts only once sharing has answered: a request waiting for another service must not
+    # hold a pooled connection (idle in transaction) that the outbox relay, the consumers and
+    # other requests need.
+    async with runtime.database.read_sessionmaker() as reads:
+        existing = await applications.recent_idempotent(
+            reads, applicant_subject=applicant.subject, key=key
+        )
+        item = (
+            await repository.item_version(reads, body.item_version_id or "")
+            if existing is None and not body.bundle_version_id
+            else None
+        )
     if existing is not None:
         response.status_code = 200  # the same request again: the same application
         return await _out(session, existing)
     now = datetime.now(UTC)
     if body.bundle_version_id:
-        bundle = await repository.bundle_version(session, body.bundle_version_id)
-        if bundle is not None:
-            for version_id in bundle.member_version_ids:
-                member = await repository.item_version(session, version_id)
-                if identity is not None and member is not None:
-                    _check_item_assurance(identity, member)
-
-        async def resolve(item_version_id: str, application_id: str) -> list[SharedResolution]:
-            return await _resolve(
-                runtime,
-                item_version_id=item_version_id,
-                applicant=applicant,
-                application_id=application_id,
-            )
-
-        parent = await bundles.submit_bundle(
-            session,
-            bundle_version_id=body.bundle_version_id,
+        return await _apply_bundle(
+            body=body,
+            session=session,
+            runtime=runtime,
             applicant=applicant,
-            form=body.form,
             channel=channel,
-            resolve=resolve,
-            choices={v: _choices(c) for v, c in body.member_materials.items()},
-            keys=runtime.keys,
-            calendar=runtime.calendar,
-            idempotency_key=key,
+            key=key,
+            identity=identity,
             now=now,
         )
-        return await _out(session, parent)
-    item = await repository.item_version(session, body.item_version_id or "")
     if item is None or item.withdrawn_at is not None:
         raise applications.ItemVersionNotAvailable()
     applications.check_window_scope(item, channel)
@@ -372,6 +407,19 @@ async def _apply(
         idempotency_key=key,
     )
     application.form_sources = sources
+    # Resolved under the application's id (the purpose of the lookups) before it is written. A
+    # concurrent duplicate of this request (same key) is found by insert_once below; its lookups
+    # stay in the audit log with an application that was never created, as they were made.
+    shared_answers = (
+        None
+        if body.draft
+        else await _resolve(
+            runtime,
+            item_version_id=item.version_id,
+            applicant=applicant,
+            application_id=application.id,
+        )
+    )
     application, created = await applications.insert_once(session, application)
     if not created:
         response.status_code = 200
@@ -388,13 +436,7 @@ async def _apply(
         )
     )
     await session.flush()
-    if not body.draft:
-        shared_answers = await _resolve(
-            runtime,
-            item_version_id=item.version_id,
-            applicant=applicant,
-            application_id=application.id,
-        )
+    if shared_answers is not None:
         await applications.submit(
             session,
             application=application,

@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 Handler = Callable[..., Awaitable[None]]
 """``async def handle(session, *, event: SomeEvent, envelope: Envelope) -> None``; flushes only."""
+Preparer = Callable[..., Awaitable[Any]]
+"""``async def prepare(database, *, event: SomeEvent, envelope: Envelope) -> Any``: the part of
+handling an event that waits for another service, run *before* the handler's transaction so that
+no transaction (no pooled connection, no row lock) is held across the call. Its result reaches
+the handler as ``prepared=``. It reads, if it must, in its own short autocommit session, and
+writes nothing: it runs again on every attempt, and for a redelivered event too, so it should
+notice from what it reads that there is nothing left to do and return ``None``."""
 
 
 @dataclass
@@ -48,12 +55,17 @@ class Consumer:
 
     name: str
     handlers: dict[str, tuple[type[Event], Handler]] = field(default_factory=dict)
+    preparers: dict[str, Preparer] = field(default_factory=dict)
 
-    def on(self, model: type[E]) -> Callable[[Handler], Handler]:
+    def on(
+        self, model: type[E], *, prepare: Preparer | None = None
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             if model.event_type in self.handlers:
                 raise ValueError(f"{self.name} already handles {model.event_type}")
             self.handlers[model.event_type] = (model, handler)
+            if prepare is not None:
+                self.preparers[model.event_type] = prepare
             return handler
 
         return register
@@ -293,6 +305,10 @@ class ConsumerRunner:
             raise PoisonEvent(f"data does not match {envelope.type}: {exc}") from exc
 
     async def _handle_once(self, envelope: Envelope, event: Event | None, handler: Handler) -> bool:
+        extra: dict[str, Any] = {}
+        prepare = self.consumer.preparers.get(envelope.type)
+        if prepare is not None:
+            extra["prepared"] = await prepare(self.database, event=event, envelope=envelope)
         async with self.database.sessionmaker() as session, session.begin():
             claimed = await session.execute(
                 insert(self.inbox)
@@ -302,7 +318,7 @@ class ConsumerRunner:
             )
             if claimed.first() is None:
                 return False  # already applied by an earlier delivery
-            await handler(session, event=event, envelope=envelope)
+            await handler(session, event=event, envelope=envelope, **extra)
         return True
 
     def _backoff_s(self, attempts: int) -> float:

@@ -55,18 +55,27 @@ class Kit:
         return await self.outbox.publish(session, self.event(entry_id=key, note=note))
 
     def consumer(
-        self, group: str, *, behaviour: Callable[[str], Awaitable[None]] | None = None
+        self,
+        group: str,
+        *,
+        behaviour: Callable[[str], Awaitable[None]] | None = None,
+        prepare: Callable[..., Awaitable[str]] | None = None,
     ) -> Consumer:
-        """A consumer whose effect is one row in ``effects`` per handled event."""
+        """A consumer whose effect is one row in ``effects`` per handled event; with
+        ``prepare``, the row's note is what ``prepare`` returned for the event."""
         consumer = Consumer(name=group)
 
-        @consumer.on(self.event)
-        async def apply(session: AsyncSession, *, event: Any, envelope: Envelope) -> None:
+        @consumer.on(self.event, prepare=prepare)
+        async def apply(
+            session: AsyncSession, *, event: Any, envelope: Envelope, prepared: str | None = None
+        ) -> None:
             self.calls.append(event.note)
             if behaviour is not None:
                 await behaviour(event.note)
             await session.execute(
-                self.effects.insert().values(consumer=group, event_id=envelope.id, note=event.note)
+                self.effects.insert().values(
+                    consumer=group, event_id=envelope.id, note=prepared or event.note
+                )
             )
 
         return consumer

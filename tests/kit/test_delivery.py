@@ -6,9 +6,11 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
 
 from tests.conftest import Infrastructure, make_settings
 from tests.kit.support import Kit, eventually, make_kit, topic_reader
@@ -81,6 +83,42 @@ async def test_handler_failing_once_is_retried_and_applied_once(
     finally:
         await runner.stop()
         await relay.stop()
+
+
+async def test_prepare_runs_before_the_transaction_and_is_retried_with_the_handler(
+    kit: Kit, settings: Settings, database: Database
+) -> None:
+    """The part of handling that waits for another service (秒批's lookups) runs before the
+    handler's transaction, so no connection is held across the call: with a pool of one
+    connection, prepare can still read. It fails and is retried like the handler, and what it
+    found reaches the handler."""
+    one_connection = Database(
+        database.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0
+    )
+    attempts: list[int] = []
+
+    async def ask_department(db: Database, *, event: Any, envelope: Envelope) -> str:
+        async with db.read_sessionmaker() as reads:
+            attempts.append(int((await reads.execute(text("SELECT 1"))).scalar_one()))
+        if len(attempts) == 1:
+            raise RuntimeError("department system briefly unavailable")
+        return f"checked {event.note}"
+
+    relay = kit.relay(settings, database)
+    runner = kit.runner(settings, one_connection, kit.consumer("prepared", prepare=ask_department))
+    relay.start()
+    runner.start()
+    try:
+        async with database.sessionmaker() as session, session.begin():
+            await kit.record(session, "an application")
+        await eventually(lambda: _has(kit, database, "prepared", "checked an application"))
+        assert attempts == [1, 1]  # failed once, then prepared again and applied
+        assert kit.calls == ["an application"]  # the handler ran once, after a good prepare
+        assert await kit.effect_notes(database, "prepared") == ["checked an application"]
+    finally:
+        await runner.stop()
+        await relay.stop()
+        await one_connection.dispose()
 
 
 async def test_same_event_delivered_twice_has_its_effect_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
@@ -76,6 +77,29 @@ def test_expired_token(tokens: InternalTokens) -> None:
 def test_small_clock_skew_is_tolerated(tokens: InternalTokens) -> None:
     just_expired = InternalTokens(KEY, ttl_s=-2).issue(CITIZEN, issuer="gateway")
     assert tokens.verify(just_expired) == CITIZEN
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires() -> None:
+    tokens = InternalTokens(KEY, ttl_s=60)
+    # Expired 4 s ago: still inside the 5 s clock leeway, so accepted (and remembered) now.
+    nearly_gone = InternalTokens(KEY, ttl_s=-4).issue(CITIZEN, issuer="gateway")
+    assert tokens.verify(nearly_gone) == CITIZEN
+    time.sleep(1.1)
+    with pytest.raises(Unauthorized) as caught:
+        tokens.verify(nearly_gone)
+    assert caught.value.detail == "身份令牌已过期，请重新登录"
+
+
+def test_a_caller_reuses_its_token_only_in_the_first_half_of_its_life() -> None:
+    tokens = InternalTokens(KEY, ttl_s=2)
+    first = tokens.issue(CITIZEN, issuer="intake")
+    assert tokens.issue(CITIZEN, issuer="intake") == first
+    assert tokens.issue(CITIZEN, issuer="approval") != first  # another caller, another token
+    assert tokens.issue(REVIEWER_STAFF, issuer="intake") != first
+    time.sleep(1.1)
+    renewed = tokens.issue(CITIZEN, issuer="intake")
+    assert renewed != first
+    assert tokens.verify(renewed) == CITIZEN
 
 
 @pytest.mark.parametrize(
