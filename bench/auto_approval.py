@@ -54,10 +54,13 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
 from bench.common import Infrastructure, infrastructure, kit_revision, machine_facts, summarize
+from bench.profiling import Profiler, find_py_spy
 from wangban.embedded import free_port
 from wangban.settings import SERVICE_NAMES, Settings
 
 ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领
+PROFILED = ("intake", "approval", "sharing")
+"""The services on the 秒批 path (--profile)."""
 SERVICES = ("catalog", "intake", "approval", "sharing")
 APPLICATIONS_TOPIC = "wangban.intake.applications"
 DECISIONS_TOPIC = "wangban.approval.decisions"
@@ -528,7 +531,8 @@ async def database_work(database: Any) -> dict[str, Any]:
         totals = (
             await conn.execute(
                 text(
-                    "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted "
+                    "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted, "
+                    "sessions "
                     "FROM pg_stat_database WHERE datname = current_database()"
                 )
             )
@@ -547,6 +551,9 @@ async def database_work(database: Any) -> dict[str, Any]:
         "rows_inserted": int(totals[1]),
         "rows_updated": int(totals[2]),
         "rows_deleted": int(totals[3]),
+        # Connections opened: each is a backend start and, in the services, a new asyncpg
+        # connection whose statement cache starts empty.
+        "sessions": int(totals[4]),
         "rows_written_by_schema": schemas,
     }
 
@@ -591,7 +598,7 @@ def work_per_application(
     n = max(applications, 1)
     per: dict[str, Any] = {
         key: round((after[key] - before[key]) / n, 1)
-        for key in ("transactions", "rows_inserted", "rows_updated", "rows_deleted")
+        for key in ("transactions", "rows_inserted", "rows_updated", "rows_deleted", "sessions")
     }
     per["rows_written_by_schema"] = {
         schema: round((count - before["rows_written_by_schema"].get(schema, 0)) / n, 1)
@@ -829,6 +836,7 @@ class Measured:
     metrics_after: dict[str, dict[str, tuple[float, float]]]
     observations: Observations
     activity: DbActivity
+    profiles: dict[str, Any]
 
 
 async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Platform) -> Measured:
@@ -894,6 +902,11 @@ async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Pla
                 if args.db_activity
                 else None
             )
+            profiler = Profiler(args.profile) if args.profile else None
+            if profiler is not None:
+                profiler.start(
+                    {n: processes[n].pid for n in PROFILED if n in processes}, seconds=args.seconds
+                )
             watch.start()
             run_started = time.time()
             count = max(int(args.rate * args.seconds), 1)
@@ -902,6 +915,7 @@ async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Pla
             )
             drain_s = await wait_complete(run, observations, timeout_s=args.drain_timeout)
             cpu = watch.stop()  # over the load and until the last certificate was read
+            profiles = {n: p.as_dict() for n, p in profiler.finish().items()} if profiler else {}
             if sampler is not None:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -927,6 +941,7 @@ async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Pla
         metrics_after=metrics_after,
         observations=observations,
         activity=activity,
+        profiles=profiles,
     )
 
 
@@ -969,6 +984,7 @@ async def conclude(
         events_per_application=events,
         db_activity=m.activity.summary(),
         db_activity_samples=m.activity.samples,
+        profiles=m.profiles,
     )
     return {
         "benchmark": "auto_approval",
@@ -1082,13 +1098,23 @@ def render(report: dict[str, Any]) -> str:
     lines.append(
         f"database per application: {work['transactions']} transactions, rows inserted "
         f"{work['rows_inserted']}, updated {work['rows_updated']}, deleted "
-        f"{work['rows_deleted']}; rows written by schema {work['rows_written_by_schema']}"
+        f"{work['rows_deleted']}, connections opened {work.get('sessions')}; "
+        f"rows written by schema {work['rows_written_by_schema']}"
     )
     lines.append("events per application:")
     lines.extend(
         f"  {who}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
         for who, kinds in r["events_per_application"].items()
     )
+    for service, profile in r.get("profiles", {}).items():
+        lines.append(
+            f"profile of {service} ({profile['samples']} samples; py-spy ran beside it, so this "
+            "run's latencies are not results): innermost frame by library "
+            + ", ".join(f"{x['library']} {x['percent']}%" for x in profile["by_library"][:10])
+        )
+        lines.extend(
+            f"    {x['percent']:5.1f}% {x['frame']}" for x in profile["ours_inclusive"][4:14]
+        )
     if r["db_activity"]:
         lines.append("PostgreSQL backends busy, mean count (state | wait | statement):")
         lines.extend(f"  {a['mean_backends']:6.2f}  {a['state']}" for a in r["db_activity"])
@@ -1136,6 +1162,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=100,
         help="the event reader's fetch wait (only 'request → certificate read' depends on it)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample intake, approval and sharing with py-spy during the run; raw stacks here",
+    )
     parser.add_argument("--json", type=Path, help="write the report (with samples) here")
     parser.add_argument(
         "--data-dir",
@@ -1143,6 +1175,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="embedded PostgreSQL data and the services' logs (default: a temp dir, removed)",
     )
     args = parser.parse_args(argv)
+    if args.profile and find_py_spy() is None:
+        parser.error("--profile needs py-spy (pip install py-spy)")
     if args.rate <= 0 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--rate and --seconds must be > 0, --warmup >= 0")
     return args
