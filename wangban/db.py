@@ -58,6 +58,7 @@ class Database:
         *,
         pool_size: int = 10,
         max_overflow: int = 10,
+        pool_timeout_s: float = 10.0,
         pre_ping: bool = False,
         echo: bool = False,
     ):
@@ -66,6 +67,10 @@ class Database:
             self.url,
             pool_size=pool_size,
             max_overflow=max_overflow,
+            # How long a request (or a relay round, or a handler) waits for a free connection
+            # before it fails as 503 Service Unavailable: under overload, answering "busy, retry"
+            # in seconds serves a client better than holding it for SQLAlchemy's 30 s.
+            pool_timeout=pool_timeout_s,
             # Off by default: a ping is a round trip on every checkout (every request, relay
             # round and consumed event). Without it a connection that died is found by the
             # unit of work that uses it, which fails as 503 (retryable) and discards it.
@@ -94,6 +99,7 @@ class Database:
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            pool_timeout_s=settings.database_pool_timeout_s,
             pre_ping=settings.database_pre_ping,
             echo=settings.database_echo,
         )

@@ -353,7 +353,8 @@ def _optional_classes() -> tuple[tuple[type[BaseException], ...], type[BaseExcep
     try:
         from sqlalchemy import exc as sa_exc
 
-        classes += [sa_exc.OperationalError, sa_exc.InterfaceError]
+        # TimeoutError: no pooled connection came free in time (overload), not a bug.
+        classes += [sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError]
         dbapi_error = sa_exc.DBAPIError
     except ImportError:  # pragma: no cover
         pass

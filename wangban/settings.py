@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     """postgresql+asyncpg://user:pass@host:5432/db. Empty: embedded PostgreSQL (pgserver)."""
     database_pool_size: int = 10
     database_max_overflow: int = 10
+    database_pool_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest wait for a pooled connection; then the request fails as 503 (retry later)."""
     database_pre_ping: bool = False
     """Test each pooled connection before use (a round trip per checkout). Off: a dead
     connection fails one unit of work with a retryable 503 and is replaced."""
