@@ -245,12 +245,6 @@ async def decide_automatically(
     department's queue."""
     now = now or datetime.now(UTC)
     compiled = rules.compile_rule_set(list(item.content.get("rules") or []))
-    shared, status, lookup_ids, started = (
-        facts.shared,
-        facts.status,
-        facts.lookup_ids,
-        facts.started,
-    )
     context = rules.build_context(
         form=case.form,
         applicant=rules.ApplicantFacts(
@@ -259,10 +253,10 @@ async def decide_automatically(
             region_code=case.applicant_region or "",
             assurance="real_person",
         ),
-        shared=shared,
+        shared=facts.shared,
         today=china_date(now),
     )
-    evaluation = rules.evaluate(compiled, context, needs_status=status)
+    evaluation = rules.evaluate(compiled, context, needs_status=facts.status)
     decision = Decision(
         id=str(uuid.uuid4()),
         application_id=case.application_id,
@@ -272,8 +266,8 @@ async def decide_automatically(
         item_version_id=case.item_version_id,
         rule_set_hash=compiled.digest,
         rule_results=[_result(r) for r in evaluation.results],
-        lookup_ids=lookup_ids,
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        lookup_ids=facts.lookup_ids,
+        elapsed_ms=round((time.perf_counter() - facts.started) * 1000, 3),
         decided_by="auto",
         decided_at=now,
     )
