@@ -53,10 +53,14 @@ class ApplicationSubmitted(Event):
     parent_id: str | None = None
     item_version_id: str
     item_code: str
+    item_name: str = ""
     department: str
     region_code: str
     channel: str
     applicant_kind: str
+    applicant_subject: str | None = None
+    """The applicant's opaque account id: whom the notify service tells about the application.
+    Never an ID number."""
     applicant_id_enc: str
     applicant_name_enc: str
     applicant_age: int | None = None

@@ -1,11 +1,63 @@
 """App factory of the notify service."""
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from notify_service import api, delivery, template_versions
+from notify_service.consumers import build_consumer
+from notify_service.delivery import Channels, Dispatcher
 from notify_service.events import outbox
 from notify_service.models import metadata
-from wangban.app import ServiceSpec, create_service_app
-from wangban.settings import Settings
+from notify_service.simulated import SimulatedSms, SimulatedWeChat
+from notify_service.sms import SmsGatewayClient
+from notify_service.wechat import WeChatClient
+from notify_service.wechat_tokens import PostgresTokenStore
+from wangban.app import PeriodicJob, ServiceSpec, create_service_app
+from wangban.crypto import FieldCipher
+from wangban.db import Database
+from wangban.settings import Settings, get_settings
+
+
+def build_channels(database: Database, settings: Settings) -> Channels:
+    """The real channels, or in test mode the simulated ones (nothing leaves the machine)."""
+    if settings.notify_test_mode:
+        return Channels(wechat=SimulatedWeChat(), sms=SimulatedSms(), test_mode=True)
+    return Channels(
+        wechat=WeChatClient(
+            base_url=settings.wechat_api_base,
+            appid=settings.wechat_appid,
+            secret=settings.wechat_app_secret.get_secret_value(),
+            token_store=PostgresTokenStore(
+                database, appid=settings.wechat_appid, cipher=FieldCipher.from_settings(settings)
+            ),
+            timeout_s=settings.notify_http_timeout_s,
+        ),
+        sms=SmsGatewayClient(
+            base_url=settings.sms_gateway_url,
+            access_key_id=settings.sms_access_key_id,
+            access_key_secret=settings.sms_access_key_secret.get_secret_value(),
+            sign_name=settings.sms_sign_name,
+            timeout_s=settings.notify_http_timeout_s,
+        ),
+    )
+
+
+def build_dispatcher(database: Database, settings: Settings) -> Dispatcher:
+    return Dispatcher(
+        database=database,
+        settings=settings,
+        channels=build_channels(database, settings),
+        cipher=FieldCipher.from_settings(settings),
+    )
+
+
+async def sweep_stuck(session: AsyncSession, settings: Settings) -> None:
+    await delivery.sweep(session, settings=settings, now=delivery.now_utc())
+
+
+async def seed_templates(session: AsyncSession) -> None:
+    await template_versions.seed_defaults(session, get_settings())
+
 
 SPEC = ServiceSpec(
     name="notify",
@@ -14,6 +66,11 @@ SPEC = ServiceSpec(
     package="notify_service",
     metadata=metadata,
     outbox=outbox,
+    routers=(api.inbox_router, api.admin_router, api.internal_router, api.callback_router),
+    consumers=(build_consumer,),
+    seeds=(seed_templates,),
+    periodic=(PeriodicJob(name="sweeper", interval_s=60, run=sweep_stuck),),
+    workers=(build_dispatcher,),
 )
 
 

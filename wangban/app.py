@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,8 +30,6 @@ from wangban.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 Seed = Callable[[AsyncSession], Awaitable[None]]
 """Loads a service's demo data; must be idempotent (``wangban up`` runs it on every start)."""
 
@@ -44,6 +42,20 @@ class PeriodicJob:
     name: str
     interval_s: float
     run: Callable[[AsyncSession, Settings], Awaitable[object]]
+
+
+class BackgroundWorker(Protocol):
+    """A loop that runs beside the service's requests and needs no transaction handed to it
+    (it calls out to other systems between its own short transactions): the notify dispatcher.
+    ``run_once`` returns how much it did; the runtime calls it again at once while there is
+    work, else after ``interval_s``."""
+
+    name: str
+    interval_s: float
+
+    async def run_once(self) -> int: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class ServiceSpec:
     periodic: Sequence[PeriodicJob] = ()
     """Jobs run every few seconds while the service runs in the background (deadline sweeps);
     each run is one transaction, committed when it returns."""
+    workers: Sequence[Callable[[Database, Settings], BackgroundWorker]] = ()
+    """Factories of background workers, started with the relay and the consumers."""
     warm_ups: Sequence[Callable[[], object]] = ()
     """Slow one-time loads (dictionaries, compiled rules) run at start-up, off the event loop,
     so the first request does not pay for them."""
@@ -99,6 +113,7 @@ class Runtime:
     relay: OutboxRelay
     runners: list[ConsumerRunner]
     jobs: Sequence[PeriodicJob] = ()
+    workers: Sequence[BackgroundWorker] = ()
     database: Database | None = None
     settings: Settings | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -109,6 +124,24 @@ class Runtime:
             runner.start()
         for job in self.jobs:
             self._tasks.append(asyncio.create_task(self._every(job), name=f"job:{job.name}"))
+        for worker in self.workers:
+            self._tasks.append(
+                asyncio.create_task(self._work(worker), name=f"worker:{worker.name}")
+            )
+
+    @staticmethod
+    async def _work(worker: BackgroundWorker) -> None:
+        while True:
+            try:
+                done = await worker.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Database down, a bug in one round: the next round tries again.
+                logger.exception("background worker %s failed", worker.name)
+                done = 0
+            if not done:
+                await asyncio.sleep(worker.interval_s)
 
     async def _every(self, job: PeriodicJob) -> None:
         assert self.database is not None and self.settings is not None
@@ -129,6 +162,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for worker in self.workers:
+            await worker.close()
         for runner in self.runners:
             await runner.stop()
         await self.relay.stop()
@@ -176,6 +211,7 @@ def create_service_app(
                     for consumer in spec.consumers_for(settings)
                 ],
                 jobs=spec.periodic,
+                workers=[make(database, settings) for make in spec.workers],
                 database=database,
                 settings=settings,
             )

@@ -30,6 +30,7 @@ __all__ = [
     "CATALOG_ADMIN",
     "DATA_ADMIN",
     "INTERNAL_AUDIENCE",
+    "NOTIFY_ADMIN",
     "OPS",
     "REVIEWER",
     "WINDOW_CLERK",
@@ -41,6 +42,7 @@ __all__ = [
     "current_identity",
     "identity_var",
     "require_assurance",
+    "require_kinds",
     "require_roles",
 ]
 
@@ -60,6 +62,8 @@ AUDITOR: Final = "auditor"
 """Reads audit trails and data-sharing records; changes nothing."""
 DATA_ADMIN: Final = "data_admin"
 """Maintains the data-sharing registry: providers, datasets and the access policy."""
+NOTIFY_ADMIN: Final = "notify_admin"
+"""Maintains the notification templates (WeChat, SMS, inbox) and watches their delivery."""
 OPS: Final = "ops"
 """Operations: dead letters, replays, health."""
 
@@ -274,6 +278,30 @@ def require_roles(*roles: str) -> Callable[[Identity], Awaitable[Identity]]:
     async def dependency(identity: CurrentIdentity) -> Identity:
         if identity.roles.isdisjoint(wanted):
             raise Forbidden("无权执行此操作", extra={"required_roles": sorted(wanted)})
+        return identity
+
+    return dependency
+
+
+_KIND_NAMES: Final = {
+    "citizen": "个人用户",
+    "company": "法人用户",
+    "staff": "工作人员",
+    "service": "平台服务",
+}
+
+
+def require_kinds(*kinds: str) -> Callable[[Identity], Awaitable[Identity]]:
+    """Dependency factory: the caller must be one of these kinds of identity (a citizen's own
+    inbox, a route only the gateway calls)."""
+    if not kinds:
+        raise ValueError("require_kinds needs at least one kind")
+    wanted = frozenset(kinds)
+
+    async def dependency(identity: CurrentIdentity) -> Identity:
+        if identity.kind not in wanted:
+            allowed = "、".join(_KIND_NAMES.get(k, k) for k in sorted(wanted))
+            raise Forbidden(f"仅限{allowed}使用", extra={"required_kinds": sorted(wanted)})
         return identity
 
     return dependency

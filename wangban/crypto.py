@@ -248,8 +248,21 @@ def mask_phone(value: str) -> str:
 
 
 def mask_name(value: str) -> str:
-    """``张三丰`` → ``张**``: the surname only (a single-character name is hidden)."""
+    """A name as screens and notifications show it: ``张三`` → ``张*``, ``张三丰`` → ``张**``,
+    ``欧阳娜娜`` → ``欧阳**``.
+
+    Names of up to three Chinese characters keep the surname; longer ones keep two, which
+    covers compound surnames (欧阳, 司马) and reveals no more of the given name. A Latin name
+    keeps its first letter and always gets three stars, so its length is not revealed. A
+    single character is hidden entirely.
+    """
     name = value.strip()
-    if len(name) <= 1:
-        return "*" * len(name)
-    return name[0] + "*" * (len(name) - 1)
+    if not name:
+        return ""
+    if len(name) == 1:
+        return "*"
+    if not name[0].isascii():
+        name = "".join(name.split())
+        keep = 1 if len(name) <= 3 else 2
+        return name[:keep] + "*" * (len(name) - keep)
+    return name[0] + "***"

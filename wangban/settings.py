@@ -30,6 +30,8 @@ DEV_INTERNAL_TOKEN_KEY = "dev-internal-token-key-not-for-production-use!"
 DEV_FIELD_KEY_ID = "dev1"
 DEV_FIELD_KEY = base64.b64encode(b"wangban-dev-field-key-32-bytes!!").decode()
 DEV_BLIND_INDEX_KEY = "dev-blind-index-key-not-for-production"
+DEV_WECHAT_APP_SECRET = "dev-wechat-app-secret"
+DEV_SMS_ACCESS_KEY_SECRET = "dev-sms-access-key-secret"
 
 
 class Environment(enum.StrEnum):
@@ -147,6 +149,44 @@ class Settings(BaseSettings):
     )
     """Media types accepted for materials, checked against the file's content, not its name."""
 
+    # --- Notify: WeChat subscription messages, SMS, the in-app inbox ---------------------
+    notify_test_mode: bool = True
+    """Run the whole delivery path with simulated WeChat and SMS answers and receipts, and send
+    nothing (like GOV.UK Notify's test keys). On by default so a laptop never messages anyone;
+    refused in production."""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    """WeChat's server API; tests point it at a local fake."""
+    wechat_appid: str = "wx0000000000000000"
+    wechat_app_secret: SecretStr = SecretStr(DEV_WECHAT_APP_SECRET)
+    wechat_miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
+    """Which version of the mini-program a subscription message opens."""
+    wechat_lang: Literal["zh_CN", "en_US", "zh_HK", "zh_TW"] = "zh_CN"
+    sms_gateway_url: str = "http://127.0.0.1:8090"
+    """The SMS gateway (``docs/sms-gateway-protocol.md``)."""
+    sms_access_key_id: str = "dev-sms-key"
+    sms_access_key_secret: SecretStr = SecretStr(DEV_SMS_ACCESS_KEY_SECRET)
+    sms_sign_name: str = "网办"
+    """The signature registered with the carriers, shown as 【网办】."""
+    sms_max_chars: int = Field(default=210, ge=70)
+    """Longest SMS, signature included (three segments of 67 characters, rounded)."""
+    sms_daily_limit_per_number: int = Field(default=10, ge=1)
+    """SMS to one number per day (Beijing time) at most; further ones stay in the inbox."""
+    notify_http_timeout_s: float = Field(default=5.0, gt=0)
+    """Longest wait for WeChat or the SMS gateway: a send never hangs longer."""
+    notify_max_attempts: int = Field(default=5, ge=1)
+    """Sends of one message at most (temporary and technical failures are retried)."""
+    notify_retry_backoff_s: float = Field(default=30.0, ge=0)
+    """Wait before the second attempt; doubles with each attempt after."""
+    notify_retry_window_s: float = Field(default=24 * 3600.0, gt=0)
+    """No retry later than this after the message was created: old news is not news."""
+    notify_send_stuck_s: float = Field(default=300.0, gt=0)
+    """A message ``sending`` this long with no answer recorded was lost with its process."""
+    notify_receipt_timeout_s: float = Field(default=72 * 3600.0, gt=0)
+    """How long an SMS accepted by the gateway may wait for its delivery receipt."""
+    notify_dispatch_interval_s: float = Field(default=0.5, gt=0)
+    """How often the dispatcher looks for due messages when it found none last time."""
+    notify_dispatch_batch: int = Field(default=50, ge=1)
+
     # --- Security ------------------------------------------------------------------
     internal_token_key: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_KEY)
     """HMAC key that signs the short-lived identity token services pass to each other."""
@@ -189,6 +229,12 @@ class Settings(BaseSettings):
             and not (self.s3_access_key and self.s3_secret_key)
         ):
             problems.append("an s3:// object store needs WANGBAN_S3_ACCESS_KEY and _SECRET_KEY")
+        if self.notify_test_mode:
+            problems.append("WANGBAN_NOTIFY_TEST_MODE must be false (test mode sends nothing)")
+        if self.wechat_app_secret.get_secret_value() == DEV_WECHAT_APP_SECRET:
+            problems.append("WANGBAN_WECHAT_APP_SECRET must be set to the mini-program's secret")
+        if self.sms_access_key_secret.get_secret_value() == DEV_SMS_ACCESS_KEY_SECRET:
+            problems.append("WANGBAN_SMS_ACCESS_KEY_SECRET must be set to the gateway's secret")
         if problems:
             raise ConfigurationError(
                 "Refusing to start with WANGBAN_ENV=production: " + "; ".join(problems)

@@ -27,6 +27,9 @@ def test_production_refuses_dev_only_values() -> None:
         "WANGBAN_INTERNAL_TOKEN_KEY",
         "WANGBAN_FIELD_ENCRYPTION_KEYS",
         "WANGBAN_BLIND_INDEX_KEY",
+        "WANGBAN_NOTIFY_TEST_MODE",
+        "WANGBAN_WECHAT_APP_SECRET",
+        "WANGBAN_SMS_ACCESS_KEY_SECRET",
     ):
         assert variable in message
 
@@ -44,6 +47,9 @@ def test_production_starts_with_real_values(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WANGBAN_FIELD_ENCRYPTION_KEYS", json.dumps({"2026a": "A" * 43 + "="}))
     monkeypatch.setenv("WANGBAN_FIELD_ENCRYPTION_ACTIVE_KEY", "2026a")
     monkeypatch.setenv("WANGBAN_BLIND_INDEX_KEY", "b" * 48)
+    monkeypatch.setenv("WANGBAN_NOTIFY_TEST_MODE", "false")
+    monkeypatch.setenv("WANGBAN_WECHAT_APP_SECRET", "w" * 32)
+    monkeypatch.setenv("WANGBAN_SMS_ACCESS_KEY_SECRET", "s" * 32)
     settings = Settings()
     assert settings.env is Environment.PRODUCTION
     assert settings.kafka_idempotence is True

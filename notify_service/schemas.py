@@ -1,0 +1,145 @@
+"""Request and response bodies of the notify service's API."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wangban.crypto import normalize_phone
+
+_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+
+
+class NotificationOut(BaseModel):
+    id: str
+    kind: str
+    title: str
+    body: str
+    application_id: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+class InboxOut(BaseModel):
+    items: list[NotificationOut]
+    unread: int
+    next_before: datetime | None
+    """Pass as ``before`` for the next (older) page; null on the last page."""
+
+
+class ReadOut(BaseModel):
+    marked: int
+    unread: int
+
+
+class SubscriptionReportIn(BaseModel):
+    """What ``wx.requestSubscribeMessage`` answered: template id → the user's choice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: dict[str, Literal["accept", "reject", "ban", "filter"]] = Field(
+        min_length=1, max_length=20
+    )
+
+    @field_validator("results")
+    @classmethod
+    def _template_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for template_id in value:
+            if not 1 <= len(template_id) <= 128:
+                raise ValueError("模板 ID 长度应为 1–128 个字符")
+        return value
+
+
+class ConsentsOut(BaseModel):
+    granted: int
+    """One-time subscriptions recorded by this report."""
+    unused: dict[str, int]
+    """Unused one-time subscriptions per template id, after this report."""
+
+
+class PreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wechat_enabled: bool | None = None
+    fallback: Literal["sms", "inbox"] | None = None
+    """When WeChat cannot carry a message: an SMS, or the in-app inbox only."""
+    phone: str | None = Field(default=None, max_length=20)
+    """Mainland mobile number for SMS; an empty string removes it."""
+
+    @field_validator("phone")
+    @classmethod
+    def _mobile(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return value
+        phone = normalize_phone(value)
+        if not _MAINLAND_MOBILE.fullmatch(phone):
+            raise ValueError("请填写正确的 11 位手机号码")
+        return phone
+
+
+class PreferencesOut(BaseModel):
+    wechat_bound: bool
+    wechat_enabled: bool
+    fallback: Literal["sms", "inbox"]
+    phone_masked: str | None
+    unused_consents: dict[str, int]
+
+
+class WeChatBindingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    openid: str = Field(min_length=1, max_length=128)
+
+
+class TemplateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: dict[str, Any]
+    """The channel's template body: see ``WeChatTemplateBody``, ``SmsTemplateBody``,
+    ``InboxTemplateBody``."""
+
+
+class TemplateOut(BaseModel):
+    id: str
+    kind: str
+    channel: str
+    version: int
+    body: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+
+class PreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: dict[str, Any] | None = None
+    """A draft to preview; empty: the current version."""
+    context: dict[str, Any] | None = None
+    """Values to render with; empty: the kind's sample."""
+
+
+class PreviewOut(BaseModel):
+    kind: str
+    channel: str
+    rendered: dict[str, Any]
+
+
+class MessageOut(BaseModel):
+    id: str
+    notification_id: str
+    kind: str
+    channel: str
+    application_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    failure_code: str | None
+    failure_detail: str | None
+    failure_field: str | None
+    fallback_of: str | None
+    template_version_id: str
+    created_at: datetime
+    finished_at: datetime | None

@@ -1,0 +1,256 @@
+"""Factories and fixtures for the notify service's tests on real PostgreSQL.
+
+The dispatcher commits (it must: it calls out between its transactions), so these tests cannot
+roll back at the connection level; instead each starts from empty notify tables (only these
+tests and the platform's end-to-end test write to the ``notify`` schema).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from notify_service import delivery, recipients, template_versions
+from notify_service.delivery import Channels, Dispatcher
+from notify_service.models import Message, Notification, kit_tables
+from notify_service.sms import SmsGatewayClient
+from notify_service.templates import NotificationKind
+from notify_service.wechat import WeChatClient
+from notify_service.wechat_tokens import PostgresTokenStore
+from tests.conftest import Infrastructure, make_settings
+from tests.notify.fake_sms import FakeSmsGateway, serve_fake_sms
+from tests.notify.fake_wechat import FakeWeChat, serve_fake_wechat
+from wangban.crypto import BlindIndex, FieldCipher
+from wangban.db import Database
+from wangban.events import Envelope
+from wangban.settings import Settings
+
+APPID = "wx1234567890abcdef"
+APP_SECRET = "test-wechat-secret"
+SMS_KEY = "test-sms-key"
+SMS_SECRET = "test-sms-secret"
+NOTIFY_TABLES = (
+    "message",
+    "notification",
+    "subscription_consent",
+    "recipient",
+    "application_recipient",
+    "sms_daily_count",
+    "wechat_access_token",
+    "template",
+    "outbox",
+    "inbox",
+)
+
+
+def notify_settings(infrastructure: Infrastructure, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "notify_test_mode": False,
+        "wechat_appid": APPID,
+        "wechat_app_secret": APP_SECRET,
+        "sms_access_key_id": SMS_KEY,
+        "sms_access_key_secret": SMS_SECRET,
+        "notify_http_timeout_s": 2.0,
+        "notify_retry_backoff_s": 10.0,
+    }
+    values.update(overrides)
+    return make_settings(infrastructure, **values)
+
+
+@pytest.fixture
+async def clean_notify(database: Database) -> AsyncIterator[Database]:
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text("TRUNCATE " + ", ".join(f"notify.{t}" for t in NOTIFY_TABLES) + " CASCADE")
+        )
+    yield database
+
+
+@dataclass
+class Clock:
+    """The dispatcher's idea of now; tests move it forward instead of sleeping."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Providers:
+    wechat: FakeWeChat
+    sms: FakeSmsGateway
+
+
+@pytest.fixture
+async def providers() -> AsyncIterator[Providers]:
+    async with (
+        serve_fake_wechat(appid=APPID, secret=APP_SECRET) as wechat,
+        serve_fake_sms(access_key_id=SMS_KEY, secret=SMS_SECRET, sign_name="网办") as sms,
+    ):
+        yield Providers(wechat=wechat, sms=sms)
+
+
+def real_dispatcher(
+    database: Database, settings: Settings, providers: Providers, clock: Clock
+) -> Dispatcher:
+    """The dispatcher with the real adapters, talking HTTP to the fake providers."""
+    cipher = FieldCipher.from_settings(settings)
+    return Dispatcher(
+        database=database,
+        settings=settings,
+        channels=Channels(
+            wechat=WeChatClient(
+                base_url=providers.wechat.base_url,
+                appid=APPID,
+                secret=APP_SECRET,
+                token_store=PostgresTokenStore(database, appid=APPID, cipher=cipher),
+                timeout_s=settings.notify_http_timeout_s,
+            ),
+            sms=SmsGatewayClient(
+                base_url=providers.sms.base_url,
+                access_key_id=SMS_KEY,
+                access_key_secret=SMS_SECRET,
+                sign_name=settings.sms_sign_name,
+                timeout_s=settings.notify_http_timeout_s,
+            ),
+        ),
+        cipher=cipher,
+        clock=clock,
+    )
+
+
+async def seed_templates(database: Database, settings: Settings) -> None:
+    async with database.sessionmaker() as session, session.begin():
+        await template_versions.seed_defaults(session, settings)
+
+
+async def wechat_template_id(database: Database, kind: NotificationKind) -> str:
+    async with database.sessionmaker() as session:
+        template = await template_versions.current(session, kind=kind, channel="wechat")
+        return str(template.body["template_id"])
+
+
+async def citizen(
+    database: Database,
+    settings: Settings,
+    *,
+    openid: str | None = None,
+    phone: str | None = None,
+    fallback: str = "sms",
+    consents: tuple[str, ...] = (),
+) -> str:
+    """An account with the given ways to reach it; returns its subject."""
+    subject = f"u-{uuid.uuid4().hex[:10]}"
+    async with database.sessionmaker() as session, session.begin():
+        if openid is not None:
+            await recipients.bind_wechat(session, subject=subject, openid=openid)
+        await recipients.set_preferences(
+            session,
+            subject=subject,
+            wechat_enabled=None,
+            fallback="inbox" if fallback == "inbox" else "sms",
+            phone=phone,
+            cipher=FieldCipher.from_settings(settings),
+            blind_index=BlindIndex.from_settings(settings),
+        )
+        for template_id in consents:
+            await recipients.record_subscriptions(
+                session, subject=subject, results={template_id: "accept"}, now=datetime.now(UTC)
+            )
+    return subject
+
+
+async def application_of(
+    database: Database,
+    subject: str,
+    *,
+    item_name: str = "高龄老人津贴申领",
+    name_masked: str = "张*",
+) -> str:
+    application_id = str(uuid.uuid4())
+    async with database.sessionmaker() as session, session.begin():
+        await delivery.record_application(
+            session,
+            application_id=application_id,
+            subject=subject,
+            item_code="11441900007330256F-000205001000-01",
+            item_name=item_name,
+            applicant_name_masked=name_masked,
+        )
+    return application_id
+
+
+async def tell(
+    database: Database,
+    application_id: str,
+    *,
+    kind: NotificationKind = NotificationKind.CERTIFICATE_ISSUED,
+    event_id: str | None = None,
+    now: datetime | None = None,
+    **facts: Any,
+) -> str | None:
+    """What a consumed event does: the notification and its push message, committed."""
+    at = now or datetime.now(UTC)
+    if kind is NotificationKind.CERTIFICATE_ISSUED and "certificate" not in facts:
+        facts["certificate"] = {"type_name": "高龄津贴发放通知书", "valid_until": None}
+    async with database.sessionmaker() as session, session.begin():
+        return await delivery.notify(
+            session,
+            event_id=event_id or str(uuid.uuid4()),
+            kind=kind,
+            application_id=application_id,
+            at=at,
+            facts=facts,
+            now=at,
+        )
+
+
+async def messages_of(database: Database, notification_id: str) -> list[Message]:
+    async with database.sessionmaker() as session:
+        rows = await session.scalars(
+            select(Message)
+            .where(Message.notification_id == notification_id)
+            .order_by(Message.created_at)
+        )
+        return list(rows)
+
+
+async def one_message(database: Database, notification_id: str, channel: str) -> Message:
+    [message] = [m for m in await messages_of(database, notification_id) if m.channel == channel]
+    return message
+
+
+async def notifications_of(database: Database, subject: str) -> list[Notification]:
+    async with database.sessionmaker() as session:
+        rows = await session.scalars(select(Notification).where(Notification.subject == subject))
+        return list(rows)
+
+
+async def published(database: Database) -> list[Envelope]:
+    """What the notify service wrote to its outbox, oldest first."""
+    outbox = kit_tables.outbox
+    async with database.sessionmaker() as session:
+        rows = await session.execute(select(outbox.c.envelope).order_by(outbox.c.seq))
+        return [Envelope.model_validate(row[0]) for row in rows]
+
+
+async def count_rows(database: Database, model: type[Any]) -> int:
+    async with database.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def drain(dispatcher: Dispatcher, *, rounds: int = 5) -> None:
+    """Run the dispatcher until nothing is due (bounded)."""
+    for _ in range(rounds):
+        if not await dispatcher.run_once():
+            return

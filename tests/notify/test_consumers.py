@@ -1,0 +1,188 @@
+"""The notify consumer's handlers on real PostgreSQL: which events tell the citizen what, with
+the name masked and nothing personal kept; and the whole path over the real broker, where a
+redelivered event still makes one notification."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from approval_service.events import CaseApproved, CaseCorrectionRequested
+from intake_service.events import (
+    FORM_CONTEXT,
+    HOLDER_CONTEXT,
+    ApplicationCompleted,
+    ApplicationSubmitted,
+)
+from notify_service.consumers import build_consumer
+from notify_service.models import ApplicationRecipient, Notification
+from sharing_service.events import CertificateIssued
+from tests.conftest import Infrastructure
+from tests.notify.support import clean_notify, notifications_of, notify_settings, seed_templates
+from wangban.crypto import FieldCipher
+from wangban.db import Database
+from wangban.events import Envelope, Event, envelope_for
+from wangban.settings import Settings
+
+__all__ = ["clean_notify"]
+
+ID_NUMBER = "440101194001011234"
+
+
+def submitted(settings: Settings, *, subject: str, name: str = "张三丰") -> ApplicationSubmitted:
+    cipher = FieldCipher.from_settings(settings)
+    return ApplicationSubmitted(
+        application_id=str(uuid.uuid4()),
+        item_version_id=str(uuid.uuid4()),
+        item_code="11441900007330256F-000205001000-01",
+        item_name="高龄老人津贴申领",
+        department="东莞市民政局",
+        region_code="441900",
+        channel="wechat",
+        applicant_kind="person",
+        applicant_subject=subject,
+        applicant_id_enc=cipher.encrypt(ID_NUMBER, context=HOLDER_CONTEXT),
+        applicant_name_enc=cipher.encrypt(name, context=HOLDER_CONTEXT),
+        applicant_age=86,
+        form_enc=cipher.encrypt('{"bank_account": "6222"}', context=FORM_CONTEXT),
+        submitted_at=datetime.now(UTC).isoformat(),
+    )
+
+
+async def handle(database: Database, settings: Settings, event: Event) -> Envelope:
+    consumer = build_consumer(settings)
+    _, handler = consumer.handlers[event.event_type]
+    envelope = envelope_for(event, source="/tests")
+    async with database.sessionmaker() as session, session.begin():
+        await handler(session, event=event, envelope=envelope)
+    return envelope
+
+
+async def test_the_applicant_is_told_each_step_with_the_name_masked(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    await seed_templates(database, settings)
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    application = submitted(settings, subject=subject)
+    await handle(database, settings, application)
+    now = datetime.now(UTC).isoformat()
+    app_id = application.application_id
+    await handle(
+        database,
+        settings,
+        CaseCorrectionRequested(
+            application_id=app_id,
+            requested_at=now,
+            reviewer="r-1",
+            reason="户口簿照片不清晰",
+            materials=["户口簿"],
+        ),
+    )
+    await handle(
+        database,
+        settings,
+        CaseApproved(
+            application_id=app_id,
+            item_id="i",
+            item_version_id=application.item_version_id,
+            item_code=application.item_code,
+            decided_at=now,
+            decided_by="auto",
+            result_kind="certificate",
+        ),
+    )
+    await handle(
+        database,
+        settings,
+        CertificateIssued(
+            certificate_id="c-1",
+            type_code="elderly_allowance_notice",
+            type_name="高龄津贴发放通知书",
+            issuer_code="441900",
+            application_id=app_id,
+            holder_kind="person",
+            issued_at=now,
+            valid_until=None,
+        ),
+    )
+    await handle(
+        database,
+        settings,
+        ApplicationCompleted(
+            application_id=app_id,
+            item_code=application.item_code,
+            department=application.department,
+            outcome="approved",
+            completed_at=now,
+        ),
+    )
+    kinds = sorted(n.kind for n in await notifications_of(database, subject))
+    assert kinds == [
+        "application.approved",
+        "application.completed",
+        "application.correction_requested",
+        "certificate.issued",
+        "rating.invitation",
+    ]
+    async with database.sessionmaker() as session:
+        recipient = await session.get(ApplicationRecipient, app_id)
+        stored = list(await session.scalars(select(Notification)))
+    assert recipient is not None and recipient.applicant_name_masked == "张**"
+    everything = str([(n.title, n.body, n.context) for n in stored])
+    assert "张三丰" not in everything and ID_NUMBER not in everything
+    correction = next(n for n in stored if n.kind == "application.correction_requested")
+    assert "户口簿照片不清晰" in correction.body and "高龄老人津贴申领" in correction.body
+
+
+async def test_a_redelivered_event_makes_no_second_notification(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    application = submitted(settings, subject=subject)
+    await handle(database, settings, application)
+    approved = CaseApproved(
+        application_id=application.application_id,
+        item_id="i",
+        item_version_id=application.item_version_id,
+        item_code=application.item_code,
+        decided_at=datetime.now(UTC).isoformat(),
+        decided_by="auto",
+        result_kind="none",
+    )
+    consumer = build_consumer(settings)
+    _, handler = consumer.handlers[approved.event_type]
+    envelope = envelope_for(approved, source="/tests")
+    for _ in range(2):  # the same envelope, as a redelivery brings it
+        async with database.sessionmaker() as session, session.begin():
+            await handler(session, event=approved, envelope=envelope)
+    assert len(await notifications_of(database, subject)) == 1
+
+
+async def test_an_application_without_an_account_notifies_nobody(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    application = submitted(settings, subject="x").model_copy(update={"applicant_subject": None})
+    await handle(database, settings, application)
+    await handle(
+        database,
+        settings,
+        CaseApproved(
+            application_id=application.application_id,
+            item_id="i",
+            item_version_id=application.item_version_id,
+            item_code=application.item_code,
+            decided_at=datetime.now(UTC).isoformat(),
+            decided_by="auto",
+            result_kind="none",
+        ),
+    )
+    async with database.sessionmaker() as session:
+        assert list(await session.scalars(select(Notification))) == []
