@@ -30,13 +30,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify_service import repository, templates
 from notify_service.channels import SendResult, SmsChannel, WeChatChannel
 from notify_service.events import MessageDelivered, MessageFailed, outbox
 from notify_service.models import Message, Recipient
-from wangban.crypto import FieldCipher
+from wangban.crypto import DecryptionError, FieldCipher
 from wangban.db import Database
 from wangban.events import uuid7
 from wangban.settings import Settings
@@ -367,6 +368,19 @@ class Dispatcher:
                     field=invalid.field,
                     detail=invalid.message,
                 ),
+            )
+        except ValidationError:
+            # A stored template version this code can no longer read: it never will.
+            return _decided(
+                message,
+                SendResult(outcome="permanent-failure", code="template", detail="模板版本无法读取"),
+            )
+        except DecryptionError:
+            # The number was encrypted with a key no longer configured: retried in case the
+            # key comes back, and bounded like any technical failure.
+            return _decided(
+                message,
+                SendResult(outcome="technical-failure", code="key", detail="手机号码无法解密"),
             )
 
     async def _prepare_wechat(

@@ -1,8 +1,10 @@
 """The whole 秒批 path, with no human action: a citizen applies in intake → approval evaluates
 the item's rules over shared data → approved → the sharing service issues the e-certificate →
-it is in the citizen's wallet and the application shows the result delivered.
+it is in the citizen's wallet, the application shows the result delivered, and the citizen is
+told (in-app inbox and a WeChat subscription message, simulated in test mode).
 
-Four real services (catalog, intake, approval, sharing) with their relays and consumers, a
+Five real services (catalog, intake, approval, sharing, notify) with their relays, consumers and
+the notify dispatcher, a
 real Kafka-protocol broker, real PostgreSQL; the sharing service also answers HTTP on a local
 port, as intake and approval call it. The demo item 高龄老人津贴申领 and a sandbox persona who
 meets its conditions (and one who does not) are used as they are in the demo."""
@@ -22,6 +24,8 @@ from sqlalchemy import select
 from approval_service.models import Case, Decision
 from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
+from notify_service.models import Message
+from notify_service.template_versions import seed_defaults as seed_notify_templates
 from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure, make_settings
@@ -35,6 +39,7 @@ from wangban.db import Database
 from wangban.services import load_spec
 
 ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领
+CERTIFICATE_TEMPLATE = "tmpl-certificate-issued"
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
 
 
@@ -64,7 +69,7 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
         settings = make_settings(infrastructure, data_dir=tmp_path, sharing_url=sharing_url)
         apps = {
             name: create_service_app(load_spec(name), settings, background=True)
-            for name in ("catalog", "intake", "approval")
+            for name in ("catalog", "intake", "approval", "notify")
         }
         for app in apps.values():
             await stack.enter_async_context(app.router.lifespan_context(app))
@@ -84,6 +89,13 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
                 transport=httpx.ASGITransport(app=apps["intake"]), base_url="http://intake"
             )
         )
+        notify = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=apps["notify"]), base_url="http://notify"
+            )
+        )
+        async with database.sessionmaker() as session, session.begin():
+            await seed_notify_templates(session, settings)
 
         async def item_known_everywhere() -> bool:
             async with database.sessionmaker() as session:
@@ -108,8 +120,23 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
                 assurance=AssuranceLevel.REAL_PERSON,
                 person_ref=BlindIndex.from_settings(settings).resident_id(persona.id_number),
             )
-            token = InternalTokens.from_settings(settings).issue(identity, issuer="gateway")
-            headers = {"Authorization": f"Bearer {token}"}
+            tokens = InternalTokens.from_settings(settings)
+            headers = {"Authorization": f"Bearer {tokens.issue(identity, issuer='gateway')}"}
+            # The citizen logged in with WeChat (the gateway reports the openid) and, when
+            # applying, accepted the subscription for "certificate issued" messages.
+            gateway = Identity(subject="gateway", kind="service", assurance=AssuranceLevel.WECHAT)
+            bound = await notify.put(
+                f"/internal/recipients/{identity.subject}/wechat",
+                json={"openid": f"o-{identity.subject}"},
+                headers={"Authorization": f"Bearer {tokens.issue(gateway, issuer='gateway')}"},
+            )
+            assert bound.status_code == 204, bound.text
+            subscribed = await notify.post(
+                "/me/subscriptions",
+                json={"results": {CERTIFICATE_TEMPLATE: "accept"}},
+                headers=headers,
+            )
+            assert subscribed.status_code == 200, subscribed.text
             form = persona.form(ALLOWANCE_CODE, today=date.today())
             commitment = [
                 {"index": i, "commitment": True}
@@ -146,6 +173,17 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
         await eventually(delivered, timeout_s=60)
         await eventually(denied, timeout_s=60)
 
+        async def told(headers: dict[str, str], kinds: set[str]) -> bool:
+            inbox = (await notify.get("/me/notifications", headers=headers)).json()
+            return kinds <= {item["kind"] for item in inbox["items"]}
+
+        # The applicant is told, in the inbox and by a WeChat message (test mode: simulated).
+        await eventually(
+            lambda: told(elder_headers, {"application.approved", "certificate.issued"}),
+            timeout_s=60,
+        )
+        await eventually(lambda: told(young_headers, {"application.denied"}), timeout_s=60)
+
         sharing = await stack.enter_async_context(
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=sharing_app), base_url="http://sharing"
@@ -179,3 +217,12 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
     assert decisions[young_app].outcome == "deny"
     assert {r["name"]: r["result"] for r in decisions[young_app].rule_results}["age_80"] == "false"
     assert case is not None and case.status == "approved" and case.due_date is not None
+    async with database.sessionmaker() as session:
+        pushed = list(
+            await session.scalars(
+                select(Message).where(
+                    Message.application_id == elder_app, Message.kind == "certificate.issued"
+                )
+            )
+        )
+    assert [(m.channel, m.status) for m in pushed] == [("wechat", "delivered")]

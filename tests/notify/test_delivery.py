@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from notify_service import delivery, repository, template_versions
-from notify_service.models import Message, Notification
+from notify_service.models import Message, Notification, Template
 from notify_service.templates import NotificationKind
 from tests.conftest import Infrastructure
 from tests.notify.support import (
@@ -356,3 +356,40 @@ async def test_without_any_channel_the_inbox_still_has_the_notification(
     [stored] = await notifications_of(database, subject)
     assert stored.read_at is None and "高龄老人津贴申领" in stored.body + stored.title
     assert await count_rows(database, Notification) == 1
+
+
+async def test_a_template_version_that_cannot_be_read_fails_its_message_not_the_batch(
+    platform: tuple[Database, Settings], providers: Providers
+) -> None:
+    database, settings = platform
+    broken_owner = await citizen(database, settings, phone=PHONE)
+    fine_owner = await citizen(database, settings, phone="13987654321")
+    broken = await tell(database, await application_of(database, broken_owner))
+    fine = await tell(database, await application_of(database, fine_owner))
+    assert broken and fine
+    sms = await one_message(database, broken, "sms")
+    async with database.sessionmaker() as session, session.begin():
+        # A version written by some other release, with a body this one cannot read.
+        session.add(
+            Template(
+                id="0193f3c0-0000-7000-8000-00000000beef",
+                kind=ISSUED.value,
+                channel="sms",
+                version=99,
+                body={"template_code": "SMS_X"},
+                created_by="someone",
+            )
+        )
+        await session.flush()
+        await session.execute(
+            update(Message)
+            .where(Message.id == sms.id)
+            .values(template_version_id="0193f3c0-0000-7000-8000-00000000beef")
+        )
+    dispatcher = real_dispatcher(database, settings, providers, Clock())
+    await drain(dispatcher)
+    await dispatcher.close()
+    failed = await one_message(database, broken, "sms")
+    assert (failed.status, failed.failure_code) == ("permanent-failure", "template")
+    assert (await one_message(database, fine, "sms")).status == "sending"
+    assert [m["phone_number"] for m in providers.sms.sent] == ["13987654321"]
