@@ -184,6 +184,20 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
         )
         await eventually(lambda: told(young_headers, {"application.denied"}), timeout_s=60)
 
+        async def pushed_by_wechat() -> bool:
+            async with database.sessionmaker() as session:
+                pushed = list(
+                    await session.scalars(
+                        select(Message).where(
+                            Message.application_id == elder_app,
+                            Message.kind == "certificate.issued",
+                        )
+                    )
+                )
+            return [(m.channel, m.status) for m in pushed] == [("wechat", "delivered")]
+
+        await eventually(pushed_by_wechat, timeout_s=30)
+
         sharing = await stack.enter_async_context(
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=sharing_app), base_url="http://sharing"
@@ -217,12 +231,3 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
     assert decisions[young_app].outcome == "deny"
     assert {r["name"]: r["result"] for r in decisions[young_app].rule_results}["age_80"] == "false"
     assert case is not None and case.status == "approved" and case.due_date is not None
-    async with database.sessionmaker() as session:
-        pushed = list(
-            await session.scalars(
-                select(Message).where(
-                    Message.application_id == elder_app, Message.kind == "certificate.issued"
-                )
-            )
-        )
-    assert [(m.channel, m.status) for m in pushed] == [("wechat", "delivered")]
