@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -155,11 +156,16 @@ async def find_items(
 
 @public.get(
     "/items/{item_id}",
-    summary="The current published version of an item",
+    summary="The current published version of an item, by its id or its implementing code",
     responses=problem_responses(service.ItemNotFound),
 )
 async def get_item(item_id: str, session: ReadSession) -> ItemVersionOut:
-    return _out(await service.get_current(session, item_id=_uuid(item_id, service.ItemNotFound)))
+    if _CANONICAL_UUID.fullmatch(item_id.lower()):
+        return _out(await service.get_current(session, item_id=item_id.lower()))
+    # The mini-program links items by their implementing code (实施编码), stable across
+    # catalogues and printed on guides. (Some codes are 32 hex digits with dashes, which
+    # uuid.UUID() would also accept: only the canonical 8-4-4-4-12 form counts as an id.)
+    return _out(await service.get_current_by_code(session, implementing_code=item_id))
 
 
 @public.get(
@@ -436,6 +442,9 @@ def _format_of(content_type: str) -> Literal["csv", "json"]:
         f"无法从 Content-Type “{media or '（空）'}” 判断文件格式，请用 text/csv 或 "
         "application/json，或指定 format=csv|json"
     )
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _uuid(value: str, not_found: type[NotFound]) -> str:

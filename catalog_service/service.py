@@ -329,6 +329,13 @@ async def get_current(session: AsyncSession, *, item_id: str) -> ItemVersion:
     return await get_version(session, version_id=item.current_version_id)
 
 
+async def get_current_by_code(session: AsyncSession, *, implementing_code: str) -> ItemVersion:
+    item = await repository.item_by_code(session, implementing_code)
+    if item is None or item.current_version_id is None:
+        raise ItemNotFound()
+    return await get_version(session, version_id=item.current_version_id)
+
+
 # --- search -----------------------------------------------------------------------------------
 
 

@@ -1,11 +1,48 @@
 """App factory of the gateway service."""
 
-from fastapi import FastAPI
+from __future__ import annotations
 
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import api, clients, ratelimit
 from gateway.events import outbox
 from gateway.models import metadata
-from wangban.app import ServiceSpec, create_service_app
+from gateway.protection import BodyLimit, SecurityHeaders
+from gateway.sessions import client_tokens
+from gateway.upstream import Upstreams
+from wangban.app import PeriodicJob, ServiceSpec, create_service_app
+from wangban.crypto import BlindIndex, FieldCipher
 from wangban.settings import Settings
+
+
+async def purge_rate_counters(session: AsyncSession, settings: Settings) -> None:
+    await ratelimit.purge(session, now=api.utcnow())
+
+
+def configure(app: FastAPI, settings: Settings) -> None:
+    """The gateway's clients and its public-door protection."""
+    app.state.client_tokens = client_tokens(settings)
+    app.state.upstreams = Upstreams(settings)
+    app.state.identity_verifier = clients.identity_verifier(settings)
+    app.state.cipher = FieldCipher.from_settings(settings)
+    app.state.blind_index = BlindIndex.from_settings(settings)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.gateway_max_body_bytes,
+        upload_max_bytes=settings.upload_max_bytes + 64 * 1024,
+    )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.gateway_cors_origins,
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+        expose_headers=["X-Request-Id", "Retry-After"],
+        max_age=600,
+    )
+
 
 SPEC = ServiceSpec(
     name="gateway",
@@ -16,6 +53,16 @@ SPEC = ServiceSpec(
     package="gateway",
     metadata=metadata,
     outbox=outbox,
+    routers=(
+        api.auth_router,
+        api.public_router,
+        api.citizen_router,
+        api.staff_router,
+        api.stats_router,
+    ),
+    shutdowns=(clients.close,),
+    periodic=(PeriodicJob(name="rate-counters", interval_s=3600, run=purge_rate_counters),),
+    extensions=(configure,),
 )
 
 

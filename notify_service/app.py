@@ -7,15 +7,17 @@ from notify_service import api, delivery, template_versions
 from notify_service.consumers import build_consumer
 from notify_service.delivery import Channels, Dispatcher
 from notify_service.events import outbox
-from notify_service.models import metadata
+from notify_service.models import metadata, wechat_access_token
 from notify_service.simulated import SimulatedSms, SimulatedWeChat
 from notify_service.sms import SmsGatewayClient
 from notify_service.wechat import WeChatClient
-from notify_service.wechat_tokens import PostgresTokenStore
 from wangban.app import PeriodicJob, ServiceSpec, create_service_app
 from wangban.crypto import FieldCipher
 from wangban.db import Database
 from wangban.settings import Settings, get_settings
+from wangban.wechat import PostgresTokenStore
+
+TOKEN_CONTEXT = "notify.wechat_token"
 
 
 def build_channels(database: Database, settings: Settings) -> Channels:
@@ -28,7 +30,11 @@ def build_channels(database: Database, settings: Settings) -> Channels:
             appid=settings.wechat_appid,
             secret=settings.wechat_app_secret.get_secret_value(),
             token_store=PostgresTokenStore(
-                database, appid=settings.wechat_appid, cipher=FieldCipher.from_settings(settings)
+                database,
+                table=wechat_access_token,
+                appid=settings.wechat_appid,
+                cipher=FieldCipher.from_settings(settings),
+                context=TOKEN_CONTEXT,
             ),
             timeout_s=settings.notify_http_timeout_s,
         ),

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wangban.outbox import define_kit_tables
+from wangban.wechat import define_wechat_token_table
 
 metadata = MetaData(schema="notify")
 kit_tables = define_kit_tables(metadata)
@@ -186,13 +187,6 @@ class SmsDailyCount(Base):
     sent: Mapped[int] = mapped_column(Integer)
 
 
-class WeChatAccessToken(Base):
-    """The mini-program's access token, shared by every worker of the service: WeChat limits
-    how often a new one may be fetched, and a fresh one can invalidate the old."""
-
-    __tablename__ = "wechat_access_token"
-
-    appid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    token_enc: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+wechat_access_token = define_wechat_token_table(metadata)
+"""The mini-program's access token, shared by every worker of the service: WeChat limits how
+often a new one may be fetched, and a fresh one can invalidate the old."""

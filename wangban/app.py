@@ -79,6 +79,9 @@ class ServiceSpec:
     periodic: Sequence[PeriodicJob] = ()
     """Jobs run every few seconds while the service runs in the background (deadline sweeps);
     each run is one transaction, committed when it returns."""
+    extensions: Sequence[Callable[[FastAPI, Settings], None]] = ()
+    """Run on the built app: what one service adds to the standard one (the gateway's clients
+    of external systems in ``app.state``, its CORS and protection middleware)."""
     workers: Sequence[Callable[[Database, Settings], BackgroundWorker]] = ()
     """Factories of background workers, started with the relay and the consumers."""
     warm_ups: Sequence[Callable[[], object]] = ()
@@ -240,6 +243,8 @@ def create_service_app(
     app.include_router(_probes(spec, settings, head))
     for router in spec.routers:
         app.include_router(router)
+    for extend in spec.extensions:
+        extend(app, settings)
     return app
 
 

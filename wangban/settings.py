@@ -31,6 +31,8 @@ DEV_FIELD_KEY_ID = "dev1"
 DEV_FIELD_KEY = base64.b64encode(b"wangban-dev-field-key-32-bytes!!").decode()
 DEV_BLIND_INDEX_KEY = "dev-blind-index-key-not-for-production"
 DEV_WECHAT_APP_SECRET = "dev-wechat-app-secret"
+DEV_GATEWAY_TOKEN_KEY = "dev-gateway-token-key-not-for-production-use!!"
+DEV_IDENTITY_PROVIDER_TOKEN = "dev-identity-provider-token"
 DEV_SMS_ACCESS_KEY_SECRET = "dev-sms-access-key-secret"
 
 
@@ -187,6 +189,26 @@ class Settings(BaseSettings):
     """How often the dispatcher looks for due messages when it found none last time."""
     notify_dispatch_batch: int = Field(default=50, ge=1)
 
+    # --- Gateway: the mini-program's and the staff console's door ------------------------
+    gateway_token_key: SecretStr = SecretStr(DEV_GATEWAY_TOKEN_KEY)
+    """HMAC key of the access tokens the gateway gives clients (not the internal key: a client
+    token must never be accepted by a service directly)."""
+    gateway_access_token_ttl_s: int = Field(default=900, ge=60, le=3600)
+    gateway_refresh_token_ttl_s: int = Field(default=30 * 86400, ge=3600)
+    identity_provider_url: str | None = None
+    """The real-name verification service (``docs/identity-provider-protocol.md``). Empty: the
+    sandbox population (local and test only)."""
+    identity_provider_token: SecretStr = SecretStr(DEV_IDENTITY_PROVIDER_TOKEN)
+    gateway_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173"])
+    """Origins of the staff web console allowed to call the API from a browser."""
+    gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body (JSON); material uploads have their own, larger limit."""
+    gateway_login_per_minute_per_ip: int = Field(default=30, ge=1)
+    gateway_staff_login_per_minute_per_ip: int = Field(default=10, ge=1)
+    gateway_real_name_per_hour_per_user: int = Field(default=5, ge=1)
+    gateway_submissions_per_minute_per_user: int = Field(default=10, ge=1)
+    gateway_submissions_per_minute_per_ip: int = Field(default=60, ge=1)
+
     # --- Security ------------------------------------------------------------------
     internal_token_key: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_KEY)
     """HMAC key that signs the short-lived identity token services pass to each other."""
@@ -235,6 +257,12 @@ class Settings(BaseSettings):
             problems.append("WANGBAN_WECHAT_APP_SECRET must be set to the mini-program's secret")
         if self.sms_access_key_secret.get_secret_value() == DEV_SMS_ACCESS_KEY_SECRET:
             problems.append("WANGBAN_SMS_ACCESS_KEY_SECRET must be set to the gateway's secret")
+        if self.gateway_token_key.get_secret_value() == DEV_GATEWAY_TOKEN_KEY:
+            problems.append("WANGBAN_GATEWAY_TOKEN_KEY must be set to a secret")
+        if not self.identity_provider_url:
+            problems.append("WANGBAN_IDENTITY_PROVIDER_URL is required (no sandbox population)")
+        if self.identity_provider_token.get_secret_value() == DEV_IDENTITY_PROVIDER_TOKEN:
+            problems.append("WANGBAN_IDENTITY_PROVIDER_TOKEN must be set")
         if problems:
             raise ConfigurationError(
                 "Refusing to start with WANGBAN_ENV=production: " + "; ".join(problems)

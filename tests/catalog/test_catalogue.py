@@ -391,6 +391,7 @@ async def test_admin_api_requires_the_catalog_admin_role(
                 "/items", params={"q": "gljt", "department": department, "list": "马上办"}
             )
             missing = await client.get("/items/not-a-uuid")
+            by_code = await client.get(f"/items/{body['implementing_code']}")
     assert anonymous.status_code == 401 and clerk.status_code == 403
     assert bad.status_code == 422 and bad.json()["type"].endswith("invalid-item")
     assert "承诺办结时限不能超过法定办结时限" in bad.json()["detail"]
@@ -402,6 +403,7 @@ async def test_admin_api_requires_the_catalog_admin_role(
     assert listed.json()["total"] == 1
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+    assert by_code.status_code == 200 and by_code.json()["id"] == version_id
 
 
 async def test_synonym_cache_rereads_the_table_only_after_its_ttl(

@@ -18,11 +18,10 @@ from sqlalchemy import func, select, text
 
 from notify_service import delivery, recipients, template_versions
 from notify_service.delivery import Channels, Dispatcher
-from notify_service.models import Message, Notification, kit_tables
+from notify_service.models import Message, Notification, kit_tables, wechat_access_token
 from notify_service.sms import SmsGatewayClient
 from notify_service.templates import NotificationKind
 from notify_service.wechat import WeChatClient
-from notify_service.wechat_tokens import PostgresTokenStore
 from tests.conftest import Infrastructure, make_settings
 from tests.notify.fake_sms import FakeSmsGateway, serve_fake_sms
 from tests.notify.fake_wechat import FakeWeChat, serve_fake_wechat
@@ -30,6 +29,7 @@ from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database
 from wangban.events import Envelope
 from wangban.settings import Settings
+from wangban.wechat import PostgresTokenStore
 
 APPID = "wx1234567890abcdef"
 APP_SECRET = "test-wechat-secret"
@@ -113,7 +113,13 @@ def real_dispatcher(
                 base_url=providers.wechat.base_url,
                 appid=APPID,
                 secret=APP_SECRET,
-                token_store=PostgresTokenStore(database, appid=APPID, cipher=cipher),
+                token_store=PostgresTokenStore(
+                    database,
+                    table=wechat_access_token,
+                    appid=APPID,
+                    cipher=cipher,
+                    context="notify.wechat_token",
+                ),
                 timeout_s=settings.notify_http_timeout_s,
             ),
             sms=SmsGatewayClient(

@@ -23,9 +23,10 @@ from notify_service.simulated import (
     SimulatedWeChat,
 )
 from notify_service.sms import SmsGatewayClient
-from notify_service.wechat import MemoryTokenStore, WeChatClient
+from notify_service.wechat import WeChatClient
 from tests.notify.fake_sms import serve_fake_sms
 from tests.notify.fake_wechat import serve_fake_wechat
+from wangban.wechat import MemoryTokenStore
 
 APPID = "wx0123456789abcdef"
 APP_SECRET = "contract-app-secret-0f3c"

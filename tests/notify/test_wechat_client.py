@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from notify_service.channels import SendResult
-from notify_service.wechat import MemoryTokenStore, StoredToken, WeChatClient, token_usable_until
+from notify_service.wechat import WeChatClient
 from tests.notify.fake_wechat import FakeWeChat, serve_fake_wechat
 from wangban.embedded import free_port
+from wangban.wechat import MemoryTokenStore, StoredToken, token_usable_until
 
 APPID = "wx5f0e1d2c3b4a5968"
 SECRET = "wechat-test-secret-7d2e9f"
@@ -213,7 +214,9 @@ async def test_a_token_replaced_elsewhere_is_refreshed_and_the_send_retried_once
     result = await send(client)
     assert result.outcome == "delivered"
     assert fake.send_calls == 3  # the first send, the refused one, its one retry
-    assert fake.token_calls == [False, True, True]  # ours, the other party's, our forced one
+    # Ours, the other party's forced one, then ours in normal mode: WeChat's current token is
+    # the other party's, which is all we need (forcing again would end theirs).
+    assert fake.token_calls == [False, True, False]
     assert store.refreshes == [None, first_token]
     assert fake.tokens_used[1] == first_token != fake.tokens_used[2] == fake.current_token
 
@@ -226,7 +229,7 @@ async def test_an_expired_token_is_refreshed_and_the_send_retried_once(
     result = await send(client)
     assert result.outcome == "delivered"
     assert fake.send_calls == 3
-    assert fake.token_calls == [False, True]
+    assert fake.token_calls == [False, False]  # normal mode gives a new one for an expired one
     assert len(fake.sent) == 2
 
 
@@ -237,7 +240,8 @@ async def test_a_token_refused_again_after_refresh_is_a_technical_failure(
     result = await send(client)
     assert (result.outcome, result.code) == ("technical-failure", "40001")
     assert fake.send_calls == 2  # exactly one retry, never a loop
-    assert fake.token_calls == [False, True]
+    # Normal mode handed back the refused token, so only then a forced one.
+    assert fake.token_calls == [False, False, True]
     # The next send does not trust the refused token either.
     fake.reject_tokens = 0
     assert (await send(client)).outcome == "delivered"
@@ -264,9 +268,8 @@ async def test_two_workers_refused_the_same_token_refresh_it_once(
     fake.expire_token()
     results = await asyncio.gather(*(send(w) for w in workers))
     assert {r.outcome for r in results} == {"delivered"}
-    # The second worker found the token the first one fetched, instead of forcing again
-    # (which would have invalidated the first worker's fresh token).
-    assert fake.token_calls == [False, True]
+    # The second worker found the token the first one fetched, instead of fetching again.
+    assert fake.token_calls == [False, False]
 
 
 async def test_wrong_app_secret_is_a_technical_failure_without_sending(

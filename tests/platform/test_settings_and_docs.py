@@ -30,6 +30,8 @@ def test_production_refuses_dev_only_values() -> None:
         "WANGBAN_NOTIFY_TEST_MODE",
         "WANGBAN_WECHAT_APP_SECRET",
         "WANGBAN_SMS_ACCESS_KEY_SECRET",
+        "WANGBAN_GATEWAY_TOKEN_KEY",
+        "WANGBAN_IDENTITY_PROVIDER_URL",
     ):
         assert variable in message
 
@@ -50,6 +52,9 @@ def test_production_starts_with_real_values(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WANGBAN_NOTIFY_TEST_MODE", "false")
     monkeypatch.setenv("WANGBAN_WECHAT_APP_SECRET", "w" * 32)
     monkeypatch.setenv("WANGBAN_SMS_ACCESS_KEY_SECRET", "s" * 32)
+    monkeypatch.setenv("WANGBAN_GATEWAY_TOKEN_KEY", "g" * 48)
+    monkeypatch.setenv("WANGBAN_IDENTITY_PROVIDER_URL", "https://verify.gov.internal")
+    monkeypatch.setenv("WANGBAN_IDENTITY_PROVIDER_TOKEN", "t" * 32)
     settings = Settings()
     assert settings.env is Environment.PRODUCTION
     assert settings.kafka_idempotence is True

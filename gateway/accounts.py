@@ -1,0 +1,354 @@
+"""Who people are: mini-program accounts from WeChat login, raised to real-name (实名) and
+real-person (实人) assurance; the companies they may act for (法人); staff logins.
+
+The identity every service sees is built here, from what was verified here, never from what a
+client says: the openid comes from WeChat's answer to a login code, the name and ID number from
+the verification provider's match, the face check from WeChat's own result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import passwords, repository
+from gateway.identity_provider import IdentityVerifier
+from gateway.models import Account, CompanyBinding, FaceVerification, StaffAccount
+from gateway.wechat import WeChatAuth, WeChatSession
+from wangban.auth import AssuranceLevel, Identity, InsufficientAssurance
+from wangban.crypto import BlindIndex, FieldCipher
+from wangban.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from wangban.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
+
+HOLDER_CONTEXT = "gateway.account"
+"""Encryption context of an account's verified name and ID number."""
+FACE_TTL = timedelta(minutes=10)
+
+
+class RealNameMismatch(ValidationFailed):
+    type_slug = "real-name-mismatch"
+    title = "实名信息不一致"
+
+
+class PersonAlreadyBound(Conflict):
+    type_slug = "person-already-bound"
+    title = "身份证已绑定其他账号"
+
+
+class RealPersonFailed(ValidationFailed):
+    """The face check did not pass; the attempt is recorded."""
+
+    type_slug = "real-person-failed"
+    title = "人脸核验未通过"
+    keeps_changes = True
+
+
+class FaceVerificationNotFound(NotFound):
+    type_slug = "face-verification-not-found"
+    title = "人脸核验记录不存在"
+
+
+class NotCompanyRepresentative(Forbidden):
+    type_slug = "not-company-representative"
+    title = "无权代表该企业"
+
+
+class CompanyNotBound(Forbidden):
+    type_slug = "company-not-bound"
+    title = "尚未绑定该企业"
+
+
+class WrongCredentials(Unauthorized):
+    """Wrong username or password; the failure is counted."""
+
+    type_slug = "wrong-credentials"
+    title = "用户名或密码错误"
+    keeps_changes = True
+
+
+class AccountLocked(Forbidden):
+    type_slug = "account-locked"
+    title = "账号已锁定"
+
+
+# --- Identities ---------------------------------------------------------------------------
+
+
+def citizen_identity(account: Account, *, acting_for: str | None = None) -> Identity:
+    return Identity(
+        subject=account.subject,
+        kind="company" if acting_for else "citizen",
+        assurance=AssuranceLevel(account.assurance),
+        person_ref=account.person_ref,
+        acting_for=acting_for,
+    )
+
+
+def staff_identity(staff: StaffAccount) -> Identity:
+    return Identity(
+        subject=staff.subject,
+        kind="staff",
+        roles=frozenset(staff.roles),
+        department=staff.department,
+        region=staff.region,
+        assurance=AssuranceLevel.REAL_NAME,
+    )
+
+
+@dataclass(frozen=True)
+class VerifiedPerson:
+    """An account's verified name and ID number, decrypted for a call that needs them."""
+
+    name: str
+    id_number: str
+
+    def __repr__(self) -> str:
+        return "VerifiedPerson(***)"
+
+
+def verified_person(account: Account, cipher: FieldCipher) -> VerifiedPerson:
+    if account.name_enc is None or account.id_number_enc is None:
+        raise InsufficientAssurance(
+            "请先完成实名认证",
+            extra={"required_assurance": "real_name", "current_assurance": "wechat"},
+        )
+    return VerifiedPerson(
+        name=cipher.decrypt(account.name_enc, context=HOLDER_CONTEXT),
+        id_number=cipher.decrypt(account.id_number_enc, context=HOLDER_CONTEXT),
+    )
+
+
+# --- WeChat login -------------------------------------------------------------------------
+
+
+async def wechat_login(session: AsyncSession, *, wechat: WeChatSession, now: datetime) -> Account:
+    """The account of this openid, created on first login."""
+    account = await repository.account_by_openid(session, wechat.openid)
+    if account is None:
+        account = Account(
+            subject=f"u-{uuid.uuid4().hex}",
+            openid=wechat.openid,
+            unionid=wechat.unionid,
+            assurance=int(AssuranceLevel.WECHAT),
+        )
+        session.add(account)
+    elif wechat.unionid:
+        account.unionid = wechat.unionid
+    account.last_login_at = now
+    await session.flush()
+    return account
+
+
+# --- Real name and real person ------------------------------------------------------------
+
+
+async def bind_real_name(
+    session: AsyncSession,
+    *,
+    account: Account,
+    name: str,
+    id_number: str,
+    verifier: IdentityVerifier,
+    cipher: FieldCipher,
+    blind_index: BlindIndex,
+    now: datetime,
+) -> Account:
+    """实名: the name and ID number must match the register; one account per person."""
+    try:
+        id_number = validate_resident_id(id_number)
+    except InvalidIdentifier as invalid:
+        raise ValidationFailed(f"身份证号码有误：{invalid}") from None
+    name = name.strip()
+    person_ref = blind_index.resident_id(id_number)
+    holder = await repository.account_by_person(session, person_ref)
+    if holder is not None and holder.subject != account.subject:
+        raise PersonAlreadyBound("该身份证号码已绑定其他微信账号，如有疑问请联系客服")
+    check = await verifier.verify_person(name=name, id_number=id_number)
+    if check.result != "match":
+        raise RealNameMismatch("姓名与身份证号码不一致，请核对后重试")
+    account.name_enc = cipher.encrypt(name, context=HOLDER_CONTEXT)
+    account.id_number_enc = cipher.encrypt(id_number, context=HOLDER_CONTEXT)
+    account.person_ref = person_ref
+    account.real_name_at = now
+    account.assurance = max(account.assurance, int(AssuranceLevel.REAL_NAME))
+    await session.flush()
+    return account
+
+
+async def start_real_person(
+    session: AsyncSession,
+    *,
+    account: Account,
+    wechat: WeChatAuth,
+    cipher: FieldCipher,
+    now: datetime,
+) -> FaceVerification:
+    """实人: ask WeChat for a face-verification id for this person; the mini-program runs the
+    face check with it, then :func:`finish_real_person` asks WeChat how it went."""
+    person = verified_person(account, cipher)
+    out_seq_no = uuid.uuid4().hex
+    started = await wechat.start_face_verification(
+        openid=account.openid, name=person.name, id_number=person.id_number, out_seq_no=out_seq_no
+    )
+    verification = FaceVerification(
+        verify_id=started.verify_id,
+        subject=account.subject,
+        out_seq_no=out_seq_no,
+        created_at=now,
+        expires_at=now + min(FACE_TTL, timedelta(seconds=started.expires_in or 600)),
+    )
+    session.add(verification)
+    await session.flush()
+    return verification
+
+
+async def finish_real_person(
+    session: AsyncSession,
+    *,
+    account: Account,
+    verify_id: str,
+    wechat: WeChatAuth,
+    cipher: FieldCipher,
+    now: datetime,
+) -> Account:
+    """Believe only WeChat: whatever the front end says, the result is queried here, and only
+    ``verify_ret == 10000`` counts."""
+    verification = await repository.face_verification(session, verify_id)
+    if (
+        verification is None
+        or verification.subject != account.subject
+        or verification.finished_at is not None
+        or verification.expires_at <= now
+    ):
+        raise FaceVerificationNotFound("人脸核验记录不存在或已过期，请重新发起")
+    person = verified_person(account, cipher)
+    result = await wechat.face_result(
+        verify_id=verify_id,
+        out_seq_no=verification.out_seq_no,
+        openid=account.openid,
+        name=person.name,
+        id_number=person.id_number,
+    )
+    verification.finished_at = now
+    verification.verify_ret = result.verify_ret
+    if not result.passed:
+        await session.flush()
+        raise RealPersonFailed(
+            "人脸核验未通过，请在光线充足处重试", extra={"verify_ret": result.verify_ret}
+        )
+    account.real_person_at = now
+    account.assurance = int(AssuranceLevel.REAL_PERSON)
+    await session.flush()
+    return account
+
+
+# --- Companies ----------------------------------------------------------------------------
+
+
+async def bind_company(
+    session: AsyncSession,
+    *,
+    account: Account,
+    uscc: str,
+    verifier: IdentityVerifier,
+    cipher: FieldCipher,
+    now: datetime,
+) -> CompanyBinding:
+    """法人: the register must name this person as the company's legal representative or an
+    authorised agent."""
+    try:
+        uscc = validate_uscc(uscc)
+    except InvalidIdentifier as invalid:
+        raise ValidationFailed(f"统一社会信用代码有误：{invalid}") from None
+    person = verified_person(account, cipher)
+    check = await verifier.company_role(uscc=uscc, name=person.name, id_number=person.id_number)
+    if check.role is None or check.company_name is None:
+        raise NotCompanyRepresentative("您不是该企业的法定代表人或授权经办人")
+    binding = await repository.company(session, subject=account.subject, uscc=uscc)
+    if binding is None:
+        binding = CompanyBinding(id=str(uuid.uuid4()), subject=account.subject, uscc=uscc)
+        session.add(binding)
+    binding.company_name = check.company_name
+    binding.role = check.role
+    binding.verified_at = now
+    await session.flush()
+    return binding
+
+
+async def company_to_act_for(
+    session: AsyncSession, *, account: Account, uscc: str
+) -> CompanyBinding:
+    binding = await repository.company(session, subject=account.subject, uscc=uscc)
+    if binding is None:
+        raise CompanyNotBound("请先绑定该企业，再以企业名义办理")
+    return binding
+
+
+# --- Staff --------------------------------------------------------------------------------
+
+
+async def staff_login(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    policy: passwords.LockoutPolicy | None = None,
+) -> StaffAccount:
+    policy = policy or passwords.LockoutPolicy()
+    staff = await repository.staff(session, username)
+    if staff is None or staff.disabled:
+        # As slow as a real check, so timing does not tell which usernames exist.
+        await asyncio.to_thread(passwords.verify_dummy, password)
+        raise WrongCredentials("用户名或密码错误")
+    if passwords.is_locked(locked_until=staff.locked_until, now=now):
+        assert staff.locked_until is not None
+        wait = max(int((staff.locked_until - now).total_seconds()), 1)
+        raise AccountLocked(
+            f"密码错误次数过多，账号已锁定，请 {wait // 60 + 1} 分钟后再试",
+            headers={"Retry-After": str(wait)},
+        )
+    # Argon2 takes tens of milliseconds of CPU: off the event loop (it releases the GIL).
+    if not await asyncio.to_thread(passwords.verify_password, staff.password_hash, password):
+        staff.failed_attempts, staff.locked_until = passwords.after_failure(
+            failed_attempts=staff.failed_attempts, now=now, policy=policy
+        )
+        await session.flush()
+        raise WrongCredentials("用户名或密码错误")
+    staff.failed_attempts = 0
+    staff.locked_until = None
+    if passwords.needs_rehash(staff.password_hash):
+        staff.password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    await session.flush()
+    return staff
+
+
+async def create_staff(
+    session: AsyncSession,
+    *,
+    username: str,
+    display_name: str,
+    password: str,
+    roles: list[str],
+    department: str | None,
+    region: str | None,
+) -> StaffAccount:
+    problems = passwords.check_password_policy(password)
+    if problems:
+        raise ValidationFailed("；".join(problems))
+    staff = StaffAccount(
+        username=username,
+        subject=f"s-{uuid.uuid4().hex}",
+        display_name=display_name,
+        password_hash=await asyncio.to_thread(passwords.hash_password, password),
+        roles=sorted(roles),
+        department=department,
+        region=region,
+    )
+    session.add(staff)
+    await session.flush()
+    return staff

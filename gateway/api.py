@@ -1,0 +1,874 @@
+"""Routes of the gateway, under ``/api/v1``: parse, authenticate, authorise, call, return.
+
+Authentication happens here and nowhere else: a client's access token becomes the
+:class:`~wangban.auth.Identity` the services receive (as the internal token). Most routes pass
+through to the service that owns the data and return its answer unchanged; a few aggregate
+(``/home``) or translate (``POST /applications`` names the item by code and the applicant by
+the logged-in account). Each service authorises the person again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import accounts, clients, ratelimit, repository, sessions
+from gateway.identity_provider import IdentityVerifier
+from gateway.models import Account
+from gateway.schemas import (
+    ApplyIn,
+    CompanyIn,
+    CompanyOut,
+    DevLoginIn,
+    FaceFinishIn,
+    FaceStartOut,
+    HomeOut,
+    MeOut,
+    RealNameIn,
+    RefreshIn,
+    StaffLoginIn,
+    TokenOut,
+    WeChatLoginIn,
+)
+from gateway.upstream import UpstreamProblem, Upstreams
+from gateway.wechat import WeChatAuth, WeChatSession
+from wangban.auth import (
+    AssuranceLevel,
+    Identity,
+    InternalTokens,
+    check_assurance,
+    identity_var,
+)
+from wangban.crypto import FieldCipher, mask_name, mask_resident_id
+from wangban.db import Database, UnitOfWork
+from wangban.errors import (
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    problem_responses,
+)
+from wangban.http import IDEMPOTENCY_KEY_HEADER
+from wangban.settings import Environment, Settings
+
+API = "/api/v1"
+
+auth_router = APIRouter(prefix=f"{API}/auth", tags=["login"])
+public_router = APIRouter(prefix=API, tags=["public"])
+citizen_router = APIRouter(prefix=API, tags=["citizen"])
+staff_router = APIRouter(prefix=f"{API}/staff", tags=["staff"])
+stats_router = APIRouter(prefix=f"{API}/stats", tags=["statistics"])
+
+_BEARER = re.compile(r"Bearer\s+(\S+)", re.IGNORECASE)
+_ASSURANCE_NAMES = {1: "wechat", 2: "real_name", 3: "real_person"}
+
+
+class DevLoginDisabled(NotFound):
+    type_slug = "not-found"
+    title = "资源不存在"
+
+
+class AccountGone(Unauthorized):
+    type_slug = "account-gone"
+    title = "账号不可用"
+
+
+class CitizensOnly(Forbidden):
+    type_slug = "citizens-only"
+    title = "仅限个人用户"
+
+
+class StaffOnly(Forbidden):
+    type_slug = "staff-only"
+    title = "仅限工作人员"
+
+
+# --- Dependencies ---------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _tokens(request: Request) -> InternalTokens:
+    tokens: InternalTokens = request.app.state.client_tokens
+    return tokens
+
+
+def _upstreams(request: Request) -> Upstreams:
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+def _wechat(request: Request) -> WeChatAuth:
+    return clients.wechat_auth(request.app)
+
+
+def _verifier(request: Request) -> IdentityVerifier:
+    verifier: IdentityVerifier = request.app.state.identity_verifier
+    return verifier
+
+
+def _cipher(request: Request) -> FieldCipher:
+    cipher: FieldCipher = request.app.state.cipher
+    return cipher
+
+
+async def client_identity(request: Request) -> Identity:
+    """The caller, from the access token the gateway issued (401 without a valid one). Bound
+    for the request, so every call to a service carries it."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("请先登录")
+    match = _BEARER.fullmatch(header.strip())
+    if match is None:
+        raise Unauthorized("登录凭证格式不正确")
+    identity = _tokens(request).verify(match.group(1))
+    identity_var.set(identity)
+    request.state.subject = identity.subject
+    return identity
+
+
+Client = Annotated[Identity, Depends(client_identity)]
+Services = Annotated[Upstreams, Depends(_upstreams)]
+
+
+async def citizen_identity(identity: Client) -> Identity:
+    if identity.kind not in ("citizen", "company"):
+        raise CitizensOnly("此功能仅限个人用户使用")
+    return identity
+
+
+async def staff_member(identity: Client) -> Identity:
+    if identity.kind != "staff":
+        raise StaffOnly("此功能仅限工作人员使用")
+    return identity
+
+
+Citizen = Annotated[Identity, Depends(citizen_identity)]
+Staff = Annotated[Identity, Depends(staff_member)]
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _limit(request: Request, *, limit: ratelimit.Limit, who: str, now: datetime) -> None:
+    """Count the request in its own transaction: a request that then fails (a wrong login
+    code) must still count, or failures would be free."""
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as counting, counting.begin():
+        decision = await ratelimit.hit(counting, limit=limit, who=who, now=now)
+    ratelimit.check(decision)
+
+
+async def _account(session: AsyncSession, identity: Identity, *, lock: bool = False) -> Account:
+    account = await repository.account(session, identity.subject, lock=lock)
+    if account is None:
+        raise AccountGone("账号不存在，请重新登录")
+    return account
+
+
+def _limits(settings: Settings) -> dict[str, ratelimit.Limit]:
+    return {
+        "login": ratelimit.Limit("login", "ip", settings.gateway_login_per_minute_per_ip, 60),
+        "staff-login": ratelimit.Limit(
+            "staff-login", "ip", settings.gateway_staff_login_per_minute_per_ip, 60
+        ),
+        "real-name": ratelimit.Limit(
+            "real-name", "user", settings.gateway_real_name_per_hour_per_user, 3600
+        ),
+        "submit-user": ratelimit.Limit(
+            "submit", "user", settings.gateway_submissions_per_minute_per_user, 60
+        ),
+        "submit-ip": ratelimit.Limit(
+            "submit", "ip", settings.gateway_submissions_per_minute_per_ip, 60
+        ),
+    }
+
+
+def _token_out(pair: sessions.TokenPair) -> TokenOut:
+    return TokenOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        token_type=pair.token_type,
+    )
+
+
+# --- Login ----------------------------------------------------------------------------------
+
+
+@auth_router.post(
+    "/wechat",
+    summary="Log in with the code from wx.login",
+    responses=problem_responses(ratelimit.RateLimited),
+)
+async def login_with_wechat(body: WeChatLoginIn, request: Request, session: UnitOfWork) -> TokenOut:
+    settings, now = _settings(request), utcnow()
+    await _limit(request, limit=_limits(settings)["login"], who=_client_ip(request), now=now)
+    wechat = await _wechat(request).code_to_session(body.code)
+    account = await accounts.wechat_login(session, wechat=wechat, now=now)
+    pair = await sessions.open_session(
+        session,
+        identity=accounts.citizen_identity(account),
+        principal="citizen",
+        tokens=_tokens(request),
+        settings=settings,
+        now=now,
+    )
+    return _token_out(pair)
+
+
+@auth_router.post(
+    "/refresh",
+    summary="A new token pair for a refresh token (each works once)",
+    responses=problem_responses(sessions.SessionExpired, sessions.RefreshTokenReused),
+)
+async def refresh(body: RefreshIn, request: Request, session: UnitOfWork) -> TokenOut:
+    now = utcnow()
+    used = await sessions.use_refresh_token(session, refresh_token=body.refresh_token, now=now)
+    if used.principal == "staff":
+        staff = await repository.staff_by_subject(session, used.subject)
+        if staff is None or staff.disabled:
+            raise AccountGone("账号不可用")
+        identity = accounts.staff_identity(staff)
+    else:
+        account = await repository.account(session, used.subject)
+        if account is None:
+            raise AccountGone("账号不存在，请重新登录")
+        identity = accounts.citizen_identity(account)
+    pair = await sessions.open_session(
+        session,
+        identity=identity,
+        principal=used.principal,
+        tokens=_tokens(request),
+        settings=_settings(request),
+        now=now,
+        family_id=used.family_id,
+    )
+    return _token_out(pair)
+
+
+@auth_router.post("/logout", summary="End this login everywhere its tokens went", status_code=204)
+async def logout(body: RefreshIn, session: UnitOfWork) -> None:
+    await sessions.close_session(session, refresh_token=body.refresh_token, now=utcnow())
+
+
+@auth_router.post(
+    "/staff",
+    summary="Staff login with username and password",
+    responses=problem_responses(
+        accounts.WrongCredentials, accounts.AccountLocked, ratelimit.RateLimited
+    ),
+)
+async def login_staff(body: StaffLoginIn, request: Request, session: UnitOfWork) -> TokenOut:
+    settings, now = _settings(request), utcnow()
+    await _limit(request, limit=_limits(settings)["staff-login"], who=_client_ip(request), now=now)
+    staff = await accounts.staff_login(
+        session, username=body.username, password=body.password, now=now
+    )
+    pair = await sessions.open_session(
+        session,
+        identity=accounts.staff_identity(staff),
+        principal="staff",
+        tokens=_tokens(request),
+        settings=settings,
+        now=now,
+    )
+    return _token_out(pair)
+
+
+@auth_router.post(
+    "/dev",
+    summary="Development login (WANGBAN_ENV local or test only): an account for any openid",
+    responses=problem_responses(DevLoginDisabled),
+)
+async def login_for_development(
+    body: DevLoginIn, request: Request, session: UnitOfWork
+) -> TokenOut:
+    settings, now = _settings(request), utcnow()
+    if settings.env not in (Environment.LOCAL, Environment.TEST):
+        raise DevLoginDisabled("资源不存在")
+    account = await accounts.wechat_login(
+        session, wechat=WeChatSession(openid=body.openid, unionid=None), now=now
+    )
+    if body.assurance != "wechat":
+        if not (body.name and body.id_number):
+            raise accounts.RealNameMismatch("开发登录需要姓名和身份证号码")
+        await accounts.bind_real_name(
+            session,
+            account=account,
+            name=body.name,
+            id_number=body.id_number,
+            verifier=_verifier(request),
+            cipher=_cipher(request),
+            blind_index=request.app.state.blind_index,
+            now=now,
+        )
+        if body.assurance == "real_person":
+            account.assurance = int(AssuranceLevel.REAL_PERSON)
+            account.real_person_at = now
+            await session.flush()
+    pair = await sessions.open_session(
+        session,
+        identity=accounts.citizen_identity(account),
+        principal="citizen",
+        tokens=_tokens(request),
+        settings=settings,
+        now=now,
+    )
+    return _token_out(pair)
+
+
+# --- Me -------------------------------------------------------------------------------------
+
+
+async def _me(session: AsyncSession, identity: Identity, cipher: FieldCipher) -> MeOut:
+    if identity.kind == "staff":
+        return MeOut(
+            subject=identity.subject,
+            kind="staff",
+            assurance=_ASSURANCE_NAMES[int(identity.assurance)],  # type: ignore[arg-type]
+            roles=sorted(identity.roles),
+            department=identity.department,
+        )
+    account = await _account(session, identity)
+    person = (
+        accounts.verified_person(account, cipher) if account.id_number_enc is not None else None
+    )
+    return MeOut(
+        subject=account.subject,
+        kind="citizen",
+        assurance=_ASSURANCE_NAMES[account.assurance],  # type: ignore[arg-type]
+        name_masked=mask_name(person.name) if person else None,
+        id_number_masked=mask_resident_id(person.id_number) if person else None,
+        companies=[
+            CompanyOut.model_validate(c, from_attributes=True)
+            for c in await repository.companies(session, account.subject)
+        ],
+    )
+
+
+@citizen_router.get("/me", summary="Who I am, how far I am verified, my companies")
+async def me(identity: Client, session: UnitOfWork, request: Request) -> MeOut:
+    return await _me(session, identity, _cipher(request))
+
+
+@citizen_router.post(
+    "/me/real-name",
+    summary="实名: bind my name and resident ID number (checked against the register)",
+    responses=problem_responses(
+        accounts.RealNameMismatch, accounts.PersonAlreadyBound, ratelimit.RateLimited
+    ),
+)
+async def bind_real_name(
+    body: RealNameIn, identity: Citizen, session: UnitOfWork, request: Request
+) -> TokenOut:
+    settings, now = _settings(request), utcnow()
+    await _limit(request, limit=_limits(settings)["real-name"], who=identity.subject, now=now)
+    account = await _account(session, identity, lock=True)
+    await accounts.bind_real_name(
+        session,
+        account=account,
+        name=body.name,
+        id_number=body.id_number,
+        verifier=_verifier(request),
+        cipher=_cipher(request),
+        blind_index=request.app.state.blind_index,
+        now=now,
+    )
+    # A new pair: the old access token still says "WeChat only" until it expires.
+    return _token_out(
+        await sessions.open_session(
+            session,
+            identity=accounts.citizen_identity(account),
+            principal="citizen",
+            tokens=_tokens(request),
+            settings=settings,
+            now=now,
+        )
+    )
+
+
+@citizen_router.post(
+    "/me/real-person/start",
+    summary="实人: start WeChat's face verification (needs real-name first)",
+)
+async def start_real_person(
+    identity: Citizen, session: UnitOfWork, request: Request
+) -> FaceStartOut:
+    check_assurance(identity, AssuranceLevel.REAL_NAME)
+    account = await _account(session, identity)
+    started = await accounts.start_real_person(
+        session, account=account, wechat=_wechat(request), cipher=_cipher(request), now=utcnow()
+    )
+    return FaceStartOut(verify_id=started.verify_id, expires_at=started.expires_at)
+
+
+@citizen_router.post(
+    "/me/real-person",
+    summary="实人: finish face verification (the result is asked of WeChat, not believed)",
+    responses=problem_responses(accounts.RealPersonFailed, accounts.FaceVerificationNotFound),
+)
+async def finish_real_person(
+    body: FaceFinishIn, identity: Citizen, session: UnitOfWork, request: Request
+) -> TokenOut:
+    now = utcnow()
+    account = await _account(session, identity, lock=True)
+    await accounts.finish_real_person(
+        session,
+        account=account,
+        verify_id=body.verify_id,
+        wechat=_wechat(request),
+        cipher=_cipher(request),
+        now=now,
+    )
+    return _token_out(
+        await sessions.open_session(
+            session,
+            identity=accounts.citizen_identity(account),
+            principal="citizen",
+            tokens=_tokens(request),
+            settings=_settings(request),
+            now=now,
+        )
+    )
+
+
+@citizen_router.get("/me/companies", summary="Companies I may act for")
+async def my_companies(identity: Citizen, session: UnitOfWork) -> list[CompanyOut]:
+    return [
+        CompanyOut.model_validate(c, from_attributes=True)
+        for c in await repository.companies(session, identity.subject)
+    ]
+
+
+@citizen_router.post(
+    "/me/companies",
+    summary="Bind a company as its legal representative or authorised agent",
+    responses=problem_responses(accounts.NotCompanyRepresentative),
+)
+async def bind_company(
+    body: CompanyIn, identity: Citizen, session: UnitOfWork, request: Request
+) -> CompanyOut:
+    check_assurance(identity, AssuranceLevel.REAL_NAME)
+    account = await _account(session, identity)
+    binding = await accounts.bind_company(
+        session,
+        account=account,
+        uscc=body.uscc,
+        verifier=_verifier(request),
+        cipher=_cipher(request),
+        now=utcnow(),
+    )
+    return CompanyOut.model_validate(binding, from_attributes=True)
+
+
+# --- Home -----------------------------------------------------------------------------------
+
+OPEN_STATUSES = frozenset(
+    {"submitted", "accepted", "under_review", "correction_requested", "resubmitted", "approved"}
+)
+
+
+@citizen_router.get("/home", summary="The first screen: hot items, my open applications, …")
+async def home(identity: Citizen, services: Services) -> HomeOut:
+    parts = await asyncio.gather(
+        services.json("catalog", "GET", "/items", params={"list": "网上办", "page_size": 8}),
+        services.json("intake", "GET", "/applications"),
+        services.json("notify", "GET", "/me/notifications", params={"limit": 1}),
+        services.json("sharing", "GET", "/me/certificates"),
+        return_exceptions=True,
+    )
+    names = ("hot_items", "my_open_applications", "unread_messages", "wallet_count")
+    # A screen of four parts should not fail as a whole because one service is slow or down.
+    degraded = [n for n, p in zip(names, parts, strict=True) if isinstance(p, BaseException)]
+    for part in parts:
+        if isinstance(part, BaseException) and not isinstance(part, Exception):
+            raise part
+    items, applications, inbox, wallet = (
+        None if isinstance(p, BaseException) else p for p in parts
+    )
+    return HomeOut(
+        hot_items=list((items or {}).get("items", [])),
+        my_open_applications=[a for a in applications or [] if a["status"] in OPEN_STATUSES],
+        unread_messages=int((inbox or {}).get("unread", 0)),
+        wallet_count=len(wallet or []),
+        degraded=degraded,
+    )
+
+
+# --- Public: the catalogue and certificate verification ---------------------------------------
+
+
+@public_router.get("/items", summary="Find service items")
+async def find_items(
+    services: Services,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    department: str | None = None,
+    type: Annotated[str | None, Query(max_length=20)] = None,
+    theme: str | None = None,
+    list: Annotated[str | None, Query(max_length=4)] = None,
+    miaopi: bool | None = None,
+    page: Annotated[int, Query(ge=1, le=500)] = 1,
+) -> Response:
+    return await services.forward(
+        "catalog",
+        "GET",
+        "/items",
+        params={
+            "q": q,
+            "department": department,
+            "item_type": type,
+            "theme": theme,
+            "list": list,
+            "auto_approval": miaopi,
+            "page": page,
+        },
+    )
+
+
+@public_router.get("/items/{code}", summary="The full guide (办事指南) of an item")
+async def get_item(code: str, services: Services) -> Response:
+    return await services.forward("catalog", "GET", f"/items/{code}")
+
+
+@public_router.get("/bundles", summary="Bundles (一件事一次办)")
+async def list_bundles(services: Services) -> Response:
+    return await services.forward("catalog", "GET", "/bundles")
+
+
+@public_router.get("/bundles/{bundle_id}", summary="One bundle, its current version")
+async def get_bundle(bundle_id: str, services: Services) -> Any:
+    for version in await services.json("catalog", "GET", "/bundles"):
+        if bundle_id in (version.get("bundle_id"), version.get("id")):
+            return version
+    raise NotFound("一件事主题不存在")
+
+
+@public_router.get("/certificates/verify", summary="Verify a certificate (id or QR payload)")
+async def verify_certificate(
+    services: Services,
+    id: Annotated[str | None, Query(max_length=120)] = None,
+    qr: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    return await services.forward(
+        "sharing", "POST", "/certificates/verify", json={"certificate_id": id, "qr": qr}
+    )
+
+
+# --- The citizen's applications, wallet, data use and messages ------------------------------
+
+
+@citizen_router.post(
+    "/applications",
+    summary="Apply for an item or a bundle (Idempotency-Key required)",
+    status_code=201,
+    responses=problem_responses(ratelimit.RateLimited, accounts.CompanyNotBound),
+)
+async def apply(
+    body: ApplyIn,
+    identity: Citizen,
+    session: UnitOfWork,
+    services: Services,
+    request: Request,
+    idempotency_key: Annotated[str, Header(alias=IDEMPOTENCY_KEY_HEADER, max_length=100)],
+) -> Response:
+    settings, now = _settings(request), utcnow()
+    limits = _limits(settings)
+    await _limit(request, limit=limits["submit-user"], who=identity.subject, now=now)
+    await _limit(request, limit=limits["submit-ip"], who=_client_ip(request), now=now)
+    account = await _account(session, identity)
+    person = accounts.verified_person(account, _cipher(request))
+    applicant: dict[str, str] = {
+        "kind": "person",
+        "id_number": person.id_number,
+        "name": person.name,
+    }
+    caller = identity
+    if body.act_for_company:
+        company = await accounts.company_to_act_for(
+            session, account=account, uscc=body.act_for_company
+        )
+        applicant = {"kind": "company", "id_number": company.uscc, "name": company.company_name}
+        caller = accounts.citizen_identity(account, acting_for=company.uscc)
+        identity_var.set(caller)
+    target: dict[str, Any]
+    if body.item_code is not None:
+        item = await services.json("catalog", "GET", f"/items/{body.item_code}")
+        target = {"item_version_id": item["id"]}
+    else:
+        bundle = await get_bundle(str(body.bundle_id), services)
+        target = {"bundle_version_id": bundle["id"]}
+    return await services.forward(
+        "intake",
+        "POST",
+        "/applications",
+        json={
+            **target,
+            "applicant": applicant,
+            "form": body.form,
+            "materials": body.materials,
+            "member_materials": body.member_materials,
+            "channel": "mini_program",
+            "draft": body.draft,
+        },
+        headers={IDEMPOTENCY_KEY_HEADER: idempotency_key},
+    )
+
+
+@citizen_router.get("/applications", summary="My applications")
+async def my_applications(identity: Citizen, services: Services) -> Response:
+    return await services.forward("intake", "GET", "/applications")
+
+
+@citizen_router.get(
+    "/applications/{application_id}",
+    summary="One application with its timeline and the reasons of any decision",
+)
+async def my_application(application_id: str, identity: Citizen, services: Services) -> Response:
+    return await services.forward("intake", "GET", f"/applications/{application_id}")
+
+
+async def _raw(request: Request) -> tuple[bytes, dict[str, str]]:
+    body = await request.body()
+    headers = {}
+    if "content-type" in request.headers:
+        headers["Content-Type"] = request.headers["content-type"]
+    if IDEMPOTENCY_KEY_HEADER.lower() in request.headers:
+        headers[IDEMPOTENCY_KEY_HEADER] = request.headers[IDEMPOTENCY_KEY_HEADER.lower()]
+    return body, headers
+
+
+@citizen_router.post(
+    "/applications/{application_id}/materials",
+    summary="Upload a material file (multipart) for use in this application",
+    status_code=201,
+)
+async def upload_material(
+    application_id: str, identity: Citizen, services: Services, request: Request
+) -> Response:
+    content, headers = await _raw(request)
+    return await services.forward(
+        "intake",
+        "POST",
+        "/files",
+        content=content,
+        headers=headers,
+        params={"application_id": application_id},
+    )
+
+
+def _pass_through_action(action: str, summary: str) -> None:
+    async def act(
+        application_id: str, identity: Citizen, services: Services, request: Request
+    ) -> Response:
+        content, headers = await _raw(request)
+        return await services.forward(
+            "intake",
+            "POST",
+            f"/applications/{application_id}/{action}",
+            content=content,
+            headers=headers,
+        )
+
+    act.__name__ = f"application_{action}"
+    citizen_router.post(f"/applications/{{application_id}}/{action}", summary=summary)(act)
+
+
+for _action, _summary in (
+    ("submit", "Submit a draft"),
+    ("supplement", "Supply what was missing (容缺) or asked for (补正)"),
+    ("withdraw", "Withdraw my application"),
+    ("rating", "Rate the service (好差评)"),
+):
+    _pass_through_action(_action, _summary)
+
+
+@citizen_router.get("/certificates", summary="My certificate wallet (证照夹)")
+async def my_certificates(identity: Citizen, services: Services) -> Response:
+    return await services.forward("sharing", "GET", "/me/certificates")
+
+
+@citizen_router.get("/certificates/{certificate_id}", summary="One certificate of mine")
+async def my_certificate(certificate_id: str, identity: Citizen, services: Services) -> Response:
+    return await services.forward("sharing", "GET", f"/me/certificates/{certificate_id}")
+
+
+@citizen_router.get("/data-usage", summary="Who used my data, when and why")
+async def my_data_usage(
+    identity: Citizen,
+    services: Services,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    return await services.forward(
+        "sharing", "GET", "/me/data-usage", params={"limit": limit, "before": before}
+    )
+
+
+@citizen_router.get("/messages", summary="My in-app inbox")
+async def my_messages(
+    identity: Citizen,
+    services: Services,
+    unread: bool = False,
+    before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    return await services.forward(
+        "notify",
+        "GET",
+        "/me/notifications",
+        params={"unread": unread, "before": before.isoformat() if before else None, "limit": limit},
+    )
+
+
+@citizen_router.post("/messages/{message_id}/read", summary="Mark a message read")
+async def read_message(message_id: str, identity: Citizen, services: Services) -> Response:
+    return await services.forward("notify", "POST", f"/me/notifications/{message_id}/read")
+
+
+@citizen_router.post("/subscriptions", summary="Report what wx.requestSubscribeMessage answered")
+async def report_subscriptions(identity: Citizen, services: Services, request: Request) -> Response:
+    content, headers = await _raw(request)
+    return await services.forward(
+        "notify", "POST", "/me/subscriptions", content=content, headers=headers
+    )
+
+
+# --- Staff ----------------------------------------------------------------------------------
+
+STAFF_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
+    # method, gateway path (under /staff), service, service path, summary
+    ("GET", "/applications", "intake", "/staff/applications", "Applications of my window"),
+    (
+        "POST",
+        "/applications",
+        "intake",
+        "/staff/applications",
+        "Accept an application at the window",
+    ),
+    ("POST", "/applications/{id}/accept", "intake", "/staff/applications/{id}/accept", "受理"),
+    (
+        "POST",
+        "/applications/{id}/not-accept",
+        "intake",
+        "/staff/applications/{id}/not-accept",
+        "不予受理",
+    ),
+    ("GET", "/cases/queue", "approval", "/cases/queue", "My department's queue"),
+    ("GET", "/cases/{id}", "approval", "/cases/{id}", "A case and why it was decided"),
+    ("POST", "/cases/{id}/claim", "approval", "/cases/{id}/claim", "Claim a case"),
+    ("POST", "/cases/{id}/advance", "approval", "/cases/{id}/advance", "Next workflow step"),
+    ("POST", "/cases/{id}/approve", "approval", "/cases/{id}/approve", "Approve"),
+    ("POST", "/cases/{id}/deny", "approval", "/cases/{id}/deny", "Deny with a reason"),
+    ("POST", "/cases/{id}/correction", "approval", "/cases/{id}/correction", "补正"),
+    ("POST", "/cases/{id}/suspend", "approval", "/cases/{id}/suspend", "特别程序: suspend"),
+    ("POST", "/cases/{id}/resume", "approval", "/cases/{id}/resume", "Resume"),
+    ("POST", "/cases/{id}/not-accept", "approval", "/cases/{id}/not-accept", "不予受理"),
+    ("POST", "/rules/dry-run", "approval", "/rules/dry-run", "Dry-run a 秒批 rule set"),
+    ("POST", "/catalog/items", "catalog", "/admin/items", "New item draft"),
+    ("PUT", "/catalog/item-versions/{id}", "catalog", "/admin/item-versions/{id}", "Edit a draft"),
+    ("POST", "/catalog/items/{id}/revisions", "catalog", "/admin/items/{id}/revisions", "Revise"),
+    (
+        "GET",
+        "/catalog/item-versions/{id}/problems",
+        "catalog",
+        "/admin/item-versions/{id}/problems",
+        "Problems of a draft",
+    ),
+    (
+        "POST",
+        "/catalog/item-versions/{id}/publish",
+        "catalog",
+        "/admin/item-versions/{id}/publish",
+        "Publish",
+    ),
+    ("POST", "/catalog/items/{id}/withdraw", "catalog", "/admin/items/{id}/withdraw", "Withdraw"),
+    ("POST", "/catalog/bundles", "catalog", "/admin/bundles", "New bundle"),
+    (
+        "POST",
+        "/catalog/bundle-versions/{id}/publish",
+        "catalog",
+        "/admin/bundle-versions/{id}/publish",
+        "Publish a bundle",
+    ),
+    ("PUT", "/catalog/synonyms", "catalog", "/admin/synonyms", "Search synonyms"),
+    ("POST", "/catalog/imports", "catalog", "/admin/imports", "Import items (CSV/JSON)"),
+    ("GET", "/catalog/exports", "catalog", "/admin/exports", "Export items"),
+    (
+        "GET",
+        "/rectifications/overdue",
+        "intake",
+        "/staff/rectifications/overdue",
+        "Overdue rectifications",
+    ),
+    ("POST", "/rectifications/{id}/reply", "intake", "/staff/rectifications/{id}/reply", "Reply"),
+    (
+        "POST",
+        "/rectifications/{id}/return-visit",
+        "intake",
+        "/staff/rectifications/{id}/return-visit",
+        "Return visit",
+    ),
+    ("POST", "/rectifications/{id}/close", "intake", "/staff/rectifications/{id}/close", "Close"),
+    ("GET", "/audit", "sharing", "/admin/audit", "Data-use audit records"),
+    ("GET", "/audit/verify", "sharing", "/admin/audit/verify", "Verify the audit chain"),
+    ("GET", "/notify/messages", "notify", "/messages", "Push messages and their status"),
+    ("GET", "/notify/templates", "notify", "/templates", "Notification templates"),
+)
+"""Staff routes are the services' own: the gateway authenticates and passes them through (each
+service checks the roles and department)."""
+
+
+def _staff_route(method: str, path: str, service: str, target: str, summary: str) -> None:
+    async def route(staff: Staff, services: Services, request: Request) -> Response:
+        content, headers = await _raw(request)
+        return await services.forward(
+            service,
+            method,
+            target.format(**request.path_params),
+            params=dict(request.query_params),
+            content=content or None,
+            headers=headers,
+        )
+
+    route.__name__ = "staff_" + re.sub(r"\W+", "_", f"{method}_{path}").strip("_").lower()
+    staff_router.add_api_route(path, route, methods=[method], summary=summary)
+
+
+for _route in STAFF_ROUTES:
+    _staff_route(*_route)
+
+
+@stats_router.get("/catalog", summary="The catalogue's statistics (四办 lists, 秒批 share)")
+async def catalog_statistics(staff: Staff, services: Services) -> Response:
+    return await services.forward("catalog", "GET", "/statistics")
+
+
+@stats_router.get("/intake", summary="Applications: volumes, on-time rate, ratings")
+async def intake_statistics(staff: Staff, services: Services, request: Request) -> Response:
+    return await services.forward(
+        "intake", "GET", "/staff/statistics", params=dict(request.query_params)
+    )
+
+
+__all__ = [
+    "UpstreamProblem",
+    "auth_router",
+    "citizen_router",
+    "client_identity",
+    "public_router",
+    "staff_router",
+    "stats_router",
+]

@@ -1,0 +1,142 @@
+"""Rate limits shared by every gateway worker, counted in PostgreSQL in fixed windows.
+
+A limit allows ``max_requests`` per ``window_s`` seconds to one caller (an address or a user).
+Windows are aligned to the Unix epoch, so every worker puts a request in the same window, and
+each check is one statement on the :class:`~gateway.models.RateCounter` row of its key and
+window::
+
+    INSERT … VALUES (key, window_start, 1)
+    ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counter.count + 1
+    RETURNING count
+
+PostgreSQL makes the increment atomic: a second transaction counting the same key waits for
+the first to end and then sees its count, so two workers can never both take the last slot,
+and the counters survive a restart. Refused requests count too (a caller hammering a limit
+gains nothing). Commit the check soon, in its own short transaction: the row stays locked
+until then, and every other request of the same caller waits for it.
+
+Old windows are deleted by :func:`purge`, run hourly by the gateway app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import RateCounter
+from wangban.errors import TooManyRequests
+
+__all__ = ["MAX_WINDOW_S", "Decision", "Limit", "RateLimited", "check", "hit", "purge"]
+
+MAX_WINDOW_S: Final = 86_400
+"""The longest window: :func:`purge` deletes windows that started over a day ago."""
+KEEP_FOR: Final = timedelta(seconds=MAX_WINDOW_S)
+_MAX_KEY: Final = 200
+"""The length of :attr:`RateCounter.key`."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``max_requests`` per ``window_s`` seconds per caller, where a caller is an
+    address (``per="ip"``) or a user (``per="user"``). Limits are told apart by ``name`` and
+    ``per``: two limits sharing both would share their counters."""
+
+    name: str
+    per: Literal["ip", "user"]
+    max_requests: int
+    window_s: int
+
+    def __post_init__(self) -> None:
+        if not self.name or ":" in self.name:
+            raise ValueError("a limit's name must be non-empty and without ':'")
+        if self.max_requests < 1:
+            raise ValueError("a limit must allow at least one request")
+        if not 1 <= self.window_s <= MAX_WINDOW_S:
+            raise ValueError(f"a limit's window must be 1 to {MAX_WINDOW_S} seconds")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one counted request."""
+
+    allowed: bool
+    retry_after_s: int
+    """Whole seconds until the window ends (at least 1): when a refused caller may retry."""
+    remaining: int
+    """Requests still allowed in this window after this one."""
+
+
+class RateLimited(TooManyRequests):
+    """429 with ``Retry-After``: the caller has used up a limit for the current window."""
+
+    type_slug = "rate-limited"
+    title = "操作过于频繁"
+
+
+def window_start(now: datetime, window_s: int) -> datetime:
+    """The start of the fixed window of ``window_s`` seconds that holds ``now``."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    epoch_s = math.floor(now.timestamp())
+    return datetime.fromtimestamp(epoch_s - epoch_s % window_s, UTC)
+
+
+def counter_key(limit: Limit, who: str) -> str:
+    """The counter's key: ``login:ip:203.0.113.7``; a caller id too long for the column is
+    replaced by its SHA-256 (still one key per caller)."""
+    key = f"{limit.name}:{limit.per}:{who}"
+    if len(key) <= _MAX_KEY:
+        return key
+    digest = hashlib.sha256(who.encode()).hexdigest()
+    return f"{limit.name}:{limit.per}:sha256:{digest}"
+
+
+async def hit(session: AsyncSession, *, limit: Limit, who: str, now: datetime) -> Decision:
+    """Count one request of ``who`` against ``limit`` at ``now`` (timezone-aware) and say
+    whether it is allowed. The caller commits the session's transaction."""
+    start = window_start(now, limit.window_s)
+    statement = (
+        insert(RateCounter)
+        .values(key=counter_key(limit, who), window_start=start, count=1)
+        .on_conflict_do_update(
+            index_elements=[RateCounter.key, RateCounter.window_start],
+            set_={"count": RateCounter.count + 1},
+        )
+        .returning(RateCounter.count)
+    )
+    count = (await session.execute(statement)).scalar_one()
+    ends = start + timedelta(seconds=limit.window_s)
+    retry_after = max(math.ceil((ends - now).total_seconds()), 1)
+    return Decision(
+        allowed=count <= limit.max_requests,
+        retry_after_s=retry_after,
+        remaining=max(limit.max_requests - count, 0),
+    )
+
+
+def check(decision: Decision) -> None:
+    """Raise :class:`RateLimited` (429, ``Retry-After``) if the request was refused."""
+    if not decision.allowed:
+        raise RateLimited(
+            f"操作过于频繁，请 {decision.retry_after_s} 秒后再试",
+            headers={"Retry-After": str(decision.retry_after_s)},
+            extra={"retry_after_s": decision.retry_after_s},
+        )
+
+
+async def purge(session: AsyncSession, *, now: datetime) -> int:
+    """Delete the windows that started more than a day before ``now`` (all of them over,
+    whatever their limit); returns how many."""
+    result = await session.execute(
+        delete(RateCounter).where(RateCounter.window_start < now - KEEP_FOR)
+    )
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount or 0)

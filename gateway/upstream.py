@@ -1,0 +1,119 @@
+"""Calling the services behind the gateway.
+
+Requests carry the caller's verified identity as the kit's internal token (the kit's service
+client adds it from :data:`wangban.auth.identity_var`), so every service authorises the person
+again. Answers pass through unchanged — status, body and the problem+json shape whatever
+service answered — and a service that cannot be reached is a 503 problem, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from fastapi import Response
+
+from wangban.errors import Problem, ServiceUnavailable
+from wangban.http import service_client
+from wangban.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("catalog", "intake", "approval", "sharing", "notify")
+PASSED_HEADERS = ("content-type", "retry-after", "location", "content-disposition", "etag")
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    type_slug = "upstream-unavailable"
+    title = "服务暂不可用"
+
+
+class UpstreamProblem(Problem):
+    """A service's problem answer, kept as it was when the gateway needs to raise it."""
+
+    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
+        super().__init__(str(body.get("detail") or body.get("title") or ""))
+        self.status = status  # type: ignore[misc]  # this instance's status is the service's
+        self.body = dict(body)
+
+    def to_body(self, instance: str | None, request_id: str | None) -> dict[str, Any]:
+        body = dict(self.body)
+        if request_id is not None:
+            body["request_id"] = request_id
+        return body
+
+
+class Upstreams:
+    """One pooled client per service, opened at start-up and closed at shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        self.clients = {
+            name: service_client(
+                settings,
+                name,
+                caller="gateway",
+                transport=(transports or {}).get(name),
+            )
+            for name in SERVICES
+        }
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+    async def send(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            return await self.clients[service].request(
+                method,
+                path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                json=json,
+                content=content,
+                headers=dict(headers or {}),
+            )
+        except httpx.HTTPError as exc:
+            log.warning("%s %s on %s failed: %s", method, path, service, type(exc).__name__)
+            raise UpstreamUnavailable(
+                "服务暂时不可用，请稍后再试", extra={"service": service}
+            ) from None
+
+    async def forward(self, service: str, method: str, path: str, **kwargs: Any) -> Response:
+        """The service's answer as the gateway's answer."""
+        answer = await self.send(service, method, path, **kwargs)
+        return Response(
+            content=answer.content,
+            status_code=answer.status_code,
+            headers={h: answer.headers[h] for h in PASSED_HEADERS if h in answer.headers},
+        )
+
+    async def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
+        """The service's JSON answer, for the gateway's own use (aggregation, lookups); a
+        problem answer is raised as the same problem."""
+        answer = await self.send(service, method, path, **kwargs)
+        if answer.status_code >= 400:
+            try:
+                body = answer.json()
+            except ValueError:
+                body = {"title": "服务暂不可用"}
+            problem = UpstreamProblem(answer.status_code, body if isinstance(body, dict) else {})
+            raise problem
+        if answer.status_code == 204 or not answer.content:
+            return None
+        return answer.json()

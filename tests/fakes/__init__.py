@@ -1,0 +1,1 @@
+"""Local fakes of outside systems, served over real sockets for tests."""

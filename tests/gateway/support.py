@@ -1,0 +1,134 @@
+"""The gateway in front of the real services, for tests.
+
+Every service runs as itself (its app, its schema, real PostgreSQL); the gateway reaches them
+over in-process ASGI transports, and the sharing service also on a local port because intake
+and approval call it by URL. ``background=True`` starts the relays, consumers and the notify
+dispatcher too (the journey needs events to flow); otherwise only HTTP runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from gateway import accounts
+from gateway.sessions import client_tokens
+from gateway.upstream import SERVICES, Upstreams
+from tests.conftest import Infrastructure, make_settings
+from tests.serving import serve_asgi
+from wangban.app import create_service_app
+from wangban.auth import AssuranceLevel, Identity
+from wangban.consumer import wait_until_assigned
+from wangban.db import Database
+from wangban.services import load_spec
+from wangban.settings import Settings
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    app: FastAPI
+    settings: Settings
+    database: Database
+    services: dict[str, FastAPI] = field(default_factory=dict)
+
+    def bearer(self, identity: Identity) -> dict[str, str]:
+        token = client_tokens(self.settings).issue(identity, issuer="gateway")
+        return {"Authorization": f"Bearer {token}"}
+
+    def staff(
+        self, role: str, *, department: str | None = None, region: str | None = "441900"
+    ) -> dict[str, str]:
+        return self.bearer(
+            Identity(
+                subject=f"s-{role}-{department or 'x'}",
+                kind="staff",
+                roles=frozenset({role}),
+                department=department,
+                region=region,
+                assurance=AssuranceLevel.REAL_NAME,
+            )
+        )
+
+    async def citizen(
+        self,
+        *,
+        assurance: str = "real_person",
+        name: str | None = None,
+        id_number: str | None = None,
+    ) -> dict[str, str]:
+        """A logged-in citizen through the development login; returns the auth header."""
+        body: dict[str, Any] = {"openid": f"o-{uuid.uuid4().hex}", "assurance": assurance}
+        if assurance != "wechat":
+            body |= {"name": name, "id_number": id_number}
+        answer = await self.client.post("/api/v1/auth/dev", json=body)
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    async def staff_account(
+        self, username: str, password: str, *, roles: list[str], department: str | None
+    ) -> None:
+        async with self.database.sessionmaker() as session, session.begin():
+            await accounts.create_staff(
+                session,
+                username=username,
+                display_name=username,
+                password=password,
+                roles=roles,
+                department=department,
+                region="441900",
+            )
+
+
+def _fresh_address() -> str:
+    value = uuid.uuid4().int
+    return f"10.{value % 256}.{(value >> 8) % 256}.{(value >> 16) % 256}"
+
+
+@asynccontextmanager
+async def running_gateway(
+    infrastructure: Infrastructure,
+    database: Database,
+    *,
+    background: bool = False,
+    **overrides: Any,
+) -> AsyncIterator[Gateway]:
+    async with AsyncExitStack() as stack:
+        base = make_settings(infrastructure, **overrides)
+        sharing = create_service_app(load_spec("sharing"), base, background=background)
+        await stack.enter_async_context(sharing.router.lifespan_context(sharing))
+        sharing_url = await stack.enter_async_context(serve_asgi(sharing))
+        settings = make_settings(infrastructure, sharing_url=sharing_url, **overrides)
+        services = {"sharing": sharing}
+        for name in SERVICES:
+            if name != "sharing":
+                services[name] = create_service_app(
+                    load_spec(name), settings, background=background
+                )
+                app = services[name]
+                await stack.enter_async_context(app.router.lifespan_context(app))
+        if background:
+            await wait_until_assigned(
+                [r for app in services.values() for r in app.state.runtime.runners], timeout_s=90
+            )
+        gateway = create_service_app(load_spec("gateway"), settings, background=False)
+        await stack.enter_async_context(gateway.router.lifespan_context(gateway))
+        await gateway.state.upstreams.close()
+        gateway.state.upstreams = Upstreams(
+            settings,
+            transports={name: httpx.ASGITransport(app=app) for name, app in services.items()},
+        )
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(
+                # A fresh address per gateway: rate-limit counters live in the database.
+                transport=httpx.ASGITransport(app=gateway, client=(_fresh_address(), 50000)),
+                base_url="http://gateway",
+            )
+        )
+        yield Gateway(client, gateway, settings, database, services)

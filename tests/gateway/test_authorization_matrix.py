@@ -1,0 +1,384 @@
+"""Who may call what, over every path of the gateway, from one table.
+
+Each row is one route with a concrete request and who gets which status. Requests are chosen to
+pass authorisation and then stop cheaply (an id that does not exist, a body the service
+refuses), so a 404 or 422 for a principal means "let through", and a 401 or 403 means "stopped".
+The test fails when the gateway has a route the table does not list, so a new path cannot be
+added without deciding who may call it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from sharing_service.sandbox import PERSONAS
+from tests.conftest import Infrastructure
+from tests.gateway.support import Gateway, running_gateway
+from tests.notify.fake_wechat import serve_fake_wechat
+from tests.notify.support import application_of, seed_templates, tell
+from wangban.db import Database
+
+PRINCIPALS = (
+    "anonymous",
+    "citizen_a",
+    "citizen_b",
+    "citizen_low",
+    "window_clerk",
+    "reviewer",
+    "reviewer_other",
+    "catalog_admin",
+    "auditor",
+)
+CITIZENS = ("citizen_a", "citizen_b", "citizen_low")
+STAFF = ("window_clerk", "reviewer", "reviewer_other", "catalog_admin", "auditor")
+NOBODY = str(uuid.uuid4())
+
+
+def everyone(status: int) -> dict[str, int]:
+    return dict.fromkeys(PRINCIPALS, status)
+
+
+def logged_in(status: int, **special: int) -> dict[str, int]:
+    """Any logged-in person (citizen or staff)."""
+    return {"anonymous": 401, **dict.fromkeys(CITIZENS + STAFF, status), **special}
+
+
+def citizens(status: int, **special: int) -> dict[str, int]:
+    """Citizens only: staff are refused by the gateway (403)."""
+    return {"anonymous": 401, **dict.fromkeys(STAFF, 403), **dict.fromkeys(CITIZENS, status)} | (
+        special
+    )
+
+
+def staff(status: int, allowed: tuple[str, ...]) -> dict[str, int]:
+    """Staff routes: citizens are refused by the gateway, staff without the role by the
+    service (403); those with it get ``status``."""
+    expected = {"anonymous": 401, **dict.fromkeys(CITIZENS, 403)}
+    for who in STAFF:
+        expected[who] = status if who in allowed else 403
+    return expected
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str
+    """The route's path as declared (under /api/v1)."""
+    expected: dict[str, int]
+    path: str = ""
+    """The concrete path requested ('' = the route itself)."""
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+IDEM = {"Idempotency-Key": "matrix-key-1"}
+REVIEWERS = ("reviewer", "reviewer_other")
+
+TABLE: tuple[Row, ...] = (
+    # --- login
+    Row("POST", "/auth/wechat", everyone(401), json={"code": "no-such-code"}),
+    Row("POST", "/auth/refresh", everyone(401), json={"refresh_token": "x" * 43}),
+    Row("POST", "/auth/logout", everyone(204), json={"refresh_token": "x" * 43}),
+    Row("POST", "/auth/staff", everyone(401), json={"username": "nobody", "password": "wrong"}),
+    Row("POST", "/auth/dev", everyone(200), json={"openid": "o-matrix"}),
+    # --- public
+    Row("GET", "/items", everyone(200)),
+    Row("GET", "/items/{code}", everyone(404), path="/items/no-such-code"),
+    Row("GET", "/bundles", everyone(200)),
+    Row("GET", "/bundles/{bundle_id}", everyone(404), path=f"/bundles/{NOBODY}"),
+    Row("GET", "/certificates/verify", everyone(200), params={"id": NOBODY}),
+    # --- me
+    Row("GET", "/me", logged_in(200)),
+    Row(
+        "POST",
+        "/me/real-name",
+        citizens(422),
+        json={"name": "张三", "id_number": "440101199001011230"},
+    ),
+    Row("POST", "/me/real-person/start", citizens(200, citizen_low=403)),
+    Row("POST", "/me/real-person", citizens(404), json={"verify_id": "no-such-id"}),
+    Row("GET", "/me/companies", citizens(200)),
+    Row(
+        "POST",
+        "/me/companies",
+        citizens(422, citizen_low=403),
+        json={"uscc": "91441900MA4W12340X"},
+    ),
+    Row("GET", "/home", citizens(200)),
+    # --- applications, wallet, data use, messages
+    Row(
+        "POST",
+        "/applications",
+        citizens(404, citizen_low=403),
+        json={"item_code": "no-such-code", "form": {}},
+        headers=IDEM,
+    ),
+    Row("GET", "/applications", citizens(200)),
+    Row("GET", "/applications/{application_id}", citizens(404), path=f"/applications/{NOBODY}"),
+    Row(
+        "POST",
+        "/applications/{application_id}/materials",
+        citizens(400),  # no multipart body: refused by intake after authorisation
+        path=f"/applications/{NOBODY}/materials",
+    ),
+    Row(
+        "POST",
+        "/applications/{application_id}/submit",
+        citizens(404),
+        path=f"/applications/{NOBODY}/submit",
+        json={"materials": []},
+    ),
+    Row(
+        "POST",
+        "/applications/{application_id}/supplement",
+        citizens(404),
+        path=f"/applications/{NOBODY}/supplement",
+        json={"materials": [{"index": 0, "commitment": True}]},
+    ),
+    Row(
+        "POST",
+        "/applications/{application_id}/withdraw",
+        citizens(404),
+        path=f"/applications/{NOBODY}/withdraw",
+        json={"reason": "不再需要办理"},
+    ),
+    Row(
+        "POST",
+        "/applications/{application_id}/rating",
+        citizens(404),
+        path=f"/applications/{NOBODY}/rating",
+        json={"score": 5},
+    ),
+    # The wallet and the data-use records belong to a verified person.
+    Row("GET", "/certificates", citizens(200, citizen_low=403)),
+    Row("GET", "/certificates/{certificate_id}", citizens(404), path=f"/certificates/{NOBODY}"),
+    Row("GET", "/data-usage", citizens(200, citizen_low=403)),
+    Row("GET", "/messages", citizens(200)),
+    # citizen_a's own notification: the others get 404 (someone else's is as absent).
+    Row(
+        "POST",
+        "/messages/{message_id}/read",
+        citizens(404, citizen_a=200),
+        path="/messages/{a_notification}/read",
+    ),
+    Row(
+        "POST",
+        "/subscriptions",
+        citizens(200),
+        json={"results": {"tmpl-certificate-issued": "accept"}},
+    ),
+    # --- staff: window
+    Row(
+        "GET",
+        "/staff/applications",
+        staff(200, ("window_clerk", *REVIEWERS, "auditor")),
+    ),
+    Row("POST", "/staff/applications", staff(422, ("window_clerk",)), json={}),
+    # Intake lets window clerks, reviewers and auditors reach acceptance and then shows each
+    # only the applications they may accept (others: 404, as for one that does not exist).
+    Row(
+        "POST",
+        "/staff/applications/{id}/accept",
+        staff(404, ("window_clerk", *REVIEWERS, "auditor")),
+        path=f"/staff/applications/{NOBODY}/accept",
+    ),
+    Row(
+        "POST",
+        "/staff/applications/{id}/not-accept",
+        staff(404, ("window_clerk", *REVIEWERS, "auditor")),
+        path=f"/staff/applications/{NOBODY}/not-accept",
+        json={"reason": "材料不齐全"},
+    ),
+    # --- staff: review
+    Row("GET", "/staff/cases/queue", staff(200, REVIEWERS)),
+    Row(
+        "GET",
+        "/staff/cases/{id}",
+        staff(404, (*REVIEWERS, "auditor")),
+        path=f"/staff/cases/{NOBODY}",
+    ),
+    *(
+        Row(
+            "POST",
+            f"/staff/cases/{{id}}/{action}",
+            staff(404, REVIEWERS),
+            path=f"/staff/cases/{NOBODY}/{action}",
+            json=body,
+        )
+        for action, body in (
+            ("claim", None),
+            ("advance", {"comment": ""}),
+            ("approve", {"comment": ""}),
+            ("deny", {"reason": "不符合条件"}),
+            ("correction", {"reason": "请补充材料", "materials": []}),
+            ("suspend", {"procedure": "现场核查", "comment": ""}),
+            ("resume", {"comment": ""}),
+            ("not-accept", {"reason": "不属于本部门"}),
+        )
+    ),
+    Row("POST", "/staff/rules/dry-run", staff(422, ("catalog_admin",)), json={}),
+    # --- staff: catalogue
+    Row("POST", "/staff/catalog/items", staff(422, ("catalog_admin",)), json={}),
+    Row(
+        "PUT",
+        "/staff/catalog/item-versions/{id}",
+        staff(422, ("catalog_admin",)),
+        path=f"/staff/catalog/item-versions/{NOBODY}",
+        json={},
+    ),
+    Row(
+        "POST",
+        "/staff/catalog/items/{id}/revisions",
+        staff(404, ("catalog_admin",)),
+        path=f"/staff/catalog/items/{NOBODY}/revisions",
+    ),
+    Row(
+        "GET",
+        "/staff/catalog/item-versions/{id}/problems",
+        staff(404, ("catalog_admin",)),
+        path=f"/staff/catalog/item-versions/{NOBODY}/problems",
+    ),
+    Row(
+        "POST",
+        "/staff/catalog/item-versions/{id}/publish",
+        staff(404, ("catalog_admin",)),
+        path=f"/staff/catalog/item-versions/{NOBODY}/publish",
+    ),
+    Row(
+        "POST",
+        "/staff/catalog/items/{id}/withdraw",
+        staff(404, ("catalog_admin",)),
+        path=f"/staff/catalog/items/{NOBODY}/withdraw",
+    ),
+    Row("POST", "/staff/catalog/bundles", staff(422, ("catalog_admin",)), json={}),
+    Row(
+        "POST",
+        "/staff/catalog/bundle-versions/{id}/publish",
+        staff(404, ("catalog_admin",)),
+        path=f"/staff/catalog/bundle-versions/{NOBODY}/publish",
+    ),
+    Row("PUT", "/staff/catalog/synonyms", staff(422, ("catalog_admin",)), json={}),
+    Row("POST", "/staff/catalog/imports", staff(415, ("catalog_admin",))),
+    Row("GET", "/staff/catalog/exports", staff(200, ("catalog_admin",))),
+    # --- staff: rectifications, audit, notifications
+    Row(
+        "GET",
+        "/staff/rectifications/overdue",
+        staff(200, ("reviewer", "reviewer_other", "auditor")),
+    ),
+    *(
+        Row(
+            "POST",
+            f"/staff/rectifications/{{id}}/{action}",
+            staff(404, REVIEWERS),
+            path=f"/staff/rectifications/{NOBODY}/{action}",
+            json=body,
+        )
+        for action, body in (
+            ("reply", {"text": "已整改：增加了窗口人手"}),
+            ("return-visit", {"text": "回访：群众表示满意"}),
+            ("close", None),
+        )
+    ),
+    Row("GET", "/staff/audit", staff(200, ("auditor",))),
+    Row("GET", "/staff/audit/verify", staff(200, ("auditor",))),
+    Row("GET", "/staff/notify/messages", staff(200, ())),
+    Row("GET", "/staff/notify/templates", staff(200, ())),
+    # --- statistics
+    Row("GET", "/stats/catalog", staff(200, STAFF)),
+    Row(
+        "GET",
+        "/stats/intake",
+        staff(200, ("reviewer", "reviewer_other", "auditor")),
+        params={"start": "2026-01-01", "end": "2026-11-30"},
+    ),
+)
+
+
+@dataclass
+class World:
+    gateway: Gateway
+    headers: dict[str, dict[str, str]]
+    a_notification: str
+
+
+@pytest.fixture(scope="module")
+async def world(infrastructure: Infrastructure, database: Database) -> AsyncIterator[World]:
+    persona_a, persona_b = PERSONAS[0], PERSONAS[1]
+    async with (
+        serve_fake_wechat(appid="wx-matrix", secret="matrix-secret") as wechat,
+        running_gateway(
+            infrastructure,
+            database,
+            wechat_api_base=wechat.base_url,
+            wechat_appid="wx-matrix",
+            wechat_app_secret="matrix-secret",
+            gateway_login_per_minute_per_ip=10_000,
+            gateway_staff_login_per_minute_per_ip=10_000,
+            gateway_submissions_per_minute_per_ip=10_000,
+        ) as gateway,
+    ):
+        headers: dict[str, dict[str, str]] = {
+            "anonymous": {},
+            "citizen_a": await gateway.citizen(name=persona_a.name, id_number=persona_a.id_number),
+            "citizen_b": await gateway.citizen(name=persona_b.name, id_number=persona_b.id_number),
+            "citizen_low": await gateway.citizen(assurance="wechat"),
+            "window_clerk": gateway.staff("window_clerk", department="东莞市民政局"),
+            "reviewer": gateway.staff("reviewer", department="东莞市民政局"),
+            "reviewer_other": gateway.staff("reviewer", department="东莞市公安局"),
+            "catalog_admin": gateway.staff("catalog_admin"),
+            "auditor": gateway.staff("auditor"),
+        }
+        me = (await gateway.client.get("/api/v1/me", headers=headers["citizen_a"])).json()
+        await seed_templates(database, gateway.settings)
+        application = await application_of(database, me["subject"])
+        notification = await tell(database, application)
+        assert notification is not None
+        yield World(gateway, headers, notification)
+
+
+def _declared_routes(gateway: Gateway) -> set[tuple[str, str]]:
+    """Every operation of the gateway's OpenAPI document (the mini-program's contract)."""
+    paths = gateway.app.openapi()["paths"]
+    return {
+        (method.upper(), path.removeprefix("/api/v1"))
+        for path, operations in paths.items()
+        if path.startswith("/api/v1")
+        for method in operations
+    }
+
+
+async def test_every_route_of_the_gateway_has_a_row(world: World) -> None:
+    listed = {(row.method, row.route) for row in TABLE}
+    declared = _declared_routes(world.gateway)
+    assert declared - listed == set(), "routes without a row in the authorisation table"
+    assert listed - declared == set(), "rows for routes that do not exist"
+    assert len(listed) == len(TABLE), "a route listed twice"
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda r: f"{r.method} {r.route}")
+async def test_who_may_call_what(world: World, row: Row) -> None:
+    path = "/api/v1" + (row.path or row.route).format(a_notification=world.a_notification)
+    seen: dict[str, int] = {}
+    for principal in PRINCIPALS:
+        answer = await world.gateway.client.request(
+            row.method,
+            path,
+            json=row.json,
+            params=row.params,
+            headers={**world.headers[principal], **row.headers},
+        )
+        seen[principal] = answer.status_code
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"].startswith("application/problem+json"), (
+                principal,
+                answer.text,
+            )
+            assert answer.status_code < 500, (principal, answer.text)
+    assert seen == row.expected
