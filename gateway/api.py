@@ -851,6 +851,47 @@ for _route in STAFF_ROUTES:
     _staff_route(*_route)
 
 
+OPS_SERVICES = ("catalog", "intake", "approval", "sharing", "notify")
+"""The services that consume events, hence may have dead letters (the gateway consumes none)."""
+
+
+class UnknownService(NotFound):
+    type_slug = "unknown-service"
+    title = "没有这个服务"
+
+
+def _ops_target(service: str) -> str:
+    if service not in OPS_SERVICES:
+        raise UnknownService(f"没有“{service}”这个服务", extra={"services": list(OPS_SERVICES)})
+    return service
+
+
+@staff_router.get(
+    "/ops/dead-letters/{service}",
+    summary="Dead letters of one service (ops)",
+    responses=problem_responses(UnknownService),
+)
+async def dead_letters(
+    service: str, staff: Staff, services: Services, request: Request
+) -> Response:
+    return await services.forward(
+        _ops_target(service), "GET", "/ops/dead-letters", params=dict(request.query_params)
+    )
+
+
+@staff_router.post(
+    "/ops/dead-letters/{service}/{dead_letter_id}/replay",
+    summary="Replay one dead letter (ops)",
+    responses=problem_responses(UnknownService),
+)
+async def replay_dead_letter(
+    service: str, dead_letter_id: str, staff: Staff, services: Services
+) -> Response:
+    return await services.forward(
+        _ops_target(service), "POST", f"/ops/dead-letters/{dead_letter_id}/replay"
+    )
+
+
 @stats_router.get("/catalog", summary="The catalogue's statistics (四办 lists, 秒批 share)")
 async def catalog_statistics(staff: Staff, services: Services) -> Response:
     return await services.forward("catalog", "GET", "/statistics")

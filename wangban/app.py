@@ -12,16 +12,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wangban.auth import OPS, Identity, require_roles
 from wangban.consumer import Consumer, ConsumerRunner
-from wangban.db import Database
-from wangban.errors import ServiceUnavailable, install_problem_handlers, problem_responses
+from wangban.db import Database, ReadSession, UnitOfWork
+from wangban.deadletter import DeadLetterError, list_dead_letters, replay_dead_letter
+from wangban.errors import (
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    install_problem_handlers,
+    problem_responses,
+)
 from wangban.kafka import broker_answers
 from wangban.migrations import current_revision, head_revision
 from wangban.observability import Metrics, RequestContextMiddleware
@@ -241,11 +249,60 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, service=spec.name)
     app.include_router(_probes(spec, settings, head))
+    app.include_router(_dead_letters(spec))
     for router in spec.routers:
         app.include_router(router)
     for extend in spec.extensions:
         extend(app, settings)
     return app
+
+
+Ops = Annotated[Identity, Depends(require_roles(OPS))]
+
+
+class DeadLetterNotFound(NotFound):
+    type_slug = "dead-letter-not-found"
+    title = "死信不存在"
+
+
+class DeadLetterNotReplayable(Conflict):
+    type_slug = "dead-letter-not-replayable"
+    title = "死信无法重放"
+
+
+def _dead_letters(spec: ServiceSpec) -> APIRouter:
+    """The same list and replay as ``wangban events dlq``, over HTTP for the ops console (the
+    gateway passes them through): each service answers for its own dead letters."""
+    router = APIRouter(prefix="/ops/dead-letters", tags=["operations"])
+
+    @router.get("", summary="Events this service's consumers gave up on")
+    async def list_letters(
+        session: ReadSession, ops: Ops, include_replayed: bool = False
+    ) -> list[dict[str, Any]]:
+        rows = await list_dead_letters(
+            session, outbox=spec.outbox, include_replayed=include_replayed
+        )
+        # The payload is the event (possibly personal data, encrypted or not): ids and the
+        # error are what an operator needs to decide on a replay.
+        return [{k: v for k, v in row.items() if k != "payload"} for row in rows]
+
+    @router.post(
+        "/{dead_letter_id}/replay",
+        summary="Put a dead letter back on its topic, under its original id",
+        responses=problem_responses(DeadLetterNotFound, DeadLetterNotReplayable),
+    )
+    async def replay(dead_letter_id: str, session: UnitOfWork, ops: Ops) -> dict[str, str]:
+        try:
+            found = await replay_dead_letter(
+                session, outbox=spec.outbox, dead_letter_id=dead_letter_id
+            )
+        except DeadLetterError as refused:
+            raise DeadLetterNotReplayable(str(refused)) from None
+        if not found:
+            raise DeadLetterNotFound("死信不存在")
+        return {"replayed": dead_letter_id}
+
+    return router
 
 
 def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRouter:

@@ -33,9 +33,10 @@ PRINCIPALS = (
     "reviewer_other",
     "catalog_admin",
     "auditor",
+    "ops",
 )
 CITIZENS = ("citizen_a", "citizen_b", "citizen_low")
-STAFF = ("window_clerk", "reviewer", "reviewer_other", "catalog_admin", "auditor")
+STAFF = ("window_clerk", "reviewer", "reviewer_other", "catalog_admin", "auditor", "ops")
 NOBODY = str(uuid.uuid4())
 
 
@@ -288,8 +289,21 @@ TABLE: tuple[Row, ...] = (
     ),
     Row("GET", "/staff/audit", staff(200, ("auditor",))),
     Row("GET", "/staff/audit/verify", staff(200, ("auditor",))),
-    Row("GET", "/staff/notify/messages", staff(200, ())),
+    Row("GET", "/staff/notify/messages", staff(200, ("ops",))),
     Row("GET", "/staff/notify/templates", staff(200, ())),
+    # --- operations: dead letters of each service
+    Row(
+        "GET",
+        "/staff/ops/dead-letters/{service}",
+        staff(200, ("ops",)),
+        path="/staff/ops/dead-letters/notify",
+    ),
+    Row(
+        "POST",
+        "/staff/ops/dead-letters/{service}/{dead_letter_id}/replay",
+        staff(404, ("ops",)),
+        path=f"/staff/ops/dead-letters/intake/{NOBODY}/replay",
+    ),
     # --- statistics
     Row("GET", "/stats/catalog", staff(200, STAFF)),
     Row(
@@ -334,6 +348,7 @@ async def world(infrastructure: Infrastructure, database: Database) -> AsyncIter
             "reviewer_other": gateway.staff("reviewer", department="东莞市公安局"),
             "catalog_admin": gateway.staff("catalog_admin"),
             "auditor": gateway.staff("auditor"),
+            "ops": gateway.staff("ops"),
         }
         me = (await gateway.client.get("/api/v1/me", headers=headers["citizen_a"])).json()
         await seed_templates(database, gateway.settings)

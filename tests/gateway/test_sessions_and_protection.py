@@ -8,10 +8,14 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import delete
 
+from gateway.models import Account
+from sharing_service.sandbox import COMPANIES, PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.notify.fake_wechat import serve_fake_wechat
+from wangban.crypto import BlindIndex
 from wangban.db import Database
 from wangban.settings import Environment
 
@@ -186,3 +190,93 @@ async def test_no_development_login_outside_local_and_test(
     ) as production:
         answer = await production.client.post("/api/v1/auth/dev", json={"openid": "o-x"})
     assert answer.status_code == 404
+
+
+async def test_a_forged_face_success_changes_nothing_only_wechat_s_result_counts(
+    gateway: Gateway,
+) -> None:
+    persona = PERSONAS[2]
+    await _release(gateway, persona.id_number)
+    headers = await gateway.citizen(
+        assurance="real_name", name=persona.name, id_number=persona.id_number
+    )
+    started = await gateway.client.post("/api/v1/me/real-person/start", headers=headers)
+    assert started.status_code == 200, started.text
+    # The mini-program says "passed", but the user never went through WeChat's face check.
+    forged = await gateway.client.post(
+        "/api/v1/me/real-person",
+        json={"verify_id": started.json()["verify_id"], "verify_ret": 10000},
+        headers=headers,
+    )
+    assert forged.status_code == 422  # the body has no such field: nothing to believe
+    claimed = await gateway.client.post(
+        "/api/v1/me/real-person",
+        json={"verify_id": started.json()["verify_id"]},
+        headers=headers,
+    )
+    assert claimed.status_code == 422 and claimed.json()["type"].endswith("real-person-failed")
+    me = await gateway.client.get("/api/v1/me", headers=headers)
+    assert me.json()["assurance"] == "real_name"
+    # The attempt is used up: the same verify_id cannot be tried again.
+    again = await gateway.client.post(
+        "/api/v1/me/real-person",
+        json={"verify_id": started.json()["verify_id"]},
+        headers=headers,
+    )
+    assert again.status_code == 404
+
+
+async def test_a_legal_representative_binds_the_company_and_a_stranger_cannot(
+    gateway: Gateway,
+) -> None:
+    company = next(c for c in COMPANIES if c.representative_id in {p.id_number for p in PERSONAS})
+    boss = next(p for p in PERSONAS if p.id_number == company.representative_id)
+    stranger = next(
+        p for p in PERSONAS if p.id_number != boss.id_number and company.uscc not in p.companies
+    )
+    for person in (boss, stranger):
+        await _release(gateway, person.id_number)
+    boss_headers = await gateway.citizen(name=boss.name, id_number=boss.id_number)
+    bound = await gateway.client.post(
+        "/api/v1/me/companies", json={"uscc": company.uscc}, headers=boss_headers
+    )
+    assert bound.status_code == 200, bound.text
+    assert bound.json()["role"] == "legal_representative"
+    assert bound.json()["company_name"] == company.name
+    mine = await gateway.client.get("/api/v1/me/companies", headers=boss_headers)
+    assert [c["uscc"] for c in mine.json()] == [company.uscc]
+
+    stranger_headers = await gateway.citizen(name=stranger.name, id_number=stranger.id_number)
+    refused = await gateway.client.post(
+        "/api/v1/me/companies", json={"uscc": company.uscc}, headers=stranger_headers
+    )
+    assert refused.status_code == 403 and "法定代表人" in refused.json()["detail"]
+    acting = await gateway.client.post(
+        "/api/v1/applications",
+        json={"item_code": "any", "form": {}, "act_for_company": company.uscc},
+        headers={**stranger_headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert acting.status_code == 403 and acting.json()["type"].endswith("company-not-bound")
+
+
+async def test_one_person_one_account(gateway: Gateway) -> None:
+    persona = PERSONAS[3]
+    await _release(gateway, persona.id_number)
+    await gateway.citizen(name=persona.name, id_number=persona.id_number)
+    second = await gateway.client.post(
+        "/api/v1/auth/dev",
+        json={
+            "openid": f"o-{uuid.uuid4().hex}",
+            "assurance": "real_name",
+            "name": persona.name,
+            "id_number": persona.id_number,
+        },
+    )
+    assert second.status_code == 409 and "已绑定其他微信账号" in second.json()["detail"]
+
+
+async def _release(gateway: Gateway, id_number: str) -> None:
+    """Accounts persist between tests: an earlier one for this person steps aside."""
+    person_ref = BlindIndex.from_settings(gateway.settings).resident_id(id_number)
+    async with gateway.database.sessionmaker() as session, session.begin():
+        await session.execute(delete(Account).where(Account.person_ref == person_ref))
