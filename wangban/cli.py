@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from wangban.db import Database
 from wangban.settings import SERVICE_NAMES, ConfigurationError, Settings, get_settings
@@ -137,6 +139,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("file", type=Path)
 
+    staff = sub.add_parser("staff", help="staff accounts of the gateway")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    add = staff_sub.add_parser(
+        "add", help="create a staff login; the password is read from WANGBAN_NEW_STAFF_PASSWORD"
+    )
+    add.add_argument("username")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--role", action="append", required=True, dest="roles")
+    add.add_argument("--department")
+    add.add_argument("--region")
+
     audit = sub.add_parser("audit", help="the data-sharing lookup audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain; exit status 1 if it is broken")
@@ -149,6 +162,23 @@ async def load_calendar_notice(settings: Settings, path: Path) -> tuple[int, lis
     async with _database(settings) as (database, _), database.sessionmaker() as session:
         async with session.begin():
             return await load_notice(session, path=path)
+
+
+async def add_staff(settings: Settings, args: argparse.Namespace, password: str) -> str:
+    from gateway.accounts import create_staff
+
+    async with _database(settings) as (database, _), database.sessionmaker() as session:
+        async with session.begin():
+            staff = await create_staff(
+                session,
+                username=args.username,
+                display_name=args.name,
+                password=password,
+                roles=args.roles,
+                department=args.department,
+                region=args.region,
+            )
+            return staff.subject
 
 
 async def verify_audit_chain(settings: Settings) -> Any:
@@ -228,6 +258,21 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(str(exc)) from exc
         complete = ", ".join(map(str, years)) or "none"
         print(f"loaded {days} days; years complete: {complete}")
+        return 0
+    if args.command == "staff":
+        # From the environment, not an argument: arguments end up in shell history and `ps`.
+        password = os.environ.get("WANGBAN_NEW_STAFF_PASSWORD", "")
+        if not password:
+            raise CommandError("set WANGBAN_NEW_STAFF_PASSWORD to the new account's password")
+        from wangban.errors import Problem
+
+        try:
+            subject = asyncio.run(add_staff(settings, args, password))
+        except Problem as refused:
+            raise CommandError(refused.detail or refused.title) from None
+        except IntegrityError:
+            raise CommandError(f"staff account {args.username!r} already exists") from None
+        print(f"created staff account {args.username} ({subject})")
         return 0
     if args.command == "audit":
         report = asyncio.run(verify_audit_chain(settings))

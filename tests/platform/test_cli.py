@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from sqlalchemy import select
@@ -150,3 +151,24 @@ def test_production_settings_are_refused_with_a_clear_message(settings: Settings
     assert "Traceback" not in result.stderr
     assert "WANGBAN_DATABASE_URL is required" in result.stderr
     assert "WANGBAN_INTERNAL_TOKEN_KEY" in result.stderr
+
+
+def test_staff_accounts_are_created_from_the_command_line(
+    settings: Settings, database: Database
+) -> None:
+    username = f"clerk-{uuid.uuid4().hex[:8]}"
+    args = ("staff", "add", username, "--name", "窗口一号", "--role", "window_clerk")
+    missing = wangban(settings, *args)
+    assert missing.returncode == 2 and "WANGBAN_NEW_STAFF_PASSWORD" in missing.stderr
+    os.environ["WANGBAN_NEW_STAFF_PASSWORD"] = "short"
+    try:
+        weak = wangban(settings, *args)
+        assert weak.returncode == 2 and "12" in weak.stderr
+        os.environ["WANGBAN_NEW_STAFF_PASSWORD"] = "Window-clerk-2026"
+        created = wangban(settings, *args, "--department", "东莞市民政局")
+        assert created.returncode == 0, created.stderr
+        assert username in created.stdout and "Window-clerk-2026" not in created.stdout
+        twice = wangban(settings, *args)
+        assert twice.returncode == 2 and "already exists" in twice.stderr
+    finally:
+        del os.environ["WANGBAN_NEW_STAFF_PASSWORD"]
