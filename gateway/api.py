@@ -196,6 +196,28 @@ def _limits(settings: Settings) -> dict[str, ratelimit.Limit]:
     }
 
 
+async def _login(
+    request: Request,
+    session: AsyncSession,
+    *,
+    identity: Identity,
+    principal: str,
+    now: datetime,
+    family_id: str | None = None,
+) -> TokenOut:
+    """A new token pair for ``identity`` (in the refresh family ``family_id`` when rotating)."""
+    pair = await sessions.open_session(
+        session,
+        identity=identity,
+        principal=principal,
+        tokens=_tokens(request),
+        settings=_settings(request),
+        now=now,
+        family_id=family_id,
+    )
+    return _token_out(pair)
+
+
 def _token_out(pair: sessions.TokenPair) -> TokenOut:
     return TokenOut(
         access_token=pair.access_token,
@@ -218,15 +240,9 @@ async def login_with_wechat(body: WeChatLoginIn, request: Request, session: Unit
     await _limit(request, limit=_limits(settings)["login"], who=_client_ip(request), now=now)
     wechat = await _wechat(request).code_to_session(body.code)
     account = await accounts.wechat_login(session, wechat=wechat, now=now)
-    pair = await sessions.open_session(
-        session,
-        identity=accounts.citizen_identity(account),
-        principal="citizen",
-        tokens=_tokens(request),
-        settings=settings,
-        now=now,
+    return await _login(
+        request, session, identity=accounts.citizen_identity(account), principal="citizen", now=now
     )
-    return _token_out(pair)
 
 
 @auth_router.post(
@@ -247,16 +263,14 @@ async def refresh(body: RefreshIn, request: Request, session: UnitOfWork) -> Tok
         if account is None:
             raise AccountGone("账号不存在，请重新登录")
         identity = accounts.citizen_identity(account)
-    pair = await sessions.open_session(
+    return await _login(
+        request,
         session,
         identity=identity,
         principal=used.principal,
-        tokens=_tokens(request),
-        settings=_settings(request),
         now=now,
         family_id=used.family_id,
     )
-    return _token_out(pair)
 
 
 @auth_router.post("/logout", summary="End this login everywhere its tokens went", status_code=204)
@@ -277,15 +291,9 @@ async def login_staff(body: StaffLoginIn, request: Request, session: UnitOfWork)
     staff = await accounts.staff_login(
         session, username=body.username, password=body.password, now=now
     )
-    pair = await sessions.open_session(
-        session,
-        identity=accounts.staff_identity(staff),
-        principal="staff",
-        tokens=_tokens(request),
-        settings=settings,
-        now=now,
+    return await _login(
+        request, session, identity=accounts.staff_identity(staff), principal="staff", now=now
     )
-    return _token_out(pair)
 
 
 @auth_router.post(
@@ -319,15 +327,9 @@ async def login_for_development(
             account.assurance = int(AssuranceLevel.REAL_PERSON)
             account.real_person_at = now
             await session.flush()
-    pair = await sessions.open_session(
-        session,
-        identity=accounts.citizen_identity(account),
-        principal="citizen",
-        tokens=_tokens(request),
-        settings=settings,
-        now=now,
+    return await _login(
+        request, session, identity=accounts.citizen_identity(account), principal="citizen", now=now
     )
-    return _token_out(pair)
 
 
 # --- Me -------------------------------------------------------------------------------------
@@ -388,15 +390,8 @@ async def bind_real_name(
         now=now,
     )
     # A new pair: the old access token still says "WeChat only" until it expires.
-    return _token_out(
-        await sessions.open_session(
-            session,
-            identity=accounts.citizen_identity(account),
-            principal="citizen",
-            tokens=_tokens(request),
-            settings=settings,
-            now=now,
-        )
+    return await _login(
+        request, session, identity=accounts.citizen_identity(account), principal="citizen", now=now
     )
 
 
@@ -433,15 +428,8 @@ async def finish_real_person(
         cipher=_cipher(request),
         now=now,
     )
-    return _token_out(
-        await sessions.open_session(
-            session,
-            identity=accounts.citizen_identity(account),
-            principal="citizen",
-            tokens=_tokens(request),
-            settings=_settings(request),
-            now=now,
-        )
+    return await _login(
+        request, session, identity=accounts.citizen_identity(account), principal="citizen", now=now
     )
 
 
