@@ -103,10 +103,13 @@ def build_consumer(settings: Settings) -> Consumer:
             materials=list(event.tolerated_materials),
         )
 
-    @consumer.on(ApplicationNotAccepted)
-    async def not_accepted_at_intake(
-        session: AsyncSession, *, event: ApplicationNotAccepted, envelope: Envelope
+    async def not_accepted(
+        session: AsyncSession,
+        *,
+        event: ApplicationNotAccepted | CaseNotAccepted,
+        envelope: Envelope,
     ) -> None:
+        """不予受理, at the window (intake) or in review (approval): the same news."""
         await tell(
             session,
             envelope,
@@ -116,18 +119,8 @@ def build_consumer(settings: Settings) -> Consumer:
             reason=event.reason,
         )
 
-    @consumer.on(CaseNotAccepted)
-    async def not_accepted_in_review(
-        session: AsyncSession, *, event: CaseNotAccepted, envelope: Envelope
-    ) -> None:
-        await tell(
-            session,
-            envelope,
-            kind=NotificationKind.APPLICATION_NOT_ACCEPTED,
-            application_id=event.application_id,
-            at=event.at,
-            reason=event.reason,
-        )
+    consumer.on(ApplicationNotAccepted)(not_accepted)
+    consumer.on(CaseNotAccepted)(not_accepted)
 
     @consumer.on(CaseCorrectionRequested)
     async def correction_requested(

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from approval_service.events import CaseApproved, CaseCorrectionRequested
+from approval_service.events import CaseApproved, CaseCorrectionRequested, CaseNotAccepted
 from intake_service.events import (
     FORM_CONTEXT,
     HOLDER_CONTEXT,
     ApplicationCompleted,
+    ApplicationNotAccepted,
     ApplicationSubmitted,
 )
 from notify_service.consumers import build_consumer
@@ -186,3 +187,40 @@ async def test_an_application_without_an_account_notifies_nobody(
     )
     async with database.sessionmaker() as session:
         assert list(await session.scalars(select(Notification))) == []
+
+
+async def test_not_accepted_at_the_window_or_in_review_tells_the_reason(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    await seed_templates(database, settings)
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    at_window, in_review = (
+        submitted(settings, subject=subject),
+        submitted(settings, subject=subject),
+    )
+    for application in (at_window, in_review):
+        await handle(database, settings, application)
+    now = datetime.now(UTC).isoformat()
+    await handle(
+        database,
+        settings,
+        ApplicationNotAccepted(
+            application_id=at_window.application_id,
+            item_code=at_window.item_code,
+            at=now,
+            reason="不属于本窗口受理范围",
+        ),
+    )
+    await handle(
+        database,
+        settings,
+        CaseNotAccepted(
+            application_id=in_review.application_id, at=now, by="r-1", reason="申请材料不齐全"
+        ),
+    )
+    told = {n.application_id: n for n in await notifications_of(database, subject)}
+    assert {n.kind for n in told.values()} == {"application.not_accepted"}
+    assert "不属于本窗口受理范围" in told[at_window.application_id].body
+    assert "申请材料不齐全" in told[in_review.application_id].body
