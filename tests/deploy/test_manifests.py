@@ -1,0 +1,543 @@
+"""The deployment files under deploy/: parsed with PyYAML (there is no Docker engine or cluster
+here) and checked for the properties operations rely on: one image, probes on the right ports,
+resource limits, settings that pass the production validator, only the gateway exposed, no
+secret values committed, and every ``WANGBAN_*`` name a real setting."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from wangban.settings import SERVICE_NAMES, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
+COMPOSE = DEPLOY / "compose" / "compose.yaml"
+ENV_EXAMPLE = DEPLOY / "compose" / "wangban.env.example"
+BASE = DEPLOY / "k8s" / "base"
+PRODUCTION = DEPLOY / "k8s" / "overlays" / "production"
+SECRET_EXAMPLE = BASE / "secret.example.yaml"
+
+PORTS = {name: Settings().port_of(name) for name in SERVICE_NAMES}
+COMPOSE_IMAGE = "wangban:0.1.0"
+K8S_IMAGE = "wangban:0.1.0"
+SECRET_NAME = "wangban-secrets"
+CONFIG_NAME = "wangban-config"
+HPA_SERVICES = {"gateway", "intake", "approval"}
+PLACEHOLDER = "change-me"
+# Settings whose value is a secret: committed files may only hold placeholders for them.
+SECRET_SETTINGS = {
+    f"WANGBAN_{name.upper()}"
+    for name, field in Settings.model_fields.items()
+    if "SecretStr" in repr(field.annotation)
+}
+WANGBAN_NAME = re.compile(r"\bWANGBAN_[A-Z0-9_]*[A-Z0-9]")
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _yaml_docs(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: not KEY=value: {line!r}"
+        assert key not in values, f"{path.name}: {key} set twice"
+        values[key] = value
+    return values
+
+
+def _settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings as a process with exactly this environment would read them."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("WANGBAN_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("WANGBAN_"):
+            monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def _settings_fields() -> set[str]:
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper() for name in Settings.model_fields}
+
+
+def _dockerfile_stages() -> list[list[str]]:
+    """Instructions (continuations joined) grouped by stage."""
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        assert stages, f"instruction before FROM: {line}"
+        stages[-1].append(line)
+    return stages
+
+
+def _instructions(stage: list[str], keyword: str) -> list[str]:
+    return [
+        line[len(keyword) :].strip() for line in stage if line.upper().startswith(keyword + " ")
+    ]
+
+
+def _compose() -> dict[str, Any]:
+    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _kustomization_resources(directory: Path) -> list[str]:
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+    resources: list[str] = kustomization["resources"]
+    return resources
+
+
+def _base_objects() -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for resource in _kustomization_resources(BASE):
+        objects.extend(_yaml_docs(BASE / resource))
+    return objects
+
+
+def _of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for obj in _base_objects():
+        if obj["kind"] == kind:
+            name = obj["metadata"]["name"]
+            assert name not in found, f"two {kind}s named {name}"
+            found[name] = obj
+    return found
+
+
+def _component(labels: dict[str, str]) -> str | None:
+    return labels.get("app.kubernetes.io/component")
+
+
+# --- Dockerfile ------------------------------------------------------------------------
+
+
+def test_dockerfile_is_multi_stage_with_slim_final_stage() -> None:
+    stages = _dockerfile_stages()
+    assert len(stages) >= 2, "builder and final stage"
+    assert _instructions(stages[-1], "FROM")[0].split()[0] == "python:3.11-slim"
+    builder = _instructions(stages[0], "FROM")[0].split()
+    assert builder[-2].upper() == "AS"
+    copies = _instructions(stages[-1], "COPY")
+    assert any(c.startswith(f"--from={builder[-1]}") and "/opt/venv" in c for c in copies)
+
+
+def test_dockerfile_final_stage_has_no_build_tools() -> None:
+    final = " ".join(_dockerfile_stages()[-1]).lower()
+    for tool in ("build-essential", "gcc", "g++", "make ", "apt-get install", "pip install"):
+        assert tool not in final, f"final stage installs {tool.strip()}"
+    copies = _instructions(_dockerfile_stages()[-1], "COPY")
+    assert all(c.startswith("--from=") for c in copies), "final stage copies only the venv"
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    users = _instructions(_dockerfile_stages()[-1], "USER")
+    assert users, "final stage sets USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), users[-1]
+
+
+def test_dockerfile_healthcheck_entrypoint_and_host() -> None:
+    final = _dockerfile_stages()[-1]
+    checks = _instructions(final, "HEALTHCHECK")
+    assert len(checks) == 1
+    assert "/healthz" in checks[0] and "urllib.request" in checks[0]
+    assert "curl" not in checks[0] and "wget" not in checks[0]
+    assert "port_of" in checks[0], "port of the service this container serves"
+    assert _instructions(final, "ENTRYPOINT") == ['["wangban"]']
+    assert _instructions(final, "CMD") == ['["serve", "gateway"]']
+    env = " ".join(_instructions(final, "ENV"))
+    assert "WANGBAN_HOST=0.0.0.0" in shlex.split(env)
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".wangban"} <= ignored
+
+
+# --- compose ---------------------------------------------------------------------------
+
+
+def _wangban_compose_services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    return {name: svc for name, svc in services.items() if name in (*SERVICE_NAMES, "migrate")}
+
+
+def test_compose_runs_every_service_from_the_one_image() -> None:
+    services = _wangban_compose_services()
+    assert set(services) == {*SERVICE_NAMES, "migrate"}
+    for name, svc in services.items():
+        assert svc["image"] == COMPOSE_IMAGE, name
+        assert svc["env_file"] == "wangban.env", name
+    for name in SERVICE_NAMES:
+        assert services[name]["command"] == ["serve", name]
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_compose_infrastructure_is_kraft_kafka_and_postgres_16() -> None:
+    services = _compose()["services"]
+    kafka = services["kafka"]
+    assert kafka["image"].split(":")[0] == "apache/kafka"
+    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+    assert not any("zookeeper" in name for name in services)
+    assert services["postgres"]["image"].split(":")[1].split(".")[0] == "16"
+    for name in ("kafka", "postgres"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_compose_healthchecks_probe_each_service_port() -> None:
+    for name in SERVICE_NAMES:
+        test = _compose()["services"][name]["healthcheck"]["test"]
+        command = " ".join(test)
+        assert f"127.0.0.1:{PORTS[name]}/readyz" in command, name
+        assert "curl" not in command
+
+
+def test_compose_start_order_is_health_gated() -> None:
+    services = _wangban_compose_services()
+    migrate = services["migrate"]["depends_on"]
+    assert migrate == {
+        "postgres": {"condition": "service_healthy"},
+        "kafka": {"condition": "service_healthy"},
+    }
+    for name in SERVICE_NAMES:
+        depends = services[name]["depends_on"]
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert depends["postgres"] == {"condition": "service_healthy"}, name
+        assert depends["kafka"] == {"condition": "service_healthy"}, name
+    gateway = services["gateway"]["depends_on"]
+    for name in set(SERVICE_NAMES) - {"gateway"}:
+        assert gateway[name] == {"condition": "service_healthy"}, name
+
+
+def test_compose_publishes_only_the_gateway() -> None:
+    published = {name for name, svc in _compose()["services"].items() if svc.get("ports")}
+    assert published == {"gateway"}
+    assert _compose()["services"]["gateway"]["ports"] == [f"{PORTS['gateway']}:{PORTS['gateway']}"]
+    for name, svc in _compose()["services"].items():
+        assert svc.get("network_mode") != "host", name
+
+
+def test_compose_env_example_passes_the_production_validator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = _env_file(ENV_EXAMPLE)
+    assert env["WANGBAN_ENV"] == "production"
+    settings = _settings_from(env, monkeypatch)  # raises if a production value is missing
+    assert settings.database_url and settings.kafka_bootstrap
+    assert settings.kafka_idempotence is True
+    assert settings.notify_test_mode is False
+    for name in SERVICE_NAMES:
+        assert settings.url_of(name) == f"http://{name}:{PORTS[name]}"
+    # The postgres container and the URL agree on the credentials.
+    assert env["WANGBAN_DATABASE_URL"] == (
+        f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/"
+        f"{env['POSTGRES_DB']}"
+    )
+
+
+def test_compose_env_example_comments_each_section_and_holds_no_secrets() -> None:
+    env = _env_file(ENV_EXAMPLE)
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    comments = sum(1 for line in lines if line.startswith("#"))
+    assert comments >= len(env) // 2, "the env file explains its settings"
+    secrets = {k: v for k, v in env.items() if k in SECRET_SETTINGS or "PASSWORD" in k}
+    assert {"WANGBAN_INTERNAL_TOKEN_KEY", "WANGBAN_FIELD_ENCRYPTION_KEYS"} <= set(secrets)
+    for key, value in secrets.items():
+        assert PLACEHOLDER in value, f"{key} must be a placeholder"
+    assert PLACEHOLDER in env["WANGBAN_DATABASE_URL"]
+
+
+def test_filled_in_env_file_is_git_ignored() -> None:
+    ignore = (DEPLOY / "compose" / ".gitignore").read_text(encoding="utf-8").split()
+    assert "wangban.env" in ignore
+
+
+# --- Kubernetes base -------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest_except_the_secret_example() -> None:
+    listed = set(_kustomization_resources(BASE))
+    on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk - {SECRET_EXAMPLE.name}
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert "secretGenerator" not in kustomization
+    assert not [obj for obj in _base_objects() if obj["kind"] == "Secret"]
+
+
+def test_every_service_has_a_deployment_on_the_one_image() -> None:
+    deployments = _of_kind("Deployment")
+    assert set(deployments) == set(SERVICE_NAMES)
+    for name, dep in deployments.items():
+        pod = dep["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"] == K8S_IMAGE, name
+        assert container["args"] == ["serve", name]
+        assert [p["containerPort"] for p in container["ports"]] == [PORTS[name]]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert dep["spec"]["selector"]["matchLabels"].items() <= (
+            dep["spec"]["template"]["metadata"]["labels"].items()
+        )
+
+
+def test_deployments_probe_readyz_and_healthz_on_their_port() -> None:
+    for name, dep in _of_kind("Deployment").items():
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        ready = container["readinessProbe"]["httpGet"]
+        live = container["livenessProbe"]["httpGet"]
+        assert (ready["path"], ready["port"]) == ("/readyz", PORTS[name]), name
+        assert (live["path"], live["port"]) == ("/healthz", PORTS[name]), name
+
+
+def test_deployments_have_resource_requests_and_limits() -> None:
+    for name, dep in _of_kind("Deployment").items():
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        resources = container["resources"]
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{name} {kind}"
+
+
+def test_deployments_are_scraped_by_prometheus() -> None:
+    for name, dep in _of_kind("Deployment").items():
+        annotations = dep["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(PORTS[name]), name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+
+
+def test_pods_read_the_configmap_and_the_secret() -> None:
+    pods = [dep["spec"]["template"]["spec"] for dep in _of_kind("Deployment").values()]
+    pods += [job["spec"]["template"]["spec"] for job in _of_kind("Job").values()]
+    configmaps = _of_kind("ConfigMap")
+    for pod in pods:
+        for container in pod["containers"]:
+            sources = container["envFrom"]
+            assert {"configMapRef": {"name": CONFIG_NAME}} in sources
+            assert {"secretRef": {"name": SECRET_NAME}} in sources
+            assert all(
+                s["configMapRef"]["name"] in configmaps for s in sources if "configMapRef" in s
+            )
+
+
+def test_configmap_and_secret_example_pass_the_production_validator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = _of_kind("ConfigMap")[CONFIG_NAME]["data"]
+    (secret,) = _yaml_docs(SECRET_EXAMPLE)
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == SECRET_NAME
+    secret_data: dict[str, str] = secret["stringData"]
+    assert not set(config) & set(secret_data), "each setting in one place"
+    for key in config:
+        assert key not in SECRET_SETTINGS, f"{key} is a secret: it belongs in the Secret"
+        assert key != "WANGBAN_DATABASE_URL", "the database URL holds a password"
+    settings = _settings_from({**config, **secret_data}, monkeypatch)
+    assert settings.kafka_idempotence is True
+    assert settings.notify_test_mode is False
+    assert settings.kafka_replication_factor >= 3
+    for name in SERVICE_NAMES:
+        assert settings.url_of(name) == f"http://{name}:{PORTS[name]}"
+
+
+def test_secret_example_holds_only_placeholders() -> None:
+    (secret,) = _yaml_docs(SECRET_EXAMPLE)
+    assert "data" not in secret, "base64 data hides what is committed"
+    for key, value in secret["stringData"].items():
+        assert PLACEHOLDER in value, f"{key} must be a placeholder"
+
+
+def test_no_secret_manifest_with_values_anywhere_under_deploy() -> None:
+    for path in DEPLOY.rglob("*.y*ml"):
+        for doc in _yaml_docs(path):
+            if doc.get("kind") != "Secret":
+                continue
+            values = {**doc.get("stringData", {}), **doc.get("data", {})}
+            assert path == SECRET_EXAMPLE, f"{path} commits a Secret"
+            assert all(PLACEHOLDER in str(v) for v in values.values()), path
+
+
+def test_services_are_cluster_ip_on_the_service_port() -> None:
+    services = _of_kind("Service")
+    deployments = _of_kind("Deployment")
+    assert set(services) == set(SERVICE_NAMES)
+    for name, svc in services.items():
+        assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", name
+        assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [
+            (PORTS[name], PORTS[name])
+        ]
+        pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= pod_labels.items(), name
+
+
+def test_a_pod_disruption_budget_per_service() -> None:
+    pdbs = _of_kind("PodDisruptionBudget")
+    deployments = _of_kind("Deployment")
+    covered = set()
+    for pdb in pdbs.values():
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert "minAvailable" in pdb["spec"] or "maxUnavailable" in pdb["spec"]
+        for name, dep in deployments.items():
+            if selector.items() <= dep["spec"]["template"]["metadata"]["labels"].items():
+                covered.add(name)
+    assert covered == set(SERVICE_NAMES)
+    assert len(pdbs) == len(SERVICE_NAMES)
+
+
+def test_autoscalers_for_gateway_intake_and_approval() -> None:
+    hpas = _of_kind("HorizontalPodAutoscaler")
+    targets = {}
+    for hpa in hpas.values():
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert ref["kind"] == "Deployment"
+        assert hpa["spec"]["minReplicas"] >= 2
+        assert hpa["spec"]["maxReplicas"] >= hpa["spec"]["minReplicas"]
+        targets[ref["name"]] = hpa
+    assert set(targets) == HPA_SERVICES
+    # CPU utilisation needs CPU requests on the target (checked above) to work.
+    for hpa in targets.values():
+        assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_migration_job_runs_wangban_migrate() -> None:
+    jobs = _of_kind("Job")
+    assert len(jobs) == 1
+    (job,) = jobs.values()
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == K8S_IMAGE
+    command = [*container.get("command", ["wangban"]), *container["args"]]
+    assert command == ["wangban", "migrate"]
+    assert pod["restartPolicy"] in ("Never", "OnFailure")
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+
+
+def _admitted_pods(policy: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = policy["spec"]["podSelector"].get("matchLabels", {})
+    return labels
+
+
+def _peer_is_inside(peer: dict[str, Any]) -> bool:
+    """A peer limited to this namespace, or to Prometheus in the monitoring namespace."""
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" not in peer:
+        return "podSelector" in peer
+    namespace = peer["namespaceSelector"].get("matchLabels", {})
+    pods = peer.get("podSelector", {}).get("matchLabels", {})
+    return namespace == {"kubernetes.io/metadata.name": "monitoring"} and bool(pods)
+
+
+def test_network_policies_deny_by_default_and_expose_only_the_gateway() -> None:
+    policies = _of_kind("NetworkPolicy")
+    deny = [
+        p
+        for p in policies.values()
+        if p["spec"]["podSelector"] == {}
+        and "Ingress" in p["spec"]["policyTypes"]
+        and not p["spec"].get("ingress")
+    ]
+    assert deny, "a default-deny ingress policy"
+    open_to_outside = set()
+    for name, policy in policies.items():
+        for rule in policy["spec"].get("ingress", []):
+            peers = rule.get("from")
+            if not peers or not all(_peer_is_inside(peer) for peer in peers):
+                selected = _admitted_pods(policy)
+                assert _component(selected) == "gateway", f"{name} admits outside traffic"
+                assert [p["port"] for p in rule["ports"]] == [PORTS["gateway"]]
+                open_to_outside.add(name)
+    assert open_to_outside, "the gateway is reachable from outside"
+
+
+def test_network_policies_allow_service_to_service_and_prometheus() -> None:
+    policies = _of_kind("NetworkPolicy").values()
+    pod_labels = {"app.kubernetes.io/name": "wangban"}
+
+    def admits(peer_check: Any, port: int) -> bool:
+        for policy in policies:
+            if not _admitted_pods(policy).items() <= pod_labels.items():
+                continue
+            for rule in policy["spec"].get("ingress", []):
+                if not any(peer_check(p) for p in rule.get("from", [])):
+                    continue
+                for p in rule.get("ports", []):
+                    if p["port"] <= port <= p.get("endPort", p["port"]):
+                        return True
+        return False
+
+    for port in PORTS.values():
+        assert admits(lambda p: p == {"podSelector": {}}, port), port
+        assert admits(lambda p: "namespaceSelector" in p, port), port
+
+
+# --- production overlay -----------------------------------------------------------------
+
+
+def test_production_overlay_sets_the_image_and_patches() -> None:
+    kustomization = yaml.safe_load((PRODUCTION / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert kustomization["resources"] == ["../../base"]
+    (image,) = kustomization["images"]
+    assert image["name"] == K8S_IMAGE.split(":")[0]
+    assert image["newTag"] and image["newName"]
+    targets: set[tuple[str, str]] = set()
+    for patch in kustomization["patches"]:
+        for doc in _yaml_docs(PRODUCTION / patch["path"]):
+            targets.add((doc["kind"], doc["metadata"]["name"]))
+    base = {(obj["kind"], obj["metadata"]["name"]) for obj in _base_objects()}
+    assert targets <= base, targets - base
+    kinds = {kind for kind, _ in targets}
+    assert {"Deployment", "HorizontalPodAutoscaler"} <= kinds
+    for doc in _yaml_docs(PRODUCTION / "resources.yaml"):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            assert {"requests", "limits"} <= set(container["resources"])
+
+
+# --- every WANGBAN_ name is a setting --------------------------------------------------
+
+
+def _deploy_files() -> list[Path]:
+    return [p for p in DEPLOY.rglob("*") if p.is_file()] + [ROOT / ".dockerignore"]
+
+
+def test_every_wangban_variable_under_deploy_is_a_setting() -> None:
+    fields = _settings_fields()
+    seen = set()
+    for path in _deploy_files():
+        for name in WANGBAN_NAME.findall(path.read_text(encoding="utf-8")):
+            assert name in fields, f"{path.relative_to(ROOT)}: {name} is not a Settings field"
+            seen.add(name)
+    assert {"WANGBAN_DATABASE_URL", "WANGBAN_KAFKA_BOOTSTRAP", "WANGBAN_HOST"} <= seen
+
+
+def test_k8s_settings_are_documented_in_the_env_example() -> None:
+    documented = set(WANGBAN_NAME.findall(ENV_EXAMPLE.read_text(encoding="utf-8")))
+    config = _of_kind("ConfigMap")[CONFIG_NAME]["data"]
+    (secret,) = _yaml_docs(SECRET_EXAMPLE)
+    assert set(config) | set(secret["stringData"]) <= documented
