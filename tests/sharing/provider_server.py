@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -25,51 +23,31 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sharing_service.providers import DataProvider, ProviderUnavailable, Subject
+from tests.fakes.department import MisbehavingService, json_response, misbehave
 from tests.serving import serve_asgi
 
 __all__ = ["ProviderServer", "serve_provider"]
 
 
 @dataclass(eq=False)
-class ProviderServer:
+class ProviderServer(MisbehavingService):
     """The running server: where it is, what it saw, and knobs to change how it answers."""
 
-    base_url: str = ""
-    requests_seen: int = 0
-    """Requests that reached the query route, whatever was answered."""
-    last_headers: dict[str, str] = field(default_factory=dict)
-    """Headers of the last request, names lower-cased."""
-    last_body: Any = None
-    """The last request body as parsed JSON (None if it was not JSON)."""
-    delay_s: float = 0.0
-    fail_with: int | None = None
     extra_fields: dict[str, Any] = field(default_factory=dict)
-    raw_response: tuple[int, bytes, str] | None = None
-    _closing: asyncio.Event = field(default_factory=asyncio.Event)
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def arrived(self) -> None:
+        async with self._arrived:
+            self._arrived.notify_all()
 
     async def wait_for_requests(self, count: int, *, timeout_s: float = 5.0) -> None:
         """Return once ``requests_seen`` reaches ``count`` (e.g. a request is in flight)."""
         async with asyncio.timeout(timeout_s), self._arrived:
             await self._arrived.wait_for(lambda: self.requests_seen >= count)
 
-    def set_delay(self, seconds: float) -> None:
-        """Wait this long before answering each request."""
-        self.delay_s = seconds
-
-    def set_failure(self, status: int | None) -> None:
-        """Answer every request with this status and a non-protocol body; None: behave."""
-        self.fail_with = status
-
     def set_extra_fields(self, extra: Mapping[str, Any]) -> None:
         """Add these fields to every found record, asked for or not (a leaky provider)."""
         self.extra_fields = dict(extra)
-
-    def set_raw_response(
-        self, body: bytes | None, *, status: int = 200, content_type: str = "application/json"
-    ) -> None:
-        """Answer authorised requests with exactly this; None: behave."""
-        self.raw_response = None if body is None else (status, body, content_type)
 
 
 def _to_json(value: object) -> object:
@@ -81,35 +59,15 @@ def _to_json(value: object) -> object:
 
 
 def _json(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
-    content = json.dumps(body, ensure_ascii=False, default=_to_json).encode()
-    return Response(content, status_code=status, media_type="application/json", headers=headers)
+    return json_response(status, body, headers, default=_to_json)
 
 
 def _build_app(provider: DataProvider, token: str, state: ProviderServer) -> Starlette:
-    expected = f"Bearer {token}".encode()
 
     async def query(request: Request) -> Response:
-        state.requests_seen += 1
-        async with state._arrived:
-            state._arrived.notify_all()
-        state.last_headers = {k.lower(): v for k, v in request.headers.items()}
-        raw = await request.body()
-        try:
-            state.last_body = json.loads(raw)
-        except ValueError:
-            state.last_body = None
-        if state.delay_s > 0:
-            # Interruptible, so leaving serve_provider does not wait out a long delay.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state._closing.wait(), state.delay_s)
-        if state.fail_with is not None:
-            return _json(state.fail_with, {"error": "injected failure"})
-        supplied = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(supplied, expected):
-            return _json(401, {"error": "invalid_token"}, {"WWW-Authenticate": "Bearer"})
-        if state.raw_response is not None:
-            status, content, content_type = state.raw_response
-            return Response(content, status_code=status, media_type=content_type)
+        early = await misbehave(state, request, token=token)
+        if early is not None:
+            return early
 
         body = state.last_body
         subject = body.get("subject") if isinstance(body, dict) else None
