@@ -37,7 +37,6 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -56,6 +55,7 @@ from sqlalchemy import text
 from bench.common import Infrastructure, infrastructure, kit_revision, machine_facts, summarize
 from bench.profiling import Profiler, find_py_spy
 from wangban.embedded import free_port
+from wangban.processes import ServiceProcesses, service_env
 from wangban.settings import SERVICE_NAMES, Settings
 
 ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领
@@ -178,26 +178,11 @@ async def read_events(
 @dataclass
 class Platform:
     settings: Settings
-    urls: dict[str, str]
-    processes: dict[str, subprocess.Popen[bytes]]
-    logs: Path
+    services: ServiceProcesses
 
-
-def service_env(infra: Infrastructure, ports: dict[str, int]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        WANGBAN_DATABASE_URL=infra.database_url,
-        WANGBAN_KAFKA_BOOTSTRAP=infra.kafka_bootstrap,
-        WANGBAN_DATA_DIR=str(infra.data_dir),
-        WANGBAN_HOST="127.0.0.1",
-        WANGBAN_LOG_LEVEL="WARNING",
-    )
-    # Every service gets its own free port and URL, including those not started here, so no
-    # call can reach a `wangban up` running on the default ports by accident.
-    for name, port in ports.items():
-        env[f"WANGBAN_{name.upper()}_PORT"] = str(port)
-        env[f"WANGBAN_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
-    return env
+    @property
+    def urls(self) -> dict[str, str]:
+        return self.services.urls
 
 
 async def prepare(settings: Settings) -> None:
@@ -210,64 +195,6 @@ async def prepare(settings: Settings) -> None:
     await seed_services(settings, list(SERVICE_NAMES))
     load_all_event_modules()
     await ensure_topics(settings)
-
-
-def start_services(env: dict[str, str], logs: Path) -> dict[str, subprocess.Popen[bytes]]:
-    logs.mkdir(parents=True, exist_ok=True)
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    for name in SERVICES:
-        with open(logs / f"{name}.log", "ab") as log:
-            processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "wangban", "serve", name],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-    return processes
-
-
-def stop_services(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    for process in processes.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for process in processes.values():
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(psutil.Error):
-                for child in psutil.Process(process.pid).children(recursive=True):
-                    with contextlib.suppress(psutil.Error):
-                        child.kill()
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
-async def wait_ready(platform: Platform, *, timeout_s: float) -> None:
-    pending = set(SERVICES)
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=5) as client:
-        while pending:
-            for name in sorted(pending):
-                process = platform.processes[name]
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited with {process.returncode}:\n"
-                        + _tail(platform.logs / f"{name}.log")
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{platform.urls[name]}/readyz")).status_code == 200:
-                        pending.discard(name)
-            if pending:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"not ready in time: {', '.join(sorted(pending))}")
-                await asyncio.sleep(0.3)
 
 
 async def item_version_everywhere(database: Any, *, timeout_s: float) -> dict[str, Any]:
@@ -843,7 +770,8 @@ async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Pla
     """Wait for the platform, warm up, measure the idle CPU, then the run at ``--rate``."""
     from wangban.db import Database
 
-    settings, urls, processes = platform.settings, platform.urls, platform.processes
+    settings, urls = platform.settings, platform.urls
+    processes = platform.services.children
     database = Database.from_settings(settings)
     observations = Observations()
     activity = DbActivity()
@@ -853,12 +781,12 @@ async def measure(args: argparse.Namespace, infra: Infrastructure, platform: Pla
     )
     try:
         started = time.monotonic()
-        await wait_ready(platform, timeout_s=120)
+        await platform.services.wait_ready(timeout_s=120)
         version = await item_version_everywhere(database, timeout_s=120)
         await asyncio.wait_for(reader_ready.wait(), 60)
         print(
             f"platform ready in {time.monotonic() - started:.1f} s "
-            f"(logs: {platform.logs}); item version {version['id']}",
+            f"(logs: {platform.services.logs}); item version {version['id']}",
             flush=True,
         )
         applicant = Applicant(settings, version["content"], version["id"])
@@ -1008,24 +936,26 @@ def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, 
     )
     asyncio.run(prepare(settings))
     ports = {name: free_port() for name in SERVICE_NAMES}
-    logs = infra.data_dir / "logs"
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    env = service_env(
+        database_url=infra.database_url,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        data_dir=infra.data_dir,
+        ports=ports,
+        WANGBAN_LOG_LEVEL="WARNING",
+    )
+    services = ServiceProcesses(
+        env, infra.data_dir / "logs", {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
+    )
     try:
-        processes = start_services(service_env(infra, ports), logs)
-        platform = Platform(
-            settings=settings,
-            urls={name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
-            processes=processes,
-            logs=logs,
-        )
-        measured = asyncio.run(measure(args, infra, platform))
+        services.start(SERVICES)
+        measured = asyncio.run(measure(args, infra, Platform(settings=settings, services=services)))
     finally:
         # Not interrupted by a second Ctrl-C or SIGTERM: no service may outlive the run.
         previous = {
             sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            stop_services(processes)
+            services.stop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -8,20 +8,16 @@ waits until every ``/readyz`` answers 200, and on Ctrl-C or SIGTERM stops everyt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from types import FrameType
 from typing import IO
 
-import httpx
-import psutil
-
 from wangban.embedded import EmbeddedKafka, EmbeddedPostgres
 from wangban.kafka import ensure_topics
+from wangban.processes import ServiceProcesses
 from wangban.settings import SERVICE_NAMES, Settings
 
 
@@ -33,8 +29,7 @@ class LocalPlatform:
         self.data_dir = settings.data_dir.resolve()
         self.postgres: EmbeddedPostgres | None = None
         self.kafka: EmbeddedKafka | None = None
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: list[IO[bytes]] = []
+        self.services: ServiceProcesses | None = None
         self._stop_requested = False
 
     def say(self, line: str) -> None:
@@ -102,36 +97,11 @@ class LocalPlatform:
 
         load_all_event_modules()
         asyncio.run(ensure_topics(settings))
-        for name in SERVICE_NAMES:
-            log = open(self.data_dir / "logs" / f"{name}.log", "ab")
-            self._logs.append(log)
-            self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", "wangban", "serve", name],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self._wait_ready(timeout_s=120)
-
-    def _wait_ready(self, *, timeout_s: float) -> None:
-        pending = set(SERVICE_NAMES)
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(timeout=5) as client:
-            while pending:
-                for name in sorted(pending):
-                    child = self.children[name]
-                    if child.poll() is not None:
-                        raise RuntimeError(
-                            f"{name} exited with {child.returncode}; see "
-                            f"{self.data_dir / 'logs' / (name + '.log')}"
-                        )
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(f"{self.settings.url_of(name)}/readyz").status_code == 200:
-                            pending.discard(name)
-                if pending:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"not ready in time: {', '.join(sorted(pending))}")
-                    time.sleep(0.3)
+        self.services = ServiceProcesses(
+            env, self.data_dir / "logs", {name: settings.url_of(name) for name in SERVICE_NAMES}
+        )
+        self.services.start(SERVICE_NAMES)
+        asyncio.run(self.services.wait_ready(timeout_s=120))
 
     def _print_urls(self) -> None:
         self.say("")
@@ -142,11 +112,11 @@ class LocalPlatform:
         self.say(f"Logs in {self.data_dir / 'logs'}. Ctrl-C stops everything.")
 
     def _watch(self) -> int:
+        assert self.services is not None
         while True:
-            for name, child in self.children.items():
-                if child.poll() is not None:
-                    self.say(f"{name} exited with {child.returncode}; stopping the platform")
-                    return 1
+            for name, code in self.services.exited().items():
+                self.say(f"{name} exited with {code}; stopping the platform")
+                return 1
             time.sleep(0.5)
 
     # --- stop ----------------------------------------------------------------------------
@@ -154,19 +124,8 @@ class LocalPlatform:
         # Ignore further signals while stopping so a second Ctrl-C cannot leave orphans.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in self.children.values():
-            remaining = max(deadline - time.monotonic(), 0.1)
-            try:
-                child.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                _kill_tree(child.pid)
-                child.wait(timeout=5)
-        for log in self._logs:
-            log.close()
+        if self.services is not None:
+            self.services.stop(grace_s=15)
         if self.kafka is not None:
             self.kafka.stop()
         if self.postgres is not None:
@@ -176,15 +135,6 @@ class LocalPlatform:
 
 class _StopRequested(Exception):
     pass
-
-
-def _kill_tree(pid: int) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        parent = psutil.Process(pid)
-        for child in parent.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        parent.kill()
 
 
 def run_up(settings: Settings, *, seed: bool = True) -> int:
