@@ -7,7 +7,10 @@ means a redelivery, which the inbox absorbs. A handler that keeps failing is ret
 exponential backoff, then recorded in ``dead_letter`` and announced on the dead-letter topic —
 both through the same transaction. Retrying holds back its partition (which keeps
 per-aggregate order) and, since one poll is finished before the next, the consumer's other
-partitions too, for at most the configured attempts × backoff.
+partitions too, for at most the configured attempts × backoff. A failure that means a
+dependency is unreachable (the database, a service called over HTTP) is not the event's fault:
+it uses up no attempt, and the event is retried, with a backoff capped at a few seconds, until
+the dependency is back — an outage never turns events into dead letters.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 
 from wangban.db import Database
+from wangban.errors import is_unavailability
 from wangban.events import Envelope, Event, EventDeadLettered, TopicSpec, uuid7
 from wangban.kafka import cancelled_from_outside, ensure_topics, make_consumer, stop_quietly
 from wangban.observability import Metrics, bound_context
@@ -253,6 +257,7 @@ class ConsumerRunner:
             self._count(envelope.type, "ignored")
             return
         attempts = 0
+        outage_waits = 0
         max_attempts = max(self.settings.consumer_max_attempts, 1)
         while True:
             attempts += 1
@@ -266,6 +271,30 @@ class ConsumerRunner:
                 self._count(envelope.type, "handled" if applied else "duplicate")
                 return
             except Exception as exc:
+                if is_unavailability(exc):
+                    # The database or a service we call is unreachable: that says nothing
+                    # about this event, so it must not use up its attempts and end as a dead
+                    # letter after a few seconds of outage. Hold the partition (keeping the
+                    # aggregate's order) and try again until the dependency is back; the
+                    # consumer lag metric shows the wait.
+                    attempts -= 1
+                    outage_waits += 1
+                    if outage_waits == 1 or outage_waits % 20 == 0:
+                        log.warning(
+                            "dependency unavailable; event held until it is back",
+                            extra={
+                                "fields": {
+                                    "consumer": self.consumer.name,
+                                    "event_id": envelope.id,
+                                    "type": envelope.type,
+                                    "waits": outage_waits,
+                                    "error": repr(exc)[:300],
+                                }
+                            },
+                        )
+                    self._count(envelope.type, "waited")
+                    await asyncio.sleep(self._outage_backoff_s(outage_waits))
+                    continue
                 if attempts >= max_attempts:
                     log.error(
                         "event dead-lettered after retries",
@@ -326,6 +355,14 @@ class ConsumerRunner:
         cap = self.settings.consumer_retry_backoff_max_ms / 1000
         delay: float = min(cap, base * 2 ** (attempts - 1))
         return delay * random.uniform(0.5, 1.0)  # jitter so retrying consumers do not align
+
+    def _outage_backoff_s(self, waits: int) -> float:
+        # From the retry backoff up to a few seconds: a recovered database is noticed within
+        # about one cap, and a long outage costs one attempt per cap, not a busy loop.
+        base = self.settings.consumer_retry_backoff_ms / 1000
+        cap = max(self.settings.consumer_retry_backoff_max_ms / 1000, 2.0)
+        delay: float = min(cap, base * 2 ** min(waits - 1, 16))
+        return delay * random.uniform(0.5, 1.0)
 
     async def _dead_letter(
         self,
