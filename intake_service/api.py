@@ -62,7 +62,7 @@ from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, ValidationFailed, problem_responses
 from wangban.multipart import read_parts, size_text
-from wangban.sharing_client import SharingClient
+from wangban.sharing_client import SharingClient, SharingUnavailable
 from wangban.storage import ObjectStore, object_store_from_settings
 from wangban.uploads import UploadRejected, check_upload
 
@@ -256,8 +256,16 @@ def _summary(application: Application) -> ApplicationSummary:
 
 
 async def _resolve(
-    runtime: Runtime, *, item_version_id: str, applicant: Applicant, application_id: str
+    runtime: Runtime,
+    session: UnitOfWork,
+    *,
+    item_version_id: str,
+    applicant: Applicant,
+    application_id: str,
 ) -> list[SharedResolution]:
+    item = await repository.item_version(session, item_version_id)
+    if item is None or not applications.asks_sharing(item):
+        return []  # nothing to resolve: no call, and no dependency on sharing being up
     return list(
         await runtime.sharing.resolve(
             item_version_id=item_version_id,
@@ -290,6 +298,7 @@ async def _prefilled(
 # --- applying -----------------------------------------------------------------------------------
 
 APPLY_ERRORS = (
+    SharingUnavailable,
     IdempotencyKeyMissing,
     InsufficientAssurance,
     applications.InvalidApplicant,
@@ -324,6 +333,7 @@ async def _apply_bundle(
     async def resolve(item_version_id: str, application_id: str) -> list[SharedResolution]:
         return await _resolve(
             runtime,
+            session,
             item_version_id=item_version_id,
             applicant=applicant,
             application_id=application_id,
@@ -415,6 +425,7 @@ async def _apply(
         if body.draft
         else await _resolve(
             runtime,
+            session,
             item_version_id=item.version_id,
             applicant=applicant,
             application_id=application.id,
@@ -583,11 +594,16 @@ async def submit_draft(
     id_number = runtime.keys.cipher.decrypt(
         application.applicant_id_enc, context=applications.HOLDER_CONTEXT
     )
-    shared_answers = await runtime.sharing.resolve(
-        item_version_id=application.item_version_id or "",
-        applicant_kind=application.applicant_kind,
-        applicant_id=id_number,
-        application_id=application.id,
+    item = await repository.item_version(session, application.item_version_id or "")
+    shared_answers = (
+        await runtime.sharing.resolve(
+            item_version_id=application.item_version_id or "",
+            applicant_kind=application.applicant_kind,
+            applicant_id=id_number,
+            application_id=application.id,
+        )
+        if item is not None and applications.asks_sharing(item)
+        else []
     )
     await applications.submit(
         session,

@@ -482,6 +482,15 @@ async def create_draft(
     return application
 
 
+def asks_sharing(item: ItemVersionCopy) -> bool:
+    """Whether a material of the item comes from data sharing or the certificate library
+    (免提交): only then is the sharing service asked to resolve the materials."""
+    return any(
+        str(m.get("source", "upload")).startswith(("shared:", "certificate:"))
+        for m in item.content.get("materials", [])
+    )
+
+
 def plan_materials(
     *,
     item: ItemVersionCopy,
@@ -830,6 +839,42 @@ async def complete_application(
             completed_at=now.isoformat(),
             on_time=on_time,
         ),
+    )
+    early = await repository.take_early_certificate(session, application.id)
+    if early is not None:
+        # Delivered as it completes: the wallet already holds the certificate.
+        await deliver_certificate(
+            session, application=application, type_name=early.type_name, issued_at=now
+        )
+
+
+async def certificate_issued(
+    session: AsyncSession, *, application: Application, type_name: str, issued_at: datetime
+) -> None:
+    """The e-certificate is in the citizen's wallet: a completed application is delivered
+    (送达). One that is not completed yet — the certificate came before the decision reached
+    intake, or 容缺 materials are still outstanding — keeps it until it is."""
+    if application.status == "completed":
+        await deliver_certificate(
+            session, application=application, type_name=type_name, issued_at=issued_at
+        )
+    elif application.status not in FINAL:
+        await repository.keep_early_certificate(
+            session, application_id=application.id, type_name=type_name, issued_at=issued_at
+        )
+
+
+async def deliver_certificate(
+    session: AsyncSession, *, application: Application, type_name: str, issued_at: datetime
+) -> None:
+    await move(
+        session,
+        application,
+        to="delivered",
+        actor_kind="service",
+        actor="sharing",
+        at=issued_at,
+        note=f"电子证照已发放至证照夹：{type_name}",
     )
 
 

@@ -187,15 +187,12 @@ async def certificate_issued(
     session: AsyncSession, *, event: CertificateIssued, envelope: Envelope
 ) -> None:
     application = await _application(session, event.application_id)
-    if application is None or application.status != "completed":
+    if application is None:
         return
-    await applications.move(
+    await applications.certificate_issued(
         session,
-        application,
-        to="delivered",
-        actor_kind="service",
-        actor="sharing",
-        at=datetime.fromisoformat(event.issued_at) if event.issued_at else datetime.now(UTC),
-        note=f"电子证照已发放至证照夹：{event.type_name}",
+        application=application,
+        type_name=event.type_name,
+        issued_at=datetime.fromisoformat(event.issued_at) if event.issued_at else datetime.now(UTC),
     )
     await bundles.refresh_parent(session, child=application, now=datetime.now(UTC))

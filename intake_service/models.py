@@ -226,3 +226,16 @@ class Rectification(Base):
     return_visited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class EarlyCertificate(Base):
+    """A certificate issued for an application that intake has not completed yet: sharing's
+    ``certificate.issued`` and approval's decision travel on different topics, so after a
+    restart or a 容缺 hold the certificate can come first. Kept until the application is
+    completed, which then delivers it at once."""
+
+    __tablename__ = "early_certificate"
+
+    application_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    type_name: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wangban.sharing_client import LookupAnswer
+from wangban.sharing_client import LookupAnswer, SharingUnavailable
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,17 @@ async def prefill(
         wanted.setdefault(target.dataset, []).append(target)
     values: dict[str, PrefilledValue] = {}
     for dataset, fields in wanted.items():
-        answer = await lookups.lookup(
-            dataset=dataset,
-            subject_kind=subject_kind,
-            subject_id=subject_id,
-            fields=sorted({t.field for t in fields}),
-            item_code=item_code,
-            application_id=application_id,
-        )
+        try:
+            answer = await lookups.lookup(
+                dataset=dataset,
+                subject_kind=subject_kind,
+                subject_id=subject_id,
+                fields=sorted({t.field for t in fields}),
+                item_code=item_code,
+                application_id=application_id,
+            )
+        except SharingUnavailable:
+            continue  # prefill is a convenience: without it the applicant types the values
         if answer.status != "found":
             continue  # refused, failed or no record: the applicant fills these in
         for target in fields:

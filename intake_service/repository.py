@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +24,7 @@ from intake_service.models import (
     Application,
     ApplicationMaterial,
     BundleVersionCopy,
+    EarlyCertificate,
     ItemVersionCopy,
     Rating,
     Rectification,
@@ -443,3 +453,31 @@ async def handling_periods(
         assert accepted is not None and completed is not None  # the query asks for both
         pairs.append((accepted, completed))
     return pairs
+
+
+async def keep_early_certificate(
+    session: AsyncSession, *, application_id: str, type_name: str, issued_at: datetime
+) -> None:
+    await session.execute(
+        insert(EarlyCertificate)
+        .values(application_id=application_id, type_name=type_name, issued_at=issued_at)
+        .on_conflict_do_nothing(index_elements=["application_id"])
+    )
+
+
+async def take_early_certificate(
+    session: AsyncSession, application_id: str
+) -> EarlyCertificate | None:
+    """The certificate kept for this application, removed as it is taken."""
+    row = (
+        await session.execute(
+            delete(EarlyCertificate)
+            .where(EarlyCertificate.application_id == application_id)
+            .returning(EarlyCertificate.type_name, EarlyCertificate.issued_at)
+        )
+    ).first()
+    if row is None:
+        return None
+    return EarlyCertificate(
+        application_id=application_id, type_name=row.type_name, issued_at=row.issued_at
+    )

@@ -404,7 +404,7 @@ def is_unavailability(exc: BaseException) -> bool:
 
 
 def _is_unavailability_here(exc: BaseException) -> bool:
-    if isinstance(exc, _UNAVAILABLE_CLASSES):
+    if isinstance(exc, (*_UNAVAILABLE_CLASSES, ServiceUnavailable)):
         return True
     if (
         _DBAPI_ERROR is not None

@@ -2,9 +2,14 @@
 prefill (intake) and for 秒批 rules (approval).
 
 A service calls as itself (a service identity named after it: the access policy names
-consumers), never as the citizen. If the sharing service cannot answer, the caller gets
-nothing rather than an error: an applicant is then asked for the material, a 秒批 case goes
-to a person — never refused because a lookup failed.
+consumers), never as the citizen. When a department's data system does not answer, sharing
+says so and the caller gets "unavailable": a 秒批 case then goes to a person — never refused
+because a lookup failed — and a material is asked of the applicant. When the sharing service
+itself cannot answer (down, restarting, overloaded), the call raises
+:class:`SharingUnavailable` (503, retryable, nothing stored): a submission is refused for now,
+and approval's consumer holds the event and asks again once sharing is back. Sending every
+case in flight to a person, or telling a citizen to bring a certificate the government
+holds, because our own service was restarting, would be wrong.
 """
 
 from __future__ import annotations
@@ -17,10 +22,19 @@ from typing import Any, Literal
 import httpx
 
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.errors import ServiceUnavailable
 from wangban.http import service_client
 from wangban.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+class SharingUnavailable(ServiceUnavailable):
+    type_slug = "sharing-unavailable"
+    title = "数据共享服务暂时不可用"
+
+    def __init__(self) -> None:
+        super().__init__("暂时无法核验您的共享材料，申请未提交，请稍后重试")
 
 
 @dataclass
@@ -86,12 +100,12 @@ class SharingClient:
             )
         except httpx.HTTPError as exc:
             logger.warning("sharing service unreachable: %s", type(exc).__name__)
-            return []
+            raise SharingUnavailable() from exc
         if response.status_code != 200:
             logger.warning(
                 "sharing service answered %s to material resolution", response.status_code
             )
-            return []
+            raise SharingUnavailable()
         return [
             SharedResolution(
                 index=int(m["index"]),
@@ -127,12 +141,16 @@ class SharingClient:
             )
         except httpx.HTTPError as exc:
             logger.warning("sharing service unreachable: %s", type(exc).__name__)
-            return LookupAnswer(status="unavailable")
+            raise SharingUnavailable() from exc
         if response.status_code in (401, 403):
             logger.info("lookup in %s refused (%s)", dataset, response.status_code)
             return LookupAnswer(status="refused")
         if response.status_code != 200:
             logger.warning("lookup in %s answered %s", dataset, response.status_code)
+            if response.status_code >= 500 and not _department_unavailable(response):
+                # Our own sharing service is down or overloaded: a restart must not send
+                # every 秒批 case in flight to a person. The caller waits and asks again.
+                raise SharingUnavailable()
             return LookupAnswer(status="unavailable")
         body = response.json()
         return LookupAnswer(
@@ -143,3 +161,12 @@ class SharingClient:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _department_unavailable(response: httpx.Response) -> bool:
+    """Sharing answered, and says the department's system is what failed."""
+    try:
+        problem_type = response.json().get("type", "")
+    except ValueError:
+        return False
+    return isinstance(problem_type, str) and problem_type.endswith(":provider-unavailable")

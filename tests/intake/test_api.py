@@ -453,3 +453,64 @@ async def test_one_bundle_submission_over_http(intake: Intake) -> None:
     mine = await intake.client.get("/applications", headers=alice)
     assert [a["id"] for a in mine.json()].count(parent["id"]) == 1
     assert not {m["id"] for m in parent["members"]} & {a["id"] for a in mine.json()}
+
+
+async def test_a_certificate_that_arrives_before_the_decision_is_delivered_when_it_completes(
+    intake: Intake,
+) -> None:
+    """Sharing's ``certificate.issued`` and approval's ``case.approved`` travel on different
+    topics: after a restart intake may read the certificate first. It must not be dropped —
+    the application is delivered as soon as the decision completes it, and only once."""
+    from approval_service.events import CaseApproved
+    from intake_service import consumers
+    from sharing_service.events import CertificateIssued
+    from wangban.events import envelope_for
+
+    version = await intake.item(materials=COMMITMENT_ONLY)
+    alice = intake.citizen("u-alice-early", ALICE)
+    created = await intake.client.post(
+        "/applications", json=_body(version, ALICE), headers={**alice, "Idempotency-Key": "e-1"}
+    )
+    application_id = created.json()["id"]
+    path = f"/applications/{application_id}"
+    issued = CertificateIssued(
+        certificate_id=str(uuid.uuid4()),
+        type_code="gaoling-jintie",
+        type_name="高龄津贴发放通知",
+        issuer_code="11441900007330256F",
+        application_id=application_id,
+        holder_kind="person",
+        issued_at="2026-11-23T01:00:01+00:00",
+        valid_until=None,
+    )
+    approved = CaseApproved(
+        application_id=application_id,
+        item_id=str(uuid.uuid4()),
+        item_version_id=version,
+        item_code="x",
+        decided_at="2026-11-23T01:00:00+00:00",
+        decided_by="auto",
+        result_kind="certificate",
+    )
+    async with intake.database.sessionmaker() as session, session.begin():
+        await consumers.certificate_issued(
+            session, event=issued, envelope=envelope_for(issued, source="/t")
+        )
+    assert (await intake.client.get(path, headers=alice)).json()["status"] == "accepted"
+
+    async with intake.database.sessionmaker() as session, session.begin():
+        await consumers.approved(
+            session, event=approved, envelope=envelope_for(approved, source="/t")
+        )
+    answer = (await intake.client.get(path, headers=alice)).json()
+    assert answer["status"] == "delivered"
+
+    # The same certificate again (a redelivery under a new envelope) changes nothing.
+    async with intake.database.sessionmaker() as session, session.begin():
+        await consumers.certificate_issued(
+            session, event=issued, envelope=envelope_for(issued, source="/t")
+        )
+    again = (await intake.client.get(path, headers=alice)).json()
+    assert again["status"] == "delivered"
+    statuses = [entry["to_status"] for entry in again["timeline"]]
+    assert statuses.count("delivered") == 1 and statuses[-2:] == ["completed", "delivered"]
