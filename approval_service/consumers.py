@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service import cases, repository
 from approval_service.calendar import calendar_for
-from approval_service.models import ItemVersionCopy
+from approval_service.models import Case, ItemVersionCopy
 from catalog_service.events import ItemPublished
 from intake_service.events import (
     FORM_CONTEXT,
@@ -73,6 +73,19 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
             form=json.loads(cipher.decrypt(event.form_enc, context=FORM_CONTEXT)),
             submitted_at=datetime.fromisoformat(event.submitted_at),
         )
+        early = await repository.take_early_acceptance(session, event.application_id)
+        if early is not None:
+            # The acceptance came first (a redelivery or replay out of order): apply it now,
+            # as if it had arrived second. Its lookups run here, inside the transaction —
+            # acceptable on this rare path, and the case row is ours until commit.
+            case = await repository.case(session, event.application_id, lock=True)
+            if case is not None and case.status == "submitted":
+                await start(
+                    session,
+                    case=case,
+                    event=ApplicationAccepted.model_validate(early),
+                    prepared=None,
+                )
 
     def decides_automatically(item: ItemVersionCopy | None, event: ApplicationAccepted) -> bool:
         # 秒批 decides on complete applications only: with materials accepted as missing (容缺)
@@ -102,8 +115,28 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
         prepared: cases.SharedFacts | None,
     ) -> None:
         case = await repository.case(session, event.application_id, lock=True)
-        if case is None or case.status != "submitted":
-            return  # unknown (submission and acceptance share a key, so order holds) or done
+        if case is None:
+            # Submission and acceptance share a key, so in order the case exists; out of order
+            # (a replay, a redelivery) the acceptance waits for the submission that opens it.
+            await repository.keep_early_acceptance(
+                session,
+                application_id=event.application_id,
+                event=event.model_dump(mode="json"),
+                at=datetime.now(UTC),
+            )
+            return
+        if case.status != "submitted":
+            return  # done: a redelivery
+        await start(session, case=case, event=event, prepared=prepared)
+
+    async def start(
+        session: AsyncSession,
+        *,
+        case: Case,
+        event: ApplicationAccepted,
+        prepared: cases.SharedFacts | None,
+    ) -> None:
+        """The clock starts; a 秒批 item is decided at once."""
         item = await repository.item_version(session, event.item_version_id)
         calendar = await calendar_for(session, settings)
         await cases.accept(

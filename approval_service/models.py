@@ -108,6 +108,19 @@ class Decision(Base):
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class EarlyAcceptance(Base):
+    """An ``application.accepted`` that arrived before its ``application.submitted`` (the two
+    share a key, so only a redelivery or a replay out of order does that): kept until the
+    case opens, then applied as if it had come second."""
+
+    __tablename__ = "early_acceptance"
+
+    application_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    event: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """The event's data, validated again when it is applied."""
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CaseAction(Base):
     __tablename__ = "case_action"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,7 @@ from approval_service.models import (
     Case,
     CaseAction,
     Decision,
+    EarlyAcceptance,
     ItemVersionCopy,
 )
 
@@ -84,3 +87,27 @@ async def calendar_days(session: AsyncSession) -> Sequence[CalendarDay]:
 
 async def calendar_years(session: AsyncSession) -> Sequence[CalendarYear]:
     return (await session.scalars(select(CalendarYear).order_by(CalendarYear.year))).all()
+
+
+async def keep_early_acceptance(
+    session: AsyncSession, *, application_id: str, event: dict[str, Any], at: datetime
+) -> None:
+    await session.execute(
+        insert(EarlyAcceptance)
+        .values(application_id=application_id, event=event, received_at=at)
+        .on_conflict_do_nothing(index_elements=["application_id"])
+    )
+
+
+async def take_early_acceptance(
+    session: AsyncSession, application_id: str
+) -> dict[str, Any] | None:
+    """The acceptance kept for this application, removed as it is taken."""
+    event: dict[str, Any] | None = (
+        await session.execute(
+            delete(EarlyAcceptance)
+            .where(EarlyAcceptance.application_id == application_id)
+            .returning(EarlyAcceptance.event)
+        )
+    ).scalar_one_or_none()
+    return event

@@ -11,6 +11,7 @@ about becomes a notification (主动推送, 审批结果主动及时送达).
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 
@@ -42,6 +43,19 @@ from wangban.settings import Settings
 RATING_SUFFIX = "#rating"
 """The rating invitation is a second notification of ``application.completed``: its own key."""
 
+OCCURRENCE_NAMESPACE = uuid.UUID("5b0e3c1e-6f57-4d55-9b7e-2f1c0a4f8e21")
+"""Namespace of the notification keys derived from what happened (:func:`occurrence_key`)."""
+
+
+def occurrence_key(event_type: str, *facts: str) -> str:
+    """The notification's de-duplication key: what happened, not the envelope that said so.
+
+    The inbox drops an envelope seen before, but an upstream that re-publishes the same fact
+    under a new envelope id (a replayed outbox row, a buggy retry) must not tell the citizen
+    twice: an application is decided, completed and given a certificate once, so the key is
+    the event type and the facts that make the occurrence unique."""
+    return str(uuid.uuid5(OCCURRENCE_NAMESPACE, "\x1f".join((event_type, *facts))))
+
 
 def _day(value: str | None) -> date | None:
     return date.fromisoformat(value[:10]) if value else None
@@ -58,12 +72,16 @@ def build_consumer(settings: Settings) -> Consumer:
         kind: NotificationKind,
         application_id: str,
         at: str,
+        occurrence: tuple[str, ...] | None = None,
         key_suffix: str = "",
         **facts: Any,
     ) -> None:
+        # One notification per occurrence: keyed by the facts that identify it when the
+        # event names them, else by the envelope (events that may recur with new content).
+        key = envelope.id if occurrence is None else occurrence_key(envelope.type, *occurrence)
         await delivery.notify(
             session,
-            event_id=envelope.id + key_suffix,
+            event_id=key + key_suffix,
             kind=kind,
             application_id=application_id,
             at=datetime.fromisoformat(at),
@@ -98,6 +116,7 @@ def build_consumer(settings: Settings) -> Consumer:
             kind=NotificationKind.APPLICATION_ACCEPTED,
             application_id=event.application_id,
             at=event.accepted_at,
+            occurrence=(event.application_id, event.accepted_at),
             due_date=_day(event.due_date),
             tolerated_until=_day(event.tolerated_until),
             materials=list(event.tolerated_materials),
@@ -116,6 +135,7 @@ def build_consumer(settings: Settings) -> Consumer:
             kind=NotificationKind.APPLICATION_NOT_ACCEPTED,
             application_id=event.application_id,
             at=event.at,
+            occurrence=(event.application_id, event.at),
             reason=event.reason,
         )
 
@@ -132,6 +152,7 @@ def build_consumer(settings: Settings) -> Consumer:
             kind=NotificationKind.APPLICATION_CORRECTION_REQUESTED,
             application_id=event.application_id,
             at=event.requested_at,
+            occurrence=(event.application_id, event.requested_at),
             reason=event.reason,
             materials=list(event.materials),
         )
@@ -144,6 +165,7 @@ def build_consumer(settings: Settings) -> Consumer:
             kind=NotificationKind.APPLICATION_APPROVED,
             application_id=event.application_id,
             at=event.decided_at,
+            occurrence=(event.application_id,),  # a case is decided once
             outcome="approved",
         )
 
@@ -155,6 +177,7 @@ def build_consumer(settings: Settings) -> Consumer:
             kind=NotificationKind.APPLICATION_DENIED,
             application_id=event.application_id,
             at=event.decided_at,
+            occurrence=(event.application_id,),
             reason=event.reason,
             outcome="denied",
         )
@@ -173,6 +196,7 @@ def build_consumer(settings: Settings) -> Consumer:
                 kind=kind,
                 application_id=event.application_id,
                 at=event.completed_at,
+                occurrence=(event.application_id,),  # completed once
                 key_suffix=suffix,
                 outcome=event.outcome,
             )
@@ -187,6 +211,7 @@ def build_consumer(settings: Settings) -> Consumer:
             kind=NotificationKind.CERTIFICATE_ISSUED,
             application_id=event.application_id,
             at=event.issued_at,
+            occurrence=(event.certificate_id,),
             certificate={"type_name": event.type_name, "valid_until": _day(event.valid_until)},
         )
 
@@ -214,6 +239,7 @@ def build_consumer(settings: Settings) -> Consumer:
             kind=NotificationKind.RECTIFICATION_REPLIED,
             application_id=event.application_id,
             at=event.replied_at,
+            occurrence=(event.application_id, event.replied_at),
         )
 
     return consumer
