@@ -6,6 +6,7 @@ explanation; catalogue administrators dry-run rule sets before publishing them.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -53,8 +54,17 @@ class InvalidRuleSet(ValidationFailed):
     title = "秒批规则有误"
 
 
+def _known_form(application_id: str) -> str:
+    """Case ids are UUIDs: anything else names no case (a 404, as for an unknown one) rather
+    than reaching the database, which refuses it as a UUID (a 500)."""
+    try:
+        return str(uuid.UUID(application_id))
+    except ValueError:
+        raise cases.CaseNotFound() from None
+
+
 async def _case(session: AsyncSession, application_id: str) -> Case:
-    return await cases.case_for(session, application_id, lock=True)
+    return await cases.case_for(session, _known_form(application_id), lock=True)
 
 
 async def _out(session: AsyncSession, case: Case) -> CaseOut:
@@ -89,7 +99,7 @@ async def queue(
     responses=problem_responses(cases.CaseNotFound),
 )
 async def get_case(application_id: str, session: UnitOfWork, reader: Reader) -> CaseOut:
-    case = await cases.case_for(session, application_id)
+    case = await cases.case_for(session, _known_form(application_id))
     if not reader.has_any_role(AUDITOR) and reader.department != case.department:
         raise cases.CaseNotFound()
     return await _out(session, case)

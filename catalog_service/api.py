@@ -108,6 +108,10 @@ def _bundle_out(version: BundleVersion) -> BundleVersionOut:
     )
 
 
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""Search words and filters: no control characters (PostgreSQL text cannot hold NUL)."""
+
+
 # --- public -----------------------------------------------------------------------------------
 
 
@@ -115,10 +119,12 @@ def _bundle_out(version: BundleVersion) -> BundleVersionOut:
 async def find_items(
     session: ReadSession,
     synonyms: Synonyms,
-    q: Annotated[str | None, Query(max_length=50, description="例如 公积金 / gjj")] = None,
-    department: str | None = None,
+    q: Annotated[
+        str | None, Query(max_length=50, pattern=PRINTABLE, description="例如 公积金 / gjj")
+    ] = None,
+    department: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     item_type: ItemType | None = None,
-    theme: str | None = None,
+    theme: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     channel: Channel | None = None,
     scope: Scope | None = None,
     list_name: Annotated[

@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import accounts, clients, ratelimit, repository, sessions
 from gateway.identity_provider import IdentityVerifier
 from gateway.models import Account
+from gateway.protection import BodyTooLarge
 from gateway.schemas import (
+    PRINTABLE,
     ApplyIn,
     CompanyIn,
     CompanyOut,
@@ -35,11 +37,27 @@ from gateway.schemas import (
     TokenOut,
     WeChatLoginIn,
 )
-from gateway.upstream import UpstreamProblem, Upstreams
-from gateway.wechat import WeChatAuth, WeChatSession
+from gateway.upstream import (
+    FORWARDED_PROBLEMS,
+    UpstreamProblem,
+    Upstreams,
+    UpstreamUnavailable,
+    segment,
+)
+from gateway.wechat import (
+    FaceVerificationFailed,
+    HighRiskUser,
+    InvalidLoginCode,
+    LoginRateLimited,
+    WeChatAuth,
+    WeChatBusy,
+    WeChatSession,
+    WeChatUnavailable,
+)
 from wangban.auth import (
     AssuranceLevel,
     Identity,
+    InsufficientAssurance,
     InternalTokens,
     check_assurance,
     identity_var,
@@ -47,9 +65,12 @@ from wangban.auth import (
 from wangban.crypto import FieldCipher, mask_name, mask_resident_id
 from wangban.db import Database, UnitOfWork
 from wangban.errors import (
+    BadRequest,
     Forbidden,
     NotFound,
+    Problem,
     Unauthorized,
+    ValidationFailed,
     problem_responses,
 )
 from wangban.http import IDEMPOTENCY_KEY_HEADER
@@ -85,6 +106,37 @@ class CitizensOnly(Forbidden):
 class StaffOnly(Forbidden):
     type_slug = "staff-only"
     title = "仅限工作人员"
+
+
+class UnsupportedMediaType(Problem):
+    """A service refused the body's content type (an upload or import that is not multipart,
+    CSV or JSON), passed on unchanged."""
+
+    status = 415
+    type_slug = "http-415"
+    title = "不支持的内容类型"
+
+
+# --- What each kind of route may answer (its OpenAPI ``responses``) --------------------------
+
+SIGNED_IN: tuple[type[Problem], ...] = (Unauthorized, AccountGone)
+"""No, a malformed, an expired or a forged access token; an account that is gone."""
+CITIZENS: tuple[type[Problem], ...] = (*SIGNED_IN, CitizensOnly, InsufficientAssurance)
+STAFF: tuple[type[Problem], ...] = (Unauthorized, StaffOnly)
+WITH_BODY: tuple[type[Problem], ...] = (BadRequest,)
+"""A body that is not JSON at all (not even decodable) is a 400 before any validation."""
+UPLOADS: tuple[type[Problem], ...] = (BodyTooLarge, UnsupportedMediaType)
+WECHAT: tuple[type[Problem], ...] = (WeChatBusy, WeChatUnavailable)
+
+
+def problems(*groups: tuple[type[Problem], ...] | type[Problem]) -> dict[int | str, Any]:
+    """``problem_responses`` for several groups of problems, each problem listed once."""
+    classes: list[type[Problem]] = []
+    for group in groups:
+        for cls in group if isinstance(group, tuple) else (group,):
+            if cls not in classes:
+                classes.append(cls)
+    return problem_responses(*classes)
 
 
 # --- Dependencies ---------------------------------------------------------------------------
@@ -233,7 +285,9 @@ def _token_out(pair: sessions.TokenPair) -> TokenOut:
 @auth_router.post(
     "/wechat",
     summary="Log in with the code from wx.login",
-    responses=problem_responses(ratelimit.RateLimited),
+    responses=problems(
+        WITH_BODY, InvalidLoginCode, HighRiskUser, ratelimit.RateLimited, LoginRateLimited, WECHAT
+    ),
 )
 async def login_with_wechat(body: WeChatLoginIn, request: Request, session: UnitOfWork) -> TokenOut:
     settings, now = _settings(request), utcnow()
@@ -248,7 +302,9 @@ async def login_with_wechat(body: WeChatLoginIn, request: Request, session: Unit
 @auth_router.post(
     "/refresh",
     summary="A new token pair for a refresh token (each works once)",
-    responses=problem_responses(sessions.SessionExpired, sessions.RefreshTokenReused),
+    responses=problems(
+        WITH_BODY, sessions.SessionExpired, sessions.RefreshTokenReused, AccountGone
+    ),
 )
 async def refresh(body: RefreshIn, request: Request, session: UnitOfWork) -> TokenOut:
     now = utcnow()
@@ -273,7 +329,12 @@ async def refresh(body: RefreshIn, request: Request, session: UnitOfWork) -> Tok
     )
 
 
-@auth_router.post("/logout", summary="End this login everywhere its tokens went", status_code=204)
+@auth_router.post(
+    "/logout",
+    summary="End this login everywhere its tokens went",
+    status_code=204,
+    responses=problems(WITH_BODY),
+)
 async def logout(body: RefreshIn, session: UnitOfWork) -> None:
     await sessions.close_session(session, refresh_token=body.refresh_token, now=utcnow())
 
@@ -281,8 +342,8 @@ async def logout(body: RefreshIn, session: UnitOfWork) -> None:
 @auth_router.post(
     "/staff",
     summary="Staff login with username and password",
-    responses=problem_responses(
-        accounts.WrongCredentials, accounts.AccountLocked, ratelimit.RateLimited
+    responses=problems(
+        WITH_BODY, accounts.WrongCredentials, accounts.AccountLocked, ratelimit.RateLimited
     ),
 )
 async def login_staff(body: StaffLoginIn, request: Request, session: UnitOfWork) -> TokenOut:
@@ -299,7 +360,13 @@ async def login_staff(body: StaffLoginIn, request: Request, session: UnitOfWork)
 @auth_router.post(
     "/dev",
     summary="Development login (WANGBAN_ENV local or test only): an account for any openid",
-    responses=problem_responses(DevLoginDisabled),
+    responses=problems(
+        WITH_BODY,
+        DevLoginDisabled,
+        accounts.RealNameMismatch,
+        accounts.PersonAlreadyBound,
+        ValidationFailed,
+    ),
 )
 async def login_for_development(
     body: DevLoginIn, request: Request, session: UnitOfWork
@@ -361,7 +428,11 @@ async def _me(session: AsyncSession, identity: Identity, cipher: FieldCipher) ->
     )
 
 
-@citizen_router.get("/me", summary="Who I am, how far I am verified, my companies")
+@citizen_router.get(
+    "/me",
+    summary="Who I am, how far I am verified, my companies",
+    responses=problems(SIGNED_IN),
+)
 async def me(identity: Client, session: UnitOfWork, request: Request) -> MeOut:
     return await _me(session, identity, _cipher(request))
 
@@ -369,8 +440,12 @@ async def me(identity: Client, session: UnitOfWork, request: Request) -> MeOut:
 @citizen_router.post(
     "/me/real-name",
     summary="实名: bind my name and resident ID number (checked against the register)",
-    responses=problem_responses(
-        accounts.RealNameMismatch, accounts.PersonAlreadyBound, ratelimit.RateLimited
+    responses=problems(
+        CITIZENS,
+        WITH_BODY,
+        accounts.RealNameMismatch,
+        accounts.PersonAlreadyBound,
+        ratelimit.RateLimited,
     ),
 )
 async def bind_real_name(
@@ -398,6 +473,7 @@ async def bind_real_name(
 @citizen_router.post(
     "/me/real-person/start",
     summary="实人: start WeChat's face verification (needs real-name first)",
+    responses=problems(CITIZENS, FaceVerificationFailed, WECHAT),
 )
 async def start_real_person(
     identity: Citizen, session: UnitOfWork, request: Request
@@ -413,7 +489,14 @@ async def start_real_person(
 @citizen_router.post(
     "/me/real-person",
     summary="实人: finish face verification (the result is asked of WeChat, not believed)",
-    responses=problem_responses(accounts.RealPersonFailed, accounts.FaceVerificationNotFound),
+    responses=problems(
+        CITIZENS,
+        WITH_BODY,
+        accounts.RealPersonFailed,
+        accounts.FaceVerificationNotFound,
+        FaceVerificationFailed,
+        WECHAT,
+    ),
 )
 async def finish_real_person(
     body: FaceFinishIn, identity: Citizen, session: UnitOfWork, request: Request
@@ -433,7 +516,9 @@ async def finish_real_person(
     )
 
 
-@citizen_router.get("/me/companies", summary="Companies I may act for")
+@citizen_router.get(
+    "/me/companies", summary="Companies I may act for", responses=problems(CITIZENS)
+)
 async def my_companies(identity: Citizen, session: UnitOfWork) -> list[CompanyOut]:
     return [
         CompanyOut.model_validate(c, from_attributes=True)
@@ -444,7 +529,7 @@ async def my_companies(identity: Citizen, session: UnitOfWork) -> list[CompanyOu
 @citizen_router.post(
     "/me/companies",
     summary="Bind a company as its legal representative or authorised agent",
-    responses=problem_responses(accounts.NotCompanyRepresentative),
+    responses=problems(CITIZENS, WITH_BODY, accounts.NotCompanyRepresentative),
 )
 async def bind_company(
     body: CompanyIn, identity: Citizen, session: UnitOfWork, request: Request
@@ -469,7 +554,11 @@ OPEN_STATUSES = frozenset(
 )
 
 
-@citizen_router.get("/home", summary="The first screen: hot items, my open applications, …")
+@citizen_router.get(
+    "/home",
+    summary="The first screen: hot items, my open applications, …",
+    responses=problems(CITIZENS),
+)
 async def home(identity: Citizen, services: Services) -> HomeOut:
     parts = await asyncio.gather(
         services.json("catalog", "GET", "/items", params={"list": "网上办", "page_size": 8}),
@@ -499,14 +588,14 @@ async def home(identity: Citizen, services: Services) -> HomeOut:
 # --- Public: the catalogue and certificate verification ---------------------------------------
 
 
-@public_router.get("/items", summary="Find service items")
+@public_router.get("/items", summary="Find service items", responses=problems(FORWARDED_PROBLEMS))
 async def find_items(
     services: Services,
-    q: Annotated[str | None, Query(max_length=50)] = None,
-    department: str | None = None,
-    type: Annotated[str | None, Query(max_length=20)] = None,
-    theme: str | None = None,
-    list: Annotated[str | None, Query(max_length=4)] = None,
+    q: Annotated[str | None, Query(max_length=50, pattern=PRINTABLE)] = None,
+    department: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
+    type: Annotated[str | None, Query(max_length=20, pattern=PRINTABLE)] = None,
+    theme: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
+    list: Annotated[str | None, Query(max_length=4, pattern=PRINTABLE)] = None,
     miaopi: bool | None = None,
     page: Annotated[int, Query(ge=1, le=500)] = 1,
 ) -> Response:
@@ -526,17 +615,27 @@ async def find_items(
     )
 
 
-@public_router.get("/items/{code}", summary="The full guide (办事指南) of an item")
+@public_router.get(
+    "/items/{code}",
+    summary="The full guide (办事指南) of an item",
+    responses=problems(FORWARDED_PROBLEMS),
+)
 async def get_item(code: str, services: Services) -> Response:
-    return await services.forward("catalog", "GET", f"/items/{code}")
+    return await services.forward("catalog", "GET", f"/items/{segment(code)}")
 
 
-@public_router.get("/bundles", summary="Bundles (一件事一次办)")
+@public_router.get(
+    "/bundles", summary="Bundles (一件事一次办)", responses=problems(FORWARDED_PROBLEMS)
+)
 async def list_bundles(services: Services) -> Response:
     return await services.forward("catalog", "GET", "/bundles")
 
 
-@public_router.get("/bundles/{bundle_id}", summary="One bundle, its current version")
+@public_router.get(
+    "/bundles/{bundle_id}",
+    summary="One bundle, its current version",
+    responses=problems(NotFound, UpstreamUnavailable),
+)
 async def get_bundle(bundle_id: str, services: Services) -> Any:
     for version in await services.json("catalog", "GET", "/bundles"):
         if bundle_id in (version.get("bundle_id"), version.get("id")):
@@ -544,11 +643,15 @@ async def get_bundle(bundle_id: str, services: Services) -> Any:
     raise NotFound("一件事主题不存在")
 
 
-@public_router.get("/certificates/verify", summary="Verify a certificate (id or QR payload)")
+@public_router.get(
+    "/certificates/verify",
+    summary="Verify a certificate (id or QR payload)",
+    responses=problems(FORWARDED_PROBLEMS),
+)
 async def verify_certificate(
     services: Services,
-    id: Annotated[str | None, Query(max_length=120)] = None,
-    qr: Annotated[str | None, Query(max_length=512)] = None,
+    id: Annotated[str | None, Query(max_length=120, pattern=PRINTABLE)] = None,
+    qr: Annotated[str | None, Query(max_length=512, pattern=PRINTABLE)] = None,
 ) -> Response:
     return await services.forward(
         "sharing", "POST", "/certificates/verify", json={"certificate_id": id, "qr": qr}
@@ -562,7 +665,9 @@ async def verify_certificate(
     "/applications",
     summary="Apply for an item or a bundle (Idempotency-Key required)",
     status_code=201,
-    responses=problem_responses(ratelimit.RateLimited, accounts.CompanyNotBound),
+    responses=problems(
+        CITIZENS, WITH_BODY, FORWARDED_PROBLEMS, ratelimit.RateLimited, accounts.CompanyNotBound
+    ),
 )
 async def apply(
     body: ApplyIn,
@@ -593,7 +698,7 @@ async def apply(
         identity_var.set(caller)
     target: dict[str, Any]
     if body.item_code is not None:
-        item = await services.json("catalog", "GET", f"/items/{body.item_code}")
+        item = await services.json("catalog", "GET", f"/items/{segment(body.item_code)}")
         target = {"item_version_id": item["id"]}
     else:
         bundle = await get_bundle(str(body.bundle_id), services)
@@ -615,7 +720,11 @@ async def apply(
     )
 
 
-@citizen_router.get("/applications", summary="My applications")
+@citizen_router.get(
+    "/applications",
+    summary="My applications",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
 async def my_applications(identity: Citizen, services: Services) -> Response:
     return await services.forward("intake", "GET", "/applications")
 
@@ -623,9 +732,10 @@ async def my_applications(identity: Citizen, services: Services) -> Response:
 @citizen_router.get(
     "/applications/{application_id}",
     summary="One application with its timeline and the reasons of any decision",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
 )
 async def my_application(application_id: str, identity: Citizen, services: Services) -> Response:
-    return await services.forward("intake", "GET", f"/applications/{application_id}")
+    return await services.forward("intake", "GET", f"/applications/{segment(application_id)}")
 
 
 async def _raw(request: Request) -> tuple[bytes, dict[str, str]]:
@@ -642,6 +752,7 @@ async def _raw(request: Request) -> tuple[bytes, dict[str, str]]:
     "/applications/{application_id}/materials",
     summary="Upload a material file (multipart) for use in this application",
     status_code=201,
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS, UPLOADS),
 )
 async def upload_material(
     application_id: str, identity: Citizen, services: Services, request: Request
@@ -665,13 +776,17 @@ def _pass_through_action(action: str, summary: str) -> None:
         return await services.forward(
             "intake",
             "POST",
-            f"/applications/{application_id}/{action}",
+            f"/applications/{segment(application_id)}/{action}",
             content=content,
             headers=headers,
         )
 
     act.__name__ = f"application_{action}"
-    citizen_router.post(f"/applications/{{application_id}}/{action}", summary=summary)(act)
+    citizen_router.post(
+        f"/applications/{{application_id}}/{action}",
+        summary=summary,
+        responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+    )(act)
 
 
 for _action, _summary in (
@@ -683,17 +798,29 @@ for _action, _summary in (
     _pass_through_action(_action, _summary)
 
 
-@citizen_router.get("/certificates", summary="My certificate wallet (证照夹)")
+@citizen_router.get(
+    "/certificates",
+    summary="My certificate wallet (证照夹)",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
 async def my_certificates(identity: Citizen, services: Services) -> Response:
     return await services.forward("sharing", "GET", "/me/certificates")
 
 
-@citizen_router.get("/certificates/{certificate_id}", summary="One certificate of mine")
+@citizen_router.get(
+    "/certificates/{certificate_id}",
+    summary="One certificate of mine",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
 async def my_certificate(certificate_id: str, identity: Citizen, services: Services) -> Response:
-    return await services.forward("sharing", "GET", f"/me/certificates/{certificate_id}")
+    return await services.forward("sharing", "GET", f"/me/certificates/{segment(certificate_id)}")
 
 
-@citizen_router.get("/data-usage", summary="Who used my data, when and why")
+@citizen_router.get(
+    "/data-usage",
+    summary="Who used my data, when and why",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
 async def my_data_usage(
     identity: Citizen,
     services: Services,
@@ -705,7 +832,9 @@ async def my_data_usage(
     )
 
 
-@citizen_router.get("/messages", summary="My in-app inbox")
+@citizen_router.get(
+    "/messages", summary="My in-app inbox", responses=problems(CITIZENS, FORWARDED_PROBLEMS)
+)
 async def my_messages(
     identity: Citizen,
     services: Services,
@@ -721,12 +850,20 @@ async def my_messages(
     )
 
 
-@citizen_router.post("/messages/{message_id}/read", summary="Mark a message read")
+@citizen_router.post(
+    "/messages/{message_id}/read",
+    summary="Mark a message read",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
 async def read_message(message_id: str, identity: Citizen, services: Services) -> Response:
-    return await services.forward("notify", "POST", f"/me/notifications/{message_id}/read")
+    return await services.forward("notify", "POST", f"/me/notifications/{segment(message_id)}/read")
 
 
-@citizen_router.post("/subscriptions", summary="Report what wx.requestSubscribeMessage answered")
+@citizen_router.post(
+    "/subscriptions",
+    summary="Report what wx.requestSubscribeMessage answered",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
 async def report_subscriptions(identity: Citizen, services: Services, request: Request) -> Response:
     content, headers = await _raw(request)
     return await services.forward(
@@ -825,18 +962,74 @@ def _staff_route(method: str, path: str, service: str, target: str, summary: str
         return await services.forward(
             service,
             method,
-            target.format(**request.path_params),
+            target.format(**{k: segment(v) for k, v in request.path_params.items()}),
             params=dict(request.query_params),
             content=content or None,
             headers=headers,
         )
 
     route.__name__ = "staff_" + re.sub(r"\W+", "_", f"{method}_{path}").strip("_").lower()
-    staff_router.add_api_route(path, route, methods=[method], summary=summary)
+    answers = (STAFF, UPLOADS) if path == "/catalog/imports" else (STAFF,)
+    staff_router.add_api_route(
+        path,
+        route,
+        methods=[method],
+        summary=summary,
+        responses=problems(*answers, FORWARDED_PROBLEMS),
+    )
 
 
 for _route in STAFF_ROUTES:
     _staff_route(*_route)
+
+
+PASS_THROUGH: dict[tuple[str, str], tuple[str, str, str]] = {
+    (method, f"{API}/staff{path}"): (service, method, target)
+    for method, path, service, target, _ in STAFF_ROUTES
+} | {
+    ("GET", f"{API}/items"): ("catalog", "GET", "/items"),
+    ("GET", f"{API}/items/{{code}}"): ("catalog", "GET", "/items/{id}"),
+    ("GET", f"{API}/bundles"): ("catalog", "GET", "/bundles"),
+    ("GET", f"{API}/certificates/verify"): ("sharing", "POST", "/certificates/verify"),
+    ("POST", f"{API}/applications"): ("intake", "POST", "/applications"),
+    ("GET", f"{API}/applications"): ("intake", "GET", "/applications"),
+    ("GET", f"{API}/applications/{{application_id}}"): ("intake", "GET", "/applications/{id}"),
+    ("POST", f"{API}/applications/{{application_id}}/materials"): ("intake", "POST", "/files"),
+    **{
+        ("POST", f"{API}/applications/{{application_id}}/{action}"): (
+            "intake",
+            "POST",
+            f"/applications/{{id}}/{action}",
+        )
+        for action in ("submit", "supplement", "withdraw", "rating")
+    },
+    ("GET", f"{API}/certificates"): ("sharing", "GET", "/me/certificates"),
+    ("GET", f"{API}/certificates/{{certificate_id}}"): ("sharing", "GET", "/me/certificates/{id}"),
+    ("GET", f"{API}/data-usage"): ("sharing", "GET", "/me/data-usage"),
+    ("GET", f"{API}/messages"): ("notify", "GET", "/me/notifications"),
+    ("POST", f"{API}/messages/{{message_id}}/read"): (
+        "notify",
+        "POST",
+        "/me/notifications/{id}/read",
+    ),
+    ("POST", f"{API}/subscriptions"): ("notify", "POST", "/me/subscriptions"),
+    # Every service has the same dead-letter routes (the kit's): the catalogue's stand for all.
+    ("GET", f"{API}/staff/ops/dead-letters/{{service}}"): ("catalog", "GET", "/ops/dead-letters"),
+    ("POST", f"{API}/staff/ops/dead-letters/{{service}}/{{dead_letter_id}}/replay"): (
+        "catalog",
+        "POST",
+        "/ops/dead-letters/{id}/replay",
+    ),
+    ("GET", f"{API}/stats/catalog"): ("catalog", "GET", "/statistics"),
+    ("GET", f"{API}/stats/intake"): ("intake", "GET", "/staff/statistics"),
+}
+"""Routes that answer with a service's answer unchanged, and the service operation they call:
+the gateway's document takes their success answers from the service's (gateway/contract.py)."""
+FORWARDING_QUERY = frozenset(
+    {(method, f"{API}/staff{path}") for method, path, *_ in STAFF_ROUTES}
+    | {("GET", f"{API}/staff/ops/dead-letters/{{service}}"), ("GET", f"{API}/stats/intake")}
+)
+"""Pass-through routes that hand the whole query string on to the service."""
 
 
 OPS_SERVICES = ("catalog", "intake", "approval", "sharing", "notify")
@@ -857,7 +1050,7 @@ def _ops_target(service: str) -> str:
 @staff_router.get(
     "/ops/dead-letters/{service}",
     summary="Dead letters of one service (ops)",
-    responses=problem_responses(UnknownService),
+    responses=problems(STAFF, FORWARDED_PROBLEMS, UnknownService),
 )
 async def dead_letters(
     service: str, staff: Staff, services: Services, request: Request
@@ -870,22 +1063,30 @@ async def dead_letters(
 @staff_router.post(
     "/ops/dead-letters/{service}/{dead_letter_id}/replay",
     summary="Replay one dead letter (ops)",
-    responses=problem_responses(UnknownService),
+    responses=problems(STAFF, FORWARDED_PROBLEMS, UnknownService),
 )
 async def replay_dead_letter(
     service: str, dead_letter_id: str, staff: Staff, services: Services
 ) -> Response:
     return await services.forward(
-        _ops_target(service), "POST", f"/ops/dead-letters/{dead_letter_id}/replay"
+        _ops_target(service), "POST", f"/ops/dead-letters/{segment(dead_letter_id)}/replay"
     )
 
 
-@stats_router.get("/catalog", summary="The catalogue's statistics (四办 lists, 秒批 share)")
+@stats_router.get(
+    "/catalog",
+    summary="The catalogue's statistics (四办 lists, 秒批 share)",
+    responses=problems(STAFF, FORWARDED_PROBLEMS),
+)
 async def catalog_statistics(staff: Staff, services: Services) -> Response:
     return await services.forward("catalog", "GET", "/statistics")
 
 
-@stats_router.get("/intake", summary="Applications: volumes, on-time rate, ratings")
+@stats_router.get(
+    "/intake",
+    summary="Applications: volumes, on-time rate, ratings",
+    responses=problems(STAFF, FORWARDED_PROBLEMS),
+)
 async def intake_statistics(staff: Staff, services: Services, request: Request) -> Response:
     return await services.forward(
         "intake", "GET", "/staff/statistics", params=dict(request.query_params)

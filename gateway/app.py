@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import api, clients, ratelimit
+from gateway import api, clients, contract, ratelimit
 from gateway.events import outbox
 from gateway.models import metadata
 from gateway.protection import BodyLimit, SecurityHeaders
@@ -28,6 +28,9 @@ def configure(app: FastAPI, settings: Settings) -> None:
     app.state.identity_verifier = clients.identity_verifier(settings)
     app.state.cipher = FieldCipher.from_settings(settings)
     app.state.blind_index = BlindIndex.from_settings(settings)
+    contract.describe_pass_through(
+        app, settings, api.PASS_THROUGH, forwarding_query=api.FORWARDING_QUERY
+    )
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.gateway_max_body_bytes,

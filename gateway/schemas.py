@@ -7,23 +7,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""Identifiers, names and codes: no control characters (PostgreSQL text cannot hold NUL, and
+none of them belongs in a name, a username or a code)."""
+
 
 class WeChatLoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=1, max_length=128, description="wx.login 返回的 code")
+    code: str = Field(
+        min_length=1, max_length=128, pattern=PRINTABLE, description="wx.login 返回的 code"
+    )
 
 
 class RefreshIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=20, max_length=200)
+    refresh_token: str = Field(min_length=20, max_length=200, pattern=PRINTABLE)
 
 
 class StaffLoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
     password: str = Field(min_length=1, max_length=200)
 
     def __repr__(self) -> str:
@@ -33,10 +39,10 @@ class StaffLoginIn(BaseModel):
 class DevLoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    openid: str = Field(min_length=1, max_length=128)
+    openid: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
     assurance: Literal["wechat", "real_name", "real_person"] = "wechat"
-    name: str | None = Field(default=None, max_length=100)
-    id_number: str | None = Field(default=None, max_length=18)
+    name: str | None = Field(default=None, max_length=100, pattern=PRINTABLE)
+    id_number: str | None = Field(default=None, max_length=18, pattern=PRINTABLE)
 
 
 class TokenOut(BaseModel):
@@ -68,8 +74,10 @@ class MeOut(BaseModel):
 class RealNameIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=50)
-    id_number: str = Field(min_length=15, max_length=20, description="18 位居民身份证号码")
+    name: str = Field(min_length=1, max_length=50, pattern=PRINTABLE)
+    id_number: str = Field(
+        min_length=15, max_length=20, pattern=PRINTABLE, description="18 位居民身份证号码"
+    )
 
     def __repr__(self) -> str:
         return "RealNameIn(***)"
@@ -84,13 +92,15 @@ class FaceStartOut(BaseModel):
 class FaceFinishIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    verify_id: str = Field(min_length=1, max_length=128)
+    verify_id: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
 
 
 class CompanyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    uscc: str = Field(min_length=18, max_length=18, description="统一社会信用代码")
+    uscc: str = Field(
+        min_length=18, max_length=18, pattern=PRINTABLE, description="统一社会信用代码"
+    )
 
 
 class MaterialChoice(BaseModel):
@@ -105,12 +115,14 @@ class ApplyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    item_code: str | None = Field(default=None, max_length=64)
-    bundle_id: str | None = Field(default=None, max_length=36)
+    item_code: str | None = Field(default=None, max_length=64, pattern=PRINTABLE)
+    bundle_id: str | None = Field(default=None, max_length=36, pattern=PRINTABLE)
     form: dict[str, Any] = Field(default_factory=dict)
     materials: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
     member_materials: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    act_for_company: str | None = Field(default=None, min_length=18, max_length=18)
+    act_for_company: str | None = Field(
+        default=None, min_length=18, max_length=18, pattern=PRINTABLE
+    )
     draft: bool = False
 
     @model_validator(mode="after")

@@ -8,14 +8,24 @@ service answered — and a service that cannot be reached is a 503 problem, neve
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import Response
 
-from wangban.errors import Problem, ServiceUnavailable
+from wangban.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Problem,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from wangban.http import service_client
 from wangban.settings import Settings
 
@@ -28,6 +38,61 @@ PASSED_HEADERS = ("content-type", "retry-after", "location", "content-dispositio
 class UpstreamUnavailable(ServiceUnavailable):
     type_slug = "upstream-unavailable"
     title = "服务暂不可用"
+
+
+class NulCharacter(ValidationFailed):
+    type_slug = "nul-character"
+    title = "请求中含有空字符"
+
+
+FORWARDED_PROBLEMS: tuple[type[Problem], ...] = (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Conflict,
+    ValidationFailed,
+    NulCharacter,
+    UpstreamUnavailable,
+)
+"""The problems a pass-through route answers with besides the gateway's own: the service's
+refusals (its roles and department check, an id it does not know, a state that does not allow
+the action, a body it rejects) passed on unchanged, and the gateway's 503 when it is down."""
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment of a service's URL: percent-encoded, so a path parameter
+    (already decoded by the gateway) can neither add segments (``/``), nor climb (``..``), nor
+    make the URL unsendable (control characters)."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def refuse_nul(
+    params: Mapping[str, Any], json: Any, content: bytes | None, headers: Mapping[str, str]
+) -> None:
+    """A NUL character in a query value or a JSON string is refused here (422): no form field
+    holds one, and PostgreSQL text cannot store it, so a service would fail on it (500)."""
+    if _has_nul(dict(params)) or _has_nul(json):
+        raise NulCharacter("请求中含有空字符（U+0000），请删除后重试")
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if content and b"\\u0000" in content and "json" in content_type.lower():
+        try:
+            parsed = jsonlib.loads(content)
+        except ValueError:
+            return  # not JSON after all: the service refuses it as such
+        if _has_nul(parsed):
+            raise NulCharacter("请求中含有空字符（U+0000），请删除后重试")
 
 
 class UpstreamProblem(Problem):
@@ -79,6 +144,7 @@ class Upstreams:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        refuse_nul(params or {}, json, content, headers or {})
         try:
             return await self.clients[service].request(
                 method,
