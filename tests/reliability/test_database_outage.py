@@ -30,6 +30,7 @@ from tests.reliability.support import (
     outcome_of,
     publish_allowance,
     sign_in_elder,
+    where_they_are,
 )
 from tests.serving import serve_asgi
 from wangban.db import Database
@@ -188,7 +189,11 @@ async def test_the_platform_answers_503_during_a_database_outage_and_recovers_by
                 outcome = await outcome_of(database, applications)
                 return all(o["delivered"] == 1 for o in outcome.values())
 
-            await eventually(all_delivered, timeout_s=90)
+            await eventually(
+                all_delivered,
+                timeout_s=90,
+                explain=lambda: where_they_are(database, applications),
+            )
             await asyncio.sleep(1.0)  # anything applied twice would show up by now
             outcome = await outcome_of(database, applications)
             for application_id, counts in outcome.items():
