@@ -102,6 +102,7 @@ class Trail:
     approved_event: str | None = None
     issued: float | None = None
     issued_seen: float | None = None  # time.time() when the reader got it
+    certificate_id: str | None = None  # of the certificate.issued event
 
 
 @dataclass
@@ -135,10 +136,16 @@ def observe(observations: Observations, raw: bytes, seen: float) -> None:
             trail.approved, trail.approved_event = _event_time(envelope), str(envelope["id"])
     elif kind == ISSUED and trail.issued is None:
         trail.issued, trail.issued_seen = _event_time(envelope), seen
+        trail.certificate_id = str(data["certificate_id"]) if data.get("certificate_id") else None
 
 
 async def read_events(
-    settings: Settings, observations: Observations, ready: asyncio.Event, *, fetch_wait_ms: int
+    settings: Settings,
+    observations: Observations,
+    ready: asyncio.Event,
+    *,
+    fetch_wait_ms: int,
+    from_latest: bool = False,
 ) -> None:
     """A partner department's plain reader: all partitions, from the start, no group.
 
@@ -146,7 +153,10 @@ async def read_events(
     only when the wait is over, so a 10 ms reader would cost the broker a fetch of 15 partitions
     a hundred times a second, CPU the platform under test then lacks. The latency measured does
     not depend on it (it comes from the events' own times); only "request → certificate read"
-    includes the reader's wait."""
+    includes the reader's wait.
+
+    ``from_latest``: only events written after the reader started (a reader started again and
+    again in one run need not read the earlier runs' events first)."""
     from wangban.kafka import common_config
 
     reader = AIOKafkaConsumer(
@@ -155,7 +165,7 @@ async def read_events(
         CERTIFICATES_TOPIC,
         **common_config(settings, client_id="bench-auto-approval-reader"),
         group_id=None,
-        auto_offset_reset="earliest",
+        auto_offset_reset="latest" if from_latest else "earliest",
         fetch_max_wait_ms=fetch_wait_ms,
     )
     await reader.start()
