@@ -344,3 +344,51 @@ async def test_correlation_id_travels_from_request_to_handler(
     finally:
         await runner.stop()
         await relay.stop()
+
+
+async def test_a_relay_is_woken_at_commit_in_its_own_process_and_by_notify_from_another(
+    kit: Kit, infrastructure: Infrastructure, database: Database
+) -> None:
+    """With the poll 30 s away, only a wake-up can send an event within seconds. A writer in
+    the relay's process wakes it through the after-commit hook and needs no ``pg_notify``; a
+    writer in another process (here: another ``Outbox`` on the same tables, with no relay)
+    sends ``pg_notify``, which the relay LISTENs for."""
+    from sqlalchemy import event as sa_event
+
+    from wangban.outbox import Outbox
+
+    settings = make_settings(infrastructure, outbox_poll_interval_s=30.0)
+    elsewhere = Outbox(
+        schema=kit.schema,
+        source="/wangban/test/elsewhere",
+        tables=kit.tables,
+        registry=kit.registry,
+    )
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    relay = kit.relay(settings, database)
+    runner = kit.runner(settings, database, kit.consumer("woken"))
+    relay.start()
+    runner.start()
+    sa_event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await asyncio.sleep(0.5)  # the relay's first round and LISTEN are done
+        async with database.sessionmaker() as session, session.begin():
+            await kit.record(session, "same-process")
+        await eventually(lambda: _has(kit, database, "woken", "same-process"), timeout_s=10)
+        assert not any("pg_notify" in s for s in statements)
+
+        async with database.sessionmaker() as session, session.begin():
+            await session.execute(
+                kit.ledger.insert().values(entry_id=str(uuid.uuid4()), note="other-process")
+            )
+            await elsewhere.publish(session, kit.event(entry_id=str(uuid.uuid4()), note="other"))
+        assert any("pg_notify" in s for s in statements)
+        await eventually(lambda: _has(kit, database, "woken", "other"), timeout_s=10)
+    finally:
+        sa_event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+        await runner.stop()
+        await relay.stop()
