@@ -25,24 +25,55 @@ Nothing here touches the database or the network.
 
 from __future__ import annotations
 
-import logging
+import os
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 
-import jieba
-from pypinyin import Style, lazy_pinyin
+from catalog_service.pinyin_phrases import PHRASE_READINGS
+from catalog_service.segmenter import CompactTokenizer
 
-# jieba logs "Building prefix dict…" at DEBUG on first use; the service's logs should not.
-jieba.setLogLevel(logging.WARNING)
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the duration of the block only."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous
+
+
+# pypinyin's phrase dictionary (~47k phrases) costs ~44 MB resident; the catalogue needs a few
+# dozen of its readings (see catalog_service/pinyin_phrases.py). pypinyin reads
+# PYPINYIN_NO_PHRASES once, when it is first imported, so it is set around this import only
+# (no other part of the process, nor a child process, inherits it). Nothing else in the service
+# imports pypinyin; had something imported it before us, with the full dictionary, the
+# catalogue's readings would be the same (the table is part of that dictionary) and only the
+# memory would not be saved; tests/catalog/test_search_memory.py checks a fresh process.
+with _environment("PYPINYIN_NO_PHRASES", "true"):
+    from pypinyin import Style, lazy_pinyin, load_phrases_dict
+
+load_phrases_dict(
+    {
+        phrase: [[syllable] for syllable in reading.split()]
+        for phrase, reading in PHRASE_READINGS.items()
+    }
+)
 
 # A private segmenter rather than jieba's global one: indexing and querying must segment the same
 # way, so nothing else in the process (a stray ``jieba.add_word``) may change this one's
-# dictionary. Construction is cheap; the dictionary is loaded on first use (thread-safe, jieba
-# holds a lock) or by :func:`warm_up`.
-_SEGMENTER = jieba.Tokenizer()
+# dictionary. It is jieba's own tokenizer with a compact read-only dictionary (~5 MB instead of
+# ~66 MB, same segmentation; see catalog_service/segmenter.py). Construction is cheap; the
+# dictionary is loaded on first use (thread-safe, jieba holds a lock) or by :func:`warm_up`.
+_SEGMENTER = CompactTokenizer()
 
 MAX_TERM_LENGTH = 64
 """Longest term kept; longer ones are cut. Nobody types more than this, a cut pinyin term still
@@ -68,8 +99,8 @@ _HAN_RUN = re.compile(f"[{_HAN}]+")
 def warm_up() -> None:
     """Load jieba's dictionary and pypinyin's tables now rather than on the first request.
 
-    jieba builds (or reads from its cache) a prefix dictionary of ~350k words on first use, which
-    takes about a second; a service calls this at start-up so no citizen waits for it.
+    The segmenter builds its dictionary of ~350k words on first use, which takes about half a
+    second; a service calls this at start-up so no citizen waits for it.
     """
     _SEGMENTER.initialize()
     lazy_pinyin("预热")

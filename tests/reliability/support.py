@@ -330,3 +330,9 @@ async def running_platform(
             for name in ("intake", "notify")
         ]
         yield Platform(settings, database, apps, runners, intake, notify, version_id, content)
+
+
+def report(scenario: str, **figures: object) -> None:
+    """One line of the scenario's figures (applications, faults, losses, duplicates), for
+    docs/reliability.md: ``pytest tests/reliability -s | grep RELIABILITY``."""
+    print(f"RELIABILITY {scenario} {json.dumps(figures, ensure_ascii=False, default=str)}")

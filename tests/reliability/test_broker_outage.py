@@ -24,6 +24,7 @@ from tests.reliability.support import (
     eventually,
     outcome_of,
     publish_allowance,
+    report,
     sign_in_elder,
     where_they_are,
 )
@@ -105,5 +106,16 @@ async def test_submissions_are_kept_through_a_broker_outage_and_all_decided_afte
                 assert proxy.connections_reset > 0  # live broker connections were cut
                 assert len(during) >= OUTAGE_S * DURING_RATE_PER_S * 0.5
                 assert caught_up_s < 120
+                report(
+                    "broker_outage",
+                    applications=len(applications),
+                    accepted_during_the_outage=len(during),
+                    outage_s=OUTAGE_S,
+                    broker_connections_reset=proxy.connections_reset,
+                    all_delivered_s_after_recovery=round(caught_up_s, 1),
+                    losses=0,
+                    duplicates=len(duplicates),
+                    dead_letters_added=0,
+                )
         finally:
             broker.stop()

@@ -29,6 +29,7 @@ from tests.reliability.support import (
     eventually,
     outcome_of,
     publish_allowance,
+    report,
     sign_in_elder,
     where_they_are,
 )
@@ -96,6 +97,13 @@ async def test_events_wait_out_an_outage_instead_of_becoming_dead_letters(
             notes = await kit.effect_notes(database, "outage")
             assert len(notes) == len(set(notes)) == 6  # each exactly once
             assert await kit.count(database, kit.tables.dead_letter) == 0
+            report(
+                f"outage_of_the_{unreachable.replace(' ', '_')}",
+                events=6,
+                outage_s=OUTAGE_S,
+                applied_once=len(notes),
+                dead_letters=0,
+            )
         finally:
             await runner.stop()
             await relay.stop()
@@ -203,3 +211,14 @@ async def test_the_platform_answers_503_during_a_database_outage_and_recovers_by
             assert await dead_letter_counts(database) == dead_before
             assert proxy.connections_reset > 0  # the outage really cut live connections
             assert recovery_s < 20
+            report(
+                "database_outage",
+                applications=len(applications),
+                outage_s=OUTAGE_S,
+                database_connections_reset=proxy.connections_reset,
+                answers_during_the_outage=[f"{path}: {status}" for path, status, *_ in during],
+                serving_again_s_after_recovery=round(recovery_s, 1),
+                losses=0,
+                duplicates=0,
+                dead_letters_added=0,
+            )

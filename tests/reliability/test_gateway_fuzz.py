@@ -45,6 +45,7 @@ from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.notify.fake_wechat import serve_fake_wechat
+from tests.reliability.support import report
 from wangban.db import Database
 
 API = "/api/v1"
@@ -257,3 +258,10 @@ async def test_fuzzed_requests_get_documented_answers(world: FuzzWorld, principa
     assert reached == {op.label for op in _operations(world)}, "operations never requested"
     assert findings.requests.total() >= 10 * len(reached)
     assert not findings.failures, _report(principal, findings)
+    report(
+        f"fuzz_{principal}",
+        operations=len(reached),
+        requests=findings.requests.total(),
+        server_errors=0,
+        schema_mismatches=0,
+    )

@@ -27,6 +27,7 @@ from tests.reliability.support import (
     outcome_of,
     platform_processes,
     publish_allowance,
+    report,
     sign_in_elder,
     where_they_are,
 )
@@ -110,6 +111,17 @@ async def test_every_application_is_final_exactly_once_when_services_are_killed(
             assert duplicates == {}
             assert await dead_letter_counts(database) == dead_before
             assert services.exited() == {}, _logs(services)
+            report(
+                "process_kill",
+                applications=len(applications),
+                sigkills=killed,
+                submissions_retried_by_the_client=len(retries),
+                retry_causes=sorted(set(retries)),
+                delivered=sum(o["delivered"] for o in outcome.values()),
+                losses=APPLICATIONS - sum(o["delivered"] for o in outcome.values()),
+                duplicates=len(duplicates),
+                dead_letters_added=0,
+            )
 
 
 def _logs(services: ServiceProcesses) -> str:

@@ -30,7 +30,7 @@ from notify_service.models import Message, Notification
 from sharing_service.models import Certificate
 from tests.conftest import Infrastructure
 from tests.kit.support import eventually
-from tests.reliability.support import Platform, persona_who, running_platform
+from tests.reliability.support import Platform, persona_who, report, running_platform
 from wangban.db import Database
 from wangban.events import CLOUDEVENTS_CONTENT_TYPE, Envelope, uuid7
 from wangban.settings import Settings
@@ -38,9 +38,6 @@ from wangban.settings import Settings
 SCHEMAS = ("catalog", "intake", "approval", "sharing", "notify")
 SUBMITTED = "cn.wangban.intake.application.submitted.v1"
 ACCEPTED = "cn.wangban.intake.application.accepted.v1"
-
-FIGURES: dict[str, Any] = {}
-"""What each test injected and found (applications, faults, losses, duplicates)."""
 
 
 # --- observing the platform ---------------------------------------------------------------------
@@ -254,17 +251,20 @@ async def test_duplicated_reordered_and_re_enveloped_events_change_nothing(
         "approve",
         "deny",
     ]
-    FIGURES["redelivery"] = {
-        "applications": len(ids),
-        "events_published": len(envelopes),
-        "injected": len(injected),
-        "exact_duplicates": 2 * len(envelopes),
-        "new_envelope_ids": len(re_enveloped),
-        "losses": 0,
-        "duplicates": sum(len(after[p]) - len(before[p]) for p in before),
-        "dead_letters_added": sum(dead_after.values()) - sum(dead_before.values()),
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    report(
+        "redelivery",
+        **{
+            "applications": len(ids),
+            "events_published": len(envelopes),
+            "injected": len(injected),
+            "exact_duplicates": 2 * len(envelopes),
+            "new_envelope_ids": len(re_enveloped),
+            "losses": 0,
+            "duplicates": sum(len(after[p]) - len(before[p]) for p in before),
+            "dead_letters_added": sum(dead_after.values()) - sum(dead_before.values()),
+            "seconds": round(time.monotonic() - started, 1),
+        },
+    )
 
 
 def _cloned(envelope: Envelope, application_id: str) -> Envelope:
@@ -320,10 +320,13 @@ async def test_an_acceptance_delivered_before_its_submission_ends_as_in_order_de
         ["submitted", "accepted", "approved"],
         1,
     )
-    FIGURES["out_of_order"] = {
-        "applications": 2,
-        "faults": "application.accepted before application.submitted",
-        "losses": 0,
-        "duplicates": 0,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    report(
+        "out_of_order",
+        **{
+            "applications": 2,
+            "faults": "application.accepted before application.submitted",
+            "losses": 0,
+            "duplicates": 0,
+            "seconds": round(time.monotonic() - started, 1),
+        },
+    )

@@ -34,7 +34,7 @@ from sharing_service.sandbox import SandboxProvider
 from tests.conftest import Infrastructure
 from tests.fakes.department import json_response
 from tests.kit.support import eventually
-from tests.reliability.support import Platform, persona_who, running_platform
+from tests.reliability.support import Platform, persona_who, report, running_platform
 from tests.serving import serve_asgi
 from wangban.crypto import FieldCipher
 from wangban.db import Database
@@ -236,4 +236,4 @@ async def test_a_slow_or_failing_provider_sends_the_case_to_a_person_in_time_and
             figures["faulted_requests"] = department.faulted
         finally:
             await register(platform, base_url=None)
-    FIGURES["slow_provider"] = figures
+    report("slow_provider", **figures)
