@@ -180,14 +180,23 @@ def service_client(
     *,
     caller: str,
     transport: httpx.AsyncBaseTransport | None = None,
-    max_connections: int = 100,
-    max_keepalive_connections: int = 20,
+    max_connections: int = 16,
+    max_keepalive_connections: int = 16,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` for calling service ``target`` from service ``caller``.
 
     Build one per target at start-up and close it at shutdown: the connection pool is
     what keeps inter-service latency low. ``transport`` replaces the network transport
     (e.g. an ``httpx.ASGITransport`` in tests); retries and propagation still apply.
+
+    Every connection the pool may open is also kept alive: with fewer kept than opened, a
+    burst above the keep-alive count closed a connection after each request and opened a new
+    one for the next (connection churn that cost the gateway most of its CPU at 100 searches/s).
+    The pool is small on purpose: httpcore checks every pooled connection (a socket poll
+    each) and compares every pair of them each time it assigns a request or takes one back,
+    so its cost grows with the square of the pool. Sixteen connections to a service answering
+    in milliseconds carry thousands of calls a second; more requests than that wait briefly
+    for a connection rather than make every request slower.
     """
     inner = transport or httpx.AsyncHTTPTransport(
         limits=httpx.Limits(
