@@ -3,6 +3,7 @@ through the gateway, and counting what every service holds for a set of applicat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -93,16 +94,21 @@ async def sign_in_elder(
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
+def commitments(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """告知承诺 for every material of the item that allows it."""
+    return [
+        {"index": i, "commitment": True}
+        for i, m in enumerate(content["materials"])
+        if m["source"] == "commitment"
+    ]
+
+
 def allowance_application() -> dict[str, Any]:
     content = allowance_content()
     return {
         "item_code": ALLOWANCE_CODE,
         "form": elder().form(ALLOWANCE_CODE, today=date.today()),
-        "materials": [
-            {"index": i, "commitment": True}
-            for i, m in enumerate(content["materials"])
-            if m["source"] == "commitment"
-        ],
+        "materials": commitments(content),
     }
 
 
@@ -120,14 +126,8 @@ async def eventually(
         if time.monotonic() - started > timeout_s:
             state = await explain() if explain is not None else ""
             raise AssertionError(f"not true within {timeout_s:g} s: {check.__name__} {state}")
-        await _sleep(interval_s)
+        await asyncio.sleep(interval_s)
     return time.monotonic() - started
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 async def dead_letter_counts(database: Database) -> dict[str, int]:
@@ -270,11 +270,7 @@ class Platform:
             "/me/subscriptions", json={"results": {CERTIFICATE_TEMPLATE: "accept"}}, headers=headers
         )
         assert subscribed.status_code == 200, subscribed.text
-        commitment = [
-            {"index": i, "commitment": True}
-            for i, m in enumerate(self.content["materials"])
-            if m["source"] == "commitment"
-        ]
+        commitment = commitments(self.content)
         response = await self.intake.post(
             "/applications",
             json={
