@@ -28,10 +28,12 @@ __all__ = [
     "APPROVER",
     "AUDITOR",
     "CATALOG_ADMIN",
+    "CATALOG_APPROVER",
     "DATA_ADMIN",
     "INTERNAL_AUDIENCE",
     "NOTIFY_ADMIN",
     "OPS",
+    "PLATFORM_CATALOG_ADMIN",
     "REVIEWER",
     "WINDOW_CLERK",
     "AssuranceLevel",
@@ -57,7 +59,14 @@ REVIEWER: Final = "reviewer"
 APPROVER: Final = "approver"
 """Decides applications of their department at a workflow step that requires it (决定签发)."""
 CATALOG_ADMIN: Final = "catalog_admin"
-"""Maintains the service-item catalogue."""
+"""Maintains the service-item catalogue of their own department (and region): drafts, revisions,
+submissions for review, withdrawals, bundles of their department's items."""
+CATALOG_APPROVER: Final = "catalog_approver"
+"""事项审核: approves or rejects a submitted item version of their own department (四眼原则:
+never one they authored, last edited or submitted)."""
+PLATFORM_CATALOG_ADMIN: Final = "platform_catalog_admin"
+"""Rare, platform-wide catalogue role: search synonyms, imports across departments, bundles
+spanning departments. Approving a change still takes a department's ``catalog_approver``."""
 AUDITOR: Final = "auditor"
 """Reads audit trails and data-sharing records; changes nothing."""
 DATA_ADMIN: Final = "data_admin"
