@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service import cases, repository, rules
+from approval_service import cases, replay, repository, rules
 from approval_service.calendar import calendar_for
 from approval_service.models import Case
 from approval_service.schemas import (
@@ -26,12 +26,21 @@ from approval_service.schemas import (
     DryRunIn,
     EvaluationOut,
     ReasonIn,
+    ReplayIn,
     RuleResultOut,
     SuspendIn,
 )
-from wangban.auth import APPROVER, AUDITOR, CATALOG_ADMIN, REVIEWER, Identity, require_roles
+from wangban.auth import (
+    APPROVER,
+    AUDITOR,
+    CATALOG_ADMIN,
+    PLATFORM_CATALOG_ADMIN,
+    REVIEWER,
+    Identity,
+    require_roles,
+)
 from wangban.crypto import FieldCipher
-from wangban.db import UnitOfWork
+from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import ValidationFailed, problem_responses
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -40,6 +49,7 @@ rule_router = APIRouter(prefix="/rules", tags=["秒批 rules"])
 Reviewer = Annotated[Identity, Depends(require_roles(REVIEWER, APPROVER))]
 Reader = Annotated[Identity, Depends(require_roles(REVIEWER, APPROVER, AUDITOR))]
 CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN))]
+CatalogAuthor = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN, PLATFORM_CATALOG_ADMIN))]
 
 CASE_ERRORS = (
     cases.CaseNotFound,
@@ -328,3 +338,29 @@ async def dry_run(body: DryRunIn, _: CatalogAdmin) -> EvaluationOut:
         rule_set_digest=evaluation.rule_set_digest,
         undeclared_needs={k: list(v) for k, v in compiled.undeclared_needs.items()},
     )
+
+
+@rule_router.post(
+    "/replay",
+    summary="Replay a proposed rule set on the item's recent decided cases (four-eyes review)",
+    description="Called by the catalog when a rule change is submitted for review, with the "
+    "author's identity. Only the caller's department's cases count (every department's for "
+    "the platform catalogue role). Answers counts and the cases whose outcome would change "
+    "(application ids and outcomes, nothing personal).",
+    responses=problem_responses(InvalidRuleSet),
+)
+async def replay_rules(
+    body: ReplayIn, session: ReadSession, author: CatalogAuthor
+) -> dict[str, Any]:
+    platform = author.has_any_role(PLATFORM_CATALOG_ADMIN)
+    try:
+        result = await replay.replay(
+            session,
+            item_code=body.item_code,
+            rule_set=body.rules,
+            # A department's author sees its own cases only; no department, none at all.
+            department=None if platform else (author.department or "-"),
+        )
+    except rules.RuleSetInvalid as exc:
+        raise InvalidRuleSet(str(exc)) from exc
+    return result.summary()

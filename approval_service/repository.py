@@ -111,3 +111,28 @@ async def take_early_acceptance(
         )
     ).scalar_one_or_none()
     return event
+
+
+async def recent_decided_cases(
+    session: AsyncSession, *, item_code: str, department: str | None, limit: int
+) -> list[tuple[Case, str | None]]:
+    """The item's most recently decided (approved or denied) cases, newest first, each with
+    the outcome 秒批 gave it if it was asked (for the catalogue's replay of proposed rules)."""
+    query = select(Case).where(
+        Case.item_code == item_code,
+        Case.status.in_(("approved", "denied")),
+        Case.decided_at.is_not(None),
+    )
+    if department is not None:
+        query = query.where(Case.department == department)
+    decided = (await session.scalars(query.order_by(Case.decided_at.desc()).limit(limit))).all()
+    if not decided:
+        return []
+    autos = await session.execute(
+        select(Decision.application_id, Decision.outcome).where(
+            Decision.application_id.in_([c.application_id for c in decided]),
+            Decision.kind == "auto",
+        )
+    )
+    auto_of = {application_id: outcome for application_id, outcome in autos.all()}
+    return [(case, auto_of.get(case.application_id)) for case in decided]

@@ -114,3 +114,12 @@ class EvaluationOut(BaseModel):
     missing: dict[str, str]
     rule_set_digest: str
     undeclared_needs: dict[str, list[str]]
+
+
+class ReplayIn(BaseModel):
+    """A proposed rule set of one item, to replay on its recent decided cases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_code: str = Field(min_length=1, max_length=64, description="实施编码")
+    rules: list[dict[str, Any]] = Field(max_length=50)
