@@ -30,6 +30,14 @@ Outcome, in this order of precedence:
    checks must not pass everything.
 
 Every rule is evaluated (or skipped) even after a failure, so the explanation lists them all.
+
+Cost. A rule over one of the static limits of :mod:`wangban.cel_limits` (the catalogue refuses
+them at save; one saved before the limits existed can still arrive) is not evaluated, and an
+evaluation that passes its step budget (:data:`~wangban.cel_limits.STEP_BUDGET_PER_RULE`, and
+:data:`~wangban.cel_limits.STEP_BUDGET_PER_RULE_SET` for all the rules of one application) is
+stopped where it is: either is an ``error`` result, so the case is referred to a person, never
+approved or denied by a rule that could not finish. :func:`dry_run` refuses both instead,
+naming the rule, so its author sees why before publishing.
 """
 
 from __future__ import annotations
@@ -48,7 +56,11 @@ from functools import lru_cache
 from typing import Any, Final, Literal, TypeAlias, cast
 
 import celpy
+import lark
 from celpy import celtypes
+from celpy.evaluation import base_functions
+
+from wangban import cel_limits
 
 __all__ = [
     "NOT_FOUND",
@@ -131,6 +143,9 @@ class CompiledRule:
     needs: tuple[str, ...]
     """Declared datasets plus every dataset the expression reads, in order of first mention."""
     ast: celpy.Expression = field(repr=False, compare=False)
+    limit_problem: str | None = None
+    """Why the rule is over a static limit (:mod:`wangban.cel_limits`), in Chinese: such a
+    rule is never evaluated."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +211,7 @@ def _compile_canonical(canonical: str) -> CompiledRuleSet:
         except Exception as exc:  # celpy raises its own parse errors; any is a bad rule
             first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise RuleSetInvalid(f"规则“{rule['name']}”的表达式语法错误：{first_line}") from exc
+        limit_problem = cel_limits.static_limit_problem(rule["expression"], ast)
         read = _datasets_read(rule["expression"], fields_read)
         declared = tuple(dict.fromkeys(rule["needs"]))
         extra = tuple(d for d in read if d not in declared)
@@ -210,6 +226,7 @@ def _compile_canonical(canonical: str) -> CompiledRuleSet:
                 declared_needs=declared,
                 needs=declared + extra,
                 ast=ast,
+                limit_problem=limit_problem,
             )
         )
     datasets = tuple(dict.fromkeys(d for rule in compiled for d in rule.needs))
@@ -349,6 +366,8 @@ class RuleResult:
     detail: str | None = None
     """For staff: the missing datasets of a skipped rule, the error of a rule that raised."""
     refer: bool = False
+    over_limit: bool = False
+    """The rule was over a static limit or stopped by the step budget (an ``error``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -389,9 +408,15 @@ def evaluate(
     ``needs_status`` says, for each dataset, whether a record was found; a dataset it does not
     mention counts as unavailable, so forgetting to look something up refers, never denies."""
     started = time.perf_counter()
+    budget = _Budget(total=cel_limits.STEP_BUDGET_PER_RULE_SET)
     # One activation for all the rules of this application: building it costs about as much
     # as evaluating a simple rule, and celpy's runner would build (and copy) one per rule.
-    activation = celpy.Activation(annotations=_ENV.annotations, package=_ENV.package, vars=context)
+    activation = celpy.Activation(
+        annotations=_ENV.annotations,
+        package=_ENV.package,
+        vars=context,
+        functions=_charged_functions(budget),
+    )
     results: list[RuleResult] = []
     missing: dict[str, Literal["not_found", "unavailable"]] = {}
     for rule in rule_set.rules:
@@ -404,7 +429,7 @@ def evaluate(
             missing.update(absent)
             results.append(_result(rule, "skipped", _absent_detail(absent)))
             continue
-        results.append(_evaluate_rule(rule, activation))
+        results.append(_evaluate_rule(rule, activation, budget))
     outcome, deciding = _decide(results)
     if not results:
         reason = REFER_REASONS["empty"]
@@ -427,9 +452,82 @@ def evaluate(
     )
 
 
-def _evaluate_rule(rule: CompiledRule, activation: celpy.Activation) -> RuleResult:
+class _OverBudget(BaseException):
+    """Raised out of the interpreter when a rule has used its steps. A BaseException on
+    purpose: celpy catches ``Exception`` in places (and logs the arguments, which hold the
+    applicant's data, at ERROR level); this must unwind straight to :func:`_evaluate_rule`."""
+
+
+class _Budget:
+    """Steps left for the rule being evaluated, and for the application's whole rule set."""
+
+    __slots__ = ("left", "total_left")
+
+    def __init__(self, *, total: int) -> None:
+        self.total_left = total
+        self.left = 0
+
+    def start_rule(self) -> None:
+        self.left = min(cel_limits.STEP_BUDGET_PER_RULE, self.total_left)
+
+    def end_rule(self, allowed: int) -> None:
+        self.total_left -= allowed - max(self.left, 0)
+
+    def charge(self, steps: int) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise _OverBudget
+
+
+class _BudgetedEvaluator(celpy.Evaluator):
+    """celpy's interpreter, charging one step per parse-tree node it visits (lark's
+    ``_visit_tree`` is where every visit goes, the comprehension bodies' included: they run
+    in sub-evaluators that share the budget)."""
+
+    def __init__(self, ast: lark.Tree, activation: celpy.Activation, budget: _Budget) -> None:
+        super().__init__(ast=ast, activation=activation)
+        self._budget = budget
+
+    def sub_evaluator(self, ast: lark.Tree) -> celpy.Evaluator:
+        return _BudgetedEvaluator(ast, self.activation, self._budget)
+
+    def _visit_tree(self, tree: lark.Tree) -> Any:
+        self._budget.charge(1)
+        return super()._visit_tree(tree)
+
+
+# Operations whose cost grows with the size of what they read or build: a node visit would
+# count `big_list == big_list` or `s + s` (doubled in a chain of maps) as one step.
+_SIZED_FUNCTIONS: Final = ("_+_", "_==_", "_!=_", "_in_", "contains", "matches")
+
+
+def _size(value: object) -> int:
+    return len(value) if isinstance(value, str | bytes | list | dict) else 0
+
+
+def _charged_functions(budget: _Budget) -> dict[str, Any]:
+    def charged(function: Any) -> Any:
+        def run(*args: Any) -> Any:
+            budget.charge(sum(_size(a) for a in args) // 16)
+            result = function(*args)
+            budget.charge(_size(result) // 16)
+            return result
+
+        return run
+
+    return {name: charged(base_functions[name]) for name in _SIZED_FUNCTIONS}
+
+
+def _evaluate_rule(rule: CompiledRule, activation: celpy.Activation, budget: _Budget) -> RuleResult:
+    if rule.limit_problem is not None:
+        return _result(rule, "error", f"规则超出限制：{rule.limit_problem}", over_limit=True)
+    budget.start_rule()
+    allowed = budget.left
     try:
-        value = celpy.Evaluator(ast=rule.ast, activation=activation).evaluate()
+        value = _BudgetedEvaluator(rule.ast, activation, budget).evaluate()
+    except _OverBudget:
+        log.warning("秒批规则 %s 超出计算预算（%d 步）", rule.name, allowed)
+        return _result(rule, "error", f"计算量超出预算（{allowed} 步）", over_limit=True)
     except celpy.CELEvalError as exc:
         return _result(rule, "error", f"运行错误：{_describe(exc)}")
     except Exception as exc:
@@ -437,6 +535,8 @@ def _evaluate_rule(rule: CompiledRule, activation: celpy.Activation) -> RuleResu
         # crash of the approval. Logged by type only: messages can quote the applicant's data.
         log.warning("秒批规则 %s 求值异常：%s", rule.name, type(exc).__name__)
         return _result(rule, "error", f"运行异常：{type(exc).__name__}")
+    finally:
+        budget.end_rule(allowed)
     if isinstance(value, celtypes.BoolType | bool):
         return _result(rule, "true" if value else "false")
     return _result(rule, "error", f"规则结果不是布尔值：{type(value).__name__}")
@@ -452,9 +552,16 @@ def _decide(results: Sequence[RuleResult]) -> tuple[Outcome, RuleResult | None]:
     return ("approve", None) if results else ("refer", None)
 
 
-def _result(rule: CompiledRule, result: RuleOutcome, detail: str | None = None) -> RuleResult:
+def _result(
+    rule: CompiledRule, result: RuleOutcome, detail: str | None = None, *, over_limit: bool = False
+) -> RuleResult:
     return RuleResult(
-        name=rule.name, result=result, message=rule.message, detail=detail, refer=rule.refer
+        name=rule.name,
+        result=result,
+        message=rule.message,
+        detail=detail,
+        refer=rule.refer,
+        over_limit=over_limit,
     )
 
 
@@ -481,7 +588,22 @@ def dry_run(
     today: date,
 ) -> Evaluation:
     """Evaluate draft rules against sample data (the catalogue admin's 试运行). A needed
-    dataset missing from ``shared`` counts as unavailable, as in production."""
+    dataset missing from ``shared`` counts as unavailable, as in production.
+
+    Raises :class:`RuleSetInvalid` naming the rule when one is over a static limit or runs
+    out of its step budget on this sample: in production it would refer every such case."""
     rule_set = compile_rule_set(rules)
+    for rule in rule_set.rules:
+        if rule.limit_problem is not None:
+            raise RuleSetInvalid(f"规则“{rule.name}”{rule.limit_problem}")
     context = build_context(form=form, applicant=applicant, shared=shared, today=today)
-    return evaluate(rule_set, context, needs_status=needs_status_of(shared))
+    evaluation = evaluate(rule_set, context, needs_status=needs_status_of(shared))
+    for result in evaluation.results:
+        if result.over_limit:
+            raise RuleSetInvalid(
+                f"规则“{result.name}”的计算量超出预算（每条规则最多 "
+                f"{cel_limits.STEP_BUDGET_PER_RULE} 步，全部规则合计最多 "
+                f"{cel_limits.STEP_BUDGET_PER_RULE_SET} 步）：请减少嵌套的 map/all/exists 或"
+                "缩小列表"
+            )
+    return evaluation

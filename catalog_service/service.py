@@ -29,6 +29,7 @@ from catalog_service.schemas import (
     Scope,
     Status,
 )
+from wangban.cel_limits import MAX_RULES, static_limit_problem
 from wangban.errors import Conflict, NotFound, ValidationFailed
 
 # --- errors -----------------------------------------------------------------------------------
@@ -117,15 +118,25 @@ def content_errors(content: ItemContent) -> list[Problem]:
     names = [rule.name for rule in content.rules]
     if len(names) != len(set(names)):
         problems.append(Problem(field="rules", message="秒批规则名称不能重复"))
+    if len(content.rules) > MAX_RULES:
+        problems.append(Problem(field="rules", message=f"秒批规则不能超过 {MAX_RULES} 条"))
     for index, rule in enumerate(content.rules):
         try:
-            _cel().compile(rule.expression)
+            ast = _cel().compile(rule.expression)
         except Exception as exc:  # celpy raises its own parse errors; any is a bad rule
             problems.append(
                 Problem(
                     field=f"rules/{index}/expression",
                     message=f"规则“{rule.name}”的表达式语法错误：{str(exc).splitlines()[0]}",
                 )
+            )
+            continue
+        # Size and nesting bounded here, as the approval service bounds them when it compiles
+        # (wangban.cel_limits): a rule too costly to evaluate is refused now, by name.
+        limit = static_limit_problem(rule.expression, ast)
+        if limit is not None:
+            problems.append(
+                Problem(field=f"rules/{index}/expression", message=f"规则“{rule.name}”{limit}")
             )
     if content.form_schema is not None:
         try:
