@@ -2,13 +2,19 @@
 
 from fastapi import FastAPI
 
-from sharing_service import api
+from sharing_service import api, audit
 from sharing_service.consumers import build_consumer
 from sharing_service.events import outbox
 from sharing_service.models import metadata
 from sharing_service.registry import seed_registry
-from wangban.app import ServiceSpec, create_service_app
+from wangban.app import PeriodicJob, ServiceSpec, create_service_app
 from wangban.settings import Settings
+
+
+def _configure_audit(app: FastAPI, settings: Settings) -> None:
+    # The chain key comes from this app's settings, not from the database.
+    audit.configure(settings)
+
 
 SPEC = ServiceSpec(
     name="sharing",
@@ -24,6 +30,11 @@ SPEC = ServiceSpec(
     consumers=(build_consumer,),
     seeds=(seed_registry,),
     shutdowns=(api.close_directory,),
+    extensions=(_configure_audit,),
+    periodic=(
+        # Looks every minute; signs when WANGBAN_AUDIT_CHECKPOINT_INTERVAL_S has passed.
+        PeriodicJob(name="audit-checkpoint", interval_s=60, run=audit.checkpoint_job),
+    ),
 )
 
 

@@ -27,7 +27,10 @@ LOOKUPS_TOPIC = registry.topic(
         "Each carries its position and hash in the audit chain, so a copy kept outside "
         "Wangban witnesses the chain: a rewritten or truncated log no longer matches it."
     ),
-    key_description="The audit record id.",
+    key_description=(
+        "The audit record id (lookup.audited); the chain's name (audit.checkpoint): the same "
+        "for every checkpoint of the chain, so checkpoints arrive in order."
+    ),
 )
 
 
@@ -80,3 +83,22 @@ class LookupAudited(Event):
     application_id: str | None
     item_code: str
     outcome: str
+
+
+@registry.event(type="cn.wangban.sharing.audit.checkpoint.v1", topic=LOOKUPS_TOPIC, key="chain")
+class AuditCheckpointed(Event):
+    """The lookup audit chain's head, signed (Ed25519) by the sharing service: record ``seq``
+    had MAC ``mac`` at ``at``. Keep these: a log rewritten or truncated before a checkpoint
+    you hold no longer contains that MAC at that position. ``signature`` is over the canonical
+    JSON (RFC 8785) of ``{"context": "wangban.sharing.audit-checkpoint.v1", "kid": kid,
+    "statement": {"at", "chain", "mac", "seq"}}``; pin ``public_key`` under ``kid`` out of band
+    rather than trusting the copy in the event."""
+
+    checkpoint_id: str
+    chain: str
+    seq: int
+    mac: str
+    at: str
+    kid: str
+    public_key: str
+    signature: str

@@ -65,8 +65,10 @@ __all__ = [
     "parse_qr_payload",
     "qr_payload",
     "sign_certificate",
+    "sign_statement",
     "signing_input",
     "verify_signature",
+    "verify_statement",
 ]
 
 SIGNATURE_CONTEXT: Final = "wangban.certificate.v1"
@@ -336,6 +338,32 @@ def verify_signature(
     if not key._verify(signature, message):
         return VerificationResult(VerificationOutcome.BAD_SIGNATURE, kid)
     return VerificationResult(VerificationOutcome.VALID, kid)
+
+
+def sign_statement(statement: Mapping[str, Any], *, context: str, key: SigningKey) -> str:
+    """Sign something other than a certificate (an audit chain checkpoint) with the same
+    primitives: canonical JSON of ``{"context", "kid", "statement"}``. ``context`` names the
+    purpose and must not be the certificate context, so a statement signature can never pass
+    for a certificate signature and the other way round."""
+    if context == SIGNATURE_CONTEXT:
+        raise ValueError("a statement needs its own signing context")
+    message = canonical_json({"context": context, "kid": key.kid, "statement": statement})
+    return _b64url_encode(key._sign(message))
+
+
+def verify_statement(
+    statement: Mapping[str, Any], *, context: str, signature: object, key: VerifyingKey
+) -> bool:
+    """Whether ``signature`` is ``key``'s signature of ``statement`` under ``context``. Never
+    raises for malformed input."""
+    raw = _b64url_decode_exact(signature, length=_SIGNATURE_BYTES)
+    if raw is None or context == SIGNATURE_CONTEXT:
+        return False
+    try:
+        message = canonical_json({"context": context, "kid": key.kid, "statement": statement})
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return key._verify(raw, message)
 
 
 # ---------------------------------------------------------------------------------------

@@ -152,7 +152,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the data-sharing lookup audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the hash chain; exit status 1 if it is broken")
+    audit_sub.add_parser(
+        "verify",
+        help="check the MAC chain and the latest signed checkpoint; exit status 1 if broken",
+    )
     return parser
 
 
@@ -182,10 +185,17 @@ async def add_staff(settings: Settings, args: argparse.Namespace, password: str)
 
 
 async def verify_audit_chain(settings: Settings) -> Any:
-    from sharing_service.audit import verify_chain
+    """The chain under the key and against the latest signed checkpoint in the object store
+    (outside the database)."""
+    from sharing_service.audit import AuditKeys, verify_chain
+    from wangban.storage import object_store_from_settings
 
-    async with _database(settings) as (database, _), database.sessionmaker() as session:
-        return await verify_chain(session)
+    store = object_store_from_settings(settings)
+    try:
+        async with _database(settings) as (database, _), database.sessionmaker() as session:
+            return await verify_chain(session, keys=AuditKeys.from_settings(settings), store=store)
+    finally:
+        await store.close()
 
 
 def _services(names: Sequence[str]) -> list[str]:
@@ -277,7 +287,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "audit":
         report = asyncio.run(verify_audit_chain(settings))
         if report.ok:
-            print(f"audit chain intact: {report.records} records")
+            checkpoint = (
+                f"latest signed checkpoint at record {report.checkpoint_seq}"
+                if report.checkpoint_seq is not None
+                else "no signed checkpoint yet"
+            )
+            print(f"audit chain intact: {report.records} records; {checkpoint}")
             return 0
         print(f"audit chain BROKEN at record {report.first_bad_seq}:", file=sys.stderr)
         for problem in report.problems:
