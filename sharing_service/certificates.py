@@ -287,11 +287,20 @@ async def change_status(
     to_status: CertificateStatus,
     reason: str,
     changed_by: str,
+    officer_department: str | None,
     at: datetime | None = None,
 ) -> Certificate:
+    """Change a certificate's status, by an officer of the department that issued it.
+
+    The status decides what every verifier is told (撤销 is final), so only the issuing
+    department answers for it. A certificate of another department reads as not found: an
+    officer learns nothing about certificates that are not theirs to manage."""
     at = at or datetime.now(UTC)
     row = await repository.certificate(session, certificate_id, lock=True)
     if row is None:
+        raise CertificateNotFound()
+    type_ = await repository.certificate_type(session, row.type_code)
+    if type_ is None or not officer_department or officer_department != type_.issuing_department:
         raise CertificateNotFound()
     current = CertificateStatus(row.status)
     if to_status not in ALLOWED_CHANGES.get(current, frozenset()):

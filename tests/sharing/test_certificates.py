@@ -166,6 +166,7 @@ async def test_status_changes_with_reasons_and_revoked_certificates_fail(
         to_status=CertificateStatus.SUSPENDED,
         reason="核查中",
         changed_by="reviewer-1",
+        officer_department="东莞市民政局",
     )
     suspended = await _verify(library, settings, certificate_id=row.id)
     assert suspended.verdict == Verdict.REVOKED and "暂扣" in suspended.reason
@@ -175,6 +176,7 @@ async def test_status_changes_with_reasons_and_revoked_certificates_fail(
         to_status=CertificateStatus.VALID,
         reason="核查无误，恢复",
         changed_by="reviewer-1",
+        officer_department="东莞市民政局",
     )
     assert (await _verify(library, settings, certificate_id=row.id)).verdict == Verdict.VALID
     await certificates.change_status(
@@ -183,6 +185,7 @@ async def test_status_changes_with_reasons_and_revoked_certificates_fail(
         to_status=CertificateStatus.REVOKED,
         reason="申请材料虚假",
         changed_by="reviewer-1",
+        officer_department="东莞市民政局",
     )
     revoked = await _verify(library, settings, certificate_id=row.id)
     assert revoked.verdict == Verdict.REVOKED and "申请材料虚假" in revoked.reason
@@ -193,6 +196,7 @@ async def test_status_changes_with_reasons_and_revoked_certificates_fail(
             to_status=CertificateStatus.VALID,
             reason="想恢复",
             changed_by="reviewer-1",
+            officer_department="东莞市民政局",
         )
 
 
