@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from catalog_service import importer, service
+from catalog_service import dry_run, importer, review, service
 from catalog_service.models import BundleVersion, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
@@ -19,10 +20,20 @@ from catalog_service.schemas import (
     ItemContent,
     ItemType,
     ItemVersionOut,
+    RejectIn,
+    RuleChangeOut,
     Scope,
     Serves,
 )
-from wangban.auth import CATALOG_ADMIN, Identity, require_roles
+from wangban.auth import (
+    AUDITOR,
+    CATALOG_ADMIN,
+    CATALOG_APPROVER,
+    PLATFORM_CATALOG_ADMIN,
+    Identity,
+    require_kinds,
+    require_roles,
+)
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, NotFound, Unauthorized, problem_responses
 from wangban.multipart import read_parts, size_text
@@ -30,7 +41,44 @@ from wangban.multipart import read_parts, size_text
 public = APIRouter(tags=["catalogue"])
 admin = APIRouter(prefix="/admin", tags=["catalogue administration"])
 
-CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN))]
+# Department-scoped authors (and the rare platform role); approvers of a department; who may
+# read a version under review; who reads rule-change records. Which items each may touch is
+# decided in catalog_service.review (department and region).
+CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN, PLATFORM_CATALOG_ADMIN))]
+CatalogApprover = Annotated[Identity, Depends(require_roles(CATALOG_APPROVER))]
+CatalogReader = Annotated[
+    Identity,
+    Depends(require_roles(CATALOG_ADMIN, PLATFORM_CATALOG_ADMIN, CATALOG_APPROVER)),
+]
+RuleChangeReader = Annotated[Identity, Depends(require_roles(AUDITOR, CATALOG_APPROVER))]
+PlatformAdmin = Annotated[Identity, Depends(require_roles(PLATFORM_CATALOG_ADMIN))]
+
+
+def _actor(identity: Identity) -> review.Actor:
+    return review.Actor(
+        subject=identity.subject,
+        department=identity.department,
+        region=identity.region,
+        platform=identity.has_any_role(PLATFORM_CATALOG_ADMIN),
+    )
+
+
+async def _replay_client(request: Request) -> dry_run.ReplayClient:
+    """One client of the approval service per running app, made on first use."""
+    state = request.app.state
+    if not hasattr(state, "replay_client"):
+        state.replay_client = dry_run.ReplayClient(state.settings)
+    client: dry_run.ReplayClient = state.replay_client
+    return client
+
+
+async def close_clients(app: FastAPI) -> None:
+    client = getattr(app.state, "replay_client", None)
+    if client is not None:
+        await client.close()
+
+
+Replayer = Annotated[dry_run.ReplayClient, Depends(_replay_client)]
 
 
 async def _synonym_cache(request: Request) -> service.SynonymCache:
@@ -45,6 +93,7 @@ async def _synonym_cache(request: Request) -> service.SynonymCache:
 
 Synonyms = Annotated[service.SynonymCache, Depends(_synonym_cache)]
 ADMIN_ERRORS = (Unauthorized, Forbidden)
+SCOPED_ERRORS = (*ADMIN_ERRORS, review.OtherDepartment)
 
 
 def _out(version: ItemVersion) -> ItemVersionOut:
@@ -59,6 +108,12 @@ def _out(version: ItemVersion) -> ItemVersionOut:
             "created_at": version.created_at,
             "published_at": version.published_at,
             "withdrawn_at": version.withdrawn_at,
+            "created_by": version.created_by,
+            "edited_by": version.edited_by,
+            "submitted_by": version.submitted_by,
+            "submitted_at": version.submitted_at,
+            "approved_by": version.approved_by,
+            "published_by": version.published_by,
         }
     )
 
@@ -203,8 +258,16 @@ async def get_bundle_version(version_id: str, session: ReadSession) -> BundleVer
     )
 
 
-@public.get("/statistics", summary="Catalogue statistics for managers")
-async def get_statistics(session: ReadSession, department: str | None = None) -> dict[str, Any]:
+@public.get(
+    "/statistics",
+    summary="Catalogue statistics for managers (staff only)",
+    responses=problem_responses(*ADMIN_ERRORS),
+)
+async def get_statistics(
+    session: ReadSession,
+    _: Annotated[Identity, Depends(require_kinds("staff"))],
+    department: str | None = None,
+) -> dict[str, Any]:
     stats = await service.statistics(session, department=department)
     return dataclasses.asdict(stats)
 
@@ -215,26 +278,31 @@ async def get_statistics(session: ReadSession, department: str | None = None) ->
 @admin.post(
     "/items",
     status_code=201,
-    summary="Create an item as a draft",
-    responses=problem_responses(*ADMIN_ERRORS, service.ItemCodeTaken, service.InvalidItem),
+    summary="Create an item of my department as a draft",
+    responses=problem_responses(*SCOPED_ERRORS, service.ItemCodeTaken, service.InvalidItem),
 )
-async def create_item(content: ItemContent, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
-    return _out(await service.create_item_draft(session, content=content))
+async def create_item(
+    content: ItemContent, session: UnitOfWork, admin: CatalogAdmin
+) -> ItemVersionOut:
+    return _out(await review.create_item(session, actor=_actor(admin), content=content))
 
 
 @admin.put(
     "/item-versions/{version_id}",
-    summary="Edit a draft",
+    summary="Edit a draft of my department",
     responses=problem_responses(
-        *ADMIN_ERRORS, service.VersionNotFound, service.VersionNotEditable, service.InvalidItem
+        *SCOPED_ERRORS, service.VersionNotFound, service.VersionNotEditable, service.InvalidItem
     ),
 )
 async def edit_draft(
-    version_id: str, content: ItemContent, session: UnitOfWork, _: CatalogAdmin
+    version_id: str, content: ItemContent, session: UnitOfWork, admin: CatalogAdmin
 ) -> ItemVersionOut:
     return _out(
-        await service.update_draft(
-            session, version_id=_uuid(version_id, service.VersionNotFound), content=content
+        await review.edit_draft(
+            session,
+            actor=_actor(admin),
+            version_id=_uuid(version_id, service.VersionNotFound),
+            content=content,
         )
     )
 
@@ -245,8 +313,12 @@ async def edit_draft(
     summary="Open a new draft from the newest version",
     responses=problem_responses(*ADMIN_ERRORS, service.ItemNotFound),
 )
-async def start_revision(item_id: str, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
-    return _out(await service.start_revision(session, item_id=_uuid(item_id, service.ItemNotFound)))
+async def start_revision(item_id: str, session: UnitOfWork, admin: CatalogAdmin) -> ItemVersionOut:
+    return _out(
+        await review.start_revision(
+            session, actor=_actor(admin), item_id=_uuid(item_id, service.ItemNotFound)
+        )
+    )
 
 
 @admin.get(
@@ -255,27 +327,133 @@ async def start_revision(item_id: str, session: UnitOfWork, _: CatalogAdmin) -> 
     responses=problem_responses(*ADMIN_ERRORS, service.VersionNotFound),
 )
 async def version_problems(
-    version_id: str, session: UnitOfWork, _: CatalogAdmin
+    version_id: str, session: UnitOfWork, staff: CatalogReader
 ) -> list[service.Problem]:
-    version = await service.get_version(
-        session, version_id=_uuid(version_id, service.VersionNotFound)
+    version = await review.visible_version(
+        session, actor=_actor(staff), version_id=_uuid(version_id, service.VersionNotFound)
     )
     return service.publication_problems(ItemContent.model_validate(version.content))
 
 
 @admin.post(
     "/item-versions/{version_id}/publish",
-    summary="Publish a draft",
+    summary="Publish a draft that changes no rule, condition or time limit",
+    description="A draft that changes 秒批 rules (or switches 秒批 on), 受理条件, time limits, "
+    "the workflow, the assurance or the owner answers 409 `review-required`: submit it "
+    "(`/submit`) for a second person of the department to approve.",
+    responses=problem_responses(
+        *ADMIN_ERRORS,
+        service.VersionNotFound,
+        service.VersionNotEditable,
+        service.NotPublishable,
+        review.ReviewRequired,
+    ),
+)
+async def publish(version_id: str, session: UnitOfWork, admin: CatalogAdmin) -> ItemVersionOut:
+    return _out(
+        await review.publish_directly(
+            session, actor=_actor(admin), version_id=_uuid(version_id, service.VersionNotFound)
+        )
+    )
+
+
+@admin.post(
+    "/item-versions/{version_id}/submit",
+    summary="Submit a draft for review (四眼原则); its rules are replayed on recent cases",
     responses=problem_responses(
         *ADMIN_ERRORS, service.VersionNotFound, service.VersionNotEditable, service.NotPublishable
     ),
 )
-async def publish(version_id: str, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
+async def submit(
+    version_id: str,
+    request: Request,
+    session: UnitOfWork,
+    admin: CatalogAdmin,
+    replayer: Replayer,
+) -> ItemVersionOut:
+    actor = _actor(admin)
+    known = _uuid(version_id, service.VersionNotFound)
+    # Read and replay before the write transaction opens (the unit of work's session is not
+    # touched until then), so no pooled connection waits on the approval service.
+    async with request.app.state.database.read_sessionmaker() as reads:
+        planned = await review.plan_submission(reads, actor=actor, version_id=known)
+    result = (
+        await replayer.replay(
+            item_code=planned.implementing_code, rules=planned.content.get("rules") or []
+        )
+        if planned.change.rules_changed
+        else dry_run.skipped()
+    )
     return _out(
-        await service.publish_version(
-            session, version_id=_uuid(version_id, service.VersionNotFound)
+        await review.submit(
+            session, actor=actor, planned=planned, dry_run=result, now=datetime.now(UTC)
         )
     )
+
+
+@admin.post(
+    "/item-versions/{version_id}/approve",
+    summary="Approve and publish a submitted version of my department (not my own change)",
+    responses=problem_responses(
+        *ADMIN_ERRORS,
+        service.VersionNotFound,
+        review.NotSubmitted,
+        review.FourEyesRequired,
+        service.NotPublishable,
+    ),
+)
+async def approve(
+    version_id: str, session: UnitOfWork, approver: CatalogApprover
+) -> ItemVersionOut:
+    return _out(
+        await review.approve(
+            session,
+            actor=_actor(approver),
+            version_id=_uuid(version_id, service.VersionNotFound),
+            now=datetime.now(UTC),
+        )
+    )
+
+
+@admin.post(
+    "/item-versions/{version_id}/reject",
+    summary="Send a submitted version of my department back to draft, with the reason",
+    responses=problem_responses(*ADMIN_ERRORS, service.VersionNotFound, review.NotSubmitted),
+)
+async def reject(
+    version_id: str, body: RejectIn, session: UnitOfWork, approver: CatalogApprover
+) -> ItemVersionOut:
+    return _out(
+        await review.reject(
+            session,
+            actor=_actor(approver),
+            version_id=_uuid(version_id, service.VersionNotFound),
+            reason=body.reason,
+            now=datetime.now(UTC),
+        )
+    )
+
+
+@admin.get(
+    "/rule-changes",
+    summary="Rule-change records (who, when, old → new, dry run, who approved), newest first",
+    description="Auditors see every department's; approvers their own department's.",
+    responses=problem_responses(*ADMIN_ERRORS),
+)
+async def list_rule_changes(
+    session: ReadSession,
+    reader: RuleChangeReader,
+    item_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> list[RuleChangeOut]:
+    if item_id is not None:
+        try:
+            item_id = str(uuid.UUID(item_id))
+        except ValueError:
+            return []
+    records = await review.rule_changes(
+        session, actor=_actor(reader), everything=reader.has_any_role(AUDITOR), item_id=item_id
+    )
+    return [RuleChangeOut.model_validate(r, from_attributes=True) for r in records]
 
 
 @admin.post(
@@ -283,20 +461,24 @@ async def publish(version_id: str, session: UnitOfWork, _: CatalogAdmin) -> Item
     summary="Withdraw an item (no new applications)",
     responses=problem_responses(*ADMIN_ERRORS, service.ItemNotFound, service.VersionNotEditable),
 )
-async def withdraw(item_id: str, session: UnitOfWork, _: CatalogAdmin) -> ItemVersionOut:
-    return _out(await service.withdraw_item(session, item_id=_uuid(item_id, service.ItemNotFound)))
+async def withdraw(item_id: str, session: UnitOfWork, admin: CatalogAdmin) -> ItemVersionOut:
+    return _out(
+        await review.withdraw_item(
+            session, actor=_actor(admin), item_id=_uuid(item_id, service.ItemNotFound)
+        )
+    )
 
 
 @admin.post(
     "/bundles",
     status_code=201,
-    summary="Create or revise a bundle as a draft",
-    responses=problem_responses(*ADMIN_ERRORS),
+    summary="Create or revise a bundle as a draft (members of my department; any: platform)",
+    responses=problem_responses(*SCOPED_ERRORS),
 )
 async def create_bundle(
-    content: BundleContent, session: UnitOfWork, _: CatalogAdmin
+    content: BundleContent, session: UnitOfWork, admin: CatalogAdmin
 ) -> BundleVersionOut:
-    return _bundle_out(await service.create_bundle_draft(session, content=content))
+    return _bundle_out(await review.create_bundle(session, actor=_actor(admin), content=content))
 
 
 @admin.post(
@@ -306,21 +488,27 @@ async def create_bundle(
         *ADMIN_ERRORS, service.BundleNotFound, service.VersionNotEditable, service.NotPublishable
     ),
 )
-async def publish_bundle(version_id: str, session: UnitOfWork, _: CatalogAdmin) -> BundleVersionOut:
+async def publish_bundle(
+    version_id: str, session: UnitOfWork, admin: CatalogAdmin
+) -> BundleVersionOut:
     return _bundle_out(
-        await service.publish_bundle(session, version_id=_uuid(version_id, service.BundleNotFound))
+        await review.publish_bundle(
+            session, actor=_actor(admin), version_id=_uuid(version_id, service.BundleNotFound)
+        )
     )
 
 
 @admin.put(
-    "/synonyms", summary="Replace the synonym table", responses=problem_responses(*ADMIN_ERRORS)
+    "/synonyms",
+    summary="Replace the synonym table (platform catalogue role: it serves every department)",
+    responses=problem_responses(*ADMIN_ERRORS),
 )
 async def put_synonyms(
     body: SynonymGroups,
     session: UnitOfWork,
     synonyms: Synonyms,
     after_response: BackgroundTasks,
-    _: CatalogAdmin,
+    _: PlatformAdmin,
 ) -> SynonymGroups:
     await service.replace_synonyms(session, groups=body.groups)
     # After the commit, not before: a search in between would cache the old table again.
@@ -358,10 +546,13 @@ _IMPORT_BODY: dict[str, Any] = {
     description="Rows with new implementing codes become drafts, changed rows drafts "
     "(revisions of published items), identical rows nothing. Any bad row rejects the whole "
     "file with every bad row's number, column and reason. `mapping`: `default`, `guangan` or a "
-    "JSON ColumnMapping.",
+    "JSON ColumnMapping. A department's admin imports only their own department's items (403 "
+    "`other-department` otherwise). `publish_complete` publishes only rows that change no "
+    "rule, condition or time limit; the others stay drafts to submit for review "
+    "(`review_required_codes`).",
     openapi_extra=_IMPORT_BODY,
     responses=problem_responses(
-        *ADMIN_ERRORS,
+        *SCOPED_ERRORS,
         BadRequest,
         importer.ImportRejected,
         importer.InvalidMapping,
@@ -372,7 +563,7 @@ _IMPORT_BODY: dict[str, Any] = {
 async def import_items(
     request: Request,
     session: UnitOfWork,
-    _: CatalogAdmin,
+    admin: CatalogAdmin,
     fmt: Annotated[
         Literal["csv", "json"] | None,
         Query(alias="format", description="default: from the Content-Type"),
@@ -394,6 +585,7 @@ async def import_items(
         materials=parts["materials"][1] if "materials" in parts else None,
         max_rows=limits.catalog_import_max_rows,
         publish_complete=publish_complete,
+        actor=_actor(admin),
     )
 
 

@@ -20,6 +20,7 @@ SPEC = ServiceSpec(
     outbox=outbox,
     routers=(api.public, api.admin),
     seeds=(seed_catalogue,),
+    shutdowns=(api.close_clients,),
     warm_ups=(search.warm_up,),
 )
 

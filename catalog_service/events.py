@@ -38,6 +38,12 @@ class ItemPublished(Event):
     lists: list[str]
     published_at: str
     content: dict[str, Any]
+    submitted_by: str | None = None
+    """Staff subject id of who submitted (or, for a change needing no review, published) this
+    version; absent for the system's seeds."""
+    approved_by: str | None = None
+    """Staff subject id of the second person who approved a change of rules, conditions or time
+    limits (四眼原则); absent when the version needed no review."""
 
 
 @registry.event(type="cn.wangban.catalog.item.withdrawn.v1", topic=CATALOG_TOPIC, key="item_id")

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog_service import repository, service
+from catalog_service import repository, review, service
 from catalog_service.models import ItemVersion
 from catalog_service.schemas import ItemContent, ItemType, Material, Status
 from wangban.errors import Problem, ValidationFailed, field_errors_from_validation
@@ -697,6 +697,11 @@ class ImportReport(BaseModel):
         description="field → how many of the incomplete drafts lack it"
     )
     ignored_columns: list[str] = Field(description="columns of the file that feed no field")
+    review_required_codes: list[str] = Field(
+        default_factory=list,
+        description="complete drafts not published because they change rules, conditions or "
+        "time limits: each must be submitted and approved by a second person (四眼原则)",
+    )
 
 
 _LOOKUP_CHUNK: Final = 5000
@@ -718,17 +723,53 @@ def _same(version: ItemVersion, content: ItemContent) -> bool:
     return stored == content.model_dump(mode="json")
 
 
+async def _check_scope(
+    actor: review.Actor, parsed: ParsedFile, newest: Mapping[str, ItemVersion]
+) -> None:
+    """A department's admin imports only their own department's items: every row's content,
+    and the item it would revise, must be theirs. Refused as a whole (nothing written)."""
+    if actor.platform:
+        return
+    others = [
+        row.content.implementing_code
+        for row in parsed.rows
+        if not review.in_scope(
+            actor, department=row.content.department, region_code=row.content.region_code
+        )
+        or (
+            (existing := newest.get(row.content.implementing_code)) is not None
+            and not review.in_scope(
+                actor, department=existing.department, region_code=existing.region_code
+            )
+        )
+    ]
+    if others:
+        shown = "、".join(others[:20]) + ("等" if len(others) > 20 else "")
+        raise review.OtherDepartment(
+            f"导入文件含其他部门或地区的事项（{shown}），只能导入本部门（"
+            f"{actor.department or '未设置部门'}）的事项；跨部门导入由平台事项管理员进行",
+            extra={"codes": others},
+        )
+
+
 async def apply_rows(
     session: AsyncSession,
     *,
     parsed: ParsedFile,
     publish_complete: bool = False,
+    actor: review.Actor | None = None,
 ) -> ImportReport:
     """Write validated rows: new codes as drafts, changes as drafts (revisions of published
     items), identical rows not at all. Publishes only with ``publish_complete``, and then only
-    rows whose content has nothing left to complete."""
+    rows whose content has nothing left to complete and that change no rule, condition or time
+    limit (those take a second person: they stay drafts, listed in ``review_required_codes``).
+    ``actor``: the staff member importing (None: the system), scoped to their department."""
     codes = [row.content.implementing_code for row in parsed.rows]
     newest = await _newest_versions(session, codes)
+    if actor is not None:
+        await _check_scope(actor, parsed, newest)
+    by = actor.subject if actor is not None else None
+    review_required: list[str] = []
     created: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
@@ -740,7 +781,7 @@ async def apply_rows(
         code = content.implementing_code
         existing = newest.get(code)
         if existing is None:
-            version = await service.create_item_draft(session, content=content)
+            version = await service.create_item_draft(session, content=content, by=by)
             created.append(code)
         elif _same(existing, content):
             version = existing
@@ -748,8 +789,12 @@ async def apply_rows(
         else:
             draft_id = existing.id
             if existing.status != Status.DRAFT:
-                draft_id = (await service.start_revision(session, item_id=existing.item_id)).id
-            version = await service.update_draft(session, version_id=draft_id, content=content)
+                draft_id = (
+                    await service.start_revision(session, item_id=existing.item_id, by=by)
+                ).id
+            version = await service.update_draft(
+                session, version_id=draft_id, content=content, by=by
+            )
             updated.append(code)
         if version.status != Status.DRAFT:
             continue
@@ -758,7 +803,10 @@ async def apply_rows(
             incomplete.append(code)
             missing.update({p.field for p in problems})
         elif publish_complete:
-            await service.publish_version(session, version_id=version.id)
+            if (await review.change_of(session, version)).needs_review:
+                review_required.append(code)
+                continue
+            await service.publish_version(session, version_id=version.id, published_by=by)
             published.append(code)
     return ImportReport(
         rows=len(parsed.rows),
@@ -774,6 +822,7 @@ async def apply_rows(
         incomplete_codes=incomplete,
         missing_elements=dict(missing.most_common()),
         ignored_columns=parsed.ignored_columns,
+        review_required_codes=review_required,
     )
 
 
@@ -786,10 +835,11 @@ async def import_items(
     materials: bytes | str | None = None,
     publish_complete: bool = False,
     max_rows: int = MAX_IMPORT_ROWS,
+    actor: review.Actor | None = None,
 ) -> ImportReport:
     """Validate a whole file, then apply it; a bad row means nothing is written."""
     parsed = parse_items(data, fmt=fmt, mapping=mapping, materials=materials, max_rows=max_rows)
-    return await apply_rows(session, parsed=parsed, publish_complete=publish_complete)
+    return await apply_rows(session, parsed=parsed, publish_complete=publish_complete, actor=actor)
 
 
 # --- export -----------------------------------------------------------------------------------

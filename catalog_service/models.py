@@ -78,6 +78,49 @@ class ItemVersion(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who did what to this version (staff subject ids; None for the system's seeds).
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    edited_by: Mapped[str | None] = mapped_column(String(128))
+    """Who saved its content last: may not approve it (四眼原则)."""
+    submitted_by: Mapped[str | None] = mapped_column(String(128))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    """The second person who approved a reviewed change; None when it needed no review."""
+    published_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class RuleChange(Base):
+    """One submitted change of what decides applications (秒批 rules, 受理条件, time limits,
+    workflow, owner): who proposed it, the old and new values, what the proposed rules would
+    have decided on recent cases, and who approved or rejected it. Kept for auditors; never
+    edited after its decision."""
+
+    __tablename__ = "rule_change"
+    __table_args__ = (Index("ix_rule_change_item", "item_id", "submitted_at"),)
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("item.id"))
+    version_id: Mapped[str] = mapped_column(ForeignKey("item_version.id"))
+    implementing_code: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(100))
+    """The owning department of the new version (whose approvers decide)."""
+    previous_version_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
+    author: Mapped[str] = mapped_column(String(128))
+    """Who last edited the version's content."""
+    submitted_by: Mapped[str] = mapped_column(String(128))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    old: Mapped[dict[str, object]] = mapped_column(JSONB)
+    """The reviewed fields as published before (empty for a new item)."""
+    new: Mapped[dict[str, object]] = mapped_column(JSONB)
+    dry_run: Mapped[dict[str, object]] = mapped_column(JSONB)
+    """The proposed rules replayed on the item's recent decided cases (approval service), or
+    ``{"status": "unavailable", ...}`` when it could not answer."""
+    status: Mapped[str] = mapped_column(String(16))
+    """``pending``, ``approved`` or ``rejected``."""
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rejection_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class ItemSearch(Base):

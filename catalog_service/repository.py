@@ -32,6 +32,7 @@ from catalog_service.models import (
     Item,
     ItemSearch,
     ItemVersion,
+    RuleChange,
     SynonymGroup,
 )
 
@@ -76,7 +77,9 @@ async def version_by_id(
 async def draft_of(session: AsyncSession, item_id: str) -> ItemVersion | None:
     return (
         await session.execute(
-            select(ItemVersion).where(ItemVersion.item_id == item_id, ItemVersion.status == "draft")
+            select(ItemVersion).where(
+                ItemVersion.item_id == item_id, ItemVersion.status.in_(("draft", "submitted"))
+            )
         )
     ).scalar_one_or_none()
 
@@ -398,3 +401,49 @@ async def current_bundles(session: AsyncSession) -> list[BundleVersion]:
         .order_by(BundleVersion.name)
     )
     return list(rows.scalars())
+
+
+async def last_published_version(
+    session: AsyncSession, item_id: str, *, except_id: str
+) -> ItemVersion | None:
+    """The newest version of the item that citizens have seen (current, superseded or
+    withdrawn): what a new version's reviewed fields are compared with."""
+    return (
+        await session.execute(
+            select(ItemVersion)
+            .where(
+                ItemVersion.item_id == item_id,
+                ItemVersion.id != except_id,
+                ItemVersion.published_at.is_not(None),
+            )
+            .order_by(ItemVersion.version.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def pending_rule_change(
+    session: AsyncSession, version_id: str, *, lock: bool = False
+) -> RuleChange | None:
+    query = select(RuleChange).where(
+        RuleChange.version_id == version_id, RuleChange.status == "pending"
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def rule_changes(
+    session: AsyncSession, *, item_id: str | None, department: str | None, limit: int
+) -> Sequence[RuleChange]:
+    """Rule changes, newest first; of one item and/or one department when given."""
+    query = select(RuleChange)
+    if item_id is not None:
+        query = query.where(RuleChange.item_id == item_id)
+    if department is not None:
+        query = query.where(RuleChange.department == department)
+    return (
+        (await session.execute(query.order_by(RuleChange.submitted_at.desc()).limit(limit)))
+        .scalars()
+        .all()
+    )

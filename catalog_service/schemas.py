@@ -75,6 +75,8 @@ class ResultKind(enum.StrEnum):
 
 class Status(enum.StrEnum):
     DRAFT = "draft"
+    SUBMITTED = "submitted"
+    """A change that needs a second person (四眼原则), waiting for a department's approver."""
     PUBLISHED = "published"
     WITHDRAWN = "withdrawn"
 
@@ -231,3 +233,37 @@ class ItemVersionOut(BaseModel):
     created_at: datetime
     published_at: datetime | None
     withdrawn_at: datetime | None
+    created_by: str | None = None
+    edited_by: str | None = None
+    submitted_by: str | None = None
+    submitted_at: datetime | None = None
+    approved_by: str | None = None
+    published_by: str | None = None
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="退回理由")
+
+
+class RuleChangeOut(BaseModel):
+    """A reviewed change: who proposed and decided it, old → new, and the dry run."""
+
+    id: str
+    item_id: str
+    version_id: str
+    implementing_code: str
+    department: str
+    previous_version_id: str | None
+    author: str
+    submitted_by: str
+    submitted_at: datetime
+    changed_fields: list[str]
+    old: dict[str, Any]
+    new: dict[str, Any]
+    dry_run: dict[str, Any]
+    status: Literal["pending", "approved", "rejected"]
+    decided_by: str | None
+    decided_at: datetime | None
+    rejection_reason: str | None

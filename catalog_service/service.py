@@ -29,6 +29,7 @@ from catalog_service.schemas import (
     Scope,
     Status,
 )
+from wangban import personal_fields
 from wangban.cel_limits import MAX_RULES, static_limit_problem
 from wangban.errors import Conflict, NotFound, ValidationFailed
 
@@ -143,6 +144,15 @@ def content_errors(content: ItemContent) -> list[Problem]:
             jsonschema.Draft202012Validator.check_schema(content.form_schema)
         except jsonschema.SchemaError as exc:
             problems.append(Problem(field="form_schema", message=f"申请表结构无效：{exc.message}"))
+        # x-personal decides what intake and approval encrypt at rest: a non-boolean (say the
+        # string "true") would be ignored and leave the field in clear, so it is refused.
+        problems += [
+            Problem(
+                field="form_schema",
+                message=f"申请表结构中 {pointer} 的 x-personal 只能为 true 或 false",
+            )
+            for pointer in personal_fields.keyword_problems(content.form_schema)
+        ]
     return problems
 
 
@@ -214,37 +224,53 @@ async def _fill_version(
     return version
 
 
-async def create_item_draft(session: AsyncSession, *, content: ItemContent) -> ItemVersion:
-    """A new item, as a draft version 1. 实施编码 is unique."""
+async def create_item_draft(
+    session: AsyncSession, *, content: ItemContent, by: str | None = None
+) -> ItemVersion:
+    """A new item, as a draft version 1, by staff member ``by`` (None: the system's seeds and
+    imports' own bookkeeping). 实施编码 is unique."""
     _raise_if_wrong(content)
     if await repository.item_by_code(session, content.implementing_code) is not None:
         raise ItemCodeTaken(f"实施编码 {content.implementing_code} 已存在，请修改该事项而不是新建")
     item = Item(id=str(uuid.uuid4()), implementing_code=content.implementing_code)
     session.add(item)
     await session.flush()
-    version = ItemVersion(id=str(uuid.uuid4()), item_id=item.id, version=1, status=Status.DRAFT)
+    version = ItemVersion(
+        id=str(uuid.uuid4()),
+        item_id=item.id,
+        version=1,
+        status=Status.DRAFT,
+        created_by=by,
+        edited_by=by,
+    )
     return await _fill_version(session, version, content)
 
 
 async def update_draft(
-    session: AsyncSession, *, version_id: str, content: ItemContent
+    session: AsyncSession, *, version_id: str, content: ItemContent, by: str | None = None
 ) -> ItemVersion:
     """Edit a draft in place. Published versions are immutable: start a revision instead."""
     _raise_if_wrong(content)
     version = await repository.version_by_id(session, version_id, lock=True)
     if version is None:
         raise VersionNotFound()
+    if version.status == Status.SUBMITTED:
+        raise VersionNotEditable("已提交审核的版本不可修改，请等待审核或由审核人退回")
     if version.status != Status.DRAFT:
         raise VersionNotEditable("已发布或已撤销的版本不可修改，请基于它新建修订版本")
     item = await repository.item_by_id(session, version.item_id)
     assert item is not None
     if content.implementing_code != item.implementing_code:
         raise VersionNotEditable("实施编码不能在修订中修改")
+    version.edited_by = by
     return await _fill_version(session, version, content)
 
 
-async def start_revision(session: AsyncSession, *, item_id: str) -> ItemVersion:
-    """The item's open draft, or a new draft copied from its newest version."""
+async def start_revision(
+    session: AsyncSession, *, item_id: str, by: str | None = None
+) -> ItemVersion:
+    """The item's open version (a draft, or one submitted for review), or a new draft copied
+    from its newest version."""
     item = await repository.item_by_id(session, item_id, lock=True)
     if item is None:
         raise ItemNotFound()
@@ -255,18 +281,36 @@ async def start_revision(session: AsyncSession, *, item_id: str) -> ItemVersion:
     newest = await repository.latest_versions_by_codes(session, [item.implementing_code])
     content = ItemContent.model_validate(newest[item.implementing_code].content)
     version = ItemVersion(
-        id=str(uuid.uuid4()), item_id=item.id, version=number, status=Status.DRAFT
+        id=str(uuid.uuid4()),
+        item_id=item.id,
+        version=number,
+        status=Status.DRAFT,
+        created_by=by,
+        edited_by=by,
     )
     return await _fill_version(session, version, content)
 
 
-async def publish_version(session: AsyncSession, *, version_id: str) -> ItemVersion:
-    """Publish a complete draft: it becomes the item's current version, immutable from now on;
-    the previous one stays readable for applications bound to it."""
+async def publish_version(
+    session: AsyncSession,
+    *,
+    version_id: str,
+    published_by: str | None = None,
+    approved_by: str | None = None,
+) -> ItemVersion:
+    """Publish a complete draft (or a submitted version, once approved): it becomes the item's
+    current version, immutable from now on; the previous one stays readable for applications
+    bound to it.
+
+    No authorisation here: the system's seeds call it as they are, and staff reach it only
+    through :mod:`catalog_service.review`, which scopes them to their department and requires
+    a second person for a change of rules, conditions or time limits."""
     version = await repository.version_by_id(session, version_id, lock=True)
     if version is None:
         raise VersionNotFound()
-    if version.status != Status.DRAFT:
+    if version.status != Status.DRAFT and not (
+        version.status == Status.SUBMITTED and approved_by is not None
+    ):
         raise VersionNotEditable("只有草稿可以发布")
     content = ItemContent.model_validate(version.content)
     problems = publication_problems(content)
@@ -280,6 +324,8 @@ async def publish_version(session: AsyncSession, *, version_id: str) -> ItemVers
     now = datetime.now(UTC)
     version.status = Status.PUBLISHED
     version.published_at = now
+    version.published_by = published_by
+    version.approved_by = approved_by
     item.current_version_id = version.id
     await repository.supersede_published(session, item_id=item.id, except_id=version.id)
     await session.flush()
@@ -294,6 +340,8 @@ async def publish_version(session: AsyncSession, *, version_id: str) -> ItemVers
             lists=list(version.lists),
             published_at=now.isoformat(),
             content=version.content,
+            submitted_by=version.submitted_by or published_by,
+            approved_by=approved_by,
         ),
     )
     return version

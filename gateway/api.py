@@ -119,10 +119,11 @@ class UnsupportedMediaType(Problem):
 
 # --- What each kind of route may answer (its OpenAPI ``responses``) --------------------------
 
-SIGNED_IN: tuple[type[Problem], ...] = (Unauthorized, AccountGone)
-"""No, a malformed, an expired or a forged access token; an account that is gone."""
+SIGNED_IN: tuple[type[Problem], ...] = (Unauthorized, sessions.SessionExpired, AccountGone)
+"""No, a malformed, an expired or a forged access token; one whose login has ended (logout,
+refresh token reuse); an account that is gone."""
 CITIZENS: tuple[type[Problem], ...] = (*SIGNED_IN, CitizensOnly, InsufficientAssurance)
-STAFF: tuple[type[Problem], ...] = (Unauthorized, StaffOnly)
+STAFF: tuple[type[Problem], ...] = (Unauthorized, sessions.SessionExpired, StaffOnly)
 WITH_BODY: tuple[type[Problem], ...] = (BadRequest,)
 """A body that is not JSON at all (not even decodable) is a 400 before any validation."""
 UPLOADS: tuple[type[Problem], ...] = (BodyTooLarge, UnsupportedMediaType)
@@ -187,7 +188,11 @@ async def client_identity(request: Request) -> Identity:
     match = _BEARER.fullmatch(header.strip())
     if match is None:
         raise Unauthorized("登录凭证格式不正确")
-    identity = _tokens(request).verify(match.group(1))
+    identity, family = _tokens(request).verify_session(match.group(1))
+    # A token outlives its login only until the gateway hears of the logout (or of a refresh
+    # token's reuse): its family is checked against the ended ones (cached a few seconds).
+    if family is None or await sessions.revocations(request.app).is_revoked(family):
+        raise sessions.SessionExpired("登录已失效，请重新登录")
     identity_var.set(identity)
     request.state.subject = identity.subject
     return identity
@@ -214,7 +219,13 @@ Staff = Annotated[Identity, Depends(staff_member)]
 
 
 def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address for per-address limits: the socket's peer, or behind our own proxies
+    the right-most address in ``X-Forwarded-For`` they did not write (``ratelimit``)."""
+    trusted: ratelimit.TrustedProxies = request.app.state.trusted_proxies
+    return trusted.client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+    )
 
 
 async def _limit(request: Request, *, limit: ratelimit.Limit, who: str, now: datetime) -> None:
@@ -311,7 +322,12 @@ async def login_with_wechat(body: WeChatLoginIn, request: Request, session: Unit
 )
 async def refresh(body: RefreshIn, request: Request, session: UnitOfWork) -> TokenOut:
     now = utcnow()
-    used = await sessions.use_refresh_token(session, refresh_token=body.refresh_token, now=now)
+    used = await sessions.use_refresh_token(
+        session,
+        refresh_token=body.refresh_token,
+        revocations=sessions.revocations(request.app),
+        now=now,
+    )
     if used.principal == "staff":
         staff = await repository.staff_by_subject(session, used.subject)
         if staff is None or staff.disabled:
@@ -338,22 +354,32 @@ async def refresh(body: RefreshIn, request: Request, session: UnitOfWork) -> Tok
     status_code=204,
     responses=problems(WITH_BODY),
 )
-async def logout(body: RefreshIn, session: UnitOfWork) -> None:
-    await sessions.close_session(session, refresh_token=body.refresh_token, now=utcnow())
+async def logout(body: RefreshIn, request: Request, session: UnitOfWork) -> None:
+    await sessions.close_session(
+        session,
+        refresh_token=body.refresh_token,
+        revocations=sessions.revocations(request.app),
+        now=utcnow(),
+    )
 
 
 @auth_router.post(
     "/staff",
     summary="Staff login with username and password",
     responses=problems(
-        WITH_BODY, accounts.WrongCredentials, accounts.AccountLocked, ratelimit.RateLimited
+        WITH_BODY, accounts.WrongCredentials, accounts.LoginThrottled, ratelimit.RateLimited
     ),
 )
 async def login_staff(body: StaffLoginIn, request: Request, session: UnitOfWork) -> TokenOut:
     settings, now = _settings(request), utcnow()
     await _limit(request, limit=_limits(settings)["staff-login"], who=_client_ip(request), now=now)
     staff = await accounts.staff_login(
-        session, username=body.username, password=body.password, now=now
+        session,
+        username=body.username,
+        password=body.password,
+        address=_client_ip(request),
+        blind_index=request.app.state.blind_index,
+        now=now,
     )
     return await _login(
         request, session, identity=accounts.staff_identity(staff), principal="staff", now=now
@@ -367,7 +393,6 @@ async def login_staff(body: StaffLoginIn, request: Request, session: UnitOfWork)
         WITH_BODY,
         DevLoginDisabled,
         accounts.RealNameMismatch,
-        accounts.PersonAlreadyBound,
         ValidationFailed,
     ),
 )
@@ -447,7 +472,6 @@ async def me(identity: Client, session: UnitOfWork, request: Request) -> MeOut:
         CITIZENS,
         WITH_BODY,
         accounts.RealNameMismatch,
-        accounts.PersonAlreadyBound,
         ratelimit.RateLimited,
     ),
 )
@@ -922,6 +946,28 @@ STAFF_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
         "/admin/item-versions/{id}/publish",
         "Publish",
     ),
+    (
+        "POST",
+        "/catalog/item-versions/{id}/submit",
+        "catalog",
+        "/admin/item-versions/{id}/submit",
+        "Submit a rule change for review (四眼原则)",
+    ),
+    (
+        "POST",
+        "/catalog/item-versions/{id}/approve",
+        "catalog",
+        "/admin/item-versions/{id}/approve",
+        "Approve and publish another person's submitted change",
+    ),
+    (
+        "POST",
+        "/catalog/item-versions/{id}/reject",
+        "catalog",
+        "/admin/item-versions/{id}/reject",
+        "Send a submitted change back to draft",
+    ),
+    ("GET", "/catalog/rule-changes", "catalog", "/admin/rule-changes", "Rule-change records"),
     ("POST", "/catalog/items/{id}/withdraw", "catalog", "/admin/items/{id}/withdraw", "Withdraw"),
     ("POST", "/catalog/bundles", "catalog", "/admin/bundles", "New bundle"),
     (
@@ -952,6 +998,13 @@ STAFF_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
     ("POST", "/rectifications/{id}/close", "intake", "/staff/rectifications/{id}/close", "Close"),
     ("GET", "/audit", "sharing", "/admin/audit", "Data-use audit records"),
     ("GET", "/audit/verify", "sharing", "/admin/audit/verify", "Verify the audit chain"),
+    (
+        "POST",
+        "/certificates/{id}/status",
+        "sharing",
+        "/admin/certificates/{id}/status",
+        "Change a certificate's status (officers of the issuing department, with a reason)",
+    ),
     ("GET", "/notify/messages", "notify", "/messages", "Push messages and their status"),
     ("GET", "/notify/templates", "notify", "/templates", "Notification templates"),
 )
