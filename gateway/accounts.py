@@ -9,10 +9,12 @@ the verification provider's match, the face check from WeChat's own result.
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import passwords, repository
@@ -21,7 +23,13 @@ from gateway.models import Account, CompanyBinding, FaceVerification, StaffAccou
 from gateway.wechat import WeChatAuth, WeChatSession
 from wangban.auth import AssuranceLevel, Identity, InsufficientAssurance
 from wangban.crypto import BlindIndex, FieldCipher
-from wangban.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from wangban.errors import (
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
 from wangban.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
 HOLDER_CONTEXT = "gateway.account"
@@ -30,13 +38,18 @@ FACE_TTL = timedelta(minutes=10)
 
 
 class RealNameMismatch(ValidationFailed):
+    """The name and ID number could not be bound: they do not match the register, or the
+    person is already bound to another account. One answer for both (status, type, detail),
+    or the route would tell anyone which ID numbers have an account here."""
+
     type_slug = "real-name-mismatch"
-    title = "实名信息不一致"
+    title = "实名信息核验未通过"
 
 
-class PersonAlreadyBound(Conflict):
-    type_slug = "person-already-bound"
-    title = "身份证已绑定其他账号"
+REAL_NAME_REFUSED = (
+    "实名信息核验未通过：请核对姓名与身份证号码；如确认无误，该证件可能已绑定其他微信账号，"
+    "请联系客服"
+)
 
 
 class RealPersonFailed(ValidationFailed):
@@ -63,16 +76,23 @@ class CompanyNotBound(Forbidden):
 
 
 class WrongCredentials(Unauthorized):
-    """Wrong username or password; the failure is counted."""
+    """Wrong username or password; the failure is counted (per username and address)."""
 
     type_slug = "wrong-credentials"
     title = "用户名或密码错误"
     keeps_changes = True
 
 
-class AccountLocked(Forbidden):
-    type_slug = "account-locked"
-    title = "账号已锁定"
+class LoginThrottled(TooManyRequests):
+    """Too many wrong passwords from this address for this username: wait ``Retry-After``
+    seconds. The same for a username that does not exist."""
+
+    type_slug = "login-throttled"
+    title = "登录尝试过于频繁"
+
+
+THROTTLE_PURPOSE = "gateway.staff-login"
+"""Blind-index purpose of the usernames in :class:`~gateway.models.LoginThrottle`."""
 
 
 # --- Identities ---------------------------------------------------------------------------
@@ -163,19 +183,25 @@ async def bind_real_name(
     except InvalidIdentifier as invalid:
         raise ValidationFailed(f"身份证号码有误：{invalid}") from None
     name = name.strip()
+    # The register first, whatever we hold: every attempt asks it, so neither the answer nor
+    # the work done tells whether this ID number is bound here already.
+    check = await verifier.verify_person(name=name, id_number=id_number)
+    if check.result != "match":
+        raise RealNameMismatch(REAL_NAME_REFUSED)
     person_ref = blind_index.resident_id(id_number)
     holder = await repository.account_by_person(session, person_ref)
     if holder is not None and holder.subject != account.subject:
-        raise PersonAlreadyBound("该身份证号码已绑定其他微信账号，如有疑问请联系客服")
-    check = await verifier.verify_person(name=name, id_number=id_number)
-    if check.result != "match":
-        raise RealNameMismatch("姓名与身份证号码不一致，请核对后重试")
+        raise RealNameMismatch(REAL_NAME_REFUSED)
     account.name_enc = cipher.encrypt(name, context=HOLDER_CONTEXT)
     account.id_number_enc = cipher.encrypt(id_number, context=HOLDER_CONTEXT)
     account.person_ref = person_ref
     account.real_name_at = now
     account.assurance = max(account.assurance, int(AssuranceLevel.REAL_NAME))
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        # Another account bound the same person at the same moment (unique person_ref).
+        raise RealNameMismatch(REAL_NAME_REFUSED) from None
     return account
 
 
@@ -296,31 +322,52 @@ async def staff_login(
     *,
     username: str,
     password: str,
+    address: str,
+    blind_index: BlindIndex,
     now: datetime,
-    policy: passwords.LockoutPolicy | None = None,
+    policy: passwords.ThrottlePolicy | None = None,
 ) -> StaffAccount:
-    policy = policy or passwords.LockoutPolicy()
-    staff = await repository.staff(session, username)
-    if staff is None or staff.disabled:
-        # As slow as a real check, so timing does not tell which usernames exist.
-        await asyncio.to_thread(passwords.verify_dummy, password)
-        raise WrongCredentials("用户名或密码错误")
-    if passwords.is_locked(locked_until=staff.locked_until, now=now):
-        assert staff.locked_until is not None
-        wait = max(int((staff.locked_until - now).total_seconds()), 1)
-        raise AccountLocked(
-            f"密码错误次数过多，账号已锁定，请 {wait // 60 + 1} 分钟后再试",
+    """A staff member's account for a right password. Wrong passwords are counted per
+    (username, client ``address``), with growing delays (:class:`passwords.ThrottlePolicy`);
+    an unknown or disabled username goes through exactly the same steps and answers."""
+    policy = policy or passwords.ThrottlePolicy()
+    # Locked for the whole attempt: parallel guesses from one address wait for each other,
+    # so each sees the failures before it.
+    throttle = await repository.login_throttle(
+        session,
+        username_hash=blind_index.compute(username, purpose=THROTTLE_PURPOSE),
+        address=address[:64],
+    )
+    if passwords.is_throttled(blocked_until=throttle.blocked_until, now=now):
+        assert throttle.blocked_until is not None
+        wait = max(math.ceil((throttle.blocked_until - now).total_seconds()), 1)
+        # No figure in the detail: two answers a moment apart must read the same.
+        raise LoginThrottled(
+            "密码错误次数过多，请稍后再试",
             headers={"Retry-After": str(wait)},
+            extra={"retry_after_s": wait},
         )
-    # Argon2 takes tens of milliseconds of CPU: off the event loop (it releases the GIL).
-    if not await asyncio.to_thread(passwords.verify_password, staff.password_hash, password):
-        staff.failed_attempts, staff.locked_until = passwords.after_failure(
-            failed_attempts=staff.failed_attempts, now=now, policy=policy
+    staff = await repository.staff(session, username)
+    # Argon2 takes tens of milliseconds of CPU: off the event loop (it releases the GIL). An
+    # unknown username is checked against a dummy hash, so timing does not tell either.
+    if staff is None or staff.disabled:
+        await asyncio.to_thread(passwords.verify_dummy, password)
+        right = False
+    else:
+        right = await asyncio.to_thread(passwords.verify_password, staff.password_hash, password)
+    if not right or staff is None:
+        throttle.failures = 1 + passwords.failures_in_a_row(
+            failures=throttle.failures,
+            last_failure_at=throttle.last_failure_at,
+            now=now,
+            policy=policy,
         )
+        throttle.last_failure_at = now
+        delay = passwords.delay_after(throttle.failures, policy=policy)
+        throttle.blocked_until = now + delay if delay is not None else None
         await session.flush()
         raise WrongCredentials("用户名或密码错误")
-    staff.failed_attempts = 0
-    staff.locked_until = None
+    await repository.forget_throttle(session, throttle)
     if passwords.needs_rehash(staff.password_hash):
         staff.password_hash = await asyncio.to_thread(passwords.hash_password, password)
     await session.flush()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import api, clients, contract, ratelimit
+from gateway import api, clients, contract, passwords, ratelimit, repository, sessions
 from gateway.events import outbox
 from gateway.models import metadata
 from gateway.protection import BodyLimit, SecurityHeaders
@@ -22,6 +24,15 @@ async def purge_rate_counters(session: AsyncSession, settings: Settings) -> None
 
 
 def configure(app: FastAPI, settings: Settings) -> None:
+async def purge_ended_logins(session: AsyncSession, settings: Settings) -> None:
+    """Ended families whose access tokens have all expired; staff-login failure counts
+    forgotten by the throttle policy."""
+    now = api.utcnow()
+    await sessions.purge(session, now=now)
+    forget = timedelta(seconds=passwords.ThrottlePolicy().forget_after_s)
+    await repository.purge_login_throttles(session, idle_since=now - forget)
+
+
     """The gateway's clients and its public-door protection."""
     app.state.client_tokens = client_tokens(settings)
     app.state.upstreams = Upstreams(settings)
@@ -64,7 +75,10 @@ SPEC = ServiceSpec(
         api.stats_router,
     ),
     shutdowns=(clients.close,),
-    periodic=(PeriodicJob(name="rate-counters", interval_s=3600, run=purge_rate_counters),),
+    periodic=(
+        PeriodicJob(name="rate-counters", interval_s=3600, run=purge_rate_counters),
+        PeriodicJob(name="ended-logins", interval_s=3600, run=purge_ended_logins),
+    ),
     extensions=(configure,),
 )
 

@@ -2,7 +2,8 @@
 
 The gateway is where people are authenticated: mini-program accounts (WeChat openid, then
 real-name and real-person verification), their companies, staff accounts, the refresh tokens
-of both, and the counters behind rate limits.
+of both (and the families ended early), the counters behind rate limits and staff-login
+throttling.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ class FaceVerification(Base):
 
 
 class StaffAccount(Base):
-    """A staff login: password (Argon2id), roles, department and region; locked after repeated
-    failures."""
+    """A staff login: password (Argon2id), roles, department and region. Wrong passwords are
+    counted per username and client address (:class:`LoginThrottle`), never on the account:
+    nobody can lock a colleague out by failing on purpose."""
 
     __tablename__ = "staff_account"
 
@@ -103,8 +105,6 @@ class StaffAccount(Base):
     roles: Mapped[list[str]] = mapped_column(JSONB)
     department: Mapped[str | None] = mapped_column(String(100))
     region: Mapped[str | None] = mapped_column(String(12))
-    failed_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -128,6 +128,32 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottle(Base):
+    """Consecutive wrong staff passwords from one address for one username, and until when
+    that pair is refused (429). Kept for unknown usernames exactly as for real ones, so the
+    answers do not tell them apart; the username is stored as a keyed hash (people type
+    passwords into the username field)."""
+
+    __tablename__ = "login_throttle"
+
+    username_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RevokedFamily(Base):
+    """A refresh-token family ended by logout or by a refresh token's reuse: its access tokens
+    are refused until ``expires_at``, when the last of them has expired anyway."""
+
+    __tablename__ = "revoked_family"
+
+    family_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class RateCounter(Base):

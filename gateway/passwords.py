@@ -1,4 +1,4 @@
-"""Staff passwords: Argon2id hashes, the password policy and the lockout policy.
+"""Staff passwords: Argon2id hashes, the password policy and the throttling of wrong ones.
 
 Hashes are PHC strings (``$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>``) that carry their
 own parameters, so the cost can be raised later: old hashes still verify, and
@@ -26,11 +26,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 __all__ = [
     "MAX_LENGTH",
     "MIN_LENGTH",
-    "LockoutPolicy",
-    "after_failure",
+    "ThrottlePolicy",
     "check_password_policy",
+    "delay_after",
+    "failures_in_a_row",
     "hash_password",
-    "is_locked",
+    "is_throttled",
     "needs_rehash",
     "verify_dummy",
     "verify_password",
@@ -137,38 +138,53 @@ def check_password_policy(password: str) -> list[str]:
     return problems
 
 
-# --- lockout -------------------------------------------------------------------------------
+# --- throttling ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LockoutPolicy:
-    """After ``max_failures`` wrong passwords in a row the account locks for
-    ``lock_minutes``."""
+class ThrottlePolicy:
+    """Wrong passwords are counted per (username, client address). The first
+    ``free_failures - 1`` in a row cost nothing; the ``free_failures``-th and each one after it
+    make that pair wait, ``first_delay_s`` and then twice as long each time, up to
+    ``max_delay_s``. A run of failures is forgotten ``forget_after_s`` after its last one.
 
-    max_failures: int = 5
-    lock_minutes: int = 15
+    Per address, not per account: someone failing on purpose slows only themselves, never the
+    colleague at their own desk. Guessing from many addresses is what the per-address rate
+    limit of the login route and the password policy are for."""
+
+    free_failures: int = 5
+    first_delay_s: int = 30
+    max_delay_s: int = 900
+    forget_after_s: int = 86_400
 
     def __post_init__(self) -> None:
-        if self.max_failures < 1 or self.lock_minutes < 1:
-            raise ValueError("a lockout policy needs at least one failure and one minute")
+        if self.free_failures < 1 or self.first_delay_s < 1:
+            raise ValueError("a throttle policy needs at least one failure and one second")
+        if self.max_delay_s < self.first_delay_s or self.forget_after_s < self.max_delay_s:
+            raise ValueError("max_delay_s must be ≥ first_delay_s and ≤ forget_after_s")
 
 
-def after_failure(
-    *, failed_attempts: int, now: datetime, policy: LockoutPolicy
-) -> tuple[int, datetime | None]:
-    """The new count of failures in a row, and until when the account is locked (None: not
-    locked), after one more wrong password.
-
-    The count is not reset by a lock, only by a good password (the caller sets it to 0): once
-    an account has been locked, each further failure locks it again. So guessing, after the
-    first lock, gets one try per ``lock_minutes`` rather than ``max_failures``.
-    """
-    failed = max(failed_attempts, 0) + 1
-    if failed >= policy.max_failures:
-        return failed, now + timedelta(minutes=policy.lock_minutes)
-    return failed, None
+def delay_after(failures: int, *, policy: ThrottlePolicy) -> timedelta | None:
+    """How long the pair waits after its ``failures``-th wrong password in a row (None: not
+    at all)."""
+    beyond = failures - policy.free_failures
+    if beyond < 0:
+        return None
+    # Capped before exponentiating: a long run of failures must not build a huge integer.
+    seconds = policy.first_delay_s * 2 ** min(beyond, 32)
+    return timedelta(seconds=min(seconds, policy.max_delay_s))
 
 
-def is_locked(*, locked_until: datetime | None, now: datetime) -> bool:
-    """Whether a lock is still in force at ``now`` (it ends at ``locked_until`` exactly)."""
-    return locked_until is not None and now < locked_until
+def failures_in_a_row(
+    *, failures: int, last_failure_at: datetime | None, now: datetime, policy: ThrottlePolicy
+) -> int:
+    """The count a new failure adds to: the stored one, unless the run is old enough to be
+    forgotten."""
+    if last_failure_at is None or now - last_failure_at >= timedelta(seconds=policy.forget_after_s):
+        return 0
+    return max(failures, 0)
+
+
+def is_throttled(*, blocked_until: datetime | None, now: datetime) -> bool:
+    """Whether a delay is still in force at ``now`` (it ends at ``blocked_until`` exactly)."""
+    return blocked_until is not None and now < blocked_until

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.models import Account, CompanyBinding, FaceVerification, RefreshToken, StaffAccount
+from gateway.models import (
+    Account,
+    CompanyBinding,
+    FaceVerification,
+    LoginThrottle,
+    RefreshToken,
+    RevokedFamily,
+    StaffAccount,
+)
 
 
 async def account(session: AsyncSession, subject: str, *, lock: bool = False) -> Account | None:
@@ -61,3 +70,60 @@ async def revoke_family(session: AsyncSession, *, family_id: str, now: datetime)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+async def login_throttle(
+    session: AsyncSession, *, username_hash: str, address: str
+) -> LoginThrottle:
+    """The failure count of this pair, created empty if there is none, locked until the
+    transaction ends."""
+    await session.execute(
+        insert(LoginThrottle)
+        .values(username_hash=username_hash, address=address, failures=0)
+        .on_conflict_do_nothing(index_elements=[LoginThrottle.username_hash, LoginThrottle.address])
+    )
+    row = await session.scalar(
+        select(LoginThrottle)
+        .where(LoginThrottle.username_hash == username_hash, LoginThrottle.address == address)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None
+    return row
+
+
+async def forget_throttle(session: AsyncSession, throttle: LoginThrottle) -> None:
+    await session.delete(throttle)
+
+
+async def purge_login_throttles(session: AsyncSession, *, idle_since: datetime) -> None:
+    """Forget pairs whose last failure is older than ``idle_since`` and not in a delay."""
+    await session.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.last_failure_at < idle_since,
+            (LoginThrottle.blocked_until.is_(None)) | (LoginThrottle.blocked_until < idle_since),
+        )
+    )
+
+
+async def revoke_family_tokens(
+    session: AsyncSession, *, family_id: str, now: datetime, until: datetime
+) -> None:
+    """Record that the access tokens of ``family_id`` are refused until ``until``."""
+    await session.execute(
+        insert(RevokedFamily)
+        .values(family_id=family_id, revoked_at=now, expires_at=until)
+        .on_conflict_do_nothing(index_elements=[RevokedFamily.family_id])
+    )
+
+
+async def revoked_families(session: AsyncSession, *, now: datetime) -> set[str]:
+    """The families whose access tokens may still be alive and must be refused."""
+    rows = await session.scalars(
+        select(RevokedFamily.family_id).where(RevokedFamily.expires_at > now)
+    )
+    return set(rows)
+
+
+async def purge_revoked_families(session: AsyncSession, *, now: datetime) -> None:
+    await session.execute(delete(RevokedFamily).where(RevokedFamily.expires_at <= now))

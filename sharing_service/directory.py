@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sharing_service import repository
+from sharing_service.egress import LOCAL_POLICY, ProviderUrlPolicy
 from sharing_service.http_provider import HttpProvider, ProviderMetrics
 from sharing_service.models import Dataset, Provider
 from sharing_service.providers import DataProvider, ProviderUnavailable
@@ -28,8 +29,10 @@ class ProviderDirectory:
         metrics: ProviderMetrics | None = None,
         sandbox: DataProvider | None = None,
         allow_sandbox: bool = True,
+        url_policy: ProviderUrlPolicy = LOCAL_POLICY,
     ) -> None:
         self._cipher = cipher
+        self._url_policy = url_policy
         self._allow_sandbox = allow_sandbox
         self._metrics = metrics
         self._sandbox = sandbox
@@ -73,6 +76,7 @@ class ProviderDirectory:
             read_timeout_s=row.read_timeout_s,
             consumer="sharing",
             metrics=self._metrics,
+            url_policy=self._url_policy,
         )
         if built is not None:
             await built[1].close()

@@ -29,6 +29,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import SecretStr
 
+from sharing_service.egress import ProviderUrlPolicy, UrlRefused
 from sharing_service.providers import DataProvider, ProviderRecord, ProviderUnavailable, Subject
 from wangban.observability import HTTP_DURATION_BUCKETS, REQUEST_ID_HEADER, safe_incoming_id
 
@@ -257,6 +258,7 @@ class HttpProvider(DataProvider):
         client_factory: Callable[[httpx.Timeout], httpx.AsyncClient] | None = None,
         metrics: ProviderMetrics | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        url_policy: ProviderUrlPolicy | None = None,
     ) -> None:
         secret = token if isinstance(token, SecretStr) else SecretStr(token)
         if not secret.get_secret_value().strip():
@@ -271,6 +273,7 @@ class HttpProvider(DataProvider):
         self.consumer = consumer
         self.read_timeout_s = read_timeout_s
         self.max_response_bytes = max_response_bytes
+        self._url_policy = url_policy
         self._token = secret
         self.breaker = CircuitBreaker(
             failure_threshold=failure_threshold, reset_after_s=reset_after_s, clock=clock
@@ -358,6 +361,13 @@ class HttpProvider(DataProvider):
         self, dataset: str, subject: Subject, fields: list[str], request_id: str
     ) -> tuple[int, bytes]:
         url = f"{self.base_url}/datasets/{quote(dataset, safe='')}/records:query"
+        if self._url_policy is not None:
+            # Again at every call, not only at registration: the name may resolve elsewhere
+            # now (DNS changed, or was made to).
+            try:
+                await self._url_policy.check(self.base_url)
+            except UrlRefused as refused:
+                raise ProviderUnavailable(f"address refused: {refused}") from None
         # The subject's ID travels only in the body: URLs end up in access logs.
         body = json.dumps(
             {"subject": {"kind": subject.kind, "id": subject.id}, "fields": fields},
@@ -398,7 +408,11 @@ class HttpProvider(DataProvider):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        async with self._client.stream("POST", url, content=body, headers=headers) as response:
+        # Never follow a redirect, whatever client the factory built: it would resend the
+        # department's credential and the citizen's ID to wherever the 3xx points.
+        async with self._client.stream(
+            "POST", url, content=body, headers=headers, follow_redirects=False
+        ) as response:
             received = bytearray()
             async for chunk in response.aiter_bytes():
                 received += chunk

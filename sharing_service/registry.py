@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sharing_service import repository
 from sharing_service.directory import token_context
+from sharing_service.egress import LOCAL_POLICY, ProviderUrlPolicy, UrlRefused
 from sharing_service.models import AccessGrant, CertificateType, Dataset, Provider
 from wangban.crypto import FieldCipher
 from wangban.errors import NotFound, ValidationFailed
@@ -41,11 +42,18 @@ async def register_provider(
     read_timeout_s: float = 5.0,
     enabled: bool = True,
     cipher: FieldCipher | None = None,
+    url_policy: ProviderUrlPolicy = LOCAL_POLICY,
 ) -> Provider:
     """Create or update a provider. An ``http`` provider needs a URL and a credential; the
-    credential is stored encrypted and never returned."""
+    credential is stored encrypted and never returned. The URL must pass ``url_policy``
+    (:mod:`sharing_service.egress`: https and no internal address in production)."""
     if kind not in ("sandbox", "http"):
         raise InvalidRegistration("数据提供方类型只能是 sandbox 或 http")
+    if kind == "http" and base_url:
+        try:
+            await url_policy.check(base_url)
+        except UrlRefused as refused:
+            raise InvalidRegistration(str(refused)) from None
     row = await repository.provider(session, code)
     if row is None:
         row = Provider(code=code)

@@ -150,8 +150,8 @@ class InternalTokens:
         # call between services; both sides remember recent tokens instead. A token is reused
         # only in the first half of its life, and a remembered one is still refused once it
         # expires, so neither changes what a token is worth to someone who steals it.
-        self._issued: dict[tuple[Identity, str], tuple[str, float]] = {}
-        self._verified: dict[str, tuple[Identity, float]] = {}
+        self._issued: dict[tuple[Identity, str, str | None], tuple[str, float]] = {}
+        self._verified: dict[str, tuple[Identity, float, str | None]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InternalTokens:
@@ -159,17 +159,18 @@ class InternalTokens:
             settings.internal_token_key.get_secret_value(), ttl_s=settings.internal_token_ttl_s
         )
 
-    def issue(self, identity: Identity, *, issuer: str) -> str:
+    def issue(self, identity: Identity, *, issuer: str, family: str | None = None) -> str:
         """A token for ``identity``: a recent one for the same caller while it has more than
-        half its lifetime left, else a new one."""
-        remembered = self._issued.get((identity, issuer))
+        half its lifetime left, else a new one. ``family`` (claim ``fam``) names the login
+        session a client token belongs to, so the gateway can refuse it once that ends."""
+        remembered = self._issued.get((identity, issuer, family))
         if remembered is not None and remembered[1] - time.time() > self.ttl_s / 2:
             return remembered[0]
-        token = self._sign(identity, issuer=issuer)
-        _remember(self._issued, (identity, issuer), (token, time.time() + self.ttl_s))
+        token = self._sign(identity, issuer=issuer, family=family)
+        _remember(self._issued, (identity, issuer, family), (token, time.time() + self.ttl_s))
         return token
 
-    def _sign(self, identity: Identity, *, issuer: str) -> str:
+    def _sign(self, identity: Identity, *, issuer: str, family: str | None = None) -> str:
         now = datetime.now(UTC)
         claims: dict[str, Any] = {
             "iss": issuer,
@@ -186,19 +187,25 @@ class InternalTokens:
             value = getattr(identity, name)
             if value is not None:
                 claims[name] = value
+        if family is not None:
+            claims["fam"] = family
         return jwt.encode(claims, self._key, algorithm=self.algorithm)
 
     def verify(self, token: str) -> Identity:
         """The identity in ``token``; :class:`Unauthorized` if it is expired, forged,
         meant for another audience or malformed."""
+        return self.verify_session(token)[0]
+
+    def verify_session(self, token: str) -> tuple[Identity, str | None]:
+        """:meth:`verify`, with the token's ``family`` (None if it names none)."""
         remembered = self._verified.get(token)
         if remembered is not None and time.time() <= remembered[1] + CLOCK_LEEWAY_S:
-            return remembered[0]
-        identity, expires_at = self._check(token)
-        _remember(self._verified, token, (identity, expires_at))
-        return identity
+            return remembered[0], remembered[2]
+        identity, expires_at, family = self._check(token)
+        _remember(self._verified, token, (identity, expires_at, family))
+        return identity, family
 
-    def _check(self, token: str) -> tuple[Identity, float]:
+    def _check(self, token: str) -> tuple[Identity, float, str | None]:
         try:
             claims = jwt.decode(
                 token,
@@ -227,7 +234,10 @@ class InternalTokens:
             )
         except (ValidationError, TypeError) as exc:
             raise Unauthorized("身份令牌无效") from exc
-        return identity, float(claims["exp"])
+        family = claims.get("fam")
+        if family is not None and not isinstance(family, str):
+            raise Unauthorized("身份令牌无效")
+        return identity, float(claims["exp"]), family
 
 
 _REMEMBERED_TOKENS = 4096

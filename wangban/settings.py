@@ -209,6 +209,10 @@ class Settings(BaseSettings):
     gateway_submissions_per_minute_per_user: int = Field(default=10, ge=1)
     gateway_submissions_per_minute_per_ip: int = Field(default=60, ge=1)
 
+    gateway_revocation_cache_s: float = Field(default=5.0, ge=0, le=60)
+    """How long a gateway worker keeps its copy of the ended login sessions (logout, refresh
+    token reuse) before reading it again: their access tokens are refused at once by the worker
+    that ended them, by the others within this many seconds. 0 reads on every request."""
     # --- Security ------------------------------------------------------------------
     internal_token_key: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_KEY)
     """HMAC key that signs the short-lived identity token services pass to each other."""

@@ -42,7 +42,10 @@ class Gateway:
     services: dict[str, FastAPI] = field(default_factory=dict)
 
     def bearer(self, identity: Identity) -> dict[str, str]:
-        token = client_tokens(self.settings).issue(identity, issuer="gateway")
+        # A family of its own, as a login gives (the gateway refuses tokens without one).
+        token = client_tokens(self.settings).issue(
+            identity, issuer="gateway", family=str(uuid.uuid4())
+        )
         return {"Authorization": f"Bearer {token}"}
 
     def staff(

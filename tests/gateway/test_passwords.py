@@ -1,4 +1,4 @@
-"""Staff passwords: Argon2id hashing, the password policy, and the lockout sequence."""
+"""Staff passwords: Argon2id hashing, the password policy, and the delays after failures."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from argon2 import PasswordHasher, Type
 
 from gateway import passwords
 from gateway.passwords import (
-    LockoutPolicy,
-    after_failure,
+    ThrottlePolicy,
     check_password_policy,
+    delay_after,
+    failures_in_a_row,
     hash_password,
-    is_locked,
+    is_throttled,
     needs_rehash,
     verify_dummy,
     verify_password,
@@ -110,42 +111,39 @@ def test_full_width_letters_and_digits_count() -> None:
     assert check_password_policy("ｗｉｎｄｏｗｃｌｅｒｋ２０２６") == []
 
 
-# --- lockout -------------------------------------------------------------------------------
+# --- throttling ----------------------------------------------------------------------------
 
 
-def test_the_fifth_failure_in_a_row_locks_for_fifteen_minutes() -> None:
-    policy = LockoutPolicy()
-    failed, locked_until = 0, None
-    for attempt in range(1, 5):
-        failed, locked_until = after_failure(failed_attempts=failed, now=NOW, policy=policy)
-        assert (failed, locked_until) == (attempt, None)
-        assert not is_locked(locked_until=locked_until, now=NOW)
-    failed, locked_until = after_failure(failed_attempts=failed, now=NOW, policy=policy)
-    assert failed == 5 and locked_until == NOW + timedelta(minutes=15)
-    assert is_locked(locked_until=locked_until, now=NOW)
-    assert is_locked(locked_until=locked_until, now=NOW + timedelta(minutes=14, seconds=59))
+def test_the_first_failures_cost_nothing_then_the_delay_doubles_up_to_its_cap() -> None:
+    policy = ThrottlePolicy()
+    assert [delay_after(n, policy=policy) for n in range(1, 5)] == [None] * 4
+    delays = [delay_after(n, policy=policy) for n in range(5, 12)]
+    assert [int(d.total_seconds()) for d in delays if d] == [30, 60, 120, 240, 480, 900, 900]
+    assert delay_after(10_000, policy=policy) == timedelta(seconds=900)
 
 
-def test_the_lock_expires() -> None:
-    locked_until = NOW + timedelta(minutes=15)
-    assert not is_locked(locked_until=locked_until, now=locked_until)
-    assert not is_locked(locked_until=locked_until, now=locked_until + timedelta(days=1))
-    assert not is_locked(locked_until=None, now=NOW)
+def test_a_delay_ends_at_its_instant() -> None:
+    blocked_until = NOW + timedelta(seconds=30)
+    assert is_throttled(blocked_until=blocked_until, now=NOW)
+    assert not is_throttled(blocked_until=blocked_until, now=blocked_until)
+    assert not is_throttled(blocked_until=None, now=NOW)
 
 
-def test_after_a_lock_each_further_failure_locks_again() -> None:
-    policy = LockoutPolicy()
-    later = NOW + timedelta(minutes=20)  # the first lock is over
-    failed, locked_until = after_failure(failed_attempts=5, now=later, policy=policy)
-    assert failed == 6 and locked_until == later + timedelta(minutes=15)
+def test_an_old_run_of_failures_is_forgotten() -> None:
+    policy = ThrottlePolicy()
+    recent = NOW - timedelta(hours=1)
+    assert failures_in_a_row(failures=7, last_failure_at=recent, now=NOW, policy=policy) == 7
+    old = NOW - timedelta(days=1)
+    assert failures_in_a_row(failures=7, last_failure_at=old, now=NOW, policy=policy) == 0
+    assert failures_in_a_row(failures=0, last_failure_at=None, now=NOW, policy=policy) == 0
 
 
 def test_the_policy_can_be_tuned() -> None:
-    policy = LockoutPolicy(max_failures=3, lock_minutes=60)
-    assert after_failure(failed_attempts=1, now=NOW, policy=policy) == (2, None)
-    assert after_failure(failed_attempts=2, now=NOW, policy=policy) == (
-        3,
-        NOW + timedelta(hours=1),
-    )
+    policy = ThrottlePolicy(free_failures=3, first_delay_s=60, max_delay_s=3600)
+    assert delay_after(2, policy=policy) is None
+    assert delay_after(3, policy=policy) == timedelta(minutes=1)
+    assert delay_after(4, policy=policy) == timedelta(minutes=2)
     with pytest.raises(ValueError):
-        LockoutPolicy(max_failures=0)
+        ThrottlePolicy(free_failures=0)
+    with pytest.raises(ValueError):
+        ThrottlePolicy(first_delay_s=60, max_delay_s=30)
