@@ -748,6 +748,8 @@ def citizen_tokens(
                     person_ref=person_ref,
                 ),
                 issuer=ISSUER,
+                # A family of its own, as a login gives: the gateway refuses tokens without.
+                family=str(uuid.uuid4()),
             ),
             "ip": f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}",
         }
