@@ -44,6 +44,7 @@ from intake_service.schemas import (
     SupplementIn,
     TextIn,
     TimelineOut,
+    VerificationIn,
     WindowApplicationIn,
 )
 from wangban.auth import (
@@ -86,6 +87,23 @@ class ApplicantMismatch(Forbidden):
 class FileRejected(ValidationFailed):
     type_slug = "file-rejected"
     title = "文件不符合要求"
+
+
+class ApplicantNotVerified(ValidationFailed):
+    """The name does not match the register for the ID number — or the register has no such
+    number: one answer for both, so the check tells a clerk nothing about who exists."""
+
+    type_slug = "applicant-not-verified"
+    title = "申请人身份核验未通过"
+
+
+class WindowIntakeIncomplete(ValidationFailed):
+    """A window intake the form or materials do not complete. One answer whichever material or
+    prefilled field was missing, so that trying ID numbers at a window cannot tell which
+    department holds a record of whom (the 201/422-with-names oracle)."""
+
+    type_slug = "window-intake-incomplete"
+    title = "申请表或材料不完整，未能受理"
 
 
 class FileNotFound(ApplicationNotFound):
@@ -190,6 +208,10 @@ def _applicant(identity: Identity, body: ApplicationIn, keys: Keys) -> Applicant
     if body.applicant.kind == "company" and identity.acting_for != applicant.id_number:
         # 法人: a person acting for a company the gateway has verified them to represent.
         raise ApplicantMismatch("只能以本人经认证代表的企业名义申请")
+    if identity.kind == "company" and body.applicant.kind != "company":
+        # A company identity carries no verified person (no person_ref check applies): it
+        # applies as the company it acts for, never as some person.
+        raise ApplicantMismatch("以企业身份登录时只能以该企业名义申请")
     if identity.kind == "citizen" and body.applicant.kind == "person":
         if identity.person_ref != keys.blind_index.resident_id(applicant.id_number):
             raise ApplicantMismatch()
@@ -202,7 +224,9 @@ def _choices(items: Sequence[MaterialChoiceIn]) -> list[MaterialChoice]:
     ]
 
 
-async def _out(session: AsyncSession, application: Application) -> ApplicationOut:
+async def _out(session: AsyncSession, application: Application, keys: Keys) -> ApplicationOut:
+    """The application as its applicant and the staff allowed to read it see it: the form's
+    personal fields, encrypted at rest, in clear."""
     timeline = await repository.timeline(session, application.id)
     rows = await repository.materials(session, application.id)
     members = (
@@ -219,7 +243,7 @@ async def _out(session: AsyncSession, application: Application) -> ApplicationOu
         accepting_region=application.accepting_region,
         accepted_by=application.accepted_by,
         agent=application.agent_subject,
-        form=application.form,
+        form=applications.clear_form(application, keys.cipher),
         form_sources=application.form_sources or {},
         timeline=[TimelineOut.model_validate(t) for t in timeline],
         materials=[MaterialOut.model_validate(m) for m in rows],
@@ -320,6 +344,7 @@ async def _apply_bundle(
     key: str | None,
     identity: Identity | None,
     now: datetime,
+    note: str = "",
 ) -> ApplicationOut:
     """一件事: the bundle's member applications, each resolved and submitted like one item."""
     assert body.bundle_version_id is not None
@@ -352,7 +377,13 @@ async def _apply_bundle(
         idempotency_key=key,
         now=now,
     )
-    return await _out(session, parent)
+    if note:
+        # How the applicant was identified at the window, on the parent's first entry.
+        first = (await repository.timeline(session, parent.id))[0]
+        if note not in first.note:
+            first.note = f"{note}；{first.note}" if first.note else note
+            await session.flush()
+    return await _out(session, parent, runtime.keys)
 
 
 async def _apply(
@@ -367,6 +398,7 @@ async def _apply(
     actor: str,
     response: Response,
     identity: Identity | None = None,
+    note: str = "",
 ) -> ApplicationOut:
     if key is None and not body.draft:
         raise IdempotencyKeyMissing()
@@ -385,7 +417,7 @@ async def _apply(
         )
     if existing is not None:
         response.status_code = 200  # the same request again: the same application
-        return await _out(session, existing)
+        return await _out(session, existing, runtime.keys)
     now = datetime.now(UTC)
     if body.bundle_version_id:
         return await _apply_bundle(
@@ -397,6 +429,7 @@ async def _apply(
             key=key,
             identity=identity,
             now=now,
+            note=note,
         )
     if item is None or item.withdrawn_at is not None:
         raise applications.ItemVersionNotAvailable()
@@ -434,7 +467,7 @@ async def _apply(
     application, created = await applications.insert_once(session, application)
     if not created:
         response.status_code = 200
-        return await _out(session, application)
+        return await _out(session, application, runtime.keys)
     session.add(
         applications.TimelineEntry(
             application_id=application.id,
@@ -443,7 +476,7 @@ async def _apply(
             to_status="draft",
             actor_kind=actor_kind,
             actor=actor,
-            note="",
+            note=note,
         )
     )
     await session.flush()
@@ -459,7 +492,7 @@ async def _apply(
             calendar=runtime.calendar,
             now=now,
         )
-    return await _out(session, application)
+    return await _out(session, application, runtime.keys)
 
 
 @citizen.post(
@@ -492,11 +525,69 @@ async def apply(
     )
 
 
+VERIFICATION_METHODS = {
+    "register_name_match": "姓名与人口登记信息比对一致",
+    "id_card_reader": "身份证读卡器读取",
+    "face_check": "人脸比对核验",
+}
+
+
+async def _verify_at_window(
+    runtime: Runtime,
+    *,
+    body: WindowApplicationIn,
+    applicant: Applicant,
+    clerk: Identity,
+    channel: Channel,
+) -> str:
+    """Make sure the applicant is the person the ID number names before anything of theirs is
+    looked up; the timeline note that records how, by whom (the entry's actor and time say
+    who and when). Raises :class:`ApplicantNotVerified` when the register disagrees."""
+    verification: VerificationIn = body.verification
+    async with runtime.database.read_sessionmaker() as reads:
+        if body.item_version_id:
+            item = await repository.item_version(reads, body.item_version_id)
+            if item is None or item.withdrawn_at is not None:
+                raise applications.ItemVersionNotAvailable()
+            # Out of the window's reach: refused before the register is asked about anyone.
+            applications.check_window_scope(item, channel)
+            item_code = item.implementing_code
+        else:
+            bundle = await repository.bundle_version(reads, body.bundle_version_id or "")
+            if bundle is None:
+                raise applications.ItemVersionNotAvailable()
+            item_code = bundle.code
+    if verification.method == "register_name_match":
+        if applicant.kind != "person":
+            raise applications.InvalidApplicant(
+                "法人申请人不适用人口登记姓名比对，请核验经办人身份证后选择读卡器或人脸核验"
+            )
+        matches = await runtime.sharing.verify_identity(
+            id_number=applicant.id_number,
+            name=applicant.name,
+            item_code=item_code,
+            application_id=None,
+            on_behalf_of=clerk,
+        )
+        if not matches:
+            raise ApplicantNotVerified(
+                "申请人姓名与身份证号码核验未通过，请核对证件；"
+                "可使用身份证读卡器或人脸核验后重新受理"
+            )
+    how = VERIFICATION_METHODS[verification.method]
+    reference = (verification.reference or "").strip()
+    return f"身份核验：{how}" + (f"（流水号 {reference}）" if reference else "")
+
+
 @staff.post(
     "/applications",
     status_code=201,
     summary="A window clerk files and accepts an application for an applicant (全城通办)",
-    responses=problem_responses(*APPLY_ERRORS),
+    description="The applicant is verified first (``verification``): by the population "
+    "register (name and ID number) or by the clerk's statement of the ID-card reading or face "
+    "check done at the counter. Every lookup then names the clerk. A form or materials that "
+    "do not complete the application answer one problem whichever record was missing.",
+    responses=problem_responses(*APPLY_ERRORS, ApplicantNotVerified, WindowIntakeIncomplete),
 )
 async def apply_at_window(
     body: WindowApplicationIn,
@@ -526,23 +617,38 @@ async def apply_at_window(
         id_number=checked.id_number,
         name=checked.name,
     )
-    return await _apply(
-        body=body,
-        session=session,
-        runtime=runtime,
-        applicant=applicant,
-        channel=Channel(
-            name="window",
-            window=clerk.department,
-            region=clerk.region,
-            clerk=clerk.subject,
-            agent=body.agent,
-        ),
-        key=idempotency_key,
-        actor_kind="staff",
-        actor=clerk.subject,
-        response=response,
+    if idempotency_key is None and not body.draft:
+        raise IdempotencyKeyMissing()
+    channel = Channel(
+        name="window",
+        window=clerk.department,
+        region=clerk.region,
+        clerk=clerk.subject,
+        agent=body.agent,
     )
+    note = await _verify_at_window(
+        runtime, body=body, applicant=applicant, clerk=clerk, channel=channel
+    )
+    try:
+        return await _apply(
+            body=body,
+            session=session,
+            runtime=runtime,
+            applicant=applicant,
+            channel=channel,
+            key=idempotency_key,
+            actor_kind="staff",
+            actor=clerk.subject,
+            response=response,
+            note=note,
+        )
+    except (applications.InvalidForm, applications.MaterialsIncomplete):
+        # Which field or material was missing would say which department has no record of
+        # this person; the clerk sees the item's list and what the applicant brought.
+        raise WindowIntakeIncomplete(
+            "申请未受理：申请表或材料不完整。请核对申请表，"
+            "未能通过数据共享获取的材料请收取申请人提供的文件后重新受理"
+        ) from None
 
 
 @citizen.post(
@@ -615,7 +721,7 @@ async def submit_draft(
         keys=runtime.keys,
         calendar=runtime.calendar,
     )
-    return await _out(session, application)
+    return await _out(session, application, runtime.keys)
 
 
 @citizen.get("/applications", summary="My applications, newest first")
@@ -632,9 +738,9 @@ async def my_applications(
     responses=problem_responses(ApplicationNotFound),
 )
 async def get_application(
-    application_id: str, session: UnitOfWork, identity: CurrentIdentity
+    application_id: str, session: UnitOfWork, identity: CurrentIdentity, runtime: Shared
 ) -> ApplicationOut:
-    return await _out(session, await _readable(session, identity, application_id))
+    return await _out(session, await _readable(session, identity, application_id), runtime.keys)
 
 
 @citizen.post(
@@ -643,14 +749,18 @@ async def get_application(
     responses=problem_responses(ApplicationNotFound, applications.TransitionNotAllowed),
 )
 async def withdraw(
-    application_id: str, body: OptionalReasonIn, session: UnitOfWork, identity: CurrentIdentity
+    application_id: str,
+    body: OptionalReasonIn,
+    session: UnitOfWork,
+    identity: CurrentIdentity,
+    runtime: Shared,
 ) -> ApplicationOut:
     application = await _readable(session, identity, application_id)
     _own(identity, application)
     await applications.withdraw(
         session, application=application, actor=identity.subject, reason=body.reason
     )
-    return await _out(session, application)
+    return await _out(session, application, runtime.keys)
 
 
 @citizen.post(
@@ -661,7 +771,11 @@ async def withdraw(
     ),
 )
 async def supplement(
-    application_id: str, body: SupplementIn, session: UnitOfWork, identity: CurrentIdentity
+    application_id: str,
+    body: SupplementIn,
+    session: UnitOfWork,
+    identity: CurrentIdentity,
+    runtime: Shared,
 ) -> ApplicationOut:
     application = await _readable(session, identity, application_id)
     _own(identity, application)
@@ -672,7 +786,7 @@ async def supplement(
         actor_kind="applicant",
         actor=identity.subject,
     )
-    return await _out(session, application)
+    return await _out(session, application, runtime.keys)
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -812,7 +926,7 @@ async def accept(
         actor=member.subject,
         calendar=runtime.calendar,
     )
-    return await _out(session, application)
+    return await _out(session, application, runtime.keys)
 
 
 @staff.post(
@@ -821,13 +935,17 @@ async def accept(
     responses=problem_responses(ApplicationNotFound, applications.TransitionNotAllowed),
 )
 async def not_accept(
-    application_id: str, body: ReasonIn, session: UnitOfWork, member: StaffMember
+    application_id: str,
+    body: ReasonIn,
+    session: UnitOfWork,
+    member: StaffMember,
+    runtime: Shared,
 ) -> ApplicationOut:
     application = await _readable_for_acceptance(session, member, application_id)
     await applications.not_accept(
         session, application=application, actor=member.subject, reason=body.reason
     )
-    return await _out(session, application)
+    return await _out(session, application, runtime.keys)
 
 
 async def _readable_for_acceptance(

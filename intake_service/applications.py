@@ -39,6 +39,7 @@ from intake_service import repository
 from intake_service.events import (
     FORM_CONTEXT,
     HOLDER_CONTEXT,
+    SUBJECT_CONTEXT,
     ApplicationAccepted,
     ApplicationCompleted,
     ApplicationNotAccepted,
@@ -51,7 +52,7 @@ from intake_service.events import (
     outbox,
 )
 from intake_service.models import Application, ApplicationMaterial, ItemVersionCopy, TimelineEntry
-from wangban import identifiers
+from wangban import identifiers, personal_fields
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
@@ -106,6 +107,10 @@ class ScopeNotAllowed(Forbidden):
     type_slug = "outside-service-scope"
     title = "该事项不支持在本窗口办理"
 
+
+STORED_FORM_CONTEXT = "intake.application.form"
+"""Encryption context (plus the field's path) of the personal fields of ``application.form``
+at rest (:mod:`wangban.personal_fields`); migration ``intake_0004`` uses the same string."""
 
 # --- states -------------------------------------------------------------------------------------
 
@@ -353,13 +358,6 @@ def _check_version_open(item: ItemVersionCopy | None) -> ItemVersionCopy:
     return item
 
 
-def _age_and_region(*, kind: str, id_number: str, today: date) -> tuple[int | None, str]:
-    """What 秒批 rules read of the applicant: age (persons) and the issuing region code."""
-    if kind == "person":
-        return identifiers.age_on(id_number, today=today), identifiers.region_of(id_number)
-    return None, id_number[2:8]
-
-
 def validated_applicant(applicant: Applicant) -> Applicant:
     """The applicant with a checked, normalised ID number or credit code."""
     try:
@@ -384,9 +382,16 @@ def new_application(
     kind: str = "single",
     parent_id: str | None = None,
     idempotency_key: str | None = None,
+    form_schema: Mapping[str, Any] | None = None,
 ) -> Application:
+    """A draft; ``form_schema`` is the schema of ``form`` when it is not the item's own (a
+    bundle's combined form): its personal fields are stored encrypted."""
     applicant = validated_applicant(applicant)
     content = item.content
+    if personal_fields.has_envelope(form):
+        # The marker is how stored forms say "encrypted": a submitted one would be read back
+        # as ciphertext that does not decrypt.
+        raise InvalidForm(f"申请表不能包含保留字段 {personal_fields.MARKER}")
     return Application(
         id=str(uuid.uuid4()),
         kind=kind,
@@ -406,7 +411,12 @@ def new_application(
         channel=channel.name,
         accepting_window=channel.window,
         accepting_region=channel.region,
-        form=dict(form),
+        form=personal_fields.seal(
+            form,
+            form_schema if form_schema is not None else content.get("form_schema"),
+            cipher=keys.cipher,
+            context=STORED_FORM_CONTEXT,
+        ),
         status="draft",
         status_reason="",
         idempotency_key=idempotency_key,
@@ -416,6 +426,13 @@ def new_application(
         auto_approval=bool(content.get("auto_approval")),
         created_at=now,
     )
+
+
+def clear_form(application: Application, cipher: FieldCipher) -> dict[str, Any]:
+    """The form with its personal fields decrypted: for the applicant and the staff who may
+    read the application, and for checking it against the schema; never stored so."""
+    form = personal_fields.open_form(application.form, cipher=cipher, context=STORED_FORM_CONTEXT)
+    return dict(form)
 
 
 def _applicant_ref(blind_index: BlindIndex, applicant: Applicant) -> str:
@@ -572,7 +589,7 @@ async def submit(
     item = _check_version_open(
         await repository.item_version(session, application.item_version_id or "")
     )
-    errors = form_errors(item.content.get("form_schema"), application.form)
+    errors = form_errors(item.content.get("form_schema"), clear_form(application, keys.cipher))
     if errors:
         raise InvalidForm(
             f"申请表有 {len(errors)} 处需要修改",
@@ -589,9 +606,7 @@ async def submit(
         row.application_id = application.id
         session.add(row)
     await move(session, application, to="submitted", actor_kind=actor_kind, actor=actor, at=now)
-    await outbox.publish(
-        session, _submitted_event(application, rows, keys=keys, today=china_date(now))
-    )
+    await outbox.publish(session, _submitted_event(application, rows, keys=keys))
     at_window = application.channel == "window"
     needs_check = any(r.status in ("uploaded", "reused", "tolerated") for r in rows)
     if at_window or not needs_check:
@@ -608,10 +623,8 @@ async def submit(
 
 
 def _submitted_event(
-    application: Application, rows: Sequence[ApplicationMaterial], *, keys: Keys, today: date
+    application: Application, rows: Sequence[ApplicationMaterial], *, keys: Keys
 ) -> ApplicationSubmitted:
-    id_number = keys.cipher.decrypt(application.applicant_id_enc, context=HOLDER_CONTEXT)
-    age, region = _age_and_region(kind=application.applicant_kind, id_number=id_number, today=today)
     return ApplicationSubmitted(
         application_id=application.id,
         parent_id=application.parent_id,
@@ -619,16 +632,16 @@ def _submitted_event(
         item_code=application.item_code,
         item_name=application.item_name,
         department=application.department,
-        region_code=application.region_code,
         channel=application.channel,
         applicant_kind=application.applicant_kind,
-        applicant_subject=application.applicant_subject,
+        applicant_subject_enc=keys.cipher.encrypt(
+            application.applicant_subject, context=SUBJECT_CONTEXT
+        ),
         applicant_id_enc=application.applicant_id_enc,
         applicant_name_enc=application.applicant_name_enc,
-        applicant_age=age,
-        applicant_region_code=region,
         form_enc=keys.cipher.encrypt(
-            json.dumps(application.form, ensure_ascii=False), context=FORM_CONTEXT
+            json.dumps(clear_form(application, keys.cipher), ensure_ascii=False),
+            context=FORM_CONTEXT,
         ),
         materials=[
             MaterialOutcome(

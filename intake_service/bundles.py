@@ -116,6 +116,7 @@ async def submit_bundle(
         now=now,
         kind="bundle",
         idempotency_key=idempotency_key,
+        form_schema=bundle.content.get("form_schema") or {},
     )
     parent.item_version_id, parent.bundle_version_id = None, bundle.version_id
     parent.item_code, parent.item_name = bundle.code, bundle.name

@@ -1,14 +1,18 @@
 """What the intake service publishes (through its outbox).
 
-``application.*`` events go to partner departments too, so they carry what approval needs and
-no more: ids, the item, the form, how each material was met (evidence ids, never files) and the
-applicant's ID number and name only encrypted with the platform field key (approval needs them
-for its data lookups and for the certificate), never in clear.
+``application.*`` events go to partner departments too, so they carry what their consumers need
+and no more: ids, the item, the form, how each material was met (evidence ids, never files) and
+the applicant's ID number, name and account only encrypted with the platform field key
+(approval needs the first two for its data lookups, its rules and the certificate; notify needs
+the account to tell), never in clear. Facts that can be derived from the encrypted ID number
+(age, household region) are derived by the consumer that needs them, not published.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
 
 from intake_service.models import kit_tables
 from wangban.events import Event, registry
@@ -29,6 +33,14 @@ approval service uses when it passes them on to the certificate library)."""
 FORM_CONTEXT = "application.form"
 """Encryption context of an application's form in events: forms hold bank accounts, children's
 names and the like, which partner departments reading the topic must not see."""
+SUBJECT_CONTEXT = "application.subject"
+"""Encryption context of the applicant's account id in events: a stable id in clear would let
+every partner reading the topic link one person's applications across departments."""
+RETIRED_SUBMITTED_FIELDS = frozenset(
+    {"region_code", "applicant_subject", "applicant_age", "applicant_region_code"}
+)
+"""Fields ``application.submitted`` carried in clear before it was minimised: an event published
+earlier (still on the topic, or replayed from a dead letter) still validates, without them."""
 
 
 class MaterialOutcome(BaseModel):
@@ -55,20 +67,26 @@ class ApplicationSubmitted(Event):
     item_code: str
     item_name: str = ""
     department: str
-    region_code: str
     channel: str
     applicant_kind: str
-    applicant_subject: str | None = None
-    """The applicant's opaque account id: whom the notify service tells about the application.
-    Never an ID number."""
+    applicant_subject_enc: str | None = None
+    """The applicant's opaque account id, encrypted (context ``application.subject``): whom the
+    notify service tells about the application."""
     applicant_id_enc: str
+    """The ID number or credit code, encrypted (context ``approval.holder``): approval's data
+    lookups, the age and region its rules read, and the certificate's holder."""
     applicant_name_enc: str
-    applicant_age: int | None = None
-    applicant_region_code: str | None = None
     form_enc: str
     """The form as JSON, encrypted with the platform field key (context ``application.form``)."""
     materials: list[MaterialOutcome] = Field(default_factory=list)
     submitted_at: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not RETIRED_SUBMITTED_FIELDS.isdisjoint(data):
+            return {k: v for k, v in data.items() if k not in RETIRED_SUBMITTED_FIELDS}
+        return data
 
 
 @registry.event(

@@ -34,6 +34,7 @@ __all__ = [
     "USCC_ALPHABET",
     "InvalidIdentifier",
     "age_on",
+    "applicant_age_and_region",
     "birth_date_of",
     "gender_of",
     "is_valid_resident_id",
@@ -137,6 +138,15 @@ def age_on(id_number: str, *, today: date) -> int:
     """Age in completed years (周岁) on ``today``."""
     born = birth_date_of(id_number)
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def applicant_age_and_region(*, kind: str, id_number: str, today: date) -> tuple[int | None, str]:
+    """What 秒批 rules read of an applicant: age (persons) and the issuing region code (a
+    credit code's registration authority code for companies). Derived where rules run, from
+    the ID number that travels encrypted, so neither is published in clear."""
+    if kind == "person":
+        return age_on(id_number, today=today), region_of(id_number)
+    return None, id_number[2:8]
 
 
 def mask_id(value: str) -> str:
