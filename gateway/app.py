@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import api, clients, contract, passwords, ratelimit, repository, sessions
 from gateway.events import outbox
+from gateway.json_depth import JsonDepthLimit
 from gateway.models import metadata
 from gateway.protection import BodyLimit, SecurityHeaders
 from gateway.sessions import client_tokens
@@ -23,7 +24,6 @@ async def purge_rate_counters(session: AsyncSession, settings: Settings) -> None
     await ratelimit.purge(session, now=api.utcnow())
 
 
-def configure(app: FastAPI, settings: Settings) -> None:
 async def purge_ended_logins(session: AsyncSession, settings: Settings) -> None:
     """Ended families whose access tokens have all expired; staff-login failure counts
     forgotten by the throttle policy."""
@@ -33,8 +33,10 @@ async def purge_ended_logins(session: AsyncSession, settings: Settings) -> None:
     await repository.purge_login_throttles(session, idle_since=now - forget)
 
 
+def configure(app: FastAPI, settings: Settings) -> None:
     """The gateway's clients and its public-door protection."""
     app.state.client_tokens = client_tokens(settings)
+    app.state.trusted_proxies = ratelimit.TrustedProxies(settings.trusted_proxies)
     app.state.upstreams = Upstreams(settings)
     app.state.identity_verifier = clients.identity_verifier(settings)
     app.state.cipher = FieldCipher.from_settings(settings)
@@ -42,6 +44,8 @@ async def purge_ended_logins(session: AsyncSession, settings: Settings) -> None:
     contract.describe_pass_through(
         app, settings, api.PASS_THROUGH, forwarding_query=api.FORWARDING_QUERY
     )
+    # Inside BodyLimit (added later, so outside): the body it reads whole is already bounded.
+    app.add_middleware(JsonDepthLimit)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.gateway_max_body_bytes,

@@ -16,12 +16,17 @@ gains nothing). Commit the check soon, in its own short transaction: the row sta
 until then, and every other request of the same caller waits for it.
 
 Old windows are deleted by :func:`purge`, run hourly by the gateway app.
+
+A per-address limit is only as good as the address: :class:`TrustedProxies` says who the client
+is, believing ``X-Forwarded-For`` only as far as it was written by our own proxies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
@@ -33,8 +38,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import RateCounter
 from wangban.errors import TooManyRequests
+from wangban.settings import ConfigurationError
 
-__all__ = ["MAX_WINDOW_S", "Decision", "Limit", "RateLimited", "check", "hit", "purge"]
+__all__ = [
+    "MAX_WINDOW_S",
+    "Decision",
+    "Limit",
+    "RateLimited",
+    "TrustedProxies",
+    "check",
+    "hit",
+    "purge",
+]
 
 MAX_WINDOW_S: Final = 86_400
 """The longest window: :func:`purge` deletes windows that started over a day ago."""
@@ -140,3 +155,72 @@ async def purge(session: AsyncSession, *, now: datetime) -> int:
     )
     assert isinstance(result, CursorResult)
     return int(result.rowcount or 0)
+
+
+# --- Who the caller is -----------------------------------------------------------------------
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str) -> Address | None:
+    """An address as proxies write it (``203.0.113.7``, ``203.0.113.7:4711``, ``2001:db8::1``,
+    ``[2001:db8::1]:443``), IPv4-mapped IPv6 read as IPv4; None for anything else."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class TrustedProxies:
+    """The reverse proxies in front of the gateway (``WANGBAN_TRUSTED_PROXIES``: addresses or
+    CIDR networks) and, from them, the client of a request.
+
+    ``X-Forwarded-For`` is a list each proxy appends the address it saw to; anything left of
+    the first proxy's entry was written by the client and may be anything. So the header is
+    read only when the socket's peer is one of ours, from the right, skipping our proxies: the
+    first address that is not one of them is the client. With no proxies configured the peer
+    is the client, whatever the header says.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        networks = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise ConfigurationError(
+                    f"WANGBAN_TRUSTED_PROXIES: {entry!r} is not an address or CIDR network"
+                ) from None
+        self.networks = tuple(networks)
+
+    def trusts(self, address: Address) -> bool:
+        return any(address in network for network in self.networks)
+
+    def client_address(self, peer: str | None, forwarded_for: Sequence[str]) -> str:
+        """The client's address: ``peer`` is the socket's, ``forwarded_for`` every
+        ``X-Forwarded-For`` header of the request, in order."""
+        if peer is None:
+            return "unknown"
+        peer_address = _address(peer)
+        if peer_address is None or not self.trusts(peer_address):
+            return peer
+        client = str(peer_address)
+        hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            address = _address(hop)
+            if address is None:
+                # Not an address: no proxy of ours wrote it. The nearest hop we could read
+                # (one of our proxies) stands for the client rather than text anyone may pick.
+                return client
+            client = str(address)
+            if not self.trusts(address):
+                return client
+        return client  # every hop is one of ours: the left-most is as far as anyone can see

@@ -12,18 +12,20 @@ import uvicorn
 
 
 @asynccontextmanager
-async def serve_asgi(app: Any) -> AsyncIterator[str]:
+async def serve_asgi(app: Any, **options: Any) -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields its base URL. The app's own
-    lifespan is not run (enter it yourself if the app needs it)."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,  # the OS picks a free port, read back below: no window for another taker
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
+    lifespan is not run (enter it yourself if the app needs it). ``options`` replace uvicorn's
+    settings (``wangban.server.uvicorn_options``: serve it as ``wangban serve`` does)."""
+    settings: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        **options,
+        "timeout_graceful_shutdown": 2,
+        "host": "127.0.0.1",
+        "port": 0,  # the OS picks a free port, read back below: no window for another taker
+        "lifespan": "off",
+    }
+    config = uvicorn.Config(app, **settings)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

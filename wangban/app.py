@@ -32,7 +32,7 @@ from wangban.errors import (
 )
 from wangban.kafka import broker_answers
 from wangban.migrations import current_revision, head_revision
-from wangban.observability import Metrics, RequestContextMiddleware
+from wangban.observability import Metrics, MetricsServer, RequestContextMiddleware
 from wangban.outbox import Outbox, OutboxRelay
 from wangban.settings import Settings, get_settings
 
@@ -228,6 +228,10 @@ def create_service_app(
             )
             runtime.start()
         app.state.runtime = runtime
+        metrics_server: MetricsServer | None = None
+        if settings.metrics_port is not None:
+            metrics_server = MetricsServer(metrics, host=settings.host, port=settings.metrics_port)
+            app.state.metrics_port = await metrics_server.start()
         try:
             yield
         finally:
@@ -235,13 +239,21 @@ def create_service_app(
                 await runtime.stop()
             for shutdown in spec.shutdowns:
                 await shutdown(app)
+            if metrics_server is not None:
+                await metrics_server.stop()
             await database.dispose()
 
+    # The documents map every route and parameter for anyone who asks: off in production unless
+    # asked for (the gateway's is what the mini-program's developers read, locally).
+    docs = settings.api_docs_exposed
     app = FastAPI(
         title=spec.title,
         description=spec.description,
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -329,6 +341,10 @@ def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRoute
         if any(value != "ok" for value in checks.values()):
             raise NotReady("服务尚未就绪", extra={"service": spec.name, "checks": checks})
         return JSONResponse({"status": "ready", "service": spec.name, "checks": checks})
+
+    if not settings.metrics_on_service_port:
+        # Production, or a metrics port of its own: the service port does not answer it.
+        return router
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint(request: Request) -> Response:

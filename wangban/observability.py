@@ -9,10 +9,12 @@ far wider access than the database, and PIPL treats ID numbers as sensitive data
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import re
+import socket
 import sys
 import time
 import uuid
@@ -21,6 +23,7 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
+import uvicorn
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,6 +42,7 @@ __all__ = [
     "ContextFilter",
     "JsonFormatter",
     "Metrics",
+    "MetricsServer",
     "RedactionFilter",
     "RequestContextMiddleware",
     "bound_context",
@@ -47,6 +51,7 @@ __all__ = [
     "correlation_id_var",
     "current_context",
     "is_valid_traceparent",
+    "new_id",
     "redact",
     "redact_value",
     "request_id_var",
@@ -105,18 +110,37 @@ def bound_context(**values: str | None) -> Iterator[dict[str, str | None]]:
             var.reset(token)
 
 
-_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SAFE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# What a personal number looks like once any dashes are dropped: a mainland mobile number, or the
+# 15 digits every resident ID number holds (18-digit ones end in a digit or X). Searched for
+# anywhere in the id, not as a whole word: "order13800138000" carries the number all the same.
+_PERSONAL_NUMBER = re.compile(r"1[3-9][0-9]{9}|[0-9]{15}")
 
 
 def safe_incoming_id(value: str | None) -> str | None:
     """Return ``value`` if it is safe to adopt as a request/correlation id, else None.
 
-    Ids arrive from clients and end up in log lines and response headers, so anything
-    that could forge a log line or blow up label/field sizes is refused.
+    Ids arrive from clients and end up in log lines, response headers and every event the
+    request causes (``correlationid``, read by partner departments), so only up to 64 letters,
+    digits and dashes are adopted (a UUID is one), and never one that holds a mobile or ID
+    number: a client that uses a person's ID number as its correlation id must not have it
+    copied into logs and topics.
     """
-    if value is not None and _SAFE_ID.fullmatch(value):
-        return value
-    return None
+    if value is None or not _SAFE_ID.fullmatch(value):
+        return None
+    if _PERSONAL_NUMBER.search(value.replace("-", "")):
+        return None
+    return value
+
+
+def new_id() -> str:
+    """A fresh request id: 32 hex digits, drawn again in the rare case (about 1 in 70) that
+    random digits happen to look like a personal number, so that the next service, which checks
+    the ids it is given, adopts ours."""
+    while True:
+        value = uuid.uuid4().hex
+        if safe_incoming_id(value) is not None:
+            return value
 
 
 _TRACEPARENT = re.compile(
@@ -151,8 +175,11 @@ TOKEN_PLACEHOLDER: Final = "[REDACTED-TOKEN]"
 SECRET_PLACEHOLDER: Final = "[REDACTED-SECRET]"
 
 # Lookarounds use explicit ASCII classes: digits or letters glued to a candidate mean it is
-# part of a longer identifier (order number, hash, hex id), not an ID or phone number.
-_NOT_AFTER_ALNUM = r"(?<![0-9A-Za-z.])"
+# part of a longer identifier (order number, hash, hex id), not an ID or phone number. A
+# percent-escape (``%E5%8F%B7`` in a logged request path) ends in hex digits yet is a boundary:
+# the number after it is as readable as one after a slash.
+_AFTER_ESCAPE = r"(?<=%[0-9A-Fa-f]{2})"
+_NOT_AFTER_ALNUM = r"(?:(?<![0-9A-Za-z.])|" + _AFTER_ESCAPE + ")"
 _NOT_BEFORE_ALNUM = r"(?![0-9A-Za-z]|\.[0-9])"
 
 _MONTH = r"(?:0[1-9]|1[0-2])"
@@ -193,7 +220,9 @@ _RULES = (
     + _NOT_BEFORE_ALNUM
     + ")",
     # Mainland mobile, optionally +86/0086/86-prefixed and split 3-4-4.
-    r"(?P<phone>(?<![0-9A-Za-z.+])(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}"
+    r"(?P<phone>(?:(?<![0-9A-Za-z.+])|"
+    + _AFTER_ESCAPE
+    + r")(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}"
     + _NOT_BEFORE_ALNUM
     + ")",
 )
@@ -497,6 +526,84 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+class _SignalFreeServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the process's main server: two servers each
+    capturing SIGTERM would keep the main one from ever hearing it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class MetricsServer:
+    """``/metrics`` (and nothing else) on a port of its own, beside the service's port.
+
+    In production the service port is reachable by whoever can reach the service (the gateway's
+    by the whole internet); the metrics port is open only to Prometheus. The socket is bound
+    with ``SO_REUSEPORT`` so that every worker process of a service binds the same port (each
+    scrape then reads one worker, as a scrape of the service port did).
+    """
+
+    def __init__(self, metrics: Metrics, *, host: str, port: int) -> None:
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
+            status, (body, content_type) = 200, self.metrics.render()
+        else:
+            status, body, content_type = 404, b"not found\n", "text/plain; charset=utf-8"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def start(self) -> int:
+        """Listen, and return the port (the one the OS chose when asked for 0)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(64)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = _SignalFreeServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="metrics")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # failed to start: raise its error here
+                raise RuntimeError("the metrics server exited before starting")
+            await asyncio.sleep(0.01)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+
 # ---------------------------------------------------------------------------------------
 # Middleware
 # ---------------------------------------------------------------------------------------
@@ -536,7 +643,7 @@ class RequestContextMiddleware:
             return
 
         headers = Headers(scope=scope)
-        request_id = safe_incoming_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        request_id = safe_incoming_id(headers.get(REQUEST_ID_HEADER)) or new_id()
         correlation_id = safe_incoming_id(headers.get(CORRELATION_ID_HEADER)) or request_id
         traceparent = headers.get(TRACEPARENT_HEADER)
         if not is_valid_traceparent(traceparent):

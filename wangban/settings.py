@@ -121,6 +121,16 @@ class Settings(BaseSettings):
     web_workers: int = Field(default=1, ge=1, le=32)
     """uvicorn worker processes per service (``wangban serve``); in Kubernetes prefer 1 and
     more replicas."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve ``/metrics`` on this port (an internal one, scraped by Prometheus) instead of the
+    service's own. Unset: the service port has it locally, and nothing does in production."""
+    expose_api_docs: bool | None = None
+    """``/docs``, ``/redoc`` and ``/openapi.json``. Unset: on locally and in tests, off in
+    production (they map the whole API for anyone who asks)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or CIDR networks of the reverse proxies in front of the gateway (the ingress).
+    Only a request from one of them has its ``X-Forwarded-For`` believed, and the client is the
+    right-most hop that is not one of them. Empty: the socket's peer is the client."""
     http_timeout_s: float = 5.0
     http_retries: int = 2
 
@@ -281,6 +291,17 @@ class Settings(BaseSettings):
                 "WANGBAN_FIELD_ENCRYPTION_KEYS"
             )
         return self
+
+    @property
+    def api_docs_exposed(self) -> bool:
+        if self.expose_api_docs is not None:
+            return self.expose_api_docs
+        return self.env is not Environment.PRODUCTION
+
+    @property
+    def metrics_on_service_port(self) -> bool:
+        """``/metrics`` on the service's own port: only locally, when no metrics port is set."""
+        return self.metrics_port is None and self.env is not Environment.PRODUCTION
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{_check_service(service)}_port")

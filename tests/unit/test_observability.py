@@ -55,6 +55,11 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         ("call +86 138 0013 8000 now", f"call {PHONE_PLACEHOLDER} now"),
         ("tel: 86-138-0013-8000", f"tel: {PHONE_PLACEHOLDER}"),
         ("tel 8613800138000", f"tel {PHONE_PLACEHOLDER}"),
+        # Logged request paths are percent-encoded: an escape's hex digits are a boundary.
+        (
+            f"GET /items/%E5%8F%B7{ID}?q=%20{PHONE}",
+            f"GET /items/%E5%8F%B7{ID_PLACEHOLDER}?q=%20{PHONE_PLACEHOLDER}",
+        ),
         ("Authorization: Bearer abc.def-ghi_1==", f"Authorization: Bearer {TOKEN_PLACEHOLDER}"),
         (f"token in body {JWT} end", f"token in body {TOKEN_PLACEHOLDER} end"),
         ("login password=hunter2 ok", f"login password={SECRET_PLACEHOLDER} ok"),
@@ -243,17 +248,28 @@ async def test_middleware_binds_and_echoes_ids(log_stream: io.StringIO) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get(
             "/items/42",
-            headers={"X-Request-ID": "abc.DEF-123_x", "traceparent": TRACEPARENT},
+            headers={"X-Request-ID": "abc-DEF-123-x", "traceparent": TRACEPARENT},
         )
         context = response.json()["context"]
-        assert context["request_id"] == "abc.DEF-123_x"
-        assert context["correlation_id"] == "abc.DEF-123_x"  # defaults to the request id
+        assert context["request_id"] == "abc-DEF-123-x"
+        assert context["correlation_id"] == "abc-DEF-123-x"  # defaults to the request id
         assert context["traceparent"] == TRACEPARENT
-        assert response.headers["x-request-id"] == "abc.DEF-123_x"
-        assert response.headers["x-correlation-id"] == "abc.DEF-123_x"
+        assert response.headers["x-request-id"] == "abc-DEF-123-x"
+        assert response.headers["x-correlation-id"] == "abc-DEF-123-x"
 
         # Unsafe or oversized ids are replaced, never echoed.
-        for bad in ("has space", "x" * 65, "new\\nline"):
+        # So are ids that hold a personal number (a client using an ID number as its id) and
+        # characters outside letters, digits and dashes.
+        for bad in (
+            "has space",
+            "x" * 65,
+            "new\\nline",
+            "abc.DEF_1",
+            ID,
+            f"order-{ID_X}",
+            PHONE,
+            "req138-0013-8000",
+        ):
             response = await client.get(
                 "/items/1",
                 headers={"X-Request-ID": bad, "X-Correlation-ID": "flow-7", "traceparent": "junk"},
@@ -269,7 +285,7 @@ async def test_middleware_binds_and_echoes_ids(log_stream: io.StringIO) -> None:
 
     access = [line for line in lines(log_stream) if line["logger"] == "wangban.access"]
     first = access[0]
-    assert first["request_id"] == "abc.DEF-123_x"
+    assert first["request_id"] == "abc-DEF-123-x"
     assert first["route"] == "/items/{item_id}"
     assert first["status"] == 200
     assert first["method"] == "GET"
