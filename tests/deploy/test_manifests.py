@@ -25,6 +25,8 @@ PRODUCTION = DEPLOY / "k8s" / "overlays" / "production"
 SECRET_EXAMPLE = BASE / "secret.example.yaml"
 
 PORTS = {name: Settings().port_of(name) for name in SERVICE_NAMES}
+METRICS_PORT = 9100
+"""Where every pod serves /metrics (``WANGBAN_METRICS_PORT``): never on its service port."""
 COMPOSE_IMAGE = "wangban:0.1.0"
 K8S_IMAGE = "wangban:0.1.0"
 SECRET_NAME = "wangban-secrets"
@@ -301,7 +303,7 @@ def test_every_service_has_a_deployment_on_the_one_image() -> None:
         (container,) = pod["containers"]
         assert container["image"] == K8S_IMAGE, name
         assert container["args"] == ["serve", name]
-        assert [p["containerPort"] for p in container["ports"]] == [PORTS[name]]
+        assert [p["containerPort"] for p in container["ports"]] == [PORTS[name], METRICS_PORT]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert dep["spec"]["selector"]["matchLabels"].items() <= (
             dep["spec"]["template"]["metadata"]["labels"].items()
@@ -329,8 +331,10 @@ def test_deployments_are_scraped_by_prometheus() -> None:
     for name, dep in _of_kind("Deployment").items():
         annotations = dep["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
-        assert annotations["prometheus.io/port"] == str(PORTS[name]), name
+        assert annotations["prometheus.io/port"] == str(METRICS_PORT), name
         assert annotations["prometheus.io/path"] == "/metrics", name
+    (config,) = _of_kind("ConfigMap").values()
+    assert config["data"]["WANGBAN_METRICS_PORT"] == str(METRICS_PORT)
 
 
 def test_pods_read_the_configmap_and_the_secret() -> None:
@@ -494,7 +498,10 @@ def test_network_policies_allow_service_to_service_and_prometheus() -> None:
 
     for port in PORTS.values():
         assert admits(lambda p: p == {"podSelector": {}}, port), port
-        assert admits(lambda p: "namespaceSelector" in p, port), port
+    # Prometheus reaches the metrics port, and only that one.
+    assert admits(lambda p: "namespaceSelector" in p, METRICS_PORT)
+    for port in PORTS.values():
+        assert not admits(lambda p: "namespaceSelector" in p, port), port
 
 
 # --- production overlay -----------------------------------------------------------------
