@@ -15,7 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import audit, certificates, lookups, materials, registry, repository
+from sharing_service import (
+    audit,
+    certificates,
+    identity_check,
+    lookups,
+    materials,
+    registry,
+    repository,
+)
 from sharing_service.directory import ProviderDirectory
 from sharing_service.http_provider import ProviderMetrics
 from sharing_service.models import Certificate, Consent
@@ -34,6 +42,8 @@ from sharing_service.schemas import (
     EvidenceOut,
     GrantIn,
     GrantOut,
+    IdentityCheckIn,
+    IdentityCheckOut,
     KeyOut,
     LookupIn,
     LookupOut,
@@ -47,18 +57,22 @@ from sharing_service.schemas import (
     VerifyOut,
 )
 from wangban.auth import (
+    APPROVER,
     AUDITOR,
     DATA_ADMIN,
     OPS,
     REVIEWER,
+    WINDOW_CLERK,
     CurrentIdentity,
     Identity,
+    InternalTokens,
     require_roles,
 )
 from wangban.crypto import BlindIndex, FieldCipher, mask_name
 from wangban.db import ReadSession, UnitOfWork
-from wangban.errors import Forbidden, NotFound, problem_responses
+from wangban.errors import Forbidden, NotFound, Unauthorized, problem_responses
 from wangban.settings import Environment
+from wangban.sharing_client import ACTOR_HEADER
 
 public = APIRouter(tags=["data sharing"])
 citizen = APIRouter(prefix="/me", tags=["citizen: my data and certificates"])
@@ -129,13 +143,76 @@ PlatformKeys = Annotated[Keys, Depends(_keys)]
 Providers = Annotated[ProviderDirectory, Depends(_directory)]
 
 
-def _caller(identity: Identity) -> lookups.Caller:
-    """The policy's name for the caller: the service, or the staff member's department."""
+ROLE_LABELS: dict[str, str] = {
+    WINDOW_CLERK: "窗口工作人员",
+    REVIEWER: "审批人员",
+    APPROVER: "审批人员",
+    AUDITOR: "审计人员",
+    "citizen": "本人",
+    "company": "本单位",
+}
+_ROLE_PREFERENCE = (WINDOW_CLERK, REVIEWER, APPROVER, AUDITOR)
+_MACHINE_LABELS = {"approval": "自动审批（秒批）", "intake": "网上受理系统"}
+
+
+def _role_of(person: Identity) -> str:
+    """The one role a lookup is recorded under: what the person does that needs data."""
+    if person.kind != "staff":
+        return person.kind
+    for role in _ROLE_PREFERENCE:
+        if role in person.roles:
+            return role
+    return min(person.roles, default="staff")
+
+
+def _actor(request: Request) -> Identity | None:
+    """The person a calling service acts for, from the signed internal token it forwards in
+    :data:`ACTOR_HEADER` (so no request body can name someone else)."""
+    header = request.headers.get(ACTOR_HEADER)
+    if not header:
+        return None
+    state = request.app.state
+    tokens: InternalTokens | None = getattr(state, "internal_tokens", None)
+    if tokens is None:
+        tokens = state.internal_tokens = InternalTokens.from_settings(state.settings)
+    person = tokens.verify(header.strip())
+    if person.kind == "service":
+        raise Unauthorized("代为查询的身份必须是工作人员或申请人本人")
+    return person
+
+
+def _caller(identity: Identity, request: Request) -> lookups.Caller:
+    """The policy's name for the caller (the service, or the staff member's department) and
+    the person on whose behalf it asks."""
     if identity.kind == "service":
-        return lookups.Caller(consumer=identity.subject, requested_by=identity.subject)
+        person = _actor(request)
+        if person is None:
+            return lookups.Caller(consumer=identity.subject, requested_by=identity.subject)
+        return lookups.Caller(
+            consumer=identity.subject,
+            requested_by=identity.subject,
+            actor_subject=person.subject,
+            actor_department=person.department if person.kind == "staff" else None,
+            actor_role=_role_of(person),
+        )
     if identity.kind == "staff" and identity.department:
-        return lookups.Caller(consumer=identity.department, requested_by=identity.subject)
+        return lookups.Caller(
+            consumer=identity.department,
+            requested_by=identity.subject,
+            actor_subject=identity.subject,
+            actor_department=identity.department,
+            actor_role=_role_of(identity),
+        )
     raise NotAConsumer()
+
+
+def _used_by(consumer: str, department: str | None, role: str | None) -> str:
+    """Who used the data, as the citizen reads it: "东莞市人社局 窗口工作人员", "本人",
+    "自动审批（秒批）" — never an internal service name when a person is behind it."""
+    if role is not None:
+        label = ROLE_LABELS.get(role, "工作人员")
+        return f"{department} {label}" if department else label
+    return _MACHINE_LABELS.get(consumer, consumer)
 
 
 def _person_ref(identity: Identity) -> str:
@@ -165,10 +242,11 @@ async def lookup(
     identity: CurrentIdentity,
     keys: PlatformKeys,
     providers: Providers,
+    request: Request,
 ) -> LookupOut:
     result = await lookups.perform_lookup(
         session,
-        caller=_caller(identity),
+        caller=_caller(identity, request),
         subject=Subject(kind=body.subject.kind, id=body.subject.id),
         dataset_code=body.dataset,
         fields=body.fields,
@@ -207,10 +285,11 @@ async def resolve_materials(
     identity: CurrentIdentity,
     keys: PlatformKeys,
     providers: Providers,
+    request: Request,
 ) -> ResolveOut:
     resolved = await materials.resolve_materials(
         session,
-        caller=_caller(identity),
+        caller=_caller(identity, request),
         item_version_id=body.item_version_id,
         applicant=Subject(kind=body.applicant.kind, id=body.applicant.id),
         application_id=body.application_id,
@@ -233,6 +312,39 @@ async def resolve_materials(
             for m in resolved
         ]
     )
+
+
+@public.post(
+    "/identity/verify",
+    summary="Window intake: does the name match the population register for the ID number?",
+    responses=problem_responses(
+        NotAConsumer,
+        lookups.UnknownDataset,
+        lookups.InvalidLookup,
+        lookups.LookupDenied,
+        lookups.DataUnavailable,
+    ),
+)
+async def verify_identity(
+    body: IdentityCheckIn,
+    session: UnitOfWork,
+    identity: CurrentIdentity,
+    keys: PlatformKeys,
+    providers: Providers,
+    request: Request,
+) -> IdentityCheckOut:
+    checked = await identity_check.verify_name(
+        session,
+        caller=_caller(identity, request),
+        subject=Subject(kind=body.subject.kind, id=body.subject.id),
+        name=body.name,
+        purpose=lookups.Purpose(
+            item_code=body.purpose.item_code, application_id=body.purpose.application_id
+        ),
+        directory=providers,
+        blind_index=keys.blind_index,
+    )
+    return IdentityCheckOut(lookup_id=checked.lookup_id, matches=checked.matches)
 
 
 @public.get("/datasets", summary="The shared-data catalogue (共享目录)")
@@ -338,7 +450,9 @@ async def my_data_usage(
             DataUseOut(
                 seq=row.seq,
                 at=row.at,
-                consumer=row.consumer,
+                used_by=_used_by(row.consumer, row.actor_department, row.actor_role),
+                department=row.actor_department,
+                role=ROLE_LABELS.get(row.actor_role) if row.actor_role else None,
                 dataset=row.dataset_code,
                 dataset_name=dataset.name if dataset else _certificate_source(row.dataset_code),
                 provider=providers.get(dataset.provider_code, "") if dataset else "电子证照库",

@@ -161,6 +161,11 @@ class Caller:
     """The consuming service or department the policy knows (``approval``, ``intake`` …)."""
     requested_by: str
     """The identity subject that made the request, for the audit record."""
+    actor_subject: str | None = None
+    """The human on whose behalf it asked (verified from a signed token, never a body field);
+    None when a service asks on its own account (秒批)."""
+    actor_department: str | None = None
+    actor_role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,9 @@ async def perform_lookup(
         application_id=purpose.application_id,
         item_code=purpose.item_code,
         outcome="",
+        actor_subject=caller.actor_subject,
+        actor_department=caller.actor_department,
+        actor_role=caller.actor_role,
     )
 
     async def record(outcome: str, reason: str = "") -> str:

@@ -201,6 +201,9 @@ async def _by_certificate(
             application_id=purpose.application_id,
             item_code=purpose.item_code,
             outcome="granted" if found else "not_found",
+            actor_subject=caller.actor_subject,
+            actor_department=caller.actor_department,
+            actor_role=caller.actor_role,
         ),
         at=now,
     )

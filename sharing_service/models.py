@@ -153,6 +153,13 @@ class LookupAudit(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     """``granted``, ``not_found``, ``denied`` or ``unavailable``."""
     reason: Mapped[str] = mapped_column(Text, default="")
+    actor_subject: Mapped[str | None] = mapped_column(String(128))
+    """The human on whose behalf a service asked (window clerk, reviewer, the applicant), from
+    the signed actor token the service forwarded; NULL for a service acting alone (秒批)."""
+    actor_department: Mapped[str | None] = mapped_column(String(100))
+    actor_role: Mapped[str | None] = mapped_column(String(32))
+    """A staff role (``window_clerk``, ``reviewer`` …), or ``citizen``/``company`` for the
+    applicant themselves."""
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

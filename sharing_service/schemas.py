@@ -48,6 +48,24 @@ class LookupIn(BaseModel):
     purpose: PurposeIn
 
 
+class IdentityCheckIn(BaseModel):
+    """Window intake: does this name match the population register for this ID number?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: SubjectIn
+    name: str = Field(min_length=1, max_length=100)
+    purpose: PurposeIn
+
+    def __repr__(self) -> str:
+        return "IdentityCheckIn(<hidden>)"
+
+
+class IdentityCheckOut(BaseModel):
+    lookup_id: str
+    matches: bool = Field(description="false: 姓名不一致或登记中无此人（二者不作区分）")
+
+
 class AttributeOut(BaseModel):
     value: Any
     source: Literal["government"] = Field(description="government: 部门核验数据，前端应只读展示")
@@ -114,7 +132,11 @@ class DataUseOut(BaseModel):
 
     seq: int
     at: datetime
-    consumer: str
+    used_by: str = Field(
+        description="谁使用了数据，如“东莞市人社局 窗口工作人员”“自动审批（秒批）”"
+    )
+    department: str | None = Field(description="代为查询的工作人员所在部门")
+    role: str | None = Field(description="其角色，如“窗口工作人员”“审批人员”")
     dataset: str
     dataset_name: str
     provider: str
@@ -189,6 +211,8 @@ class ChainReportOut(BaseModel):
     records: int
     first_bad_seq: int | None
     problems: list[str]
+    checkpoint_seq: int | None = None
+    """The latest signed checkpoint the chain was checked against; None: none written yet."""
 
 
 class AuditRecordOut(BaseModel):
@@ -208,6 +232,9 @@ class AuditRecordOut(BaseModel):
     item_code: str
     outcome: str
     reason: str
+    actor_subject: str | None
+    actor_department: str | None
+    actor_role: str | None
     hash: str
 
 

@@ -10,6 +10,13 @@ itself cannot answer (down, restarting, overloaded), the call raises
 and approval's consumer holds the event and asks again once sharing is back. Sending every
 case in flight to a person, or telling a citizen to bring a certificate the government
 holds, because our own service was restarting, would be wrong.
+
+The service asks as itself, but on behalf of someone: the person whose request is being handled
+(a window clerk filing an application, the applicant online) is sent along as a second signed
+internal token in :data:`ACTOR_HEADER`, taken from the verified identity of the request
+(:data:`wangban.auth.identity_var`) — never from a request body, so no field can name someone
+else. Sharing records that person with every lookup; with no request behind it (秒批 in a
+consumer) no actor is sent and the record names the service alone.
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ from typing import Any, Literal
 
 import httpx
 
-from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.auth import AssuranceLevel, Identity, InternalTokens, identity_var
 from wangban.errors import ServiceUnavailable
 from wangban.http import service_client
 from wangban.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+ACTOR_HEADER = "X-Wangban-Actor"
+"""A signed internal token of the person a service asks sharing on behalf of."""
 
 
 class SharingUnavailable(ServiceUnavailable):
@@ -86,8 +96,8 @@ class SharingClient:
         applicant_kind: str,
         applicant_id: str,
         application_id: str,
+        on_behalf_of: Identity | None = None,
     ) -> Sequence[SharedResolution]:
-        token = self._tokens.issue(self._identity, issuer=self._caller)
         try:
             response = await self._client.post(
                 "/materials/resolve",
@@ -96,7 +106,7 @@ class SharingClient:
                     "applicant": {"kind": applicant_kind, "id": applicant_id},
                     "application_id": application_id,
                 },
-                headers={"Authorization": f"Bearer {token}"},
+                headers=self._headers(on_behalf_of),
             )
         except httpx.HTTPError as exc:
             logger.warning("sharing service unreachable: %s", type(exc).__name__)
@@ -126,8 +136,8 @@ class SharingClient:
         fields: list[str],
         item_code: str,
         application_id: str | None,
+        on_behalf_of: Identity | None = None,
     ) -> LookupAnswer:
-        token = self._tokens.issue(self._identity, issuer=self._caller)
         try:
             response = await self._client.post(
                 "/lookups",
@@ -137,7 +147,7 @@ class SharingClient:
                     "fields": fields,
                     "purpose": {"item_code": item_code, "application_id": application_id},
                 },
-                headers={"Authorization": f"Bearer {token}"},
+                headers=self._headers(on_behalf_of),
             )
         except httpx.HTTPError as exc:
             logger.warning("sharing service unreachable: %s", type(exc).__name__)
@@ -158,6 +168,45 @@ class SharingClient:
             lookup_id=body.get("lookup_id"),
             attributes=dict(body.get("attributes") or {}),
         )
+
+    async def verify_identity(
+        self,
+        *,
+        id_number: str,
+        name: str,
+        item_code: str,
+        application_id: str | None,
+        on_behalf_of: Identity | None = None,
+    ) -> bool:
+        """Whether ``name`` matches the population register for ``id_number`` (window intake;
+        the clerk is the actor). False for another name and for no such person alike. Raises
+        :class:`SharingUnavailable` when the answer cannot be had (sharing or the register
+        down, or the check refused): nothing may be looked up unverified."""
+        try:
+            response = await self._client.post(
+                "/identity/verify",
+                json={
+                    "subject": {"kind": "person", "id": id_number},
+                    "name": name,
+                    "purpose": {"item_code": item_code, "application_id": application_id},
+                },
+                headers=self._headers(on_behalf_of),
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("sharing service unreachable: %s", type(exc).__name__)
+            raise SharingUnavailable() from exc
+        if response.status_code != 200:
+            logger.warning("identity check answered %s", response.status_code)
+            raise SharingUnavailable()
+        return bool(response.json().get("matches"))
+
+    def _headers(self, on_behalf_of: Identity | None) -> dict[str, str]:
+        token = self._tokens.issue(self._identity, issuer=self._caller)
+        headers = {"Authorization": f"Bearer {token}"}
+        person = on_behalf_of or identity_var.get()
+        if person is not None and person.kind != "service":
+            headers[ACTOR_HEADER] = self._tokens.issue(person, issuer=self._caller)
+        return headers
 
     async def close(self) -> None:
         await self._client.aclose()

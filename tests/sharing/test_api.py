@@ -176,7 +176,8 @@ async def test_a_citizen_sees_only_their_own_data_usage(sharing: Sharing) -> Non
     assert len(mine) == 2 and len(theirs) == 1
     assert mine[0]["dataset_name"] == "户籍人口信息" and mine[0]["provider"] == "东莞市公安局"
     assert mine[0]["fields"] == ["name"] and mine[0]["predicates"] == ["over_80"]
-    assert mine[0]["consumer"] == "approval" and mine[0]["application_id"] == application
+    assert mine[0]["used_by"] == "自动审批（秒批）" and mine[0]["application_id"] == application
+    assert mine[0]["department"] is None and mine[0]["role"] is None
     not_real_name = await sharing.client.get(
         "/me/data-usage", headers=sharing.token("u-anon", "citizen")
     )
@@ -285,3 +286,47 @@ async def test_the_access_policy_is_administered_by_data_admins(sharing: Sharing
     assert removed.status_code == 204
     datasets = await sharing.client.get("/datasets", headers=admin)
     assert {"gongan.huji", "shichang.zhizhao"} <= {d["code"] for d in datasets.json()}
+
+
+async def test_the_person_behind_a_lookup_comes_from_a_signed_token_never_from_the_body(
+    sharing: Sharing,
+) -> None:
+    item, application = item_code(), str(uuid.uuid4())
+    await _grant(sharing, item)
+    intake = sharing.token("approval", "service")
+    clerk = Identity(
+        subject="s-clerk-7",
+        kind="staff",
+        roles=frozenset({"window_clerk"}),
+        department="东莞市人社局",
+        assurance=AssuranceLevel.REAL_NAME,
+    )
+    signed = InternalTokens.from_settings(sharing.settings).issue(clerk, issuer="intake")
+    forged = InternalTokens("not-the-platform-key", ttl_s=60).issue(clerk, issuer="intake")
+    body = _lookup_body(ALICE, item, application)
+    named = await sharing.client.post(
+        "/lookups", json=body, headers={**intake, "X-Wangban-Actor": signed}
+    )
+    assert named.status_code == 200, named.text
+    refused = await sharing.client.post(
+        "/lookups", json=body, headers={**intake, "X-Wangban-Actor": forged}
+    )
+    assert refused.status_code == 401
+    in_body = await sharing.client.post(
+        "/lookups", json={**body, "actor": {"subject": "someone-else"}}, headers=intake
+    )
+    assert in_body.status_code == 422
+    auditor = sharing.token("a-1", "staff", roles=("auditor",))
+    records = await sharing.client.get(
+        "/admin/audit", params={"application_id": application}, headers=auditor
+    )
+    assert [
+        (r["actor_subject"], r["actor_department"], r["actor_role"]) for r in records.json()
+    ] == [("s-clerk-7", "东莞市人社局", "window_clerk")]
+    usage = await sharing.client.get(
+        "/me/data-usage", headers=sharing.token("u-alice", "citizen", person_id=ALICE)
+    )
+    mine = [u for u in usage.json()["items"] if u["application_id"] == application]
+    assert [u["used_by"] for u in mine] == ["东莞市人社局 窗口工作人员"]
+    chain = await sharing.client.get("/admin/audit/verify", headers=auditor)
+    assert chain.json()["ok"] is True, chain.text
