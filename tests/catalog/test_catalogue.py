@@ -347,13 +347,15 @@ async def test_bundle_binds_its_members_current_versions(db_session: AsyncSessio
 # --- HTTP -------------------------------------------------------------------------------------
 
 
-def _token(settings: Settings, *roles: str) -> dict[str, str]:
+def _token(
+    settings: Settings, *roles: str, department: str | None = None, subject: str = "staff-1"
+) -> dict[str, str]:
     identity = Identity(
-        subject="staff-1",
+        subject=subject,
         kind="staff",
         roles=frozenset(roles),
-        department=None,
-        region=None,
+        department=department,
+        region="441900" if department else None,
         assurance=AssuranceLevel.REAL_NAME,
     )
     token = InternalTokens.from_settings(settings).issue(identity, issuer="gateway")
@@ -373,18 +375,22 @@ async def test_admin_api_requires_the_catalog_admin_role(
             clerk = await client.post(
                 "/admin/items", json=body, headers=_token(settings, "window_clerk")
             )
+            admin = _token(settings, "catalog_admin", department=department)
             bad = await client.post(
                 "/admin/items",
                 json={**body, "committed_days": 30, "legal_days": 20},
-                headers=_token(settings, "catalog_admin"),
+                headers=admin,
             )
-            created = await client.post(
-                "/admin/items", json=body, headers=_token(settings, "catalog_admin")
-            )
+            created = await client.post("/admin/items", json=body, headers=admin)
             version_id = created.json()["id"]
+            # A new item with 秒批 rules takes a second person of its department.
+            alone = await client.post(f"/admin/item-versions/{version_id}/publish", headers=admin)
+            await client.post(f"/admin/item-versions/{version_id}/submit", headers=admin)
+            approver = _token(
+                settings, "catalog_approver", department=department, subject="staff-2"
+            )
             published_ = await client.post(
-                f"/admin/item-versions/{version_id}/publish",
-                headers=_token(settings, "catalog_admin"),
+                f"/admin/item-versions/{version_id}/approve", headers=approver
             )
             by_id = await client.get(f"/item-versions/{version_id}")
             listed = await client.get(
@@ -396,6 +402,7 @@ async def test_admin_api_requires_the_catalog_admin_role(
     assert bad.status_code == 422 and bad.json()["type"].endswith("invalid-item")
     assert "承诺办结时限不能超过法定办结时限" in bad.json()["detail"]
     assert created.status_code == 201 and created.json()["status"] == "draft"
+    assert alone.status_code == 409 and alone.json()["type"].endswith("review-required")
     assert published_.status_code == 200 and published_.json()["status"] == "published"
     assert by_id.json()["content"]["implementing_code"] == body["implementing_code"]
     [hit] = listed.json()["items"]
@@ -429,11 +436,15 @@ async def test_an_admin_synonym_edit_applies_to_the_next_search_over_http(
 ) -> None:
     app = create_service_app(load_spec("catalog"), settings, background=False)
     department = f"同义词测试局-{uuid.uuid4().hex[:6]}"
-    admin = _token(settings, "catalog_admin")
+    # Synonyms serve every department: the platform catalogue role keeps them.
+    admin = _token(settings, "catalog_admin", "platform_catalog_admin")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
-            body = item_content(department=department).model_dump(mode="json")
+            # No 秒批 rules: an item one person may publish.
+            body = item_content(department=department, auto_approval=False, rules=[]).model_dump(
+                mode="json"
+            )
             created = await client.post("/admin/items", json=body, headers=admin)
             await client.post(f"/admin/item-versions/{created.json()['id']}/publish", headers=admin)
             async with database.sessionmaker() as session:

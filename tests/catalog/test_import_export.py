@@ -461,7 +461,8 @@ def _admin(settings: Settings, *roles: str) -> dict[str, str]:
     identity = Identity(
         subject="admin-1",
         kind="staff",
-        roles=frozenset(roles or {"catalog_admin"}),
+        # The sample lists span a city's departments: imported by the platform catalogue role.
+        roles=frozenset(roles or {"catalog_admin", "platform_catalog_admin"}),
         department=None,
         region=None,
         assurance=AssuranceLevel.REAL_NAME,
