@@ -51,6 +51,18 @@ Reader = Annotated[Identity, Depends(require_roles(REVIEWER, APPROVER, AUDITOR))
 CatalogAdmin = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN))]
 CatalogAuthor = Annotated[Identity, Depends(require_roles(CATALOG_ADMIN, PLATFORM_CATALOG_ADMIN))]
 
+
+async def _form_cipher(request: Request) -> FieldCipher:
+    """The platform field key, built once per app: case forms keep personal fields encrypted."""
+    state = request.app.state
+    if not hasattr(state, "approval_cipher"):
+        state.approval_cipher = FieldCipher.from_settings(state.settings)
+    cipher: FieldCipher = state.approval_cipher
+    return cipher
+
+
+Cipher = Annotated[FieldCipher, Depends(_form_cipher)]
+
 CASE_ERRORS = (
     cases.CaseNotFound,
     cases.NotYourDepartment,
@@ -77,10 +89,12 @@ async def _case(session: AsyncSession, application_id: str) -> Case:
     return await cases.case_for(session, _known_form(application_id), lock=True)
 
 
-async def _out(session: AsyncSession, case: Case) -> CaseOut:
+async def _out(session: AsyncSession, case: Case, cipher: FieldCipher) -> CaseOut:
+    """The case as its reviewers and auditors see it: the form's personal fields, encrypted at
+    rest, in clear."""
     return CaseOut(
         **CaseSummary.model_validate(case).model_dump(),
-        form=case.form,
+        form=cases.clear_form(case, cipher),
         decisions=[
             DecisionOut.model_validate(d)
             for d in await repository.decisions(session, case.application_id)
@@ -108,11 +122,13 @@ async def queue(
     summary="A case with its decisions (and why) and every action",
     responses=problem_responses(cases.CaseNotFound),
 )
-async def get_case(application_id: str, session: UnitOfWork, reader: Reader) -> CaseOut:
+async def get_case(
+    application_id: str, session: UnitOfWork, reader: Reader, cipher: Cipher
+) -> CaseOut:
     case = await cases.case_for(session, _known_form(application_id))
     if not reader.has_any_role(AUDITOR) and reader.department != case.department:
         raise cases.CaseNotFound()
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 def _now() -> datetime:
@@ -130,6 +146,7 @@ async def _decide(
 ) -> CaseOut:
     case = await _case(session, application_id)
     settings = request.app.state.settings
+    cipher = await _form_cipher(request)
     await cases.decide_manually(
         session,
         case=case,
@@ -138,12 +155,12 @@ async def _decide(
         reviewer=reviewer.subject,
         department=reviewer.department,
         reason=reason,
-        cipher=FieldCipher.from_settings(settings),
+        cipher=cipher,
         calendar=await calendar_for(session, settings),
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 @router.post(
@@ -151,7 +168,9 @@ async def _decide(
     summary="Take a case from the queue",
     responses=problem_responses(*CASE_ERRORS),
 )
-async def claim(application_id: str, session: UnitOfWork, reviewer: Reviewer) -> CaseOut:
+async def claim(
+    application_id: str, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
+) -> CaseOut:
     case = await _case(session, application_id)
     await cases.claim(
         session,
@@ -161,7 +180,7 @@ async def claim(application_id: str, session: UnitOfWork, reviewer: Reviewer) ->
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 @router.post(
@@ -170,7 +189,7 @@ async def claim(application_id: str, session: UnitOfWork, reviewer: Reviewer) ->
     responses=problem_responses(*CASE_ERRORS),
 )
 async def advance(
-    application_id: str, body: CommentIn, session: UnitOfWork, reviewer: Reviewer
+    application_id: str, body: CommentIn, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.advance(
@@ -182,7 +201,7 @@ async def advance(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 @router.post(
@@ -215,7 +234,11 @@ async def deny(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def correction(
-    application_id: str, body: CorrectionIn, session: UnitOfWork, reviewer: Reviewer
+    application_id: str,
+    body: CorrectionIn,
+    session: UnitOfWork,
+    reviewer: Reviewer,
+    cipher: Cipher,
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.request_correction(
@@ -228,7 +251,7 @@ async def correction(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 @router.post(
@@ -237,7 +260,7 @@ async def correction(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def suspend(
-    application_id: str, body: SuspendIn, session: UnitOfWork, reviewer: Reviewer
+    application_id: str, body: SuspendIn, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.suspend(
@@ -249,7 +272,7 @@ async def suspend(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 @router.post(
@@ -258,7 +281,7 @@ async def suspend(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def resume(
-    application_id: str, session: UnitOfWork, reviewer: Reviewer, request: Request
+    application_id: str, session: UnitOfWork, reviewer: Reviewer, request: Request, cipher: Cipher
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.resume(
@@ -270,7 +293,7 @@ async def resume(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 @router.post(
@@ -279,7 +302,7 @@ async def resume(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def not_accept(
-    application_id: str, body: ReasonIn, session: UnitOfWork, reviewer: Reviewer
+    application_id: str, body: ReasonIn, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.not_accept(
@@ -291,7 +314,7 @@ async def not_accept(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case)
+    return await _out(session, case, cipher)
 
 
 @rule_router.post(
@@ -350,7 +373,7 @@ async def dry_run(body: DryRunIn, _: CatalogAdmin) -> EvaluationOut:
     responses=problem_responses(InvalidRuleSet),
 )
 async def replay_rules(
-    body: ReplayIn, session: ReadSession, author: CatalogAuthor
+    body: ReplayIn, session: ReadSession, author: CatalogAuthor, cipher: Cipher
 ) -> dict[str, Any]:
     platform = author.has_any_role(PLATFORM_CATALOG_ADMIN)
     try:
@@ -358,6 +381,7 @@ async def replay_rules(
             session,
             item_code=body.item_code,
             rule_set=body.rules,
+            cipher=cipher,
             # A department's author sees its own cases only; no department, none at all.
             department=None if platform else (author.department or "-"),
         )

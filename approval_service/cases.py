@@ -37,6 +37,7 @@ from approval_service.events import (
     outbox,
 )
 from approval_service.models import Case, CaseAction, Decision, ItemVersionCopy
+from wangban import personal_fields
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import FieldCipher
 from wangban.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -44,6 +45,9 @@ from wangban.sharing_client import LookupAnswer
 
 HOLDER_CONTEXT = "approval.holder"
 FORM_CONTEXT = "application.form"
+STORED_FORM_CONTEXT = "approval.case.form"
+"""Encryption context (plus the field's path) of the personal fields of ``case.form`` at rest
+(:mod:`wangban.personal_fields`); migration ``approval_0004`` uses the same string."""
 OPEN = frozenset({"open", "correction", "suspended"})
 DEFAULT_STEPS: list[dict[str, Any]] = [
     {"name": "审查", "role": "reviewer"},
@@ -79,6 +83,12 @@ class ReasonRequired(ValidationFailed):
 # --- opening and the clock ----------------------------------------------------------------------
 
 
+def clear_form(case: Case, cipher: FieldCipher) -> dict[str, Any]:
+    """The case's form with its personal fields decrypted: to evaluate rules (in memory), to
+    pass the certificate its facts, and for the reviewers and auditors who read the case."""
+    return dict(personal_fields.open_form(case.form, cipher=cipher, context=STORED_FORM_CONTEXT))
+
+
 def _log(
     session: AsyncSession, case: Case, *, actor: str, action: str, at: datetime, comment: str = ""
 ) -> None:
@@ -103,9 +113,15 @@ async def open_case(
     applicant_age: int | None,
     applicant_region: str | None,
     form: Mapping[str, Any],
+    form_schema: Mapping[str, Any] | None,
+    cipher: FieldCipher,
     submitted_at: datetime,
 ) -> Case:
-    """A case for a submitted application; once (a redelivered submission changes nothing)."""
+    """A case for a submitted application; once (a redelivered submission changes nothing).
+
+    The form is stored with the fields ``form_schema`` marks personal encrypted; without the
+    item's schema (its version not received yet) the whole form is, as no field can be known
+    not to be personal."""
     existing = await repository.case(session, application_id)
     if existing is not None:
         return existing
@@ -122,7 +138,11 @@ async def open_case(
         applicant_name_enc=applicant_name_enc,
         applicant_age=applicant_age,
         applicant_region=applicant_region,
-        form=dict(form),
+        form=(
+            personal_fields.seal(form, form_schema, cipher=cipher, context=STORED_FORM_CONTEXT)
+            if form_schema is not None
+            else personal_fields.seal_all(form, cipher=cipher, context=STORED_FORM_CONTEXT)
+        ),
         submitted_at=submitted_at,
         steps=[],
         step_index=0,
@@ -246,7 +266,7 @@ async def decide_automatically(
     now = now or datetime.now(UTC)
     compiled = rules.compile_rule_set(list(item.content.get("rules") or []))
     context = rules.build_context(
-        form=case.form,
+        form=clear_form(case, cipher),
         applicant=rules.ApplicantFacts(
             kind="company" if case.applicant_kind == "company" else "person",
             age=case.applicant_age,
@@ -334,7 +354,8 @@ async def _decide(
                 result_kind=str(content.get("result_kind") or "decision"),
                 certificate_type=content.get("certificate_type"),
                 certificate_facts_enc=cipher.encrypt(
-                    json.dumps(case.form, ensure_ascii=False), context=FORM_CONTEXT
+                    json.dumps(clear_form(case, cipher), ensure_ascii=False),
+                    context=FORM_CONTEXT,
                 ),
                 holder_kind=case.applicant_kind,
                 holder_name_enc=case.applicant_name_enc,
@@ -374,8 +395,10 @@ async def _decide(
 
 
 def _check_department(case: Case, department: str | None) -> None:
+    # Another department's case answers exactly like a missing one (as reading it does): a
+    # 403 here would tell anyone with a reviewer role which application ids exist elsewhere.
     if department != case.department:
-        raise NotYourDepartment()
+        raise CaseNotFound()
 
 
 def current_role(case: Case) -> str:

@@ -25,6 +25,8 @@ from intake_service.events import (
     ApplicationSupplemented,
     ApplicationWithdrawn,
 )
+from wangban import identifiers
+from wangban.calendar import china_date
 from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher
 from wangban.db import Database
@@ -58,6 +60,14 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
     async def submitted(
         session: AsyncSession, *, event: ApplicationSubmitted, envelope: Envelope
     ) -> None:
+        submitted_at = datetime.fromisoformat(event.submitted_at)
+        # Age and region are derived here from the encrypted ID number, not published in clear.
+        age, region = identifiers.applicant_age_and_region(
+            kind=event.applicant_kind,
+            id_number=cipher.decrypt(event.applicant_id_enc, context=cases.HOLDER_CONTEXT),
+            today=china_date(submitted_at),
+        )
+        item = await repository.item_version(session, event.item_version_id)
         await cases.open_case(
             session,
             application_id=event.application_id,
@@ -68,10 +78,12 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
             applicant_kind=event.applicant_kind,
             applicant_id_enc=event.applicant_id_enc,
             applicant_name_enc=event.applicant_name_enc,
-            applicant_age=event.applicant_age,
-            applicant_region=event.applicant_region_code,
+            applicant_age=age,
+            applicant_region=region,
             form=json.loads(cipher.decrypt(event.form_enc, context=FORM_CONTEXT)),
-            submitted_at=datetime.fromisoformat(event.submitted_at),
+            form_schema=item.content.get("form_schema") or {} if item is not None else None,
+            cipher=cipher,
+            submitted_at=submitted_at,
         )
         early = await repository.take_early_acceptance(session, event.application_id)
         if early is not None:

@@ -17,9 +17,10 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service import repository, rules
+from approval_service import cases, repository, rules
 from approval_service.models import Case
 from wangban.calendar import china_date
+from wangban.crypto import FieldCipher
 
 RECENT_CASES: Final = 50
 """How many of the item's most recently decided cases a replay looks at."""
@@ -80,6 +81,7 @@ async def replay(
     *,
     item_code: str,
     rule_set: Sequence[Mapping[str, Any]],
+    cipher: FieldCipher,
     department: str | None,
     limit: int = RECENT_CASES,
 ) -> Replay:
@@ -95,7 +97,7 @@ async def replay(
     for case, auto_outcome in decided:
         assert case.decided_at is not None
         context = rules.build_context(
-            form=case.form,
+            form=cases.clear_form(case, cipher),  # in memory only: personal fields at rest
             applicant=_applicant(case),
             shared=unavailable,
             today=china_date(case.decided_at),

@@ -25,6 +25,7 @@ from approval_service.events import (
 )
 from intake_service.events import (
     HOLDER_CONTEXT,
+    SUBJECT_CONTEXT,
     ApplicationAccepted,
     ApplicationCompleted,
     ApplicationNotAccepted,
@@ -93,14 +94,16 @@ def build_consumer(settings: Settings) -> Consumer:
     async def submitted(
         session: AsyncSession, *, event: ApplicationSubmitted, envelope: Envelope
     ) -> None:
-        if event.applicant_subject is None or event.parent_id is not None:
+        if event.applicant_subject_enc is None or event.parent_id is not None:
             # No account to tell (older events), or a bundle member: its parent speaks for it.
             return
         name = cipher.decrypt(event.applicant_name_enc, context=HOLDER_CONTEXT)
         await delivery.record_application(
             session,
             application_id=event.application_id,
-            subject=event.applicant_subject,
+            # Encrypted in the event so partners reading the topic cannot link one person's
+            # applications; notify needs the account itself to fill its inbox.
+            subject=cipher.decrypt(event.applicant_subject_enc, context=SUBJECT_CONTEXT),
             item_code=event.item_code,
             item_name=event.item_name,
             applicant_name_masked=mask_name(name) if event.applicant_kind == "person" else name,

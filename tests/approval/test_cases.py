@@ -86,6 +86,8 @@ async def _case(
         applicant_age=70,
         applicant_region="441900",
         form={"bank_account": "6222"},
+        form_schema=item.content.get("form_schema"),
+        cipher=CIPHER,
         submitted_at=ACCEPTED - timedelta(hours=1),
     )
     await cases.accept(session, case=case, item=item, accepted_at=ACCEPTED, calendar=CALENDAR)
@@ -132,7 +134,7 @@ async def test_a_reviewer_acts_only_on_claimed_cases_of_their_department(
 ) -> None:
     case = await _case(db_session, settings)
     now = ACCEPTED + timedelta(days=1)
-    with pytest.raises(cases.NotYourDepartment):
+    with pytest.raises(cases.CaseNotFound):  # another department's case: as if missing
         await cases.claim(db_session, case=case, reviewer="r-x", department="别的局", now=now)
     with pytest.raises(cases.ActionNotAllowed, match="认领"):
         await cases.decide_manually(
@@ -322,7 +324,7 @@ async def test_a_bundles_cases_proceed_in_parallel_in_their_departments(
         now=now,
     )
     assert police.status == "approved" and civil.status == "open"  # neither waits for the other
-    with pytest.raises(cases.NotYourDepartment):
+    with pytest.raises(cases.CaseNotFound):
         await cases.claim(
             db_session, case=civil, reviewer="p-1", department="东莞市公安局", now=now
         )
@@ -379,8 +381,8 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
         assert (await client.get(path, headers=other)).status_code == 404
         assert (await client.post(f"{path}/claim", headers=clerk)).status_code == 403
         refused = await client.post(f"{path}/claim", headers=other)
-        assert refused.status_code == 403
-        assert refused.json()["type"] == "urn:wangban:problem:not-your-department"
+        assert refused.status_code == 404  # another department's case: as if it did not exist
+        assert refused.json()["type"] == "urn:wangban:problem:case-not-found"
         assert (await client.post(f"{path}/claim", headers=mine)).status_code == 200
         too_early = await client.post(f"{path}/approve", json={"comment": "x"}, headers=mine)
         assert too_early.status_code == 409

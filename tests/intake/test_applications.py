@@ -600,4 +600,5 @@ async def test_the_submitted_event_carries_form_and_identity_only_encrypted(
     data = envelope["data"]
     assert cipher.decrypt(data["applicant_id_enc"], context=HOLDER_CONTEXT) == ELDER
     assert FORM["bank_account"] in cipher.decrypt(data["form_enc"], context=FORM_CONTEXT)
-    assert data["applicant_age"] == 84
+    # Age and region are derived by approval from the encrypted ID number, not published.
+    assert "applicant_age" not in data and "region_code" not in data

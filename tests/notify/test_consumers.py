@@ -13,6 +13,7 @@ from approval_service.events import CaseApproved, CaseCorrectionRequested, CaseN
 from intake_service.events import (
     FORM_CONTEXT,
     HOLDER_CONTEXT,
+    SUBJECT_CONTEXT,
     ApplicationCompleted,
     ApplicationNotAccepted,
     ApplicationSubmitted,
@@ -40,13 +41,11 @@ def submitted(settings: Settings, *, subject: str, name: str = "张三丰") -> A
         item_code="11441900007330256F-000205001000-01",
         item_name="高龄老人津贴申领",
         department="东莞市民政局",
-        region_code="441900",
         channel="wechat",
         applicant_kind="person",
-        applicant_subject=subject,
+        applicant_subject_enc=cipher.encrypt(subject, context=SUBJECT_CONTEXT),
         applicant_id_enc=cipher.encrypt(ID_NUMBER, context=HOLDER_CONTEXT),
         applicant_name_enc=cipher.encrypt(name, context=HOLDER_CONTEXT),
-        applicant_age=86,
         form_enc=cipher.encrypt('{"bank_account": "6222"}', context=FORM_CONTEXT),
         submitted_at=datetime.now(UTC).isoformat(),
     )
@@ -170,7 +169,7 @@ async def test_an_application_without_an_account_notifies_nobody(
 ) -> None:
     database = clean_notify
     settings = notify_settings(infrastructure)
-    application = submitted(settings, subject="x").model_copy(update={"applicant_subject": None})
+    application = submitted(settings, subject="x").model_copy(update={"applicant_subject_enc": None})
     await handle(database, settings, application)
     await handle(
         database,

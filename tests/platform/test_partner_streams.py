@@ -209,9 +209,9 @@ PERSONAL_FIELDS: dict[tuple[str, str], str] = {
     # Applications: approval decides from them and the certificate names the holder.
     (
         "cn.wangban.intake.application.submitted.v1",
-        "applicant_subject",
-    ): "the applicant's opaque account id (never an ID number; a company's credit code at a "
-    "window): notify tells that account about its application",
+        "applicant_subject_enc",
+    ): "ciphertext of the applicant's account id (a stable id in clear would link one person's "
+    "applications across partners): notify tells that account about its application",
     (
         "cn.wangban.intake.application.submitted.v1",
         "applicant_id_enc",
@@ -221,14 +221,6 @@ PERSONAL_FIELDS: dict[tuple[str, str], str] = {
         "cn.wangban.intake.application.submitted.v1",
         "applicant_name_enc",
     ): "ciphertext of the applicant's name: the certificate states it",
-    (
-        "cn.wangban.intake.application.submitted.v1",
-        "applicant_age",
-    ): "age in years, not the birth date: 秒批 rules check age limits",
-    (
-        "cn.wangban.intake.application.submitted.v1",
-        "applicant_region_code",
-    ): "household region code: 秒批 rules and routing check residence",
     (
         "cn.wangban.intake.application.submitted.v1",
         "form_enc",
