@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from catalog_service import service as catalog
 from sharing_service.sandbox import PERSONAS
+from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.notify.fake_wechat import serve_fake_wechat
@@ -32,11 +34,24 @@ PRINCIPALS = (
     "reviewer",
     "reviewer_other",
     "catalog_admin",
+    "catalog_admin_other",
+    "catalog_approver",
+    "catalog_approver_other",
     "auditor",
     "ops",
 )
 CITIZENS = ("citizen_a", "citizen_b", "citizen_low")
-STAFF = ("window_clerk", "reviewer", "reviewer_other", "catalog_admin", "auditor", "ops")
+STAFF = (
+    "window_clerk",
+    "reviewer",
+    "reviewer_other",
+    "catalog_admin",
+    "catalog_admin_other",
+    "catalog_approver",
+    "catalog_approver_other",
+    "auditor",
+    "ops",
+)
 NOBODY = str(uuid.uuid4())
 
 
@@ -80,6 +95,9 @@ class Row:
 
 IDEM = {"Idempotency-Key": "matrix-key-1"}
 REVIEWERS = ("reviewer", "reviewer_other")
+# Catalogue staff of 东莞市民政局 (the department of the matrix's items) and of 东莞市公安局.
+CATALOG_ADMINS = ("catalog_admin", "catalog_admin_other")
+CATALOG_APPROVERS = ("catalog_approver", "catalog_approver_other")
 
 TABLE: tuple[Row, ...] = (
     # --- login
@@ -229,50 +247,75 @@ TABLE: tuple[Row, ...] = (
             ("not-accept", {"reason": "不属于本部门"}),
         )
     ),
-    Row("POST", "/staff/rules/dry-run", staff(422, ("catalog_admin",)), json={}),
+    Row("POST", "/staff/rules/dry-run", staff(422, CATALOG_ADMINS), json={}),
     # --- staff: catalogue
-    Row("POST", "/staff/catalog/items", staff(422, ("catalog_admin",)), json={}),
+    Row("POST", "/staff/catalog/items", staff(422, CATALOG_ADMINS), json={}),
     Row(
         "PUT",
         "/staff/catalog/item-versions/{id}",
-        staff(422, ("catalog_admin",)),
+        staff(422, CATALOG_ADMINS),
         path=f"/staff/catalog/item-versions/{NOBODY}",
         json={},
     ),
     Row(
         "POST",
         "/staff/catalog/items/{id}/revisions",
-        staff(404, ("catalog_admin",)),
-        path=f"/staff/catalog/items/{NOBODY}/revisions",
+        # 民政局's item: its admin opens a revision, 公安局's does not learn it exists.
+        staff(404, CATALOG_ADMINS) | {"catalog_admin": 201},
+        path="/staff/catalog/items/{an_item}/revisions",
     ),
     Row(
         "GET",
         "/staff/catalog/item-versions/{id}/problems",
-        staff(404, ("catalog_admin",)),
-        path=f"/staff/catalog/item-versions/{NOBODY}/problems",
+        staff(404, (*CATALOG_ADMINS, *CATALOG_APPROVERS))
+        | {"catalog_admin": 200, "catalog_approver": 200},
+        path="/staff/catalog/item-versions/{a_version}/problems",
     ),
     Row(
         "POST",
         "/staff/catalog/item-versions/{id}/publish",
-        staff(404, ("catalog_admin",)),
+        staff(404, CATALOG_ADMINS),
         path=f"/staff/catalog/item-versions/{NOBODY}/publish",
     ),
     Row(
         "POST",
+        "/staff/catalog/item-versions/{id}/submit",
+        staff(404, CATALOG_ADMINS),
+        path=f"/staff/catalog/item-versions/{NOBODY}/submit",
+    ),
+    Row(
+        "POST",
+        "/staff/catalog/item-versions/{id}/approve",
+        # A change 民政局's approver submitted: four-eyes-required (403) for them, unknown (404)
+        # to 公安局's approver, refused by role (403) to everyone else.
+        staff(403, ("catalog_approver_other",)) | {"catalog_approver_other": 404},
+        path="/staff/catalog/item-versions/{a_submitted}/approve",
+    ),
+    Row(
+        "POST",
+        "/staff/catalog/item-versions/{id}/reject",
+        staff(404, CATALOG_APPROVERS),
+        path=f"/staff/catalog/item-versions/{NOBODY}/reject",
+        json={"reason": "矩阵测试"},
+    ),
+    Row("GET", "/staff/catalog/rule-changes", staff(200, (*CATALOG_APPROVERS, "auditor"))),
+    Row(
+        "POST",
         "/staff/catalog/items/{id}/withdraw",
-        staff(404, ("catalog_admin",)),
+        staff(404, CATALOG_ADMINS),
         path=f"/staff/catalog/items/{NOBODY}/withdraw",
     ),
-    Row("POST", "/staff/catalog/bundles", staff(422, ("catalog_admin",)), json={}),
+    Row("POST", "/staff/catalog/bundles", staff(422, CATALOG_ADMINS), json={}),
     Row(
         "POST",
         "/staff/catalog/bundle-versions/{id}/publish",
-        staff(404, ("catalog_admin",)),
+        staff(404, CATALOG_ADMINS),
         path=f"/staff/catalog/bundle-versions/{NOBODY}/publish",
     ),
-    Row("PUT", "/staff/catalog/synonyms", staff(422, ("catalog_admin",)), json={}),
-    Row("POST", "/staff/catalog/imports", staff(415, ("catalog_admin",))),
-    Row("GET", "/staff/catalog/exports", staff(200, ("catalog_admin",))),
+    # Synonyms serve every department: only the (rare) platform catalogue role keeps them.
+    Row("PUT", "/staff/catalog/synonyms", staff(422, ()), json={}),
+    Row("POST", "/staff/catalog/imports", staff(415, CATALOG_ADMINS)),
+    Row("GET", "/staff/catalog/exports", staff(200, CATALOG_ADMINS)),
     # --- staff: rectifications, audit, notifications
     Row(
         "GET",
@@ -326,6 +369,9 @@ class World:
     gateway: Gateway
     headers: dict[str, dict[str, str]]
     a_notification: str
+    an_item: str
+    a_version: str
+    a_submitted: str
 
 
 @pytest.fixture(scope="module")
@@ -352,7 +398,10 @@ async def world(infrastructure: Infrastructure, database: Database) -> AsyncIter
             "window_clerk": gateway.staff("window_clerk", department="东莞市民政局"),
             "reviewer": gateway.staff("reviewer", department="东莞市民政局"),
             "reviewer_other": gateway.staff("reviewer", department="东莞市公安局"),
-            "catalog_admin": gateway.staff("catalog_admin"),
+            "catalog_admin": gateway.staff("catalog_admin", department="东莞市民政局"),
+            "catalog_admin_other": gateway.staff("catalog_admin", department="东莞市公安局"),
+            "catalog_approver": gateway.staff("catalog_approver", department="东莞市民政局"),
+            "catalog_approver_other": gateway.staff("catalog_approver", department="东莞市公安局"),
             "auditor": gateway.staff("auditor"),
             "ops": gateway.staff("ops"),
         }
@@ -361,7 +410,14 @@ async def world(infrastructure: Infrastructure, database: Database) -> AsyncIter
         application = await application_of(database, me["subject"])
         notification = await tell(database, application)
         assert notification is not None
-        yield World(gateway, headers, notification)
+        # 民政局's items: one published, one change its approver submitted (as its author).
+        async with database.sessionmaker() as session, session.begin():
+            draft = await catalog.create_item_draft(session, content=item_content())
+            published = await catalog.publish_version(session, version_id=draft.id)
+            author = "s-catalog_approver-东莞市民政局"
+            submitted = await catalog.create_item_draft(session, content=item_content(), by=author)
+            submitted.status, submitted.submitted_by = "submitted", author
+        yield World(gateway, headers, notification, published.item_id, published.id, submitted.id)
 
 
 def _declared_routes(gateway: Gateway) -> set[tuple[str, str]]:
@@ -385,7 +441,12 @@ async def test_every_route_of_the_gateway_has_a_row(world: World) -> None:
 
 @pytest.mark.parametrize("row", TABLE, ids=lambda r: f"{r.method} {r.route}")
 async def test_who_may_call_what(world: World, row: Row) -> None:
-    path = "/api/v1" + (row.path or row.route).format(a_notification=world.a_notification)
+    path = "/api/v1" + (row.path or row.route).format(
+        a_notification=world.a_notification,
+        an_item=world.an_item,
+        a_version=world.a_version,
+        a_submitted=world.a_submitted,
+    )
     seen: dict[str, int] = {}
     for principal in PRINCIPALS:
         answer = await world.gateway.client.request(
