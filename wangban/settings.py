@@ -34,6 +34,8 @@ DEV_WECHAT_APP_SECRET = "dev-wechat-app-secret"
 DEV_GATEWAY_TOKEN_KEY = "dev-gateway-token-key-not-for-production-use!!"
 DEV_IDENTITY_PROVIDER_TOKEN = "dev-identity-provider-token"
 DEV_SMS_ACCESS_KEY_SECRET = "dev-sms-access-key-secret"
+DEV_AUDIT_CHAIN_KEY = "dev-audit-chain-key-not-for-production-use!!"
+DEV_AUDIT_CHECKPOINT_KEY = base64.b64encode(b"wangban-dev-audit-checkpoint-key").decode()
 
 
 class Environment(enum.StrEnum):
@@ -233,6 +235,17 @@ class Settings(BaseSettings):
     """JSON object key id → base64 of a 32-byte AES key. Old ids stay for decryption."""
     field_encryption_active_key: str = DEV_FIELD_KEY_ID
     blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
+    audit_chain_key: SecretStr = SecretStr(DEV_AUDIT_CHAIN_KEY)
+    """HMAC key that chains the sharing service's lookup audit records. Kept out of the
+    database, so someone who can rewrite the audit table cannot recompute the chain."""
+    audit_checkpoint_key: SecretStr = SecretStr(DEV_AUDIT_CHECKPOINT_KEY)
+    """Base64 of the 32-byte Ed25519 private key (seed) that signs audit chain checkpoints."""
+    audit_checkpoint_interval_s: float = Field(default=300.0, gt=0)
+    """How often the sharing service signs and publishes the audit chain's head (checkpoint)."""
+    provider_allowed_hosts: list[str] = Field(default_factory=list)
+    """Data-provider hosts (names, addresses or CIDR networks) allowed even though they resolve
+    to a private, loopback or link-local address: departments' systems on the government
+    network. Everything else such must be refused (production)."""
 
     # --- Observability -------------------------------------------------------------
     log_level: str = "INFO"
@@ -255,6 +268,12 @@ class Settings(BaseSettings):
             problems.append("WANGBAN_FIELD_ENCRYPTION_KEYS still holds the development key")
         if self.blind_index_key.get_secret_value() == DEV_BLIND_INDEX_KEY:
             problems.append("WANGBAN_BLIND_INDEX_KEY must be set to a secret")
+        if self.audit_chain_key.get_secret_value() == DEV_AUDIT_CHAIN_KEY:
+            problems.append("WANGBAN_AUDIT_CHAIN_KEY must be set to a secret")
+        elif len(self.audit_chain_key.get_secret_value().encode()) < 32:
+            problems.append("WANGBAN_AUDIT_CHAIN_KEY must be at least 32 bytes")
+        if self.audit_checkpoint_key.get_secret_value() == DEV_AUDIT_CHECKPOINT_KEY:
+            problems.append("WANGBAN_AUDIT_CHECKPOINT_KEY must be set to a secret Ed25519 key")
         if self.kafka_security_protocol in ("SASL_SSL", "SASL_PLAINTEXT") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):
