@@ -56,11 +56,32 @@ class ApplicationIn(BaseModel):
         return self
 
 
+class VerificationIn(BaseModel):
+    """How the clerk made sure the applicant is the person the ID number names, before any of
+    their data is looked up. ``register_name_match``: intake checks the name against the
+    population register; ``id_card_reader`` / ``face_check``: the clerk states the check done at
+    the counter (recorded with their name), with the device's reading or transaction number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["register_name_match", "id_card_reader", "face_check"]
+    reference: str | None = Field(
+        default=None, max_length=128, description="读卡或人脸核验的流水号（设备核验时必填）"
+    )
+
+    @model_validator(mode="after")
+    def _reference_for_devices(self) -> VerificationIn:
+        if self.method != "register_name_match" and not (self.reference or "").strip():
+            raise ValueError("使用读卡器或人脸核验时请填写核验流水号")
+        return self
+
+
 class WindowApplicationIn(ApplicationIn):
     """A window clerk files on behalf of an applicant (全城通办)."""
 
     channel: Literal["window"] = "window"  # type: ignore[assignment]
     agent: str | None = Field(default=None, max_length=128, description="代办人")
+    verification: VerificationIn = Field(description="受理前对申请人身份的核验")
 
 
 class SubmitIn(BaseModel):

@@ -30,6 +30,8 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 ALICE = person_id(date(1950, 1, 2), 601)
 BOB = person_id(date(1960, 2, 3), 602)
 COMMITMENT_ONLY = [{"name": "承诺书", "source": "commitment"}]
+READER = {"method": "id_card_reader", "reference": "R-1"}
+"""The clerk's statement that the ID card was read at the counter (window intake)."""
 WITH_UPLOAD = [
     {"name": "承诺书", "source": "commitment"},
     {"name": "银行卡复印件", "source": "upload"},
@@ -258,7 +260,7 @@ async def test_a_window_clerk_files_and_accepts_for_an_applicant(intake: Intake)
     )
     created = await intake.client.post(
         "/staff/applications",
-        json={**_body(version, ALICE), "agent": "代办人-张三"},
+        json={**_body(version, ALICE), "agent": "代办人-张三", "verification": READER},
         headers={**clerk, "Idempotency-Key": "w-1"},
     )
     assert created.status_code == 201, created.text
@@ -276,7 +278,7 @@ async def test_a_window_clerk_files_and_accepts_for_an_applicant(intake: Intake)
     )
     refused = await intake.client.post(
         "/staff/applications",
-        json=_body(district_only, ALICE),
+        json={**_body(district_only, ALICE), "verification": READER},
         headers={**clerk, "Idempotency-Key": "w-2"},
     )
     assert refused.status_code == 403
@@ -365,7 +367,7 @@ async def test_an_invalid_id_number_is_refused_before_anything_is_written(intake
     wrong = ALICE[:-1] + ("0" if ALICE[-1] != "0" else "1")
     refused = await intake.client.post(
         "/staff/applications",
-        json=_body(version, wrong),
+        json={**_body(version, wrong), "verification": READER},
         headers={**clerk, "Idempotency-Key": "bad-id"},
     )
     assert refused.status_code == 422
