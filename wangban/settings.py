@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wangban.key_strength import key_problems
+
 SERVICE_NAMES: tuple[str, ...] = (
     "gateway",
     "catalog",
@@ -296,6 +298,9 @@ class Settings(BaseSettings):
             problems.append("WANGBAN_IDENTITY_PROVIDER_URL is required (no sandbox population)")
         if self.identity_provider_token.get_secret_value() == DEV_IDENTITY_PROVIDER_TOKEN:
             problems.append("WANGBAN_IDENTITY_PROVIDER_TOKEN must be set")
+        # Every *_key setting: ≥ 32 random bytes, no placeholder, one key per purpose
+        # (wangban.key_strength says which settings and how values are decoded).
+        problems += key_problems(self)
         if problems:
             raise ConfigurationError(
                 "Refusing to start with WANGBAN_ENV=production: " + "; ".join(problems)

@@ -5,6 +5,7 @@ secret values committed, and every ``WANGBAN_*`` name a real setting."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from wangban.settings import SERVICE_NAMES, Settings
+from tests.production_keys import production_keys
+from wangban.settings import SERVICE_NAMES, ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -73,6 +75,20 @@ def _settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Sett
         if key.startswith("WANGBAN_"):
             monkeypatch.setenv(key, value)
     return Settings()
+
+
+def _with_generated_keys(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """``env`` with its key placeholders replaced by generated keys, as an operator must (the
+    examples' comments say how); first checks that production refuses each placeholder."""
+    with pytest.raises(ConfigurationError) as refused:
+        _settings_from(env, monkeypatch)
+    keys = {f"WANGBAN_{name.upper()}": value for name, value in production_keys().items()}
+    assert {"WANGBAN_INTERNAL_TOKEN_KEY", "WANGBAN_BLIND_INDEX_KEY"} <= set(env) & set(keys)
+    for name in set(env) & set(keys):
+        placeholder = rf"{name}(\[\w+\])? still holds the example placeholder"
+        assert re.search(placeholder, str(refused.value))
+    generated = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in keys.items()}
+    return {**env, **generated, "WANGBAN_FIELD_ENCRYPTION_ACTIVE_KEY": "k1"}
 
 
 def _settings_fields() -> set[str]:
@@ -253,6 +269,7 @@ def test_compose_env_example_passes_the_production_validator(
 ) -> None:
     env = _env_file(ENV_EXAMPLE)
     assert env["WANGBAN_ENV"] == "production"
+    env = _with_generated_keys(env, monkeypatch)
     settings = _settings_from(env, monkeypatch)  # raises if a production value is missing
     assert settings.database_url and settings.kafka_bootstrap
     assert settings.kafka_idempotence is True
@@ -362,7 +379,8 @@ def test_configmap_and_secret_example_pass_the_production_validator(
     for key in config:
         assert key not in SECRET_SETTINGS, f"{key} is a secret: it belongs in the Secret"
         assert key != "WANGBAN_DATABASE_URL", "the database URL holds a password"
-    settings = _settings_from({**config, **secret_data}, monkeypatch)
+    filled = _with_generated_keys({**config, **secret_data}, monkeypatch)
+    settings = _settings_from(filled, monkeypatch)
     assert settings.kafka_idempotence is True
     assert settings.notify_test_mode is False
     assert settings.kafka_replication_factor >= 3

@@ -15,6 +15,7 @@ from sharing_service.sandbox import COMPANIES, PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.notify.fake_wechat import serve_fake_wechat
+from tests.production_keys import production_keys
 from wangban.crypto import BlindIndex
 from wangban.db import Database
 from wangban.settings import Environment
@@ -179,12 +180,9 @@ async def test_no_development_login_outside_local_and_test(
         database,
         env=Environment.PRODUCTION,
         notify_test_mode=False,
-        internal_token_key="k" * 48,
-        field_encryption_keys={"dev1": "A" * 43 + "="},
-        blind_index_key="b" * 48,
+        **production_keys(field_key_id="dev1"),
         wechat_app_secret="w" * 32,
         sms_access_key_secret="s" * 32,
-        gateway_token_key="g" * 48,
         identity_provider_url="http://127.0.0.1:9",
         identity_provider_token="t" * 32,
     ) as production:

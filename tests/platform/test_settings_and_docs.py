@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.production_keys import production_keys
 from wangban.asyncapi import render, write_docs
 from wangban.events import EventDeadLettered, envelope_for, load_all_event_modules
 from wangban.settings import ConfigurationError, Environment, Settings
@@ -45,14 +46,15 @@ def test_production_starts_with_real_values(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WANGBAN_KAFKA_SASL_USERNAME", "wangban")
     monkeypatch.setenv("WANGBAN_KAFKA_SASL_PASSWORD", "s3cret-from-vault")
     monkeypatch.setenv("WANGBAN_KAFKA_IDEMPOTENCE", "true")
-    monkeypatch.setenv("WANGBAN_INTERNAL_TOKEN_KEY", "k" * 48)
-    monkeypatch.setenv("WANGBAN_FIELD_ENCRYPTION_KEYS", json.dumps({"2026a": "A" * 43 + "="}))
+    # Every key random and distinct (the production rule, tests/platform/test_key_strength.py).
+    for name, value in production_keys(field_key_id="2026a").items():
+        monkeypatch.setenv(
+            f"WANGBAN_{name.upper()}", json.dumps(value) if isinstance(value, dict) else value
+        )
     monkeypatch.setenv("WANGBAN_FIELD_ENCRYPTION_ACTIVE_KEY", "2026a")
-    monkeypatch.setenv("WANGBAN_BLIND_INDEX_KEY", "b" * 48)
     monkeypatch.setenv("WANGBAN_NOTIFY_TEST_MODE", "false")
     monkeypatch.setenv("WANGBAN_WECHAT_APP_SECRET", "w" * 32)
     monkeypatch.setenv("WANGBAN_SMS_ACCESS_KEY_SECRET", "s" * 32)
-    monkeypatch.setenv("WANGBAN_GATEWAY_TOKEN_KEY", "g" * 48)
     monkeypatch.setenv("WANGBAN_IDENTITY_PROVIDER_URL", "https://verify.gov.internal")
     monkeypatch.setenv("WANGBAN_IDENTITY_PROVIDER_TOKEN", "t" * 32)
     settings = Settings()
