@@ -25,6 +25,7 @@ from sharing_service import (
     repository,
 )
 from sharing_service.directory import ProviderDirectory
+from sharing_service.egress import ProviderUrlPolicy
 from sharing_service.http_provider import ProviderMetrics
 from sharing_service.models import Certificate, Consent
 from sharing_service.providers import Subject
@@ -73,6 +74,7 @@ from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import Forbidden, NotFound, Unauthorized, problem_responses
 from wangban.settings import Environment
 from wangban.sharing_client import ACTOR_HEADER
+from wangban.storage import object_store_from_settings
 
 public = APIRouter(tags=["data sharing"])
 citizen = APIRouter(prefix="/me", tags=["citizen: my data and certificates"])
@@ -81,7 +83,8 @@ staff = APIRouter(prefix="/admin", tags=["sharing administration"])
 Auditor = Annotated[Identity, Depends(require_roles(AUDITOR))]
 DataAdmin = Annotated[Identity, Depends(require_roles(DATA_ADMIN))]
 KeyAdmin = Annotated[Identity, Depends(require_roles(OPS, DATA_ADMIN))]
-CertificateOfficer = Annotated[Identity, Depends(require_roles(REVIEWER))]
+CertificateOfficer = Annotated[Identity, Depends(require_roles(REVIEWER, APPROVER))]
+"""A reviewer or approver; the issuing department is checked against the certificate."""
 
 
 class NotAConsumer(Forbidden):
@@ -128,6 +131,7 @@ async def _directory(request: Request, keys: Annotated[Keys, Depends(_keys)]) ->
             cipher=keys.cipher,
             metrics=ProviderMetrics(state.metrics.registry),
             allow_sandbox=state.settings.env != Environment.PRODUCTION,
+            url_policy=ProviderUrlPolicy.from_settings(state.settings),
         )
     directory: ProviderDirectory = state.provider_directory
     return directory
@@ -540,6 +544,7 @@ async def change_certificate_status(
         to_status=body.status,
         reason=body.reason,
         changed_by=officer.subject,
+        officer_department=officer.department,
     )
     return await _summary(session, row)
 
@@ -567,14 +572,25 @@ async def rotate_key(
     )
 
 
-@staff.get("/audit/verify", summary="Verify the whole lookup audit chain")
-async def verify_audit(session: ReadSession, _: Auditor) -> ChainReportOut:
-    report = await audit.verify_chain(session)
+@staff.get(
+    "/audit/verify",
+    summary="Verify the whole lookup audit chain (MACs and the latest signed checkpoint)",
+)
+async def verify_audit(session: ReadSession, _: Auditor, request: Request) -> ChainReportOut:
+    settings = request.app.state.settings
+    store = object_store_from_settings(settings)
+    try:
+        report = await audit.verify_chain(
+            session, keys=audit.AuditKeys.from_settings(settings), store=store
+        )
+    finally:
+        await store.close()
     return ChainReportOut(
         ok=report.ok,
         records=report.records,
         first_bad_seq=report.first_bad_seq,
         problems=report.problems,
+        checkpoint_seq=report.checkpoint_seq,
     )
 
 
@@ -598,10 +614,19 @@ async def audit_records(
     responses=problem_responses(registry.InvalidRegistration),
 )
 async def put_provider(
-    code: str, body: ProviderIn, session: UnitOfWork, keys: PlatformKeys, _: DataAdmin
+    code: str,
+    body: ProviderIn,
+    session: UnitOfWork,
+    keys: PlatformKeys,
+    _: DataAdmin,
+    request: Request,
 ) -> ProviderOut:
     row = await registry.register_provider(
-        session, code=code, cipher=keys.cipher, **body.model_dump()
+        session,
+        code=code,
+        cipher=keys.cipher,
+        url_policy=ProviderUrlPolicy.from_settings(request.app.state.settings),
+        **body.model_dump(),
     )
     return ProviderOut.model_validate(row)
 

@@ -338,6 +338,13 @@ TABLE: tuple[Row, ...] = (
     ),
     Row("GET", "/staff/audit", staff(200, ("auditor",))),
     Row("GET", "/staff/audit/verify", staff(200, ("auditor",))),
+    Row(
+        "POST",
+        "/staff/certificates/{id}/status",
+        staff(404, REVIEWERS),
+        path=f"/staff/certificates/{NOBODY}/status",
+        json={"status": "撤销", "reason": "矩阵测试"},
+    ),
     Row("GET", "/staff/notify/messages", staff(200, ("ops",))),
     Row("GET", "/staff/notify/templates", staff(200, ())),
     # --- operations: dead letters of each service
