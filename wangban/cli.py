@@ -1,4 +1,5 @@
-"""The ``wangban`` command: up, serve, migrate, seed, events (dlq list/replay, docs)."""
+"""The ``wangban`` command: up, serve, migrate, seed, events (dlq list/replay, docs), db roles,
+audit verify."""
 
 from __future__ import annotations
 
@@ -150,6 +151,16 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument("--department")
     add.add_argument("--region")
 
+    db = sub.add_parser("db", help="database administration")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    roles = db_sub.add_parser(
+        "roles",
+        help="create one role per service (owner + runtime login), hand each its schema, "
+        "make the sharing audit log insert-only (docs/operations.md); run after migrate",
+    )
+    roles.add_argument("services", nargs="*", help="default: all")
+    roles.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+
     audit = sub.add_parser("audit", help="the data-sharing lookup audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser(
@@ -196,6 +207,19 @@ async def verify_audit_chain(settings: Settings) -> Any:
             return await verify_chain(session, keys=AuditKeys.from_settings(settings), store=store)
     finally:
         await store.close()
+
+
+def _schema_of(service: str) -> str:
+    from wangban.services import load_spec
+
+    return load_spec(service).schema
+
+
+async def _apply_roles(
+    settings: Settings, schemas: Sequence[str], passwords: dict[str, str], apply: Any
+) -> None:
+    async with _database(settings) as (database, _):
+        await apply(database, schemas, passwords=passwords)
 
 
 def _services(names: Sequence[str]) -> list[str]:
@@ -283,6 +307,22 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         except IntegrityError:
             raise CommandError(f"staff account {args.username!r} already exists") from None
         print(f"created staff account {args.username} ({subject})")
+        return 0
+    if args.command == "db":
+        from wangban.dbroles import apply_roles, role_statements, runtime_role
+
+        services = _services(args.services)
+        schemas = [_schema_of(name) for name in services]
+        if args.sql:
+            print(";\n".join(role_statements(schemas)) + ";")
+            return 0
+        passwords = {
+            schema: os.environ[f"WANGBAN_DB_PASSWORD_{schema.upper()}"]
+            for schema in schemas
+            if os.environ.get(f"WANGBAN_DB_PASSWORD_{schema.upper()}")
+        }
+        asyncio.run(_apply_roles(settings, schemas, passwords, apply_roles))
+        print("roles applied: " + ", ".join(runtime_role(s) for s in schemas))
         return 0
     if args.command == "audit":
         report = asyncio.run(verify_audit_chain(settings))

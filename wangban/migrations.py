@@ -62,6 +62,18 @@ async def upgrade(database: Database, *, migrations_dir: Path, schema: str) -> N
 
     def _run(connection: Connection) -> None:
         connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{checked_schema(schema)}"'))
+        # With per-service roles (`wangban db roles`), migrate as the schema's owner role, so
+        # what a revision creates belongs to it and gets the runtime role's default grants.
+        owner = f"wangban_{checked_schema(schema)}_owner"
+        member = connection.execute(
+            text(
+                "SELECT 1 FROM pg_roles WHERE rolname = :owner "
+                "AND pg_has_role(current_user, oid, 'MEMBER')"
+            ),
+            {"owner": owner},
+        ).scalar()
+        if member:
+            connection.execute(text(f'SET LOCAL ROLE "{owner}"'))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
