@@ -209,6 +209,10 @@ class Settings(BaseSettings):
     token must never be accepted by a service directly)."""
     gateway_access_token_ttl_s: int = Field(default=900, ge=60, le=3600)
     gateway_refresh_token_ttl_s: int = Field(default=30 * 86400, ge=3600)
+    gateway_revocation_cache_s: float = Field(default=5.0, ge=0, le=60)
+    """How long a gateway worker keeps its copy of the ended login sessions (logout, refresh
+    token reuse) before reading it again: their access tokens are refused at once by the worker
+    that ended them, by the others within this many seconds. 0 reads on every request."""
     identity_provider_url: str | None = None
     """The real-name verification service (``docs/identity-provider-protocol.md``). Empty: the
     sandbox population (local and test only)."""
@@ -223,10 +227,6 @@ class Settings(BaseSettings):
     gateway_submissions_per_minute_per_user: int = Field(default=10, ge=1)
     gateway_submissions_per_minute_per_ip: int = Field(default=60, ge=1)
 
-    gateway_revocation_cache_s: float = Field(default=5.0, ge=0, le=60)
-    """How long a gateway worker keeps its copy of the ended login sessions (logout, refresh
-    token reuse) before reading it again: their access tokens are refused at once by the worker
-    that ended them, by the others within this many seconds. 0 reads on every request."""
     # --- Security ------------------------------------------------------------------
     internal_token_key: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_KEY)
     """HMAC key that signs the short-lived identity token services pass to each other."""
