@@ -366,6 +366,7 @@ def _read_csv(text: str, file: FileName) -> tuple[list[str], list[_Record]]:
                     )
                 )
                 continue
+            cells = [unescape_formula(cell) for cell in cells]
             records.append(
                 _Record(row=row, cells=dict(zip(headers, cells, strict=False)), textual=True)
             )
@@ -844,6 +845,23 @@ async def import_items(
 
 # --- export -----------------------------------------------------------------------------------
 
+# Formula injection (OWASP "CSV Injection"): a spreadsheet runs a cell starting with one of
+# these as a formula (=HYPERLINK(...) in an item name, opened by whoever downloads the export).
+# The export puts an apostrophe in front — the spreadsheet's own "this is text" mark, not shown
+# — and the import takes it off again, so export → import changes nothing. Cells that already
+# start with apostrophes before such a character get one more, so the two stay inverse.
+_FORMULA: Final = re.compile(r"'*[=+\-@\t\r]")
+
+
+def escape_formula(cell: str) -> str:
+    """``=1+1`` → ``'=1+1``; any other cell unchanged."""
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def unescape_formula(cell: str) -> str:
+    """The inverse of :func:`escape_formula`: ``'=1+1`` → ``=1+1``."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell, 1) else cell
+
 
 def _to_text(field: str, value: Any) -> str:
     if value is None:
@@ -871,5 +889,5 @@ async def export_items(session: AsyncSession, *, fmt: Format) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(ITEM_FIELDS)
     for content in contents:
-        writer.writerow([_to_text(field, content[field]) for field in ITEM_FIELDS])
+        writer.writerow([escape_formula(_to_text(f, content[f])) for f in ITEM_FIELDS])
     return buffer.getvalue()
