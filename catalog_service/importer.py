@@ -749,7 +749,7 @@ async def _check_scope(
         raise review.OtherDepartment(
             f"导入文件含其他部门或地区的事项（{shown}），只能导入本部门（"
             f"{actor.department or '未设置部门'}）的事项；跨部门导入由平台事项管理员进行",
-            extra={"codes": others},
+            extra={"codes": others[:100]},
         )
 
 
