@@ -57,6 +57,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -74,6 +75,7 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -406,20 +408,126 @@ def truncate_thing(value: str) -> str:
 _MAX_REPEAT: Final = 2000
 _MAX_EXPONENT: Final = 100
 _MAX_INT_BITS: Final = 4096
+MAX_RENDER_STEPS: Final = 2000
+"""Loop iterations plus macro and call-block calls in one rendering of one source. The
+longest default template takes a handful; nested ``range`` loops would take millions."""
+MAX_RANGE: Final = 200
+"""Largest ``range(...)`` (the sandbox's own limit is 100 000)."""
+MAX_TEXT: Final = 10_000
+"""Longest string a template may build (by ``~``, ``+``, a filter or a call) or output. The
+longest channel allows 500 characters."""
+
+_STEP: Final = "_wangban_step"
+_CONCAT: Final = "_wangban_concat"
+_steps: ContextVar[list[int] | None] = ContextVar("template_steps", default=None)
+
+
+def _step() -> str:
+    """Called at the start of every loop iteration, macro and call block (the parser puts the
+    call there, see :meth:`_TemplateEnvironment._parse`)."""
+    counter = _steps.get()
+    if counter is not None:
+        counter[0] += 1
+        if counter[0] > MAX_RENDER_STEPS:
+            raise SecurityError(f"循环或宏的执行次数超过 {MAX_RENDER_STEPS} 次")
+    return ""
+
+
+def _checked_text(value: Any) -> Any:
+    if isinstance(value, str | list | tuple) and len(value) > MAX_TEXT:
+        raise SecurityError(f"生成的文本长度不能超过 {MAX_TEXT}")
+    return value
+
+
+def _concat(*parts: Any) -> str:
+    r"""``a ~ b``, with the length checked before it is built: chained ``{% set %}``\ s of
+    ``x ~ x`` double a string with each line."""
+    texts = [str(part) for part in parts]
+    if sum(len(text) for text in texts) > MAX_TEXT:
+        raise SecurityError(f"生成的文本长度不能超过 {MAX_TEXT}")
+    return "".join(texts)
+
+
+def _range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise SecurityError(f"range 最多 {MAX_RANGE} 个数")
+    return numbers
+
+
+def _bounded_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Refuse numbers that size an allocation (``center(10**9)``, ``'x'.ljust(10**9)``)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_TEXT:
+            raise SecurityError(f"参数中的数字不能超过 {MAX_TEXT}")
+
+
+def _bounded_filter(function: Any) -> Any:
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _bounded_args(args, kwargs)
+        return _checked_text(function(*args, **kwargs))
+
+    return bounded
+
+
+def _bounded_replace(value: Any, old: Any, new: Any, count: Any = None) -> Any:
+    text, old_text, new_text = str(value), str(old), str(new)
+    if not old_text:
+        raise SecurityError("replace 的被替换文本不能为空")
+    if len(text) + (len(text) // len(old_text)) * len(new_text) > MAX_TEXT:
+        raise SecurityError(f"替换后的长度可能超过 {MAX_TEXT}")
+    return _ORIGINAL_REPLACE(value, old, new, count)
+
+
+class _Counted(NodeTransformer):
+    """Puts a step count at the start of every loop body, macro and call block, and turns
+    ``a ~ b`` into a length-checked call."""
+
+    def _count(self, node: nodes.Node) -> nodes.Node:
+        self.generic_visit(node)
+        step = nodes.Output([nodes.Call(nodes.Name(_STEP, "load"), [], [], None, None)])
+        node.body = [step, *node.body]  # type: ignore[attr-defined]
+        return node
+
+    visit_For = visit_Macro = visit_CallBlock = _count
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Call(nodes.Name(_CONCAT, "load"), list(node.nodes), [], None, None)
 
 
 class _TemplateEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, plus a guard against the one-line memory bombs.
+    """The sandbox, plus bounds on what one rendering may cost (issue 17, finding 5).
 
     The sandbox stops escapes (``__class__``, ``__globals__`` …) and, being immutable, stops a
     template from changing the lists and dicts of the context, which are shared (the sample
     contexts are module globals). It does not bound resources: ``'x' * 10**10`` would happily
-    allocate. ``*``, ``**`` and ``%`` are intercepted to refuse that; nested loops over
-    ``range`` remain possible, which is acceptable because only authenticated administrators
-    write templates and every save renders them once.
+    allocate and nested loops over ``range(1000)`` run a billion times. So ``*``, ``**``,
+    ``%`` and ``+`` are intercepted; every loop iteration, macro and call block counts against
+    :data:`MAX_RENDER_STEPS`; ``range`` is limited to :data:`MAX_RANGE` numbers; strings built by
+    ``~``, ``+``, filters and calls, and the output, to :data:`MAX_TEXT` characters; numbers that
+    size an allocation (``center(10**9)``) are refused, and so are ``str.format`` and the
+    ``format`` filter (a width inside the format string). Save and preview render with the same
+    limits as sending, so a template over them is refused when it is saved.
     """
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        counted = _Counted().visit(tree)
+        assert isinstance(counted, nodes.Template)
+        return counted
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if attr in ("format", "format_map"):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _bounded_args(args, kwargs)
+        return _checked_text(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "%" and isinstance(left, str):
@@ -439,7 +547,7 @@ class _TemplateEnvironment(ImmutableSandboxedEnvironment):
                     and len(seq) * times > _MAX_REPEAT
                 ):
                     raise SecurityError(f"重复后的长度不能超过 {_MAX_REPEAT}")
-        return super().call_binop(context, operator, left, right)
+        return _checked_text(super().call_binop(context, operator, left, right))
 
 
 def _finalize(value: Any) -> Any:
@@ -496,6 +604,12 @@ _ENV: Final = _TemplateEnvironment(
 _ENV.filters.update(
     wechat_time=_wechat_time, wechat_date=_wechat_date, iso_date=_iso_date, clip=_clip
 )
+# The format filter takes its width from the format string ("%999999999s"|format(1)).
+del _ENV.filters["format"]
+_ORIGINAL_REPLACE: Final = _ENV.filters["replace"]
+_ENV.filters.update({name: _bounded_filter(f) for name, f in _ENV.filters.items()})
+_ENV.filters["replace"] = _bounded_replace
+_ENV.globals.update({_STEP: _step, _CONCAT: _concat, "range": _range})
 
 _CONTEXT_NAMES: Final = frozenset(
     {
@@ -579,13 +693,23 @@ class _SourceFailed(Exception):
 
 
 def _render_source(source: str, context: Mapping[str, Any]) -> str:
+    token = _steps.set([0])
     try:
-        return _compile(source).render(context).strip()
+        parts: list[str] = []
+        size = 0
+        for part in _compile(source).generate(context):
+            size += len(part)
+            if size > MAX_TEXT:
+                raise SecurityError(f"输出长度不能超过 {MAX_TEXT}")
+            parts.append(part)
+        return "".join(parts).strip()
     except Exception as exc:
         # The source is a program an administrator wrote: whatever it raises (a TypeError in a
         # filter, a SecurityError, a RecursionError from a macro) is a template problem to
         # report against its field, never a crash of the sender.
         raise _SourceFailed(_describe(exc)) from exc
+    finally:
+        _steps.reset(token)
 
 
 # --- problems ------------------------------------------------------------------------------
