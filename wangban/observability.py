@@ -646,7 +646,11 @@ class RequestContextMiddleware:
         request_id = safe_incoming_id(headers.get(REQUEST_ID_HEADER)) or new_id()
         correlation_id = safe_incoming_id(headers.get(CORRELATION_ID_HEADER)) or request_id
         traceparent = headers.get(TRACEPARENT_HEADER)
-        if not is_valid_traceparent(traceparent):
+        # Also client-chosen and copied into every event: its hex fields can spell a number too
+        # (checked one by one: joined, the fixed fields would make numbers of their own).
+        if not is_valid_traceparent(traceparent) or any(
+            _PERSONAL_NUMBER.search(part) for part in str(traceparent).split("-")
+        ):
             traceparent = None
         # Also kept in the request state: the last-resort error handler runs outside this
         # middleware, after the context variables have been reset.

@@ -29,9 +29,12 @@ from tests.gateway.support import Gateway, running_gateway
 from tests.intake import factories
 from tests.serving import serve_asgi
 from tests.unit.synthetic import PHONE, resident_id
+from wangban.app import create_service_app
 from wangban.db import Database
 from wangban.observability import configure_logging
 from wangban.server import uvicorn_options
+from wangban.services import load_spec
+from wangban.settings import SERVICE_NAMES, Environment, Settings
 
 ID_NUMBER = resident_id(region="441900", birth="19560312", sequence="127")
 STAFF_LOGIN_LIMIT = 3
@@ -263,6 +266,23 @@ async def test_production_hides_docs_and_serves_metrics_on_an_internal_port(
     # Locally (and in tests) the documents stay where developers expect them.
     assert (await gateway.client.get("/openapi.json")).status_code == 200
     assert (await gateway.client.get("/docs")).status_code == 200
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+async def test_in_production_no_service_port_shows_docs_or_metrics(service: str) -> None:
+    local = Settings(env=Environment.TEST)
+    assert local.api_docs_exposed and local.metrics_on_service_port
+    # Production defaults (model_copy: the production key checks are tested elsewhere).
+    production = local.model_copy(update={"env": Environment.PRODUCTION})
+    assert not production.api_docs_exposed and not production.metrics_on_service_port
+    assert production.model_copy(update={"expose_api_docs": True}).api_docs_exposed
+    app = create_service_app(load_spec(service), production, background=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://service"
+    ) as client:
+        for path in ("/docs", "/redoc", "/openapi.json", "/metrics"):
+            assert (await client.get(path)).status_code == 404, path
+        assert (await client.get("/healthz")).status_code == 200
 
 
 async def test_catalog_statistics_need_a_staff_identity(gateway: Gateway) -> None:

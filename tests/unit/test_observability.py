@@ -280,6 +280,12 @@ async def test_middleware_binds_and_echoes_ids(log_stream: io.StringIO) -> None:
             assert context["correlation_id"] == "flow-7"
             assert context["traceparent"] is None
 
+        # A well-formed trace context whose trace id spells a mobile number is dropped too.
+        spelled = f"00-{PHONE}{'a' * 21}-b7ad6b7169203331-01"
+        assert is_valid_traceparent(spelled)
+        response = await client.get("/items/1", headers={"traceparent": spelled})
+        assert response.json()["context"]["traceparent"] is None
+
     # Context does not leak out of the request.
     assert current_context()["request_id"] is None
 
