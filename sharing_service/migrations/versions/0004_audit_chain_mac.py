@@ -88,14 +88,12 @@ def upgrade() -> None:
     bind = op.get_bind()
     rows = [
         dict(r)
-        for r in bind.execute(
-            sa.text("SELECT * FROM sharing.lookup_audit ORDER BY seq").columns(
-                sa.column("id", sa.UUID(as_uuid=False))
-            )
-        ).mappings()
+        for r in bind.execute(sa.text("SELECT * FROM sharing.lookup_audit ORDER BY seq")).mappings()
     ]
     if not rows:
         return
+    for row in rows:
+        row["id"] = str(row["id"])  # the driver's UUID type, as text (what the ORM reads)
     expected, prev = 1, GENESIS
     for row in rows:
         if row["seq"] != expected or row["prev_hash"] != prev or _v1_hash(row) != row["hash"]:
