@@ -24,7 +24,8 @@ LOOKUPS_TOPIC = registry.topic(
     partitions=3,
     description=(
         "One record per data lookup (granted, denied, not found or unavailable), metadata only. "
-        "Each carries its position and hash in the audit chain, so a copy kept outside "
+        "Each carries its position and MAC in the audit chain, and the chain's head is signed "
+        "and published here as a checkpoint every few minutes, so a copy kept outside "
         "Wangban witnesses the chain: a rewritten or truncated log no longer matches it."
     ),
     key_description=(

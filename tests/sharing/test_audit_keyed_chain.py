@@ -211,3 +211,21 @@ def test_production_refuses_the_development_audit_keys(settings: Settings) -> No
     assert "WANGBAN_AUDIT_CHECKPOINT_KEY" in str(refused.value)
     with pytest.raises(ConfigurationError, match="WANGBAN_AUDIT_CHAIN_KEY must be at least 32"):
         Settings(**production, audit_chain_key="short")  # type: ignore[arg-type]
+
+
+async def test_the_periodic_job_signs_into_the_configured_store_at_its_interval(
+    db_session: AsyncSession, settings: Settings, tmp_path: Path
+) -> None:
+    configured = settings.model_copy(
+        update={"data_dir": tmp_path, "audit_checkpoint_interval_s": 3600.0}
+    )
+    store = LocalObjectStore(tmp_path / "objects")  # where the job's settings point
+    first = await _append(db_session, 1)
+    await audit.checkpoint_job(db_session, configured)
+    latest = await audit.read_latest_checkpoint(store)
+    assert latest is not None and latest.seq == first[-1].seq
+    # More records, but the interval has not passed: no new checkpoint yet.
+    await _append(db_session, 1)
+    await audit.checkpoint_job(db_session, configured)
+    again = await audit.read_latest_checkpoint(store)
+    assert again is not None and again.seq == first[-1].seq
