@@ -90,11 +90,11 @@ class LookupAudited(Event):
 class AuditCheckpointed(Event):
     """A checkpoint: the lookup audit chain's head, signed (Ed25519) by the sharing service.
 
-    Record ``seq`` had MAC ``mac`` at ``at``. Keep these: a log rewritten or truncated before a checkpoint
-    you hold no longer contains that MAC at that position. ``signature`` is over the canonical
-    JSON (RFC 8785) of ``{"context": "wangban.sharing.audit-checkpoint.v1", "kid": kid,
-    "statement": {"at", "chain", "mac", "seq"}}``; pin ``public_key`` under ``kid`` out of band
-    rather than trusting the copy in the event."""
+    Record ``seq`` had MAC ``mac`` at ``at``. Keep these: a log rewritten or truncated before
+    a checkpoint you hold no longer contains that MAC at that position. ``signature`` is over
+    the canonical JSON (RFC 8785) of ``{"context": "wangban.sharing.audit-checkpoint.v1",
+    "kid": kid, "statement": {"at", "chain", "mac", "seq"}}``; pin ``public_key`` under
+    ``kid`` out of band rather than trusting the copy in the event."""
 
     checkpoint_id: str
     chain: str
