@@ -169,7 +169,9 @@ async def test_an_application_without_an_account_notifies_nobody(
 ) -> None:
     database = clean_notify
     settings = notify_settings(infrastructure)
-    application = submitted(settings, subject="x").model_copy(update={"applicant_subject_enc": None})
+    application = submitted(settings, subject="x").model_copy(
+        update={"applicant_subject_enc": None}
+    )
     await handle(database, settings, application)
     await handle(
         database,

@@ -43,22 +43,13 @@ def upgrade() -> None:
         unique=False,
         schema="gateway",
     )
-    # The account no longer locks: failures are counted per (username, address) above.
-    op.drop_column("staff_account", "locked_until", schema="gateway")
-    op.drop_column("staff_account", "failed_attempts", schema="gateway")
+    # The account no longer locks: failures are counted per (username, address) above. The
+    # old columns staff_account.failed_attempts and locked_until stay (unused, with their
+    # defaults) for this release: migrations are additive, so pods of the previous release
+    # keep working during the roll-out (docs/operations.md "Upgrade"); a later release drops them.
 
 
 def downgrade() -> None:
-    op.add_column(
-        "staff_account",
-        sa.Column("failed_attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        schema="gateway",
-    )
-    op.add_column(
-        "staff_account",
-        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
-        schema="gateway",
-    )
     op.drop_index(
         op.f("ix_gateway_revoked_family_expires_at"),
         table_name="revoked_family",
