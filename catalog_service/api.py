@@ -231,12 +231,14 @@ async def get_item(item_id: str, session: ReadSession) -> ItemVersionOut:
 
 @public.get(
     "/item-versions/{version_id}",
-    summary="Any version by id (applications are bound to one)",
+    summary="A published version by id, current or superseded (applications are bound to one)",
     responses=problem_responses(service.VersionNotFound),
 )
 async def get_item_version(version_id: str, session: ReadSession) -> ItemVersionOut:
     return _out(
-        await service.get_version(session, version_id=_uuid(version_id, service.VersionNotFound))
+        await service.get_public_version(
+            session, version_id=_uuid(version_id, service.VersionNotFound)
+        )
     )
 
 
@@ -317,6 +319,21 @@ async def start_revision(item_id: str, session: UnitOfWork, admin: CatalogAdmin)
     return _out(
         await review.start_revision(
             session, actor=_actor(admin), item_id=_uuid(item_id, service.ItemNotFound)
+        )
+    )
+
+
+@admin.get(
+    "/item-versions/{version_id}",
+    summary="Any version of an item of my department, drafts and submitted ones included",
+    responses=problem_responses(*ADMIN_ERRORS, service.VersionNotFound),
+)
+async def staff_item_version(
+    version_id: str, session: ReadSession, staff: CatalogReader
+) -> ItemVersionOut:
+    return _out(
+        await review.visible_version(
+            session, actor=_actor(staff), version_id=_uuid(version_id, service.VersionNotFound)
         )
     )
 
@@ -600,10 +617,17 @@ async def import_items(
 )
 async def export_items(
     session: UnitOfWork,
-    _: CatalogAdmin,
+    staff: CatalogAdmin,
     fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "json",
 ) -> Response:
-    text = await importer.export_items(session, fmt=fmt)
+    actor = _actor(staff)
+    text = await importer.export_items(
+        session,
+        fmt=fmt,
+        include=lambda v: review.in_scope(
+            actor, department=v.department, region_code=v.region_code
+        ),
+    )
     return Response(
         # A BOM so that Excel opens the CSV as UTF-8; the importer accepts it.
         text.encode("utf-8-sig" if fmt == "csv" else "utf-8"),

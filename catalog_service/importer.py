@@ -26,7 +26,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -878,10 +878,16 @@ def _to_text(field: str, value: Any) -> str:
     return str(value)
 
 
-async def export_items(session: AsyncSession, *, fmt: Format) -> str:
-    """The newest version (draft or not) of every item, by department and name, in the shape
+async def export_items(
+    session: AsyncSession,
+    *,
+    fmt: Format,
+    include: Callable[[ItemVersion], bool] = lambda _version: True,
+) -> str:
+    """The newest version (draft or not) of every item ``include`` accepts (a department's
+    staff export their own items only), by department and name, in the shape
     :func:`import_items` reads back unchanged with the default mapping."""
-    versions = await repository.all_items_latest(session)
+    versions = [v for v in await repository.all_items_latest(session) if include(v)]
     contents = [ItemContent.model_validate(v.content).model_dump(mode="json") for v in versions]
     if fmt == "json":
         return json.dumps(contents, ensure_ascii=False, indent=2) + "\n"

@@ -381,6 +381,17 @@ async def get_version(session: AsyncSession, *, version_id: str) -> ItemVersion:
     return version
 
 
+async def get_public_version(session: AsyncSession, *, version_id: str) -> ItemVersion:
+    """A version citizens may read: one that has been published (the current one, or an older
+    one applications stay bound to). Drafts and versions under review are the department's
+    work in progress — an unpublished 秒批 rule is not for the public — so they answer as if
+    they did not exist."""
+    version = await repository.version_by_id(session, version_id)
+    if version is None or version.published_at is None:
+        raise VersionNotFound()
+    return version
+
+
 async def get_current(session: AsyncSession, *, item_id: str) -> ItemVersion:
     item = await repository.item_by_id(session, item_id)
     if item is None or item.current_version_id is None:

@@ -930,6 +930,13 @@ STAFF_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
     ("POST", "/cases/{id}/not-accept", "approval", "/cases/{id}/not-accept", "不予受理"),
     ("POST", "/rules/dry-run", "approval", "/rules/dry-run", "Dry-run a 秒批 rule set"),
     ("POST", "/catalog/items", "catalog", "/admin/items", "New item draft"),
+    (
+        "GET",
+        "/catalog/item-versions/{id}",
+        "catalog",
+        "/admin/item-versions/{id}",
+        "A version of my department's item (drafts included)",
+    ),
     ("PUT", "/catalog/item-versions/{id}", "catalog", "/admin/item-versions/{id}", "Edit a draft"),
     ("POST", "/catalog/items/{id}/revisions", "catalog", "/admin/items/{id}/revisions", "Revise"),
     (

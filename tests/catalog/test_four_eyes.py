@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -354,3 +355,44 @@ async def test_an_import_is_no_way_around_the_second_person(world: World) -> Non
         headers={**who["admin_gongan"], "Content-Type": "application/json"},
     )
     assert foreign.status_code == 403 and foreign.json()["type"].endswith("other-department")
+
+
+async def test_unpublished_rules_are_read_and_exported_by_their_department_only(
+    world: World,
+) -> None:
+    """A draft carries the rules a department is still working on: its own catalogue staff read
+    it through the gateway, another department's do not (404), nobody reads it from the
+    catalogue's public routes, and an export holds only the exporter's own items."""
+    item = await _published_renshe_item(world)
+    client, who = world.gateway.client, world.who
+    draft = await _revise(world, item["item_id"], "author", rules=[ATTACK_RULE])
+
+    own = await client.get(f"{STAFF}/item-versions/{draft['id']}", headers=who["author"])
+    assert own.status_code == 200 and own.json()["content"]["rules"] == [ATTACK_RULE]
+    approver = await client.get(f"{STAFF}/item-versions/{draft['id']}", headers=who["approver"])
+    assert approver.status_code == 200
+    other = await client.get(f"{STAFF}/item-versions/{draft['id']}", headers=who["admin_gongan"])
+    assert other.status_code == 404
+
+    catalog = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=world.gateway.services["catalog"]),
+        base_url="http://catalog",
+    )
+    async with catalog:
+        public_draft = await catalog.get(f"/item-versions/{draft['id']}")
+        public_published = await catalog.get(f"/item-versions/{item['version_id']}")
+    assert public_draft.status_code == 404
+    assert public_published.status_code == 200
+
+    code = item["content"].implementing_code
+    exported: dict[str, list[str]] = {}
+    for exporter in ("author", "admin_gongan"):
+        answer = await client.get(
+            f"{STAFF}/exports", params={"format": "json"}, headers=who[exporter]
+        )
+        assert answer.status_code == 200, answer.text
+        rows = answer.json()
+        assert {row["department"] for row in rows} <= {RENSHE if exporter == "author" else GONGAN}
+        exported[exporter] = [row["implementing_code"] for row in rows]
+    assert code in exported["author"]
+    assert code not in exported["admin_gongan"]

@@ -266,6 +266,13 @@ TABLE: tuple[Row, ...] = (
     ),
     Row(
         "GET",
+        "/staff/catalog/item-versions/{id}",
+        staff(404, (*CATALOG_ADMINS, *CATALOG_APPROVERS))
+        | {"catalog_admin": 200, "catalog_approver": 200},
+        path="/staff/catalog/item-versions/{a_version}",
+    ),
+    Row(
+        "GET",
         "/staff/catalog/item-versions/{id}/problems",
         staff(404, (*CATALOG_ADMINS, *CATALOG_APPROVERS))
         | {"catalog_admin": 200, "catalog_approver": 200},
