@@ -271,6 +271,15 @@ PERSONAL_FIELDS: dict[tuple[str, str], str] = {
         "cn.wangban.intake.rectification.closed.v1",
         "closed_by",
     ): "the staff account id that closed the rectification: accountability",
+    # Catalogue versions: who changed what decides applications (四眼原则).
+    (
+        "cn.wangban.catalog.item.published.v1",
+        "submitted_by",
+    ): "the staff account id that submitted the version: accountability for a rule change",
+    (
+        "cn.wangban.catalog.item.published.v1",
+        "approved_by",
+    ): "the staff account id of the second person who approved it: accountability",
     # Dead letters keep the original envelope whole (operators only).
     (
         "cn.wangban.platform.event.deadlettered.v1",
