@@ -35,6 +35,7 @@ PRINCIPALS = (
     "reviewer_other",
     "catalog_admin",
     "catalog_admin_other",
+    "catalog_admin_elsewhere",
     "catalog_approver",
     "catalog_approver_other",
     "auditor",
@@ -47,6 +48,7 @@ STAFF = (
     "reviewer_other",
     "catalog_admin",
     "catalog_admin_other",
+    "catalog_admin_elsewhere",
     "catalog_approver",
     "catalog_approver_other",
     "auditor",
@@ -95,8 +97,9 @@ class Row:
 
 IDEM = {"Idempotency-Key": "matrix-key-1"}
 REVIEWERS = ("reviewer", "reviewer_other")
-# Catalogue staff of 东莞市民政局 (the department of the matrix's items) and of 东莞市公安局.
-CATALOG_ADMINS = ("catalog_admin", "catalog_admin_other")
+# Catalogue staff of 东莞市民政局 (the department of the matrix's items, region 441900), of
+# 东莞市公安局, and of a 民政局 of another city (深圳, 440300): same department name, other region.
+CATALOG_ADMINS = ("catalog_admin", "catalog_admin_other", "catalog_admin_elsewhere")
 CATALOG_APPROVERS = ("catalog_approver", "catalog_approver_other")
 
 TABLE: tuple[Row, ...] = (
@@ -414,6 +417,9 @@ async def world(infrastructure: Infrastructure, database: Database) -> AsyncIter
             "reviewer_other": gateway.staff("reviewer", department="东莞市公安局"),
             "catalog_admin": gateway.staff("catalog_admin", department="东莞市民政局"),
             "catalog_admin_other": gateway.staff("catalog_admin", department="东莞市公安局"),
+            "catalog_admin_elsewhere": gateway.staff(
+                "catalog_admin", department="东莞市民政局", region="440300"
+            ),
             "catalog_approver": gateway.staff("catalog_approver", department="东莞市民政局"),
             "catalog_approver_other": gateway.staff("catalog_approver", department="东莞市公安局"),
             "auditor": gateway.staff("auditor"),
