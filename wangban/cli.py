@@ -309,7 +309,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"created staff account {args.username} ({subject})")
         return 0
     if args.command == "db":
-        from wangban.dbroles import apply_roles, role_statements, runtime_role
+        from wangban.dbroles import apply_roles, password_variable, role_statements, runtime_role
 
         services = _services(args.services)
         schemas = [_schema_of(name) for name in services]
@@ -317,9 +317,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(";\n".join(role_statements(schemas)) + ";")
             return 0
         passwords = {
-            schema: os.environ[f"WANGBAN_DB_PASSWORD_{schema.upper()}"]
+            schema: os.environ[password_variable(schema)]
             for schema in schemas
-            if os.environ.get(f"WANGBAN_DB_PASSWORD_{schema.upper()}")
+            if os.environ.get(password_variable(schema))
         }
         asyncio.run(_apply_roles(settings, schemas, passwords, apply_roles))
         print("roles applied: " + ", ".join(runtime_role(s) for s in schemas))

@@ -38,6 +38,12 @@ def owner_role(schema: str) -> str:
     return f"wangban_{checked_schema(schema)}_owner"
 
 
+def password_variable(schema: str) -> str:
+    """The environment variable ``wangban db roles`` reads a login's password from (not a
+    Settings field: only the roles step needs it, from the service's own Secret)."""
+    return f"WANGBAN_DB_PASSWORD_{schema.upper()}"
+
+
 def runtime_role(schema: str) -> str:
     return f"wangban_{checked_schema(schema)}"
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.production_keys import production_keys
+from wangban.dbroles import password_variable, runtime_role
 from wangban.settings import SERVICE_NAMES, ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +26,8 @@ ENV_EXAMPLE = DEPLOY / "compose" / "wangban.env.example"
 BASE = DEPLOY / "k8s" / "base"
 PRODUCTION = DEPLOY / "k8s" / "overlays" / "production"
 SECRET_EXAMPLE = BASE / "secret.example.yaml"
+DB_LOGINS_EXAMPLE = BASE / "database-logins.example.yaml"
+"""One Secret per service with its own database login (examples, never applied by kustomize)."""
 
 PORTS = {name: Settings().port_of(name) for name in SERVICE_NAMES}
 METRICS_PORT = 9100
@@ -306,7 +309,7 @@ def test_filled_in_env_file_is_git_ignored() -> None:
 def test_kustomization_lists_every_manifest_except_the_secret_example() -> None:
     listed = set(_kustomization_resources(BASE))
     on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == on_disk - {SECRET_EXAMPLE.name}
+    assert listed == on_disk - {SECRET_EXAMPLE.name, DB_LOGINS_EXAMPLE.name}
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
     assert "secretGenerator" not in kustomization
     assert not [obj for obj in _base_objects() if obj["kind"] == "Secret"]
@@ -401,7 +404,7 @@ def test_no_secret_manifest_with_values_anywhere_under_deploy() -> None:
             if doc.get("kind") != "Secret":
                 continue
             values = {**doc.get("stringData", {}), **doc.get("data", {})}
-            assert path == SECRET_EXAMPLE, f"{path} commits a Secret"
+            assert path in (SECRET_EXAMPLE, DB_LOGINS_EXAMPLE), f"{path} commits a Secret"
             assert all(PLACEHOLDER in str(v) for v in values.values()), path
 
 
@@ -447,17 +450,46 @@ def test_autoscalers_for_gateway_intake_and_approval() -> None:
         assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
 
 
-def test_migration_job_runs_wangban_migrate() -> None:
+def test_migration_job_runs_wangban_migrate_then_the_database_roles() -> None:
+    """The Job migrates (an init container: it must finish first), then gives each service its
+    own login reaching only its schema (`wangban db roles`); it completes only when both have."""
     jobs = _of_kind("Job")
     assert len(jobs) == 1
     (job,) = jobs.values()
     pod = job["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["image"] == K8S_IMAGE
-    command = [*container.get("command", ["wangban"]), *container["args"]]
-    assert command == ["wangban", "migrate"]
+    (migrate,) = pod["initContainers"]
+    (roles,) = pod["containers"]
+    for container, args in ((migrate, ["migrate"]), (roles, ["db", "roles"])):
+        assert container["image"] == K8S_IMAGE
+        command = [*container.get("command", ["wangban"]), *container["args"]]
+        assert command == ["wangban", *args]
+        assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+        assert {"secretRef": {"name": SECRET_NAME}} in container["envFrom"]
+    # Both connect as the migrator (wangban-secrets); only passwords for the logins are added.
+    assert not migrate.get("env")
+    assert all(e["name"].startswith("WANGBAN_DB_PASSWORD_") for e in roles["env"])
     assert pod["restartPolicy"] in ("Never", "OnFailure")
-    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+
+
+def test_each_service_connects_with_its_own_database_login() -> None:
+    """Production runs every service as its own PostgreSQL login reaching only its schema
+    (docs/security.md): its Deployment takes WANGBAN_DATABASE_URL from a Secret of its own naming
+    the login `wangban db roles` makes for it, and the migrate Job's roles step sets that login's
+    password from the same Secret. No pod is given another service's login."""
+    logins = {doc["metadata"]["name"]: doc["stringData"] for doc in _yaml_docs(DB_LOGINS_EXAMPLE)}
+    assert set(logins) == {f"wangban-db-{name}" for name in SERVICE_NAMES}
+    deployments = _of_kind("Deployment")
+    (job,) = _of_kind("Job").values()
+    (roles,) = job["spec"]["template"]["spec"]["containers"]
+    passwords = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in roles["env"]}
+    for name in SERVICE_NAMES:
+        secret = f"wangban-db-{name}"
+        assert logins[secret]["url"].startswith(f"postgresql://{runtime_role(name)}:")
+        assert PLACEHOLDER in logins[secret]["password"]
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        refs = [e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])]
+        assert refs == [{"name": secret, "key": "url"}], name
+        assert passwords[password_variable(name)] == {"name": secret, "key": "password"}
 
 
 def _admitted_pods(policy: dict[str, Any]) -> dict[str, str]:
@@ -552,7 +584,8 @@ def _deploy_files() -> list[Path]:
 
 
 def test_every_wangban_variable_under_deploy_is_a_setting() -> None:
-    fields = _settings_fields()
+    # And the login passwords that only `wangban db roles` reads (not settings of a service).
+    fields = _settings_fields() | {password_variable(name) for name in SERVICE_NAMES}
     seen = set()
     for path in _deploy_files():
         for name in WANGBAN_NAME.findall(path.read_text(encoding="utf-8")):
