@@ -47,6 +47,7 @@ from intake_service.schemas import (
     VerificationIn,
     WindowApplicationIn,
 )
+from wangban import labels
 from wangban.auth import (
     AUDITOR,
     REVIEWER,
@@ -269,7 +270,7 @@ def _summary(application: Application) -> ApplicationSummary:
         item_name=application.item_name,
         department=application.department,
         status=application.status,
-        status_name=applications.STATUS_NAMES.get(application.status, application.status),
+        status_name=labels.status_label(application.status),
         status_reason=application.status_reason,
         channel=application.channel,
         created_at=application.created_at,

@@ -52,7 +52,7 @@ from intake_service.events import (
     outbox,
 )
 from intake_service.models import Application, ApplicationMaterial, ItemVersionCopy, TimelineEntry
-from wangban import identifiers, personal_fields
+from wangban import identifiers, labels, personal_fields
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
@@ -116,21 +116,8 @@ at rest (:mod:`wangban.personal_fields`); migration ``intake_0004`` uses the sam
 
 ActorKind = Literal["applicant", "staff", "system", "service"]
 
-STATUS_NAMES: Mapping[str, str] = {
-    "draft": "草稿",
-    "submitted": "已提交",
-    "accepted": "已受理",
-    "not_accepted": "不予受理",
-    "under_review": "审查中",
-    "correction_requested": "待补正",
-    "resubmitted": "已补正",
-    "approved": "审批通过",
-    "denied": "不予通过",
-    "completed": "已办结",
-    "delivered": "结果已送达",
-    "withdrawn": "已撤回",
-    "terminated": "已终止",
-}
+STATUS_NAMES: Mapping[str, str] = labels.STATUS_LABELS
+"""The applicant's words for each state: the platform's one table (:mod:`wangban.labels`)."""
 
 TRANSITIONS: Mapping[str, Mapping[str, frozenset[ActorKind]]] = {
     "draft": {
@@ -195,8 +182,7 @@ def transition(
     allowed = TRANSITIONS.get(current, {}).get(to)
     if allowed is None or actor_kind not in allowed:
         raise TransitionNotAllowed(
-            f"申请当前为「{STATUS_NAMES.get(current, current)}」，"
-            f"不能变更为「{STATUS_NAMES.get(to, to)}」"
+            f"申请当前为「{labels.status_label(current)}」，不能变更为「{labels.status_label(to)}」"
         )
     application.status = to
     if to in ("not_accepted", "withdrawn", "terminated", "denied", "correction_requested") and note:

@@ -36,6 +36,7 @@ from intake_service.events import (
 from notify_service import delivery
 from notify_service.templates import NotificationKind
 from sharing_service.events import CertificateIssued
+from wangban import labels
 from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher, mask_name
 from wangban.events import Envelope
@@ -169,7 +170,7 @@ def build_consumer(settings: Settings) -> Consumer:
             application_id=event.application_id,
             at=event.decided_at,
             occurrence=(event.application_id,),  # a case is decided once
-            outcome="approved",
+            outcome=labels.outcome_label("approved"),
         )
 
     @consumer.on(CaseDenied)
@@ -182,7 +183,7 @@ def build_consumer(settings: Settings) -> Consumer:
             at=event.decided_at,
             occurrence=(event.application_id,),
             reason=event.reason,
-            outcome="denied",
+            outcome=labels.outcome_label("denied"),
         )
 
     @consumer.on(ApplicationCompleted)
@@ -201,7 +202,8 @@ def build_consumer(settings: Settings) -> Consumer:
                 at=event.completed_at,
                 occurrence=(event.application_id,),  # completed once
                 key_suffix=suffix,
-                outcome=event.outcome,
+                # The code ("approved") in the words the citizen reads.
+                outcome=labels.outcome_label(event.outcome),
             )
 
     @consumer.on(CertificateIssued)

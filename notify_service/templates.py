@@ -86,7 +86,7 @@ from pydantic import (
     model_validator,
 )
 
-from wangban import crypto
+from wangban import crypto, labels
 from wangban.calendar import CHINA_TZ
 from wangban.errors import ValidationFailed, field_errors_from_validation
 
@@ -128,7 +128,9 @@ __all__ = [
 ]
 
 Channel: TypeAlias = Literal["wechat", "sms", "inbox"]
-CHANNEL_LABELS: Final[dict[str, str]] = {"wechat": "微信订阅消息", "sms": "短信", "inbox": "站内信"}
+CHANNEL_LABELS: Final[dict[str, str]] = {
+    c: labels.CHANNEL_LABELS[c] for c in ("wechat", "sms", "inbox")
+}
 
 THING_MAX: Final = 20
 SMS_PARAM_MAX: Final = 35
