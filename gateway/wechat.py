@@ -17,26 +17,38 @@ import base64
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from wangban.errors import (
     Forbidden,
+    Problem,
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     ValidationFailed,
 )
-from wangban.wechat import TOKEN_ERRORS, ExchangeFailed, WeChatApi, errcode_of
+from wangban.wechat import (
+    COMMON_ERRCODES,
+    TOKEN_ERRORS,
+    ExchangeFailed,
+    Fault,
+    WeChatApi,
+    errcode_of,
+    fault_of,
+)
 
 __all__ = [
     "FACE_PASSED",
+    "LOGIN_ERRCODES",
     "FaceResult",
     "FaceStart",
     "FaceVerificationFailed",
     "HighRiskUser",
     "InvalidLoginCode",
     "LoginRateLimited",
+    "LoginRefusal",
     "WeChatAuth",
     "WeChatBusy",
     "WeChatSession",
@@ -94,6 +106,56 @@ class FaceVerificationFailed(ValidationFailed):
 
     type_slug = "face-verification-failed"
     title = "人脸核身未能完成"
+
+
+@dataclass(frozen=True)
+class LoginRefusal:
+    """What we answer when code2Session refuses a login with one errcode."""
+
+    fault: Fault
+    problem: type[Problem]
+    detail: str
+    """Chinese, for the person logging in: what to do next."""
+
+
+_CODE_INVALID: Final = "登录凭证无效或已过期，请重新登录"
+_CODE_USED: Final = "登录凭证已使用过，请重新登录（小程序需重新调用 wx.login 获取新的登录凭证）"
+_LOGIN_UNAVAILABLE: Final = "微信登录暂时不可用，请稍后重试"
+_LOGIN_REFUSALS_BY_FAULT: Final[Mapping[Fault, LoginRefusal]] = {
+    Fault.CLIENT: LoginRefusal(Fault.CLIENT, InvalidLoginCode, _CODE_INVALID),
+    Fault.REFUSED: LoginRefusal(
+        Fault.REFUSED, HighRiskUser, "微信判定该账号存在安全风险，暂时无法登录"
+    ),
+    Fault.RATE_LIMITED: LoginRefusal(
+        Fault.RATE_LIMITED, LoginRateLimited, "登录过于频繁，请一分钟后再试"
+    ),
+    Fault.CONFIG: LoginRefusal(Fault.CONFIG, WeChatUnavailable, _LOGIN_UNAVAILABLE),
+    # code2Session takes no access token: a token errcode from it is WeChat misbehaving.
+    Fault.TOKEN: LoginRefusal(Fault.OUTAGE, WeChatUnavailable, _LOGIN_UNAVAILABLE),
+    Fault.OUTAGE: LoginRefusal(Fault.OUTAGE, WeChatUnavailable, _LOGIN_UNAVAILABLE),
+}
+
+LOGIN_ERRCODES: Final[Mapping[int, LoginRefusal]] = {
+    # Every errcode WeChat shares among its interfaces, by whose fault it is (wangban.wechat)…
+    **{code: _LOGIN_REFUSALS_BY_FAULT[fault] for code, fault in COMMON_ERRCODES.items()},
+    # …then code2Session's own, documented (40029, 45011, 40226, -1) and observed (40163).
+    40029: LoginRefusal(Fault.CLIENT, InvalidLoginCode, _CODE_INVALID),  # unknown or expired
+    40163: LoginRefusal(Fault.CLIENT, InvalidLoginCode, _CODE_USED),  # "code been used"
+    41008: LoginRefusal(Fault.CLIENT, InvalidLoginCode, _CODE_INVALID),  # code missing
+    40226: _LOGIN_REFUSALS_BY_FAULT[Fault.REFUSED],  # high-risk user, login intercepted
+    45011: _LOGIN_REFUSALS_BY_FAULT[Fault.RATE_LIMITED],  # 100 calls a minute per user
+    -1: LoginRefusal(Fault.OUTAGE, WeChatBusy, "微信系统繁忙，请稍后重试"),  # system busy
+}
+"""code2Session's errcodes → whose fault → the problem the person gets. A login code is good
+once and for 5 minutes, so a used (40163) or stale (40029) one is the client's to replace with a
+new ``wx.login`` (401), never an outage; our appid, secret or IP allow-list being wrong is ours
+(503, logged at ERROR for operations); an errcode not listed is an outage (503)."""
+
+
+def login_refusal(errcode: int) -> LoginRefusal:
+    """What to answer for a code2Session errcode (:data:`LOGIN_ERRCODES`, else an outage)."""
+    refusal = LOGIN_ERRCODES.get(errcode)
+    return refusal if refusal is not None else _LOGIN_REFUSALS_BY_FAULT[fault_of(errcode)]
 
 
 @dataclass(frozen=True)
@@ -174,20 +236,25 @@ class WeChatAuth(WeChatApi):
             return WeChatSession(
                 openid=openid, unionid=unionid if isinstance(unionid, str) and unionid else None
             )
-        if errcode == 40029:
-            logger.info("wechat jscode2session refused the code: errcode 40029")
-            raise InvalidLoginCode("登录凭证无效或已过期，请重新登录")
-        logger.warning("wechat jscode2session refused: errcode %s", errcode)
-        if errcode == 45011:
-            raise LoginRateLimited(
-                "登录过于频繁，请一分钟后再试",
-                headers={"Retry-After": str(LOGIN_RETRY_AFTER_S)},
+        assert errcode is not None
+        refusal = login_refusal(errcode)
+        if refusal.fault is Fault.CONFIG:
+            # Not the citizen's fault and nothing they can do: operations must fix it.
+            logger.error(
+                "wechat jscode2session refused our credentials or configuration: errcode %s; "
+                "check WANGBAN_WECHAT_APPID, WANGBAN_WECHAT_APP_SECRET and WeChat's IP allow-list",
+                errcode,
             )
-        if errcode == 40226:
-            raise HighRiskUser("微信判定该账号存在安全风险，暂时无法登录")
-        if errcode == -1:
-            raise WeChatBusy("微信系统繁忙，请稍后重试")
-        raise WeChatUnavailable("微信登录暂时不可用，请稍后重试")
+        elif refusal.fault in (Fault.CLIENT, Fault.REFUSED):
+            logger.info("wechat jscode2session refused the login: errcode %s", errcode)
+        else:
+            logger.warning("wechat jscode2session refused: errcode %s", errcode)
+        headers = (
+            {"Retry-After": str(LOGIN_RETRY_AFTER_S)}
+            if refusal.fault is Fault.RATE_LIMITED
+            else None
+        )
+        raise refusal.problem(refusal.detail, headers=headers)
 
     # -- face verification --------------------------------------------------------------
 

@@ -18,10 +18,11 @@ filter on the ``httpx`` logger masks it there. Services build their clients on
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -35,10 +36,12 @@ from wangban.crypto import FieldCipher
 from wangban.db import Database
 
 __all__ = [
+    "COMMON_ERRCODES",
     "PRODUCTION_BASE_URL",
     "TOKEN_ERRORS",
     "AccessTokens",
     "ExchangeFailed",
+    "Fault",
     "MemoryTokenStore",
     "PostgresTokenStore",
     "StoredToken",
@@ -47,6 +50,7 @@ __all__ = [
     "define_wechat_token_table",
     "errcode_of",
     "exchange_json",
+    "fault_of",
     "install_access_token_log_filter",
     "scrub",
     "token_usable_until",
@@ -57,9 +61,59 @@ logger = logging.getLogger(__name__)
 
 PRODUCTION_BASE_URL: Final = "https://api.weixin.qq.com"
 
-TOKEN_ERRORS: Final = frozenset({40001, 40014, 42001})
+
+class Fault(enum.Enum):
+    """Whose fault a WeChat errcode is, which decides what we answer and who must act."""
+
+    CLIENT = "client"
+    """What the user's client sent is wrong or spent (a login code used or expired): the
+    client must start again (call ``wx.login`` anew), not retry the same request."""
+    REFUSED = "refused"
+    """WeChat refuses this user (risk control): no retry helps, the person is told why."""
+    RATE_LIMITED = "rate_limited"
+    """This user (or this call) went over WeChat's per-minute frequency limit: retry later."""
+    CONFIG = "config"
+    """Our appid, secret, IP allow-list or permissions are wrong: not the citizen's fault and
+    no retry helps until operations fix the configuration (logged at ERROR)."""
+    TOKEN = "token"
+    """WeChat does not accept the access token we sent: get the newest and retry once."""
+    OUTAGE = "outage"
+    """WeChat is busy, over its daily quota or said something we do not know: retry later."""
+
+
+COMMON_ERRCODES: Final[Mapping[int, Fault]] = {
+    -1: Fault.OUTAGE,  # system busy: WeChat asks callers to retry shortly
+    40001: Fault.TOKEN,  # access_token invalid, or not the latest (someone force-refreshed)
+    40014: Fault.TOKEN,  # access_token malformed
+    42001: Fault.TOKEN,  # access_token expired
+    40002: Fault.CONFIG,  # invalid grant_type: our request is built wrong
+    40013: Fault.CONFIG,  # invalid appid
+    40125: Fault.CONFIG,  # invalid appsecret
+    40164: Fault.CONFIG,  # calling IP not on the mini-program's IP allow-list
+    41002: Fault.CONFIG,  # appid missing
+    41004: Fault.CONFIG,  # appsecret missing
+    48001: Fault.CONFIG,  # api unauthorised: the mini-program lacks this interface
+    61004: Fault.CONFIG,  # calling IP not registered (the allow-list, older wording)
+    45009: Fault.OUTAGE,  # the appid's daily quota of this interface is spent: tomorrow
+    45011: Fault.RATE_LIMITED,  # per-minute frequency limit
+}
+"""The errcodes every WeChat server interface may answer, each with its :class:`Fault`.
+Interfaces add their own (code2Session's 40029, 40163, 40226…) in their own tables; an errcode
+in neither is :attr:`Fault.OUTAGE` (see :func:`fault_of`)."""
+
+TOKEN_ERRORS: Final = frozenset(c for c, f in COMMON_ERRCODES.items() if f is Fault.TOKEN)
 """WeChat's answers to a token it does not accept: 40001 invalid or not the latest (another
 party force-refreshed), 40014 malformed, 42001 expired."""
+
+
+def fault_of(errcode: int, specific: Mapping[int, Fault] | None = None) -> Fault:
+    """Whose fault ``errcode`` is: the interface's own table first, then
+    :data:`COMMON_ERRCODES`; an errcode neither knows is an outage (retry later, never the
+    user's fault, since we cannot tell)."""
+    if specific is not None and errcode in specific:
+        return specific[errcode]
+    return COMMON_ERRCODES.get(errcode, Fault.OUTAGE)
+
 
 _REFRESH_MARGIN: Final = timedelta(minutes=5)
 _REFRESH_MARGIN_SHARE: Final = 0.1

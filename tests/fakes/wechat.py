@@ -114,8 +114,10 @@ class FakeWeChat:
 
     # -- login (code2Session) -------------------------------------------------------------
     login_codes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    """Codes ``wx.login`` handed out: code → (openid, unionid or None). Each works once; an
-    unknown or used code gets 40029."""
+    """Codes ``wx.login`` handed out: code → (openid, unionid or None). Each works once: a
+    used code gets 40163 ("code been used", as WeChat answers), an unknown one 40029."""
+    used_login_codes: set[str] = field(default_factory=set)
+    """Codes already exchanged."""
     login_errcode: int | None = None
     """Answer every code2Session with this errcode (45011, 40226, -1, …)."""
 
@@ -275,9 +277,13 @@ def _build_app(state: FakeWeChat) -> Starlette:
             return _errcode(40002, "invalid grant_type")
         if state.login_errcode is not None:
             return _errcode(state.login_errcode, "injected login failure")
-        known = state.login_codes.pop(query.get("js_code", ""), None)
+        code = query.get("js_code", "")
+        if code in state.used_login_codes:
+            return _errcode(40163, "code been used")
+        known = state.login_codes.pop(code, None)
         if known is None:
             return _errcode(40029, "invalid code")
+        state.used_login_codes.add(code)
         openid, unionid = known
         # As WeChat answers today: no errcode on success, and a session key to drop.
         answer: dict[str, Any] = {"session_key": SESSION_KEY, "openid": openid}

@@ -164,7 +164,10 @@ async def test_a_code_works_once(fake: FakeWeChat, auth: WeChatAuth) -> None:
     with pytest.raises(InvalidLoginCode) as refused:
         await auth.code_to_session("code-4")
     assert refused.value.status == 401
-    assert refused.value.detail == "登录凭证无效或已过期，请重新登录"
+    # WeChat answers a used code with 40163: the client is asked for a new wx.login.
+    assert refused.value.detail == (
+        "登录凭证已使用过，请重新登录（小程序需重新调用 wx.login 获取新的登录凭证）"
+    )
 
 
 async def test_an_empty_code_is_refused_without_asking_wechat(
@@ -266,7 +269,7 @@ async def test_a_route_that_lets_the_problems_propagate_answers_them(
         reused = await client.post("/login/code-9")
         assert reused.status_code == 401
         assert reused.headers["content-type"].startswith("application/problem+json")
-        assert reused.json()["detail"] == "登录凭证无效或已过期，请重新登录"
+        assert "wx.login" in reused.json()["detail"]
         assert reused.json()["type"].endswith("invalid-login-code")
 
         fake.login_errcode = 45011
