@@ -1,0 +1,228 @@
+"""The production install: what ``deploy/Dockerfile`` puts in the image, tried for real.
+
+Development runs from an editable install with the ``dev`` extra, which pulls in many packages
+the code may import without declaring them (jinja2 came in through Flask, for instance). The
+image installs the project without extras; an undeclared import works everywhere except in
+production. So a fresh venv gets exactly what the Dockerfile copies and installs, and then must
+import every module of every service, build every service's app and run the CLI.
+
+Where a container engine answers (``docker info``), the image itself is built and checked the
+same way. Where none does (this machine has the client but no engine), the test asserts instead
+that the Dockerfile's install step is exactly the one the venv went through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import venv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from wangban.services import SERVICE_PACKAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+PACKAGES = ("wangban", *SERVICE_PACKAGES.values())
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+# Run inside the installed venv (or the image): every module of every package imported (the
+# CLI imports most of them only when a command needs them; the migration scripts run under
+# Alembic, not on import), every service's app built, and where the code was found reported.
+CHECK = r"""
+import importlib, json, os, pkgutil, sys
+from wangban.app import create_service_app
+from wangban.services import SERVICE_PACKAGES, load_spec
+from wangban.settings import Settings
+import wangban.cli
+
+modules = []
+for package in ("wangban", *SERVICE_PACKAGES.values()):
+    root = importlib.import_module(package)
+    modules.append(package)
+    for info in pkgutil.walk_packages(root.__path__, package + "."):
+        if ".migrations." in info.name or info.name.endswith(".__main__"):
+            continue
+        importlib.import_module(info.name)
+        modules.append(info.name)
+apps = {}
+for name in SERVICE_PACKAGES:
+    app = create_service_app(load_spec(name), Settings(), background=False)
+    apps[name] = len(app.routes)
+print(json.dumps({
+    "modules": modules,
+    "apps": apps,
+    "files": {p: os.path.dirname(sys.modules[p].__file__) for p in modules if "." not in p},
+}))
+"""
+
+
+@dataclass(frozen=True)
+class InstallStep:
+    """What the Dockerfile's builder stage copies into its work directory and runs there."""
+
+    copies: list[str]
+    pip_commands: list[list[str]]
+
+
+def dockerfile_install_step(text: str) -> InstallStep:
+    builder = text.split("\nFROM ", 2)[1] if text.count("\nFROM ") >= 2 else text
+    joined = re.sub(r"\\\n\s*", " ", builder)
+    copies: list[str] = []
+    pip_commands: list[list[str]] = []
+    for line in joined.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] == "COPY" and not any(w.startswith("--from") for w in words):
+            copies.extend(words[1:-1])
+        if words[0] == "RUN":
+            for command in " ".join(words[1:]).split("&&"):
+                parts = shlex.split(command)
+                if parts[:2] == ["pip", "install"]:
+                    pip_commands.append(parts)
+    return InstallStep(copies, pip_commands)
+
+
+def the_project_install(step: InstallStep) -> list[str]:
+    """The one pip command that installs the project (not pip's own tools)."""
+    project = [c for c in step.pip_commands if "--upgrade" not in c]
+    assert len(project) == 1, step.pip_commands
+    return project[0]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without anything that would let the venv see the checkout or the
+    development venv, nor a WANGBAN_ setting of the test run."""
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP")
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("WANGBAN_")}
+    return env | extra
+
+
+@dataclass(frozen=True)
+class Installed:
+    venv: Path
+    source: Path
+    copied: list[str]
+    command: list[str]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    """A fresh venv with what the Dockerfile copies installed by the Dockerfile's command,
+    from a copy of those files (pip builds in the source tree; the checkout stays as it is)."""
+    base = tmp_path_factory.mktemp("production")
+    source = base / "src"
+    source.mkdir()
+    step = dockerfile_install_step(DOCKERFILE.read_text("utf-8"))
+    copied = []
+    for name in step.copies:
+        origin = ROOT / name
+        if origin.is_dir():
+            shutil.copytree(
+                origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        else:
+            shutil.copy2(origin, source / name)
+        copied.append(name)
+    target = base / "venv"
+    venv.EnvBuilder(with_pip=True, clear=True).create(target)
+    command = the_project_install(step)
+    completed = subprocess.run(
+        [str(target / "bin" / "python"), "-m", *command, "--quiet"],
+        cwd=source,
+        env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"),
+        capture_output=True,
+        text=True,
+        timeout=720,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    yield Installed(target, source, copied, command)
+
+
+def test_a_clean_install_without_extras_imports_every_service_and_runs_the_cli(
+    installed: Installed, tmp_path: Path
+) -> None:
+    python = str(installed.venv / "bin" / "python")
+    env = clean_env(WANGBAN_DATA_DIR=str(tmp_path / "data"))
+    # From an empty directory: nothing of the checkout or its copy is importable by accident.
+    checked = subprocess.run(
+        [python, "-c", CHECK], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert checked.returncode == 0, checked.stderr[-4000:]
+    found = json.loads(checked.stdout.strip().splitlines()[-1])
+    site = str(installed.venv)
+    assert all(path.startswith(site) for path in found["files"].values()), found["files"]
+    assert set(found["apps"]) == set(SERVICE_PACKAGES)
+    assert all(routes > 3 for routes in found["apps"].values()), found["apps"]
+    # Every module that was copied in, installed (none left out of the package).
+    source = installed.source
+    expected = {
+        ".".join(p.relative_to(source).with_suffix("").parts).removesuffix(".__init__")
+        for package in PACKAGES
+        for p in (source / package).rglob("*.py")
+        if "migrations" not in p.parts[1:-1] and p.name != "__main__.py"
+    }
+    assert set(found["modules"]) == expected
+
+    helped = subprocess.run(
+        [str(installed.venv / "bin" / "wangban"), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "serve" in helped.stdout and "migrate" in helped.stdout
+
+
+def docker_engine() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        answer = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return answer.returncode == 0
+
+
+def test_the_image_is_built_the_way_the_clean_install_was(installed: Installed) -> None:
+    step = dockerfile_install_step(DOCKERFILE.read_text("utf-8"))
+    # The image installs the project as released: no extra, not editable, from its own copy
+    # of every package the project declares.
+    assert the_project_install(step) == ["pip", "install", "."]
+    assert installed.command == ["pip", "install", "."]
+    assert {"pyproject.toml", "README.md", *PACKAGES} <= set(step.copies)
+    if docker_engine():
+        tag = "wangban:production-install-test"
+        built = subprocess.run(
+            ["docker", "build", "-f", str(DOCKERFILE), "-t", tag, str(ROOT)],
+            capture_output=True,
+            text=True,
+            timeout=840,
+        )
+        assert built.returncode == 0, built.stderr[-4000:]
+        checked = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "python", tag, "-c", CHECK],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert checked.returncode == 0, checked.stderr[-4000:]
+        found = json.loads(checked.stdout.strip().splitlines()[-1])
+        assert set(found["apps"]) == set(SERVICE_PACKAGES)
+    else:
+        # No engine: the venv above went through the same copy and the same command.
+        assert (installed.source / "pyproject.toml").read_bytes() == (
+            ROOT / "pyproject.toml"
+        ).read_bytes()
+        assert installed.copied == step.copies
