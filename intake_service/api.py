@@ -325,6 +325,7 @@ async def _prefilled(
 APPLY_ERRORS = (
     SharingUnavailable,
     IdempotencyKeyMissing,
+    applications.IdempotencyKeyReused,
     InsufficientAssurance,
     applications.InvalidApplicant,
     ApplicantMismatch,
@@ -343,6 +344,7 @@ async def _apply_bundle(
     applicant: Applicant,
     channel: Channel,
     key: str | None,
+    fingerprint: str | None,
     identity: Identity | None,
     now: datetime,
     note: str = "",
@@ -376,6 +378,7 @@ async def _apply_bundle(
         keys=runtime.keys,
         calendar=runtime.calendar,
         idempotency_key=key,
+        idempotency_fingerprint=fingerprint,
         now=now,
     )
     if note:
@@ -385,6 +388,21 @@ async def _apply_bundle(
             first.note = f"{note}；{first.note}" if first.note else note
             await session.flush()
     return await _out(session, parent, runtime.keys)
+
+
+async def _request_fingerprint(
+    reads: AsyncSession, *, body: ApplicationIn, item: ItemVersionCopy | None, keys: Keys
+) -> str:
+    """The request as received (before prefill replaces fields and personal ones are sealed),
+    naming the item or bundle by its code."""
+    if body.bundle_version_id:
+        bundle = await repository.bundle_version(reads, body.bundle_version_id)
+        target = "bundle:" + (bundle.code if bundle is not None else body.bundle_version_id)
+    else:
+        target = "item:" + (
+            item.implementing_code if item is not None else body.item_version_id or ""
+        )
+    return applications.request_fingerprint(body.model_dump(mode="json"), target=target, keys=keys)
 
 
 async def _apply(
@@ -408,13 +426,18 @@ async def _apply(
     # hold a pooled connection (idle in transaction) that the outbox relay, the consumers and
     # other requests need.
     async with runtime.database.read_sessionmaker() as reads:
-        existing = await applications.recent_idempotent(
-            reads, applicant_subject=applicant.subject, key=key
-        )
         item = (
             await repository.item_version(reads, body.item_version_id or "")
-            if existing is None and not body.bundle_version_id
+            if not body.bundle_version_id
             else None
+        )
+        fingerprint = (
+            await _request_fingerprint(reads, body=body, item=item, keys=runtime.keys)
+            if key is not None
+            else None
+        )
+        existing = await applications.recent_idempotent(
+            reads, applicant_subject=applicant.subject, key=key, fingerprint=fingerprint
         )
     if existing is not None:
         response.status_code = 200  # the same request again: the same application
@@ -428,6 +451,7 @@ async def _apply(
             applicant=applicant,
             channel=channel,
             key=key,
+            fingerprint=fingerprint,
             identity=identity,
             now=now,
             note=note,
@@ -449,6 +473,7 @@ async def _apply(
         keys=runtime.keys,
         now=now,
         idempotency_key=key,
+        idempotency_fingerprint=fingerprint,
     )
     application.form_sources = sources
     # Resolved under the application's id (the purpose of the lookups) before it is written. A

@@ -12,7 +12,9 @@ States (each change is a timeline entry with its actor)::
 
 * An application is bound to the item version it was created for, forever.
 * Submitting carries an ``Idempotency-Key``: the same key returns the same application; a unique
-  index on (applicant, key) makes two concurrent submissions with one key produce one.
+  index on (applicant, key) makes two concurrent submissions with one key produce one. The key
+  is stored with a fingerprint of the request it came with: the same key with a different
+  request is refused (422 ``idempotency-key-reused``), never answered with the old application.
 * Materials are met by data sharing or an e-certificate (the sharing service decides; the
   applicant is not asked), by a file from the applicant's library or a new upload, or by a
   signed commitment (告知承诺) where the item allows it. A material the item lists as 可容缺
@@ -71,6 +73,14 @@ class ApplicationNotFound(NotFound):
 class ItemVersionNotAvailable(NotFound):
     type_slug = "item-version-not-available"
     title = "该事项版本不存在或已停止受理"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    """The Idempotency-Key came with another request before (IETF Idempotency-Key draft: 422):
+    answering the old application would silently drop what changed."""
+
+    type_slug = "idempotency-key-reused"
+    title = "Idempotency-Key 已用于另一份申请"
 
 
 class InvalidForm(ValidationFailed):
@@ -368,6 +378,7 @@ def new_application(
     kind: str = "single",
     parent_id: str | None = None,
     idempotency_key: str | None = None,
+    idempotency_fingerprint: str | None = None,
     form_schema: Mapping[str, Any] | None = None,
 ) -> Application:
     """A draft; ``form_schema`` is the schema of ``form`` when it is not the item's own (a
@@ -406,6 +417,7 @@ def new_application(
         status="draft",
         status_reason="",
         idempotency_key=idempotency_key,
+        idempotency_fingerprint=idempotency_fingerprint,
         committed_days=content.get("committed_days"),
         online_depth=content.get("online_depth"),
         visits=content.get("visits"),
@@ -911,20 +923,61 @@ async def terminate_overdue(
     return ended
 
 
+IDEMPOTENCY_PURPOSE = "idempotency_request"
+"""Blind-index purpose of request fingerprints: keyed, because a request carries personal data
+(an unkeyed hash of a form would let anyone holding the table test guesses of it)."""
+
+
+def request_fingerprint(request: Mapping[str, Any], *, target: str, keys: Keys) -> str:
+    """The fingerprint stored with an Idempotency-Key: a keyed hash of the request as received
+    (canonical JSON), not of the stored application, whose personal fields are encrypted with
+    a fresh nonce and whose prefilled fields the government's values replaced. ``target`` names
+    what is applied for by its code, and ``request`` leaves the version id out: the gateway
+    resolves a code to the current version, so a retry after the catalogue published a new
+    version of the item is still the same request."""
+    content = {
+        k: v for k, v in request.items() if k not in ("item_version_id", "bundle_version_id")
+    }
+    canonical = json.dumps(
+        {"target": target, "request": content},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return keys.blind_index.compute(canonical, purpose=IDEMPOTENCY_PURPOSE)
+
+
+def check_same_request(existing: Application, fingerprint: str | None) -> Application:
+    """``existing`` when it was created by this request again; raises
+    :class:`IdempotencyKeyReused` when its key came with another request. An application stored
+    before fingerprints were kept (or without one) counts as the same request."""
+    stored = existing.idempotency_fingerprint
+    if stored is not None and fingerprint is not None and stored != fingerprint:
+        raise IdempotencyKeyReused(
+            "该 Idempotency-Key 已用于一份内容不同的申请，本次修改未被保存。"
+            "如需提交修改后的申请，请使用新的 Idempotency-Key",
+            extra={"application_id": existing.id},
+        )
+    return existing
+
+
 async def recent_idempotent(
-    session: AsyncSession, *, applicant_subject: str, key: str | None
+    session: AsyncSession, *, applicant_subject: str, key: str | None, fingerprint: str | None
 ) -> Application | None:
+    """The application this key already made, if the request is the same again; raises
+    :class:`IdempotencyKeyReused` if the key came with another request."""
     if key is None:
         return None
-    return await repository.by_idempotency_key(
+    existing = await repository.by_idempotency_key(
         session, applicant_subject=applicant_subject, key=key
     )
+    return check_same_request(existing, fingerprint) if existing is not None else None
 
 
 async def insert_once(session: AsyncSession, application: Application) -> tuple[Application, bool]:
     """Insert a new application under its idempotency key; if another request with the same
     key got there first (even concurrently: the unique index makes us wait for it), return
-    that one instead."""
+    that one instead, or raise :class:`IdempotencyKeyReused` if it came with another request."""
     try:
         async with session.begin_nested():
             session.add(application)
@@ -937,7 +990,7 @@ async def insert_once(session: AsyncSession, application: Application) -> tuple[
         )
         if existing is None:
             raise
-        return existing, False
+        return check_same_request(existing, application.idempotency_fingerprint), False
     return application, True
 
 

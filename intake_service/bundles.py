@@ -25,6 +25,7 @@ from intake_service.applications import (
     Keys,
     MaterialChoice,
     SharedResolution,
+    check_same_request,
     form_errors,
     insert_once,
     new_application,
@@ -81,6 +82,7 @@ async def submit_bundle(
     keys: Keys,
     calendar: WorkingDayCalendar,
     idempotency_key: str | None,
+    idempotency_fingerprint: str | None = None,
     now: datetime | None = None,
 ) -> Application:
     """Create the parent and its children and submit every child. ``choices`` are keyed by
@@ -92,7 +94,7 @@ async def submit_bundle(
             session, applicant_subject=applicant.subject, key=idempotency_key
         )
         if existing is not None:
-            return existing
+            return check_same_request(existing, idempotency_fingerprint)
     bundle = await repository.bundle_version(session, bundle_version_id)
     if bundle is None:
         raise ItemVersionNotAvailable("该一件事主题不存在或已停止受理")
@@ -116,6 +118,7 @@ async def submit_bundle(
         now=now,
         kind="bundle",
         idempotency_key=idempotency_key,
+        idempotency_fingerprint=idempotency_fingerprint,
         form_schema=bundle.content.get("form_schema") or {},
     )
     parent.item_version_id, parent.bundle_version_id = None, bundle.version_id
