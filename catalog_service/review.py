@@ -149,8 +149,11 @@ REVIEWED_FIELDS: Final = (
     "assurance",
     "department",
     "region_code",
+    "grant_limit",
+    "grant_period",
 )
-"""The elements that decide who is approved, by whom and how fast: changing any takes two."""
+"""The elements that decide who is approved, by whom and how fast: changing any takes two.
+(The grant limit decides who may have the benefit at all: a second grant is refused.)"""
 
 FIELD_NAMES: Final = {
     "auto_approval": "秒批开关",
@@ -162,6 +165,8 @@ FIELD_NAMES: Final = {
     "assurance": "身份认证等级",
     "department": "实施部门",
     "region_code": "行政区划",
+    "grant_limit": "享受次数限制",
+    "grant_period": "享受次数周期",
 }
 
 

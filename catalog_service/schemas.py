@@ -73,6 +73,20 @@ class ResultKind(enum.StrEnum):
     NONE = "none"
 
 
+class GrantLimit(enum.StrEnum):
+    """How often one person (or company) may be granted the item: a one-time benefit such as
+    高龄津贴 is granted once; intake refuses a second application while one is open or granted."""
+
+    NONE = "none"
+    ONCE = "once"  # once per applicant, ever
+    ONCE_PER_PERIOD = "once_per_period"  # once per calendar ``grant_period`` (China time)
+
+
+class GrantPeriod(enum.StrEnum):
+    YEAR = "year"  # 每自然年
+    MONTH = "month"  # 每自然月
+
+
 class Status(enum.StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"
@@ -191,6 +205,21 @@ class ItemContent(BaseModel):
     )
     result_kind: ResultKind = ResultKind.DECISION
     certificate_type: str | None = Field(default=None, max_length=64)
+    grant_limit: GrantLimit = Field(
+        default=GrantLimit.NONE,
+        description="享受次数：none 不限 | once 每人限一次 | once_per_period 每周期限一次",
+    )
+    grant_period: GrantPeriod | None = Field(
+        default=None, description="once_per_period 的周期：year 每自然年 | month 每自然月"
+    )
+
+    @model_validator(mode="after")
+    def _grant_period_matches_limit(self) -> ItemContent:
+        if self.grant_limit == GrantLimit.ONCE_PER_PERIOD and self.grant_period is None:
+            raise ValueError("“每周期限一次”必须写明周期（year 或 month）")
+        if self.grant_limit != GrantLimit.ONCE_PER_PERIOD and self.grant_period is not None:
+            raise ValueError("只有“每周期限一次”的事项才能填写周期")
+        return self
 
 
 class BundleMember(BaseModel):

@@ -333,6 +333,8 @@ APPLY_ERRORS = (
     applications.InvalidForm,
     applications.MaterialsIncomplete,
     applications.ScopeNotAllowed,
+    applications.ApplicationOpen,
+    applications.AlreadyGranted,
 )
 
 

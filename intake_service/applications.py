@@ -55,7 +55,7 @@ from intake_service.events import (
 )
 from intake_service.models import Application, ApplicationMaterial, ItemVersionCopy, TimelineEntry
 from wangban import identifiers, labels, personal_fields
-from wangban.calendar import WorkingDayCalendar, china_date
+from wangban.calendar import CHINA_TZ, WorkingDayCalendar, china_date
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from wangban.sharing_client import SharedResolution
@@ -116,6 +116,16 @@ class InvalidApplicant(ValidationFailed):
 class ScopeNotAllowed(Forbidden):
     type_slug = "outside-service-scope"
     title = "该事项不支持在本窗口办理"
+
+
+class AlreadyGranted(Conflict):
+    type_slug = "already-granted"
+    title = "该事项已获准，不能重复申请"
+
+
+class ApplicationOpen(Conflict):
+    type_slug = "application-open"
+    title = "该事项已有正在办理的申请"
 
 
 STORED_FORM_CONTEXT = "intake.application.form"
@@ -497,6 +507,80 @@ async def create_draft(
     return application
 
 
+OPEN_STATES: Sequence[str] = (
+    "submitted",
+    "accepted",
+    "under_review",
+    "correction_requested",
+    "resubmitted",
+)
+"""Submitted and not decided yet (a draft is not an application yet: it does not count)."""
+
+_PERIOD_NAMES: Mapping[str, str] = {"year": "年", "month": "月"}
+
+
+def grant_period_start(period: str, now: datetime) -> datetime:
+    """The start of the current calendar ``period`` in China time."""
+    local = now.astimezone(CHINA_TZ)
+    start = local.replace(
+        month=1 if period == "year" else local.month, day=1, hour=0, minute=0, second=0
+    )
+    return start.replace(microsecond=0)
+
+
+async def check_grant_limit(
+    session: AsyncSession, *, application: Application, item: ItemVersionCopy, now: datetime
+) -> None:
+    """A one-time benefit (``grant_limit`` of the item) is applied for while no other
+    application of the same applicant for the item is open or granted (in the period). The
+    advisory lock held to the end of the transaction makes two concurrent submissions meet."""
+    limit = str(item.content.get("grant_limit") or "none")
+    if limit == "none":
+        return
+    period = str(item.content.get("grant_period") or "year")
+    await repository.lock_grant(
+        session, applicant_ref=application.applicant_ref, item_code=application.item_code
+    )
+    found = await repository.open_or_granted(
+        session,
+        applicant_ref=application.applicant_ref,
+        item_code=application.item_code,
+        open_states=OPEN_STATES,
+        granted_since=grant_period_start(period, now) if limit == "once_per_period" else None,
+        exclude_id=application.id,
+    )
+    if not found:
+        return
+    existing = found[0]
+    rule = (
+        "每人限享受一次" if limit == "once" else f"每{_PERIOD_NAMES.get(period, period)}限享受一次"
+    )
+    state = labels.status_label(existing.status)
+    extra = {
+        "existing_application": {
+            "id": existing.id,
+            "status": existing.status,
+            "status_name": state,
+            "submitted_at": existing.submitted_at.isoformat() if existing.submitted_at else None,
+            "decided_at": existing.decided_at.isoformat() if existing.decided_at else None,
+        }
+    }
+    if existing.status in OPEN_STATES:
+        submitted = china_date(existing.submitted_at or existing.created_at)
+        raise ApplicationOpen(
+            f"您已于 {submitted.isoformat()} 提交「{existing.item_name}」的申请"
+            f"（申请编号 {existing.id}，当前状态：{state}），该事项{rule}。"
+            "请等待办理结果，或撤回该申请后再申请。",
+            extra=extra,
+        )
+    decided = china_date(existing.decided_at or existing.created_at)
+    raise AlreadyGranted(
+        f"您申请的「{existing.item_name}」已于 {decided.isoformat()} 获准"
+        f"（申请编号 {existing.id}，当前状态：{state}），该事项{rule}，不能重复申请。",
+        extra=extra,
+    )
+
+
 def asks_sharing(item: ItemVersionCopy) -> bool:
     """Whether a material of the item comes from data sharing or the certificate library
     (免提交): only then is the sharing service asked to resolve the materials."""
@@ -587,6 +671,7 @@ async def submit(
     item = _check_version_open(
         await repository.item_version(session, application.item_version_id or "")
     )
+    await check_grant_limit(session, application=application, item=item, now=now)
     errors = form_errors(item.content.get("form_schema"), clear_form(application, keys.cipher))
     if errors:
         raise InvalidForm(

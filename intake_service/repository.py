@@ -92,6 +92,53 @@ async def by_idempotency_key(
     ).one_or_none()
 
 
+async def lock_grant(session: AsyncSession, *, applicant_ref: str, item_code: str) -> None:
+    """Serialise, until the transaction ends, the submissions of one applicant for one
+    grant-limited item: of two concurrent ones, the second sees the first once it commits."""
+    await session.execute(
+        select(
+            func.pg_advisory_xact_lock(
+                func.hashtextextended(f"grant:{applicant_ref}:{item_code}", 0)
+            )
+        )
+    )
+
+
+async def open_or_granted(
+    session: AsyncSession,
+    *,
+    applicant_ref: str,
+    item_code: str,
+    open_states: Sequence[str],
+    granted_since: datetime | None,
+    exclude_id: str,
+) -> Sequence[Application]:
+    """The applicant's applications for the item that are still being handled, or that were
+    approved (``granted_since``: decided on or after it), oldest first."""
+    approved = (
+        select(TimelineEntry.seq)
+        .where(
+            TimelineEntry.application_id == Application.id, TimelineEntry.to_status == "approved"
+        )
+        .exists()
+    )
+    granted = and_(Application.status.in_(("approved", "completed", "delivered")), approved)
+    if granted_since is not None:
+        granted = and_(granted, Application.decided_at >= granted_since)
+    rows = await session.scalars(
+        select(Application)
+        .where(
+            Application.applicant_ref == applicant_ref,
+            Application.item_code == item_code,
+            Application.id != exclude_id,
+            Application.kind != "bundle",
+            or_(Application.status.in_(open_states), granted),
+        )
+        .order_by(Application.created_at)
+    )
+    return rows.all()
+
+
 async def children(session: AsyncSession, parent_id: str) -> Sequence[Application]:
     return (
         await session.scalars(
