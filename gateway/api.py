@@ -42,6 +42,7 @@ from gateway.upstream import (
     UpstreamProblem,
     Upstreams,
     UpstreamUnavailable,
+    gateway_path_var,
     segment,
 )
 from gateway.wechat import (
@@ -162,6 +163,8 @@ async def _upstreams(request: Request) -> Upstreams:
     # hop on every pass-through request (under load, waiting for worker threads to start
     # dominated the gateway's profile).
     upstreams: Upstreams = request.app.state.upstreams
+    # A problem passed through names the path the client asked for, not the service's.
+    gateway_path_var.set(request.url.path)
     return upstreams
 
 

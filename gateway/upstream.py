@@ -3,7 +3,9 @@
 Requests carry the caller's verified identity as the kit's internal token (the kit's service
 client adds it from :data:`wangban.auth.identity_var`), so every service authorises the person
 again. Answers pass through unchanged — status, body and the problem+json shape whatever
-service answered — and a service that cannot be reached is a 503 problem, never a 500.
+service answered — except a problem's ``instance``, which names the path the client asked the
+gateway for rather than the service's own (``/applications/…`` means nothing outside); and a
+service that cannot be reached is a 503 problem, never a 500.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +21,7 @@ import httpx
 from fastapi import Response
 
 from wangban.errors import (
+    PROBLEM_MEDIA_TYPE,
     BadRequest,
     Conflict,
     Forbidden,
@@ -33,6 +37,26 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("catalog", "intake", "approval", "sharing", "notify")
 PASSED_HEADERS = ("content-type", "retry-after", "location", "content-disposition", "etag")
+
+gateway_path_var: ContextVar[str | None] = ContextVar("wangban_gateway_path", default=None)
+"""The path of the request the gateway is answering (set by the routes' ``Services``
+dependency): a forwarded problem's ``instance``."""
+
+
+def _with_gateway_instance(answer: httpx.Response) -> bytes:
+    """The service's body, with the ``instance`` of a problem made the gateway's path."""
+    path = gateway_path_var.get()
+    if path is None or not answer.headers.get("content-type", "").startswith(PROBLEM_MEDIA_TYPE):
+        return answer.content
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.content
+    if not isinstance(body, dict):
+        return answer.content
+    body["instance"] = path
+    # As the kit's ProblemResponse renders it.
+    return jsonlib.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class UpstreamUnavailable(ServiceUnavailable):
@@ -111,6 +135,8 @@ class UpstreamProblem(Problem):
 
     def to_body(self, instance: str | None, request_id: str | None) -> dict[str, Any]:
         body = dict(self.body)
+        if instance is not None:
+            body["instance"] = instance  # the gateway's path, not the service's
         if request_id is not None:
             body["request_id"] = request_id
         return body
@@ -170,7 +196,7 @@ class Upstreams:
         """The service's answer as the gateway's answer."""
         answer = await self.send(service, method, path, **kwargs)
         return Response(
-            content=answer.content,
+            content=_with_gateway_instance(answer),
             status_code=answer.status_code,
             headers={h: answer.headers[h] for h in PASSED_HEADERS if h in answer.headers},
         )

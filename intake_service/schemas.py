@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from intake_service.ratings import COMMENT_MAX_LENGTH, RATING_TAGS
 
 
 class ApplicantIn(BaseModel):
@@ -187,12 +189,28 @@ class FileOut(BaseModel):
     created_at: datetime
 
 
+RatingTag = Annotated[
+    str,
+    Field(
+        description="评价标签，只能取公布的列表中的值",
+        json_schema_extra={"enum": list(RATING_TAGS)},
+    ),
+]
+"""A tag of a rating, one of :data:`intake_service.ratings.RATING_TAGS`: published as an enum
+so the contract (and the gateway's, which copies this body) lists them. Checked by the rating
+rules, which say in Chinese which tag is not on the list."""
+
+
 class RatingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     score: int = Field(description="1 非常不满意 … 5 非常满意")
-    tags: list[str] = Field(default_factory=list, max_length=10)
-    comment: str = Field(default="", max_length=2000)
+    tags: list[RatingTag] = Field(default_factory=list, max_length=len(RATING_TAGS))
+    comment: str = Field(
+        default="",
+        max_length=COMMENT_MAX_LENGTH,
+        description=f"评价内容，最多 {COMMENT_MAX_LENGTH} 字",
+    )
     prompted: bool = Field(default=False, description="由评价提醒进入（非主动评价）")
 
 
@@ -201,7 +219,7 @@ class RatingOut(BaseModel):
 
     application_id: str
     score: int
-    tags: list[str]
+    tags: list[RatingTag]
     comment: str
     rated_at: datetime
 
