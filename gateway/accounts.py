@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import passwords, repository
+from gateway.events import OPENID_CONTEXT, SUBJECT_CONTEXT, AccountWeChatBound, outbox
 from gateway.identity_provider import IdentityVerifier
 from gateway.models import Account, CompanyBinding, FaceVerification, StaffAccount
 from gateway.wechat import WeChatAuth, WeChatSession
@@ -145,8 +146,15 @@ def verified_person(account: Account, cipher: FieldCipher) -> VerifiedPerson:
 # --- WeChat login -------------------------------------------------------------------------
 
 
-async def wechat_login(session: AsyncSession, *, wechat: WeChatSession, now: datetime) -> Account:
-    """The account of this openid, created on first login."""
+async def wechat_login(
+    session: AsyncSession, *, wechat: WeChatSession, cipher: FieldCipher, now: datetime
+) -> Account:
+    """The account of this openid, created on first login.
+
+    Every login also reports the openid to the notification service (``account.wechat_bound``
+    in this transaction's outbox): it is how notify learns where to send subscription
+    messages. Reporting each time rather than once costs one small event per login and
+    repairs a binding notify lost; binding is idempotent there."""
     account = await repository.account_by_openid(session, wechat.openid)
     if account is None:
         account = Account(
@@ -160,6 +168,15 @@ async def wechat_login(session: AsyncSession, *, wechat: WeChatSession, now: dat
         account.unionid = wechat.unionid
     account.last_login_at = now
     await session.flush()
+    await outbox.publish(
+        session,
+        AccountWeChatBound(
+            report_id=str(uuid.uuid4()),
+            subject_enc=cipher.encrypt(account.subject, context=SUBJECT_CONTEXT),
+            openid_enc=cipher.encrypt(account.openid, context=OPENID_CONTEXT),
+            logged_in_at=now.isoformat(),
+        ),
+    )
     return account
 
 

@@ -310,7 +310,7 @@ async def login_with_wechat(body: WeChatLoginIn, request: Request, session: Unit
     settings, now = _settings(request), utcnow()
     await _limit(request, limit=_limits(settings)["login"], who=_client_ip(request), now=now)
     wechat = await _wechat(request).code_to_session(body.code)
-    account = await accounts.wechat_login(session, wechat=wechat, now=now)
+    account = await accounts.wechat_login(session, wechat=wechat, cipher=_cipher(request), now=now)
     return await _login(
         request, session, identity=accounts.citizen_identity(account), principal="citizen", now=now
     )
@@ -406,7 +406,10 @@ async def login_for_development(
     if settings.env not in (Environment.LOCAL, Environment.TEST):
         raise DevLoginDisabled("资源不存在")
     account = await accounts.wechat_login(
-        session, wechat=WeChatSession(openid=body.openid, unionid=None), now=now
+        session,
+        wechat=WeChatSession(openid=body.openid, unionid=None),
+        cipher=_cipher(request),
+        now=now,
     )
     if body.assurance != "wechat":
         if not (body.name and body.id_number):
@@ -901,6 +904,28 @@ async def report_subscriptions(identity: Citizen, services: Services, request: R
     )
 
 
+@citizen_router.post(
+    "/me/phone",
+    summary="Give my mobile number for SMS notices: a 6-digit code is sent to it",
+    responses=problems(CITIZENS, WITH_BODY, ratelimit.RateLimited, FORWARDED_PROBLEMS),
+)
+async def give_phone(identity: Citizen, services: Services, request: Request) -> Response:
+    content, headers = await _raw(request)
+    return await services.forward("notify", "POST", "/me/phone", content=content, headers=headers)
+
+
+@citizen_router.post(
+    "/me/phone/verify",
+    summary="Type back the SMS code: SMS notices then go to that number",
+    responses=problems(CITIZENS, WITH_BODY, FORWARDED_PROBLEMS),
+)
+async def verify_phone(identity: Citizen, services: Services, request: Request) -> Response:
+    content, headers = await _raw(request)
+    return await services.forward(
+        "notify", "POST", "/me/phone/verify", content=content, headers=headers
+    )
+
+
 # --- Staff ----------------------------------------------------------------------------------
 
 STAFF_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
@@ -1079,6 +1104,8 @@ PASS_THROUGH: dict[tuple[str, str], tuple[str, str, str]] = {
         "/me/notifications/{id}/read",
     ),
     ("POST", f"{API}/subscriptions"): ("notify", "POST", "/me/subscriptions"),
+    ("POST", f"{API}/me/phone"): ("notify", "POST", "/me/phone"),
+    ("POST", f"{API}/me/phone/verify"): ("notify", "POST", "/me/phone/verify"),
     # Every service has the same dead-letter routes (the kit's): the catalogue's stand for all.
     ("GET", f"{API}/staff/ops/dead-letters/{{service}}"): ("catalog", "GET", "/ops/dead-letters"),
     ("POST", f"{API}/staff/ops/dead-letters/{{service}}/{{dead_letter_id}}/replay"): (

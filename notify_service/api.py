@@ -14,13 +14,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 
-from notify_service import delivery, recipients, repository, template_versions, templates
+from notify_service import (
+    delivery,
+    phone_verification,
+    recipients,
+    repository,
+    template_versions,
+    templates,
+)
 from notify_service.models import Recipient, Template
 from notify_service.schemas import (
     ConsentsOut,
     InboxOut,
     MessageOut,
     NotificationOut,
+    PhoneCodeIn,
+    PhoneCodeOut,
+    PhoneIn,
     PreferencesIn,
     PreferencesOut,
     PreviewIn,
@@ -186,6 +196,59 @@ async def set_my_preferences(
         phone=body.phone,
         cipher=FieldCipher.from_settings(settings),
         blind_index=BlindIndex.from_settings(settings),
+    )
+    return _preferences_out(row, await repository.unconsumed_consents(session, citizen.subject))
+
+
+@inbox_router.post(
+    "/phone",
+    summary="Give my mobile number for SMS: a 6-digit code is sent to it by SMS",
+    responses=problem_responses(
+        phone_verification.PhoneCodeTooSoon,
+        phone_verification.PhoneCodeLimit,
+        phone_verification.PhoneRefused,
+        phone_verification.SmsUnavailable,
+    ),
+)
+async def start_phone_verification(
+    body: PhoneIn, citizen: Citizen, request: Request
+) -> PhoneCodeOut:
+    settings = _settings(request)
+    sent = await phone_verification.send_code(
+        request.app.state.database,
+        sms=request.app.state.code_sms,
+        template_code=settings.sms_code_template,
+        subject=citizen.subject,
+        phone=body.mobile,
+        cipher=FieldCipher.from_settings(settings),
+        blind_index=BlindIndex.from_settings(settings),
+        daily_limit_per_number=settings.sms_daily_limit_per_number,
+        now=delivery.now_utc(),
+    )
+    return PhoneCodeOut(
+        phone_masked=sent.phone_masked,
+        expires_in=sent.expires_in,
+        resend_after=sent.resend_after,
+        test_mode=settings.notify_test_mode,
+    )
+
+
+@inbox_router.post(
+    "/phone/verify",
+    summary="Type back the SMS code: the number becomes the one my SMS go to",
+    responses=problem_responses(
+        phone_verification.PhoneCodeWrong, phone_verification.PhoneCodeExpired
+    ),
+)
+async def verify_phone(
+    body: PhoneCodeIn, session: UnitOfWork, citizen: Citizen, request: Request
+) -> PreferencesOut:
+    row = await phone_verification.confirm_code(
+        session,
+        subject=citizen.subject,
+        code=body.code,
+        blind_index=BlindIndex.from_settings(_settings(request)),
+        now=delivery.now_utc(),
     )
     return _preferences_out(row, await repository.unconsumed_consents(session, citizen.subject))
 

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify_service import api, delivery, template_versions
+from notify_service.channels import SmsChannel
 from notify_service.consumers import build_consumer
 from notify_service.delivery import Channels, Dispatcher
 from notify_service.events import outbox
@@ -18,6 +19,19 @@ from wangban.settings import Settings, get_settings
 from wangban.wechat import PostgresTokenStore
 
 TOKEN_CONTEXT = "notify.wechat_token"
+
+
+def build_sms(settings: Settings) -> SmsChannel:
+    """The SMS gateway, or in test mode the simulated one."""
+    if settings.notify_test_mode:
+        return SimulatedSms()
+    return SmsGatewayClient(
+        base_url=settings.sms_gateway_url,
+        access_key_id=settings.sms_access_key_id,
+        access_key_secret=settings.sms_access_key_secret.get_secret_value(),
+        sign_name=settings.sms_sign_name,
+        timeout_s=settings.notify_http_timeout_s,
+    )
 
 
 def build_channels(database: Database, settings: Settings) -> Channels:
@@ -38,13 +52,7 @@ def build_channels(database: Database, settings: Settings) -> Channels:
             ),
             timeout_s=settings.notify_http_timeout_s,
         ),
-        sms=SmsGatewayClient(
-            base_url=settings.sms_gateway_url,
-            access_key_id=settings.sms_access_key_id,
-            access_key_secret=settings.sms_access_key_secret.get_secret_value(),
-            sign_name=settings.sms_sign_name,
-            timeout_s=settings.notify_http_timeout_s,
-        ),
+        sms=build_sms(settings),
     )
 
 
@@ -55,6 +63,17 @@ def build_dispatcher(database: Database, settings: Settings) -> Dispatcher:
         channels=build_channels(database, settings),
         cipher=FieldCipher.from_settings(settings),
     )
+
+
+def configure(app: FastAPI, settings: Settings) -> None:
+    """The SMS channel the phone-verification route sends its codes through (the
+    dispatcher has its own: a code is sent while the citizen waits, not queued)."""
+    app.state.code_sms = build_sms(settings)
+    app.state.test_mode = settings.notify_test_mode
+
+
+async def close_code_sms(app: FastAPI) -> None:
+    await app.state.code_sms.close()
 
 
 async def sweep_stuck(session: AsyncSession, settings: Settings) -> None:
@@ -77,6 +96,8 @@ SPEC = ServiceSpec(
     seeds=(seed_templates,),
     periodic=(PeriodicJob(name="sweeper", interval_s=60, run=sweep_stuck),),
     workers=(build_dispatcher,),
+    extensions=(configure,),
+    shutdowns=(close_code_sms,),
 )
 
 

@@ -6,7 +6,9 @@ about becomes a notification (主动推送, 审批结果主动及时送达).
 * intake's ``application.accepted`` / ``not_accepted`` / ``completed`` / ``reminder_due`` (容缺
   materials due) and ``rectification.replied``; approval's ``case.correction_requested`` /
   ``approved`` / ``denied`` / ``not_accepted``; sharing's ``certificate.issued``: notify;
-* ``application.completed`` also invites the citizen to rate the service (好差评).
+* ``application.completed`` also invites the citizen to rate the service (好差评);
+* the gateway's ``account.wechat_bound``: the openid an account logged in with, where its
+  WeChat subscription messages go (the gateway is the only source of openids).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from approval_service.events import (
     CaseDenied,
     CaseNotAccepted,
 )
+from gateway.events import OPENID_CONTEXT, AccountWeChatBound
+from gateway.events import SUBJECT_CONTEXT as ACCOUNT_CONTEXT
 from intake_service.events import (
     HOLDER_CONTEXT,
     SUBJECT_CONTEXT,
@@ -33,7 +37,7 @@ from intake_service.events import (
     RectificationReplied,
     SupplementReminderDue,
 )
-from notify_service import delivery
+from notify_service import delivery, recipients
 from notify_service.templates import NotificationKind
 from sharing_service.events import CertificateIssued
 from wangban import labels
@@ -89,6 +93,17 @@ def build_consumer(settings: Settings) -> Consumer:
             at=datetime.fromisoformat(at),
             facts=facts,
             now=delivery.now_utc(),
+        )
+
+    @consumer.on(AccountWeChatBound)
+    async def wechat_bound(
+        session: AsyncSession, *, event: AccountWeChatBound, envelope: Envelope
+    ) -> None:
+        # Reported at every login: binding the same openid again changes nothing.
+        await recipients.bind_wechat(
+            session,
+            subject=cipher.decrypt(event.subject_enc, context=ACCOUNT_CONTEXT),
+            openid=cipher.decrypt(event.openid_enc, context=OPENID_CONTEXT),
         )
 
     @consumer.on(ApplicationSubmitted)

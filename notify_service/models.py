@@ -187,6 +187,30 @@ class SmsDailyCount(Base):
     sent: Mapped[int] = mapped_column(Integer)
 
 
+class PhoneVerification(Base):
+    """A mobile number a citizen gave, waiting for the code sent to it by SMS: the number
+    becomes the recipient's only once the code comes back (one pending number per account)."""
+
+    __tablename__ = "phone_verification"
+
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
+    phone_enc: Mapped[str] = mapped_column(Text)
+    phone_index: Mapped[str] = mapped_column(String(64))
+    phone_masked: Mapped[str] = mapped_column(String(16))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    """Keyed HMAC of the code (bound to the account and number); null once used, given up
+    after too many wrong tries, or when its SMS could not be sent."""
+    out_id: Mapped[str] = mapped_column(String(36))
+    """Our id of the SMS that carried the current code."""
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    """Wrong codes entered against the current code."""
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sends_in_window: Mapped[int] = mapped_column(Integer)
+    """Codes sent to this account since ``window_start`` (a rolling day)."""
+
+
 wechat_access_token = define_wechat_token_table(metadata)
 """The mini-program's access token, shared by every worker of the service: WeChat limits how
 often a new one may be fetched, and a fresh one can invalidate the old."""

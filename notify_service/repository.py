@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,7 @@ from notify_service.models import (
     ApplicationRecipient,
     Message,
     Notification,
+    PhoneVerification,
     Recipient,
     SmsDailyCount,
     SubscriptionConsent,
@@ -39,6 +40,20 @@ async def save_recipient(session: AsyncSession, subject: str, **values: Any) -> 
             set_={**values, "updated_at": func.now()},
         )
     )
+
+
+async def lock_recipient(session: AsyncSession, subject: str) -> None:
+    """Create the account's recipient row if need be and hold its lock to the end of the
+    transaction: one account's phone verifications then run one after the other."""
+    await save_recipient(session, subject)
+
+
+async def phone_verification(session: AsyncSession, subject: str) -> PhoneVerification | None:
+    return await session.get(PhoneVerification, subject, populate_existing=True)
+
+
+async def delete_phone_verification(session: AsyncSession, subject: str) -> None:
+    await session.execute(delete(PhoneVerification).where(PhoneVerification.subject == subject))
 
 
 async def save_application_recipient(session: AsyncSession, **values: Any) -> None:

@@ -143,3 +143,36 @@ class MessageOut(BaseModel):
     template_version_id: str
     created_at: datetime
     finished_at: datetime | None
+
+
+class PhoneIn(BaseModel):
+    """A mainland mobile number for SMS: a code is sent to it, and it is used once verified."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mobile: str = Field(max_length=20)
+
+    @field_validator("mobile")
+    @classmethod
+    def _mobile(cls, value: str) -> str:
+        phone = normalize_phone(value)
+        if not _MAINLAND_MOBILE.fullmatch(phone):
+            raise ValueError("请填写正确的 11 位手机号码")
+        return phone
+
+
+class PhoneCodeOut(BaseModel):
+    phone_masked: str
+    expires_in: int
+    """Seconds the code stays valid."""
+    resend_after: int
+    """Seconds before another code may be asked for."""
+    test_mode: bool
+    """Test mode: the SMS was simulated, nothing reached a phone."""
+
+
+class PhoneCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^\s*[0-9]{6}\s*$")
+    """The 6-digit code from the SMS."""

@@ -187,6 +187,8 @@ class Settings(BaseSettings):
     """Longest SMS, signature included (three segments of 67 characters, rounded)."""
     sms_daily_limit_per_number: int = Field(default=10, ge=1)
     """SMS to one number per day (Beijing time) at most; further ones stay in the inbox."""
+    sms_code_template: str = Field(default="SMS_WB_CODE", min_length=1, max_length=64)
+    """The gateway's template for phone-verification codes (one parameter, ``code``)."""
     notify_http_timeout_s: float = Field(default=5.0, gt=0)
     """Longest wait for WeChat or the SMS gateway: a send never hangs longer."""
     notify_max_attempts: int = Field(default=5, ge=1)

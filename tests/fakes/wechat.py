@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,7 +40,13 @@ from starlette.routing import Route
 
 from tests.serving import serve_asgi
 
-__all__ = ["SESSION_KEY", "FakeWeChat", "documented_cert_hash", "serve_fake_wechat"]
+__all__ = [
+    "SESSION_KEY",
+    "FakeWeChat",
+    "documented_cert_hash",
+    "keyword_refusal",
+    "serve_fake_wechat",
+]
 
 SESSION_KEY = "c2Vzc2lvbi1rZXktc2VjcmV0LWZha2U="
 """The session key every successful login answers with: clients must drop it."""
@@ -75,6 +82,8 @@ class FakeWeChat:
     """Send requests that reached the route, whatever was answered."""
     sent: list[dict[str, Any]] = field(default_factory=list)
     """Bodies of the sends answered with errcode 0, exactly as received."""
+    refused_fields: list[str] = field(default_factory=list)
+    """Keywords whose value broke WeChat's rules for its type (each answered 47003)."""
     tokens_used: list[str] = field(default_factory=list)
     """The access_token of every send and face request, in order."""
     login_calls: list[dict[str, str]] = field(default_factory=list)
@@ -86,8 +95,16 @@ class FakeWeChat:
     # -- knobs ----------------------------------------------------------------------------
     openid_errors: dict[str, int] = field(default_factory=dict)
     """Answer this errcode to sends for this openid (43101, 40003, …)."""
+    refused: set[tuple[str, str]] = field(default_factory=set)
+    """(openid, template id): the user has no subscription to that template (they turned it
+    off, or WeChat used it up): sends answered 43101."""
     invalid_templates: set[str] = field(default_factory=set)
     """Template ids answered with 40037."""
+    templates: dict[str, set[str]] | None = None
+    """Templates added to the mini-program on the WeChat platform: id → its keywords. When
+    set, another id is answered 40037 and data with other keywords 47003, as WeChat does.
+    Values are always checked against the keyword's type (thing ≤ 20 characters, phrase ≤ 5
+    Chinese characters, …): one WeChat refuses is answered 47003 naming it."""
     reject_field: str | None = None
     """Answer 47003 naming ``data.<field>.value``."""
     errcode: int | None = None
@@ -148,6 +165,40 @@ class FakeWeChat:
 
     def _token_valid(self) -> bool:
         return self.current_token is not None and self.current_token not in self.expired
+
+
+# WeChat's documented value rules for subscription-message keywords (written here from the
+# documentation, not imported from notify's templates, so the two check each other). Time
+# and date values: "15:01", "2019年10月1日 15:01", "2019年10月1日", "2019-10-01 15:01".
+_CLOCK = r"([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
+_DAY = r"[0-9]{4}(年(0?[1-9]|1[0-2])月(0?[1-9]|[12][0-9]|3[01])日|-[0-9]{2}-[0-9]{2})"
+_HAN = r"[\u4e00-\u9fff]"
+_KEYWORD = re.compile(
+    r"(thing|number|letter|symbol|character_string|time|date|amount|phone_number|car_number"
+    r"|name|phrase)([0-9]+)"
+)
+_VALUE_RULES: dict[str, re.Pattern[str]] = {
+    "thing": re.compile(r"(?s).{1,20}"),
+    "number": re.compile(r"[0-9]{1,32}(\.[0-9]+)?"),
+    "letter": re.compile(r"[A-Za-z]{1,32}"),
+    "symbol": re.compile(r"[^0-9A-Za-z\s\u4e00-\u9fff]{1,5}"),
+    "character_string": re.compile(r"[0-9A-Za-z!-/:-@\[-`{-~]{1,32}"),
+    "time": re.compile(rf"({_DAY} )?{_CLOCK}|{_DAY}"),
+    "date": re.compile(rf"{_DAY}( {_CLOCK})?"),
+    "amount": re.compile(r"[¥$￥]?[0-9]{1,10}(\.[0-9]{1,2})?元?"),
+    "phone_number": re.compile(r"[0-9+\-() ]{1,17}"),
+    "car_number": re.compile(r"[0-9A-Za-z\u4e00-\u9fff]{1,8}"),
+    "name": re.compile(rf"{_HAN}{{1,10}}|[A-Za-z ]{{1,20}}"),
+    "phrase": re.compile(rf"{_HAN}{{1,5}}"),
+}
+
+
+def keyword_refusal(key: str, value: str) -> bool:
+    """Whether WeChat refuses ``value`` for the keyword ``key`` (47003)."""
+    match = _KEYWORD.fullmatch(key)
+    if match is None:
+        return True
+    return _VALUE_RULES[match.group(1)].fullmatch(value) is None
 
 
 def _errcode(code: int, errmsg: str) -> JSONResponse:
@@ -253,10 +304,21 @@ def _build_app(state: FakeWeChat) -> Starlette:
             return _errcode(43101, "user refuse to accept the msg")
         if openid_error is not None:
             return _errcode(openid_error, "invalid openid")
+        if (body["touser"], body["template_id"]) in state.refused:
+            return _errcode(43101, "user refuse to accept the msg")
         if body["template_id"] in state.invalid_templates:
             return _errcode(40037, "invalid template_id")
         if state.reject_field is not None:
             return _errcode(47003, f"argument invalid! data.{state.reject_field}.value invalid")
+        registered = state.templates.get(body["template_id"]) if state.templates else None
+        if state.templates is not None and registered is None:
+            return _errcode(40037, "invalid template_id")
+        if registered is not None and set(data) != registered:
+            return _errcode(47003, "argument invalid! data does not match the template")
+        refused = next((k for k, v in data.items() if keyword_refusal(k, v["value"])), None)
+        if refused is not None:
+            state.refused_fields.append(refused)
+            return _errcode(47003, f"argument invalid! data.{refused}.value invalid")
         if state.errcode is not None:
             return _errcode(state.errcode, state.errmsg)
         state.sent.append(body)

@@ -128,7 +128,8 @@ async def running_gateway(
             await wait_until_assigned(
                 [r for app in services.values() for r in app.state.runtime.runners], timeout_s=90
             )
-        gateway = create_service_app(load_spec("gateway"), settings, background=False)
+        # The gateway's own relay too: logins report openids to notify through its outbox.
+        gateway = create_service_app(load_spec("gateway"), settings, background=background)
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         await gateway.state.upstreams.close()
         gateway.state.upstreams = Upstreams(

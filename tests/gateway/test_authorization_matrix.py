@@ -201,6 +201,9 @@ TABLE: tuple[Row, ...] = (
         citizens(200),
         json={"results": {"tmpl-certificate-issued": "accept"}},
     ),
+    # A number that is not a mobile one, and a code never asked for: refused by notify (422).
+    Row("POST", "/me/phone", citizens(422), json={"mobile": "12345"}),
+    Row("POST", "/me/phone/verify", citizens(422), json={"code": "123456"}),
     # --- staff: window
     Row(
         "GET",
