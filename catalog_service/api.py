@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from catalog_service import dry_run, importer, review, service
+from catalog_service import dry_run, importer, jobs, review, service
 from catalog_service.models import BundleVersion, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
@@ -20,10 +20,12 @@ from catalog_service.schemas import (
     ItemContent,
     ItemType,
     ItemVersionOut,
+    JobOut,
     RejectIn,
     RuleChangeOut,
     Scope,
     Serves,
+    SubItemOut,
 )
 from wangban.auth import (
     AUDITOR,
@@ -51,6 +53,9 @@ CatalogReader = Annotated[
     Depends(require_roles(CATALOG_ADMIN, PLATFORM_CATALOG_ADMIN, CATALOG_APPROVER)),
 ]
 RuleChangeReader = Annotated[Identity, Depends(require_roles(AUDITOR, CATALOG_APPROVER))]
+JobReader = Annotated[
+    Identity, Depends(require_roles(CATALOG_ADMIN, PLATFORM_CATALOG_ADMIN, AUDITOR))
+]
 PlatformAdmin = Annotated[Identity, Depends(require_roles(PLATFORM_CATALOG_ADMIN))]
 
 
@@ -222,11 +227,18 @@ async def find_items(
 )
 async def get_item(item_id: str, session: ReadSession) -> ItemVersionOut:
     if _CANONICAL_UUID.fullmatch(item_id.lower()):
-        return _out(await service.get_current(session, item_id=item_id.lower()))
-    # The mini-program links items by their implementing code (实施编码), stable across
-    # catalogues and printed on guides. (Some codes are 32 hex digits with dashes, which
-    # uuid.UUID() would also accept: only the canonical 8-4-4-4-12 form counts as an id.)
-    return _out(await service.get_current_by_code(session, implementing_code=item_id))
+        version = await service.get_current(session, item_id=item_id.lower())
+    else:
+        # The mini-program links items by their implementing code (实施编码), stable across
+        # catalogues and printed on guides. (Some codes are 32 hex digits with dashes, which
+        # uuid.UUID() would also accept: only the canonical 8-4-4-4-12 form counts as an id.)
+        version = await service.get_current_by_code(session, implementing_code=item_id)
+    out = _out(version)
+    out.sub_items = [
+        SubItemOut(implementing_code=code, name=name)
+        for code, name in await service.sub_items(session, version=version)
+    ]
+    return out
 
 
 @public.get(
@@ -559,19 +571,22 @@ _IMPORT_BODY: dict[str, Any] = {
 
 @admin.post(
     "/imports",
-    summary="Import an item list (CSV or JSON); all rows or none",
-    description="Rows with new implementing codes become drafts, changed rows drafts "
-    "(revisions of published items), identical rows nothing. Any bad row rejects the whole "
-    "file with every bad row's number, column and reason. `mapping`: `default`, `guangan` or a "
-    "JSON ColumnMapping. A department's admin imports only their own department's items (403 "
-    "`other-department` otherwise). `publish_complete` publishes only rows that change no "
-    "rule, condition or time limit; the others stay drafts to submit for review "
-    "(`review_required_codes`).",
+    status_code=202,
+    summary="Import an item list (CSV or JSON) as a job; all rows or none",
+    description="Answers 202 at once with the job (`Location: /admin/jobs/{id}`); the "
+    "catalogue's worker runs it and the job shows progress, then the report (`result`) or, "
+    "for a bad file, `failed` with every bad row's number, column and reason in `errors` and "
+    "nothing imported. Rows with new implementing codes become drafts, changed rows drafts "
+    "(revisions of published items), identical rows nothing. `mapping`: `default`, `guangan` "
+    "or a JSON ColumnMapping. A department's admin imports only their own department's items "
+    "(the job fails with `other-department` otherwise). `publish_complete` publishes only rows "
+    "that change no rule, condition or time limit; the others stay drafts to submit for review "
+    "(`review_required_codes`). The request itself is refused only for what needs no reading "
+    "of the rows: the mapping, the format, the size.",
     openapi_extra=_IMPORT_BODY,
     responses=problem_responses(
-        *SCOPED_ERRORS,
+        *ADMIN_ERRORS,
         BadRequest,
-        importer.ImportRejected,
         importer.InvalidMapping,
         importer.ImportTooLarge,
         importer.UnsupportedImportFormat,
@@ -579,6 +594,7 @@ _IMPORT_BODY: dict[str, Any] = {
 )
 async def import_items(
     request: Request,
+    response: Response,
     session: UnitOfWork,
     admin: CatalogAdmin,
     fmt: Annotated[
@@ -587,22 +603,39 @@ async def import_items(
     ] = None,
     mapping: Annotated[str, Query(max_length=20_000)] = "default",
     publish_complete: bool = False,
-) -> importer.ImportReport:
-    column_mapping = importer.resolve_mapping(mapping)
+) -> JobOut:
+    importer.resolve_mapping(mapping)
     limits = request.app.state.settings
     parts = await _upload(request, limit=limits.catalog_import_max_bytes)
     items = parts.get("items")
     if items is None:
         raise BadRequest("multipart 请求中缺少 items 部分（事项文件）")
-    return await importer.import_items(
+    job = await jobs.submit_import(
         session,
         data=items[1],
         fmt=fmt or _format_of(items[0]),
-        mapping=column_mapping,
+        mapping=mapping,
         materials=parts["materials"][1] if "materials" in parts else None,
-        max_rows=limits.catalog_import_max_rows,
         publish_complete=publish_complete,
         actor=_actor(admin),
+    )
+    response.headers["Location"] = f"/admin/jobs/{job.id}"
+    return jobs.out(job)
+
+
+@admin.get(
+    "/jobs/{job_id}",
+    summary="A long operation (an import): status, progress, per-row errors, result",
+    description="Its own jobs for a catalogue admin; every job for the platform catalogue "
+    "admin and auditors; anyone else's is 404.",
+    responses=problem_responses(*ADMIN_ERRORS, jobs.JobNotFound),
+)
+async def get_job(job_id: str, session: ReadSession, reader: JobReader) -> JobOut:
+    return await jobs.get_job(
+        session,
+        job_id=_uuid(job_id, jobs.JobNotFound),
+        reader=reader.subject,
+        reads_all=reader.has_any_role(PLATFORM_CATALOG_ADMIN, AUDITOR),
     )
 
 

@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from catalog_service import api, search
+from catalog_service import api, jobs, search
 from catalog_service.events import outbox
 from catalog_service.models import metadata
 from catalog_service.seed import seed_catalogue
@@ -22,6 +22,8 @@ SPEC = ServiceSpec(
     seeds=(seed_catalogue,),
     shutdowns=(api.close_clients,),
     warm_ups=(search.warm_up,),
+    # Long admin operations (imports) run here, not in the request (catalog_service.jobs).
+    workers=(jobs.JobWorker,),
 )
 
 

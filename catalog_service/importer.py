@@ -26,7 +26,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -182,13 +182,18 @@ class ColumnMapping(BaseModel):
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="values of fields the file lacks or leaves empty"
     )
+    blank_values: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="field → cells that mean the file has no value for it (the Sichuan list's "
+        "main_item 未分类: the item is no sub-item)",
+    )
     derive_catalog_code: bool = Field(
         default=False,
         description="without a catalog code, derive it from the implementing code "
         "(the part before the region code segment)",
     )
 
-    @field_validator("columns", "defaults")
+    @field_validator("columns", "defaults", "blank_values")
     @classmethod
     def _item_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(ITEM_FIELDS))
@@ -231,7 +236,10 @@ GUANGAN_MAPPING: Final = ColumnMapping(
         "implementing_code": "item_code",
         "item_type": "task_type",
         "region_code": "area_code",
+        # 主项: the main item the row is a sub-item (子项) of, by name.
+        "main_item": "main_item",
     },
+    blank_values={"main_item": ["未分类"]},
     # The Sichuan portal's task_type codes, read off the names of the published list.
     type_codes={
         "1": ItemType.LICENSING.value,
@@ -490,7 +498,7 @@ def _item_values(record: _Record, mapping: ColumnMapping, errors: list[RowError]
         try:
             if record.textual:
                 value = str(value).strip()
-                if not value:
+                if not value or value in mapping.blank_values.get(field, ()):
                     continue
                 value = _from_text(field, value)
             if field == "item_type" and mapping.type_codes and value is not None:
@@ -759,12 +767,16 @@ async def apply_rows(
     parsed: ParsedFile,
     publish_complete: bool = False,
     actor: review.Actor | None = None,
+    progress: Callable[[int], Awaitable[None]] | None = None,
+    progress_every: int = 50,
 ) -> ImportReport:
     """Write validated rows: new codes as drafts, changes as drafts (revisions of published
     items), identical rows not at all. Publishes only with ``publish_complete``, and then only
     rows whose content has nothing left to complete and that change no rule, condition or time
     limit (those take a second person: they stay drafts, listed in ``review_required_codes``).
-    ``actor``: the staff member importing (None: the system), scoped to their department."""
+    ``actor``: the staff member importing (None: the system), scoped to their department.
+    ``progress(rows done)`` is awaited every ``progress_every`` rows (an import job reports it
+    from its own short transaction; this one stays open until the whole file is written)."""
     codes = [row.content.implementing_code for row in parsed.rows]
     newest = await _newest_versions(session, codes)
     if actor is not None:
@@ -777,7 +789,9 @@ async def apply_rows(
     published: list[str] = []
     incomplete: list[str] = []
     missing: Counter[str] = Counter()
-    for row in parsed.rows:
+    for index, row in enumerate(parsed.rows):
+        if progress is not None and index and index % progress_every == 0:
+            await progress(index)
         content = row.content
         code = content.implementing_code
         existing = newest.get(code)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     UniqueConstraint,
@@ -187,3 +188,48 @@ class SynonymGroup(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     phrases: Mapped[list[str]] = mapped_column(ARRAY(String(60)))
+
+
+class Job(Base):
+    """A long admin operation (an import) run by the catalogue's background worker, so the
+    request that asks for it answers at once (202) and nobody waits on a gateway timeout.
+
+    The worker claims a queued job with ``FOR UPDATE SKIP LOCKED`` and holds a lease it renews
+    while it works; a job whose lease ran out (its process died) is claimed again and run from
+    the start, which is safe because an import commits whole or not at all, together with the
+    job's result. After ``MAX_ATTEMPTS`` claims it is failed instead (``catalog_service.jobs``).
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_status", "status", "created_at"),
+        Index("ix_job_actor", "actor", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    """``import``."""
+    status: Mapped[str] = mapped_column(String(16))
+    """``queued``, ``running``, ``succeeded`` or ``failed``."""
+    params: Mapped[dict[str, object]] = mapped_column(JSONB)
+    """What the operation needs besides the upload (format, mapping, the actor's scope)."""
+    upload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The uploaded file; dropped once the job is finished."""
+    materials: Mapped[bytes | None] = mapped_column(LargeBinary)
+    total: Mapped[int | None] = mapped_column(Integer)
+    """Rows to apply, known once the file is parsed."""
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[dict[str, object]]] = mapped_column(JSONB, default=list)
+    """Per-row errors of a failed job (row, column, reason), as the synchronous import gave."""
+    problem: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    """Why the job failed, as a problem document (type, title, detail)."""
+    result: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    actor: Mapped[str] = mapped_column(String(128))
+    """Who asked (staff subject id): they and auditors read the job."""
+    department: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

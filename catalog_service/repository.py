@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from catalog_service.models import (
     Item,
     ItemSearch,
     ItemVersion,
+    Job,
     RuleChange,
     SynonymGroup,
 )
@@ -447,3 +449,55 @@ async def rule_changes(
         .scalars()
         .all()
     )
+
+
+async def sub_items(
+    session: AsyncSession, *, main_item: str, department: str, region_code: str
+) -> list[tuple[str, str]]:
+    """(code, name) of the published items whose current version names ``main_item`` as its
+    主项 in the same department and region (two departments may use one 主项 name)."""
+    rows = await session.execute(
+        select(Item.implementing_code, ItemVersion.name)
+        .join(ItemVersion, ItemVersion.id == Item.current_version_id)
+        .where(
+            ItemVersion.content["main_item"].astext == main_item,
+            ItemVersion.department == department,
+            ItemVersion.region_code == region_code,
+        )
+        .order_by(Item.implementing_code)
+    )
+    return [(code, name) for code, name in rows.all()]
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+async def claim_job(session: AsyncSession, *, now: datetime) -> Job | None:
+    """The oldest job to run: queued, or running with its lease run out (its process died).
+    Locked with SKIP LOCKED, so several catalogue processes never claim the same one."""
+    return (
+        await session.execute(
+            select(Job)
+            .where((Job.status == "queued") | ((Job.status == "running") & (Job.lease_until < now)))
+            .order_by(Job.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+    ).scalar_one_or_none()
+
+
+async def update_job(
+    session: AsyncSession, *, job_id: str, attempt: int, values: dict[str, Any]
+) -> bool:
+    """Write ``values`` on the job if this attempt still holds it (no later claim took it)."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempts == attempt, Job.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def get_job(session: AsyncSession, job_id: str) -> Job | None:
+    return await session.get(Job, job_id)

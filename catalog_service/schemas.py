@@ -174,6 +174,13 @@ class ItemContent(BaseModel):
     implementing_code: str = Field(min_length=1, max_length=64, description="实施编码")
     name: str = Field(min_length=2, max_length=200)
     short_name: str | None = Field(default=None, max_length=60)
+    main_item: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=200,
+        description="主项: the name of the main item this item is a sub-item (子项) of, as the "
+        "published list groups them (one 主项, several 子项 of one department); None: none",
+    )
     item_type: ItemType
     serves: list[Serves] = Field(default_factory=lambda: [Serves.PERSON], min_length=1)
     themes: list[str] = Field(default_factory=list, description="life events, e.g. 社会保障")
@@ -252,6 +259,13 @@ class Problem(BaseModel):
     message: str
 
 
+class SubItemOut(BaseModel):
+    """A 子项 of a main item, enough to link to it."""
+
+    implementing_code: str
+    name: str
+
+
 class ItemVersionOut(BaseModel):
     id: str
     item_id: str
@@ -268,6 +282,11 @@ class ItemVersionOut(BaseModel):
     submitted_at: datetime | None = None
     approved_by: str | None = None
     published_by: str | None = None
+    sub_items: list[SubItemOut] = Field(
+        default_factory=list,
+        description="the published items naming this one as their 主项 (same department and "
+        "region), on the item's public page only",
+    )
 
 
 class RejectIn(BaseModel):
@@ -296,3 +315,26 @@ class RuleChangeOut(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     rejection_reason: str | None
+
+
+class JobOut(BaseModel):
+    """A long admin operation (an import) and how far it got. Poll it until ``status`` is
+    ``succeeded`` (``result`` holds the import report) or ``failed`` (``problem`` says why,
+    ``errors`` names every bad row; nothing was imported)."""
+
+    id: str
+    kind: Literal["import"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    total: int | None = Field(description="rows to write, known once the file is parsed")
+    done: int = Field(description="rows written so far (they commit together at the end)")
+    errors: list[dict[str, Any]] = Field(
+        description="per-row errors of a rejected file: file, row, column, reason"
+    )
+    problem: dict[str, Any] | None = Field(description="why it failed (a problem document)")
+    result: dict[str, Any] | None = Field(description="the import report once it succeeded")
+    actor: str
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime | None
+    finished_at: datetime | None

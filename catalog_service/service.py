@@ -399,6 +399,16 @@ async def get_current(session: AsyncSession, *, item_id: str) -> ItemVersion:
     return await get_version(session, version_id=item.current_version_id)
 
 
+async def sub_items(session: AsyncSession, *, version: ItemVersion) -> list[tuple[str, str]]:
+    """The 子项 of an item: published items naming it (by name) as their 主项."""
+    return await repository.sub_items(
+        session,
+        main_item=version.name,
+        department=version.department,
+        region_code=version.region_code,
+    )
+
+
 async def get_current_by_code(session: AsyncSession, *, implementing_code: str) -> ItemVersion:
     item = await repository.item_by_code(session, implementing_code)
     if item is None or item.current_version_id is None:

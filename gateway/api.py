@@ -1013,7 +1013,8 @@ STAFF_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
         "Publish a bundle",
     ),
     ("PUT", "/catalog/synonyms", "catalog", "/admin/synonyms", "Search synonyms"),
-    ("POST", "/catalog/imports", "catalog", "/admin/imports", "Import items (CSV/JSON)"),
+    ("POST", "/catalog/imports", "catalog", "/admin/imports", "Import items (CSV/JSON): a job"),
+    ("GET", "/catalog/jobs/{id}", "catalog", "/admin/jobs/{id}", "An import job's progress"),
     ("GET", "/catalog/exports", "catalog", "/admin/exports", "Export items"),
     (
         "GET",
@@ -1050,7 +1051,7 @@ service checks the roles and department)."""
 def _staff_route(method: str, path: str, service: str, target: str, summary: str) -> None:
     async def route(staff: Staff, services: Services, request: Request) -> Response:
         content, headers = await _raw(request)
-        return await services.forward(
+        answer = await services.forward(
             service,
             method,
             target.format(**{k: segment(v) for k, v in request.path_params.items()}),
@@ -1058,6 +1059,11 @@ def _staff_route(method: str, path: str, service: str, target: str, summary: str
             content=content or None,
             headers=headers,
         )
+        # A job's Location names the catalogue's own route; the admin polls the gateway's.
+        location = answer.headers.get("location", "")
+        if service == "catalog" and location.startswith("/admin/jobs/"):
+            answer.headers["location"] = f"{API}/staff/catalog/jobs/" + location.split("/")[-1]
+        return answer
 
     route.__name__ = "staff_" + re.sub(r"\W+", "_", f"{method}_{path}").strip("_").lower()
     answers = (STAFF, UPLOADS) if path == "/catalog/imports" else (STAFF,)

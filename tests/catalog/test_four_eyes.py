@@ -20,6 +20,8 @@ from sqlalchemy import select
 from approval_service.models import Case, Decision
 from catalog_service import service
 from catalog_service.events import outbox
+from catalog_service.jobs import JobWorker
+from tests.catalog.jobs_support import drain
 from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure, make_settings
 from tests.gateway.support import Gateway, running_gateway
@@ -334,27 +336,35 @@ async def test_an_import_is_no_way_around_the_second_person(world: World) -> Non
     item = await _published_renshe_item(world)
     client, who = world.gateway.client, world.who
     changed = {**item["content"].model_dump(mode="json"), "rules": [ATTACK_RULE]}
-    imported = await client.post(
-        f"{STAFF}/imports",
-        params={"publish_complete": "true"},
-        content=json.dumps([changed], ensure_ascii=False).encode(),
-        headers={**who["author"], "Content-Type": "application/json"},
-    )
-    assert imported.status_code == 200, imported.text
-    report = imported.json()
+    catalog = world.gateway.services["catalog"]
+    worker = JobWorker(catalog.state.database, world.gateway.settings)
+
+    async def imported_by(who: dict[str, str]) -> dict[str, Any]:
+        answer = await client.post(
+            f"{STAFF}/imports",
+            params={"publish_complete": "true"},
+            content=json.dumps([changed], ensure_ascii=False).encode(),
+            headers={**who, "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 202, answer.text
+        await drain(worker)
+        job = await client.get(answer.headers["location"], headers=who)
+        assert job.status_code == 200, job.text
+        body: dict[str, Any] = job.json()
+        return body
+
+    own = await imported_by(who["author"])
+    assert own["status"] == "succeeded", own
+    report = own["result"]
     assert report["published_codes"] == [] and report["review_required_codes"] == [
         changed["implementing_code"]
     ]
     current = await client.get(f"/api/v1/items/{changed['implementing_code']}")
     assert current.json()["id"] == item["version_id"]
 
-    foreign = await client.post(
-        f"{STAFF}/imports",
-        params={"publish_complete": "true"},
-        content=json.dumps([changed], ensure_ascii=False).encode(),
-        headers={**who["admin_gongan"], "Content-Type": "application/json"},
-    )
-    assert foreign.status_code == 403 and foreign.json()["type"].endswith("other-department")
+    foreign = await imported_by(who["admin_gongan"])
+    assert foreign["status"] == "failed"
+    assert foreign["problem"]["type"].endswith("other-department")
 
 
 async def test_unpublished_rules_are_read_and_exported_by_their_department_only(

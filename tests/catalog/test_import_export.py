@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import importer, search, service
 from catalog_service.importer import GUANGAN_MAPPING, ImportRejected
+from catalog_service.jobs import JobWorker
 from catalog_service.models import Item, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import ItemContent
+from tests.catalog.jobs_support import drain, worker_in_test_transaction
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
-from wangban.db import Database, _unit_of_work
+from wangban.db import Database, _read_only, _unit_of_work
 from wangban.services import load_spec
 from wangban.settings import Settings
 
@@ -127,7 +129,8 @@ async def test_guangan_list_imports_as_drafts_and_reimport_changes_nothing(
     assert (report.rows, report.created, report.updated, report.unchanged) == (1135, 1135, 0, 0)
     assert report.published == 0 and report.drafts_incomplete == 1135
     assert report.created_codes == [r["item_code"] for r in rows]
-    assert report.ignored_columns == ["main_item"]
+    # Every column feeds a field: main_item is the item's 主项 (issue 18).
+    assert report.ignored_columns == []
     # Names and codes only: every draft lacks the same seven elements.
     assert report.missing_elements == dict.fromkeys(
         [
@@ -163,6 +166,12 @@ async def test_guangan_list_imports_as_drafts_and_reimport_changes_nothing(
     assert sample.content["catalog_code"] == "G-000007-001"
     assert sample.content["department_level"] == "区"
     assert newest[codes[0]].content["catalog_code"] == "511Z07001006"
+    # The list's 主项 is kept; 未分类 (unclassified) means the item is no sub-item.
+    main_items = {r["item_code"]: r["main_item"] for r in rows if r["main_item"] != "未分类"}
+    assert len(main_items) == 520
+    assert {c: v.content["main_item"] for c, v in newest.items() if v.content["main_item"]} == (
+        main_items
+    )
     assert all(
         service.publication_problems(ItemContent.model_validate(v.content)) for v in newest.values()
     )
@@ -483,19 +492,37 @@ async def client(
         await db_session.flush()
 
     app.dependency_overrides[_unit_of_work] = test_session
+    # Reads too (the job a request stored is not committed): the same transaction.
+    app.dependency_overrides[_read_only] = test_session
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as http:
             yield http
 
 
+async def _imported(
+    client: httpx.AsyncClient, worker: JobWorker, answer: httpx.Response, settings: Settings
+) -> dict[str, Any]:
+    """The finished job of an import request (202), after the worker ran it."""
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "queued"
+    assert answer.headers["location"] == f"/admin/jobs/{answer.json()['id']}"
+    assert await drain(worker) == 1
+    job = await client.get(answer.headers["location"], headers=_admin(settings))
+    assert job.status_code == 200, job.text
+    body: dict[str, Any] = job.json()
+    return body
+
+
 async def test_import_and_export_over_http(
     client: httpx.AsyncClient,
     settings: Settings,
+    database: Database,
     db_session: AsyncSession,
 ) -> None:
     head = "\n".join(GUANGAN_CSV.read_text(encoding="utf-8").splitlines()[:51]) + "\n"
     csv_body = {"Content-Type": "text/csv", **_admin(settings)}
+    worker = await worker_in_test_transaction(db_session, database, settings)
 
     anonymous = await client.post("/admin/imports?mapping=guangan", content=head)
     assert anonymous.status_code == 401
@@ -506,17 +533,21 @@ async def test_import_and_export_over_http(
     )
     assert clerk.status_code == 403
 
-    imported = await client.post("/admin/imports?mapping=guangan", content=head, headers=csv_body)
-    assert imported.status_code == 200, imported.text
-    assert imported.json()["created"] == 50 and imported.json()["drafts_incomplete"] == 50
+    answer = await client.post("/admin/imports?mapping=guangan", content=head, headers=csv_body)
+    imported = await _imported(client, worker, answer, settings)
+    assert imported["status"] == "succeeded" and imported["total"] == imported["done"] == 50
+    assert imported["result"]["created"] == 50 and imported["result"]["drafts_incomplete"] == 50
 
+    # A bad file: the job fails with every bad row, and nothing is written.
+    before = await counts(db_session)
     bad = head.replace(",1,511602000000", ",99,511602000000", 1)
-    refused = await client.post("/admin/imports?mapping=guangan", content=bad, headers=csv_body)
-    assert refused.status_code == 422
-    assert refused.headers["content-type"].startswith("application/problem+json")
-    body = refused.json()
-    assert body["type"] == "urn:wangban:problem:import-rejected"
-    assert [(e["row"], e["column"]) for e in body["errors"]] == [(3, "task_type")]
+    bad = bad.replace("-1-00\n", "-1-01\n")  # new codes, which would be created
+    answer = await client.post("/admin/imports?mapping=guangan", content=bad, headers=csv_body)
+    refused = await _imported(client, worker, answer, settings)
+    assert refused["status"] == "failed" and refused["result"] is None
+    assert refused["problem"]["type"] == "urn:wangban:problem:import-rejected"
+    assert [(e["row"], e["column"]) for e in refused["errors"]] == [(3, "task_type")]
+    assert await counts(db_session) == before
 
     wrong_mapping = await client.post(
         "/admin/imports?mapping=beijing", content=head, headers=csv_body
@@ -546,10 +577,11 @@ async def test_import_and_export_over_http(
     assert exported.status_code == 200
     assert exported.headers["content-type"] == "text/csv; charset=utf-8"
     assert exported.content.startswith("\ufeff".encode())
-    again = await client.post(
+    answer = await client.post(
         "/admin/imports?format=csv", content=exported.content, headers=csv_body
     )
-    assert again.status_code == 200 and again.json()["created"] == again.json()["updated"] == 0
+    again = (await _imported(client, worker, answer, settings))["result"]
+    assert again["created"] == again["updated"] == 0
 
     as_json = await client.get("/admin/exports", headers=_admin(settings))
     assert as_json.headers["content-type"] == "application/json"
@@ -558,8 +590,9 @@ async def test_import_and_export_over_http(
 
 
 async def test_multipart_upload_with_a_materials_csv(
-    client: httpx.AsyncClient, settings: Settings, db_session: AsyncSession
+    client: httpx.AsyncClient, settings: Settings, database: Database, db_session: AsyncSession
 ) -> None:
+    worker = await worker_in_test_transaction(db_session, database, settings)
     items = GUANGAN_HEADER + "\n区民政局,未分类,临时救助金给付,HTTP-MAT-1,5,511602000000\n"
     materials = "implementing_code,name,copies\nHTTP-MAT-1,居民身份证,1\n"
     response = await client.post(
@@ -570,7 +603,7 @@ async def test_multipart_upload_with_a_materials_csv(
         },
         headers=_admin(settings),
     )
-    assert response.status_code == 200, response.text
+    assert (await _imported(client, worker, response, settings))["status"] == "succeeded"
     version = (await newest_by_code(db_session, ["HTTP-MAT-1"]))["HTTP-MAT-1"]
     attached = ItemContent.model_validate(version.content).materials
     assert [(m.name, m.copies) for m in attached] == [("居民身份证", 1)]

@@ -329,6 +329,13 @@ TABLE: tuple[Row, ...] = (
     Row("PUT", "/staff/catalog/synonyms", staff(422, ()), json={}),
     Row("POST", "/staff/catalog/imports", staff(415, CATALOG_ADMINS)),
     Row("GET", "/staff/catalog/exports", staff(200, CATALOG_ADMINS)),
+    # Import jobs: read by who started them (and auditors); anyone else's is 404.
+    Row(
+        "GET",
+        "/staff/catalog/jobs/{id}",
+        staff(404, (*CATALOG_ADMINS, "auditor")),
+        path=f"/staff/catalog/jobs/{NOBODY}",
+    ),
     # --- staff: rectifications, audit, notifications
     Row(
         "GET",
