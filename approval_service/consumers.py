@@ -1,7 +1,9 @@
 """What the approval service does with other services' events.
 
 * ``item.published`` (catalog): keep the version (rule set, time limits, result);
-* ``application.submitted`` (intake): open the case;
+* ``application.submitted`` (intake): open the case — for a version not heard of yet (the
+  catalogue's topic is not ordered with intake's, and a service just started may not have read
+  it), the version is asked of the catalog first, never decided without its rules;
 * ``application.accepted``: start the clock; for a 秒批 item decide at once;
 * ``application.supplemented``: a correction was answered, the clock runs again;
 * ``application.withdrawn``: the case ends.
@@ -10,6 +12,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +31,7 @@ from intake_service.events import (
 )
 from wangban import identifiers
 from wangban.calendar import china_date
+from wangban.catalog_client import CatalogClient, PublishedVersion
 from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher
 from wangban.db import Database
@@ -34,11 +39,40 @@ from wangban.events import Envelope
 from wangban.settings import Settings
 from wangban.sharing_client import SharingClient
 
+log = logging.getLogger(__name__)
 
-def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) -> Consumer:
+
+@dataclass(frozen=True)
+class CatalogAnswer:
+    """What the catalog said about a version approval had no copy of (``None``: it never
+    published one)."""
+
+    version: PublishedVersion | None
+
+
+def _version_values(
+    *, version_id: str, item_id: str, implementing_code: str, content: dict[str, object]
+) -> dict[str, object]:
+    return {
+        "version_id": version_id,
+        "item_id": item_id,
+        "implementing_code": implementing_code,
+        "name": str(content.get("name", "")),
+        "department": str(content.get("department", "")),
+        "content": content,
+    }
+
+
+def build_consumer(
+    settings: Settings,
+    *,
+    sharing: SharingClient | None = None,
+    catalog: CatalogClient | None = None,
+) -> Consumer:
     consumer = Consumer(name="approval")
     cipher = FieldCipher.from_settings(settings)
     lookups = sharing or SharingClient(settings, caller="approval")
+    versions = catalog or CatalogClient(settings, caller="approval")
 
     @consumer.on(ItemPublished)
     async def keep_item_version(
@@ -46,19 +80,64 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
     ) -> None:
         await repository.save_item_version(
             session,
-            {
-                "version_id": event.version_id,
-                "item_id": event.item_id,
-                "implementing_code": event.implementing_code,
-                "name": str(event.content.get("name", "")),
-                "department": str(event.content.get("department", "")),
-                "content": event.content,
-            },
+            _version_values(
+                version_id=event.version_id,
+                item_id=event.item_id,
+                implementing_code=event.implementing_code,
+                content=event.content,
+            ),
         )
 
-    @consumer.on(ApplicationSubmitted)
+    async def known_item(
+        session: AsyncSession, version_id: str, *, asked: CatalogAnswer | None = None
+    ) -> ItemVersionCopy | None:
+        """The version's copy; when its event has not come yet, asked of the catalog and kept,
+        so the case is decided under the version's rules and time limits exactly as if the
+        event had come first. Raises :class:`CatalogUnavailable` (the runner holds the event)
+        while the catalog cannot answer. ``None`` only for a version the catalog never
+        published, which intake cannot have accepted (it learns versions from the catalog):
+        that case goes to a person, and the error log says why."""
+        item = await repository.item_version(session, version_id)
+        if item is not None:
+            return item
+        if asked is None:
+            # Rare (an acceptance applied ahead of its submission, a case opened before this
+            # check existed): asked inside the transaction rather than failing the event.
+            asked = CatalogAnswer(await versions.published_version(version_id))
+        found = asked.version
+        if found is None or found.version_id != version_id:
+            log.error(
+                "application for an item version the catalog never published; a person decides",
+                extra={"fields": {"item_version_id": version_id}},
+            )
+            return None
+        await repository.save_item_version(
+            session,
+            _version_values(
+                version_id=found.version_id,
+                item_id=found.item_id,
+                implementing_code=found.implementing_code,
+                content=found.content,
+            ),
+        )
+        return await repository.item_version(session, version_id)
+
+    async def version_if_unknown(
+        database: Database, *, event: ApplicationSubmitted, envelope: Envelope
+    ) -> CatalogAnswer | None:
+        # Before the handler's transaction: asking the catalog is a call to another service.
+        async with database.read_sessionmaker() as reads:
+            if await repository.item_version(reads, event.item_version_id) is not None:
+                return None
+        return CatalogAnswer(await versions.published_version(event.item_version_id))
+
+    @consumer.on(ApplicationSubmitted, prepare=version_if_unknown)
     async def submitted(
-        session: AsyncSession, *, event: ApplicationSubmitted, envelope: Envelope
+        session: AsyncSession,
+        *,
+        event: ApplicationSubmitted,
+        envelope: Envelope,
+        prepared: CatalogAnswer | None = None,
     ) -> None:
         submitted_at = datetime.fromisoformat(event.submitted_at)
         # Age and region are derived here from the encrypted ID number, not published in clear.
@@ -67,7 +146,7 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
             id_number=cipher.decrypt(event.applicant_id_enc, context=cases.HOLDER_CONTEXT),
             today=china_date(submitted_at),
         )
-        item = await repository.item_version(session, event.item_version_id)
+        item = await known_item(session, event.item_version_id, asked=prepared)
         await cases.open_case(
             session,
             application_id=event.application_id,
@@ -149,7 +228,7 @@ def build_consumer(settings: Settings, *, sharing: SharingClient | None = None) 
         prepared: cases.SharedFacts | None,
     ) -> None:
         """The clock starts; a 秒批 item is decided at once."""
-        item = await repository.item_version(session, event.item_version_id)
+        item = await known_item(session, event.item_version_id)
         calendar = await calendar_for(session, settings)
         await cases.accept(
             session,

@@ -68,13 +68,24 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
         sharing_app = create_service_app(load_spec("sharing"), base, background=True)
         await stack.enter_async_context(sharing_app.router.lifespan_context(sharing_app))
         sharing_url = await stack.enter_async_context(serve_asgi(sharing_app))
-        settings = make_settings(infrastructure, data_dir=tmp_path, sharing_url=sharing_url)
-        apps = {
+        # The catalog by URL too: approval asks it for a version it has not read yet.
+        catalog_app = create_service_app(
+            load_spec("catalog"),
+            make_settings(infrastructure, data_dir=tmp_path, sharing_url=sharing_url),
+            background=True,
+        )
+        await stack.enter_async_context(catalog_app.router.lifespan_context(catalog_app))
+        catalog_url = await stack.enter_async_context(serve_asgi(catalog_app))
+        settings = make_settings(
+            infrastructure, data_dir=tmp_path, sharing_url=sharing_url, catalog_url=catalog_url
+        )
+        apps = {"catalog": catalog_app} | {
             name: create_service_app(load_spec(name), settings, background=True)
-            for name in ("catalog", "intake", "approval", "notify")
+            for name in ("intake", "approval", "notify")
         }
-        for app in apps.values():
-            await stack.enter_async_context(app.router.lifespan_context(app))
+        for name, app in apps.items():
+            if name != "catalog":
+                await stack.enter_async_context(app.router.lifespan_context(app))
         runners = [
             runner for app in (*apps.values(), sharing_app) for runner in app.state.runtime.runners
         ]

@@ -115,10 +115,21 @@ async def running_gateway(
         sharing = create_service_app(load_spec("sharing"), base, background=background)
         await stack.enter_async_context(sharing.router.lifespan_context(sharing))
         sharing_url = await stack.enter_async_context(serve_asgi(sharing))
-        settings = make_settings(infrastructure, sharing_url=sharing_url, **overrides)
-        services = {"sharing": sharing}
+        # The catalog by URL too: approval asks it for a version it has not read yet (an
+        # event of an earlier test's item, read from the shared topic), as in production.
+        catalog = create_service_app(
+            load_spec("catalog"),
+            make_settings(infrastructure, sharing_url=sharing_url, **overrides),
+            background=background,
+        )
+        await stack.enter_async_context(catalog.router.lifespan_context(catalog))
+        catalog_url = await stack.enter_async_context(serve_asgi(catalog))
+        settings = make_settings(
+            infrastructure, sharing_url=sharing_url, catalog_url=catalog_url, **overrides
+        )
+        services = {"sharing": sharing, "catalog": catalog}
         for name in SERVICES:
-            if name != "sharing":
+            if name not in services:
                 services[name] = create_service_app(
                     load_spec(name), settings, background=background
                 )

@@ -294,13 +294,23 @@ async def running_platform(
         sharing = create_service_app(load_spec("sharing"), base, background=True)
         await stack.enter_async_context(sharing.router.lifespan_context(sharing))
         sharing_url = await stack.enter_async_context(serve_asgi(sharing))
-        settings = make_settings(infrastructure, data_dir=tmp_path, sharing_url=sharing_url)
-        apps = {"sharing": sharing} | {
+        # The catalog by URL too: approval asks it for a version it has not read yet.
+        catalog = create_service_app(
+            load_spec("catalog"),
+            make_settings(infrastructure, data_dir=tmp_path, sharing_url=sharing_url),
+            background=True,
+        )
+        await stack.enter_async_context(catalog.router.lifespan_context(catalog))
+        catalog_url = await stack.enter_async_context(serve_asgi(catalog))
+        settings = make_settings(
+            infrastructure, data_dir=tmp_path, sharing_url=sharing_url, catalog_url=catalog_url
+        )
+        apps = {"sharing": sharing, "catalog": catalog} | {
             name: create_service_app(load_spec(name), settings, background=True)
-            for name in ("catalog", "intake", "approval", "notify")
+            for name in ("intake", "approval", "notify")
         }
         for name, app in apps.items():
-            if name != "sharing":
+            if name not in ("sharing", "catalog"):
                 await stack.enter_async_context(app.router.lifespan_context(app))
         runners = [r for app in apps.values() for r in app.state.runtime.runners]
         await wait_until_assigned(runners, timeout_s=45)

@@ -1,0 +1,92 @@
+"""The catalog service as the other services ask it: one published item version by id.
+
+Services keep their own copies of item versions from ``item.published`` events, and that stays
+the hot path. But a copy can lag: the catalogue's topic and the applications' topic are not
+ordered with each other, and a service that has just started may not have read the catalogue
+yet. An application bound to a version the service has not heard of must then not take
+another path (no rules known, so a person decides; or 404 to the citizen): the service asks the
+catalog for that version (``GET /item-versions/{id}``, public for published versions) and keeps
+it as if the event had come. When the catalog cannot answer, the call raises
+:class:`CatalogUnavailable` (503): a consumer holds the event and asks again, a request is
+refused for now as our fault.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from wangban.errors import ServiceUnavailable
+from wangban.http import service_client
+from wangban.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class CatalogUnavailable(ServiceUnavailable):
+    type_slug = "catalog-unavailable"
+    title = "事项目录服务暂时不可用"
+
+    def __init__(self) -> None:
+        super().__init__("暂时无法读取办事事项，请稍后重试")
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """What ``item.published`` carries about a version, as the catalog answers it."""
+
+    version_id: str
+    item_id: str
+    implementing_code: str
+    content: dict[str, Any]
+    published_at: datetime
+    withdrawn_at: datetime | None
+
+
+class CatalogClient:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        caller: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = service_client(settings, "catalog", caller=caller, transport=transport)
+
+    async def published_version(self, version_id: str) -> PublishedVersion | None:
+        """The published version ``version_id``, or ``None`` when the catalog has none (never
+        published, or no such id). Raises :class:`CatalogUnavailable` when it cannot answer."""
+        try:
+            UUID(version_id)
+        except ValueError:
+            return None  # not an id the catalog could have issued: no call
+        try:
+            response = await self._client.get(f"/item-versions/{version_id}")
+        except httpx.HTTPError as exc:
+            logger.warning("catalog service unreachable: %s", type(exc).__name__)
+            raise CatalogUnavailable() from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            logger.warning("catalog answered %s for an item version", response.status_code)
+            raise CatalogUnavailable()
+        body = response.json()
+        content = dict(body["content"])
+        return PublishedVersion(
+            version_id=str(body["id"]),
+            item_id=str(body["item_id"]),
+            implementing_code=str(content.get("implementing_code", "")),
+            content=content,
+            published_at=datetime.fromisoformat(body["published_at"]),
+            withdrawn_at=(
+                datetime.fromisoformat(body["withdrawn_at"]) if body.get("withdrawn_at") else None
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
