@@ -326,7 +326,8 @@ def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRoute
 
     @router.get(
         "/readyz",
-        summary="Readiness: the database schema is migrated and the broker answers",
+        summary="Readiness: the database schema is migrated, the broker answers and each "
+        "consumer has read what was published before it started",
         responses=problem_responses(NotReady),
     )
     async def readyz(request: Request) -> Response:
@@ -338,6 +339,12 @@ def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRoute
         except Exception as exc:  # any failure means "not ready"; say which
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["broker"] = "ok" if await broker_answers(settings) else "unavailable"
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        if runtime is not None and runtime.runners:
+            # Ready means ready: each consumer has read what was published before it started
+            # (a catalogue item intake has not learnt yet would answer citizens 404).
+            behind = sorted(r.consumer.name for r in runtime.runners if not r.caught_up.is_set())
+            checks["consumers"] = "ok" if not behind else f"catching up: {', '.join(behind)}"
         if any(value != "ok" for value in checks.values()):
             raise NotReady("服务尚未就绪", extra={"service": spec.name, "checks": checks})
         return JSONResponse({"status": "ready", "service": spec.name, "checks": checks})

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
@@ -83,6 +83,19 @@ class Consumer:
         return sorted({model.topic_spec for model, _ in self.handlers.values()}, key=str)
 
 
+class _Assignments(ConsumerRebalanceListener):
+    """Tells the runner what the group gave it, even when that is nothing."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._runner._given = set(assigned)
+
+
 class OffsetCommitStuck(KafkaError):
     """The broker does not accept our offset commits; reconnecting and rejoining fixes it."""
 
@@ -115,6 +128,16 @@ class ConsumerRunner:
         self._kafka: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
         """Set once the group has partitions: tests and ``wangban up`` wait on it."""
+        self.caught_up = asyncio.Event()
+        """Set once this member has handled everything that was on its partitions when the
+        group first gave it them (``/readyz``): a service is not ready while it has not yet
+        read what was published before it started (intake answering 404 for an item the
+        catalogue published a second ago). Never cleared: later lag is the lag metric's
+        business, not a reason to take the service out of rotation."""
+        self._catch_up_to: dict[TopicPartition, int] | None = None
+        self._given: set[TopicPartition] | None = None
+        """What the group last gave this member (possibly nothing: more members than
+        partitions); ``None`` until the first assignment."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.consumer.name}")
@@ -165,6 +188,9 @@ class ConsumerRunner:
             self.settings.kafka_request_timeout_ms / 1000,
         )
         kafka = make_consumer(self.settings, *self.consumer.topics, group_id=self.consumer.name)
+        # The same subscription, with a listener: an empty assignment (an idle member) is an
+        # assignment too, and it is ready at once.
+        kafka.subscribe(self.consumer.topics, listener=_Assignments(self))
         try:
             await asyncio.wait_for(kafka.start(), self.settings.kafka_request_timeout_ms / 1000)
         except BaseException:
@@ -203,7 +229,25 @@ class ConsumerRunner:
                     )
                 except TimeoutError as exc:
                     raise OffsetCommitStuck("offset commit did not finish") from exc
+            await self._note_catch_up(kafka)
             await self._record_lag(kafka)
+
+    async def _note_catch_up(self, kafka: AIOKafkaConsumer) -> None:
+        """Readiness: the end offsets of the partitions first given to this member are taken
+        once; it has caught up when its positions reach them (what it has handled, since
+        records are handled before the next poll)."""
+        if self.caught_up.is_set() or self._given is None:
+            return
+        if self._catch_up_to is None:
+            given = sorted(self._given)
+            self._catch_up_to = dict(await kafka.end_offsets(given)) if given else {}
+        assignment = kafka.assignment()
+        for tp, end in self._catch_up_to.items():
+            # A partition the group has since moved to another member is that member's to
+            # catch up with.
+            if tp in assignment and await kafka.position(tp) < end:
+                return
+        self.caught_up.set()
 
     async def _process_in_order(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         for record in records:

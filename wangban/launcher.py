@@ -97,6 +97,11 @@ class LocalPlatform:
 
         load_all_event_modules()
         asyncio.run(ensure_topics(settings))
+        # What the seeds (and anything else) left in the outboxes goes out now, before any
+        # service starts: a service is ready once it has read what was published before it
+        # started, so it knows the whole catalogue when `up` says ready (not 1–3 s later, when
+        # the catalog's relay would otherwise have sent it).
+        asyncio.run(publish_pending(settings, list(SERVICE_NAMES)))
         self.services = ServiceProcesses(
             env, self.data_dir / "logs", {name: settings.url_of(name) for name in SERVICE_NAMES}
         )
@@ -135,6 +140,30 @@ class LocalPlatform:
 
 class _StopRequested(Exception):
     pass
+
+
+async def publish_pending(settings: Settings, services: list[str]) -> int:
+    """Publish every unpublished outbox row of ``services`` (what each service's relay would
+    send when it starts); returns how many."""
+    from wangban.db import Database
+    from wangban.outbox import OutboxRelay
+    from wangban.services import load_spec
+
+    database = Database.from_settings(settings)
+    sent = 0
+    try:
+        for name in services:
+            relay = OutboxRelay(
+                settings=settings, database=database, outbox=load_spec(name).outbox, service=name
+            )
+            try:
+                while batch := await relay.relay_once():
+                    sent += batch
+            finally:
+                await relay.stop()
+    finally:
+        await database.dispose()
+    return sent
 
 
 def run_up(settings: Settings, *, seed: bool = True) -> int:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from tests.conftest import Infrastructure, make_settings
+from tests.kit.support import eventually
 from wangban.app import ServiceSpec, create_service_app
 from wangban.db import Database, UnitOfWork
 from wangban.embedded import free_port
@@ -39,9 +40,13 @@ async def test_service_is_live_ready_and_measured(
     app = create_service_app(load_spec(service), settings)
     async with running(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok", "service": service}
+        # Ready once each consumer has read what was on its topics when it started.
+        await eventually(lambda: _answers_ready(client), timeout_s=60, interval_s=0.2)
         ready = await client.get("/readyz")
-        assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        checks = {"database": "ok", "broker": "ok"}
+        if app.state.runtime.runners:
+            checks["consumers"] = "ok"
+        assert ready.json()["checks"] == checks
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
         text = metrics.text
@@ -50,6 +55,10 @@ async def test_service_is_live_ready_and_measured(
         assert "wangban_outbox_backlog" in text
         openapi = (await client.get("/openapi.json")).json()
         assert {"/healthz", "/readyz", "/metrics"} <= set(openapi["paths"])
+
+
+async def _answers_ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 200
 
 
 async def test_not_ready_when_the_broker_is_unreachable(
