@@ -10,6 +10,7 @@ the logged-in account). Each service authorises the person again.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -712,8 +713,52 @@ async def apply(
 ) -> Response:
     settings, now = _settings(request), utcnow()
     limits = _limits(settings)
-    await _limit(request, limit=limits["submit-user"], who=identity.subject, now=now)
-    await _limit(request, limit=limits["submit-ip"], who=_client_ip(request), now=now)
+    counted = [
+        (limits["submit-user"], identity.subject),
+        (limits["submit-ip"], _client_ip(request)),
+    ]
+    for limit, who in counted:
+        await _limit(request, limit=limit, who=who, now=now)
+    try:
+        answer = await _submit(body, identity, session, services, request, idempotency_key)
+    except Exception as refused:
+        if ratelimit.our_fault(refused.status if isinstance(refused, Problem) else 500, None):
+            await _refund(request, counted, now=now)
+        raise
+    if ratelimit.our_fault(answer.status_code, _problem_type(answer)):
+        await _refund(request, counted, now=now)
+    return answer
+
+
+async def _refund(
+    request: Request, counted: list[tuple[ratelimit.Limit, str]], *, now: datetime
+) -> None:
+    """A submission refused for our fault (a service down, an item intake has not learnt yet)
+    does not use up the citizen's limit."""
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as counting, counting.begin():
+        for limit, who in counted:
+            await ratelimit.refund(counting, limit=limit, who=who, now=now)
+
+
+def _problem_type(answer: Response) -> str | None:
+    if not answer.headers.get("content-type", "").startswith("application/problem+json"):
+        return None
+    try:
+        found = json.loads(bytes(answer.body))
+    except ValueError:
+        return None
+    return str(found.get("type")) if isinstance(found, dict) else None
+
+
+async def _submit(
+    body: ApplyIn,
+    identity: Identity,
+    session: AsyncSession,
+    services: Upstreams,
+    request: Request,
+    idempotency_key: str,
+) -> Response:
     account = await _account(session, identity)
     person = accounts.verified_person(account, _cipher(request))
     applicant: dict[str, str] = {

@@ -12,8 +12,10 @@ window::
 PostgreSQL makes the increment atomic: a second transaction counting the same key waits for
 the first to end and then sees its count, so two workers can never both take the last slot,
 and the counters survive a restart. Refused requests count too (a caller hammering a limit
-gains nothing). Commit the check soon, in its own short transaction: the row stays locked
-until then, and every other request of the same caller waits for it.
+gains nothing) — except those refused for our fault (a service down, an item the catalogue
+publishes that intake has not learnt yet): :func:`refund` gives such a request back. Commit
+the check soon, in its own short transaction: the row stays locked until then, and every
+other request of the same caller waits for it.
 
 Old windows are deleted by :func:`purge`, run hourly by the gateway app.
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,7 +50,9 @@ __all__ = [
     "TrustedProxies",
     "check",
     "hit",
+    "our_fault",
     "purge",
+    "refund",
 ]
 
 MAX_WINDOW_S: Final = 86_400
@@ -134,6 +138,32 @@ async def hit(session: AsyncSession, *, limit: Limit, who: str, now: datetime) -
         allowed=count <= limit.max_requests,
         retry_after_s=retry_after,
         remaining=max(limit.max_requests - count, 0),
+    )
+
+
+OUR_FAULT_PROBLEMS: Final = frozenset({"urn:wangban:problem:item-version-not-available"})
+"""Refusals that are the platform's fault when the gateway has just had the version from the
+catalogue: intake has not yet learnt an item the catalogue publishes (its copy lags)."""
+
+
+def our_fault(status: int, problem_type: str | None) -> bool:
+    """Whether a refused request was refused for the platform's fault, not the caller's: a
+    5xx (a service down, restarting, broken), or a refusal in :data:`OUR_FAULT_PROBLEMS`."""
+    return status >= 500 or problem_type in OUR_FAULT_PROBLEMS
+
+
+async def refund(session: AsyncSession, *, limit: Limit, who: str, now: datetime) -> None:
+    """Give back one request :func:`hit` counted at ``now`` (the same ``now``: the same
+    window), because it was refused for the platform's fault rather than the caller's. Never
+    below zero. The caller commits."""
+    await session.execute(
+        update(RateCounter)
+        .where(
+            RateCounter.key == counter_key(limit, who),
+            RateCounter.window_start == window_start(now, limit.window_s),
+            RateCounter.count > 0,
+        )
+        .values(count=RateCounter.count - 1)
     )
 
 
