@@ -39,7 +39,7 @@ from wangban.settings import SERVICE_NAMES, Settings
 
 RATE_PER_S = 2.0
 AT_LEAST = 24
-AT_MOST = 120
+AT_MOST = 90
 """Submissions go on for as long as the restarts do (at least ``AT_LEAST``, a bound in case
 the restarts hang), so that every service is restarted while applications flow through it."""
 
