@@ -15,7 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake_service import applications, bundles, prefill, ratings, repository, statistics
+from intake_service import (
+    applications,
+    bundles,
+    catalog_copies,
+    prefill,
+    ratings,
+    repository,
+    statistics,
+)
 from intake_service.applications import (
     Applicant,
     ApplicationNotFound,
@@ -60,6 +68,7 @@ from wangban.auth import (
     require_roles,
 )
 from wangban.calendar import WorkingDayCalendar, china_date
+from wangban.catalog_client import CatalogClient, CatalogUnavailable
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, ValidationFailed, problem_responses
@@ -124,6 +133,7 @@ class Runtime:
         self.keys = Keys(FieldCipher.from_settings(settings), BlindIndex.from_settings(settings))
         self.calendar = WorkingDayCalendar.from_settings(settings)
         self.sharing = SharingClient(settings, caller="intake")
+        self.catalog = CatalogClient(settings, caller="intake")
         self.store: ObjectStore = object_store_from_settings(settings)
         self.database: Database = request.app.state.database
 
@@ -140,6 +150,7 @@ async def close_runtime(app: FastAPI) -> None:
     runtime = getattr(app.state, "intake_runtime", None)
     if runtime is not None:
         await runtime.sharing.close()
+        await runtime.catalog.aclose()
         await runtime.store.close()
 
 
@@ -324,6 +335,7 @@ async def _prefilled(
 
 APPLY_ERRORS = (
     SharingUnavailable,
+    CatalogUnavailable,
     IdempotencyKeyMissing,
     applications.IdempotencyKeyReused,
     InsufficientAssurance,
@@ -427,12 +439,17 @@ async def _apply(
     # starts only once sharing has answered: a request waiting for another service must not
     # hold a pooled connection (idle in transaction) that the outbox relay, the consumers and
     # other requests need.
+    item: ItemVersionCopy | None = None
+    if not body.bundle_version_id:
+        async with runtime.database.read_sessionmaker() as reads:
+            item = await repository.item_version(reads, body.item_version_id or "")
+        if item is None and body.item_version_id:
+            # Our copy lags the catalogue (a version just published, intake just started):
+            # ask the catalog rather than tell the citizen the item does not exist.
+            item = await catalog_copies.learn_version(
+                runtime.database, catalog=runtime.catalog, version_id=body.item_version_id
+            )
     async with runtime.database.read_sessionmaker() as reads:
-        item = (
-            await repository.item_version(reads, body.item_version_id or "")
-            if not body.bundle_version_id
-            else None
-        )
         fingerprint = (
             await _request_fingerprint(reads, body=body, item=item, keys=runtime.keys)
             if key is not None

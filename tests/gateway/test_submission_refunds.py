@@ -1,6 +1,7 @@
-"""Submissions refused for the platform's fault never count against a citizen's rate limit: an
-item the catalogue publishes but intake has not learnt yet (its copy lags, as for a moment after
-start-up), or a service that cannot answer. Refusals for the citizen's own doing still count."""
+"""An item the catalogue publishes but intake has not learnt yet (its copy lags, as just after a
+publication or a start) is applied for like any other: intake asks the catalog. And
+submissions refused for the platform's fault (a service that cannot answer) never count
+against a citizen's rate limit; refusals for the citizen's own doing still count."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from catalog_service import service as catalog
+from gateway.ratelimit import our_fault
 from gateway.upstream import Upstreams
+from intake_service.models import ItemVersionCopy as IntakeCopy
 from sharing_service.sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure
@@ -35,16 +39,63 @@ def _person() -> Any:
     return PERSONAS[0]
 
 
-async def test_refusals_that_are_our_fault_do_not_use_up_the_submission_limit(
-    infrastructure: Infrastructure, database: Database, tmp_path: Path
-) -> None:
-    # Published in the catalogue; intake has not read the event (no consumers run here).
+async def _published_elsewhere(database: Database, **overrides: Any) -> str:
+    """An item published in the catalogue whose event intake has not read (no consumers run
+    here): intake's copy lags, as just after a publication or a start."""
     code = f"TEST-LAG-{uuid.uuid4().hex[:10]}"
     async with database.sessionmaker() as session, session.begin():
         draft = await catalog.create_item_draft(
-            session, content=item_content(implementing_code=code)
+            session, content=item_content(implementing_code=code, **overrides)
         )
         await catalog.publish_version(session, version_id=draft.id)
+    return code
+
+
+async def test_an_item_intake_has_not_learnt_yet_is_applied_for_not_refused(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> None:
+    # Only a commitment: sharing (whose copy lags the same way) is not asked.
+    code = await _published_elsewhere(
+        database, materials=[{"name": "承诺书", "source": "commitment"}]
+    )
+    person = _person()
+    async with running_gateway(
+        infrastructure, database, data_dir=tmp_path, gateway_submissions_per_minute_per_ip=1000
+    ) as gateway:
+        headers = await gateway.citizen(name=person.name, id_number=person.id_number)
+        # Intake asks the catalog for the version and keeps it, as the event would have.
+        answer = await gateway.client.post(
+            "/api/v1/applications",
+            json={
+                "item_code": code,
+                "form": {"bank_account": "6222"},
+                "materials": [{"index": 0, "commitment": True}],
+            },
+            headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"] == "accepted"
+        async with database.sessionmaker() as session:
+            copies = await session.scalars(
+                select(IntakeCopy).where(IntakeCopy.implementing_code == code)
+            )
+            assert [c.content["implementing_code"] for c in copies] == [code]
+
+
+def test_which_refusals_are_our_fault() -> None:
+    assert our_fault(503, "urn:wangban:problem:upstream-unavailable")
+    assert our_fault(500, None)
+    # Intake not knowing an item the gateway has just had from the catalogue.
+    assert our_fault(404, "urn:wangban:problem:item-version-not-available")
+    assert not our_fault(404, "urn:wangban:problem:item-not-found")
+    assert not our_fault(422, "urn:wangban:problem:validation-failed")
+    assert not our_fault(429, "urn:wangban:problem:rate-limited")
+
+
+async def test_refusals_that_are_our_fault_do_not_use_up_the_submission_limit(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> None:
+    code = await _published_elsewhere(database)
     person = _person()
     async with running_gateway(
         infrastructure,
@@ -54,10 +105,7 @@ async def test_refusals_that_are_our_fault_do_not_use_up_the_submission_limit(
         gateway_submissions_per_minute_per_ip=1000,
     ) as gateway:
         headers = await gateway.citizen(name=person.name, id_number=person.id_number)
-        lagging = [await _apply(gateway.client, headers, code) for _ in range(LIMIT + 3)]
-        assert lagging == [404] * (LIMIT + 3)  # never 429: none of them counted
-
-        # Intake down: 503, and not counted either.
+        # Intake down: 503, and not counted.
         upstreams: Upstreams = gateway.app.state.upstreams
         down = Upstreams(
             gateway.settings.model_copy(
@@ -71,11 +119,11 @@ async def test_refusals_that_are_our_fault_do_not_use_up_the_submission_limit(
         )
         gateway.app.state.upstreams = down
         try:
-            unreachable = [await _apply(gateway.client, headers, code) for _ in range(LIMIT + 1)]
+            unreachable = [await _apply(gateway.client, headers, code) for _ in range(LIMIT + 3)]
         finally:
             gateway.app.state.upstreams = upstreams
             await down.close()
-        assert unreachable == [503] * (LIMIT + 1)
+        assert unreachable == [503] * (LIMIT + 3)  # never 429: none of them counted
 
         # The citizen's own doing (an item that does not exist) counts as before.
         own = [await _apply(gateway.client, headers, "NO-SUCH-ITEM") for _ in range(LIMIT + 1)]
