@@ -182,7 +182,7 @@ async def my_preferences(session: ReadSession, citizen: Citizen) -> PreferencesO
 
 @inbox_router.put(
     "/notification-preferences",
-    summary="Choose how I am reached: WeChat on or off, SMS or inbox only, my mobile number",
+    summary="Choose how I am reached: WeChat on or off, SMS or inbox only; remove my number",
 )
 async def set_my_preferences(
     body: PreferencesIn, session: UnitOfWork, citizen: Citizen, request: Request

@@ -66,18 +66,19 @@ class PreferencesIn(BaseModel):
     wechat_enabled: bool | None = None
     fallback: Literal["sms", "inbox"] | None = None
     """When WeChat cannot carry a message: an SMS, or the in-app inbox only."""
-    phone: str | None = Field(default=None, max_length=20)
-    """Mainland mobile number for SMS; an empty string removes it."""
+    phone: Literal[""] | None = Field(default=None, max_length=20)
+    """An empty string removes my number. A number is given through its SMS code
+    (``POST /me/phone``, then ``POST /me/phone/verify``), never set here: otherwise anyone
+    could send our notices to someone else's phone."""
 
-    @field_validator("phone")
+    @field_validator("phone", mode="before")
     @classmethod
-    def _mobile(cls, value: str | None) -> str | None:
-        if value is None or value == "":
+    def _mobile(cls, value: object) -> object:
+        if not isinstance(value, str) or value == "":
             return value
-        phone = normalize_phone(value)
-        if not _MAINLAND_MOBILE.fullmatch(phone):
+        if not _MAINLAND_MOBILE.fullmatch(normalize_phone(value)):
             raise ValueError("请填写正确的 11 位手机号码")
-        return phone
+        raise ValueError("手机号码需通过短信验证码验证：请先获取验证码（POST /me/phone）")
 
 
 class PreferencesOut(BaseModel):
