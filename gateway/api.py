@@ -584,7 +584,15 @@ async def bind_company(
 # --- Home -----------------------------------------------------------------------------------
 
 OPEN_STATUSES = frozenset(
-    {"submitted", "accepted", "under_review", "correction_requested", "resubmitted", "approved"}
+    {
+        "submitted",
+        "accepted",
+        "under_review",
+        "correction_requested",
+        "resubmitted",
+        "approved",
+        "certificate_failed",
+    }
 )
 
 

@@ -177,13 +177,20 @@ TRANSITIONS: Mapping[str, Mapping[str, frozenset[ActorKind]]] = {
         "withdrawn": frozenset({"applicant"}),
         "terminated": frozenset({"system"}),
     },
-    "approved": {"completed": frozenset({"system"}), "terminated": frozenset({"system"})},
+    "approved": {
+        "completed": frozenset({"system"}),
+        "certificate_failed": frozenset({"service"}),
+        "terminated": frozenset({"system"}),
+    },
+    # Approved, but the certificate it earned could not be issued: staff see it and act; it
+    # completes when the certificate is issued after all.
+    "certificate_failed": {"completed": frozenset({"system"}), "terminated": frozenset({"system"})},
     "denied": {"completed": frozenset({"system"})},
     "completed": {"delivered": frozenset({"system", "service"})},
 }
 """Who may move an application from one state to the next. Anything else is refused."""
 
-DECIDED = frozenset({"approved", "denied", "completed", "delivered"})
+DECIDED = frozenset({"approved", "certificate_failed", "denied", "completed", "delivered"})
 FINAL = frozenset({"not_accepted", "withdrawn", "terminated", "delivered"})
 
 
@@ -205,7 +212,18 @@ def transition(
             f"申请当前为「{labels.status_label(current)}」，不能变更为「{labels.status_label(to)}」"
         )
     application.status = to
-    if to in ("not_accepted", "withdrawn", "terminated", "denied", "correction_requested") and note:
+    if (
+        to
+        in (
+            "not_accepted",
+            "withdrawn",
+            "terminated",
+            "denied",
+            "correction_requested",
+            "certificate_failed",
+        )
+        and note
+    ):
         application.status_reason = note
     if to == "submitted":
         application.submitted_at = at
@@ -913,14 +931,58 @@ async def supplement(
         ),
     )
     if complete and application.status == "approved":
-        await complete_application(session, application=application, now=now)
+        await complete_if_ready(session, application=application, now=now)
     return application
+
+
+async def awaits_certificate(session: AsyncSession, application: Application) -> bool:
+    """Whether the application's item promises an e-certificate that has not been issued
+    yet. Completing it now would tell the citizen "办结" with an empty wallet."""
+    if application.item_version_id is None:
+        return False
+    item = await repository.item_version(session, application.item_version_id)
+    if item is None or item.content.get("result_kind") != "certificate":
+        return False
+    return not await repository.has_early_certificate(session, application.id)
+
+
+async def complete_if_ready(
+    session: AsyncSession, *, application: Application, now: datetime
+) -> None:
+    """Complete a decided application unless what it promises is still due: required 容缺
+    materials outstanding, or (approved) the certificate it earned, which completes it when
+    sharing issues it."""
+    if application.status in ("approved", "certificate_failed") and (
+        await has_outstanding_materials(session, application)
+        or await awaits_certificate(session, application)
+    ):
+        return
+    await complete_application(session, application=application, now=now)
+
+
+async def certificate_failed(
+    session: AsyncSession, *, application: Application, type_name: str, reason: str, at: datetime
+) -> None:
+    """Sharing could not issue the certificate: the application stays with staff, visibly,
+    instead of being completed with its result missing."""
+    if application.status != "approved":
+        return  # already completed by an earlier release, or ended: nothing to hold
+    await move(
+        session,
+        application,
+        to="certificate_failed",
+        actor_kind="service",
+        actor="sharing",
+        at=at,
+        note=f"电子证照「{type_name}」未能出具：{reason}",
+    )
 
 
 async def complete_application(
     session: AsyncSession, *, application: Application, now: datetime
 ) -> None:
-    outcome = application.status
+    # Held for its certificate after approval: the outcome is still the approval.
+    outcome = "approved" if application.status == "certificate_failed" else application.status
     await move(session, application, to="completed", actor_kind="system", actor="intake", at=now)
     on_time = None
     if application.due_date is not None:
@@ -947,9 +1009,10 @@ async def complete_application(
 async def certificate_issued(
     session: AsyncSession, *, application: Application, type_name: str, issued_at: datetime
 ) -> None:
-    """The e-certificate is in the citizen's wallet: a completed application is delivered
-    (送达). One that is not completed yet — the certificate came before the decision reached
-    intake, or 容缺 materials are still outstanding — keeps it until it is."""
+    """The e-certificate is in the citizen's wallet: an approved application waiting for it
+    completes and is delivered (送达). One that is not ready yet — the certificate came before
+    the decision reached intake, or 容缺 materials are still outstanding — keeps it until it
+    is. (``completed`` ones were completed by an earlier release before their certificate.)"""
     if application.status == "completed":
         await deliver_certificate(
             session, application=application, type_name=type_name, issued_at=issued_at
@@ -958,6 +1021,8 @@ async def certificate_issued(
         await repository.keep_early_certificate(
             session, application_id=application.id, type_name=type_name, issued_at=issued_at
         )
+        if application.status in ("approved", "certificate_failed"):
+            await complete_if_ready(session, application=application, now=issued_at)
 
 
 async def deliver_certificate(

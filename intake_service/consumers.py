@@ -26,7 +26,7 @@ from approval_service.events import (
 from catalog_service.events import BundlePublished, ItemPublished, ItemWithdrawn
 from intake_service import applications, bundles, repository
 from intake_service.models import Application
-from sharing_service.events import CertificateIssued
+from sharing_service.events import CertificateFailed, CertificateIssued
 from wangban.consumer import Consumer
 from wangban.events import Envelope
 
@@ -95,8 +95,7 @@ async def _decided(
         session, application, to=to, actor_kind="service", actor=by, at=at, note=note
     )
     application.decided_by = by
-    if to == "denied" or not await applications.has_outstanding_materials(session, application):
-        await applications.complete_application(session, application=application, now=at)
+    await applications.complete_if_ready(session, application=application, now=at)
     await bundles.refresh_parent(session, child=application, now=at)
 
 
@@ -180,6 +179,20 @@ async def denied(session: AsyncSession, *, event: CaseDenied, envelope: Envelope
         at=datetime.fromisoformat(event.decided_at),
         note=event.reason,
     )
+
+
+@consumer.on(CertificateFailed)
+async def certificate_failed(
+    session: AsyncSession, *, event: CertificateFailed, envelope: Envelope
+) -> None:
+    application = await _application(session, event.application_id)
+    if application is None:
+        return
+    at = datetime.fromisoformat(event.failed_at)
+    await applications.certificate_failed(
+        session, application=application, type_name=event.type_name, reason=event.reason, at=at
+    )
+    await bundles.refresh_parent(session, child=application, now=at)
 
 
 @consumer.on(CertificateIssued)

@@ -512,6 +512,10 @@ async def keep_early_certificate(
     )
 
 
+async def has_early_certificate(session: AsyncSession, application_id: str) -> bool:
+    return await session.get(EarlyCertificate, application_id) is not None
+
+
 async def take_early_certificate(
     session: AsyncSession, application_id: str
 ) -> EarlyCertificate | None:

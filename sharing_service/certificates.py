@@ -149,16 +149,83 @@ async def _active_key(
     return Ed25519Key.from_private_bytes(bytes.fromhex(raw), kid=row.kid)
 
 
-def _certified_fields(type_: CertificateType, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The facts the certificate states: the type's declared fields, taken from what the
-    decision carries (an application's form holds more than its certificate states), else the
-    type's default; required ones present; values text or whole numbers (signed JSON takes no
-    floats)."""
+SOURCES_FROM_HOLDER = frozenset({"holder.name", "holder.birth_date", "holder.gender"})
+"""Where a certificate item may come from besides the form: what the holder's ID number and
+name state, and the day of issue (``issued_on``)."""
+
+
+def field_sources(declared: Mapping[str, Any]) -> list[str]:
+    """Where a declared certificate item is taken from, first found wins: ``form.<field>``
+    (the application's form, prefilled government values included), ``holder.name``,
+    ``holder.birth_date``, ``holder.gender`` (a person's, read from the ID number) or
+    ``issued_on``; by default the form field of the same name. A ``default`` applies after."""
+    sources = declared.get("from")
+    if isinstance(sources, str):
+        return [sources]
+    if isinstance(sources, list) and sources:
+        return [str(s) for s in sources]
+    return [f"form.{declared['name']}"]
+
+
+def unobtainable_fields(
+    type_fields: Sequence[Mapping[str, Any]],
+    *,
+    form_schema: Mapping[str, Any] | None,
+    holder_kind: str,
+) -> list[str]:
+    """The titles of a type's required items that an item with this form can never fill: no
+    source of theirs is a form field or something the holder states, and no default. An item
+    promising this certificate would be approved and then dead-letter at issue."""
+    form_fields = set(((form_schema or {}).get("properties") or {}).keys())
+    missing = []
+    for declared in type_fields:
+        if not declared.get("required", True) or declared.get("default") not in (None, ""):
+            continue
+        reachable = False
+        for source in field_sources(declared):
+            if source == "issued_on" or (source in SOURCES_FROM_HOLDER and holder_kind == "person"):
+                reachable = True
+            elif source == "holder.name":
+                reachable = True
+            elif source.startswith("form.") and source.removeprefix("form.") in form_fields:
+                reachable = True
+        if not reachable:
+            missing.append(str(declared["title"]))
+    return missing
+
+
+def _source_value(source: str, *, fields: Mapping[str, Any], holder: Holder, at: date) -> Any:
+    if source.startswith("form."):
+        return fields.get(source.removeprefix("form."))
+    if source == "issued_on":
+        return at.isoformat()
+    if source == "holder.name":
+        return holder.name
+    if holder.kind == "person" and source == "holder.birth_date":
+        return identifiers.birth_date_of(holder.id).isoformat()
+    if holder.kind == "person" and source == "holder.gender":
+        return identifiers.gender_of(holder.id)
+    return None
+
+
+def _certified_fields(
+    type_: CertificateType, fields: Mapping[str, Any], *, holder: Holder, at: date
+) -> dict[str, Any]:
+    """The facts the certificate states: each of the type's declared fields from its sources
+    (what the decision carries — an application's form holds more than its certificate
+    states — or the holder, or the day of issue), else the type's default; required ones
+    present; values text or whole numbers (signed JSON takes no floats)."""
     problems = []
     certified: dict[str, Any] = {}
     for declared in type_.fields:
         name = declared["name"]
-        value = fields.get(name, declared.get("default"))
+        value = None
+        for source in field_sources(declared):
+            value = _source_value(source, fields=fields, holder=holder, at=at)
+            if value not in (None, ""):
+                break
+        if value in (None, ""):
+            value = declared.get("default")
         if value in (None, ""):
             if declared.get("required", True):
                 problems.append(f"缺少证照项目：{declared['title']}")
@@ -204,8 +271,10 @@ async def issue_certificate(
         )
     except identifiers.InvalidIdentifier as exc:
         raise InvalidCertificateData(str(exc)) from exc
-    certified = _certified_fields(type_, fields)
     at = (at or datetime.now(UTC)).astimezone(UTC)
+    certified = _certified_fields(
+        type_, fields, holder=Holder(kind=holder.kind, id=holder_id, name=holder.name), at=at.date()
+    )
     valid_from = at.date()
     valid_until = valid_from + timedelta(days=type_.validity_days) if type_.validity_days else None
     key = await _active_key(session, issuer_code=type_.issuer_code, cipher=cipher, at=at)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from approval_service.events import CaseApproved
 from catalog_service.events import ItemPublished
 from sharing_service import certificates, repository
+from sharing_service.events import CertificateFailed, outbox
 from sharing_service.models import ItemVersionCopy
 from wangban.consumer import Consumer, PoisonEvent
 from wangban.crypto import BlindIndex, FieldCipher
@@ -64,16 +65,31 @@ def build_consumer(settings: Settings) -> Consumer:
             id=cipher.decrypt(event.holder_id_enc, context=HOLDER_CONTEXT),
             name=cipher.decrypt(event.holder_name_enc, context=HOLDER_CONTEXT),
         )
-        await certificates.issue_certificate(
-            session,
-            application_id=event.application_id,
-            type_code=event.certificate_type,
-            holder=holder,
-            fields={**_facts(event), **event.certificate_fields},
-            cipher=cipher,
-            blind_index=blind_index,
-            at=datetime.fromisoformat(event.decided_at),
-        )
+        try:
+            await certificates.issue_certificate(
+                session,
+                application_id=event.application_id,
+                type_code=event.certificate_type,
+                holder=holder,
+                fields={**_facts(event), **event.certificate_fields},
+                cipher=cipher,
+                blind_index=blind_index,
+                at=datetime.fromisoformat(event.decided_at),
+            )
+        except (certificates.InvalidCertificateData, certificates.UnknownCertificateType) as exc:
+            # The data will not change by retrying: a dead letter alone would leave the
+            # application "approved" with nobody told. Say so, so intake shows staff a problem.
+            type_ = await repository.certificate_type(session, event.certificate_type)
+            await outbox.publish(
+                session,
+                CertificateFailed(
+                    application_id=event.application_id,
+                    type_code=event.certificate_type,
+                    type_name=type_.name if type_ is not None else event.certificate_type,
+                    reason=exc.detail or exc.title,
+                    failed_at=datetime.now(UTC).isoformat(),
+                ),
+            )
 
     def _facts(event: CaseApproved) -> dict[str, Any]:
         if not event.certificate_facts_enc:

@@ -16,7 +16,10 @@ CERTIFICATES_TOPIC = registry.topic(
     "wangban.sharing.certificates",
     partitions=3,
     description="Electronic certificates (电子证照): issued, and every change of status.",
-    key_description="The certificate id: one certificate's history arrives in order.",
+    key_description=(
+        "The certificate id: one certificate's history arrives in order (certificate.failed: "
+        "the application id, as no certificate exists)."
+    ),
 )
 
 LOOKUPS_TOPIC = registry.topic(
@@ -50,6 +53,23 @@ class CertificateIssued(Event):
     holder_kind: str
     issued_at: str
     valid_until: str | None
+
+
+@registry.event(
+    type="cn.wangban.sharing.certificate.failed.v1",
+    topic=CERTIFICATES_TOPIC,
+    key="application_id",
+)
+class CertificateFailed(Event):
+    """The certificate an approved application earned could not be issued (its type is not
+    registered, or an item it must state is missing): the application cannot be completed
+    and staff must act. ``reason`` names the missing items, never their values."""
+
+    application_id: str
+    type_code: str
+    type_name: str
+    reason: str
+    failed_at: str
 
 
 @registry.event(

@@ -165,6 +165,11 @@ async def seed_registry(session: AsyncSession) -> None:
                 legal_basis=grant["legal_basis"],
             )
     for type_ in _demo("certificate_types.json"):
-        if await repository.certificate_type(session, type_["code"]) is None:
+        existing_type = await repository.certificate_type(session, type_["code"])
+        if existing_type is None:
             session.add(CertificateType(**type_))
+        elif existing_type.fields != type_["fields"]:
+            # Where each item comes from is demo data too: a corrected mapping reaches a
+            # library seeded by an earlier release (the issued certificates are unchanged).
+            existing_type.fields = type_["fields"]
     await session.flush()

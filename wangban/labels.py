@@ -21,6 +21,7 @@ STATUS_LABELS: Final[Mapping[str, str]] = {
     "correction_requested": "待补正",
     "resubmitted": "已补正",
     "approved": "审批通过",
+    "certificate_failed": "审批通过，证照待出具",
     "denied": "不予通过",
     "completed": "已办结",
     "delivered": "结果已送达",

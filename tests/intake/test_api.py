@@ -293,7 +293,12 @@ async def test_rating_a_completed_application_and_the_rectification_it_opens(
     from wangban.events import envelope_for
 
     department = f"评价测试局-{uuid.uuid4().hex[:6]}"
-    version = await intake.item(department=department, materials=COMMITMENT_ONLY)
+    version = await intake.item(
+        department=department,
+        materials=COMMITMENT_ONLY,
+        result_kind="decision",  # completed on approval (a certificate item waits for it)
+        certificate_type=None,
+    )
     alice = intake.citizen("u-alice-5", ALICE)
     created = await intake.client.post(
         "/applications", json=_body(version, ALICE), headers={**alice, "Idempotency-Key": "r-1"}

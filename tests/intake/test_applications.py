@@ -326,8 +326,9 @@ def _approved(application: Application, at: datetime) -> CaseApproved:
 async def _accepted_with_a_material_missing(
     session: AsyncSession, settings: Settings
 ) -> Application:
-    """Accepted by a clerk on NOW with the 可容缺 最低生活保障证明 still missing."""
-    application = await _draft(session, settings)
+    """Accepted by a clerk on NOW with the 可容缺 最低生活保障证明 still missing (an item
+    whose result is a decision: one promising a certificate also waits for it)."""
+    application = await _draft(session, settings, result_kind="decision", certificate_type=None)
     file_id = await library_file(session, owner=application.applicant_subject)
     await _submit(
         session,
@@ -450,9 +451,14 @@ async def test_a_bundle_fans_out_and_reports_one_status(
     db_session: AsyncSession, settings: Settings
 ) -> None:
     commitment = [{"name": "承诺书", "source": "commitment"}]
-    first = await publish_item(db_session, name="出生医学证明首次签发", materials=commitment)
+    # Decision results: a member promising a certificate is 办结 only once it is issued.
+    decision: dict[str, Any] = {"result_kind": "decision", "certificate_type": None}
+    first = await publish_item(
+        db_session, name="出生医学证明首次签发", materials=commitment, **decision
+    )
     second = await publish_item(
         db_session,
+        **decision,
         name="新生儿入户登记",
         department="东莞市公安局",
         materials=commitment,

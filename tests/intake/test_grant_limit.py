@@ -36,7 +36,14 @@ def _person() -> str:
 
 
 async def _item(session: AsyncSession, **limit: Any) -> ItemVersionCopy:
-    return await publish_item(session, materials=COMMITMENT, auto_approval=False, **limit)
+    return await publish_item(
+        session,
+        materials=COMMITMENT,
+        auto_approval=False,
+        result_kind="decision",  # completed on approval, without waiting for a certificate
+        certificate_type=None,
+        **limit,
+    )
 
 
 async def _apply(

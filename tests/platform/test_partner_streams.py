@@ -307,6 +307,7 @@ NOT_PERSONAL: dict[tuple[str, str], str] = {
     ("cn.wangban.approval.case.approved.v1", "holder_kind"): "'person' or 'company'",
     ("cn.wangban.sharing.certificate.issued.v1", "holder_kind"): "'person' or 'company'",
     ("cn.wangban.sharing.certificate.issued.v1", "type_name"): "the certificate type's name",
+    ("cn.wangban.sharing.certificate.failed.v1", "type_name"): "the certificate type's name",
     (
         "cn.wangban.notify.message.failed.v1",
         "code",
