@@ -53,7 +53,6 @@ CERTIFICATE_GAPS: Mapping[str, str] = {
     "个体工商户设立登记": "the licence's holder is the business being registered (no credit code "
     "yet), and 类型/经营者/成立日期 are not in the form",
     "有限责任公司设立登记": "as above, for the company",
-    "营业执照变更登记（个体工商户）": "the licence's current facts are not in the form",
     "食品经营许可（新办）": "经营场所 and 许可证编号 are neither in the form nor assigned",
     "食品经营许可延续": "经营项目 and 经营场所 are not in the form",
     "残疾人证到期换领": "残疾类别/等级/证号 are not in the form",
