@@ -64,16 +64,14 @@ CERTIFICATE_GAPS: Mapping[str, str] = {
 OTHER_GAPS: Mapping[tuple[str, str], str] = {
     # (persona, item) → what the production path does instead of what docs/demo.md says
     # (found by this test; to be fixed, then removed from here).
+    # No record to share: approval hands a case with missing data to a person, while
+    # docs/demo.md (evaluating the rules on empty data) says the rule refuses it.
     ("chen_siqi", "社会保险个人参保证明查询打印"): "stays under_review instead of refused",
     ("zhao_zhigang", "出生医学证明首次签发"): "stays under_review instead of refused",
+    # Cause not yet investigated.
     ("liang_yongkang", "困难残疾人生活补贴和重度残疾人护理补贴申领"): "stays under_review",
     ("liang_yongkang", "残疾人证到期换领"): "stays under_review",
     ("deng_meiling", "居住证签注"): "stays under_review instead of 秒批",
-    ("liu_jianguo", "有限责任公司设立登记"): "accepted with a 容缺 material, stays accepted",
-    ("zhou_guohua", "有限责任公司设立登记"): "accepted with a 容缺 material, stays accepted",
-    ("zhong_weiqiang", "有限责任公司设立登记"): "accepted with a 容缺 material, stays accepted",
-    ("li_guifen", "食品经营许可（新办）"): "accepted with a 容缺 material, stays accepted",
-    ("wu_haiyan", "食品经营许可（新办）"): "accepted with a 容缺 material, stays accepted",
 }
 
 
@@ -174,9 +172,24 @@ async def _in_wallet(
 async def _submit(
     api: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any], item: Mapping[str, Any]
 ) -> httpx.Response:
-    """Submit as a citizen does: a material the platform cannot find for them (no record to
-    share, no certificate in the wallet, a scan it needs) is uploaded and the form sent again;
-    "busy, try again later" is tried again a few times."""
+    """Submit as a citizen does: the scans the item asks for (容缺 ones too) go up first; a
+    material the platform cannot find for them (no record to share, no certificate in the
+    wallet) is uploaded and the form sent again; "busy, try again later" is tried again."""
+
+    async def upload(name: str) -> str:
+        uploaded = await api.post(
+            f"/api/v1/applications/{uuid.uuid4()}/materials",
+            files={"file": ("scan.pdf", PDF, "application/pdf")},
+            data={"material_name": name},
+            headers=headers,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        return str(uploaded.json()["id"])
+
+    names = {m["name"]: i for i, m in enumerate(item["materials"])}
+    for name, index in names.items():
+        if item["materials"][index]["source"] == "upload":
+            body["materials"].append({"index": index, "file_id": await upload(name)})
     for _ in range(5):
         applied = await api.post(
             "/api/v1/applications",
@@ -188,16 +201,8 @@ async def _submit(
             continue
         if applied.status_code != 422 or not applied.json().get("missing"):
             return applied
-        names = {m["name"]: i for i, m in enumerate(item["materials"])}
         for name in applied.json()["missing"]:
-            uploaded = await api.post(
-                f"/api/v1/applications/{uuid.uuid4()}/materials",
-                files={"file": ("scan.pdf", PDF, "application/pdf")},
-                data={"material_name": name},
-                headers=headers,
-            )
-            assert uploaded.status_code == 201, uploaded.text
-            body["materials"].append({"index": names[name], "file_id": uploaded.json()["id"]})
+            body["materials"].append({"index": names[name], "file_id": await upload(name)})
     return applied
 
 
