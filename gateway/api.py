@@ -714,7 +714,6 @@ async def verify_certificate(
 async def apply(
     body: ApplyIn,
     identity: Citizen,
-    session: UnitOfWork,
     services: Services,
     request: Request,
     idempotency_key: Annotated[str, Header(alias=IDEMPOTENCY_KEY_HEADER, max_length=100)],
@@ -728,7 +727,7 @@ async def apply(
     for limit, who in counted:
         await _limit(request, limit=limit, who=who, now=now)
     try:
-        answer = await _submit(body, identity, session, services, request, idempotency_key)
+        answer = await _submit(body, identity, services, request, idempotency_key)
     except Exception as refused:
         if ratelimit.our_fault(refused.status if isinstance(refused, Problem) else 500, None):
             await _refund(request, counted, now=now)
@@ -762,25 +761,34 @@ def _problem_type(answer: Response) -> str | None:
 async def _submit(
     body: ApplyIn,
     identity: Identity,
-    session: AsyncSession,
     services: Upstreams,
     request: Request,
     idempotency_key: str,
 ) -> Response:
-    account = await _account(session, identity)
-    person = accounts.verified_person(account, _cipher(request))
-    applicant: dict[str, str] = {
-        "kind": "person",
-        "id_number": person.id_number,
-        "name": person.name,
-    }
-    caller = identity
-    if body.act_for_company:
-        company = await accounts.company_to_act_for(
-            session, account=account, uscc=body.act_for_company
-        )
-        applicant = {"kind": "company", "id_number": company.uscc, "name": company.company_name}
-        caller = accounts.citizen_identity(account, acting_for=company.uscc)
+    # The account is read in a session of its own, closed before the catalog and intake are
+    # called: a submission waiting for them holds no pooled connection (a burst of slow
+    # submissions once emptied the gateway's pool and stalled every route).
+    database: Database = request.app.state.database
+    async with database.read_sessionmaker() as reads:
+        account = await _account(reads, identity)
+        person = accounts.verified_person(account, _cipher(request))
+        applicant: dict[str, str] = {
+            "kind": "person",
+            "id_number": person.id_number,
+            "name": person.name,
+        }
+        caller = identity
+        if body.act_for_company:
+            company = await accounts.company_to_act_for(
+                reads, account=account, uscc=body.act_for_company
+            )
+            applicant = {
+                "kind": "company",
+                "id_number": company.uscc,
+                "name": company.company_name,
+            }
+            caller = accounts.citizen_identity(account, acting_for=company.uscc)
+    if caller is not identity:
         identity_var.set(caller)
     target: dict[str, Any]
     if body.item_code is not None:
