@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sharing_service import (
     audit,
+    catalog_copies,
     certificates,
     identity_check,
     lookups,
@@ -69,6 +70,7 @@ from wangban.auth import (
     InternalTokens,
     require_roles,
 )
+from wangban.catalog_client import CatalogClient, CatalogUnavailable
 from wangban.crypto import BlindIndex, FieldCipher, mask_name
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import Forbidden, NotFound, Unauthorized, problem_responses
@@ -141,10 +143,22 @@ async def close_directory(app: FastAPI) -> None:
     directory = getattr(app.state, "provider_directory", None)
     if directory is not None:
         await directory.close()
+    catalog = getattr(app.state, "sharing_catalog", None)
+    if catalog is not None:
+        await catalog.aclose()
+
+
+async def _catalog(request: Request) -> CatalogClient:
+    state = request.app.state
+    if not hasattr(state, "sharing_catalog"):
+        state.sharing_catalog = CatalogClient(state.settings, caller="sharing")
+    catalog: CatalogClient = state.sharing_catalog
+    return catalog
 
 
 PlatformKeys = Annotated[Keys, Depends(_keys)]
 Providers = Annotated[ProviderDirectory, Depends(_directory)]
+Catalog = Annotated[CatalogClient, Depends(_catalog)]
 
 
 ROLE_LABELS: dict[str, str] = {
@@ -281,7 +295,7 @@ async def lookup(
 @public.post(
     "/materials/resolve",
     summary="Which materials of an item version the applicant need not bring (免证明)",
-    responses=problem_responses(NotAConsumer, materials.ItemVersionUnknown),
+    responses=problem_responses(NotAConsumer, materials.ItemVersionUnknown, CatalogUnavailable),
 )
 async def resolve_materials(
     body: ResolveIn,
@@ -289,8 +303,15 @@ async def resolve_materials(
     identity: CurrentIdentity,
     keys: PlatformKeys,
     providers: Providers,
+    catalog: Catalog,
     request: Request,
 ) -> ResolveOut:
+    # Our copy may lag the catalogue (a version just published, sharing just started): ask
+    # the catalog rather than refuse the applicant. Before the request's session first speaks
+    # to the database, so no connection is held while the catalog answers.
+    await catalog_copies.ensure_version(
+        request.app.state.database, catalog=catalog, version_id=body.item_version_id
+    )
     resolved = await materials.resolve_materials(
         session,
         caller=_caller(identity, request),

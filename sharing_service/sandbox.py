@@ -470,7 +470,8 @@ PERSONAS: Final[tuple[Persona, ...]] = (
         fails=(
             _no(HUKOU_BOOKLET, "adult_applicant", "未满18周岁"),
             _no(RESIDENT_MEDICAL, "not_already_insured", "已参加城乡居民医保"),
-            _no(INSURANCE_PROOF, "has_record", "没有社会保险参保记录"),
+            # No record: the machine never refuses for missing data, a person decides.
+            _refer(INSURANCE_PROOF, "has_record", "社保系统没有她的记录，无法自动核验，转人工"),
         ),
         forms={
             CROSS_PROVINCE_MEDICAL: {
@@ -736,7 +737,7 @@ PERSONAS: Final[tuple[Persona, ...]] = (
         fails=(
             _no(GJJ_RENT, "account_normal", "公积金账户已封存"),
             _no(CROSS_PROVINCE_MEDICAL, "insured", "医保已中断"),
-            _no(BIRTH_CERTIFICATE, "birth_record_exists", "没有新生儿出生登记"),
+            _refer(BIRTH_CERTIFICATE, "birth_record_exists", "没有新生儿出生登记，转人工"),
             _refer(GJJ_RETIREMENT, "retired", "未领取养老金，退休条件需人工核实"),
         ),
         forms={
@@ -794,8 +795,8 @@ PERSONAS: Final[tuple[Persona, ...]] = (
         key="deng_meiling",
         name="邓美玲",
         id_number=ID_DENG_MEILING,
-        role="广西南宁户籍，1988年生，持东莞居住证在寮步镇租房、经营网店；三级视力残疾"
-        "（残疾人证由南宁发放）；原在南宁参加的医保已中断",
+        role="广西南宁户籍，1988年生，持东莞居住证在寮步镇租房、经营网店，以灵活就业人员身份"
+        "在东莞参加养老保险；三级视力残疾（残疾人证由南宁发放）；原在南宁参加的医保已中断",
         passes=(
             _ok(RESIDENCE_PERMIT, "非东莞户籍，有房屋租赁合同"),
             _ok(RESIDENT_MEDICAL, "医保已中断，持有东莞居住证"),
@@ -1842,6 +1843,19 @@ class _Builder:
             ethnicity="壮族",
         )
         self.single(ID_DENG_MEILING)
+        # Insured in 东莞 as a flexible worker since she came: 居住证签注's stable_condition
+        # reads this record, and without one the engine refers her (no record, no decision).
+        self.put(
+            "renshe.shebao",
+            ID_DENG_MEILING,
+            {
+                "insured": True,
+                "insurance_type": ["企业职工基本养老保险"],
+                "insured_months": 38,
+                "pension_status": "未领取",
+                "monthly_base": 4200.0,
+            },
+        )
         self.medical(ID_DENG_MEILING, kind=_RESIDENT_MEDICAL, since=date(2015, 1, 1), insured=False)
         self.disability(
             ID_DENG_MEILING, level="三级", category="视力残疾", valid_until=date(2030, 6, 30)

@@ -450,26 +450,10 @@ class Divergence:
     why: str
 
 
-# Claims the engine does not follow: the sandbox treats "no record" as an answer a rule may
-# refuse (or pass) on, while the engine never decides against an applicant on a dataset that
-# answered "no record" (the issue: missing data → manual review). Each entry pins what the
-# engine does instead, so the list must change when either side does.
-DIVERGENCES: dict[tuple[str, str], Divergence] = {
-    ("chen_siqi", "11441900007330475R-000320001000-01"): Divergence(
-        "refer", "has_record", "社保无记录：沙箱判不予（“未查询到参保缴费记录”），引擎转人工"
-    ),
-    ("zhao_zhigang", "114419000073309264-000707001000-01"): Divergence(
-        "refer",
-        "birth_record_exists",
-        "无出生登记：沙箱判不予（“未查询到新生儿出生信息”），引擎转人工",
-    ),
-    ("deng_meiling", "11441900007330117Q-000120001000-01"): Divergence(
-        "refer",
-        "stable_condition",
-        "社保无记录：沙箱凭租赁合同通过（CEL 的 || 吸收了缺失字段的错误），"
-        "引擎因所需数据集无记录而不求值、转人工",
-    ),
-}
+# Claims the engine does not follow, each pinned to what the engine does instead (so the
+# list must change when either side does). None now: the sandbox's claims follow the engine
+# on missing data too (a dataset without a record is never refused on: a person decides).
+DIVERGENCES: dict[tuple[str, str], Divergence] = {}
 
 _CLAIMS = [(persona, claim) for persona in PERSONAS for claim in persona.claims]
 

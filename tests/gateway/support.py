@@ -124,6 +124,11 @@ async def running_gateway(
         )
         await stack.enter_async_context(catalog.router.lifespan_context(catalog))
         catalog_url = await stack.enter_async_context(serve_asgi(catalog))
+        # Sharing (started first: the catalog needs its URL) asks the catalog for a version
+        # its copy lacks: it reads the URL from its settings when it first needs it.
+        sharing.state.settings = sharing.state.settings.model_copy(
+            update={"catalog_url": catalog_url}
+        )
         settings = make_settings(
             infrastructure, sharing_url=sharing_url, catalog_url=catalog_url, **overrides
         )

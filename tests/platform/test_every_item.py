@@ -64,14 +64,11 @@ CERTIFICATE_GAPS: Mapping[str, str] = {
 OTHER_GAPS: Mapping[tuple[str, str], str] = {
     # (persona, item) → what the production path does instead of what docs/demo.md says
     # (found by this test; to be fixed, then removed from here).
-    # No record to share: approval hands a case with missing data to a person, while
-    # docs/demo.md (evaluating the rules on empty data) says the rule refuses it.
-    ("chen_siqi", "社会保险个人参保证明查询打印"): "stays under_review instead of refused",
-    ("zhao_zhigang", "出生医学证明首次签发"): "stays under_review instead of refused",
-    # Cause not yet investigated.
+    # Their data needs the applicant's consent (minzheng.canji is sensitive personal data),
+    # and no consent can be given through the gateway: approval's lookup is refused and the
+    # case goes to a person.
     ("liang_yongkang", "困难残疾人生活补贴和重度残疾人护理补贴申领"): "stays under_review",
     ("liang_yongkang", "残疾人证到期换领"): "stays under_review",
-    ("deng_meiling", "居住证签注"): "stays under_review instead of 秒批",
 }
 
 

@@ -20,8 +20,10 @@ from jsonschema import Draft202012Validator
 
 from sharing_service.providers import ProviderUnavailable, Subject
 from sharing_service.sandbox import (
+    BIRTH_CERTIFICATE,
     COMPANIES,
     CST,
+    INSURANCE_PROOF,
     PERSONAS,
     PROPERTY_QUERY,
     SOURCES,
@@ -438,7 +440,8 @@ def test_personas_are_well_formed() -> None:
                 assert COMPANY[claim.as_company].representative_id == persona.id_number
             if claim.rule is not None:
                 rule = next(r for r in item["rules"] if r["name"] == claim.rule)
-                assert bool(rule.get("refer")) == (claim.outcome == "refer")
+                # A refusing rule decides a referral too when its data has no record.
+                assert claim.outcome == "refer" or not rule.get("refer")
             else:
                 assert claim.outcome == "pass"
 
@@ -463,8 +466,10 @@ def test_every_auto_approved_item_has_a_passing_and_a_failing_persona() -> None:
                 data_failures[claim.item_code].append(persona.key)
     assert set(passes) == set(ITEMS)
     # 不动产登记信息查询's only data rule refers to a person (it fails only when the registry
-    # cannot answer), so no data can make it refuse.
-    assert set(data_failures) == set(ITEMS) - {PROPERTY_QUERY}
+    # cannot answer), so no data can make it refuse. The data rules of 社保参保证明 and
+    # 出生医学证明 refuse only a record that exists but is empty (no months paid, no birth
+    # date), which no persona has: an applicant without a record is referred, never refused.
+    assert set(data_failures) == set(ITEMS) - {PROPERTY_QUERY, INSURANCE_PROOF, BIRTH_CERTIFICATE}
 
 
 _ENV = celpy.Environment()
@@ -519,7 +524,9 @@ async def _context(
         record = await provider.fetch(
             dataset=dataset, subject=subject, fields=sorted(names), request_id="test"
         )
-        values = dict(record.values) if record is not None else {}
+        if record is None:
+            continue  # no record: the rules that need the dataset are not evaluated
+        values = dict(record.values)
         if missing == "zero":
             for name in names:
                 values.setdefault(name, _ZERO[FIELD_TYPES[dataset][name]])
@@ -534,11 +541,15 @@ async def _context(
 
 def _evaluate(item: dict[str, Any], context: dict[str, Any]) -> tuple[Outcome, str | None]:
     """Every rule must be true. A rule that errs (a field the record lacks) counts as not
-    satisfied. The deciding rule is the first failing one that refuses, else the first failing
-    one that refers to a person."""
+    satisfied; one needing a dataset without a record is not evaluated and can only refer (the
+    machine never refuses for missing data). The deciding rule is the first failing one that
+    refuses, else the first failing one that refers to a person."""
     activation = {name: celpy.json_to_cel(value) for name, value in context.items()}
     failing: list[dict[str, Any]] = []
     for rule in item["rules"]:
+        if any(d not in context["shared"] for d in rule["needs"]):
+            failing.append({**rule, "refer": True})
+            continue
         try:
             result = _program(rule["expression"]).evaluate(activation)
         except celpy.CELEvalError:
