@@ -151,14 +151,20 @@ async def _active_key(
 
 SOURCES_FROM_HOLDER = frozenset({"holder.name", "holder.birth_date", "holder.gender"})
 """Where a certificate item may come from besides the form: what the holder's ID number and
-name state, and the day of issue (``issued_on``)."""
+name state, the day of issue (``issued_on``) and the number assigned at issue (``serial``)."""
+
+DEFAULT_NUMBER_FORMAT = "{serial:010d}"
+"""How a number assigned at issue is written when the type's item names no ``number_format``."""
 
 
 def field_sources(declared: Mapping[str, Any]) -> list[str]:
     """Where a declared certificate item is taken from, first found wins: ``form.<field>``
     (the application's form, prefilled government values included), ``holder.name``,
-    ``holder.birth_date``, ``holder.gender`` (a person's, read from the ID number) or
-    ``issued_on``; by default the form field of the same name. A ``default`` applies after."""
+    ``holder.birth_date``, ``holder.gender`` (a person's, read from the ID number),
+    ``issued_on`` or ``serial`` (a number the issuing department assigns at issue — 证号,
+    许可证编号 —, the certificate's 流水号 written by the item's ``number_format``, e.g.
+    ``"JY1441900{serial:07d}"``; ``{year}`` is the year of issue); by default the form field
+    of the same name. A ``default`` applies after."""
     sources = declared.get("from")
     if isinstance(sources, str):
         return [sources]
@@ -183,7 +189,9 @@ def unobtainable_fields(
             continue
         reachable = False
         for source in field_sources(declared):
-            if source == "issued_on" or (source in SOURCES_FROM_HOLDER and holder_kind == "person"):
+            if source in ("issued_on", "serial") or (
+                source in SOURCES_FROM_HOLDER and holder_kind == "person"
+            ):
                 reachable = True
             elif source == "holder.name":
                 reachable = True
@@ -194,11 +202,33 @@ def unobtainable_fields(
     return missing
 
 
-def _source_value(source: str, *, fields: Mapping[str, Any], holder: Holder, at: date) -> Any:
+def assigned_number(declared: Mapping[str, Any], *, serial: int, at: date) -> str:
+    """The number the issuing department gives this item at issue, from the certificate's
+    流水号 (unique per type and issuer, so the number is too)."""
+    template = str(declared.get("number_format") or DEFAULT_NUMBER_FORMAT)
+    try:
+        return template.format(serial=serial, year=at.year)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidCertificateData(
+            f"证照项目「{declared['title']}」的编号格式有误：{template}"
+        ) from exc
+
+
+def _source_value(
+    source: str,
+    *,
+    declared: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    holder: Holder,
+    at: date,
+    serial: int,
+) -> Any:
     if source.startswith("form."):
         return fields.get(source.removeprefix("form."))
     if source == "issued_on":
         return at.isoformat()
+    if source == "serial":
+        return assigned_number(declared, serial=serial, at=at)
     if source == "holder.name":
         return holder.name
     if holder.kind == "person" and source == "holder.birth_date":
@@ -209,19 +239,22 @@ def _source_value(source: str, *, fields: Mapping[str, Any], holder: Holder, at:
 
 
 def _certified_fields(
-    type_: CertificateType, fields: Mapping[str, Any], *, holder: Holder, at: date
+    type_: CertificateType, fields: Mapping[str, Any], *, holder: Holder, at: date, serial: int
 ) -> dict[str, Any]:
     """The facts the certificate states: each of the type's declared fields from its sources
     (what the decision carries — an application's form holds more than its certificate
-    states — or the holder, or the day of issue), else the type's default; required ones
-    present; values text or whole numbers (signed JSON takes no floats)."""
+    states — or the holder, the day of issue, the number assigned at issue), else the type's
+    default; required ones present; values text or whole numbers (signed JSON takes no
+    floats)."""
     problems = []
     certified: dict[str, Any] = {}
     for declared in type_.fields:
         name = declared["name"]
         value = None
         for source in field_sources(declared):
-            value = _source_value(source, fields=fields, holder=holder, at=at)
+            value = _source_value(
+                source, declared=declared, fields=fields, holder=holder, at=at, serial=serial
+            )
             if value not in (None, ""):
                 break
         if value in (None, ""):
@@ -272,15 +305,17 @@ async def issue_certificate(
     except identifiers.InvalidIdentifier as exc:
         raise InvalidCertificateData(str(exc)) from exc
     at = (at or datetime.now(UTC)).astimezone(UTC)
-    certified = _certified_fields(
-        type_, fields, holder=Holder(kind=holder.kind, id=holder_id, name=holder.name), at=at.date()
-    )
+    checked = Holder(kind=holder.kind, id=holder_id, name=holder.name)
+    # Checked before a 流水号 is taken: a certificate that cannot be issued (the failure is
+    # recorded and committed) must not use up a number.
+    _certified_fields(type_, fields, holder=checked, at=at.date(), serial=0)
     valid_from = at.date()
     valid_until = valid_from + timedelta(days=type_.validity_days) if type_.validity_days else None
     key = await _active_key(session, issuer_code=type_.issuer_code, cipher=cipher, at=at)
     serial = await repository.next_serial(
         session, type_code=type_.code, issuer_code=type_.issuer_code
     )
+    certified = _certified_fields(type_, fields, holder=checked, at=at.date(), serial=serial)
     certificate_id = str(
         CertificateId.build(type_code=type_.code, issuer_code=type_.issuer_code, serial=serial)
     )

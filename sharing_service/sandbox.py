@@ -525,8 +525,13 @@ PERSONAS: Final[tuple[Persona, ...]] = (
             },
             SOLE_TRADER_CHANGE: {"change_items": ["经营范围"], "new_scope": "日用百货零售"},
             FOOD_LICENCE_RENEWAL: {
-                "license_number": "J14419000031562",
+                "license_number": "JY14419000031562",
                 "expiry_date": DaysFromToday(20),
+                "business_items": [
+                    "预包装食品销售（含冷藏冷冻食品）",
+                    "散装食品销售（不含冷藏冷冻食品）",
+                ],
+                "premises": "广东省东莞市麻涌镇新基村新基大街28号",
                 "conditions_unchanged": True,
                 "delivery_method": "窗口领取",
             },
@@ -954,14 +959,17 @@ PERSONAS: Final[tuple[Persona, ...]] = (
                 "new_address": "广东省东莞市南城街道宏图路66号",
             },
             FOOD_LICENCE_RENEWAL: {
-                "license_number": "J14419000087341",
+                "license_number": "JY14419000087341",
                 "expiry_date": DaysFromToday(45),
+                "business_items": ["预包装食品销售（含冷藏冷冻食品）"],
+                "premises": "广东省东莞市南城街道胜和路21号",
                 "conditions_unchanged": True,
                 "delivery_method": "电子证照",
             },
             TAX_CLEARANCE: {"cancel_reason": "依法解散", "invoices_cancelled": True},
             FOOD_LICENCE_NEW: {
                 "business_items": ["预包装食品销售（含冷藏冷冻食品）"],
+                "premises": "广东省东莞市南城街道元美路9号",
                 "premises_area": 60.0,
                 "has_food_safety_officer": True,
                 "delivery_method": "电子证照",
@@ -988,6 +996,7 @@ PERSONAS: Final[tuple[Persona, ...]] = (
             INVOICE_LIMIT: {"limit_amount": 10000, "reason": "集体物业出租需开具增值税专用发票"},
             FOOD_LICENCE_NEW: {
                 "business_items": ["预包装食品销售（含冷藏冷冻食品）"],
+                "premises": "广东省东莞市麻涌镇新基村新基大街2号",
                 "premises_area": 35.5,
                 "storage_address": "广东省东莞市麻涌镇新基村新基大街2号",
                 "has_food_safety_officer": True,
@@ -1186,6 +1195,16 @@ _DISABILITY_CATEGORIES: Final = (
     "精神残疾",
 )
 _DISABILITY_LEVELS: Final = ("一级", "二级", "三级", "四级")
+_DISABILITY_CATEGORY_CODES: Final = {
+    "视力残疾": "1",
+    "听力残疾": "2",
+    "言语残疾": "3",
+    "肢体残疾": "4",
+    "智力残疾": "5",
+    "精神残疾": "6",
+    "多重残疾": "7",
+}
+"""The category digit of a 残疾人证号 (the ID number, then the category and level digits)."""
 _BACKGROUND_EMPLOYERS: Final = ("huayue", "songhu", "hongfu", "jinxiu", "yufeng", "xinda")
 
 
@@ -1440,6 +1459,9 @@ class _Builder:
                 "has_card": valid_until >= self.today,
                 "disability_level": level,
                 "disability_category": category,
+                "card_no": pid
+                + _DISABILITY_CATEGORY_CODES[category]
+                + str(_DISABILITY_LEVELS.index(level) + 1),
                 "card_valid_until": _iso(valid_until),
             },
         )

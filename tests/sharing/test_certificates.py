@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import CaseApproved
 from sharing_service import certificates, materials
+from sharing_service.certificate_ids import CertificateId
 from sharing_service.certificates import CertificateStatus, Holder, Verdict
 from sharing_service.consumers import HOLDER_CONTEXT, build_consumer
 from sharing_service.lookups import Caller
@@ -249,6 +250,69 @@ async def test_certificate_data_is_checked_against_its_type(
         await _issue(library, settings, type_code="business_license")
     with pytest.raises(certificates.UnknownCertificateType):
         await _issue(library, settings, type_code="no_such_type")
+
+
+async def test_numbers_the_department_assigns_at_issue_come_from_the_serial(
+    library: AsyncSession, settings: Settings
+) -> None:
+    """结婚证字号, 许可证编号, 不动产权证号 are given at issue: written from the certificate's
+    流水号 by the type's format; a number the form carries (a reissued certificate keeps
+    its own) wins; a certificate that cannot be issued uses up no number."""
+    cipher, _ = keys(settings)
+
+    def stated(row: Certificate) -> dict[str, Any]:
+        return dict(certificates.read_document(row, cipher=cipher)["fields"])
+
+    def serial(row: Certificate) -> int:
+        return CertificateId.parse(row.id).serial
+
+    first = await _issue(
+        library, settings, type_code="marriage_certificate", fields={"partner_name": "李四"}
+    )
+    assert stated(first)["certificate_no"] == f"J441900-2026-{serial(first):06d}"
+    with pytest.raises(certificates.InvalidCertificateData, match="配偶姓名"):
+        await _issue(library, settings, type_code="marriage_certificate", fields={})
+    second = await _issue(
+        library, settings, type_code="marriage_certificate", fields={"partner_name": "王五"}
+    )
+    assert serial(second) == serial(first) + 1
+    assert stated(second)["certificate_no"] == f"J441900-2026-{serial(second):06d}"
+
+    property_facts = {"property_address": "东莞市南城街道宏图路120号", "area_m2": 89.5}
+    transferred = await _issue(
+        library,
+        settings,
+        type_code="property_certificate",
+        fields={**property_facts, "usage": "住宅"},
+    )
+    assert stated(transferred)["certificate_no"] == (
+        f"粤（2026）东莞市不动产权第{serial(transferred):07d}号"
+    )
+    assert stated(transferred)["area_m2"] == "89.5"
+    reissued = await _issue(
+        library,
+        settings,
+        type_code="property_certificate",
+        fields={
+            **property_facts,
+            "usage": "住宅",
+            "certificate_number": "粤（2019）东莞市不动产权第0123456号",
+        },
+    )
+    assert stated(reissued)["certificate_no"] == "粤（2019）东莞市不动产权第0123456号"
+
+
+def test_a_number_format_is_checked_when_used() -> None:
+    declared = {"name": "no", "title": "编号", "number_format": "No.{serial:06d}/{year}"}
+    assert certificates.assigned_number(declared, serial=42, at=date(2026, 1, 2)) == (
+        "No.000042/2026"
+    )
+    with pytest.raises(certificates.InvalidCertificateData, match="编号格式"):
+        certificates.assigned_number(
+            {**declared, "number_format": "{unknown}"}, serial=1, at=date(2026, 1, 2)
+        )
+    sources = [{"name": "no", "title": "编号", "from": ["form.no", "serial"]}]
+    assert certificates.unobtainable_fields(sources, form_schema=None, holder_kind="company") == []
 
 
 async def test_a_certificate_in_the_wallet_satisfies_a_material_and_is_audited(
