@@ -203,13 +203,42 @@ async def prepare(settings: Settings) -> None:
 
     await migrate_services(settings, list(SERVICE_NAMES))
     await seed_services(settings, list(SERVICE_NAMES))
+    await lift_grant_limit(settings)
     load_all_event_modules()
     await ensure_topics(settings)
 
 
-async def item_version_everywhere(database: Any, *, timeout_s: float) -> dict[str, Any]:
-    """The demo item's current version, once intake, approval and sharing hold their copies
-    (they learn it from the catalog's ``item.published``, never by asking the catalog)."""
+async def lift_grant_limit(settings: Settings) -> None:
+    """高龄老人津贴 is granted once per person, and the benchmarks grant it thousands of times
+    to the one sandbox persona who qualifies: in the benchmark's own database the allowance
+    gets a revision without the limit (the rest of its content, rules included, unchanged)."""
+    from catalog_service import repository as catalog_repository
+    from catalog_service import service as catalog
+    from catalog_service.schemas import ItemContent
+    from wangban.db import Database
+
+    database = Database.from_settings(settings)
+    try:
+        async with database.sessionmaker() as session, session.begin():
+            item = await catalog_repository.item_by_code(session, ALLOWANCE_CODE)
+            if item is None:
+                raise RuntimeError("the demo catalogue has no 高龄老人津贴申领 to benchmark")
+            draft = await catalog.start_revision(session, item_id=item.id)
+            content = {**draft.content, "grant_limit": "none"}
+            await catalog.update_draft(
+                session, version_id=draft.id, content=ItemContent.model_validate(content)
+            )
+            await catalog.publish_version(session, version_id=draft.id)
+    finally:
+        await database.dispose()
+
+
+async def item_version_everywhere(
+    database: Any, *, timeout_s: float, code: str = ALLOWANCE_CODE
+) -> dict[str, Any]:
+    """The item's current version (by default the demo allowance's), once intake, approval
+    and sharing hold their copies (they learn it from the catalog's ``item.published``, never
+    by asking the catalog)."""
     deadline = time.monotonic() + timeout_s
     while True:
         async with database.engine.connect() as conn:
@@ -220,7 +249,7 @@ async def item_version_everywhere(database: Any, *, timeout_s: float) -> dict[st
                         "JOIN catalog.item_version v ON v.id = i.current_version_id "
                         "WHERE i.implementing_code = :code"
                     ),
-                    {"code": ALLOWANCE_CODE},
+                    {"code": code},
                 )
             ).first()
             if row is not None:

@@ -31,6 +31,7 @@ from sharing_service.models import Certificate
 from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure, make_settings
+from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from tests.serving import serve_asgi
 from wangban.app import create_service_app
@@ -161,6 +162,10 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
                 for i, m in enumerate(content["materials"])
                 if m["source"] == "commitment"
             ]
+            # Once per person: earlier tests' allowance applications of the persona step aside.
+            await set_aside_earlier_applications(
+                database, settings, id_number=persona.id_number, item_code=ALLOWANCE_CODE
+            )
             response = await intake.post(
                 "/applications",
                 json={

@@ -27,6 +27,7 @@ from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway
+from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from tests.notify.fake_wechat import serve_fake_wechat
 from wangban.crypto import BlindIndex
@@ -152,6 +153,10 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
             i
             for i in json.loads(DEMO_ITEMS.read_text("utf-8"))
             if i["implementing_code"] == ALLOWANCE_CODE
+        )
+        # Granted once per person: earlier tests' allowance applications of the persona step aside.
+        await set_aside_earlier_applications(
+            database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
         )
         key = str(uuid.uuid4())
         application = {

@@ -36,6 +36,7 @@ from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import running_gateway
+from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from tests.notify.fake_sms import serve_fake_sms
 from tests.notify.support import seed_templates
@@ -201,6 +202,10 @@ async def test_a_subscribed_citizen_gets_the_wechat_message_and_the_sms_fallback
                     if m["source"] == "commitment"
                 ],
             }
+            # Once per person: the persona's earlier allowance applications step aside.
+            await set_aside_earlier_applications(
+                database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
+            )
             applied = await api.post(
                 "/api/v1/applications",
                 json=application,

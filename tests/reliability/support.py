@@ -30,6 +30,11 @@ from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure, make_settings
+from tests.grant_limits import (
+    UNLIMITED_ALLOWANCE_CODE,
+    grant_unlimited_allowance_access,
+    unlimited_allowance_content,
+)
 from tests.serving import serve_asgi
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
@@ -42,7 +47,7 @@ from wangban.services import load_spec
 from wangban.settings import SERVICE_NAMES, Settings
 
 ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领 (秒批)
-DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
+ITEM_CODE = UNLIMITED_ALLOWANCE_CODE  # what these scenarios apply for: its unlimited copy
 SERVICES_WITH_INBOX = ("catalog", "intake", "approval", "sharing", "notify", "gateway")
 
 
@@ -52,9 +57,9 @@ def elder() -> Any:
 
 
 def allowance_content() -> dict[str, Any]:
-    demo = json.loads(DEMO_ITEMS.read_text("utf-8"))
-    content: dict[str, Any] = next(i for i in demo if i["implementing_code"] == ALLOWANCE_CODE)
-    return content
+    """The allowance without its once-per-person limit, under a code of its own: these
+    scenarios submit it many times for the one persona who qualifies."""
+    return unlimited_allowance_content()
 
 
 async def publish_allowance(database: Database) -> tuple[str, dict[str, Any]]:
@@ -62,7 +67,9 @@ async def publish_allowance(database: Database) -> tuple[str, dict[str, Any]]:
     content = allowance_content()
     async with database.sessionmaker() as session, session.begin():
         await seed_registry(session)
-        item = await catalog_repository.item_by_code(session, ALLOWANCE_CODE)
+    await grant_unlimited_allowance_access(database)
+    async with database.sessionmaker() as session, session.begin():
+        item = await catalog_repository.item_by_code(session, ITEM_CODE)
         if item is None or item.current_version_id is None:
             draft = await catalog.create_item_draft(
                 session, content=ItemContent.model_validate(content)
@@ -106,7 +113,7 @@ def commitments(content: dict[str, Any]) -> list[dict[str, Any]]:
 def allowance_application() -> dict[str, Any]:
     content = allowance_content()
     return {
-        "item_code": ALLOWANCE_CODE,
+        "item_code": ITEM_CODE,
         "form": elder().form(ALLOWANCE_CODE, today=date.today()),
         "materials": commitments(content),
     }

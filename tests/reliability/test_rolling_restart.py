@@ -23,6 +23,7 @@ import httpx
 from bench.auto_approval import item_version_everywhere
 from tests.conftest import Infrastructure
 from tests.reliability.support import (
+    ITEM_CODE,
     allowance_application,
     dead_letter_counts,
     eventually,
@@ -51,7 +52,7 @@ async def test_every_application_is_final_exactly_once_across_a_rolling_restart(
     dead_before = await dead_letter_counts(database)
     async with platform_processes(infrastructure, tmp_path / "logs") as services:
         async with httpx.AsyncClient(base_url=services.urls["gateway"], timeout=10) as api:
-            await item_version_everywhere(database, timeout_s=60)
+            await item_version_everywhere(database, timeout_s=60, code=ITEM_CODE)
             citizen = await sign_in_elder(api, settings, database)
             application = allowance_application()
             retries: list[str] = []
