@@ -33,7 +33,6 @@ from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS, ItemClaim, Persona, SandboxPopulation
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
-from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from wangban.db import Database
 
@@ -61,14 +60,11 @@ CERTIFICATE_GAPS: Mapping[str, str] = {
 OTHER_GAPS: Mapping[tuple[str, str], str] = {
     # (persona, item) → what the production path does instead of what docs/demo.md says
     # (found by this test; to be fixed, then removed from here).
-    # No record to share: approval hands a case with missing data to a person, while
-    # docs/demo.md (evaluating the rules on empty data) says the rule refuses it.
-    ("chen_siqi", "社会保险个人参保证明查询打印"): "stays under_review instead of refused",
-    ("zhao_zhigang", "出生医学证明首次签发"): "stays under_review instead of refused",
-    # Cause not yet investigated.
+    # Their data needs the applicant's consent (minzheng.canji is sensitive personal data),
+    # and no consent can be given through the gateway: approval's lookup is refused and the
+    # case goes to a person.
     ("liang_yongkang", "困难残疾人生活补贴和重度残疾人护理补贴申领"): "stays under_review",
     ("liang_yongkang", "残疾人证到期换领"): "stays under_review",
-    ("deng_meiling", "居住证签注"): "stays under_review instead of 秒批",
 }
 
 
@@ -261,14 +257,6 @@ async def _apply_and_wait(
     }
     if claim.as_company:
         body["act_for_company"] = claim.as_company
-    elif item.get("grant_limit", "none") != "none":
-        # Granted once per person: earlier tests' applications of the persona step aside.
-        await set_aside_earlier_applications(
-            gateway.database,
-            gateway.settings,
-            id_number=persona.id_number,
-            item_code=claim.item_code,
-        )
     async with submitting:
         applied = await _submit(api, headers, body, item)
     if applied.status_code != 201:
