@@ -911,6 +911,39 @@ async def my_certificate(certificate_id: str, identity: Citizen, services: Servi
 
 
 @citizen_router.get(
+    "/consents",
+    summary="My consents to lookups of my data (数据授权)",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
+async def my_consents(identity: Citizen, services: Services) -> Response:
+    return await services.forward("sharing", "GET", "/me/consents")
+
+
+@citizen_router.post(
+    "/consents",
+    status_code=201,
+    summary="Consent to lookups of my data for an item, before applying (数据授权)",
+    description="Some items' data (敏感个人信息, e.g. disability records) may be looked up only "
+    "with the citizen's consent; without it 秒批 cannot read them and the case goes to a person.",
+    responses=problems(CITIZENS, WITH_BODY, FORWARDED_PROBLEMS),
+)
+async def give_consent(identity: Citizen, services: Services, request: Request) -> Response:
+    content, headers = await _raw(request)
+    return await services.forward(
+        "sharing", "POST", "/me/consents", content=content, headers=headers
+    )
+
+
+@citizen_router.delete(
+    "/consents/{consent_id}",
+    summary="Withdraw a consent",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
+async def withdraw_consent(consent_id: str, identity: Citizen, services: Services) -> Response:
+    return await services.forward("sharing", "DELETE", f"/me/consents/{segment(consent_id)}")
+
+
+@citizen_router.get(
     "/data-usage",
     summary="Who used my data, when and why",
     responses=problems(CITIZENS, FORWARDED_PROBLEMS),
@@ -1164,6 +1197,9 @@ PASS_THROUGH: dict[tuple[str, str], tuple[str, str, str]] = {
     ("GET", f"{API}/certificates"): ("sharing", "GET", "/me/certificates"),
     ("GET", f"{API}/certificates/{{certificate_id}}"): ("sharing", "GET", "/me/certificates/{id}"),
     ("GET", f"{API}/data-usage"): ("sharing", "GET", "/me/data-usage"),
+    ("GET", f"{API}/consents"): ("sharing", "GET", "/me/consents"),
+    ("POST", f"{API}/consents"): ("sharing", "POST", "/me/consents"),
+    ("DELETE", f"{API}/consents/{{consent_id}}"): ("sharing", "DELETE", "/me/consents/{id}"),
     ("GET", f"{API}/messages"): ("notify", "GET", "/me/notifications"),
     ("POST", f"{API}/messages/{{message_id}}/read"): (
         "notify",

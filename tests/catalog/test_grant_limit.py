@@ -52,4 +52,5 @@ def test_the_demo_catalogues_one_time_benefits_declare_it() -> None:
         "城乡居民基本养老保险待遇领取",
         "职工基本养老保险退休待遇申领",
         "困难残疾人生活补贴和重度残疾人护理补贴申领",
+        "高龄老人津贴申领",
     }

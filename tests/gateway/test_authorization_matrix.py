@@ -187,6 +187,15 @@ TABLE: tuple[Row, ...] = (
     Row("GET", "/certificates", citizens(200, citizen_low=403)),
     Row("GET", "/certificates/{certificate_id}", citizens(404), path=f"/certificates/{NOBODY}"),
     Row("GET", "/data-usage", citizens(200, citizen_low=403)),
+    # Consents to lookups of one's data belong to a verified person too.
+    Row("GET", "/consents", citizens(200, citizen_low=403)),
+    Row("POST", "/consents", citizens(201, citizen_low=403), json={"item_code": "matrix-item"}),
+    Row(
+        "DELETE",
+        "/consents/{consent_id}",
+        citizens(404),  # nobody's consent: as absent for an unverified citizen as for others
+        path=f"/consents/{NOBODY}",
+    ),
     Row("GET", "/messages", citizens(200)),
     # citizen_a's own notification: the others get 404 (someone else's is as absent).
     Row(

@@ -37,6 +37,7 @@ from tests.kit.support import eventually
 from wangban.db import Database
 
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
+GRANTS = Path(__file__).parents[2] / "sharing_service" / "demo" / "grants.json"
 WAIT_S = 120.0
 """Bound on each wait: generous for two busy cores; the whole test takes far less."""
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -60,11 +61,6 @@ CERTIFICATE_GAPS: Mapping[str, str] = {
 OTHER_GAPS: Mapping[tuple[str, str], str] = {
     # (persona, item) → what the production path does instead of what docs/demo.md says
     # (found by this test; to be fixed, then removed from here).
-    # Their data needs the applicant's consent (minzheng.canji is sensitive personal data),
-    # and no consent can be given through the gateway: approval's lookup is refused and the
-    # case goes to a person.
-    ("liang_yongkang", "困难残疾人生活补贴和重度残疾人护理补贴申领"): "stays under_review",
-    ("liang_yongkang", "残疾人证到期换领"): "stays under_review",
 }
 
 
@@ -75,6 +71,13 @@ def _auto_items() -> dict[str, dict[str, Any]]:
 
 def _claims(items: Mapping[str, Any]) -> list[tuple[Persona, ItemClaim]]:
     return [(p, c) for p in PERSONAS for c in p.claims if c.item_code in items]
+
+
+def _items_needing_consent() -> set[str]:
+    """Items whose data approval may look up only with the applicant's consent (sensitive
+    personal data such as disability records): the mini-program asks for it before applying."""
+    grants = json.loads(GRANTS.read_text("utf-8"))
+    return {g["item_code"] for g in grants if g.get("consent_required") and g.get("item_code")}
 
 
 def _certificate_types() -> dict[str, dict[str, Any]]:
@@ -257,6 +260,12 @@ async def _apply_and_wait(
     }
     if claim.as_company:
         body["act_for_company"] = claim.as_company
+    if claim.item_code in _items_needing_consent() and not claim.as_company:
+        # 数据授权 first, as the mini-program asks: without it 秒批 cannot read the data.
+        consented = await api.post(
+            "/api/v1/consents", json={"item_code": claim.item_code}, headers=headers
+        )
+        assert consented.status_code == 201, consented.text
     async with submitting:
         applied = await _submit(api, headers, body, item)
     if applied.status_code != 201:
