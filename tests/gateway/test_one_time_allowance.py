@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 
+from approval_service.models import ItemVersionCopy as ApprovalCopy
 from catalog_service import repository as catalog_repository
 from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
+from intake_service.models import ItemVersionCopy as IntakeCopy
+from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
@@ -72,6 +75,16 @@ async def test_the_allowance_is_applied_for_once_until_the_first_application_is_
         await set_aside_earlier_applications(
             database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
         )
+        guide = await gateway.client.get(f"/api/v1/items/{ALLOWANCE_CODE}")
+        version_id = guide.json()["id"]
+
+        async def known_everywhere() -> bool:
+            async with database.sessionmaker() as session:
+                copies = (IntakeCopy, ApprovalCopy, SharingCopy)
+                return all([await session.get(c, version_id) is not None for c in copies])
+
+        # Intake, approval and sharing learn the version from the catalog's event.
+        await eventually(known_everywhere, timeout_s=60)
         headers = await gateway.citizen(name=elder.name, id_number=elder.id_number)
         granted = await apply(gateway, headers)
         assert granted.status_code == 201, granted.text
