@@ -33,6 +33,7 @@ from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS, ItemClaim, Persona, SandboxPopulation
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
+from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from wangban.db import Database
 
@@ -260,6 +261,14 @@ async def _apply_and_wait(
     }
     if claim.as_company:
         body["act_for_company"] = claim.as_company
+    elif item.get("grant_limit", "none") != "none":
+        # Granted once per person: earlier tests' applications of the persona step aside.
+        await set_aside_earlier_applications(
+            gateway.database,
+            gateway.settings,
+            id_number=persona.id_number,
+            item_code=claim.item_code,
+        )
     if claim.item_code in _items_needing_consent() and not claim.as_company:
         # 数据授权 first, as the mini-program asks: without it 秒批 cannot read the data.
         consented = await api.post(
