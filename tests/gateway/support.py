@@ -23,6 +23,7 @@ from gateway.models import Account
 from gateway.sessions import client_tokens
 from gateway.upstream import SERVICES, Upstreams
 from tests.conftest import Infrastructure, make_settings
+from tests.fakes.wechat import FakeWeChat
 from tests.serving import serve_asgi
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity
@@ -160,3 +161,30 @@ async def running_gateway(
             )
         )
         yield Gateway(client, gateway, settings, database, services)
+
+
+async def verify_real_person(
+    api: httpx.AsyncClient,
+    wechat: FakeWeChat,
+    headers: dict[str, str],
+    *,
+    openid: str,
+    name: str,
+    id_number: str,
+) -> dict[str, str]:
+    """实名 (name and ID number against the register), then 实人 (WeChat's face check, passed
+    on the fake and its result asked of WeChat), as a citizen does through the gateway; the
+    auth header of the token that carries the new assurance."""
+    named = await api.post(
+        "/api/v1/me/real-name", json={"name": name, "id_number": id_number}, headers=headers
+    )
+    assert named.status_code == 200, named.text
+    headers = {"Authorization": f"Bearer {named.json()['access_token']}"}
+    started = await api.post("/api/v1/me/real-person/start", headers=headers)
+    assert started.status_code == 200, started.text
+    wechat.complete_face(openid, 10000)
+    person = await api.post(
+        "/api/v1/me/real-person", json={"verify_id": started.json()["verify_id"]}, headers=headers
+    )
+    assert person.status_code == 200, person.text
+    return {"Authorization": f"Bearer {person.json()['access_token']}"}

@@ -26,7 +26,7 @@ from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
-from tests.gateway.support import running_gateway
+from tests.gateway.support import running_gateway, verify_real_person
 from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from tests.notify.fake_wechat import serve_fake_wechat
@@ -102,23 +102,9 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
         assert early.status_code == 403 and "实名" in early.json()["detail"]
 
         # 实名, then 实人 (WeChat's face check, its result asked of WeChat).
-        named = await api.post(
-            "/api/v1/me/real-name",
-            json={"name": elder.name, "id_number": elder.id_number},
-            headers=headers,
+        headers = await verify_real_person(
+            api, wechat, headers, openid=openid, name=elder.name, id_number=elder.id_number
         )
-        assert named.status_code == 200, named.text
-        headers = {"Authorization": f"Bearer {named.json()['access_token']}"}
-        started = await api.post("/api/v1/me/real-person/start", headers=headers)
-        assert started.status_code == 200, started.text
-        wechat.complete_face(openid, 10000)
-        person = await api.post(
-            "/api/v1/me/real-person",
-            json={"verify_id": started.json()["verify_id"]},
-            headers=headers,
-        )
-        assert person.status_code == 200, person.text
-        headers = {"Authorization": f"Bearer {person.json()['access_token']}"}
         me = (await api.get("/api/v1/me", headers=headers)).json()
         assert me["assurance"] == "real_person" and me["name_masked"].endswith("*")
         assert elder.id_number not in json.dumps(me, ensure_ascii=False)

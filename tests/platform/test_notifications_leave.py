@@ -35,7 +35,7 @@ from sharing_service.registry import seed_registry
 from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.fakes.wechat import serve_fake_wechat
-from tests.gateway.support import running_gateway
+from tests.gateway.support import running_gateway, verify_real_person
 from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from tests.notify.fake_sms import serve_fake_sms
@@ -124,23 +124,9 @@ async def test_a_subscribed_citizen_gets_the_wechat_message_and_the_sms_fallback
         again = await api.post("/api/v1/auth/wechat", json={"code": "code-leave"})
         assert again.status_code != 200  # a used code is refused
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        named = await api.post(
-            "/api/v1/me/real-name",
-            json={"name": elder.name, "id_number": elder.id_number},
-            headers=headers,
+        headers = await verify_real_person(
+            api, wechat, headers, openid=openid, name=elder.name, id_number=elder.id_number
         )
-        assert named.status_code == 200, named.text
-        headers = {"Authorization": f"Bearer {named.json()['access_token']}"}
-        started = await api.post("/api/v1/me/real-person/start", headers=headers)
-        assert started.status_code == 200, started.text
-        wechat.complete_face(openid, 10000)
-        person = await api.post(
-            "/api/v1/me/real-person",
-            json={"verify_id": started.json()["verify_id"]},
-            headers=headers,
-        )
-        assert person.status_code == 200, person.text
-        headers = {"Authorization": f"Bearer {person.json()['access_token']}"}
 
         # Accept every subscription the mini-program asks for.
         results = dict.fromkeys(wechat.templates, "accept")
