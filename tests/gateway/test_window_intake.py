@@ -42,13 +42,13 @@ def _persona(key: str) -> Persona:
     return next(p for p in PERSONAS if p.key == key)
 
 
-async def _window_item(gateway: Gateway) -> IntakeCopy:
-    """An item whose materials come from three departments, known to intake and sharing, with
-    intake granted existence lookups in each."""
+async def _window_item(gateway: Gateway, materials: list[dict[str, Any]] = MATERIALS) -> IntakeCopy:
+    """An item whose materials come from (up to) three departments, known to intake and
+    sharing, with intake granted existence lookups in each."""
     async with gateway.database.sessionmaker() as session, session.begin():
         await seed_registry(session)
         version = await publish_item(
-            session, implementing_code=f"TEST-{uuid.uuid4().hex[:12]}", materials=MATERIALS
+            session, implementing_code=f"TEST-{uuid.uuid4().hex[:12]}", materials=materials
         )
         for dataset in DATASETS:
             await put_grant(
@@ -72,7 +72,9 @@ async def _window_item(gateway: Gateway) -> IntakeCopy:
     return version
 
 
-def _body(version: IntakeCopy, persona: Persona, *, name: str | None = None) -> dict[str, Any]:
+def _body(
+    version: IntakeCopy, persona: Persona, *, name: str | None = None, commitment_index: int = 3
+) -> dict[str, Any]:
     return {
         "item_version_id": version.version_id,
         "applicant": {
@@ -81,7 +83,7 @@ def _body(version: IntakeCopy, persona: Persona, *, name: str | None = None) -> 
             "name": name or persona.name,
         },
         "form": {"bank_account": "6222000011112222"},
-        "materials": [{"index": 3, "commitment": True}],
+        "materials": [{"index": commitment_index, "commitment": True}],
         "verification": {"method": "register_name_match"},
     }
 
@@ -154,11 +156,17 @@ async def test_a_failed_window_intake_answers_the_same_whichever_department_lack
     infrastructure: Infrastructure, database: Database
 ) -> None:
     async with running_gateway(infrastructure, database) as gateway:
-        version = await _window_item(gateway)
+        # Two items, each asking 户口簿 and one other department's record; each applicant lacks
+        # exactly that other record: 民政局's in the first case, 人社局's in the second.
+        huji, shebao, canji, commitment = MATERIALS
+        needs_disability_card = await _window_item(gateway, [huji, canji, commitment])
+        needs_insurance = await _window_item(gateway, [huji, shebao, commitment])
         no_disability_card = _persona("he_xiuying")  # insured, no 残疾人证 on record
-        not_insured = _persona("deng_meiling")  # 残疾人证 on record, not insured
-        first = await _apply(gateway, _body(version, no_disability_card))
-        second = await _apply(gateway, _body(version, not_insured))
+        not_insured = _persona("chen_siqi")  # on the register, not insured
+        first = await _apply(
+            gateway, _body(needs_disability_card, no_disability_card, commitment_index=2)
+        )
+        second = await _apply(gateway, _body(needs_insurance, not_insured, commitment_index=2))
         assert first.status_code == second.status_code == 422, (first.text, second.text)
         answers = [
             {k: v for k, v in r.json().items() if k not in ("instance", "request_id")}
@@ -168,7 +176,8 @@ async def test_a_failed_window_intake_answers_the_same_whichever_department_lack
         assert answers[0]["type"] == "urn:wangban:problem:window-intake-incomplete"
         for response in (first, second):
             assert "参保" not in response.text and "残疾" not in response.text
-        assert await _applications(gateway, version.version_id) == 0
+        for version in (needs_disability_card, needs_insurance):
+            assert await _applications(gateway, version.version_id) == 0
 
 
 async def test_a_verified_window_intake_names_the_clerk_in_every_lookup_and_to_the_citizen(
