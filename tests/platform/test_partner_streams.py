@@ -38,6 +38,7 @@ from sharing_service.registry import seed_registry
 from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway
 from tests.gateway.test_journey import ALLOWANCE_CODE, DEMO_ITEMS, _elder
+from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually
 from wangban.crypto import BlindIndex
 from wangban.db import Database
@@ -123,6 +124,10 @@ async def test_a_journey_s_events_read_by_a_partner_client_match_the_published_s
         async with database.sessionmaker() as session, session.begin():
             await session.execute(delete(Account).where(Account.person_ref == person_ref))
         headers = await gateway.citizen(name=elder.name, id_number=elder.id_number)
+        # The allowance is granted once per person: earlier tests' grants step aside.
+        await set_aside_earlier_applications(
+            database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
+        )
 
         application = {
             "item_code": ALLOWANCE_CODE,
