@@ -360,6 +360,7 @@ async def _decide(
                 holder_kind=case.applicant_kind,
                 holder_name_enc=case.applicant_name_enc,
                 holder_id_enc=case.applicant_id_enc,
+                establishes=content.get("establishes"),
                 rules=summary,
             ),
         )

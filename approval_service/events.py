@@ -52,6 +52,11 @@ class CaseApproved(Event):
     holder_kind: str = "person"
     holder_name_enc: str | None = None
     holder_id_enc: str | None = None
+    establishes: str | None = None
+    """设立登记: the kind of market entity this approval registers (``个体工商户``,
+    ``有限责任公司`` …, the item's ``establishes``). The certificate's holder is then the new
+    entity, under a credit code the sharing service assigns at issue; the ``holder_*`` fields
+    name the applicant who founded it (经营者 or 法定代表人)."""
     rules: list[dict[str, str]] = Field(default_factory=list)
     """秒批: each rule's name and result (``true``/``false``/``error``/``skipped``), never
     the data it looked at."""

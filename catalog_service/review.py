@@ -151,9 +151,11 @@ REVIEWED_FIELDS: Final = (
     "region_code",
     "grant_limit",
     "grant_period",
+    "establishes",
 )
 """The elements that decide who is approved, by whom and how fast: changing any takes two.
-(The grant limit decides who may have the benefit at all: a second grant is refused.)"""
+(The grant limit decides who may have the benefit at all: a second grant is refused; what an
+item establishes decides who holds its licence.)"""
 
 FIELD_NAMES: Final = {
     "auto_approval": "秒批开关",
@@ -167,6 +169,7 @@ FIELD_NAMES: Final = {
     "region_code": "行政区划",
     "grant_limit": "享受次数限制",
     "grant_period": "享受次数周期",
+    "establishes": "设立的市场主体类型",
 }
 
 

@@ -73,6 +73,19 @@ class ResultKind(enum.StrEnum):
     NONE = "none"
 
 
+class MarketEntityKind(enum.StrEnum):
+    """The kind of market entity (市场主体) a 设立登记 item registers, as its licence's 类型
+    reads. Approving such an application creates the entity: the certificate's holder is the
+    new entity, under a credit code assigned at issue, not the applicant who founded it."""
+
+    INDIVIDUAL_BUSINESS = "个体工商户"
+    LIMITED_COMPANY = "有限责任公司"
+    JOINT_STOCK_COMPANY = "股份有限公司"
+    SOLE_PROPRIETORSHIP = "个人独资企业"
+    PARTNERSHIP = "合伙企业"
+    FARMERS_COOPERATIVE = "农民专业合作社"
+
+
 class GrantLimit(enum.StrEnum):
     """How often one person (or company) may be granted the item: a one-time benefit such as
     高龄津贴 is granted once; intake refuses a second application while one is open or granted."""
@@ -212,6 +225,11 @@ class ItemContent(BaseModel):
     )
     result_kind: ResultKind = ResultKind.DECISION
     certificate_type: str | None = Field(default=None, max_length=64)
+    establishes: MarketEntityKind | None = Field(
+        default=None,
+        description="设立登记：approval registers a new market entity of this kind, which holds "
+        "the certificate (its credit code is assigned at issue); None: the applicant holds it",
+    )
     grant_limit: GrantLimit = Field(
         default=GrantLimit.NONE,
         description="享受次数：none 不限 | once 每人限一次 | once_per_period 每周期限一次",
@@ -219,6 +237,14 @@ class ItemContent(BaseModel):
     grant_period: GrantPeriod | None = Field(
         default=None, description="once_per_period 的周期：year 每自然年 | month 每自然月"
     )
+
+    @model_validator(mode="after")
+    def _establishing_results_in_a_certificate(self) -> ItemContent:
+        if self.establishes is not None and (
+            self.result_kind != ResultKind.CERTIFICATE or not self.certificate_type
+        ):
+            raise ValueError("设立登记事项的办理结果必须是电子证照（营业执照等）")
+        return self
 
     @model_validator(mode="after")
     def _grant_period_matches_limit(self) -> ItemContent:

@@ -532,7 +532,7 @@ async def my_certificate(
     certificate_id: str, session: ReadSession, identity: CurrentIdentity, keys: PlatformKeys
 ) -> CertificateOut:
     row = await repository.certificate(session, certificate_id)
-    if row is None or row.holder_ref != _person_ref(identity):
+    if row is None or not certificates.in_wallet_of(row, holder=_person_ref(identity)):
         raise certificates.CertificateNotFound()
     summary = await _summary(session, row)
     return CertificateOut(

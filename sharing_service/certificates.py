@@ -110,6 +110,24 @@ class Holder:
         return f"Holder(kind={self.kind!r}, id=<hidden>, name=<hidden>)"
 
 
+@dataclass(frozen=True)
+class NewEntity:
+    """设立登记: the market entity an approved application registers. The entity holds the
+    licence, under a credit code assigned at issue (赋码); the applicant who registered it is
+    its founder (经营者 of a 个体工商户, 法定代表人 of a company), whom the licence names and
+    whose wallet shows it."""
+
+    kind: str
+    """Its kind as the licence's 类型 reads: ``个体工商户``, ``有限责任公司`` …"""
+    founder: Holder
+
+
+MARKET_REGULATION = "9"
+"""登记管理部门代码 of the market-regulation authorities (市场监管), who register businesses."""
+ENTITY_CATEGORIES = {"个体工商户": "2", "农民专业合作社": "3"}
+"""机构类别代码 under 市场监管 by kind; every other kind registered there is an 企业 (``1``)."""
+
+
 def _kid(issuer_code: str) -> str:
     return f"{issuer_code}-{secrets.token_hex(4)}"
 
@@ -152,6 +170,10 @@ async def _active_key(
 SOURCES_FROM_HOLDER = frozenset({"holder.name", "holder.birth_date", "holder.gender"})
 """Where a certificate item may come from besides the form: what the holder's ID number and
 name state, the day of issue (``issued_on``) and the number assigned at issue (``serial``)."""
+SOURCES_FROM_NEW_ENTITY = frozenset({"entity.kind", "entity.founder", "entity.established_on"})
+"""What a 设立登记 knows of the entity it registers: its kind (类型), its founder's name
+(经营者 / 法定代表人) and the day it comes into being (成立日期, the day of issue). They fill
+nothing on a certificate of an entity that already existed."""
 
 DEFAULT_NUMBER_FORMAT = "{serial:010d}"
 """How a number assigned at issue is written when the type's item names no ``number_format``."""
@@ -163,8 +185,9 @@ def field_sources(declared: Mapping[str, Any]) -> list[str]:
     ``holder.birth_date``, ``holder.gender`` (a person's, read from the ID number),
     ``issued_on`` or ``serial`` (a number the issuing department assigns at issue — 证号,
     许可证编号 —, the certificate's 流水号 written by the item's ``number_format``, e.g.
-    ``"JY1441900{serial:07d}"``; ``{year}`` is the year of issue); by default the form field
-    of the same name. A ``default`` applies after."""
+    ``"JY1441900{serial:07d}"``; ``{year}`` is the year of issue), ``entity.kind``,
+    ``entity.founder`` or ``entity.established_on`` (:data:`SOURCES_FROM_NEW_ENTITY`); by
+    default the form field of the same name. A ``default`` applies after."""
     sources = declared.get("from")
     if isinstance(sources, str):
         return [sources]
@@ -178,10 +201,12 @@ def unobtainable_fields(
     *,
     form_schema: Mapping[str, Any] | None,
     holder_kind: str,
+    establishes: bool = False,
 ) -> list[str]:
     """The titles of a type's required items that an item with this form can never fill: no
-    source of theirs is a form field or something the holder states, and no default. An item
-    promising this certificate would be approved and then dead-letter at issue."""
+    source of theirs is a form field or something the holder (or, for an item that
+    ``establishes`` an entity, its registration) states, and no default. An item promising
+    this certificate would be approved and then dead-letter at issue."""
     form_fields = set(((form_schema or {}).get("properties") or {}).keys())
     missing = []
     for declared in type_fields:
@@ -193,7 +218,7 @@ def unobtainable_fields(
                 source in SOURCES_FROM_HOLDER and holder_kind == "person"
             ):
                 reachable = True
-            elif source == "holder.name":
+            elif source == "holder.name" or (source in SOURCES_FROM_NEW_ENTITY and establishes):
                 reachable = True
             elif source.startswith("form.") and source.removeprefix("form.") in form_fields:
                 reachable = True
@@ -220,6 +245,7 @@ def _source_value(
     declared: Mapping[str, Any],
     fields: Mapping[str, Any],
     holder: Holder,
+    entity: NewEntity | None,
     at: date,
     serial: int,
 ) -> Any:
@@ -235,11 +261,23 @@ def _source_value(
         return identifiers.birth_date_of(holder.id).isoformat()
     if holder.kind == "person" and source == "holder.gender":
         return identifiers.gender_of(holder.id)
+    if entity is not None and source == "entity.kind":
+        return entity.kind
+    if entity is not None and source == "entity.founder":
+        return entity.founder.name
+    if entity is not None and source == "entity.established_on":
+        return at.isoformat()
     return None
 
 
 def _certified_fields(
-    type_: CertificateType, fields: Mapping[str, Any], *, holder: Holder, at: date, serial: int
+    type_: CertificateType,
+    fields: Mapping[str, Any],
+    *,
+    holder: Holder,
+    entity: NewEntity | None = None,
+    at: date,
+    serial: int,
 ) -> dict[str, Any]:
     """The facts the certificate states: each of the type's declared fields from its sources
     (what the decision carries — an application's form holds more than its certificate
@@ -253,7 +291,13 @@ def _certified_fields(
         value = None
         for source in field_sources(declared):
             value = _source_value(
-                source, declared=declared, fields=fields, holder=holder, at=at, serial=serial
+                source,
+                declared=declared,
+                fields=fields,
+                holder=holder,
+                entity=entity,
+                at=at,
+                serial=serial,
             )
             if value not in (None, ""):
                 break
@@ -282,10 +326,15 @@ async def issue_certificate(
     fields: Mapping[str, Any],
     cipher: FieldCipher,
     blind_index: BlindIndex,
+    establishes: str | None = None,
     at: datetime | None = None,
 ) -> Certificate:
     """Issue the certificate an approved application earned — once: asking again for the same
-    application and type returns the certificate already issued."""
+    application and type returns the certificate already issued.
+
+    ``establishes`` (设立登记): the approval registers a new market entity of that kind; it
+    holds the certificate under a credit code assigned now, named as the type's ``name``
+    item (名称) reads, and ``holder`` is its founder."""
     existing = await repository.certificate_for_application(
         session, application_id=application_id, type_code=type_code
     )
@@ -294,35 +343,50 @@ async def issue_certificate(
     type_ = await repository.certificate_type(session, type_code)
     if type_ is None:
         raise UnknownCertificateType(f"证照类型 {type_code} 未登记")
-    if holder.kind != type_.holder_kind:
+    if establishes is None and holder.kind != type_.holder_kind:
         raise InvalidCertificateData(f"「{type_.name}」的持证主体应为{_KINDS[type_.holder_kind]}")
-    try:
-        holder_id = (
-            identifiers.validate_resident_id(holder.id)
-            if holder.kind == "person"
-            else identifiers.validate_uscc(holder.id)
-        )
-    except identifiers.InvalidIdentifier as exc:
-        raise InvalidCertificateData(str(exc)) from exc
+    if establishes is not None and type_.holder_kind != "company":
+        raise InvalidCertificateData(f"「{type_.name}」不是市场主体的证照，不能用于设立登记")
     at = (at or datetime.now(UTC)).astimezone(UTC)
-    checked = Holder(kind=holder.kind, id=holder_id, name=holder.name)
-    # Checked before a 流水号 is taken: a certificate that cannot be issued (the failure is
-    # recorded and committed) must not use up a number.
-    _certified_fields(type_, fields, holder=checked, at=at.date(), serial=0)
+    checked = Holder(kind=holder.kind, id=_valid_holder_id(holder), name=holder.name)
+    entity = NewEntity(kind=establishes, founder=checked) if establishes is not None else None
+    # Checked before a 流水号 (or a credit code) is taken: a certificate that cannot be issued
+    # (the failure is recorded and committed) must not use up a number. An entity being
+    # registered has no credit code yet: the check sees it without one.
+    provisional = _certified_fields(
+        type_,
+        fields,
+        holder=Holder(kind="company", id="", name="") if entity is not None else checked,
+        entity=entity,
+        at=at.date(),
+        serial=0,
+    )
+    founder_ref = None
+    if entity is not None:
+        name = provisional.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidCertificateData(f"「{type_.name}」没有名称项目，无法设立登记")
+        checked = await _register(session, entity=entity, type_=type_, name=name.strip())
+        founder_ref = subject_ref(
+            blind_index, Subject(kind=entity.founder.kind, id=entity.founder.id)
+        )
+    holder_id = checked.id
     valid_from = at.date()
     valid_until = valid_from + timedelta(days=type_.validity_days) if type_.validity_days else None
     key = await _active_key(session, issuer_code=type_.issuer_code, cipher=cipher, at=at)
     serial = await repository.next_serial(
         session, type_code=type_.code, issuer_code=type_.issuer_code
     )
-    certified = _certified_fields(type_, fields, holder=checked, at=at.date(), serial=serial)
+    certified = _certified_fields(
+        type_, fields, holder=checked, entity=entity, at=at.date(), serial=serial
+    )
     certificate_id = str(
         CertificateId.build(type_code=type_.code, issuer_code=type_.issuer_code, serial=serial)
     )
     document = {
         "id": certificate_id,
         "type": {"code": type_.code, "name": type_.name},
-        "holder": {"kind": holder.kind, "name": holder.name, "id": holder_id},
+        "holder": {"kind": checked.kind, "name": checked.name, "id": holder_id},
         "fields": certified,
         "issuer": {"name": type_.issuing_department, "code": type_.issuer_code},
         "issued_at": at.isoformat(timespec="seconds"),
@@ -336,8 +400,9 @@ async def issue_certificate(
         type_code=type_.code,
         issuer_code=type_.issuer_code,
         application_id=application_id,
-        holder_kind=holder.kind,
-        holder_ref=subject_ref(blind_index, Subject(kind=holder.kind, id=holder_id)),
+        holder_kind=checked.kind,
+        holder_ref=subject_ref(blind_index, Subject(kind=checked.kind, id=holder_id)),
+        founder_ref=founder_ref,
         document_enc=cipher.encrypt(
             _document_text(signed.document), context=f"sharing.certificate:{certificate_id}"
         ),
@@ -360,7 +425,7 @@ async def issue_certificate(
             type_name=type_.name,
             issuer_code=type_.issuer_code,
             application_id=application_id,
-            holder_kind=holder.kind,
+            holder_kind=checked.kind,
             issued_at=at.isoformat(),
             valid_until=valid_until.isoformat() if valid_until else None,
         ),
@@ -369,6 +434,31 @@ async def issue_certificate(
 
 
 _KINDS = {"person": "自然人", "company": "法人或其他组织"}
+
+
+def _valid_holder_id(holder: Holder) -> str:
+    try:
+        if holder.kind == "person":
+            return identifiers.validate_resident_id(holder.id)
+        return identifiers.validate_uscc(holder.id)
+    except identifiers.InvalidIdentifier as exc:
+        raise InvalidCertificateData(str(exc)) from exc
+
+
+async def _register(
+    session: AsyncSession, *, entity: NewEntity, type_: CertificateType, name: str
+) -> Holder:
+    """The entity as registered now, under the credit code the issuing authority assigns it
+    (赋码) in its own region (positions 3-8 of the issuer's code)."""
+    authority = MARKET_REGULATION + ENTITY_CATEGORIES.get(entity.kind, "1")
+    region_code = type_.issuer_code[2:8]
+    serial = await repository.next_credit_serial(
+        session, authority=authority, region_code=region_code
+    )
+    code = identifiers.new_uscc(
+        authority=authority[0], category=authority[1], region=region_code, serial=serial
+    )
+    return Holder(kind="company", id=code, name=name)
 
 
 def _document_text(document: Mapping[str, Any]) -> str:
@@ -532,8 +622,16 @@ def qr_of(row: Certificate, *, cipher: FieldCipher) -> str:
 async def wallet(
     session: AsyncSession, *, holder: str, type_code: str | None = None
 ) -> Sequence[Certificate]:
-    """A holder's certificates, newest first (``holder`` is the holder reference)."""
-    return await repository.certificates_of(session, holder_ref=holder, type_code=type_code)
+    """A person's wallet (证照夹), newest first (``holder`` is their reference): their own
+    certificates and the licences of the entities they registered (设立登记)."""
+    return await repository.certificates_of(
+        session, holder_ref=holder, type_code=type_code, with_founded=True
+    )
+
+
+def in_wallet_of(row: Certificate, *, holder: str) -> bool:
+    """Whether the certificate shows in this person's wallet (see :func:`wallet`)."""
+    return holder in (row.holder_ref, row.founder_ref)
 
 
 async def usable_certificate(

@@ -74,6 +74,7 @@ def build_consumer(settings: Settings) -> Consumer:
                 fields={**_facts(event), **event.certificate_fields},
                 cipher=cipher,
                 blind_index=blind_index,
+                establishes=event.establishes,
                 at=datetime.fromisoformat(event.decided_at),
             )
         except (certificates.InvalidCertificateData, certificates.UnknownCertificateType) as exc:

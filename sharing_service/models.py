@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -234,11 +235,29 @@ class CertificateSerial(Base):
     next_serial: Mapped[int] = mapped_column(BigInteger)
 
 
+class CreditCodeSerial(Base):
+    """The next serial from which a registration authority assigns credit codes (赋码) to the
+    market entities it registers (设立登记), per authority and region."""
+
+    __tablename__ = "credit_code_serial"
+
+    authority: Mapped[str] = mapped_column(String(2), primary_key=True)
+    """登记管理部门代码 and 机构类别代码, e.g. ``92`` for a 个体工商户 registered by 市场监管."""
+    region_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    next_serial: Mapped[int] = mapped_column(BigInteger)
+
+
 class Certificate(Base):
     __tablename__ = "certificate"
     __table_args__ = (
         UniqueConstraint("application_id", "type_code"),
         Index("ix_certificate_holder", "holder_ref", "issued_at"),
+        Index(
+            "ix_certificate_founder",
+            "founder_ref",
+            "issued_at",
+            postgresql_where=text("founder_ref IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(120), primary_key=True)
@@ -249,6 +268,9 @@ class Certificate(Base):
     holder_kind: Mapped[str] = mapped_column(String(16))
     holder_ref: Mapped[str] = mapped_column(String(64))
     """Blind index of the holder's ID number (persons) or the credit code (companies)."""
+    founder_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """设立登记: blind index of the person who registered the entity holding this licence
+    (经营者 or 法定代表人); their wallet shows it beside their own certificates."""
     document_enc: Mapped[str] = mapped_column(Text)
     """The signed JSON document, encrypted: it names the holder."""
     kid: Mapped[str] = mapped_column(ForeignKey("signing_key.kid"))

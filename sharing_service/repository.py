@@ -17,6 +17,7 @@ from sharing_service.models import (
     CertificateStatusChange,
     CertificateType,
     Consent,
+    CreditCodeSerial,
     Dataset,
     ItemVersionCopy,
     LookupAudit,
@@ -250,6 +251,21 @@ async def next_serial(session: AsyncSession, *, type_code: str, issuer_code: str
     return int((await session.execute(statement)).scalar_one()) - 1
 
 
+async def next_credit_serial(session: AsyncSession, *, authority: str, region_code: str) -> int:
+    """The next serial from which this authority assigns a credit code (赋码); the row lock
+    makes concurrent registrations queue, so no code is given twice."""
+    statement = (
+        insert(CreditCodeSerial)
+        .values(authority=authority, region_code=region_code, next_serial=2)
+        .on_conflict_do_update(
+            index_elements=["authority", "region_code"],
+            set_={"next_serial": CreditCodeSerial.next_serial + 1},
+        )
+        .returning(CreditCodeSerial.next_serial)
+    )
+    return int((await session.execute(statement)).scalar_one()) - 1
+
+
 async def certificate(
     session: AsyncSession, certificate_id: str, *, lock: bool = False
 ) -> Certificate | None:
@@ -276,9 +292,18 @@ async def certificate_for_application(
 
 
 async def certificates_of(
-    session: AsyncSession, *, holder_ref: str, type_code: str | None = None
+    session: AsyncSession,
+    *,
+    holder_ref: str,
+    type_code: str | None = None,
+    with_founded: bool = False,
 ) -> Sequence[Certificate]:
-    query = select(Certificate).where(Certificate.holder_ref == holder_ref)
+    """The holder's certificates; ``with_founded`` adds the licences of entities the person
+    registered (设立登记), for their wallet."""
+    held = Certificate.holder_ref == holder_ref
+    query = select(Certificate).where(
+        or_(held, Certificate.founder_ref == holder_ref) if with_founded else held
+    )
     if type_code is not None:
         query = query.where(Certificate.type_code == type_code)
     return (await session.scalars(query.order_by(Certificate.issued_at.desc()))).all()

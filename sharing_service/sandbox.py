@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any, Final, Literal
 
 from sharing_service.providers import ProviderRecord, ProviderUnavailable, Subject, SubjectKind
-from wangban.identifiers import resident_id_check_char, uscc_check_char
+from wangban.identifiers import organization_code, resident_id_check_char, uscc_check_char
 
 __all__ = [
     "COMPANIES",
@@ -201,16 +201,8 @@ def _rid(region: str, born: str, sequence: str) -> str:
     return body + resident_id_check_char(body)
 
 
-def _org_code(body: str) -> str:
-    """Organisation code (组织机构代码, GB 11714): 8 characters and their check character."""
-    weights = (3, 7, 9, 10, 5, 8, 4, 2)
-    total = sum(int(char, 36) * weight for char, weight in zip(body, weights, strict=True))
-    check = 11 - total % 11
-    return body + ("X" if check == 10 else "0" if check == 11 else str(check))
-
-
 def _uscc(prefix: str, region: str, org: str) -> str:
-    body = prefix + region + _org_code(org)
+    body = prefix + region + organization_code(org)
     return body + uscc_check_char(body)
 
 
