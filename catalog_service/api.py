@@ -149,6 +149,8 @@ class BundleVersionOut(BaseModel):
     status: str
     content: BundleContent
     member_version_ids: list[str]
+    published_at: datetime | None
+    """None for a draft (not yet offered to applicants)."""
 
 
 class SynonymGroups(BaseModel):
@@ -164,6 +166,7 @@ def _bundle_out(version: BundleVersion) -> BundleVersionOut:
             "status": version.status,
             "content": version.content,
             "member_version_ids": list(version.member_version_ids),
+            "published_at": version.published_at,
         }
     )
 
