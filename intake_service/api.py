@@ -438,17 +438,19 @@ async def _apply(
     # Everything read before calling sharing is read outside the write transaction, which
     # starts only once sharing has answered: a request waiting for another service must not
     # hold a pooled connection (idle in transaction) that the outbox relay, the consumers and
-    # other requests need.
+    # other requests need. So is the version applied for: where our copy lags the catalogue (a
+    # version just published, intake just started), the catalog is asked rather than the
+    # citizen told the item or bundle does not exist.
     item: ItemVersionCopy | None = None
-    if not body.bundle_version_id:
-        async with runtime.database.read_sessionmaker() as reads:
-            item = await repository.item_version(reads, body.item_version_id or "")
-        if item is None and body.item_version_id:
-            # Our copy lags the catalogue (a version just published, intake just started):
-            # ask the catalog rather than tell the citizen the item does not exist.
-            item = await catalog_copies.learn_version(
-                runtime.database, catalog=runtime.catalog, version_id=body.item_version_id
-            )
+    if body.bundle_version_id:
+        # The bundle and its members: what the write transaction below reads.
+        await catalog_copies.known_bundle(
+            runtime.database, catalog=runtime.catalog, version_id=body.bundle_version_id
+        )
+    else:
+        item = await catalog_copies.known_version(
+            runtime.database, catalog=runtime.catalog, version_id=body.item_version_id or ""
+        )
     async with runtime.database.read_sessionmaker() as reads:
         fingerprint = (
             await _request_fingerprint(reads, body=body, item=item, keys=runtime.keys)
@@ -589,19 +591,22 @@ async def _verify_at_window(
     looked up; the timeline note that records how, by whom (the entry's actor and time say
     who and when). Raises :class:`ApplicantNotVerified` when the register disagrees."""
     verification: VerificationIn = body.verification
-    async with runtime.database.read_sessionmaker() as reads:
-        if body.item_version_id:
-            item = await repository.item_version(reads, body.item_version_id)
-            if item is None or item.withdrawn_at is not None:
-                raise applications.ItemVersionNotAvailable()
-            # Out of the window's reach: refused before the register is asked about anyone.
-            applications.check_window_scope(item, channel)
-            item_code = item.implementing_code
-        else:
-            bundle = await repository.bundle_version(reads, body.bundle_version_id or "")
-            if bundle is None:
-                raise applications.ItemVersionNotAvailable()
-            item_code = bundle.code
+    if body.item_version_id:
+        item = await catalog_copies.known_version(
+            runtime.database, catalog=runtime.catalog, version_id=body.item_version_id
+        )
+        if item is None or item.withdrawn_at is not None:
+            raise applications.ItemVersionNotAvailable()
+        # Out of the window's reach: refused before the register is asked about anyone.
+        applications.check_window_scope(item, channel)
+        item_code = item.implementing_code
+    else:
+        bundle = await catalog_copies.known_bundle(
+            runtime.database, catalog=runtime.catalog, version_id=body.bundle_version_id or ""
+        )
+        if bundle is None:
+            raise applications.ItemVersionNotAvailable()
+        item_code = bundle.code
     if verification.method == "register_name_match":
         if applicant.kind != "person":
             raise applications.InvalidApplicant(
@@ -701,15 +706,20 @@ async def apply_at_window(
     summary="Form fields the government already knows, with their source (read-only)",
     description="POST, not GET: the body carries the applicant's ID number, which must "
     "never appear in a URL (URLs end up in access logs).",
-    responses=problem_responses(applications.ItemVersionNotAvailable, ApplicantMismatch),
+    responses=problem_responses(
+        applications.ItemVersionNotAvailable, ApplicantMismatch, CatalogUnavailable
+    ),
 )
 async def get_prefill(
     body: PrefillIn,
     identity: CurrentIdentity,
-    session: UnitOfWork,
     runtime: Shared,
 ) -> dict[str, PrefillOut]:
-    item = await repository.item_version(session, body.item_version_id)
+    # No session of the request: the catalog (a copy that lags) and sharing are asked, and
+    # nothing is written.
+    item = await catalog_copies.known_version(
+        runtime.database, catalog=runtime.catalog, version_id=body.item_version_id
+    )
     if item is None or item.withdrawn_at is not None:
         raise applications.ItemVersionNotAvailable()
     applicant = applications.validated_applicant(

@@ -1,17 +1,23 @@
-"""Intake's copy of an item version it has not read yet.
+"""Intake's copy of an item or bundle version it has not read yet.
 
-Intake keeps copies of published versions from ``item.published`` (the hot path: no call per
-application). The gateway, though, names the version the catalogue calls current, and intake's
-copy may lag it for a moment (just published; intake just started). Answering the citizen 404
-for an item the catalogue shows would be our fault, so intake asks the catalog for that version
-(``GET /item-versions/{id}``) and keeps it, exactly as the event would have.
+Intake keeps copies of published versions from ``item.published`` and ``bundle.published`` (the
+hot path: no call per application). The gateway, though, names the version the catalogue calls
+current, and intake's copy may lag it for a moment (just published; intake just started).
+Answering 404 for an item or a bundle the catalogue shows would be our fault, so intake asks the
+catalog for that version (``GET /item-versions/{id}``, ``GET /bundle-versions/{id}``) and keeps
+it, exactly as the event would have.
+
+Every entry point naming a version from the request (an application, at the window too, a
+bundle, prefill) reads it with :func:`known_version` or :func:`known_bundle`, before any
+transaction of the request opens: a request waiting for the catalog must not hold a pooled
+connection idle in a transaction.
 """
 
 from __future__ import annotations
 
 from intake_service import repository
-from intake_service.models import ItemVersionCopy
-from wangban.catalog_client import CatalogClient, PublishedVersion
+from intake_service.models import BundleVersionCopy, ItemVersionCopy
+from wangban.catalog_client import CatalogClient, PublishedBundle, PublishedVersion
 from wangban.db import Database
 
 
@@ -31,6 +37,50 @@ def copy_values(version: PublishedVersion) -> dict[str, object]:
     }
 
 
+def bundle_copy_values(bundle: PublishedBundle) -> dict[str, object]:
+    return {
+        "version_id": bundle.version_id,
+        "bundle_id": bundle.bundle_id,
+        "code": bundle.code,
+        "name": str(bundle.content.get("name", "")),
+        "member_version_ids": bundle.member_version_ids,
+        "content": bundle.content,
+        "published_at": bundle.published_at,
+    }
+
+
+async def known_version(
+    database: Database, *, catalog: CatalogClient, version_id: str
+) -> ItemVersionCopy | None:
+    """Intake's copy of item version ``version_id``, learnt from the catalog when intake has
+    none yet; ``None`` when the catalog has no such published version either. Raises
+    ``CatalogUnavailable`` (503) when the copy is missing and the catalog cannot answer."""
+    async with database.read_sessionmaker() as reads:
+        found = await repository.item_version(reads, version_id)
+    if found is not None or not version_id:
+        return found
+    return await learn_version(database, catalog=catalog, version_id=version_id)
+
+
+async def known_bundle(
+    database: Database, *, catalog: CatalogClient, version_id: str
+) -> BundleVersionCopy | None:
+    """Intake's copy of bundle version ``version_id`` (learnt from the catalog when intake has
+    none yet), with a copy of each of its member versions (learnt likewise: the bundle's event
+    and its members' are not ordered with each other either); ``None`` when the catalog has no
+    such published bundle. A member the catalog does not have either stays missing, for the
+    caller to refuse. Raises ``CatalogUnavailable`` (503) when a copy is missing and the
+    catalog cannot answer."""
+    async with database.read_sessionmaker() as reads:
+        bundle = await repository.bundle_version(reads, version_id)
+    if bundle is None and version_id:
+        bundle = await learn_bundle(database, catalog=catalog, version_id=version_id)
+    if bundle is not None:
+        for member_id in bundle.member_version_ids:
+            await known_version(database, catalog=catalog, version_id=member_id)
+    return bundle
+
+
 async def learn_version(
     database: Database, *, catalog: CatalogClient, version_id: str
 ) -> ItemVersionCopy | None:
@@ -45,3 +95,17 @@ async def learn_version(
         await repository.save_item_version(session, copy_values(found))
     async with database.read_sessionmaker() as session:
         return await repository.item_version(session, version_id)
+
+
+async def learn_bundle(
+    database: Database, *, catalog: CatalogClient, version_id: str
+) -> BundleVersionCopy | None:
+    """The bundle version as the catalog publishes it, kept as intake's copy, as
+    :func:`learn_version` keeps an item version."""
+    found = await catalog.published_bundle(version_id)
+    if found is None:
+        return None
+    async with database.sessionmaker() as session, session.begin():
+        await repository.save_bundle_version(session, bundle_copy_values(found))
+    async with database.read_sessionmaker() as session:
+        return await repository.bundle_version(session, version_id)
