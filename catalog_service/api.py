@@ -264,12 +264,12 @@ async def list_bundles(session: ReadSession) -> list[BundleVersionOut]:
 
 @public.get(
     "/bundle-versions/{version_id}",
-    summary="A bundle version by id",
+    summary="A published bundle version by id, current or superseded (drafts answer 404)",
     responses=problem_responses(service.BundleNotFound),
 )
 async def get_bundle_version(version_id: str, session: ReadSession) -> BundleVersionOut:
     return _bundle_out(
-        await service.get_bundle_version(
+        await service.get_public_bundle_version(
             session, version_id=_uuid(version_id, service.BundleNotFound)
         )
     )

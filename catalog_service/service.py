@@ -585,6 +585,15 @@ async def get_bundle_version(session: AsyncSession, *, version_id: str) -> Bundl
     return version
 
 
+async def get_public_bundle_version(session: AsyncSession, *, version_id: str) -> BundleVersion:
+    """A bundle version citizens may read: a published one (current or superseded). A draft is
+    work in progress and answers as if it did not exist, as an item's draft does."""
+    version = await get_bundle_version(session, version_id=version_id)
+    if version.published_at is None:
+        raise BundleNotFound()
+    return version
+
+
 async def list_bundles(session: AsyncSession) -> list[BundleVersion]:
     return await repository.current_bundles(session)
 

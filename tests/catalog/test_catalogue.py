@@ -321,8 +321,13 @@ async def test_bundle_binds_its_members_current_versions(db_session: AsyncSessio
         }
     )
     draft = await service.create_bundle_draft(db_session, content=content)
+    # A draft is the department's work in progress: the public read knows no such bundle.
+    with pytest.raises(service.BundleNotFound):
+        await service.get_public_bundle_version(db_session, version_id=draft.id)
     version = await service.publish_bundle(db_session, version_id=draft.id)
     assert len(version.member_version_ids) == 2
+    public = await service.get_public_bundle_version(db_session, version_id=version.id)
+    assert public.id == version.id
     [event] = [
         e
         for e in await outbox_events(db_session, "cn.wangban.catalog.bundle.published.v1")
