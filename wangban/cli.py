@@ -15,32 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
+from wangban.commands import CommandError, command_database, service_commands
 from wangban.db import Database
 from wangban.settings import SERVICE_NAMES, ConfigurationError, Settings, get_settings
 
 
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[tuple[Database, Settings]]:
-    """The configured database, or the embedded one in the data directory (left running if it
-    already was, e.g. under ``wangban up``)."""
-    embedded = None
-    if not settings.database_url:
-        from wangban.embedded import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-        was_running = embedded.is_running()
-        settings = settings.model_copy(update={"database_url": embedded.start()})
-        if was_running:
-            embedded = None
-    database = Database.from_settings(settings)
-    try:
+    async with command_database(settings) as database:
         yield database, settings
-    finally:
-        await database.dispose()
-        if embedded is not None:
-            embedded.stop()
 
 
 async def migrate_services(settings: Settings, services: Sequence[str]) -> None:
@@ -98,10 +82,6 @@ async def replay_dead_letter(settings: Settings, dead_letter_id: str) -> str:
     raise CommandError(f"no dead letter with id {dead_letter_id}")
 
 
-class CommandError(Exception):
-    """A CLI command failed for a reason the operator can act on."""
-
-
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wangban", description="Wangban (网办) platform tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,23 +113,9 @@ def _build_parser() -> argparse.ArgumentParser:
     docs = events_sub.add_parser("docs", help="write docs/asyncapi.yaml and docs/events/*.json")
     docs.add_argument("--check", action="store_true", help="fail if the files are stale")
     docs.add_argument("--out", type=Path, default=Path("docs"))
-    calendar = sub.add_parser("calendar", help="the working-day calendar approval counts in")
-    calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
-    load = calendar_sub.add_parser(
-        "load", help="load a year's holiday notice (JSON) into the override table"
-    )
-    load.add_argument("file", type=Path)
-
-    staff = sub.add_parser("staff", help="staff accounts of the gateway")
-    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
-    add = staff_sub.add_parser(
-        "add", help="create a staff login; the password is read from WANGBAN_NEW_STAFF_PASSWORD"
-    )
-    add.add_argument("username")
-    add.add_argument("--name", required=True, help="display name")
-    add.add_argument("--role", action="append", required=True, dest="roles")
-    add.add_argument("--department")
-    add.add_argument("--region")
+    # What the services add (wangban calendar, staff, audit …), declared by entry point.
+    for command in service_commands():
+        command.configure(sub.add_parser(command.name, help=command.help))
 
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -161,52 +127,7 @@ def _build_parser() -> argparse.ArgumentParser:
     roles.add_argument("services", nargs="*", help="default: all")
     roles.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
 
-    audit = sub.add_parser("audit", help="the data-sharing lookup audit log")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser(
-        "verify",
-        help="check the MAC chain and the latest signed checkpoint; exit status 1 if broken",
-    )
     return parser
-
-
-async def load_calendar_notice(settings: Settings, path: Path) -> tuple[int, list[int]]:
-    from approval_service.calendar import load_notice
-
-    async with _database(settings) as (database, _), database.sessionmaker() as session:
-        async with session.begin():
-            return await load_notice(session, path=path)
-
-
-async def add_staff(settings: Settings, args: argparse.Namespace, password: str) -> str:
-    from gateway.accounts import create_staff
-
-    async with _database(settings) as (database, _), database.sessionmaker() as session:
-        async with session.begin():
-            staff = await create_staff(
-                session,
-                username=args.username,
-                display_name=args.name,
-                password=password,
-                roles=args.roles,
-                department=args.department,
-                region=args.region,
-            )
-            return staff.subject
-
-
-async def verify_audit_chain(settings: Settings) -> Any:
-    """The chain under the key and against the latest signed checkpoint in the object store
-    (outside the database)."""
-    from sharing_service.audit import AuditKeys, verify_chain
-    from wangban.storage import object_store_from_settings
-
-    store = object_store_from_settings(settings)
-    try:
-        async with _database(settings) as (database, _), database.sessionmaker() as session:
-            return await verify_chain(session, keys=AuditKeys.from_settings(settings), store=store)
-    finally:
-        await store.close()
 
 
 def _schema_of(service: str) -> str:
@@ -285,29 +206,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print("run `wangban events docs` and commit the result", file=sys.stderr)
             return 1
         return 0
-    if args.command == "calendar":
-        try:
-            days, years = asyncio.run(load_calendar_notice(settings, args.file))
-        except (OSError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
-        complete = ", ".join(map(str, years)) or "none"
-        print(f"loaded {days} days; years complete: {complete}")
-        return 0
-    if args.command == "staff":
-        # From the environment, not an argument: arguments end up in shell history and `ps`.
-        password = os.environ.get("WANGBAN_NEW_STAFF_PASSWORD", "")
-        if not password:
-            raise CommandError("set WANGBAN_NEW_STAFF_PASSWORD to the new account's password")
-        from wangban.errors import Problem
-
-        try:
-            subject = asyncio.run(add_staff(settings, args, password))
-        except Problem as refused:
-            raise CommandError(refused.detail or refused.title) from None
-        except IntegrityError:
-            raise CommandError(f"staff account {args.username!r} already exists") from None
-        print(f"created staff account {args.username} ({subject})")
-        return 0
     if args.command == "db":
         from wangban.dbroles import apply_roles, password_variable, role_statements, runtime_role
 
@@ -324,20 +222,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_apply_roles(settings, schemas, passwords, apply_roles))
         print("roles applied: " + ", ".join(runtime_role(s) for s in schemas))
         return 0
-    if args.command == "audit":
-        report = asyncio.run(verify_audit_chain(settings))
-        if report.ok:
-            checkpoint = (
-                f"latest signed checkpoint at record {report.checkpoint_seq}"
-                if report.checkpoint_seq is not None
-                else "no signed checkpoint yet"
-            )
-            print(f"audit chain intact: {report.records} records; {checkpoint}")
-            return 0
-        print(f"audit chain BROKEN at record {report.first_bad_seq}:", file=sys.stderr)
-        for problem in report.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
+    for command in service_commands():
+        if args.command == command.name:
+            return command.run(args, settings)
     raise CommandError("unknown command")
 
 

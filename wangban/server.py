@@ -8,7 +8,7 @@ import uvicorn
 
 from wangban.app import create_service_app
 from wangban.observability import configure_logging
-from wangban.services import SERVICE_PACKAGES, load_spec
+from wangban.services import app_module, load_spec
 from wangban.settings import Settings
 
 
@@ -38,7 +38,7 @@ def serve(
         # Worker processes import the app themselves (each with its own engine, relay and
         # consumers: relays coordinate through row locks, consumers through their group).
         uvicorn.run(
-            f"{SERVICE_PACKAGES[service]}.app:create_app",
+            f"{app_module(service)}:create_app",
             factory=True,
             workers=settings.web_workers,
             **options,
