@@ -103,11 +103,6 @@ class AlreadySubmitted(Conflict):
     title = "该申请已提交，请勿重复提交"
 
 
-class NotYourApplicant(Forbidden):
-    type_slug = "applicant-mismatch"
-    title = "只能以本人身份申请"
-
-
 class InvalidApplicant(ValidationFailed):
     type_slug = "invalid-applicant"
     title = "申请人证件号码有误"

@@ -241,16 +241,6 @@ async def message(session: AsyncSession, message_id: str, *, lock: bool = False)
     return await session.get(Message, message_id, with_for_update=lock or None)
 
 
-async def message_by_provider_ref(
-    session: AsyncSession, *, channel: str, provider_ref: str
-) -> Message | None:
-    return await session.scalar(
-        select(Message)
-        .where(Message.channel == channel, Message.provider_ref == provider_ref)
-        .with_for_update()
-    )
-
-
 async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Message]:
     """Messages whose (next) attempt is due, locked so no other dispatcher takes them."""
     rows = await session.scalars(

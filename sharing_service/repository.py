@@ -14,7 +14,6 @@ from sharing_service.models import (
     AuditHead,
     Certificate,
     CertificateSerial,
-    CertificateStatusChange,
     CertificateType,
     Consent,
     CreditCodeSerial,
@@ -307,15 +306,3 @@ async def certificates_of(
     if type_code is not None:
         query = query.where(Certificate.type_code == type_code)
     return (await session.scalars(query.order_by(Certificate.issued_at.desc()))).all()
-
-
-async def status_changes(
-    session: AsyncSession, certificate_id: str
-) -> Sequence[CertificateStatusChange]:
-    return (
-        await session.scalars(
-            select(CertificateStatusChange)
-            .where(CertificateStatusChange.certificate_id == certificate_id)
-            .order_by(CertificateStatusChange.changed_at)
-        )
-    ).all()
