@@ -34,6 +34,7 @@ from notify_service.templates import (
     render_sms,
     render_wechat,
     render_wechat_page,
+    sandbox,
     sms_segments,
     truncate_thing,
     validate_template,
@@ -599,9 +600,9 @@ def test_sources_are_compiled_once() -> None:
     source = "{{ item.code }}-compiled-once"
     body = InboxTemplateBody(title=source, body="x")
     render_inbox(body, CONTEXT)
-    before = t._compile.cache_info()
+    before = sandbox._compile.cache_info()
     render_inbox(body, CONTEXT)
-    after = t._compile.cache_info()
+    after = sandbox._compile.cache_info()
     assert after.misses == before.misses
     assert after.hits == before.hits + 2  # title and body
 
