@@ -37,14 +37,13 @@ from approval_service.events import (
     outbox,
 )
 from approval_service.models import Case, CaseAction, Decision, ItemVersionCopy
+from contracts.approval.v1 import FORM_CONTEXT, HOLDER_CONTEXT
 from wangban import personal_fields
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import FieldCipher
 from wangban.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wangban.sharing_client import LookupAnswer
 
-HOLDER_CONTEXT = "approval.holder"
-FORM_CONTEXT = "application.form"
 STORED_FORM_CONTEXT = "approval.case.form"
 """Encryption context (plus the field's path) of the personal fields of ``case.form`` at rest
 (:mod:`wangban.personal_fields`); migration ``approval_0004`` uses the same string."""

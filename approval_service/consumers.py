@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from approval_service import cases, repository
 from approval_service.calendar import calendar_for
 from approval_service.models import Case, ItemVersionCopy
-from catalog_service.events import ItemPublished
-from intake_service.events import (
+from contracts.catalog.v1 import ItemPublished
+from contracts.intake.v1 import (
     FORM_CONTEXT,
+    HOLDER_CONTEXT,
     ApplicationAccepted,
     ApplicationSubmitted,
     ApplicationSupplemented,
@@ -143,7 +144,7 @@ def build_consumer(
         # Age and region are derived here from the encrypted ID number, not published in clear.
         age, region = identifiers.applicant_age_and_region(
             kind=event.applicant_kind,
-            id_number=cipher.decrypt(event.applicant_id_enc, context=cases.HOLDER_CONTEXT),
+            id_number=cipher.decrypt(event.applicant_id_enc, context=HOLDER_CONTEXT),
             today=china_date(submitted_at),
         )
         item = await known_item(session, event.item_version_id, asked=prepared)

@@ -1,164 +1,21 @@
-"""What the approval service publishes (through its outbox) and consumes."""
+"""The approval service's outbox. What it publishes is contract (:mod:`contracts.approval.v1`:
+topics, event models, encryption contexts), re-exported here so the code that publishes an
+event names it from its own package."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field
-
 from approval_service.models import kit_tables
-from wangban.events import Event, registry
+from contracts.approval.v1 import DECISIONS_TOPIC as DECISIONS_TOPIC
+from contracts.approval.v1 import FORM_CONTEXT as FORM_CONTEXT
+from contracts.approval.v1 import HOLDER_CONTEXT as HOLDER_CONTEXT
+from contracts.approval.v1 import CaseAccepted as CaseAccepted
+from contracts.approval.v1 import CaseApproved as CaseApproved
+from contracts.approval.v1 import CaseCompleted as CaseCompleted
+from contracts.approval.v1 import CaseCorrectionRequested as CaseCorrectionRequested
+from contracts.approval.v1 import CaseDeadlineWarning as CaseDeadlineWarning
+from contracts.approval.v1 import CaseDenied as CaseDenied
+from contracts.approval.v1 import CaseNotAccepted as CaseNotAccepted
+from contracts.approval.v1 import CaseOverdue as CaseOverdue
 from wangban.outbox import Outbox
 
 outbox = Outbox(schema="approval", source="/wangban/approval", tables=kit_tables)
-
-DECISIONS_TOPIC = registry.topic(
-    "wangban.approval.decisions",
-    partitions=6,
-    description="Decisions on applications: approvals (automatic 秒批 or by a reviewer).",
-    key_description="The application id: one application's decisions arrive in order.",
-)
-
-
-@registry.event(
-    type="cn.wangban.approval.case.approved.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseApproved(Event):
-    """An application was approved.
-
-    When the item's result is an e-certificate (``result_kind == "certificate"``), the sharing
-    service issues it from ``certificate_type`` and ``certificate_fields``. The holder's name
-    and ID number (or credit code) must appear on the certificate, so they travel here, but
-    only encrypted with the platform's field key (``holder_name_enc``, ``holder_id_enc``,
-    context ``"approval.holder"``): partner departments that read this topic see ciphertext.
-    """
-
-    application_id: str
-    item_id: str
-    item_version_id: str
-    item_code: str
-    decided_at: str
-    decided_by: str
-    """``auto`` for 秒批, otherwise the reviewer's user id."""
-    result_kind: str
-    certificate_type: str | None = None
-    certificate_fields: dict[str, Any] = Field(default_factory=dict)
-    """Values the certificate states that are not personal (set by the decision)."""
-    certificate_facts_enc: str | None = None
-    """The application's form as JSON, encrypted (context ``application.form``): the
-    certificate takes the fields its type declares from it."""
-    holder_kind: str = "person"
-    holder_name_enc: str | None = None
-    holder_id_enc: str | None = None
-    establishes: str | None = None
-    """设立登记: the kind of market entity this approval registers (``个体工商户``,
-    ``有限责任公司`` …, the item's ``establishes``). The certificate's holder is then the new
-    entity, under a credit code the sharing service assigns at issue; the ``holder_*`` fields
-    name the applicant who founded it (经营者 or 法定代表人)."""
-    rules: list[dict[str, str]] = Field(default_factory=list)
-    """秒批: each rule's name and result (``true``/``false``/``error``/``skipped``), never
-    the data it looked at."""
-
-
-@registry.event(
-    type="cn.wangban.approval.case.accepted.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseAccepted(Event):
-    """A reviewer (or the 秒批 engine, when its rules refer the case to a person) took up the
-    application."""
-
-    application_id: str
-    started_at: str
-    reviewer: str
-
-
-@registry.event(
-    type="cn.wangban.approval.case.correction_requested.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseCorrectionRequested(Event):
-    """补正: the applicant must correct or add something before review goes on."""
-
-    application_id: str
-    requested_at: str
-    reviewer: str
-    reason: str
-    materials: list[str] = Field(default_factory=list)
-    """Names of the materials to supply again, if any."""
-
-
-@registry.event(
-    type="cn.wangban.approval.case.denied.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseDenied(Event):
-    """不予许可 / 不予通过, with the reason shown to the applicant."""
-
-    application_id: str
-    decided_at: str
-    decided_by: str
-    reason: str
-    rules: list[dict[str, str]] = Field(default_factory=list)
-    """秒批: each rule's name and result, as on ``case.approved``."""
-
-
-@registry.event(
-    type="cn.wangban.approval.case.not_accepted.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseNotAccepted(Event):
-    """不予受理 by the deciding department, with the reason."""
-
-    application_id: str
-    at: str
-    by: str
-    reason: str
-
-
-@registry.event(
-    type="cn.wangban.approval.case.completed.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseCompleted(Event):
-    """办结 on the approval side: decided, with the working days it took and whether on time."""
-
-    application_id: str
-    outcome: str
-    completed_at: str
-    working_days_used: int
-    on_time: bool
-
-
-@registry.event(
-    type="cn.wangban.approval.case.deadline_warning.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseDeadlineWarning(Event):
-    """80 % of the committed working days are used and the case is still open."""
-
-    application_id: str
-    department: str
-    due_date: str
-    provisional: bool
-
-
-@registry.event(
-    type="cn.wangban.approval.case.overdue.v1",
-    topic=DECISIONS_TOPIC,
-    key="application_id",
-)
-class CaseOverdue(Event):
-    """The committed completion date passed with the case still open."""
-
-    application_id: str
-    department: str
-    due_date: str

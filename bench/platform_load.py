@@ -717,9 +717,11 @@ async def create_citizens(settings: Settings, applicant: Applicant, count: int) 
                     cipher=cipher,
                     now=now,
                 )
-                account.name_enc = cipher.encrypt(person["name"], context=accounts.HOLDER_CONTEXT)
+                account.name_enc = cipher.encrypt(
+                    person["name"], context=accounts.ACCOUNT_HOLDER_CONTEXT
+                )
                 account.id_number_enc = cipher.encrypt(
-                    person["id_number"], context=accounts.HOLDER_CONTEXT
+                    person["id_number"], context=accounts.ACCOUNT_HOLDER_CONTEXT
                 )
                 account.real_name_at = account.real_person_at = now
                 account.assurance = int(AssuranceLevel.REAL_PERSON)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import passwords, repository
-from gateway.events import OPENID_CONTEXT, SUBJECT_CONTEXT, AccountWeChatBound, outbox
+from gateway.events import ACCOUNT_SUBJECT_CONTEXT, OPENID_CONTEXT, AccountWeChatBound, outbox
 from gateway.identity_provider import IdentityVerifier
 from gateway.models import Account, CompanyBinding, FaceVerification, StaffAccount
 from gateway.wechat import WeChatAuth, WeChatSession
@@ -33,8 +33,9 @@ from wangban.errors import (
 )
 from wangban.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
-HOLDER_CONTEXT = "gateway.account"
-"""Encryption context of an account's verified name and ID number."""
+ACCOUNT_HOLDER_CONTEXT = "gateway.account"
+"""Encryption context of an account's verified name and ID number at rest (the gateway's own;
+not the events' ``contracts.intake.v1.HOLDER_CONTEXT``)."""
 FACE_TTL = timedelta(minutes=10)
 
 
@@ -138,8 +139,8 @@ def verified_person(account: Account, cipher: FieldCipher) -> VerifiedPerson:
             extra={"required_assurance": "real_name", "current_assurance": "wechat"},
         )
     return VerifiedPerson(
-        name=cipher.decrypt(account.name_enc, context=HOLDER_CONTEXT),
-        id_number=cipher.decrypt(account.id_number_enc, context=HOLDER_CONTEXT),
+        name=cipher.decrypt(account.name_enc, context=ACCOUNT_HOLDER_CONTEXT),
+        id_number=cipher.decrypt(account.id_number_enc, context=ACCOUNT_HOLDER_CONTEXT),
     )
 
 
@@ -172,7 +173,7 @@ async def wechat_login(
         session,
         AccountWeChatBound(
             report_id=str(uuid.uuid4()),
-            subject_enc=cipher.encrypt(account.subject, context=SUBJECT_CONTEXT),
+            subject_enc=cipher.encrypt(account.subject, context=ACCOUNT_SUBJECT_CONTEXT),
             openid_enc=cipher.encrypt(account.openid, context=OPENID_CONTEXT),
             logged_in_at=now.isoformat(),
         ),
@@ -209,8 +210,8 @@ async def bind_real_name(
     holder = await repository.account_by_person(session, person_ref)
     if holder is not None and holder.subject != account.subject:
         raise RealNameMismatch(REAL_NAME_REFUSED)
-    account.name_enc = cipher.encrypt(name, context=HOLDER_CONTEXT)
-    account.id_number_enc = cipher.encrypt(id_number, context=HOLDER_CONTEXT)
+    account.name_enc = cipher.encrypt(name, context=ACCOUNT_HOLDER_CONTEXT)
+    account.id_number_enc = cipher.encrypt(id_number, context=ACCOUNT_HOLDER_CONTEXT)
     account.person_ref = person_ref
     account.real_name_at = now
     account.assurance = max(account.assurance, int(AssuranceLevel.REAL_NAME))

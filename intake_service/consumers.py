@@ -16,17 +16,17 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service.events import (
+from contracts.approval.v1 import (
     CaseAccepted,
     CaseApproved,
     CaseCorrectionRequested,
     CaseDenied,
     CaseNotAccepted,
 )
-from catalog_service.events import BundlePublished, ItemPublished, ItemWithdrawn
+from contracts.catalog.v1 import BundlePublished, ItemPublished, ItemWithdrawn
+from contracts.sharing.v1 import CertificateFailed, CertificateIssued
 from intake_service import applications, bundles, repository
 from intake_service.models import Application
-from sharing_service.events import CertificateFailed, CertificateIssued
 from wangban.consumer import Consumer
 from wangban.events import Envelope
 

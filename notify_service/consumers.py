@@ -19,15 +19,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service.events import (
+from contracts.approval.v1 import (
     CaseApproved,
     CaseCorrectionRequested,
     CaseDenied,
     CaseNotAccepted,
 )
-from gateway.events import OPENID_CONTEXT, AccountWeChatBound
-from gateway.events import SUBJECT_CONTEXT as ACCOUNT_CONTEXT
-from intake_service.events import (
+from contracts.gateway.v1 import ACCOUNT_SUBJECT_CONTEXT, OPENID_CONTEXT, AccountWeChatBound
+from contracts.intake.v1 import (
     HOLDER_CONTEXT,
     SUBJECT_CONTEXT,
     ApplicationAccepted,
@@ -37,9 +36,9 @@ from intake_service.events import (
     RectificationReplied,
     SupplementReminderDue,
 )
+from contracts.sharing.v1 import CertificateIssued
 from notify_service import delivery, recipients
 from notify_service.templates import NotificationKind
-from sharing_service.events import CertificateIssued
 from wangban import labels
 from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher, mask_name
@@ -102,7 +101,7 @@ def build_consumer(settings: Settings) -> Consumer:
         # Reported at every login: binding the same openid again changes nothing.
         await recipients.bind_wechat(
             session,
-            subject=cipher.decrypt(event.subject_enc, context=ACCOUNT_CONTEXT),
+            subject=cipher.decrypt(event.subject_enc, context=ACCOUNT_SUBJECT_CONTEXT),
             openid=cipher.decrypt(event.openid_enc, context=OPENID_CONTEXT),
         )
 

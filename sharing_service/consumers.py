@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service.events import CaseApproved
-from catalog_service.events import ItemPublished
+from contracts.approval.v1 import FORM_CONTEXT, HOLDER_CONTEXT, CaseApproved
+from contracts.catalog.v1 import ItemPublished
 from sharing_service import certificates, repository
 from sharing_service.events import CertificateFailed, outbox
 from sharing_service.models import ItemVersionCopy
@@ -23,13 +23,6 @@ from wangban.consumer import Consumer, PoisonEvent
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.events import Envelope
 from wangban.settings import Settings
-
-HOLDER_CONTEXT = "approval.holder"
-"""Encryption context of the holder fields in ``case.approved`` (see that event)."""
-
-
-FORM_CONTEXT = "application.form"
-"""Encryption context of the application's form carried as ``certificate_facts_enc``."""
 
 
 def build_consumer(settings: Settings) -> Consumer:

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from wangban.events import Envelope, Event, EventRegistry, load_all_event_modules
+from contracts.events import Envelope, Event, EventRegistry
+from wangban.events import load_all_event_modules
 
 ASYNCAPI_FILE = "asyncapi.yaml"
 SCHEMA_DIR = "events"
@@ -24,10 +25,24 @@ def _message_name(model: type[Event]) -> str:
     return model.__name__
 
 
+def _as_read(schema: Any) -> Any:
+    """The schema as a reader must apply it: objects that the producer's model closes
+    (``additionalProperties: false``, strictness when an event is built) open, since a field may
+    be added within a version and a reader ignores it (``Event.read``)."""
+    if isinstance(schema, dict):
+        return {
+            key: True if key == "additionalProperties" and value is False else _as_read(value)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_as_read(value) for value in schema]
+    return schema
+
+
 def event_json_schema(model: type[Event]) -> dict[str, Any]:
     """JSON Schema (2020-12) of a whole Kafka message of this type: envelope plus data."""
     envelope = Envelope.model_json_schema()
-    data = model.model_json_schema(ref_template="#/$defs/{model}")
+    data = _as_read(model.model_json_schema(ref_template="#/$defs/{model}"))
     defs = {**envelope.pop("$defs", {}), **data.pop("$defs", {})}
     properties = dict(envelope["properties"])
     properties["type"] = {"const": model.event_type, "description": "Event type and version"}

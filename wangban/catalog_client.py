@@ -14,13 +14,13 @@ the event and asks again, a request is refused for now as our fault.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import httpx
 
+from contracts.catalog.api_v1 import PublishedBundle as PublishedBundle
+from contracts.catalog.api_v1 import PublishedVersion as PublishedVersion
 from wangban.errors import ServiceUnavailable
 from wangban.http import service_client
 from wangban.settings import Settings
@@ -34,30 +34,6 @@ class CatalogUnavailable(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__("暂时无法读取办事事项，请稍后重试")
-
-
-@dataclass(frozen=True)
-class PublishedVersion:
-    """What ``item.published`` carries about a version, as the catalog answers it."""
-
-    version_id: str
-    item_id: str
-    implementing_code: str
-    content: dict[str, Any]
-    published_at: datetime
-    withdrawn_at: datetime | None
-
-
-@dataclass(frozen=True)
-class PublishedBundle:
-    """What ``bundle.published`` carries about a bundle version, as the catalog answers it."""
-
-    version_id: str
-    bundle_id: str
-    code: str
-    member_version_ids: list[str]
-    content: dict[str, Any]
-    published_at: datetime
 
 
 class CatalogClient:
@@ -76,17 +52,7 @@ class CatalogClient:
         body = await self._get_version("item-versions", version_id)
         if body is None:
             return None
-        content = dict(body["content"])
-        return PublishedVersion(
-            version_id=str(body["id"]),
-            item_id=str(body["item_id"]),
-            implementing_code=str(content.get("implementing_code", "")),
-            content=content,
-            published_at=datetime.fromisoformat(body["published_at"]),
-            withdrawn_at=(
-                datetime.fromisoformat(body["withdrawn_at"]) if body.get("withdrawn_at") else None
-            ),
-        )
+        return PublishedVersion.from_answer(body)
 
     async def published_bundle(self, version_id: str) -> PublishedBundle | None:
         """The published bundle version ``version_id``, or ``None`` when the catalog has none.
@@ -95,15 +61,7 @@ class CatalogClient:
         # The catalog shows a bundle's draft at the same address: not one anybody applies for.
         if body is None or not body.get("published_at"):
             return None
-        content = dict(body["content"])
-        return PublishedBundle(
-            version_id=str(body["id"]),
-            bundle_id=str(body["bundle_id"]),
-            code=str(content.get("code", "")),
-            member_version_ids=[str(v) for v in body["member_version_ids"]],
-            content=content,
-            published_at=datetime.fromisoformat(body["published_at"]),
-        )
+        return PublishedBundle.from_answer(body)
 
     async def _get_version(self, kind: str, version_id: str) -> dict[str, Any] | None:
         """``GET /{kind}/{version_id}``: the body, or ``None`` on 404."""

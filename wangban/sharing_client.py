@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import httpx
 
+from contracts.sharing.api_v1 import LookupAnswer as LookupAnswer
+from contracts.sharing.api_v1 import SharedResolution as SharedResolution
 from wangban.auth import AssuranceLevel, Identity, InternalTokens, identity_var
 from wangban.errors import ServiceUnavailable
 from wangban.http import service_client
@@ -45,33 +45,6 @@ class SharingUnavailable(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__("暂时无法核验您的共享材料，申请未提交，请稍后重试")
-
-
-@dataclass
-class SharedResolution:
-    """The sharing service's answer for one material (see sharing's ``/materials/resolve``)."""
-
-    index: int
-    status: str
-    evidence_kind: str | None = None
-    evidence_id: str | None = None
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class LookupAnswer:
-    """One lookup's outcome. ``unavailable``: the provider or the sharing service could not
-    answer; ``refused``: the access policy or a missing consent said no. Neither means "no
-    record" (that is ``not_found``)."""
-
-    status: Literal["found", "not_found", "unavailable", "refused"]
-    lookup_id: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    """Field → ``{"value", "source", "provider", "dataset", "updated_at"}``."""
-
-    def value(self, name: str) -> Any:
-        attribute = self.attributes.get(name)
-        return None if attribute is None else attribute.get("value")
 
 
 class SharingClient:
@@ -116,16 +89,7 @@ class SharingClient:
                 "sharing service answered %s to material resolution", response.status_code
             )
             raise SharingUnavailable()
-        return [
-            SharedResolution(
-                index=int(m["index"]),
-                status=str(m["status"]),
-                evidence_kind=(m.get("evidence") or {}).get("kind"),
-                evidence_id=(m.get("evidence") or {}).get("id"),
-                message=str(m.get("message", "")),
-            )
-            for m in response.json().get("materials", [])
-        ]
+        return [SharedResolution.from_answer(m) for m in response.json().get("materials", [])]
 
     async def lookup(
         self,
@@ -162,12 +126,7 @@ class SharingClient:
                 # every 秒批 case in flight to a person. The caller waits and asks again.
                 raise SharingUnavailable()
             return LookupAnswer(status="unavailable")
-        body = response.json()
-        return LookupAnswer(
-            status="found" if body.get("found") else "not_found",
-            lookup_id=body.get("lookup_id"),
-            attributes=dict(body.get("attributes") or {}),
-        )
+        return LookupAnswer.from_answer(response.json())
 
     async def verify_identity(
         self,

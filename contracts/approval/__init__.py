@@ -1,0 +1,1 @@
+"""Contracts of the approval service, one module per version."""

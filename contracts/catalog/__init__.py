@@ -1,0 +1,1 @@
+"""Contracts of the catalog service, one module per version."""

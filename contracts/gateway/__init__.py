@@ -1,0 +1,1 @@
+"""Contracts of the gateway service, one module per version."""

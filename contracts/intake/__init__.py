@@ -1,0 +1,1 @@
+"""Contracts of the intake service, one module per version."""

@@ -1,0 +1,1 @@
+"""Contracts of the notify service, one module per version."""

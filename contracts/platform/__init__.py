@@ -1,0 +1,1 @@
+"""Contracts of the platform kit, one module per version."""

@@ -1,0 +1,1 @@
+"""Contracts of the sharing service, one module per version."""
