@@ -354,7 +354,7 @@ class Applicant:
     token, made here with the same key)."""
 
     def __init__(self, settings: Settings, content: dict[str, Any], version_id: str):
-        from sharing_service.sandbox import PERSONAS
+        from sandbox import PERSONAS
         from wangban.auth import AssuranceLevel, Identity, InternalTokens
         from wangban.crypto import BlindIndex
 

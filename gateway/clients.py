@@ -5,24 +5,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.identity_provider import (
-    HttpIdentityVerifier,
-    IdentityVerifier,
-    SandboxIdentityVerifier,
-)
+from gateway.identity_provider import HttpIdentityVerifier, IdentityVerifier
 from gateway.models import wechat_access_token
 from gateway.upstream import Upstreams
 from gateway.wechat import WeChatAuth
 from wangban.crypto import FieldCipher
 from wangban.db import Database
-from wangban.settings import Settings
+from wangban.settings import ConfigurationError, Settings
 from wangban.wechat import PostgresTokenStore
 
 TOKEN_CONTEXT = "gateway.wechat_token"
 
 
 def identity_verifier(settings: Settings) -> IdentityVerifier:
-    """The register's verification service, or in local and test runs the sandbox population
+    """The register's verification service, or in local and test runs the sandbox register
     (production refuses to start without a URL)."""
     if settings.identity_provider_url:
         return HttpIdentityVerifier(
@@ -30,6 +26,16 @@ def identity_verifier(settings: Settings) -> IdentityVerifier:
             token=settings.identity_provider_token.get_secret_value(),
             timeout_s=settings.http_timeout_s,
         )
+    # Imported only here, when configured: the sandbox is a separate distribution that the
+    # production image does not contain.
+    try:
+        from sandbox.register import SandboxIdentityVerifier
+    except ImportError as exc:
+        raise ConfigurationError(
+            "WANGBAN_IDENTITY_PROVIDER_URL is not set and the sandbox register is not installed: "
+            "set WANGBAN_IDENTITY_PROVIDER_URL, or install the sandbox (pip install -e ./sandbox; "
+            "./dev does)"
+        ) from exc
     return SandboxIdentityVerifier()
 
 

@@ -3,9 +3,10 @@ whether a name goes with a resident ID number (实名) and whether that person m
 company (法人: its legal representative or a registered agent).
 
 It is an external system, spoken to over ``docs/identity-provider-protocol.md`` by
-:class:`HttpIdentityVerifier`. Local and test runs use :class:`SandboxIdentityVerifier`, the
-same invented people and companies the sharing sandbox serves, so the demo personas can bind
-their real names and companies in development.
+:class:`HttpIdentityVerifier`. Local and test runs use the sandbox register
+(``sandbox.register.SandboxIdentityVerifier``, installed with the sandbox, never in production):
+the same invented people and companies the sandbox provider serves, so the demo personas can
+bind their real names and companies in development.
 
 Names and ID numbers are personal data: they travel only in request bodies and are never
 logged, put in an exception message or in a repr.
@@ -35,7 +36,6 @@ __all__ = [
     "IdentityVerifier",
     "PersonCheck",
     "PersonResult",
-    "SandboxIdentityVerifier",
     "VerifierUnavailable",
 ]
 
@@ -282,63 +282,3 @@ def _is_person_result(value: object) -> TypeGuard[PersonResult]:
 
 def _is_role(value: object) -> TypeGuard[CompanyRole]:
     return isinstance(value, str) and value in _ROLES
-
-
-# --- the sandbox register ---------------------------------------------------------------------
-
-
-class SandboxIdentityVerifier:
-    """The sharing sandbox's invented population as the register (local and test runs only).
-
-    People are the demo personas, the companies' legal representatives and two agents; each
-    matches under the name the sandbox gives them. A company's representative
-    (``Company.representative_id``) acts for it as ``legal_representative``. The sandbox has
-    no agents of its own, so two are registered here: the spouses who work at their
-    husband's company (袁淑仪 for 华粤精密五金, 蔡美玉 for 鑫达物流; the sandbox population
-    has them with those names in the household register).
-    """
-
-    def __init__(self) -> None:
-        # Imported here: production never loads the demo population.
-        from sharing_service import sandbox
-
-        agents: tuple[tuple[str, str, str], ...] = (
-            (sandbox.USCC_HUAYUE, "袁淑仪", sandbox.ID_YUAN_SHUYI),
-            (sandbox.USCC_XINDA, "蔡美玉", sandbox.ID_CAI_MEIYU),
-        )
-        people: dict[str, str] = {}
-        for persona in sandbox.PERSONAS:
-            people[persona.id_number] = persona.name
-        for company in sandbox.COMPANIES:
-            people.setdefault(company.representative_id, company.representative)
-        for _, name, id_number in agents:
-            people.setdefault(id_number, name)
-        self._people = people
-        self._companies = {company.uscc: company for company in sandbox.COMPANIES}
-        self._agents = frozenset((uscc, id_number) for uscc, _, id_number in agents)
-
-    def __repr__(self) -> str:
-        return f"SandboxIdentityVerifier(people={len(self._people)})"
-
-    async def verify_person(self, *, name: str, id_number: str) -> PersonCheck:
-        known = self._people.get(id_number.strip().upper())
-        if known is None:
-            return PersonCheck("not_found")
-        return PersonCheck("match" if known == name.strip() else "mismatch")
-
-    async def company_role(self, *, uscc: str, name: str, id_number: str) -> CompanyCheck:
-        company = self._companies.get(uscc.strip().upper())
-        if company is None:
-            return CompanyCheck(company_name=None, role=None)
-        id_number = id_number.strip().upper()
-        if self._people.get(id_number) != name.strip():
-            # Only the right name with the right number may act for anyone.
-            return CompanyCheck(company_name=company.name, role=None)
-        if company.representative_id == id_number:
-            return CompanyCheck(company_name=company.name, role="legal_representative")
-        if (company.uscc, id_number) in self._agents:
-            return CompanyCheck(company_name=company.name, role="agent")
-        return CompanyCheck(company_name=company.name, role=None)
-
-    async def close(self) -> None:
-        return None

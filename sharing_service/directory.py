@@ -41,9 +41,15 @@ class ProviderDirectory:
     def _sandbox_provider(self) -> DataProvider:
         if self._sandbox is None:
             # Imported on first use: a deployment with only real providers never builds the
-            # synthetic population.
-            from sharing_service.sandbox import SandboxProvider
-
+            # synthetic population, and the production image does not even contain it.
+            try:
+                from sandbox.provider import SandboxProvider
+            except ImportError as exc:
+                # A registration still on the sandbox without it installed: unavailable (manual
+                # handling), as a department that does not answer.
+                raise ProviderUnavailable(
+                    "the sandbox provider is not installed (pip install -e ./sandbox)"
+                ) from exc
             self._sandbox = SandboxProvider()
         return self._sandbox
 

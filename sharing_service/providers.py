@@ -3,8 +3,9 @@
 A provider answers one question: "the record of this subject in this dataset, these fields".
 Two implementations exist: :class:`sharing_service.http_provider.HttpProvider` (a department's
 REST endpoint, see ``docs/provider-protocol.md``) and
-:class:`sharing_service.sandbox.SandboxProvider` (a synthetic population for the demo and the
-tests). Policy, consent, predicates and auditing happen above this interface, never in it.
+``sandbox.provider.SandboxProvider`` (a synthetic population for the demo and the tests; a
+separate distribution, never in production). Policy, consent, predicates and auditing happen
+above this interface, never in it.
 """
 
 from __future__ import annotations

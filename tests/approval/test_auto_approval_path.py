@@ -27,9 +27,9 @@ from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from notify_service.models import Message
 from notify_service.template_versions import seed_defaults as seed_notify_templates
+from sandbox import PERSONAS
 from sharing_service.models import Certificate
 from sharing_service.registry import seed_registry
-from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure, make_settings
 from tests.grant_limits import set_aside_earlier_applications
 from tests.kit.support import eventually

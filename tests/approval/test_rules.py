@@ -32,8 +32,7 @@ from approval_service.rules import (
     evaluate,
     needs_status_of,
 )
-from sharing_service.providers import ProviderUnavailable, Subject
-from sharing_service.sandbox import (
+from sandbox import (
     GJJ_RENT,
     PERSONAS,
     ItemClaim,
@@ -41,6 +40,7 @@ from sharing_service.sandbox import (
     SandboxPopulation,
     SandboxProvider,
 )
+from sharing_service.providers import ProviderUnavailable, Subject
 from wangban.identifiers import age_on, region_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -440,7 +440,7 @@ def test_every_demo_rule_set_compiles_and_declares_what_it_reads() -> None:
 # --- the demo personas -----------------------------------------------------------------------
 
 OUTCOMES: dict[str, Outcome] = {"pass": "approve", "reject": "deny", "refer": "refer"}
-"""The sandbox's names (``sharing_service.sandbox.Outcome``) → the engine's."""
+"""The sandbox's names (``sandbox.Outcome``) → the engine's."""
 
 
 @dataclass(frozen=True)

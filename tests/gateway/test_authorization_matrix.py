@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from catalog_service import service as catalog
-from sharing_service.sandbox import PERSONAS
+from sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway

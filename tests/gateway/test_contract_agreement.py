@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from intake_service.ratings import COMMENT_MAX_LENGTH, RATING_TAGS
-from sharing_service.sandbox import PERSONAS
+from sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.intake import factories

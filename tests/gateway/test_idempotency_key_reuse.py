@@ -21,7 +21,7 @@ from catalog_service.events import ItemPublished
 from catalog_service.schemas import ItemContent
 from intake_service import consumers
 from intake_service.models import Application
-from sharing_service.sandbox import PERSONAS
+from sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway

@@ -13,14 +13,10 @@ from datetime import date
 
 import pytest
 
-from gateway.identity_provider import (
-    HttpIdentityVerifier,
-    IdentityVerifier,
-    SandboxIdentityVerifier,
-    VerifierUnavailable,
-)
-from sharing_service import sandbox
-from sharing_service.sandbox import COMPANIES, PERSONAS, SandboxPopulation
+import sandbox
+from gateway.identity_provider import HttpIdentityVerifier, IdentityVerifier, VerifierUnavailable
+from sandbox import COMPANIES, PERSONAS, SandboxPopulation
+from sandbox.register import SandboxIdentityVerifier
 from tests.gateway.provider_fake import FakeVerificationService, serve_verifier
 from wangban.errors import ServiceUnavailable
 

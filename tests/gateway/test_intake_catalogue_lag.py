@@ -23,8 +23,8 @@ from catalog_service.schemas import BundleContent
 from intake_service.models import Application
 from intake_service.models import BundleVersionCopy as IntakeBundleCopy
 from intake_service.models import ItemVersionCopy as IntakeCopy
+from sandbox import PERSONAS, Persona, SandboxPopulation
 from sharing_service.registry import put_grant, seed_registry
-from sharing_service.sandbox import PERSONAS, Persona, SandboxPopulation
 from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure, make_settings
 from tests.gateway.support import Gateway, running_gateway

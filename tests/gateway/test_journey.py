@@ -22,9 +22,9 @@ from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from gateway.models import Account
 from intake_service.models import ItemVersionCopy as IntakeCopy
+from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway, verify_real_person
 from tests.grant_limits import set_aside_earlier_applications

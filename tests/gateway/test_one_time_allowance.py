@@ -16,9 +16,9 @@ from catalog_service import repository as catalog_repository
 from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from intake_service.models import ItemVersionCopy as IntakeCopy
+from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.grant_limits import ALLOWANCE_CODE, demo_item, set_aside_earlier_applications

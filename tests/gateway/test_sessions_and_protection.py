@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete
 
 from gateway.models import Account
-from sharing_service.sandbox import COMPANIES, PERSONAS
+from sandbox import COMPANIES, PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.notify.fake_wechat import serve_fake_wechat

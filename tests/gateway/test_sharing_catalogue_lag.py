@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from catalog_service import service as catalog
+from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import put_grant, seed_registry
-from sharing_service.sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway

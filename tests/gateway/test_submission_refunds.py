@@ -16,7 +16,7 @@ from catalog_service import service as catalog
 from gateway.ratelimit import our_fault
 from gateway.upstream import Upstreams
 from intake_service.models import ItemVersionCopy as IntakeCopy
-from sharing_service.sandbox import PERSONAS
+from sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
 from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from sqlalchemy import delete, func, update
 
-from gateway.identity_provider import SandboxIdentityVerifier
 from gateway.models import Account, LoginThrottle
 from gateway.sessions import RevocationList, client_tokens, revocations
-from sharing_service.sandbox import PERSONAS
+from sandbox import PERSONAS
+from sandbox.register import SandboxIdentityVerifier
 from tests.conftest import Infrastructure
 from tests.gateway.provider_fake import FakeVerificationService, serve_verifier
 from tests.gateway.support import Gateway, running_gateway

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from catalog_service.events import ItemPublished
 from intake_service.models import Application
 from intake_service.models import ItemVersionCopy as IntakeCopy
+from sandbox import PERSONAS, Persona
 from sharing_service.consumers import build_consumer
 from sharing_service.models import LookupAudit
 from sharing_service.registry import put_grant, seed_registry
-from sharing_service.sandbox import PERSONAS, Persona
 from tests.approval.test_cases import _case as approval_case
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
+from sandbox import PERSONAS, SandboxPopulation
 from sharing_service.consumers import build_consumer
 from sharing_service.models import LookupAudit
 from sharing_service.registry import put_grant, seed_registry
-from sharing_service.sandbox import PERSONAS, SandboxPopulation
 from tests.conftest import Infrastructure, make_settings
 from tests.intake.support import publish_item
 from tests.serving import serve_asgi

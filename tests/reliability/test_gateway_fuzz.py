@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from sharing_service.sandbox import PERSONAS
+from sandbox import PERSONAS
 from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.notify.fake_wechat import serve_fake_wechat

@@ -28,9 +28,9 @@ from starlette.routing import Route
 
 from approval_service.models import Case, Decision
 from intake_service.models import Application
+from sandbox import SandboxProvider
 from sharing_service.providers import ProviderUnavailable, Subject
 from sharing_service.registry import register_provider
-from sharing_service.sandbox import SandboxProvider
 from tests.conftest import Infrastructure
 from tests.fakes.department import json_response
 from tests.kit.support import eventually

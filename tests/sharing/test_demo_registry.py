@@ -9,12 +9,12 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sandbox import PERSONAS, SandboxProvider
 from sharing_service import materials, repository
 from sharing_service.directory import ProviderDirectory
 from sharing_service.lookups import Caller
 from sharing_service.providers import Subject
 from sharing_service.registry import seed_registry
-from sharing_service.sandbox import PERSONAS, SandboxProvider
 from tests.sharing.support import add_item_version, keys
 from wangban.settings import Settings
 

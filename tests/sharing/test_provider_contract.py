@@ -9,9 +9,9 @@ from datetime import date
 
 import pytest
 
+from sandbox import COMPANIES, PERSONAS, SandboxPopulation, SandboxProvider
 from sharing_service.http_provider import HttpProvider
 from sharing_service.providers import DataProvider, ProviderUnavailable, Subject
-from sharing_service.sandbox import COMPANIES, PERSONAS, SandboxPopulation, SandboxProvider
 from tests.sharing.provider_server import serve_provider
 
 TODAY = date(2026, 11, 23)

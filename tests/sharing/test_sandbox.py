@@ -18,8 +18,7 @@ import pytest
 from celpy import celtypes
 from jsonschema import Draft202012Validator
 
-from sharing_service.providers import ProviderUnavailable, Subject
-from sharing_service.sandbox import (
+from sandbox import (
     BIRTH_CERTIFICATE,
     COMPANIES,
     CST,
@@ -33,6 +32,7 @@ from sharing_service.sandbox import (
     SandboxPopulation,
     SandboxProvider,
 )
+from sharing_service.providers import ProviderUnavailable, Subject
 from wangban.identifiers import (
     age_on,
     birth_date_of,

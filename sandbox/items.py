@@ -1,0 +1,38 @@
+"""The demo 秒批 items the personas apply for, by 实施编码 (``catalog_service/demo/items.json``).
+
+The personas' data (``data/personas.yaml``) names items by these constants."""
+
+from __future__ import annotations
+
+from typing import Final
+
+NEWBORN_HUKOU: Final = "11441900007330117Q-000107002000-01"  # 新生儿入户登记
+HUKOU_BOOKLET: Final = "11441900007330117Q-000107003000-01"  # 居民户口簿补领、换领
+RESIDENCE_PERMIT: Final = "11441900007330117Q-000120001000-01"  # 居住证签注
+UNEMPLOYMENT_BENEFIT: Final = "11441900007330475R-000305001000-01"  # 失业保险金申领
+RESIDENT_PENSION: Final = "11441900007330475R-000305002000-01"  # 城乡居民基本养老保险待遇领取
+INSURANCE_PROOF: Final = "11441900007330475R-000320001000-01"  # 社会保险个人参保证明查询打印
+GJJ_RENT: Final = "12441900456002389F-000520001000-01"  # 住房公积金提取（租房）
+GJJ_PROOF: Final = "12441900456002389F-000520002000-01"  # 住房公积金个人缴存使用证明出具
+GJJ_RETIREMENT: Final = "12441900456002389F-000520003000-01"  # 住房公积金提取（退休）
+SOLE_TRADER_SETUP: Final = "114419000073310646-000801001000-01"  # 个体工商户设立登记
+SOLE_TRADER_CHANGE: Final = "114419000073310646-000801001001-01"  # 营业执照变更登记（个体工商户）
+LLC_SETUP: Final = "114419000073310646-000801002000-01"  # 有限责任公司设立登记
+FOOD_LICENCE_NEW: Final = "114419000073310646-000801004000-01"  # 食品经营许可（新办）
+FOOD_LICENCE_RENEWAL: Final = "114419000073310646-000801004001-01"  # 食品经营许可延续
+INVOICE_LIMIT: Final = "11441900007331216J-000901001000-01"  # 增值税防伪税控系统最高开票限额审批
+TAX_CLEARANCE: Final = "11441900007331216J-000910002000-01"  # 清税证明开具
+BIRTH_CERTIFICATE: Final = "114419000073309264-000707001000-01"  # 出生医学证明首次签发
+ELDERLY_ALLOWANCE: Final = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领
+DISABILITY_SUBSIDIES: Final = "11441900007330256F-000205002000-01"  # 残疾人两项补贴申领
+DISABILITY_CARD: Final = "13441900456004552D-001320001000-01"  # 残疾人证到期换领
+RESIDENT_MEDICAL: Final = "11441900007331435W-001007001000-01"  # 城乡居民基本医疗保险参保登记
+NEWBORN_MEDICAL: Final = "11441900007331435W-001007001001-01"  # 新生儿城乡居民医保参保登记
+MATERNITY_ALLOWANCE: Final = "11441900007331435W-001005001000-01"  # 生育津贴申领
+CROSS_PROVINCE_MEDICAL: Final = "11441900007331435W-001020001000-01"  # 跨省异地就医直接结算备案
+PROPERTY_QUERY: Final = "1244190045600312X3-000420001000-01"  # 不动产登记信息查询（个人）
+
+ITEMS: Final[dict[str, str]] = {
+    name: value for name, value in dict(globals()).items() if name.isupper() and "-" in str(value)
+}
+"""Constant name → 实施编码, as the data files name the items."""
