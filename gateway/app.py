@@ -41,9 +41,7 @@ def configure(app: FastAPI, settings: Settings) -> None:
     app.state.identity_verifier = clients.identity_verifier(settings)
     app.state.cipher = FieldCipher.from_settings(settings)
     app.state.blind_index = BlindIndex.from_settings(settings)
-    contract.describe_pass_through(
-        app, settings, api.PASS_THROUGH, forwarding_query=api.FORWARDING_QUERY
-    )
+    contract.describe_pass_through(app, api.PASS_THROUGH, forwarding_query=api.FORWARDING_QUERY)
     # Inside BodyLimit (added later, so outside): the body it reads whole is already bounded.
     app.add_middleware(JsonDepthLimit)
     app.add_middleware(

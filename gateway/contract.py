@@ -1,10 +1,14 @@
 """The gateway's OpenAPI document tells what its pass-through routes answer.
 
 A pass-through route returns the service's answer unchanged, so its success statuses and bodies
-are the service's: they are taken from the service's own document (the service's app is built,
-not started, the first time the gateway's document is asked for) and put in the gateway's, with
+are the service's: they are taken from the service's own document and put in the gateway's, with
 the schemas they refer to copied under ``<service>.<Model>`` names. The gateway's own problem
 answers (401, 403, 503, …) stay as its routes declare them.
+
+The services' documents are their committed snapshots (``contracts/openapi/<service>.json``,
+:mod:`wangban.openapi`), read the first time the gateway's document is asked for: the gateway
+never imports or builds another service, so its process and image need none of their code (nor
+jieba). A test fails when a snapshot no longer matches its service.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from wangban.settings import Settings
+from wangban.openapi import read_snapshot
 
 Upstream = tuple[str, str, str]
 """(service, method, path on the service)."""
@@ -29,14 +33,8 @@ def _template(path: str) -> str:
     return _PARAMETER.sub("{}", path)
 
 
-def _service_documents(settings: Settings, services: set[str]) -> dict[str, dict[str, Any]]:
-    from wangban.app import create_service_app
-    from wangban.services import load_spec
-
-    return {
-        name: create_service_app(load_spec(name), settings, background=False).openapi()
-        for name in sorted(services)
-    }
+def _service_documents(services: set[str]) -> dict[str, dict[str, Any]]:
+    return {name: read_snapshot(name) for name in sorted(services)}
 
 
 def _operation(document: Mapping[str, Any], method: str, path: str) -> dict[str, Any] | None:
@@ -74,7 +72,6 @@ def _copy_with_refs(
 
 def describe_pass_through(
     app: FastAPI,
-    settings: Settings,
     routes: Mapping[tuple[str, str], Upstream],
     *,
     forwarding_query: frozenset[tuple[str, str]] = frozenset(),
@@ -89,7 +86,7 @@ def describe_pass_through(
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = build()
-        documents = _service_documents(settings, {service for service, _, _ in routes.values()})
+        documents = _service_documents({service for service, _, _ in routes.values()})
         schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
         for (method, path), (service, service_method, service_path) in routes.items():
             ours = document["paths"][path][method.lower()]

@@ -1,5 +1,5 @@
-"""The ``wangban`` command: up, serve, migrate, seed, events (dlq list/replay, docs), db roles,
-audit verify."""
+"""The ``wangban`` command: up, serve, migrate, seed, events (dlq list/replay, docs), openapi
+(write the services' snapshots), db roles, and what the services add (audit verify …)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,11 @@ async def list_dead_letters(
     rows: list[dict[str, Any]] = []
     async with _database(settings) as (database, _), database.sessionmaker() as session:
         for name in services:
+            outbox = load_spec(name).outbox
+            if outbox is None:
+                continue  # a service without events (the gateway) has no dead letters
             found = await deadletter.list_dead_letters(
-                session, outbox=load_spec(name).outbox, include_replayed=include_replayed
+                session, outbox=outbox, include_replayed=include_replayed
             )
             rows.extend({"service": name, **row} for row in found)
     return rows
@@ -70,10 +73,13 @@ async def replay_dead_letter(settings: Settings, dead_letter_id: str) -> str:
 
     async with _database(settings) as (database, _):
         for name in SERVICE_NAMES:
+            outbox = load_spec(name).outbox
+            if outbox is None:
+                continue
             async with database.sessionmaker() as session, session.begin():
                 try:
                     replayed = await deadletter.replay_dead_letter(
-                        session, outbox=load_spec(name).outbox, dead_letter_id=dead_letter_id
+                        session, outbox=outbox, dead_letter_id=dead_letter_id
                     )
                 except deadletter.DeadLetterError as exc:
                     raise CommandError(str(exc)) from exc
@@ -113,6 +119,13 @@ def _build_parser() -> argparse.ArgumentParser:
     docs = events_sub.add_parser("docs", help="write docs/asyncapi.yaml and docs/events/*.json")
     docs.add_argument("--check", action="store_true", help="fail if the files are stale")
     docs.add_argument("--out", type=Path, default=Path("docs"))
+    openapi = sub.add_parser("openapi", help="the services' committed OpenAPI snapshots")
+    openapi_sub = openapi.add_subparsers(dest="openapi_command", required=True)
+    snapshots = openapi_sub.add_parser(
+        "write", help="write contracts/openapi/<service>.json (what the gateway's document uses)"
+    )
+    snapshots.add_argument("--check", action="store_true", help="fail if a snapshot is stale")
+    snapshots.add_argument("--out", type=Path, default=None)
     # What the services add (wangban calendar, staff, audit …), declared by entry point.
     for command in service_commands():
         command.configure(sub.add_parser(command.name, help=command.help))
@@ -205,6 +218,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.check and stale:
             print("stale event docs: " + ", ".join(str(p) for p in stale), file=sys.stderr)
             print("run `wangban events docs` and commit the result", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "openapi":
+        from wangban.openapi import DEFAULT_OUT, write_snapshots
+
+        changed = write_snapshots(args.out or DEFAULT_OUT, check=args.check)
+        if args.check and changed:
+            print("stale OpenAPI snapshots: " + ", ".join(map(str, changed)), file=sys.stderr)
+            print("run `wangban openapi write` and commit the result", file=sys.stderr)
             return 1
         return 0
     if args.command == "db":
