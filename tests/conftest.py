@@ -64,6 +64,8 @@ def make_settings(infra: Infrastructure, **overrides: object) -> Settings:
         "consumer_retry_backoff_ms": 20,
         "consumer_retry_backoff_max_ms": 200,
         "log_json": True,
+        # A call to another service while holding a transaction fails the test (wangban.db).
+        "transaction_guard": "raise",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

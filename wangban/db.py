@@ -2,26 +2,45 @@
 
 Services flush, never commit: the unit of work (a request, a consumer's handler) commits once at
 its boundary, so a state change and the outbox rows it produced land in the same transaction.
+
+A unit of work's transaction begins at its first write, not its first read: plain reads before
+it run in autocommit on a connection taken for that statement alone (see
+:class:`WritesBeginTransaction`), so a route that reads, asks another service and then writes
+holds neither a transaction nor a pooled connection while the other service answers. The kit's
+HTTP clients check that (:func:`check_no_transaction`): in tests a call made while the task holds
+an open transaction fails, in production it is logged once per call site and counted.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
+import threading
+import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Annotated
+from contextvars import ContextVar
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, Request
-from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import CompoundSelect, Select
 
 from wangban.errors import Problem
 from wangban.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -47,6 +66,230 @@ def asyncpg_dsn(url: str | URL) -> str:
     """The same database as a plain asyncpg DSN (for LISTEN connections)."""
     parsed = async_url(str(url)) if isinstance(url, str) else url
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# --- transactions held across remote calls ------------------------------------------------------
+
+GuardMode = Literal["raise", "warn"]
+
+
+class TransactionHeldAcrossCall(RuntimeError):
+    """A call to another service (or a department's system) was about to be made while the
+    calling task holds an open database transaction: a programming error, raised where the
+    guard is set to ``raise`` (the test suite). Restructure the code as read → call → write."""
+
+
+class _Held:
+    """One database transaction begun by a task. Kept in a context variable as a mutable
+    object, so the task that began it and any task it spawned meanwhile see it end."""
+
+    __slots__ = ("connection", "open")
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = weakref.ref(connection)
+        self.open = True
+
+    def holding(self) -> bool:
+        # The connection's own state settles it, so a transaction that ended without a commit
+        # or rollback event (the connection invalidated, closed) does not count.
+        connection = self.connection()
+        return (
+            self.open
+            and connection is not None
+            and not connection.closed
+            and connection.in_transaction()
+        )
+
+
+_held_var: ContextVar[tuple[_Held, ...]] = ContextVar("wangban_held_transactions", default=())
+_held_by_connection: weakref.WeakKeyDictionary[Connection, _Held] = weakref.WeakKeyDictionary()
+
+
+@event.listens_for(Engine, "begin")
+def _transaction_began(connection: Connection) -> None:
+    # Runs inside SQLAlchemy's greenlet, which shares the calling task's contextvars Context
+    # (greenlet_spawn gives it the driver's gr_context), so setting the variable here is seen
+    # by the task (tests/kit/test_transaction_guard.py checks that this stays true).
+    if connection._is_autocommit_isolation():
+        return  # an autocommit connection holds no transaction between statements
+    held = _Held(connection)
+    _held_by_connection[connection] = held
+    _held_var.set((*(h for h in _held_var.get() if h.holding()), held))
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _transaction_ended(connection: Connection) -> None:
+    held = _held_by_connection.pop(connection, None)
+    if held is not None:
+        held.open = False
+
+
+def holds_transaction() -> bool:
+    """Whether the current task (or the task that spawned it, while it does) holds an open
+    database transaction."""
+    return any(h.holding() for h in _held_var.get())
+
+
+class _Guard:
+    """The process's policy and its counts, per call site."""
+
+    def __init__(self) -> None:
+        self.mode: GuardMode = "warn"
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def record(self, *, call: str, site: str) -> bool:
+        """Count one offence; True the first time this call site offends."""
+        with self._lock:
+            key = (call, site)
+            first = key not in self.counts
+            self.counts[key] += 1
+            return first
+
+
+GUARD: Final = _Guard()
+
+
+def configure_transaction_guard(mode: GuardMode) -> None:
+    GUARD.mode = mode
+
+
+# Frames of the machinery between a call site and the check: not where the call was written.
+_MACHINERY: Final = (
+    "/httpx/",
+    "/httpcore/",
+    "/anyio/",
+    "/asyncio/",
+    "/contextlib.py",
+    "/wangban/db.py",
+    "/wangban/http.py",
+)
+
+
+def _call_site() -> str:
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename.replace("\\", "/")
+        if not any(part in filename for part in _MACHINERY):
+            return f"{filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "unknown"
+
+
+def check_no_transaction(call: str, *, detail: str = "", mode: GuardMode | None = None) -> None:
+    """Before a remote call: the calling task must hold no open database transaction, or the
+    transaction (a pooled connection, a snapshot, any row locks) waits as long as the callee.
+
+    ``call`` names the kind of call (it labels the metric: no ids in it), ``detail`` the
+    particular one (a path). ``mode`` overrides the process's ``WANGBAN_TRANSACTION_GUARD``."""
+    if not holds_transaction():
+        return
+    site = _call_site()
+    message = (
+        f"{call} {detail}".rstrip()
+        + f": called at {site} while the task holds an open database transaction; "
+        "read (autocommit) → call → write, or commit before calling"
+    )
+    if (mode or GUARD.mode) == "raise":
+        raise TransactionHeldAcrossCall(message)
+    if GUARD.record(call=call, site=site):
+        logger.warning(message)
+
+
+# --- sessions whose transaction begins at the first write ----------------------------------------
+
+# Functions that act although they are SELECTed: run in the transaction, never in autocommit
+# (a transaction-scoped advisory lock taken in autocommit would be released at once).
+_ACTING_FUNCTIONS: Final = ("pg_advisory", "pg_try_advisory", "pg_notify", "nextval", "setval")
+
+
+def _plain_read(clause: ClauseElement | None) -> bool:
+    """A SELECT that neither locks rows (FOR UPDATE/SHARE) nor calls a function that acts.
+    Raw SQL (``text``) is never taken for one: its effect is unknown."""
+    if isinstance(clause, CompoundSelect):
+        return all(_plain_read(s) for s in clause.selects)
+    if not isinstance(clause, Select) or clause._for_update_arg is not None:
+        return False
+    for column in clause._raw_columns:
+        name = getattr(column, "name", None) if isinstance(column, FunctionElement) else None
+        if name is not None and str(name).startswith(_ACTING_FUNCTIONS):
+            return False
+    return True
+
+
+class WritesBeginTransaction(Session):
+    """A session whose transaction begins with its first write.
+
+    Until the session first needs its transactional connection (a flush, an INSERT/UPDATE/
+    DELETE, a SELECT … FOR UPDATE, an advisory lock, raw SQL, ``session.connection()``), a
+    plain SELECT runs on a connection taken from the pool in autocommit for that statement
+    alone and given back when it has been read. Objects it loads join the session's identity
+    map as usual, so changing them and flushing writes in the transaction. From the first write
+    on, every statement runs in the transaction, so what the unit of work reads after writing
+    (and what it locks) is consistent with what it wrote, and the outbox rows it publishes
+    commit with it.
+
+    Under READ COMMITTED each statement sees the data committed before it started, in a
+    transaction or not, so the reads see what they saw before; what changes is that nothing is
+    held between them: no BEGIN, no "idle in transaction" backend and no pooled connection
+    while the route waits for another service (:func:`check_no_transaction`).
+    """
+
+    def __init__(self, *args: Any, reads: Engine | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._reads = reads
+        self._writing = False
+        self._read_connections: list[Connection] = []
+        self._depth = 0
+
+    def get_bind(self, mapper: Any = None, *, clause: Any = None, **kw: Any) -> Any:
+        if (
+            self._reads is not None
+            and not self._writing
+            and kw.get("bind") is None
+            and _plain_read(clause)
+        ):
+            return self._reads
+        return super().get_bind(mapper, clause=clause, **kw)
+
+    def _connection_for_bind(
+        self, engine: Any, execution_options: Any = None, **kw: Any
+    ) -> Connection:
+        if self._reads is not None and engine is self._reads:
+            # Not part of the session's transaction: returned to the pool after the statement.
+            connection = self._reads.connect()
+            self._read_connections.append(connection)
+            return connection
+        return super()._connection_for_bind(engine, execution_options, **kw)
+
+    def _execute_internal(self, *args: Any, **kw: Any) -> Any:
+        # Eager loads run their own statements inside the outer one: the read connections are
+        # given back once the outermost statement is done (its rows are buffered by then).
+        self._depth += 1
+        try:
+            return super()._execute_internal(*args, **kw)
+        finally:
+            self._depth -= 1
+            if not self._depth:
+                while self._read_connections:
+                    self._read_connections.pop().close()
+
+
+@event.listens_for(WritesBeginTransaction, "after_begin")
+def _transaction_connected(
+    session: Session, transaction: SessionTransaction, connection: Connection
+) -> None:
+    # Whatever took the transactional connection (a flush as much as an execute): from now on
+    # every statement runs in the transaction.
+    if isinstance(session, WritesBeginTransaction):
+        session._writing = True
+
+
+@event.listens_for(WritesBeginTransaction, "after_transaction_end")
+def _transaction_over(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None and isinstance(session, WritesBeginTransaction):
+        session._writing = False  # the next unit of work on this session reads in autocommit
 
 
 class Database:
@@ -77,20 +320,26 @@ class Database:
             pool_pre_ping=pre_ping,
             echo=echo,
         )
+        # Reads run each statement on its own, in autocommit: no BEGIN and no ROLLBACK round
+        # trip around a single SELECT. Same pool; the isolation setting is a flag on the
+        # connection, reset when it goes back to the pool.
+        autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A unit of work reads in autocommit until its first write (WritesBeginTransaction).
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            self.engine, expire_on_commit=False, autoflush=False
-        )
-        # Reads on hot paths (catalogue search) run each statement on its own, in autocommit:
-        # no BEGIN and no ROLLBACK round trip around a single SELECT. Same pool; the isolation
-        # setting is a flag on the connection, reset when it goes back to the pool.
-        self.read_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            self.engine,
             expire_on_commit=False,
             autoflush=False,
+            sync_session_class=WritesBeginTransaction,
+            reads=autocommit.sync_engine,
+        )
+        # Routes and hot paths (catalogue search) that only read.
+        self.read_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            autocommit, expire_on_commit=False, autoflush=False
         )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
+        configure_transaction_guard(settings.transaction_guard)
         if not settings.database_url:
             raise RuntimeError(
                 "WANGBAN_DATABASE_URL is not set; `wangban up` starts the embedded PostgreSQL"

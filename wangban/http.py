@@ -16,6 +16,7 @@ from typing import Final
 import httpx
 
 from wangban.auth import InternalTokens, identity_var
+from wangban.db import GuardMode, check_no_transaction
 from wangban.observability import (
     CORRELATION_ID_HEADER,
     REQUEST_ID_HEADER,
@@ -174,6 +175,24 @@ class _PropagateContext:
             request.headers["Authorization"] = f"Bearer {token}"
 
 
+class _NoTransactionHeld:
+    """Request hook: no call to another service while the calling task holds an open database
+    transaction (``wangban.db.check_no_transaction``): the transaction, its pooled connection
+    and its row locks would wait as long as the callee, up to the client's timeout."""
+
+    def __init__(self, *, caller: str, target: str, mode: GuardMode) -> None:
+        self._caller = caller
+        self._target = target
+        self._mode = mode
+
+    async def __call__(self, request: httpx.Request) -> None:
+        check_no_transaction(
+            f"{self._caller} → {self._target} {request.method}",
+            detail=request.url.path,
+            mode=self._mode,
+        )
+
+
 def service_client(
     settings: Settings,
     target: str,
@@ -184,6 +203,9 @@ def service_client(
     max_keepalive_connections: int = 16,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` for calling service ``target`` from service ``caller``.
+
+    Every request first checks that the calling task holds no open database transaction
+    (``WANGBAN_TRANSACTION_GUARD``: raise in tests, warn in production).
 
     Build one per target at start-up and close it at shutdown: the connection pool is
     what keeps inter-service latency low. ``transport`` replaces the network transport
@@ -210,6 +232,11 @@ def service_client(
         base_url=settings.url_of(target),
         timeout=httpx.Timeout(settings.http_timeout_s),
         transport=RetryingTransport(inner, retries=settings.http_retries),
-        event_hooks={"request": [propagate]},
+        event_hooks={
+            "request": [
+                _NoTransactionHeld(caller=caller, target=target, mode=settings.transaction_guard),
+                propagate,
+            ]
+        },
         headers={"User-Agent": f"wangban-{caller}"},
     )

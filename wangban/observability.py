@@ -32,6 +32,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -455,6 +457,27 @@ HTTP_DURATION_BUCKETS: Final = (
 )
 
 
+class _TransactionGuardCollector(Collector):
+    """``wangban_transaction_held_across_call_total``: remote calls made while the calling task
+    held an open database transaction, by call and call site (``wangban.db``'s guard, which
+    counts per process; in production every one is a site to restructure)."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from wangban.db import GUARD  # wangban.db imports this module (through wangban.errors)
+
+        family = CounterMetricFamily(
+            "wangban_transaction_held_across_call",
+            "Remote calls made while the calling task held an open database transaction",
+            labels=["service", "call", "site"],
+        )
+        for (call, site), count in sorted(GUARD.counts.items()):
+            family.add_metric([self._service, call, site], count)
+        yield family
+
+
 class Metrics:
     """The Prometheus metrics of one service, in a registry of their own.
 
@@ -516,6 +539,7 @@ class Metrics:
             namespace="wangban",
             registry=r,
         )
+        r.register(_TransactionGuardCollector(service))
 
     def observe_request(self, *, method: str, route: str, status: int, duration_s: float) -> None:
         self.http_requests_total.labels(self.service, method, route, str(status)).inc()

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     """Test each pooled connection before use (a round trip per checkout). Off: a dead
     connection fails one unit of work with a retryable 503 and is replaced."""
     database_echo: bool = False
+    transaction_guard: Literal["raise", "warn"] = "warn"
+    """What a call to another service (or to a department's system) does when the calling task
+    holds an open database transaction: ``warn`` logs once per call site and counts
+    ``wangban_transaction_held_across_call_total``; ``raise`` fails the call (the test suite)."""
 
     # --- Kafka ----------------------------------------------------------------------
     kafka_bootstrap: str | None = None

@@ -192,6 +192,8 @@ async def platform_processes(
         WANGBAN_KAFKA_HEARTBEAT_INTERVAL_MS="300",
         WANGBAN_KAFKA_REQUEST_TIMEOUT_MS="3000",
         WANGBAN_OUTBOX_POLL_INTERVAL_S="1",
+        # A call to another service while holding a transaction fails (as in-process tests).
+        WANGBAN_TRANSACTION_GUARD="raise",
         # One applicant sends the whole stream: the per-user limit is not what is tested.
         WANGBAN_GATEWAY_SUBMISSIONS_PER_MINUTE_PER_USER="10000",
         WANGBAN_GATEWAY_SUBMISSIONS_PER_MINUTE_PER_IP="10000",
