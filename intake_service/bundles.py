@@ -87,7 +87,10 @@ async def submit_bundle(
 ) -> Application:
     """Create the parent and its children and submit every child. ``choices`` are keyed by
     member item version id; ``resolve(item_version_id, application_id)`` asks the sharing
-    service about each child's materials, with the child's own id as the lookups' purpose."""
+    service about each child's materials, with the child's own id as the lookups' purpose.
+
+    Read → ask sharing → write: every child is resolved before anything is written, so the
+    session's write transaction never waits for sharing (``wangban.db``)."""
     now = now or datetime.now(UTC)
     if idempotency_key is not None:
         existing = await repository.by_idempotency_key(
@@ -125,6 +128,23 @@ async def submit_bundle(
     parent.item_code, parent.item_name = bundle.code, bundle.name
     parent.status = "submitted"
     parent.submitted_at = now
+    children: list[tuple[Application, Sequence[SharedResolution]]] = []
+    for item, member in zip(items, members, strict=True):
+        assert item is not None
+        child = new_application(
+            item=item,
+            applicant=applicant,
+            form=member_form(member.get("field_map", {}), form),
+            channel=channel,
+            keys=keys,
+            now=now,
+            kind="member",
+            parent_id=parent.id,
+        )
+        child.id = str(uuid.uuid4())
+        # A concurrent duplicate of this request (same key) is found by insert_once below; its
+        # lookups stay in the audit log under children never created, as they were made.
+        children.append((child, await resolve(item.version_id, child.id)))
     parent, created = await insert_once(session, parent)
     if not created:
         return parent
@@ -139,25 +159,14 @@ async def submit_bundle(
             note=f"一件事「{bundle.name}」，共 {len(items)} 个事项",
         )
     )
-    for item, member in zip(items, members, strict=True):
+    for (child, shared), item in zip(children, items, strict=True):
         assert item is not None
-        child = new_application(
-            item=item,
-            applicant=applicant,
-            form=member_form(member.get("field_map", {}), form),
-            channel=channel,
-            keys=keys,
-            now=now,
-            kind="member",
-            parent_id=parent.id,
-        )
-        child.id = str(uuid.uuid4())
         session.add(child)
         await session.flush()
         await submit(
             session,
             application=child,
-            shared=await resolve(item.version_id, child.id),
+            shared=shared,
             choices=choices.get(item.version_id, ()),
             actor_kind="applicant",
             actor=channel.clerk or applicant.subject,

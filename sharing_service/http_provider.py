@@ -31,6 +31,7 @@ from pydantic import SecretStr
 
 from sharing_service.egress import ProviderUrlPolicy, UrlRefused
 from sharing_service.providers import DataProvider, ProviderRecord, ProviderUnavailable, Subject
+from wangban.db import check_no_transaction
 from wangban.observability import HTTP_DURATION_BUCKETS, REQUEST_ID_HEADER, safe_incoming_id
 
 __all__ = [
@@ -303,6 +304,8 @@ class HttpProvider(DataProvider):
             # A bare string is a Sequence[str] too, and would ask for one field per letter.
             raise TypeError("fields must be a sequence of field names, not a string")
         wanted = list(dict.fromkeys(fields))
+        # A department may take up to the deadline: no transaction of ours waits for it.
+        check_no_transaction(f"sharing → provider {self.name}", detail=dataset)
         started = time.perf_counter()
         try:
             trial = self.breaker.acquire()

@@ -107,6 +107,7 @@ async def verify_name(
     provider_name = dataset.provider_code
     try:
         provider_name, provider = await directory.provider_for(session, dataset)
+        # Only reads so far (autocommit): no transaction is held while the register answers.
         answer = await provider.fetch(
             dataset=dataset.code, subject=subject, fields=["name"], request_id=str(uuid.uuid4())
         )

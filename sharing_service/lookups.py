@@ -29,7 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sharing_service import audit, repository
 from sharing_service.models import AccessGrant, Dataset
-from sharing_service.providers import DataProvider, ProviderUnavailable, Subject
+from sharing_service.providers import (
+    DataProvider,
+    ProviderRecord,
+    ProviderUnavailable,
+    Subject,
+)
 from wangban import identifiers
 from wangban.crypto import BlindIndex
 from wangban.errors import Forbidden, NotFound, ServiceUnavailable, ValidationFailed
@@ -249,6 +254,171 @@ def subject_ref(blind_index: BlindIndex, subject: Subject) -> str:
     return blind_index.compute(subject.id.upper(), purpose="uscc")
 
 
+@dataclass(frozen=True)
+class PlannedLookup:
+    """A lookup decided on what the database says (dataset, policy, consent, provider), before
+    the department is asked: either a refusal to record or a question for the provider."""
+
+    dataset: Dataset
+    subject: Subject
+    fields: list[str]
+    predicates: list[Predicate]
+    entry: audit.AuditEntry
+    provider_name: str
+    provider: DataProvider | None = None
+    refusal: LookupDenied | ConsentRequired | None = None
+    unavailable: str | None = None
+    """Why no provider can be asked (not enabled, no URL): recorded as "unavailable"."""
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the department answered: a record, None for no record, or why it could not."""
+
+    record: ProviderRecord | None = None
+    unavailable: str | None = None
+
+
+async def plan_lookup(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    subject: Subject,
+    dataset_code: str,
+    fields: Sequence[str],
+    predicates: Sequence[Predicate],
+    purpose: Purpose,
+    directory: ProviderSource,
+    blind_index: BlindIndex,
+    now: datetime,
+) -> PlannedLookup:
+    """Reads only (autocommit until the session first writes). Raises :class:`UnknownDataset`
+    and :class:`InvalidLookup` for requests that are not lookups (nothing is recorded)."""
+    dataset = await repository.dataset(session, dataset_code)
+    if dataset is None:
+        raise UnknownDataset(f"共享数据目录中没有数据集 {dataset_code}")
+    subject = _validated_subject(subject, dataset)
+    fields = list(dict.fromkeys(fields))
+    _check_fields(dataset, fields, predicates)
+
+    ref = subject_ref(blind_index, subject)
+    planned = PlannedLookup(
+        dataset=dataset,
+        subject=subject,
+        fields=fields,
+        predicates=list(predicates),
+        provider_name=dataset.provider_code,
+        entry=audit.AuditEntry(
+            consumer=caller.consumer,
+            requested_by=caller.requested_by,
+            subject_kind=subject.kind,
+            subject_ref=ref,
+            subject_masked=identifiers.mask_id(subject.id),
+            dataset_code=dataset.code,
+            fields=fields,
+            predicates=[p.describe() for p in predicates],
+            application_id=purpose.application_id,
+            item_code=purpose.item_code,
+            outcome="",
+            actor_subject=caller.actor_subject,
+            actor_department=caller.actor_department,
+            actor_role=caller.actor_role,
+        ),
+    )
+    grant = await repository.grant(
+        session, consumer=caller.consumer, dataset_code=dataset.code, item_code=purpose.item_code
+    )
+    refusal = _refusal(grant, fields, predicates)
+    if refusal is not None:
+        return replace(planned, refusal=LookupDenied(refusal))
+    assert grant is not None
+    if grant.consent_required:
+        consent = await repository.valid_consent(
+            session,
+            subject_ref=ref,
+            item_code=purpose.item_code,
+            application_id=purpose.application_id,
+            at=now,
+        )
+        if consent is None:
+            reason = "该事项查询此数据需要数据主体本人授权，未找到有效的授权"
+            return replace(planned, refusal=ConsentRequired(reason))
+    try:
+        provider_name, provider = await directory.provider_for(session, dataset)
+    except ProviderUnavailable as exc:
+        return replace(planned, unavailable=exc.reason)
+    return replace(planned, provider_name=provider_name, provider=provider)
+
+
+async def ask_provider(planned: PlannedLookup) -> Asked:
+    """The department's answer, asked with no transaction of ours open: a provider may take up
+    to its deadline, and a transaction held meanwhile would hold a pooled connection and, once
+    the audit chain's head is locked, every other lookup of the service (the HTTP provider
+    checks it: ``wangban.db.check_no_transaction``)."""
+    if planned.refusal is not None or planned.provider is None:
+        return Asked(unavailable=planned.unavailable)
+    wanted = list(dict.fromkeys([*planned.fields, *(p.source_field for p in planned.predicates)]))
+    try:
+        record = await planned.provider.fetch(
+            dataset=planned.dataset.code,
+            subject=planned.subject,
+            fields=wanted,
+            request_id=str(uuid.uuid4()),
+        )
+    except ProviderUnavailable as exc:
+        return Asked(unavailable=exc.reason)
+    return Asked(record=record)
+
+
+async def record_lookup(
+    session: AsyncSession, planned: PlannedLookup, asked: Asked, *, now: datetime
+) -> LookupResult:
+    """The audit record of the lookup (this is what opens the write transaction), then its
+    result. Raises the planned refusal, or :class:`DataUnavailable`, once recorded."""
+
+    async def record(outcome: str, reason: str = "") -> str:
+        row = await audit.append(
+            session, entry=replace(planned.entry, outcome=outcome, reason=reason), at=now
+        )
+        return row.id
+
+    if planned.refusal is not None:
+        await record("denied", planned.refusal.detail or "")
+        raise planned.refusal
+    if asked.unavailable is not None:
+        await record("unavailable", asked.unavailable)
+        raise DataUnavailable(
+            f"{planned.provider_name}的数据暂时无法获取，请稍后再试或转人工办理",
+            extra={"dataset": planned.dataset.code},
+        )
+    answer = asked.record
+    if answer is None:
+        lookup_id = await record("not_found")
+        return LookupResult(
+            lookup_id=lookup_id,
+            found=False,
+            predicates={p.name: None for p in planned.predicates},
+        )
+    lookup_id = await record("granted")
+    today = now.date()
+    return LookupResult(
+        lookup_id=lookup_id,
+        found=True,
+        attributes={
+            name: Attribute(
+                value=answer.values[name],
+                source="government",
+                provider=planned.provider_name,
+                dataset=planned.dataset.code,
+                updated_at=answer.updated_at,
+            )
+            for name in planned.fields
+            if name in answer.values
+        },
+        predicates={p.name: p.test(answer.values, today=today) for p in planned.predicates},
+    )
+
+
 async def perform_lookup(
     session: AsyncSession,
     *,
@@ -262,96 +432,20 @@ async def perform_lookup(
     blind_index: BlindIndex,
     now: datetime | None = None,
 ) -> LookupResult:
-    """One audited lookup. Raises :class:`LookupDenied`, :class:`ConsentRequired` or
-    :class:`DataUnavailable` after flushing the audit record of the refusal or failure."""
+    """One audited lookup: read (policy, consent, provider) → ask the department → record.
+    Raises :class:`LookupDenied`, :class:`ConsentRequired` or :class:`DataUnavailable` after
+    flushing the audit record of the refusal or failure."""
     now = now or datetime.now(UTC)
-    dataset = await repository.dataset(session, dataset_code)
-    if dataset is None:
-        raise UnknownDataset(f"共享数据目录中没有数据集 {dataset_code}")
-    subject = _validated_subject(subject, dataset)
-    fields = list(dict.fromkeys(fields))
-    _check_fields(dataset, fields, predicates)
-
-    ref = subject_ref(blind_index, subject)
-    entry = audit.AuditEntry(
-        consumer=caller.consumer,
-        requested_by=caller.requested_by,
-        subject_kind=subject.kind,
-        subject_ref=ref,
-        subject_masked=identifiers.mask_id(subject.id),
-        dataset_code=dataset.code,
+    planned = await plan_lookup(
+        session,
+        caller=caller,
+        subject=subject,
+        dataset_code=dataset_code,
         fields=fields,
-        predicates=[p.describe() for p in predicates],
-        application_id=purpose.application_id,
-        item_code=purpose.item_code,
-        outcome="",
-        actor_subject=caller.actor_subject,
-        actor_department=caller.actor_department,
-        actor_role=caller.actor_role,
+        predicates=predicates,
+        purpose=purpose,
+        directory=directory,
+        blind_index=blind_index,
+        now=now,
     )
-
-    async def record(outcome: str, reason: str = "") -> str:
-        row = await audit.append(
-            session, entry=replace(entry, outcome=outcome, reason=reason), at=now
-        )
-        return row.id
-
-    grant = await repository.grant(
-        session, consumer=caller.consumer, dataset_code=dataset.code, item_code=purpose.item_code
-    )
-    refusal = _refusal(grant, fields, predicates)
-    if refusal is not None:
-        await record("denied", refusal)
-        raise LookupDenied(refusal)
-    assert grant is not None
-    if grant.consent_required:
-        consent = await repository.valid_consent(
-            session,
-            subject_ref=ref,
-            item_code=purpose.item_code,
-            application_id=purpose.application_id,
-            at=now,
-        )
-        if consent is None:
-            reason = "该事项查询此数据需要数据主体本人授权，未找到有效的授权"
-            await record("denied", reason)
-            raise ConsentRequired(reason)
-
-    wanted = list(dict.fromkeys([*fields, *(p.source_field for p in predicates)]))
-    request_id = str(uuid.uuid4())
-    provider_name = dataset.provider_code
-    try:
-        provider_name, provider = await directory.provider_for(session, dataset)
-        answer = await provider.fetch(
-            dataset=dataset.code, subject=subject, fields=wanted, request_id=request_id
-        )
-    except ProviderUnavailable as exc:
-        await record("unavailable", exc.reason)
-        raise DataUnavailable(
-            f"{provider_name}的数据暂时无法获取，请稍后再试或转人工办理",
-            extra={"dataset": dataset.code},
-        ) from exc
-
-    if answer is None:
-        lookup_id = await record("not_found")
-        return LookupResult(
-            lookup_id=lookup_id, found=False, predicates={p.name: None for p in predicates}
-        )
-    lookup_id = await record("granted")
-    today = now.date()
-    return LookupResult(
-        lookup_id=lookup_id,
-        found=True,
-        attributes={
-            name: Attribute(
-                value=answer.values[name],
-                source="government",
-                provider=provider_name,
-                dataset=dataset.code,
-                updated_at=answer.updated_at,
-            )
-            for name in fields
-            if name in answer.values
-        },
-        predicates={p.name: p.test(answer.values, today=today) for p in predicates},
-    )
+    return await record_lookup(session, planned, await ask_provider(planned), now=now)

@@ -68,46 +68,46 @@ async def resolve_materials(
     blind_index: BlindIndex,
     now: datetime | None = None,
 ) -> list[MaterialResolution]:
+    """Read everything (the item, policy, consent, wallet), ask the departments, then write
+    every audit record: the write transaction (and the audit chain's head lock) opens only
+    once every department has answered, never across a provider call."""
     now = now or datetime.now(UTC)
     item = await repository.item_version(session, item_version_id)
     if item is None:
         raise ItemVersionUnknown(f"事项版本 {item_version_id} 尚未同步到数据共享服务，请稍后再试")
     purpose = lookups.Purpose(item_code=item.implementing_code, application_id=application_id)
-    results = []
+    steps: list[_Step] = []
     for index, material in enumerate(item.materials):
         name, source = str(material.get("name", "")), str(material.get("source", "upload"))
         kind, _, target = source.partition(":")
         if kind == "shared":
-            results.append(
-                await _by_lookup(
+            try:
+                planned = await lookups.plan_lookup(
                     session,
-                    index=index,
-                    name=name,
-                    source=source,
-                    dataset=target,
                     caller=caller,
-                    applicant=applicant,
+                    subject=applicant,
+                    dataset_code=target,
+                    fields=[],
+                    predicates=[],
                     purpose=purpose,
                     directory=directory,
                     blind_index=blind_index,
                     now=now,
                 )
-            )
-        elif kind == "certificate":
-            results.append(
-                await _by_certificate(
-                    session,
-                    index=index,
-                    name=name,
-                    source=source,
-                    type_code=target,
-                    caller=caller,
-                    applicant=applicant,
-                    purpose=purpose,
-                    blind_index=blind_index,
-                    now=now,
+            except lookups.UnknownDataset:
+                steps.append(
+                    MaterialResolution(
+                        index, name, source, "upload", "共享目录中暂无该数据，请上传"
+                    )
                 )
+            else:
+                steps.append(_Lookup(index, name, source, planned))
+        elif kind == "certificate":
+            ref = lookups.subject_ref(blind_index, applicant)
+            found = await certificates.usable_certificate(
+                session, holder=ref, type_code=target, today=now.date()
             )
+            steps.append(_Wallet(index, name, source, target, ref, found.id if found else None))
         else:
             status: MaterialStatus = (
                 "commitment" if kind == "commitment" else "waived" if kind == "waived" else "upload"
@@ -115,37 +115,54 @@ async def resolve_materials(
             message = {"commitment": "签署告知承诺书即可", "waived": "无需提供"}.get(
                 status, "请上传"
             )
-            results.append(MaterialResolution(index, name, source, status, message))
+            steps.append(MaterialResolution(index, name, source, status, message))
+    asked = {
+        id(step): await lookups.ask_provider(step.planned)
+        for step in steps
+        if isinstance(step, _Lookup)
+    }
+    results = []
+    for step in steps:
+        if isinstance(step, _Lookup):
+            results.append(await _recorded_lookup(session, step, asked[id(step)], now=now))
+        elif isinstance(step, _Wallet):
+            results.append(
+                await _recorded_wallet(
+                    session, step, caller=caller, applicant=applicant, purpose=purpose, now=now
+                )
+            )
+        else:
+            results.append(step)
     return results
 
 
-async def _by_lookup(
-    session: AsyncSession,
-    *,
-    index: int,
-    name: str,
-    source: str,
-    dataset: str,
-    caller: lookups.Caller,
-    applicant: Subject,
-    purpose: lookups.Purpose,
-    directory: lookups.ProviderSource,
-    blind_index: BlindIndex,
-    now: datetime,
+@dataclass(frozen=True)
+class _Lookup:
+    index: int
+    name: str
+    source: str
+    planned: lookups.PlannedLookup
+
+
+@dataclass(frozen=True)
+class _Wallet:
+    index: int
+    name: str
+    source: str
+    type_code: str
+    holder: str
+    certificate_id: str | None
+
+
+_Step = MaterialResolution | _Lookup | _Wallet
+
+
+async def _recorded_lookup(
+    session: AsyncSession, step: _Lookup, asked: lookups.Asked, *, now: datetime
 ) -> MaterialResolution:
+    index, name, source = step.index, step.name, step.source
     try:
-        result = await lookups.perform_lookup(
-            session,
-            caller=caller,
-            subject=applicant,
-            dataset_code=dataset,
-            fields=[],
-            predicates=[],
-            purpose=purpose,
-            directory=directory,
-            blind_index=blind_index,
-            now=now,
-        )
+        result = await lookups.record_lookup(session, step.planned, asked, now=now)
     except (lookups.LookupDenied, lookups.ConsentRequired) as exc:
         return MaterialResolution(
             index, name, source, "denied", f"无法通过共享获取，请上传（{exc.detail}）"
@@ -154,8 +171,6 @@ async def _by_lookup(
         return MaterialResolution(
             index, name, source, "unavailable", "数据提供部门暂时无法响应，请上传或由窗口人工核验"
         )
-    except lookups.UnknownDataset:
-        return MaterialResolution(index, name, source, "upload", "共享目录中暂无该数据，请上传")
     if not result.found:
         return MaterialResolution(index, name, source, "not_found", "未查询到相关记录，请上传")
     return MaterialResolution(
@@ -168,56 +183,48 @@ async def _by_lookup(
     )
 
 
-async def _by_certificate(
+async def _recorded_wallet(
     session: AsyncSession,
+    step: _Wallet,
     *,
-    index: int,
-    name: str,
-    source: str,
-    type_code: str,
     caller: lookups.Caller,
     applicant: Subject,
     purpose: lookups.Purpose,
-    blind_index: BlindIndex,
     now: datetime,
 ) -> MaterialResolution:
     """Reading the holder's own wallet for their own application needs no grant, but it is a
     use of their data like any other, so it is audited too."""
-    ref = lookups.subject_ref(blind_index, applicant)
-    found = await certificates.usable_certificate(
-        session, holder=ref, type_code=type_code, today=now.date()
-    )
     await audit.append(
         session,
         entry=audit.AuditEntry(
             consumer=caller.consumer,
             requested_by=caller.requested_by,
             subject_kind=applicant.kind,
-            subject_ref=ref,
+            subject_ref=step.holder,
             subject_masked=identifiers.mask_id(applicant.id),
-            dataset_code=f"certificate:{type_code}",
+            dataset_code=f"certificate:{step.type_code}",
             fields=[],
             predicates=[],
             application_id=purpose.application_id,
             item_code=purpose.item_code,
-            outcome="granted" if found else "not_found",
+            outcome="granted" if step.certificate_id else "not_found",
             actor_subject=caller.actor_subject,
             actor_department=caller.actor_department,
             actor_role=caller.actor_role,
         ),
         at=now,
     )
-    if found is None:
+    if step.certificate_id is None:
         return MaterialResolution(
-            index, name, source, "not_found", "电子证照库中没有可用的证照，请上传"
+            step.index, step.name, step.source, "not_found", "电子证照库中没有可用的证照，请上传"
         )
     return MaterialResolution(
-        index,
-        name,
-        source,
+        step.index,
+        step.name,
+        step.source,
         "satisfied",
         "已调用电子证照，无需提交",
-        Evidence(kind="certificate", id=found.id),
+        Evidence(kind="certificate", id=step.certificate_id),
     )
 
 
