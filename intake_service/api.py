@@ -750,6 +750,8 @@ async def submit_draft(
     identity: CurrentIdentity,
     runtime: Shared,
 ) -> ApplicationOut:
+    # Read (in autocommit: the session's transaction begins at its first write) → ask sharing
+    # → write: no transaction or pooled connection waits for sharing (wangban.db).
     application = await _readable(session, identity, application_id)
     _own(identity, application)
     id_number = runtime.keys.cipher.decrypt(
