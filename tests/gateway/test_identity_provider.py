@@ -17,7 +17,7 @@ import sandbox
 from gateway.identity_provider import HttpIdentityVerifier, IdentityVerifier, VerifierUnavailable
 from sandbox import COMPANIES, PERSONAS, SandboxPopulation
 from sandbox.register import SandboxIdentityVerifier
-from tests.gateway.provider_fake import FakeVerificationService, serve_verifier
+from tests.fakes.identity_provider import FakeVerificationService, serve_verifier
 from wangban.errors import ServiceUnavailable
 
 TOKEN = "identity-provider-test-token"

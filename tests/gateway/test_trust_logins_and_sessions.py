@@ -25,7 +25,7 @@ from gateway.sessions import RevocationList, client_tokens, revocations
 from sandbox import PERSONAS
 from sandbox.register import SandboxIdentityVerifier
 from tests.conftest import Infrastructure
-from tests.gateway.provider_fake import FakeVerificationService, serve_verifier
+from tests.fakes.identity_provider import FakeVerificationService, serve_verifier
 from tests.gateway.support import Gateway, running_gateway
 from wangban.crypto import BlindIndex
 from wangban.db import Database

@@ -23,8 +23,8 @@ from notify_service.sms import SmsGatewayClient
 from notify_service.templates import NotificationKind
 from notify_service.wechat import WeChatClient
 from tests.conftest import Infrastructure, make_settings
-from tests.notify.fake_sms import FakeSmsGateway, serve_fake_sms
-from tests.notify.fake_wechat import FakeWeChat, serve_fake_wechat
+from tests.fakes.sms import FakeSmsGateway, serve_fake_sms
+from tests.fakes.wechat import FakeWeChat, serve_fake_wechat
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database
 from wangban.events import Envelope

@@ -12,7 +12,7 @@ import pytest
 
 from notify_service.templates import NotificationKind
 from tests.conftest import Infrastructure
-from tests.notify.fake_sms import serve_fake_sms
+from tests.fakes.sms import serve_fake_sms
 from tests.notify.support import (
     Clock,
     Providers,

@@ -24,8 +24,8 @@ from notify_service.simulated import (
 )
 from notify_service.sms import SmsGatewayClient
 from notify_service.wechat import WeChatClient
-from tests.notify.fake_sms import serve_fake_sms
-from tests.notify.fake_wechat import serve_fake_wechat
+from tests.fakes.sms import serve_fake_sms
+from tests.fakes.wechat import serve_fake_wechat
 from wangban.wechat import MemoryTokenStore
 
 APPID = "wx0123456789abcdef"

@@ -13,7 +13,7 @@ import pytest
 from notify_service import phone_verification as pv
 from notify_service import repository
 from notify_service.sms import SmsGatewayClient
-from tests.notify.fake_sms import serve_fake_sms
+from tests.fakes.sms import serve_fake_sms
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database
 from wangban.errors import Problem

@@ -24,7 +24,7 @@ from notify_service.sms import (
     sign_sms_message,
     verify_receipt_signature,
 )
-from tests.notify.fake_sms import FakeSmsGateway, serve_fake_sms, signed_headers
+from tests.fakes.sms import FakeSmsGateway, serve_fake_sms, signed_headers
 from tests.serving import serve_asgi
 from wangban.embedded import free_port
 

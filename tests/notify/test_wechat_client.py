@@ -16,7 +16,7 @@ import pytest
 
 from notify_service.channels import SendResult
 from notify_service.wechat import WeChatClient
-from tests.notify.fake_wechat import FakeWeChat, serve_fake_wechat
+from tests.fakes.wechat import FakeWeChat, serve_fake_wechat
 from wangban.embedded import free_port
 from wangban.wechat import MemoryTokenStore, StoredToken, token_usable_until
 

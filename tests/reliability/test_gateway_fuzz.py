@@ -43,8 +43,8 @@ from schemathesis.specs.openapi.checks import (
 
 from sandbox import PERSONAS
 from tests.conftest import Infrastructure
+from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import Gateway, running_gateway
-from tests.notify.fake_wechat import serve_fake_wechat
 from tests.reliability.support import report
 from wangban.db import Database
 

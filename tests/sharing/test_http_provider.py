@@ -24,7 +24,7 @@ from sharing_service.http_provider import (
     ProviderMetrics,
 )
 from sharing_service.providers import ProviderRecord, ProviderUnavailable, Subject
-from tests.sharing.provider_server import ProviderServer, serve_provider
+from tests.fakes.provider import ProviderServer, serve_provider
 from tests.unit.synthetic import resident_id
 from wangban.embedded import free_port
 

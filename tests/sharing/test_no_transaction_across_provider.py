@@ -21,7 +21,7 @@ from sharing_service.http_provider import HttpProvider
 from sharing_service.models import Dataset, LookupAudit
 from sharing_service.providers import Subject
 from sharing_service.registry import register_provider
-from tests.sharing.provider_server import ProviderServer, serve_provider
+from tests.fakes.provider import ProviderServer, serve_provider
 from tests.sharing.support import StaticProvider, add_grant, add_item_version, keys, person_id
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens

@@ -12,7 +12,7 @@ import pytest
 from sandbox import COMPANIES, PERSONAS, SandboxPopulation, SandboxProvider
 from sharing_service.http_provider import HttpProvider
 from sharing_service.providers import DataProvider, ProviderUnavailable, Subject
-from tests.sharing.provider_server import serve_provider
+from tests.fakes.provider import serve_provider
 
 TODAY = date(2026, 11, 23)
 TOKEN = "contract-test-token"
