@@ -487,39 +487,6 @@ def check_window_scope(item: ItemVersionCopy, channel: Channel) -> None:
         )
 
 
-async def create_draft(
-    session: AsyncSession,
-    *,
-    item_version_id: str,
-    applicant: Applicant,
-    form: Mapping[str, Any],
-    channel: Channel,
-    keys: Keys,
-    now: datetime | None = None,
-) -> Application:
-    now = now or datetime.now(UTC)
-    item = _check_version_open(await repository.item_version(session, item_version_id))
-    check_window_scope(item, channel)
-    application = new_application(
-        item=item, applicant=applicant, form=form, channel=channel, keys=keys, now=now
-    )
-    session.add(application)
-    await session.flush()
-    session.add(
-        TimelineEntry(
-            application_id=application.id,
-            at=now,
-            from_status=None,
-            to_status="draft",
-            actor_kind="staff" if channel.clerk else "applicant",
-            actor=channel.clerk or applicant.subject,
-            note="",
-        )
-    )
-    await session.flush()
-    return application
-
-
 OPEN_STATES: Sequence[str] = (
     "submitted",
     "accepted",

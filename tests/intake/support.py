@@ -1,5 +1,5 @@
-"""Building blocks for the intake tests: item versions as the catalog announces them, keys,
-files in the applicant's library."""
+"""Building blocks for the intake tests: item versions as the catalog announces them, drafts
+as the API writes them, keys, files in the applicant's library."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service.events import BundlePublished, ItemPublished
-from intake_service import consumers
-from intake_service.applications import Applicant, Keys
-from intake_service.models import ItemVersionCopy, StoredFile
+from intake_service import applications, consumers
+from intake_service.applications import Applicant, Channel, Keys
+from intake_service.models import Application, ItemVersionCopy, StoredFile, TimelineEntry
 from tests.catalog.test_catalogue import item_content
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.events import envelope_for
@@ -87,6 +87,44 @@ async def publish_bundle(
         session, event=event, envelope=envelope_for(event, source="/t")
     )
     return event.version_id
+
+
+async def draft(
+    session: AsyncSession,
+    *,
+    item: ItemVersionCopy,
+    applicant: Applicant,
+    form: dict[str, Any],
+    channel: Channel,
+    keys: Keys,
+    now: datetime,
+) -> Application:
+    """A draft written as ``POST /applications`` with ``draft: true`` writes one, once its
+    reads are done (``intake_service.api._apply``): the window's scope checked, the application
+    built and inserted under its key, its first timeline entry by the applicant, or by the clerk
+    at a window. The forms of these tests have no prefilled fields, so prefill is left out."""
+    if item.withdrawn_at is not None:
+        raise applications.ItemVersionNotAvailable()
+    applications.check_window_scope(item, channel)
+    application, _ = await applications.insert_once(
+        session,
+        applications.new_application(
+            item=item, applicant=applicant, form=form, channel=channel, keys=keys, now=now
+        ),
+    )
+    session.add(
+        TimelineEntry(
+            application_id=application.id,
+            at=now,
+            from_status=None,
+            to_status="draft",
+            actor_kind="staff" if channel.clerk else "applicant",
+            actor=channel.clerk or applicant.subject,
+            note="",
+        )
+    )
+    await session.flush()
+    return application
 
 
 async def library_file(

@@ -26,7 +26,14 @@ from intake_service.applications import (
     transition,
 )
 from intake_service.models import Application
-from tests.intake.support import applicant, keys, library_file, publish_bundle, publish_item
+from tests.intake.support import (
+    applicant,
+    draft,
+    keys,
+    library_file,
+    publish_bundle,
+    publish_item,
+)
 from tests.sharing.support import person_id
 from wangban.calendar import WorkingDayCalendar
 from wangban.events import envelope_for
@@ -90,9 +97,9 @@ async def _draft(
     session: AsyncSession, settings: Settings, *, form: dict[str, Any] | None = None, **item: Any
 ) -> Application:
     version = await publish_item(session, **item)
-    return await applications.create_draft(
+    return await draft(
         session,
-        item_version_id=version.version_id,
+        item=version,
         applicant=applicant(ELDER),
         form=FORM if form is None else form,
         channel=Channel(name="mini_program"),
@@ -545,9 +552,9 @@ async def test_window_intake_across_districts_follows_the_items_scope(
         clerk="clerk-9",
         agent="u-son",
     )
-    application = await applications.create_draft(
+    application = await draft(
         db_session,
-        item_version_id=city_wide.version_id,
+        item=city_wide,
         applicant=applicant(ELDER),
         form=FORM,
         channel=window,
@@ -559,9 +566,9 @@ async def test_window_intake_across_districts_follows_the_items_scope(
     assert application.agent_subject == "u-son"
     for elsewhere in (district_only, other_city):
         with pytest.raises(applications.ScopeNotAllowed, match=elsewhere.region_code):
-            await applications.create_draft(
+            await draft(
                 db_session,
-                item_version_id=elsewhere.version_id,
+                item=elsewhere,
                 applicant=applicant(ELDER),
                 form=FORM,
                 channel=window,

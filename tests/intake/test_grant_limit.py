@@ -18,7 +18,7 @@ from approval_service.events import CaseApproved, CaseDenied
 from intake_service import applications, consumers
 from intake_service.applications import Channel, MaterialChoice
 from intake_service.models import Application, ItemVersionCopy
-from tests.intake.support import applicant, keys, publish_item
+from tests.intake.support import applicant, draft, keys, publish_item
 from tests.sharing.support import person_id
 from wangban.calendar import WorkingDayCalendar
 from wangban.db import Database
@@ -54,9 +54,9 @@ async def _apply(
     *,
     now: datetime = NOW,
 ) -> Application:
-    application = await applications.create_draft(
+    application = await draft(
         session,
-        item_version_id=item.version_id,
+        item=item,
         applicant=applicant(id_number),
         form={"bank_account": "6222000011112222"},
         channel=Channel(name="mini_program"),
