@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.infrastructure import Infrastructure, make_settings
 from wangban.db import Database
 from wangban.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
-from wangban.settings import Environment, Settings
-
-
-@dataclass(frozen=True)
-class Infrastructure:
-    database_url: str
-    kafka_bootstrap: str
-    data_dir: Path
+from wangban.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -47,28 +39,6 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
             kafka.stop()
         if postgres is not None:
             postgres.stop()
-
-
-def make_settings(infra: Infrastructure, **overrides: object) -> Settings:
-    """Test settings: real URLs, short timeouts so failure paths run in seconds."""
-    values: dict[str, object] = {
-        "env": Environment.TEST,
-        "data_dir": infra.data_dir,
-        "database_url": infra.database_url,
-        "kafka_bootstrap": infra.kafka_bootstrap,
-        "kafka_session_timeout_ms": 2000,
-        "kafka_heartbeat_interval_ms": 300,
-        "kafka_request_timeout_ms": 3000,
-        "outbox_poll_interval_s": 1.0,
-        "consumer_max_attempts": 3,
-        "consumer_retry_backoff_ms": 20,
-        "consumer_retry_backoff_max_ms": 200,
-        "log_json": True,
-        # A call to another service while holding a transaction fails the test (wangban.db).
-        "transaction_guard": "raise",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

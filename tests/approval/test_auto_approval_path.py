@@ -30,8 +30,8 @@ from notify_service.template_versions import seed_defaults as seed_notify_templa
 from sandbox import PERSONAS
 from sharing_service.models import Certificate
 from sharing_service.registry import seed_registry
-from tests.conftest import Infrastructure, make_settings
 from tests.grant_limits import set_aside_earlier_applications
+from tests.infrastructure import Infrastructure, make_settings
 from tests.kit.support import eventually
 from tests.serving import serve_asgi
 from wangban.app import create_service_app

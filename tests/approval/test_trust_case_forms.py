@@ -27,7 +27,7 @@ from intake_service.events import (
     ApplicationSubmitted,
 )
 from tests.approval.test_cases import _item, _token
-from tests.conftest import Infrastructure, make_settings
+from tests.infrastructure import Infrastructure, make_settings
 from tests.sharing.support import person_id
 from wangban.app import create_service_app
 from wangban.crypto import FieldCipher

@@ -19,7 +19,7 @@ from catalog_service import service as catalog
 from intake_service.events import ApplicationAccepted, ApplicationSubmitted
 from tests.approval.test_trust_case_forms import _submitted
 from tests.catalog.test_catalogue import item_content
-from tests.conftest import Infrastructure, make_settings
+from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi
 from tests.sharing.support import person_id
 from wangban.app import create_service_app

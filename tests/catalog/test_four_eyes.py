@@ -23,8 +23,8 @@ from catalog_service.events import outbox
 from catalog_service.jobs import JobWorker
 from tests.catalog.jobs_support import drain
 from tests.catalog.test_catalogue import item_content
-from tests.conftest import Infrastructure, make_settings
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity

@@ -22,8 +22,8 @@ from gateway import accounts
 from gateway.models import Account
 from gateway.sessions import client_tokens
 from gateway.upstream import SERVICES, Upstreams
-from tests.conftest import Infrastructure, make_settings
 from tests.fakes.wechat import FakeWeChat
+from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity

@@ -19,9 +19,9 @@ import pytest
 from catalog_service import service as catalog
 from sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
-from tests.conftest import Infrastructure
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from tests.notify.support import application_of, seed_templates, tell
 from wangban.db import Database
 

@@ -18,8 +18,8 @@ import pytest
 
 from intake_service.ratings import COMMENT_MAX_LENGTH, RATING_TAGS
 from sandbox import PERSONAS
-from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from tests.intake import factories
 from wangban.db import Database
 

@@ -23,8 +23,8 @@ from intake_service import consumers
 from intake_service.models import Application
 from sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
-from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from wangban.db import Database
 from wangban.events import envelope_for
 

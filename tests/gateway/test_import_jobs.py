@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from catalog_service.models import Item
 from tests.catalog.jobs_support import poll, running_worker
 from tests.catalog.test_import_export import GUANGAN_CSV
-from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from wangban.db import Database
 
 STAFF = "/api/v1/staff/catalog"

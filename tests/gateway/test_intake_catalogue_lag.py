@@ -26,8 +26,8 @@ from intake_service.models import ItemVersionCopy as IntakeCopy
 from sandbox import PERSONAS, Persona, SandboxPopulation
 from sharing_service.registry import put_grant, seed_registry
 from tests.catalog.test_catalogue import item_content
-from tests.conftest import Infrastructure, make_settings
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure, make_settings
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
 from wangban.crypto import BlindIndex

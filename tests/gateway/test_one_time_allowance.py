@@ -19,9 +19,9 @@ from intake_service.models import ItemVersionCopy as IntakeCopy
 from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.grant_limits import ALLOWANCE_CODE, demo_item, set_aside_earlier_applications
+from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from wangban.db import Database
 

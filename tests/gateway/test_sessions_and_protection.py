@@ -12,9 +12,9 @@ from sqlalchemy import delete
 
 from gateway.models import Account
 from sandbox import COMPANIES, PERSONAS
-from tests.conftest import Infrastructure
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from tests.production_keys import production_keys
 from wangban.crypto import BlindIndex
 from wangban.db import Database

@@ -15,8 +15,8 @@ from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import put_grant, seed_registry
 from tests.catalog.test_catalogue import item_content
-from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway
+from tests.infrastructure import Infrastructure
 from wangban.db import Database
 
 

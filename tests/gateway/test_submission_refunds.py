@@ -18,8 +18,8 @@ from gateway.upstream import Upstreams
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from sandbox import PERSONAS
 from tests.catalog.test_catalogue import item_content
-from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway
+from tests.infrastructure import Infrastructure
 from wangban.db import Database
 from wangban.embedded import free_port
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sharing_service import certificates
 from sharing_service.models import Certificate, CertificateStatusChange
 from sharing_service.registry import seed_registry
-from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from tests.unit.synthetic import resident_id
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database

@@ -24,8 +24,8 @@ from gateway import api
 from gateway.models import RateCounter
 from intake_service.models import Application
 from intake_service.models import kit_tables as intake_tables
-from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from tests.intake import factories
 from tests.serving import serve_asgi
 from tests.unit.synthetic import PHONE, resident_id

@@ -24,9 +24,9 @@ from gateway.models import Account, LoginThrottle
 from gateway.sessions import RevocationList, client_tokens, revocations
 from sandbox import PERSONAS
 from sandbox.register import SandboxIdentityVerifier
-from tests.conftest import Infrastructure
 from tests.fakes.identity_provider import FakeVerificationService, serve_verifier
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from wangban.crypto import BlindIndex
 from wangban.db import Database
 

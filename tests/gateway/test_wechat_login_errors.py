@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.wechat import LOGIN_ERRCODES
-from tests.conftest import Infrastructure
 from tests.fakes.wechat import FakeWeChat, serve_fake_wechat
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from wangban.db import Database
 from wangban.wechat import COMMON_ERRCODES, Fault
 

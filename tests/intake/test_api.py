@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from intake_service.models import Application
-from tests.conftest import Infrastructure, make_settings
+from tests.infrastructure import Infrastructure, make_settings
 from tests.intake.support import publish_item
 from tests.sharing.support import person_id
 from wangban.app import create_service_app

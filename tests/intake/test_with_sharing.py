@@ -14,7 +14,7 @@ from sandbox import PERSONAS, SandboxPopulation
 from sharing_service.consumers import build_consumer
 from sharing_service.models import LookupAudit
 from sharing_service.registry import put_grant, seed_registry
-from tests.conftest import Infrastructure, make_settings
+from tests.infrastructure import Infrastructure, make_settings
 from tests.intake.support import publish_item
 from tests.serving import serve_asgi
 from wangban.app import create_service_app

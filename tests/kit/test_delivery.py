@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
-from tests.conftest import Infrastructure, make_settings
+from tests.infrastructure import Infrastructure, make_settings
 from tests.kit.support import Kit, eventually, make_kit, topic_reader
 from wangban.consumer import wait_until_assigned
 from wangban.db import Database

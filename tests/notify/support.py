@@ -22,9 +22,9 @@ from notify_service.models import Message, Notification, kit_tables, wechat_acce
 from notify_service.sms import SmsGatewayClient
 from notify_service.templates import NotificationKind
 from notify_service.wechat import WeChatClient
-from tests.conftest import Infrastructure, make_settings
 from tests.fakes.sms import FakeSmsGateway, serve_fake_sms
 from tests.fakes.wechat import FakeWeChat, serve_fake_wechat
+from tests.infrastructure import Infrastructure, make_settings
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database
 from wangban.events import Envelope

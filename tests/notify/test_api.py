@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from notify_service.templates import NotificationKind
-from tests.conftest import Infrastructure
 from tests.fakes.sms import serve_fake_sms
+from tests.infrastructure import Infrastructure
 from tests.notify.support import (
     Clock,
     Providers,

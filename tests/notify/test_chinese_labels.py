@@ -30,7 +30,7 @@ from notify_service.templates import (
     WeChatTemplateBody,
 )
 from sharing_service.events import CertificateIssued
-from tests.conftest import Infrastructure
+from tests.infrastructure import Infrastructure
 from tests.notify.support import clean_notify, notifications_of, notify_settings, seed_templates
 from tests.notify.test_consumers import handle, submitted
 from wangban import labels

@@ -21,7 +21,7 @@ from intake_service.events import (
 from notify_service.consumers import build_consumer
 from notify_service.models import ApplicationRecipient, Notification
 from sharing_service.events import CertificateIssued
-from tests.conftest import Infrastructure
+from tests.infrastructure import Infrastructure
 from tests.notify.support import clean_notify, notifications_of, notify_settings, seed_templates
 from wangban.crypto import FieldCipher
 from wangban.db import Database

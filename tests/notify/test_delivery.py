@@ -12,7 +12,7 @@ from sqlalchemy import update
 from notify_service import delivery, repository, template_versions
 from notify_service.models import Message, Notification, Template
 from notify_service.templates import NotificationKind
-from tests.conftest import Infrastructure
+from tests.infrastructure import Infrastructure
 from tests.notify.support import (
     Clock,
     Providers,

@@ -13,7 +13,7 @@ from notify_service.models import wechat_access_token
 from notify_service.simulated import SimulatedSms, SimulatedWeChat
 from notify_service.templates import NotificationKind
 from notify_service.wechat import WeChatClient
-from tests.conftest import Infrastructure
+from tests.infrastructure import Infrastructure
 from tests.notify.support import (
     APP_SECRET,
     APPID,

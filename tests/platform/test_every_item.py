@@ -31,9 +31,9 @@ from sandbox import PERSONAS, ItemClaim, Persona, SandboxPopulation
 from sharing_service.certificates import unobtainable_fields
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from tests.conftest import Infrastructure
 from tests.gateway.support import Gateway, running_gateway
 from tests.grant_limits import set_aside_earlier_applications
+from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from wangban.db import Database
 

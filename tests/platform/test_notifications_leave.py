@@ -33,11 +33,11 @@ from intake_service.models import ItemVersionCopy as IntakeCopy
 from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from tests.conftest import Infrastructure
 from tests.fakes.sms import serve_fake_sms
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import running_gateway, verify_real_person
 from tests.grant_limits import set_aside_earlier_applications
+from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from tests.notify.support import seed_templates
 from wangban.crypto import BlindIndex

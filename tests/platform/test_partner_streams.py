@@ -35,10 +35,10 @@ from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from gateway.models import Account
 from sharing_service.registry import seed_registry
-from tests.conftest import Infrastructure
 from tests.gateway.support import running_gateway
 from tests.gateway.test_journey import ALLOWANCE_CODE, DEMO_ITEMS, _elder
 from tests.grant_limits import set_aside_earlier_applications
+from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from wangban.crypto import BlindIndex
 from wangban.db import Database

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from tests.conftest import Infrastructure, make_settings
+from tests.infrastructure import Infrastructure, make_settings
 from tests.kit.support import eventually
 from wangban.app import ServiceSpec, create_service_app
 from wangban.db import Database, UnitOfWork

@@ -29,12 +29,12 @@ from notify_service.template_versions import seed_defaults as seed_notify_templa
 from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
-from tests.conftest import Infrastructure, make_settings
 from tests.grant_limits import (
     UNLIMITED_ALLOWANCE_CODE,
     grant_unlimited_allowance_access,
     unlimited_allowance_content,
 )
+from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens

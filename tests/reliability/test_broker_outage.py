@@ -15,9 +15,9 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import Infrastructure
 from tests.faults import Target, fault_proxy
 from tests.gateway.support import running_gateway
+from tests.infrastructure import Infrastructure
 from tests.reliability.support import (
     allowance_application,
     dead_letter_counts,

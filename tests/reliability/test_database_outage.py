@@ -19,9 +19,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import Infrastructure
 from tests.faults import Target, fault_proxy, postgres_target, through_proxy
 from tests.gateway.support import running_gateway
+from tests.infrastructure import Infrastructure
 from tests.kit.support import Kit, make_kit
 from tests.reliability.support import (
     allowance_application,

@@ -42,9 +42,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from sandbox import PERSONAS
-from tests.conftest import Infrastructure
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import Gateway, running_gateway
+from tests.infrastructure import Infrastructure
 from tests.reliability.support import report
 from wangban.db import Database
 

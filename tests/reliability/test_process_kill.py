@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench.auto_approval import item_version_everywhere
-from tests.conftest import Infrastructure
+from tests.infrastructure import Infrastructure
 from tests.reliability.support import (
     ITEM_CODE,
     allowance_application,

@@ -28,7 +28,7 @@ from approval_service.models import Case, CaseAction, Decision
 from intake_service.models import Application, TimelineEntry
 from notify_service.models import Message, Notification
 from sharing_service.models import Certificate
-from tests.conftest import Infrastructure
+from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from tests.reliability.support import Platform, persona_who, report, running_platform
 from wangban.db import Database

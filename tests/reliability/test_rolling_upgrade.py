@@ -32,7 +32,7 @@ from approval_service.models import ItemVersionCopy as ApprovalCopy
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from notify_service.template_versions import seed_defaults as seed_notify_templates
 from sharing_service.models import ItemVersionCopy as SharingCopy
-from tests.conftest import Infrastructure, make_settings
+from tests.infrastructure import Infrastructure, make_settings
 from tests.reliability.support import (
     Platform,
     dead_letter_counts,

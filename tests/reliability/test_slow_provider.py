@@ -31,8 +31,8 @@ from intake_service.models import Application
 from sandbox import SandboxProvider
 from sharing_service.providers import ProviderUnavailable, Subject
 from sharing_service.registry import register_provider
-from tests.conftest import Infrastructure
 from tests.fakes.department import json_response
+from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from tests.reliability.support import Platform, persona_who, report, running_platform
 from tests.serving import serve_asgi
