@@ -20,7 +20,7 @@ from approval_service.calendar import calendar_for, forget_cached_calendar, load
 from approval_service.consumers import build_consumer
 from approval_service.models import Case, ItemVersionCopy, kit_tables
 from catalog_service.events import ItemPublished
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.infrastructure import Infrastructure, make_settings
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens

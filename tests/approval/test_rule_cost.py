@@ -21,7 +21,7 @@ from approval_service.rules import (
     dry_run,
     evaluate,
 )
-from tests.catalog.test_rule_limits import NESTED_MAPS
+from tests.catalog.support import NESTED_MAPS
 from wangban import cel_limits
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens

@@ -18,7 +18,7 @@ from approval_service.models import Case, Decision, ItemVersionCopy
 from catalog_service import service as catalog
 from intake_service.events import ApplicationAccepted, ApplicationSubmitted
 from tests.approval.test_trust_case_forms import _submitted
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi
 from tests.sharing.support import person_id

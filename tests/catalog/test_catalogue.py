@@ -16,56 +16,13 @@ from catalog_service import service
 from catalog_service.events import outbox
 from catalog_service.models import Item, ItemVersion
 from catalog_service.repository import ItemFilters
-from catalog_service.schemas import BundleContent, ItemContent
+from catalog_service.schemas import BundleContent
+from tests.catalog.support import item_content
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
 from wangban.db import Database
 from wangban.services import load_spec
 from wangban.settings import Settings
-
-
-def item_content(**overrides: Any) -> ItemContent:
-    """A complete, publishable item; tests override what they are about."""
-    code = overrides.pop("implementing_code", f"TEST-{uuid.uuid4().hex[:12]}")
-    values: dict[str, Any] = {
-        "catalog_code": "000107001000",
-        "implementing_code": code,
-        "name": "高龄津贴申领",
-        "item_type": "行政给付",
-        "serves": ["自然人"],
-        "themes": ["社会保障"],
-        "keywords": ["老年人", "津贴"],
-        "department": "东莞市民政局",
-        "region_code": "441900",
-        "legal_basis": "《广东省老年人权益保障条例》",
-        "legal_days": 20,
-        "committed_days": 0,
-        "conditions": "年满80周岁的本市户籍老年人",
-        "materials": [{"name": "户口簿", "source": "shared:gongan.huji"}],
-        "channels": ["网上", "掌上", "窗口"],
-        "online_depth": 4,
-        "visits": 0,
-        "scope": "city",
-        "assurance": "real_person",
-        "form_schema": {
-            "type": "object",
-            "properties": {"bank_account": {"type": "string", "title": "收款银行账号"}},
-            "required": ["bank_account"],
-        },
-        "auto_approval": True,
-        "rules": [
-            {
-                "name": "age_80",
-                "expression": "applicant.age >= 80",
-                "message": "申请人未满80周岁",
-                "needs": [],
-            }
-        ],
-        "result_kind": "certificate",
-        "certificate_type": "elderly_allowance_notice",
-    }
-    values.update(overrides)
-    return ItemContent.model_validate(values)
 
 
 async def published(session: AsyncSession, **overrides: Any) -> str:

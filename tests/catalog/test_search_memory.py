@@ -28,7 +28,7 @@ import pytest
 
 from catalog_service.pinyin_phrases import PHRASE_READINGS
 from catalog_service.segmenter import CompactFrequencies, CompactTokenizer
-from tests.catalog.test_search_terms import ITEM_NAMES
+from tests.catalog.support import ITEM_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"

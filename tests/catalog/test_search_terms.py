@@ -23,6 +23,7 @@ from catalog_service.search import (
     tsquery_for,
     tsvector_sql_parts,
 )
+from tests.catalog.support import ITEM_NAMES
 
 SYNONYMS = SynonymTable(
     [
@@ -32,42 +33,6 @@ SYNONYMS = SynonymTable(
         ("医保", "医疗保险", "基本医疗保险"),
     ]
 )
-
-ITEM_NAMES = [
-    "住房公积金提取（租房）",
-    "住房公积金个人住房贷款申请",
-    "居民身份证换领",
-    "居民身份证首次申领",
-    "第2代居民身份证补领",
-    "个体工商户设立登记",
-    "城乡居民基本养老保险待遇领取",
-    "出生医学证明首次签发",
-    "机动车驾驶证换证",
-    "机动车登记（转移登记）",
-    "结婚登记（内地居民）",
-    "离婚登记",
-    "生育登记服务",
-    "流动人口居住证办理",
-    "户口迁移（市内）",
-    "社会保障卡申领",
-    "社会保障卡挂失及补办",
-    "失业保险金申领",
-    "职工基本医疗保险参保登记",
-    "城乡居民医疗保险异地就医备案",
-    "不动产登记资料查询",
-    "不动产抵押权首次登记",
-    "企业名称自主申报",
-    "食品经营许可证核发",
-    "道路运输从业人员从业资格证补发",
-    "护照签发（普通护照）",
-    "港澳通行证再次签注",
-    "残疾人证办理（新办）",
-    "老年人优待证办理",
-    "义务教育阶段入学登记",
-    "“一件事一次办”新生儿出生",
-    "ＡＢＣ类人才认定（Ｔ１）",
-    "重庆银行开户证明 & 其他：*说明! (附件) \\ 'x'",
-]
 
 # A term is letters and digits only: nothing PostgreSQL's parser would split on, nothing with a
 # meaning in tsquery syntax.

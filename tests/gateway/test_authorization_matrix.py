@@ -18,7 +18,7 @@ import pytest
 
 from catalog_service import service as catalog
 from sandbox import PERSONAS
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import Gateway, running_gateway
 from tests.infrastructure import Infrastructure

@@ -22,7 +22,7 @@ from catalog_service.schemas import ItemContent
 from intake_service import consumers
 from intake_service.models import Application
 from sandbox import PERSONAS
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.gateway.support import Gateway, running_gateway
 from tests.infrastructure import Infrastructure
 from wangban.db import Database

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from catalog_service.models import Item
 from tests.catalog.jobs_support import poll, running_worker
-from tests.catalog.test_import_export import GUANGAN_CSV
+from tests.catalog.support import GUANGAN_CSV
 from tests.gateway.support import Gateway, running_gateway
 from tests.infrastructure import Infrastructure
 from wangban.db import Database

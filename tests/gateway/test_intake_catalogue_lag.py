@@ -25,7 +25,7 @@ from intake_service.models import BundleVersionCopy as IntakeBundleCopy
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from sandbox import PERSONAS, Persona, SandboxPopulation
 from sharing_service.registry import put_grant, seed_registry
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.gateway.support import Gateway, running_gateway
 from tests.infrastructure import Infrastructure, make_settings
 from wangban.app import create_service_app

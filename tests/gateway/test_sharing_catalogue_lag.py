@@ -14,7 +14,7 @@ from catalog_service import service as catalog
 from sandbox import PERSONAS
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import put_grant, seed_registry
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.gateway.support import running_gateway
 from tests.infrastructure import Infrastructure
 from wangban.db import Database

@@ -17,7 +17,7 @@ from gateway.ratelimit import our_fault
 from gateway.upstream import Upstreams
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from sandbox import PERSONAS
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.gateway.support import running_gateway
 from tests.infrastructure import Infrastructure
 from wangban.db import Database

@@ -13,7 +13,7 @@ from catalog_service.events import BundlePublished, ItemPublished
 from intake_service import applications, consumers
 from intake_service.applications import Applicant, Channel, Keys
 from intake_service.models import Application, ItemVersionCopy, StoredFile, TimelineEntry
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.events import envelope_for
 from wangban.settings import Settings

@@ -15,7 +15,7 @@ from catalog_service import service as catalog
 from sharing_service.consumers import HOLDER_CONTEXT
 from sharing_service.models import Certificate, ItemVersionCopy, kit_tables
 from sharing_service.registry import seed_registry
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from tests.kit.support import eventually
 from tests.sharing.support import keys, person_id
 from wangban.app import create_service_app

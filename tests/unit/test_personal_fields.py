@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from catalog_service.service import content_errors
-from tests.catalog.test_catalogue import item_content
+from tests.catalog.support import item_content
 from wangban import personal_fields
 from wangban.crypto import DecryptionError, FieldCipher
 
