@@ -8,7 +8,6 @@ import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -17,81 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service import cases
 from approval_service.calendar import calendar_for, forget_cached_calendar, load_notice
-from approval_service.consumers import build_consumer
-from approval_service.models import Case, ItemVersionCopy, kit_tables
-from catalog_service.events import ItemPublished
-from tests.catalog.support import item_content
+from approval_service.models import Case, kit_tables
+from tests.approval.support import (
+    ACCEPTED,
+    CALENDAR,
+    CIPHER,
+    DEPARTMENT,
+    accepted_case,
+    staff_token,
+)
 from tests.infrastructure import Infrastructure, make_settings
 from wangban.app import create_service_app
-from wangban.auth import AssuranceLevel, Identity, InternalTokens
-from wangban.calendar import WorkingDayCalendar
-from wangban.crypto import FieldCipher
 from wangban.db import Database
-from wangban.events import envelope_for
 from wangban.services import load_spec
 from wangban.settings import Settings
-
-CALENDAR = WorkingDayCalendar()
-CIPHER = FieldCipher.from_settings(Settings())
-ACCEPTED = datetime(2025, 9, 22, 2, 0, tzinfo=UTC)  # Monday 22 Sep 2025, 10:00 in China
-DEPARTMENT = "东莞市民政局"
-
-
-async def _item(session: AsyncSession, settings: Settings, **overrides: Any) -> ItemVersionCopy:
-    content = item_content(**overrides).model_dump(mode="json")
-    event = ItemPublished(
-        item_id=str(uuid.uuid4()),
-        version_id=str(uuid.uuid4()),
-        version=1,
-        implementing_code=content["implementing_code"],
-        lists=[],
-        published_at=ACCEPTED.isoformat(),
-        content=content,
-    )
-    handler = build_consumer(settings).handlers[ItemPublished.event_type][1]
-    await handler(session, event=event, envelope=envelope_for(event, source="/t"))
-    copy = await session.get(ItemVersionCopy, event.version_id)
-    assert copy is not None
-    return copy
-
-
-async def _case(
-    session: AsyncSession,
-    settings: Settings,
-    *,
-    committed_days: int = 5,
-    department: str = DEPARTMENT,
-    parent_id: str | None = None,
-    **item_overrides: Any,
-) -> Case:
-    item = await _item(
-        session,
-        settings,
-        committed_days=committed_days,
-        department=department,
-        auto_approval=False,
-        rules=[],
-        **item_overrides,
-    )
-    case = await cases.open_case(
-        session,
-        application_id=str(uuid.uuid4()),
-        parent_id=parent_id,
-        item_version_id=item.version_id,
-        item_code=item.implementing_code,
-        department=department,
-        applicant_kind="person",
-        applicant_id_enc="x",
-        applicant_name_enc="y",
-        applicant_age=70,
-        applicant_region="441900",
-        form={"bank_account": "6222"},
-        form_schema=item.content.get("form_schema"),
-        cipher=CIPHER,
-        submitted_at=ACCEPTED - timedelta(hours=1),
-    )
-    await cases.accept(session, case=case, item=item, accepted_at=ACCEPTED, calendar=CALENDAR)
-    return case
 
 
 async def _review(
@@ -121,10 +59,10 @@ async def _events(session: AsyncSession, application_id: str) -> list[str]:
 async def test_the_due_date_counts_working_days_across_the_national_day(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    case = await _case(db_session, settings)
+    case = await accepted_case(db_session, settings)
     # Accepted Mon 22 Sep 2025; 5 working days: 23, 24, 25, 26 Sep and Sun 28 Sep (调休).
     assert case.due_date == date(2025, 9, 28) and not case.due_provisional
-    longer = await _case(db_session, settings, committed_days=10)
+    longer = await accepted_case(db_session, settings, committed_days=10)
     # … 29, 30 Sep, then 国庆 1–8 Oct off, Thu 9, Fri 10, Sat 11 Oct (调休).
     assert longer.due_date == date(2025, 10, 11)
 
@@ -132,7 +70,7 @@ async def test_the_due_date_counts_working_days_across_the_national_day(
 async def test_a_reviewer_acts_only_on_claimed_cases_of_their_department(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    case = await _case(db_session, settings)
+    case = await accepted_case(db_session, settings)
     now = ACCEPTED + timedelta(days=1)
     with pytest.raises(cases.CaseNotFound):  # another department's case: as if missing
         await cases.claim(db_session, case=case, reviewer="r-x", department="别的局", now=now)
@@ -207,7 +145,7 @@ async def test_a_reviewer_acts_only_on_claimed_cases_of_their_department(
 async def test_correction_and_special_procedures_stop_the_clock(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    case = await _case(db_session, settings)
+    case = await accepted_case(db_session, settings)
     assert case.due_date == date(2025, 9, 28)
     await cases.claim(db_session, case=case, reviewer="r-1", department=DEPARTMENT, now=ACCEPTED)
     # 补正 on Tue 23 Sep; the applicant answers on Fri 26 Sep: 3 working days do not count.
@@ -276,7 +214,7 @@ async def test_correction_and_special_procedures_stop_the_clock(
 async def test_deadline_warning_at_80_percent_and_overdue_once(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    case = await _case(db_session, settings)  # due Sun 28 Sep 2025 (5 working days)
+    case = await accepted_case(db_session, settings)  # due Sun 28 Sep 2025 (5 working days)
     assert case.application_id not in await cases.watch_deadlines(
         db_session,
         calendar=CALENDAR,
@@ -306,8 +244,8 @@ async def test_a_bundles_cases_proceed_in_parallel_in_their_departments(
     db_session: AsyncSession, settings: Settings
 ) -> None:
     parent = str(uuid.uuid4())
-    civil = await _case(db_session, settings, parent_id=parent)
-    police = await _case(db_session, settings, parent_id=parent, department="东莞市公安局")
+    civil = await accepted_case(db_session, settings, parent_id=parent)
+    police = await accepted_case(db_session, settings, parent_id=parent, department="东莞市公安局")
     now = ACCEPTED + timedelta(days=1)
     await cases.claim(db_session, case=police, reviewer="p-1", department="东莞市公安局", now=now)
     await _review(db_session, police, now=now, reviewer="p-1")
@@ -349,24 +287,12 @@ async def test_a_loaded_notice_makes_2027_deadlines_final(
     forget_cached_calendar()
 
 
-def _token(settings: Settings, *roles: str, department: str | None = None) -> dict[str, str]:
-    identity = Identity(
-        subject="staff-1",
-        kind="staff",
-        roles=frozenset(roles),
-        department=department,
-        assurance=AssuranceLevel.REAL_NAME,
-    )
-    token = InternalTokens.from_settings(settings).issue(identity, issuer="gateway")
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_rules(
     infrastructure: Infrastructure, database: Database, tmp_path: Path
 ) -> None:
     settings = make_settings(infrastructure, data_dir=tmp_path)
     async with database.sessionmaker() as session, session.begin():
-        case = await _case(session, settings)
+        case = await accepted_case(session, settings)
     app = create_service_app(load_spec("approval"), settings, background=False)
     async with (
         app.router.lifespan_context(app),
@@ -375,9 +301,9 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
         ) as client,
     ):
         path = f"/cases/{case.application_id}"
-        mine = _token(settings, "reviewer", department=DEPARTMENT)
-        other = _token(settings, "reviewer", department="别的局")
-        clerk = _token(settings, "window_clerk", department=DEPARTMENT)
+        mine = staff_token(settings, "reviewer", department=DEPARTMENT)
+        other = staff_token(settings, "reviewer", department="别的局")
+        clerk = staff_token(settings, "window_clerk", department=DEPARTMENT)
         assert (await client.get(path, headers=other)).status_code == 404
         assert (await client.post(f"{path}/claim", headers=clerk)).status_code == 403
         refused = await client.post(f"{path}/claim", headers=other)
@@ -400,10 +326,10 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
             "claimed",
             "approved",
         ]
-        auditor = _token(settings, "auditor")
+        auditor = staff_token(settings, "auditor")
         assert (await client.get(path, headers=auditor)).json()["decisions"][0]["kind"] == "manual"
 
-        admin = _token(settings, "catalog_admin")
+        admin = staff_token(settings, "catalog_admin")
         rules = [
             {"name": "age_80", "expression": "applicant.age >= 80", "message": "未满80周岁"},
             {
@@ -439,7 +365,7 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
 async def test_an_items_own_workflow_routes_the_decision_to_its_role(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    case = await _case(
+    case = await accepted_case(
         db_session,
         settings,
         workflow=[{"name": "初审", "role": "reviewer"}, {"name": "决定", "role": "approver"}],

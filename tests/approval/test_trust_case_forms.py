@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,16 @@ from sqlalchemy.engine import Connection
 from approval_service.consumers import build_consumer
 from approval_service.models import Decision
 from intake_service.events import (
-    FORM_CONTEXT,
-    HOLDER_CONTEXT,
-    SUBJECT_CONTEXT,
     ApplicationAccepted,
     ApplicationSubmitted,
 )
-from tests.approval.test_cases import _item, _token
+from tests.approval.support import item_copy, staff_token, submitted_event
 from tests.infrastructure import Infrastructure, make_settings
 from tests.sharing.support import person_id
 from wangban.app import create_service_app
-from wangban.crypto import FieldCipher
 from wangban.db import Database
 from wangban.events import envelope_for
 from wangban.services import load_spec
-from wangban.settings import Settings
 
 ELDER = person_id(date(1940, 5, 6), 621)
 YOUNG = person_id(date(1990, 5, 6), 622)
@@ -64,25 +58,6 @@ RULES = [
         "message": "缺少监护人身份证号码",
     },
 ]
-
-
-def _submitted(
-    settings: Settings, *, version_id: str, id_number: str, form: dict[str, Any]
-) -> ApplicationSubmitted:
-    cipher = FieldCipher.from_settings(settings)
-    return ApplicationSubmitted(
-        application_id=str(uuid.uuid4()),
-        item_version_id=version_id,
-        item_code="TEST-TRUST",
-        department=DEPARTMENT,
-        channel="mini_program",
-        applicant_kind="person",
-        applicant_subject_enc=cipher.encrypt("u-elder", context=SUBJECT_CONTEXT),
-        applicant_id_enc=cipher.encrypt(id_number, context=HOLDER_CONTEXT),
-        applicant_name_enc=cipher.encrypt("陈桂英", context=HOLDER_CONTEXT),
-        form_enc=cipher.encrypt(json.dumps(form, ensure_ascii=False), context=FORM_CONTEXT),
-        submitted_at=datetime.now(UTC).isoformat(),
-    )
 
 
 async def _raw_form(database: Database, application_id: str) -> str:
@@ -120,11 +95,11 @@ async def test_auto_approval_decides_on_encrypted_personal_fields_and_derived_ag
     }
     holders = {"elder": ELDER, "young": YOUNG, "other_bank": ELDER}
     async with database.sessionmaker() as session, session.begin():
-        item = await _item(
+        item = await item_copy(
             session, settings, form_schema=SCHEMA, rules=RULES, department=DEPARTMENT
         )
         events = {
-            name: _submitted(
+            name: submitted_event(
                 settings, version_id=item.version_id, id_number=holders[name], form=form
             )
             for name, form in forms.items()
@@ -184,8 +159,8 @@ async def test_auto_approval_decides_on_encrypted_personal_fields_and_derived_ag
         ) as client,
     ):
         for token in (
-            _token(settings, "reviewer", department=DEPARTMENT),
-            _token(settings, "auditor"),
+            staff_token(settings, "reviewer", department=DEPARTMENT),
+            staff_token(settings, "auditor"),
         ):
             seen = await client.get(f"/cases/{events['elder'].application_id}", headers=token)
             assert seen.status_code == 200, seen.text
@@ -212,8 +187,8 @@ async def test_the_migration_encrypts_a_case_form_stored_in_clear_before_it(
     consumer = build_consumer(settings)
     form = {"bank_name": "东莞银行", "bank_account": ACCOUNT, "guardian": {"id_number": YOUNG}}
     async with database.sessionmaker() as session, session.begin():
-        item = await _item(session, settings, form_schema=SCHEMA, department=DEPARTMENT)
-        event = _submitted(settings, version_id=item.version_id, id_number=ELDER, form=form)
+        item = await item_copy(session, settings, form_schema=SCHEMA, department=DEPARTMENT)
+        event = submitted_event(settings, version_id=item.version_id, id_number=ELDER, form=form)
         await consumer.handlers[ApplicationSubmitted.event_type][1](
             session, event=event, envelope=envelope_for(event, source="/t")
         )
@@ -242,6 +217,6 @@ async def test_the_migration_encrypts_a_case_form_stored_in_clear_before_it(
         ) as client,
     ):
         seen = await client.get(
-            f"/cases/{event.application_id}", headers=_token(settings, "auditor")
+            f"/cases/{event.application_id}", headers=staff_token(settings, "auditor")
         )
     assert seen.json()["form"] == form

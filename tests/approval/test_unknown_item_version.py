@@ -17,7 +17,7 @@ from approval_service.consumers import build_consumer
 from approval_service.models import Case, Decision, ItemVersionCopy
 from catalog_service import service as catalog
 from intake_service.events import ApplicationAccepted, ApplicationSubmitted
-from tests.approval.test_trust_case_forms import _submitted
+from tests.approval.support import submitted_event
 from tests.catalog.support import item_content
 from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi
@@ -53,7 +53,7 @@ async def test_an_application_for_a_version_not_yet_heard_of_is_still_decided_by
     ):
         settings = make_settings(infrastructure, data_dir=tmp_path, catalog_url=catalog_url)
         consumer = build_consumer(settings)
-        submitted = _submitted(
+        submitted = submitted_event(
             settings, version_id=version_id, id_number=ELDER, form={"bank_account": "6222"}
         )
         accepted = ApplicationAccepted(
@@ -105,7 +105,7 @@ async def test_while_the_catalog_cannot_answer_the_event_is_held_not_sent_to_a_p
         http_retries=0,
     )
     consumer = build_consumer(settings)
-    submitted = _submitted(
+    submitted = submitted_event(
         settings, version_id=version_id, id_number=ELDER, form={"bank_account": "6222"}
     )
     envelope = envelope_for(submitted, source="/t")
@@ -140,7 +140,7 @@ async def test_a_version_the_catalog_never_published_is_neither_held_nor_guessed
     ):
         settings = make_settings(infrastructure, data_dir=tmp_path, catalog_url=catalog_url)
         consumer = build_consumer(settings)
-        submitted = _submitted(
+        submitted = submitted_event(
             settings, version_id=str(uuid.uuid4()), id_number=ELDER, form={"bank_account": "1"}
         )
         envelope = envelope_for(submitted, source="/t")

@@ -20,7 +20,7 @@ from sandbox import PERSONAS, Persona
 from sharing_service.consumers import build_consumer
 from sharing_service.models import LookupAudit
 from sharing_service.registry import put_grant, seed_registry
-from tests.approval.test_cases import _case as approval_case
+from tests.approval.support import accepted_case as approval_case
 from tests.gateway.support import Gateway, running_gateway
 from tests.infrastructure import Infrastructure
 from tests.intake.support import publish_item
