@@ -1,20 +1,41 @@
 """Building blocks for the intake tests: item versions as the catalog announces them, drafts
-as the API writes them, keys, files in the applicant's library."""
+as the API writes them and submitted by the applicant, keys, files in the applicant's library,
+events delivered to intake's handlers, the events intake wrote."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service.events import BundlePublished, ItemPublished
 from intake_service import applications, consumers
-from intake_service.applications import Applicant, Channel, Keys
-from intake_service.models import Application, ItemVersionCopy, StoredFile, TimelineEntry
+from intake_service.applications import (
+    Applicant,
+    Channel,
+    Keys,
+    MaterialChoice,
+    SharedResolution,
+)
+from intake_service.models import (
+    Application,
+    ItemVersionCopy,
+    StoredFile,
+    TimelineEntry,
+    kit_tables,
+)
 from tests.catalog.support import item_content
+from tests.sharing.support import person_id
+from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.calendar import WorkingDayCalendar
 from wangban.crypto import BlindIndex, FieldCipher
+from wangban.db import Database
 from wangban.events import envelope_for
 from wangban.settings import Settings
 
@@ -127,6 +148,15 @@ async def draft(
     return application
 
 
+NOW = datetime(2026, 9, 29, 10, 0, tzinfo=UTC)  # a Tuesday before 国庆 2026
+CALENDAR = WorkingDayCalendar()
+ELDER = person_id(date(1942, 3, 15), 501)
+FORM = {"bank_account": "6222000011112222"}
+SHARED_OK = [
+    SharedResolution(index=0, status="satisfied", evidence_kind="lookup", evidence_id="L-1")
+]
+
+
 async def library_file(
     session: AsyncSession, *, owner: str, material_name: str = "银行卡复印件"
 ) -> str:
@@ -146,6 +176,97 @@ async def library_file(
     )
     await session.flush()
     return file_id
+
+
+async def published_draft(
+    session: AsyncSession, settings: Settings, *, form: dict[str, Any] | None = None, **item: Any
+) -> Application:
+    version = await publish_item(session, **item)
+    return await draft(
+        session,
+        item=version,
+        applicant=applicant(ELDER),
+        form=FORM if form is None else form,
+        channel=Channel(name="mini_program"),
+        keys=keys(settings),
+        now=NOW,
+    )
+
+
+async def submit_as_applicant(
+    session: AsyncSession,
+    settings: Settings,
+    application: Application,
+    *,
+    choices: list[MaterialChoice],
+    shared: list[SharedResolution] | None = None,
+) -> Application:
+    return await applications.submit(
+        session,
+        application=application,
+        shared=SHARED_OK if shared is None else shared,
+        choices=choices,
+        actor_kind="applicant",
+        actor=application.applicant_subject,
+        keys=keys(settings),
+        calendar=CALENDAR,
+        now=NOW,
+    )
+
+
+async def outbox_types(session: AsyncSession, application_id: str) -> list[str]:
+    rows = await session.execute(
+        select(kit_tables.outbox.c.event_type)
+        .where(kit_tables.outbox.c.key == application_id)
+        .order_by(kit_tables.outbox.c.seq)
+    )
+    return [r[0].split(".")[-2] for r in rows]
+
+
+async def deliver(session: AsyncSession, handler: Any, event: Any) -> None:
+    await handler(session, event=event, envelope=envelope_for(event, source="/approval"))
+
+
+@dataclass
+class Intake:
+    client: httpx.AsyncClient
+    app: FastAPI
+    settings: Settings
+    database: Database
+
+    def citizen(self, subject: str, id_number: str) -> dict[str, str]:
+        ref = BlindIndex.from_settings(self.settings).resident_id(id_number)
+        return self._token(
+            Identity(
+                subject=subject,
+                kind="citizen",
+                assurance=AssuranceLevel.REAL_PERSON,
+                person_ref=ref,
+            )
+        )
+
+    def staff(
+        self, subject: str, *roles: str, department: str | None = None, region: str | None = None
+    ) -> dict[str, str]:
+        return self._token(
+            Identity(
+                subject=subject,
+                kind="staff",
+                roles=frozenset(roles),
+                department=department,
+                region=region,
+                assurance=AssuranceLevel.REAL_NAME,
+            )
+        )
+
+    def _token(self, identity: Identity) -> dict[str, str]:
+        token = InternalTokens.from_settings(self.settings).issue(identity, issuer="gateway")
+        return {"Authorization": f"Bearer {token}"}
+
+    async def item(self, **overrides: object) -> str:
+        async with self.database.sessionmaker() as session, session.begin():
+            version = await publish_item(session, **overrides)
+        return version.version_id
 
 
 def applicant(id_number: str, subject: str | None = None) -> Applicant:

@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from intake_service.models import Application
-from tests.infrastructure import Infrastructure, make_settings
-from tests.intake.support import publish_item
+from tests.intake.support import Intake, publish_item
 from tests.sharing.support import person_id
-from wangban.app import create_service_app
-from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.auth import AssuranceLevel, Identity
 from wangban.crypto import BlindIndex
-from wangban.db import Database
-from wangban.services import load_spec
-from wangban.settings import Settings
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 ALICE = person_id(date(1950, 1, 2), 601)
@@ -36,66 +26,6 @@ WITH_UPLOAD = [
     {"name": "承诺书", "source": "commitment"},
     {"name": "银行卡复印件", "source": "upload"},
 ]
-
-
-@dataclass
-class Intake:
-    client: httpx.AsyncClient
-    app: FastAPI
-    settings: Settings
-    database: Database
-
-    def citizen(self, subject: str, id_number: str) -> dict[str, str]:
-        ref = BlindIndex.from_settings(self.settings).resident_id(id_number)
-        return self._token(
-            Identity(
-                subject=subject,
-                kind="citizen",
-                assurance=AssuranceLevel.REAL_PERSON,
-                person_ref=ref,
-            )
-        )
-
-    def staff(
-        self, subject: str, *roles: str, department: str | None = None, region: str | None = None
-    ) -> dict[str, str]:
-        return self._token(
-            Identity(
-                subject=subject,
-                kind="staff",
-                roles=frozenset(roles),
-                department=department,
-                region=region,
-                assurance=AssuranceLevel.REAL_NAME,
-            )
-        )
-
-    def _token(self, identity: Identity) -> dict[str, str]:
-        token = InternalTokens.from_settings(self.settings).issue(identity, issuer="gateway")
-        return {"Authorization": f"Bearer {token}"}
-
-    async def item(self, **overrides: object) -> str:
-        async with self.database.sessionmaker() as session, session.begin():
-            version = await publish_item(session, **overrides)
-        return version.version_id
-
-
-@pytest.fixture
-async def intake(
-    infrastructure: Infrastructure, database: Database, tmp_path: Path
-) -> AsyncIterator[Intake]:
-    settings = make_settings(
-        infrastructure,
-        data_dir=tmp_path,  # uploads land in tmp_path/objects
-        sharing_url="http://127.0.0.1:9",  # nothing listens: materials are not resolved
-        http_retries=0,
-        upload_max_bytes=4096,
-    )
-    app = create_service_app(load_spec("intake"), settings, background=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield Intake(client, app, settings, database)
 
 
 def _body(version_id: str, id_number: str, **extra: object) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,26 +27,22 @@ from intake_service.applications import (
 )
 from intake_service.models import Application
 from tests.intake.support import (
+    CALENDAR,
+    ELDER,
+    FORM,
+    NOW,
     applicant,
+    deliver,
     draft,
     keys,
     library_file,
+    outbox_types,
     publish_bundle,
     publish_item,
+    published_draft,
+    submit_as_applicant,
 )
-from tests.sharing.support import person_id
-from wangban.calendar import WorkingDayCalendar
-from wangban.events import envelope_for
 from wangban.settings import Settings
-
-NOW = datetime(2026, 9, 29, 10, 0, tzinfo=UTC)  # a Tuesday before 国庆 2026
-CALENDAR = WorkingDayCalendar()
-ELDER = person_id(date(1942, 3, 15), 501)
-FORM = {"bank_account": "6222000011112222"}
-SHARED_OK = [
-    SharedResolution(index=0, status="satisfied", evidence_kind="lookup", evidence_id="L-1")
-]
-
 
 # --- the state machine --------------------------------------------------------------------------
 
@@ -93,59 +89,12 @@ def test_the_table_covers_the_journey_and_final_states_go_nowhere() -> None:
 # --- submitting ---------------------------------------------------------------------------------
 
 
-async def _draft(
-    session: AsyncSession, settings: Settings, *, form: dict[str, Any] | None = None, **item: Any
-) -> Application:
-    version = await publish_item(session, **item)
-    return await draft(
-        session,
-        item=version,
-        applicant=applicant(ELDER),
-        form=FORM if form is None else form,
-        channel=Channel(name="mini_program"),
-        keys=keys(settings),
-        now=NOW,
-    )
-
-
-async def _submit(
-    session: AsyncSession,
-    settings: Settings,
-    application: Application,
-    *,
-    choices: list[MaterialChoice],
-    shared: list[SharedResolution] | None = None,
-) -> Application:
-    return await applications.submit(
-        session,
-        application=application,
-        shared=SHARED_OK if shared is None else shared,
-        choices=choices,
-        actor_kind="applicant",
-        actor=application.applicant_subject,
-        keys=keys(settings),
-        calendar=CALENDAR,
-        now=NOW,
-    )
-
-
-async def _outbox_types(session: AsyncSession, application_id: str) -> list[str]:
-    from intake_service.models import kit_tables
-
-    rows = await session.execute(
-        select(kit_tables.outbox.c.event_type)
-        .where(kit_tables.outbox.c.key == application_id)
-        .order_by(kit_tables.outbox.c.seq)
-    )
-    return [r[0].split(".")[-2] for r in rows]
-
-
 async def test_materials_are_met_by_sharing_commitment_upload_and_library(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    application = await _draft(db_session, settings)
+    application = await published_draft(db_session, settings)
     own_file = await library_file(db_session, owner=application.applicant_subject)
-    await _submit(
+    await submit_as_applicant(
         db_session,
         settings,
         application,
@@ -163,17 +112,17 @@ async def test_materials_are_met_by_sharing_commitment_upload_and_library(
     ]
     # An uploaded file and a tolerated material need a person's check: not accepted yet.
     assert application.status == "submitted"
-    assert await _outbox_types(db_session, application.id) == ["submitted"]
+    assert await outbox_types(db_session, application.id) == ["submitted"]
 
 
 async def test_a_file_from_the_library_is_reused_for_the_same_material_elsewhere(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    first = await _draft(db_session, settings)
+    first = await published_draft(db_session, settings)
     earlier = await library_file(
         db_session, owner=first.applicant_subject, material_name="银行卡（存折）复印件"
     )
-    await _submit(
+    await submit_as_applicant(
         db_session,
         settings,
         first,
@@ -185,9 +134,9 @@ async def test_a_file_from_the_library_is_reused_for_the_same_material_elsewhere
     rows = await repository.materials(db_session, first.id)
     assert rows[2].status == "reused" and rows[2].evidence_id == earlier
     stranger = await library_file(db_session, owner="u-someone-else")
-    second = await _draft(db_session, settings)
+    second = await published_draft(db_session, settings)
     with pytest.raises(applications.MaterialsIncomplete, match="所选文件不存在"):
-        await _submit(
+        await submit_as_applicant(
             db_session,
             settings,
             second,
@@ -201,7 +150,7 @@ async def test_a_file_from_the_library_is_reused_for_the_same_material_elsewhere
 async def test_all_met_without_files_is_accepted_at_once_with_a_due_date(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    application = await _draft(
+    application = await published_draft(
         db_session,
         settings,
         committed_days=3,
@@ -210,14 +159,14 @@ async def test_all_met_without_files_is_accepted_at_once_with_a_due_date(
             {"name": "承诺书", "source": "commitment"},
         ],
     )
-    await _submit(
+    await submit_as_applicant(
         db_session, settings, application, choices=[MaterialChoice(index=1, commitment=True)]
     )
     assert application.status == "accepted" and application.accepted_by == "intake"
     # Accepted Tue 29 Sep 2026 + 3 working days: Wed 30 Sep, then 国庆 (1–7 Oct), Thu 8 and
     # Fri 9 Oct.
     assert application.due_date == date(2026, 10, 9)
-    assert await _outbox_types(db_session, application.id) == ["submitted", "accepted"]
+    assert await outbox_types(db_session, application.id) == ["submitted", "accepted"]
     timeline = await repository.timeline(db_session, application.id)
     assert [(t.to_status, t.actor_kind) for t in timeline] == [
         ("draft", "applicant"),
@@ -229,19 +178,19 @@ async def test_all_met_without_files_is_accepted_at_once_with_a_due_date(
 async def test_a_missing_required_material_refuses_the_submission_and_changes_nothing(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    application = await _draft(db_session, settings)
+    application = await published_draft(db_session, settings)
     with pytest.raises(applications.MaterialsIncomplete, match="银行卡复印件") as refused:
-        await _submit(
+        await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=1, commitment=True)]
         )
     assert refused.value.extra["missing"] == ["银行卡复印件"]
     # The lookup could not be made (sharing unavailable): the applicant is asked, not refused.
     with pytest.raises(applications.MaterialsIncomplete, match="户籍信息"):
-        await _submit(db_session, settings, application, choices=[], shared=[])
+        await submit_as_applicant(db_session, settings, application, choices=[], shared=[])
     assert application.status == "draft"
     assert await repository.materials(db_session, application.id) == []
     with pytest.raises(applications.MaterialsIncomplete, match="不适用告知承诺"):
-        await _submit(
+        await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=2, commitment=True)]
         )
 
@@ -262,11 +211,11 @@ async def test_form_errors_point_at_their_fields_in_chinese(
         },
         "required": ["bank_account", "kind"],
     }
-    application = await _draft(
+    application = await published_draft(
         db_session, settings, form={"bank_account": "abc", "months": 0}, form_schema=schema
     )
     with pytest.raises(applications.InvalidForm) as invalid:
-        await _submit(
+        await submit_as_applicant(
             db_session,
             settings,
             application,
@@ -287,14 +236,14 @@ async def test_form_errors_point_at_their_fields_in_chinese(
 async def test_submitting_twice_or_after_withdrawal_is_refused(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    application = await _draft(
+    application = await published_draft(
         db_session, settings, materials=[{"name": "承诺书", "source": "commitment"}]
     )
-    await _submit(
+    await submit_as_applicant(
         db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
     )
     with pytest.raises(applications.AlreadySubmitted):
-        await _submit(
+        await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
         )
     await applications.withdraw(
@@ -302,7 +251,7 @@ async def test_submitting_twice_or_after_withdrawal_is_refused(
     )
     assert application.status == "withdrawn" and application.status_reason == "不办了"
     with pytest.raises(applications.AlreadySubmitted):
-        await _submit(
+        await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
         )
     with pytest.raises(applications.TransitionNotAllowed):
@@ -312,10 +261,6 @@ async def test_submitting_twice_or_after_withdrawal_is_refused(
 
 
 # --- decisions arriving as events ---------------------------------------------------------------
-
-
-async def _deliver(session: AsyncSession, handler: Any, event: Any) -> None:
-    await handler(session, event=event, envelope=envelope_for(event, source="/approval"))
 
 
 def _approved(application: Application, at: datetime) -> CaseApproved:
@@ -335,9 +280,11 @@ async def _accepted_with_a_material_missing(
 ) -> Application:
     """Accepted by a clerk on NOW with the 可容缺 最低生活保障证明 still missing (an item
     whose result is a decision: one promising a certificate also waits for it)."""
-    application = await _draft(session, settings, result_kind="decision", certificate_type=None)
+    application = await published_draft(
+        session, settings, result_kind="decision", certificate_type=None
+    )
     file_id = await library_file(session, owner=application.applicant_subject)
-    await _submit(
+    await submit_as_applicant(
         session,
         settings,
         application,
@@ -363,7 +310,7 @@ async def test_tolerated_material_holds_the_result_until_supplied(
     application = await _accepted_with_a_material_missing(db_session, settings)
     # 容缺时限 3 working days from Tue 29 Sep 2026: Wed 30 Sep, Thu 8 Oct, Fri 9 Oct.
     assert application.tolerated_until == date(2026, 10, 9)
-    await _deliver(db_session, consumers.approved, _approved(application, NOW + timedelta(days=1)))
+    await deliver(db_session, consumers.approved, _approved(application, NOW + timedelta(days=1)))
     assert application.status == "approved"  # held: the tolerated material is still missing
     proof = await library_file(
         db_session, owner=application.applicant_subject, material_name="最低生活保障证明"
@@ -378,7 +325,7 @@ async def test_tolerated_material_holds_the_result_until_supplied(
     )
     assert application.status == "completed"
     assert application.tolerated_until == date(2026, 10, 9)  # kept: it was a 容缺 acceptance
-    assert (await _outbox_types(db_session, application.id))[-2:] == ["supplemented", "completed"]
+    assert (await outbox_types(db_session, application.id))[-2:] == ["supplemented", "completed"]
 
 
 async def test_a_tolerated_material_not_supplied_in_time_ends_the_application(
@@ -397,25 +344,25 @@ async def test_a_tolerated_material_not_supplied_in_time_ends_the_application(
     ended = await applications.terminate_overdue(db_session, today=deadline + timedelta(days=1))
     assert application.id in ended
     assert application.status == "terminated" and "容缺材料未在" in application.status_reason
-    assert (await _outbox_types(db_session, application.id))[-2:] == ["reminder_due", "terminated"]
+    assert (await outbox_types(db_session, application.id))[-2:] == ["reminder_due", "terminated"]
 
 
 async def test_review_correction_resubmission_and_denial(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    application = await _draft(
+    application = await published_draft(
         db_session, settings, materials=[{"name": "承诺书", "source": "commitment"}]
     )
-    await _submit(
+    await submit_as_applicant(
         db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
     )
     at = NOW.isoformat()
-    await _deliver(
+    await deliver(
         db_session,
         consumers.case_accepted,
         CaseAccepted(application_id=application.id, started_at=at, reviewer="r-1"),
     )
-    await _deliver(
+    await deliver(
         db_session,
         consumers.correction_requested,
         CaseCorrectionRequested(
@@ -438,10 +385,10 @@ async def test_review_correction_resubmission_and_denial(
     denial = CaseDenied(
         application_id=application.id, decided_at=at, decided_by="r-1", reason="不符合条件"
     )
-    await _deliver(db_session, consumers.denied, denial)
+    await deliver(db_session, consumers.denied, denial)
     assert application.status == "completed" and application.status_reason == "不符合条件"
-    await _deliver(db_session, consumers.denied, denial)  # a late duplicate changes nothing
-    await _deliver(db_session, consumers.approved, _approved(application, NOW))
+    await deliver(db_session, consumers.denied, denial)  # a late duplicate changes nothing
+    await deliver(db_session, consumers.approved, _approved(application, NOW))
     assert application.status == "completed"
     statuses = [t.to_status for t in await repository.timeline(db_session, application.id)]
     assert statuses[-4:] == ["correction_requested", "resubmitted", "denied", "completed"]
@@ -501,12 +448,12 @@ async def test_a_bundle_fans_out_and_reports_one_status(
     }
     assert all(m.status == "accepted" for m in members)
     police = next(m for m in members if m.department == "东莞市公安局")
-    await _deliver(
+    await deliver(
         db_session,
         consumers.case_accepted,
         CaseAccepted(application_id=police.id, started_at=NOW.isoformat(), reviewer="r"),
     )
-    await _deliver(
+    await deliver(
         db_session,
         consumers.correction_requested,
         CaseCorrectionRequested(
@@ -521,7 +468,7 @@ async def test_a_bundle_fans_out_and_reports_one_status(
     assert "请核对姓名" in parent_timeline[-1].note and "新生儿入户登记" in parent_timeline[-1].note
     for member in members:
         if member is not police:
-            await _deliver(db_session, consumers.approved, _approved(member, NOW))
+            await deliver(db_session, consumers.approved, _approved(member, NOW))
     assert bundles.aggregate(members).summary == "1/2 项已办结"
     again = await bundles.submit_bundle(
         db_session,
@@ -580,7 +527,7 @@ async def test_window_intake_across_districts_follows_the_items_scope(
 async def test_personal_data_is_encrypted_at_rest(
     db_session: AsyncSession, settings: Settings
 ) -> None:
-    application = await _draft(db_session, settings)
+    application = await published_draft(db_session, settings)
     assert (
         ELDER not in application.applicant_id_enc and "陈桂英" not in application.applicant_name_enc
     )
@@ -593,10 +540,10 @@ async def test_the_submitted_event_carries_form_and_identity_only_encrypted(
     from intake_service.events import FORM_CONTEXT, HOLDER_CONTEXT
     from intake_service.models import kit_tables
 
-    application = await _draft(
+    application = await published_draft(
         db_session, settings, materials=[{"name": "承诺书", "source": "commitment"}]
     )
-    await _submit(
+    await submit_as_applicant(
         db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
     )
     envelope = (

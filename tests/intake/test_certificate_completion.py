@@ -19,18 +19,20 @@ from intake_service import consumers, repository
 from intake_service.applications import MaterialChoice
 from intake_service.models import Application
 from sharing_service.events import CertificateFailed, CertificateIssued
-from tests.intake.test_applications import NOW, _deliver, _draft, _outbox_types, _submit
+from tests.intake.support import NOW, deliver, outbox_types, published_draft, submit_as_applicant
 from wangban.settings import Settings
 
 COMMITMENT = [{"name": "承诺书", "source": "commitment"}]
 
 
 async def _approved_certificate_item(session: AsyncSession, settings: Settings) -> Application:
-    application = await _draft(session, settings, materials=COMMITMENT)  # 高龄津贴: a notice
-    await _submit(
+    application = await published_draft(
+        session, settings, materials=COMMITMENT
+    )  # 高龄津贴: a notice
+    await submit_as_applicant(
         session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
     )
-    await _deliver(
+    await deliver(
         session,
         consumers.approved,
         CaseApproved(
@@ -65,8 +67,8 @@ async def test_an_approved_certificate_item_completes_when_its_certificate_is_is
 ) -> None:
     application = await _approved_certificate_item(db_session, settings)
     assert application.status == "approved"  # not 已办结 with an empty wallet
-    assert "completed" not in await _outbox_types(db_session, application.id)
-    await _deliver(
+    assert "completed" not in await outbox_types(db_session, application.id)
+    await deliver(
         db_session, consumers.certificate_issued, _issued(application, NOW + timedelta(seconds=2))
     )
     assert application.status == "delivered"
@@ -85,17 +87,17 @@ async def test_a_certificate_that_cannot_be_issued_shows_staff_the_problem(
         reason="缺少证照项目：津贴标准（元/月）",
         failed_at=(NOW + timedelta(seconds=1)).isoformat(),
     )
-    await _deliver(db_session, consumers.certificate_failed, failed)
-    await _deliver(db_session, consumers.certificate_failed, failed)  # redelivered: once
+    await deliver(db_session, consumers.certificate_failed, failed)
+    await deliver(db_session, consumers.certificate_failed, failed)  # redelivered: once
     assert application.status == "certificate_failed"
     assert "未能出具" in application.status_reason and "津贴标准" in application.status_reason
     listed = await repository.timeline(db_session, application.id)
     assert [t.to_status for t in listed].count("certificate_failed") == 1
-    assert "completed" not in await _outbox_types(db_session, application.id)
+    assert "completed" not in await outbox_types(db_session, application.id)
 
     # Fixed and issued after all (the dead letter replayed): completed and delivered.
-    await _deliver(
+    await deliver(
         db_session, consumers.certificate_issued, _issued(application, NOW + timedelta(hours=1))
     )
     assert application.status == "delivered"
-    assert (await _outbox_types(db_session, application.id))[-1] == "completed"
+    assert (await outbox_types(db_session, application.id))[-1] == "completed"

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from intake_service.events import HOLDER_CONTEXT, SUBJECT_CONTEXT
-from tests.intake.test_api import Intake, intake  # noqa: F401 (the fixture)
+from tests.intake.support import Intake
 from tests.sharing.support import company_id, person_id
 from wangban.auth import AssuranceLevel, Identity
 from wangban.crypto import FieldCipher
@@ -63,7 +63,7 @@ def _apply_body(version: str, form: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _raw_form(intake: Intake, application_id: str) -> str:  # noqa: F811
+async def _raw_form(intake: Intake, application_id: str) -> str:
     async with intake.database.engine.connect() as connection:
         raw = await connection.scalar(
             text("SELECT form::text FROM intake.application WHERE id = CAST(:id AS uuid)"),
@@ -74,7 +74,7 @@ async def _raw_form(intake: Intake, application_id: str) -> str:  # noqa: F811
 
 
 async def test_personal_form_fields_are_stored_encrypted_and_read_back_in_clear(
-    intake: Intake,  # noqa: F811
+    intake: Intake,
 ) -> None:
     department = f"婚姻登记处-{uuid.uuid4().hex[:6]}"
     version = await intake.item(
@@ -113,7 +113,7 @@ async def test_personal_form_fields_are_stored_encrypted_and_read_back_in_clear(
     assert seen.json()["form"] == MARRIAGE_FORM
 
 
-async def test_a_form_posing_as_ciphertext_is_refused(intake: Intake) -> None:  # noqa: F811
+async def test_a_form_posing_as_ciphertext_is_refused(intake: Intake) -> None:
     version = await intake.item(materials=COMMITMENT_ONLY, form_schema=MARRIAGE_SCHEMA)
     forged = {**MARRIAGE_FORM, "registration_office": {"$personal": "v1.dev.AAAA"}}
     refused = await intake.client.post(
@@ -145,7 +145,7 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def test_the_migration_encrypts_a_form_stored_in_clear_before_it(
-    intake: Intake,  # noqa: F811
+    intake: Intake,
 ) -> None:
     version = await intake.item(materials=COMMITMENT_ONLY, form_schema=MARRIAGE_SCHEMA)
     bride = intake.citizen("u-bride-3", BRIDE)
@@ -179,7 +179,7 @@ async def test_the_migration_encrypts_a_form_stored_in_clear_before_it(
 
 
 async def test_a_company_identity_applies_only_as_that_company(
-    intake: Intake,  # noqa: F811
+    intake: Intake,
 ) -> None:
     version = await intake.item(serves=["法人"], materials=COMMITMENT_ONLY)
     company = company_id("MA4W8888")
@@ -218,7 +218,7 @@ async def test_a_company_identity_applies_only_as_that_company(
 
 
 async def test_the_submitted_event_carries_no_clear_region_age_or_account(
-    intake: Intake,  # noqa: F811
+    intake: Intake,
 ) -> None:
     version = await intake.item(materials=COMMITMENT_ONLY, form_schema=MARRIAGE_SCHEMA)
     subject = f"u-bride-{uuid.uuid4().hex[:8]}"
