@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from intake_service.events import (
+    FORM_CONTEXT,
+    HOLDER_CONTEXT,
+    SUBJECT_CONTEXT,
+    ApplicationSubmitted,
+)
 from notify_service import delivery, recipients, template_versions
+from notify_service.consumers import build_consumer
 from notify_service.delivery import Channels, Dispatcher
 from notify_service.models import Message, Notification, kit_tables, wechat_access_token
 from notify_service.sms import SmsGatewayClient
@@ -27,7 +34,7 @@ from tests.fakes.wechat import FakeWeChat, serve_fake_wechat
 from tests.infrastructure import Infrastructure, make_settings
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.db import Database
-from wangban.events import Envelope
+from wangban.events import Envelope, Event, envelope_for
 from wangban.settings import Settings
 from wangban.wechat import PostgresTokenStore
 
@@ -260,3 +267,33 @@ async def drain(dispatcher: Dispatcher, *, rounds: int = 5) -> None:
     for _ in range(rounds):
         if not await dispatcher.run_once():
             return
+
+
+ID_NUMBER = "440101194001011234"
+
+
+def submitted(settings: Settings, *, subject: str, name: str = "张三丰") -> ApplicationSubmitted:
+    cipher = FieldCipher.from_settings(settings)
+    return ApplicationSubmitted(
+        application_id=str(uuid.uuid4()),
+        item_version_id=str(uuid.uuid4()),
+        item_code="11441900007330256F-000205001000-01",
+        item_name="高龄老人津贴申领",
+        department="东莞市民政局",
+        channel="wechat",
+        applicant_kind="person",
+        applicant_subject_enc=cipher.encrypt(subject, context=SUBJECT_CONTEXT),
+        applicant_id_enc=cipher.encrypt(ID_NUMBER, context=HOLDER_CONTEXT),
+        applicant_name_enc=cipher.encrypt(name, context=HOLDER_CONTEXT),
+        form_enc=cipher.encrypt('{"bank_account": "6222"}', context=FORM_CONTEXT),
+        submitted_at=datetime.now(UTC).isoformat(),
+    )
+
+
+async def handle(database: Database, settings: Settings, event: Event) -> Envelope:
+    consumer = build_consumer(settings)
+    _, handler = consumer.handlers[event.event_type]
+    envelope = envelope_for(event, source="/tests")
+    async with database.sessionmaker() as session, session.begin():
+        await handler(session, event=event, envelope=envelope)
+    return envelope

@@ -31,8 +31,14 @@ from notify_service.templates import (
 )
 from sharing_service.events import CertificateIssued
 from tests.infrastructure import Infrastructure
-from tests.notify.support import clean_notify, notifications_of, notify_settings, seed_templates
-from tests.notify.test_consumers import handle, submitted
+from tests.notify.support import (
+    clean_notify,
+    handle,
+    notifications_of,
+    notify_settings,
+    seed_templates,
+    submitted,
+)
 from wangban import labels
 from wangban.db import Database
 from wangban.events import Event

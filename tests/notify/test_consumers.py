@@ -11,53 +11,26 @@ from sqlalchemy import select
 
 from approval_service.events import CaseApproved, CaseCorrectionRequested, CaseNotAccepted
 from intake_service.events import (
-    FORM_CONTEXT,
-    HOLDER_CONTEXT,
-    SUBJECT_CONTEXT,
     ApplicationCompleted,
     ApplicationNotAccepted,
-    ApplicationSubmitted,
 )
 from notify_service.consumers import build_consumer
 from notify_service.models import ApplicationRecipient, Notification
 from sharing_service.events import CertificateIssued
 from tests.infrastructure import Infrastructure
-from tests.notify.support import clean_notify, notifications_of, notify_settings, seed_templates
-from wangban.crypto import FieldCipher
+from tests.notify.support import (
+    ID_NUMBER,
+    clean_notify,
+    handle,
+    notifications_of,
+    notify_settings,
+    seed_templates,
+    submitted,
+)
 from wangban.db import Database
-from wangban.events import Envelope, Event, envelope_for
-from wangban.settings import Settings
+from wangban.events import envelope_for
 
 __all__ = ["clean_notify"]
-
-ID_NUMBER = "440101194001011234"
-
-
-def submitted(settings: Settings, *, subject: str, name: str = "张三丰") -> ApplicationSubmitted:
-    cipher = FieldCipher.from_settings(settings)
-    return ApplicationSubmitted(
-        application_id=str(uuid.uuid4()),
-        item_version_id=str(uuid.uuid4()),
-        item_code="11441900007330256F-000205001000-01",
-        item_name="高龄老人津贴申领",
-        department="东莞市民政局",
-        channel="wechat",
-        applicant_kind="person",
-        applicant_subject_enc=cipher.encrypt(subject, context=SUBJECT_CONTEXT),
-        applicant_id_enc=cipher.encrypt(ID_NUMBER, context=HOLDER_CONTEXT),
-        applicant_name_enc=cipher.encrypt(name, context=HOLDER_CONTEXT),
-        form_enc=cipher.encrypt('{"bank_account": "6222"}', context=FORM_CONTEXT),
-        submitted_at=datetime.now(UTC).isoformat(),
-    )
-
-
-async def handle(database: Database, settings: Settings, event: Event) -> Envelope:
-    consumer = build_consumer(settings)
-    _, handler = consumer.handlers[event.event_type]
-    envelope = envelope_for(event, source="/tests")
-    async with database.sessionmaker() as session, session.begin():
-        await handler(session, event=event, envelope=envelope)
-    return envelope
 
 
 async def test_the_applicant_is_told_each_step_with_the_name_masked(
