@@ -54,11 +54,11 @@ from sqlalchemy import text
 
 from bench.common import Infrastructure, infrastructure, kit_revision, machine_facts, summarize
 from bench.profiling import Profiler, find_py_spy
+from sandbox import ELDERLY_ALLOWANCE, persona_for
 from wangban.embedded import free_port
 from wangban.processes import ServiceProcesses, service_env
 from wangban.settings import SERVICE_NAMES, Settings
 
-ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领
 PROFILED = ("intake", "approval", "sharing")
 """The services on the 秒批 path (--profile)."""
 SERVICES = ("catalog", "intake", "approval", "sharing")
@@ -220,7 +220,7 @@ async def lift_grant_limit(settings: Settings) -> None:
     database = Database.from_settings(settings)
     try:
         async with database.sessionmaker() as session, session.begin():
-            item = await catalog_repository.item_by_code(session, ALLOWANCE_CODE)
+            item = await catalog_repository.item_by_code(session, ELDERLY_ALLOWANCE)
             if item is None:
                 raise RuntimeError("the demo catalogue has no 高龄老人津贴申领 to benchmark")
             draft = await catalog.start_revision(session, item_id=item.id)
@@ -234,7 +234,7 @@ async def lift_grant_limit(settings: Settings) -> None:
 
 
 async def item_version_everywhere(
-    database: Any, *, timeout_s: float, code: str = ALLOWANCE_CODE
+    database: Any, *, timeout_s: float, code: str = ELDERLY_ALLOWANCE
 ) -> dict[str, Any]:
     """The item's current version (by default the demo allowance's), once intake, approval
     and sharing hold their copies (they learn it from the catalog's ``item.published``, never
@@ -354,15 +354,10 @@ class Applicant:
     token, made here with the same key)."""
 
     def __init__(self, settings: Settings, content: dict[str, Any], version_id: str):
-        from sandbox import PERSONAS
         from wangban.auth import AssuranceLevel, Identity, InternalTokens
         from wangban.crypto import BlindIndex
 
-        persona = next(
-            p
-            for p in PERSONAS
-            if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in p.passes)
-        )
+        persona = persona_for(ELDERLY_ALLOWANCE)
         self.persona_key = persona.key
         self.identity = Identity(
             subject=f"bench-{persona.key}",
@@ -374,7 +369,7 @@ class Applicant:
         self.body = {
             "item_version_id": version_id,
             "applicant": {"id_number": persona.id_number, "name": persona.name},
-            "form": persona.form(ALLOWANCE_CODE, today=date.today()),
+            "form": persona.form(ELDERLY_ALLOWANCE, today=date.today()),
             "materials": [
                 {"index": i, "commitment": True}
                 for i, m in enumerate(content["materials"])
@@ -955,7 +950,7 @@ async def conclude(
     )
     return {
         "benchmark": "auto_approval",
-        "item": {"code": ALLOWANCE_CODE, "version_id": m.version_id},
+        "item": {"code": ELDERLY_ALLOWANCE, "version_id": m.version_id},
         "persona": m.persona,
         "warmup": args.warmup,
         "result": result,

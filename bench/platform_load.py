@@ -59,7 +59,6 @@ import httpx
 import psutil
 
 from bench.auto_approval import (
-    ALLOWANCE_CODE,
     Applicant,
     CpuWatch,
     Observations,
@@ -77,6 +76,7 @@ from bench.common import (
     machine_facts,
     summarize,
 )
+from sandbox import ELDERLY_ALLOWANCE
 from wangban.embedded import free_port
 from wangban.processes import ServiceProcesses, kill_tree, service_env
 from wangban.settings import SERVICE_NAMES, Settings
@@ -896,7 +896,7 @@ async def measure(run: Run) -> dict[str, Any]:
         applicant = Applicant(settings, version["content"], version["id"])
         run.person_ref = applicant.identity.person_ref
         run.body = {
-            "item_code": ALLOWANCE_CODE,
+            "item_code": ELDERLY_ALLOWANCE,
             "form": applicant.body["form"],
             "materials": applicant.body["materials"],
         }
@@ -949,7 +949,7 @@ async def measure(run: Run) -> dict[str, Any]:
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     return {
-        "item": {"code": ALLOWANCE_CODE, "version_id": version["id"]},
+        "item": {"code": ELDERLY_ALLOWANCE, "version_id": version["id"]},
         "persona": applicant.persona_key,
         "citizens": len(run.citizens),
         "idle_cpu": idle,
@@ -1145,7 +1145,7 @@ def render(report: dict[str, Any]) -> str:
         f"{m.get('cpu_busy_percent_before_start')}% busy before start",
         f"kit: {report['kit']}; postgres: {report['postgres']}; broker: {report['broker']}",
         f"{report['citizens']} citizens (distinct accounts), all the sandbox persona "
-        f"{report['persona']} (the one who passes {ALLOWANCE_CODE})",
+        f"{report['persona']} (the one who passes {ELDERLY_ALLOWANCE})",
         "latency ms: search/home/ceiling = HTTP response; apply = submit start → certificate "
         "read through GET /api/v1/certificates/{id}",
         "",

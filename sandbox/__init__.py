@@ -57,6 +57,7 @@ from sandbox.population import (
     Persona,
     SandboxPopulation,
     StoredRecord,
+    persona_for,
 )
 from sandbox.provider import SandboxProvider
 
@@ -106,4 +107,5 @@ __all__ = [
     "SandboxPopulation",
     "SandboxProvider",
     "StoredRecord",
+    "persona_for",
 ]

@@ -251,6 +251,18 @@ def _personas() -> tuple[Persona, ...]:
 PERSONAS: Final[tuple[Persona, ...]] = _personas()
 """The demo personas (``data/personas.yaml``), as ``docs/demo.md`` documents them."""
 
+
+def persona_for(item_code: str, *, passes: bool = True) -> Persona:
+    """The persona whose own records pass (or, ``passes=False``, fail) the item's rules when
+    they apply for themselves, not for a company: whom the tests and the bench apply as, so
+    they all meet the same person (the first one in the data file)."""
+    for persona in PERSONAS:
+        claims = persona.passes if passes else persona.fails
+        if any(c.item_code == item_code and c.as_company is None for c in claims):
+            return persona
+    raise LookupError(f"no persona {'passes' if passes else 'fails'} {item_code}")
+
+
 # Fixed identities the code and the tests name directly.
 ID_YUAN_SHUYI: Final = PEOPLE["yuan_shuyi"].id_number
 ID_CAI_MEIYU: Final = PEOPLE["cai_meiyu"].id_number

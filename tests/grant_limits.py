@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import update
 
 from intake_service.models import Application
+from sandbox import ELDERLY_ALLOWANCE
 from sharing_service.registry import put_grant
 from wangban.crypto import BlindIndex
 from wangban.db import Database
 from wangban.settings import Settings
 
-ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领 (秒批, once per person)
 UNLIMITED_ALLOWANCE_CODE = "11441900007330256F-000205001000-99"
 """The test-local copy of the allowance without its grant limit (no real item has this code)."""
 DEMO_DIR = Path(__file__).parents[1]
@@ -55,7 +55,7 @@ async def set_aside_earlier_applications(
 def unlimited_allowance_content() -> dict[str, Any]:
     """The allowance as the demo catalogue has it, but under its own code and without the
     grant limit: for scenarios about delivery, not about who may be granted what."""
-    content = demo_item(ALLOWANCE_CODE)
+    content = demo_item(ELDERLY_ALLOWANCE)
     content["implementing_code"] = UNLIMITED_ALLOWANCE_CODE
     content["grant_limit"] = "none"
     content.pop("grant_period", None)
@@ -65,7 +65,7 @@ def unlimited_allowance_content() -> dict[str, Any]:
 async def grant_unlimited_allowance_access(database: Database) -> None:
     """The copy may read what the demo item may (the demo access policy names items by code)."""
     grants = [
-        g for g in json.loads(DEMO_GRANTS.read_text("utf-8")) if g["item_code"] == ALLOWANCE_CODE
+        g for g in json.loads(DEMO_GRANTS.read_text("utf-8")) if g["item_code"] == ELDERLY_ALLOWANCE
     ]
     assert grants, "the demo access policy grants the allowance nothing"
     async with database.sessionmaker() as session, session.begin():

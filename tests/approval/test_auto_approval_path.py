@@ -27,7 +27,7 @@ from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from notify_service.models import Message
 from notify_service.template_versions import seed_defaults as seed_notify_templates
-from sandbox import PERSONAS
+from sandbox import ELDERLY_ALLOWANCE, persona_for
 from sharing_service.models import Certificate
 from sharing_service.registry import seed_registry
 from tests.grant_limits import set_aside_earlier_applications
@@ -41,17 +41,8 @@ from wangban.crypto import BlindIndex
 from wangban.db import Database
 from wangban.services import load_spec
 
-ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领
 CERTIFICATE_TEMPLATE = "tmpl-certificate-issued"
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
-
-
-def _persona(outcome: str) -> Any:
-    for persona in PERSONAS:
-        claims = persona.passes if outcome == "pass" else persona.fails
-        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in claims):
-            return persona
-    raise AssertionError(f"no persona who {outcome}es {ALLOWANCE_CODE}")
 
 
 async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_human_step(
@@ -60,7 +51,7 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
     content = next(
         i
         for i in json.loads(DEMO_ITEMS.read_text("utf-8"))
-        if i["implementing_code"] == ALLOWANCE_CODE
+        if i["implementing_code"] == ELDERLY_ALLOWANCE
     )
     async with database.sessionmaker() as session, session.begin():
         await seed_registry(session)
@@ -156,7 +147,7 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
                 headers=headers,
             )
             assert subscribed.status_code == 200, subscribed.text
-            form = persona.form(ALLOWANCE_CODE, today=date.today())
+            form = persona.form(ELDERLY_ALLOWANCE, today=date.today())
             commitment = [
                 {"index": i, "commitment": True}
                 for i, m in enumerate(content["materials"])
@@ -164,7 +155,7 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
             ]
             # Once per person: earlier tests' allowance applications of the persona step aside.
             await set_aside_earlier_applications(
-                database, settings, id_number=persona.id_number, item_code=ALLOWANCE_CODE
+                database, settings, id_number=persona.id_number, item_code=ELDERLY_ALLOWANCE
             )
             response = await intake.post(
                 "/applications",
@@ -180,8 +171,8 @@ async def test_a_citizen_gets_an_allowance_notice_in_the_wallet_without_any_huma
             assert response.json()["status"] == "accepted"  # household register came by sharing
             return headers, response.json()["id"]
 
-        elder_headers, elder_app = await apply(_persona("pass"))
-        young_headers, young_app = await apply(_persona("fail"))
+        elder_headers, elder_app = await apply(persona_for(ELDERLY_ALLOWANCE))
+        young_headers, young_app = await apply(persona_for(ELDERLY_ALLOWANCE, passes=False))
 
         async def status_of(headers: dict[str, str], application_id: str) -> str:
             response = await intake.get(f"/applications/{application_id}", headers=headers)

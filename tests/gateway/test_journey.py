@@ -12,7 +12,6 @@ import json
 import uuid
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete
 
@@ -22,7 +21,7 @@ from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from gateway.models import Account
 from intake_service.models import ItemVersionCopy as IntakeCopy
-from sandbox import PERSONAS
+from sandbox import ELDERLY_ALLOWANCE, persona_for
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from tests.fakes.wechat import serve_fake_wechat
@@ -33,18 +32,10 @@ from tests.kit.support import eventually
 from wangban.crypto import BlindIndex
 from wangban.db import Database
 
-ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领 (秒批)
 RENT_WITHDRAWAL = "住房公积金提取（租房）"
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
 APPID = "wx1234567890abcdef"
 SECRET = "journey-secret"
-
-
-def _elder() -> Any:
-    for persona in PERSONAS:
-        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in persona.passes):
-            return persona
-    raise AssertionError("no persona passes the allowance")
 
 
 async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_gateway_only(
@@ -53,7 +44,9 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
     # The registry and just the items the journey meets (other tests count search results).
     demo = json.loads(DEMO_ITEMS.read_text("utf-8"))
     wanted = [
-        i for i in demo if i["implementing_code"] == ALLOWANCE_CODE or i["name"] == RENT_WITHDRAWAL
+        i
+        for i in demo
+        if i["implementing_code"] == ELDERLY_ALLOWANCE or i["name"] == RENT_WITHDRAWAL
     ]
     async with database.sessionmaker() as session, session.begin():
         await seed_registry(session)
@@ -64,7 +57,7 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
                 session, content=ItemContent.model_validate(content)
             )
             await catalog.publish_version(session, version_id=draft.id)
-    elder = _elder()
+    elder = persona_for(ELDERLY_ALLOWANCE)
     async with (
         serve_fake_wechat(appid=APPID, secret=SECRET) as wechat,
         running_gateway(
@@ -96,7 +89,7 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
         # Applying needs a verified person: the gateway says so, clearly.
         early = await api.post(
             "/api/v1/applications",
-            json={"item_code": ALLOWANCE_CODE, "form": {}},
+            json={"item_code": ELDERLY_ALLOWANCE, "form": {}},
             headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
         )
         assert early.status_code == 403 and "实名" in early.json()["detail"]
@@ -112,7 +105,7 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
         # Find and read.
         found = (await api.get("/api/v1/items", params={"q": "公积金"})).json()
         assert RENT_WITHDRAWAL in [i["name"] for i in found["items"]]
-        guide = await api.get(f"/api/v1/items/{ALLOWANCE_CODE}")
+        guide = await api.get(f"/api/v1/items/{ELDERLY_ALLOWANCE}")
         assert guide.status_code == 200 and guide.json()["content"]["auto_approval"]
 
         version_id = guide.json()["id"]
@@ -138,16 +131,16 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
         content = next(
             i
             for i in json.loads(DEMO_ITEMS.read_text("utf-8"))
-            if i["implementing_code"] == ALLOWANCE_CODE
+            if i["implementing_code"] == ELDERLY_ALLOWANCE
         )
         # Granted once per person: earlier tests' allowance applications of the persona step aside.
         await set_aside_earlier_applications(
-            database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
+            database, gateway.settings, id_number=elder.id_number, item_code=ELDERLY_ALLOWANCE
         )
         key = str(uuid.uuid4())
         application = {
-            "item_code": ALLOWANCE_CODE,
-            "form": elder.form(ALLOWANCE_CODE, today=date.today()),
+            "item_code": ELDERLY_ALLOWANCE,
+            "form": elder.form(ELDERLY_ALLOWANCE, today=date.today()),
             "materials": [
                 {"index": i, "commitment": True}
                 for i, m in enumerate(content["materials"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -16,39 +15,32 @@ from catalog_service import repository as catalog_repository
 from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from intake_service.models import ItemVersionCopy as IntakeCopy
-from sandbox import PERSONAS
+from sandbox import ELDERLY_ALLOWANCE, persona_for
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from tests.gateway.support import Gateway, running_gateway
-from tests.grant_limits import ALLOWANCE_CODE, demo_item, set_aside_earlier_applications
+from tests.grant_limits import demo_item, set_aside_earlier_applications
 from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from wangban.db import Database
 
 
-def _elder() -> Any:
-    for persona in PERSONAS:
-        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in persona.passes):
-            return persona
-    raise AssertionError("no persona passes the allowance")
-
-
 async def test_the_allowance_is_applied_for_once_until_the_first_application_is_withdrawn(
     infrastructure: Infrastructure, database: Database, tmp_path: Path
 ) -> None:
-    content = demo_item(ALLOWANCE_CODE)
+    content = demo_item(ELDERLY_ALLOWANCE)
     assert content["grant_limit"] == "once"
     async with database.sessionmaker() as session, session.begin():
         await seed_registry(session)
-        if await catalog_repository.item_by_code(session, ALLOWANCE_CODE) is None:
+        if await catalog_repository.item_by_code(session, ELDERLY_ALLOWANCE) is None:
             draft = await catalog.create_item_draft(
                 session, content=ItemContent.model_validate(content)
             )
             await catalog.publish_version(session, version_id=draft.id)
-    elder = _elder()
+    elder = persona_for(ELDERLY_ALLOWANCE)
     application = {
-        "item_code": ALLOWANCE_CODE,
-        "form": elder.form(ALLOWANCE_CODE, today=date.today()),
+        "item_code": ELDERLY_ALLOWANCE,
+        "form": elder.form(ELDERLY_ALLOWANCE, today=date.today()),
         "materials": [
             {"index": i, "commitment": True}
             for i, m in enumerate(content["materials"])
@@ -73,9 +65,9 @@ async def test_the_allowance_is_applied_for_once_until_the_first_application_is_
     ) as gateway:
         # Earlier tests granted this persona the allowance: theirs do not count here.
         await set_aside_earlier_applications(
-            database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
+            database, gateway.settings, id_number=elder.id_number, item_code=ELDERLY_ALLOWANCE
         )
-        guide = await gateway.client.get(f"/api/v1/items/{ALLOWANCE_CODE}")
+        guide = await gateway.client.get(f"/api/v1/items/{ELDERLY_ALLOWANCE}")
         version_id = guide.json()["id"]
 
         async def known_everywhere() -> bool:
@@ -110,7 +102,7 @@ async def test_the_allowance_is_applied_for_once_until_the_first_application_is_
         gateway_submissions_per_minute_per_ip=1000,
     ) as gateway:
         await set_aside_earlier_applications(
-            database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
+            database, gateway.settings, id_number=elder.id_number, item_code=ELDERLY_ALLOWANCE
         )
         headers = await gateway.citizen(name=elder.name, id_number=elder.id_number)
         first = await apply(gateway, headers)

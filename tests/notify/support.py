@@ -29,6 +29,7 @@ from notify_service.models import Message, Notification, kit_tables, wechat_acce
 from notify_service.sms import SmsGatewayClient
 from notify_service.templates import NotificationKind
 from notify_service.wechat import WeChatClient
+from sandbox import ELDERLY_ALLOWANCE
 from tests.fakes.sms import FakeSmsGateway, serve_fake_sms
 from tests.fakes.wechat import FakeWeChat, serve_fake_wechat
 from tests.infrastructure import Infrastructure, make_settings
@@ -196,7 +197,7 @@ async def application_of(
             session,
             application_id=application_id,
             subject=subject,
-            item_code="11441900007330256F-000205001000-01",
+            item_code=ELDERLY_ALLOWANCE,
             item_name=item_name,
             applicant_name_masked=name_masked,
         )
@@ -277,7 +278,7 @@ def submitted(settings: Settings, *, subject: str, name: str = "张三丰") -> A
     return ApplicationSubmitted(
         application_id=str(uuid.uuid4()),
         item_version_id=str(uuid.uuid4()),
-        item_code="11441900007330256F-000205001000-01",
+        item_code=ELDERLY_ALLOWANCE,
         item_name="高龄老人津贴申领",
         department="东莞市民政局",
         channel="wechat",

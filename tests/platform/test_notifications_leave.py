@@ -30,7 +30,7 @@ from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from gateway.models import Account
 from intake_service.models import ItemVersionCopy as IntakeCopy
-from sandbox import PERSONAS
+from sandbox import ELDERLY_ALLOWANCE, persona_for
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from tests.fakes.sms import serve_fake_sms
@@ -44,7 +44,6 @@ from wangban.crypto import BlindIndex
 from wangban.db import Database
 from wangban.settings import DEV_SMS_ACCESS_KEY_SECRET
 
-ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领 (秒批)
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
 APPID = "wx5e1f0c7a9b3d2e41"
 SECRET = "leave-secret-0123456789abcdef"
@@ -56,26 +55,19 @@ ISSUED = "certificate.issued"
 """The result that also has an SMS template in the seed (an approval alone does not)."""
 
 
-def _elder() -> Any:
-    for persona in PERSONAS:
-        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in persona.passes):
-            return persona
-    raise AssertionError("no persona passes the allowance")
-
-
 async def test_a_subscribed_citizen_gets_the_wechat_message_and_the_sms_fallback_on_43101(
     infrastructure: Infrastructure, database: Database, tmp_path: Path
 ) -> None:
     demo = json.loads(DEMO_ITEMS.read_text("utf-8"))
-    content = next(i for i in demo if i["implementing_code"] == ALLOWANCE_CODE)
+    content = next(i for i in demo if i["implementing_code"] == ELDERLY_ALLOWANCE)
     async with database.sessionmaker() as session, session.begin():
         await seed_registry(session)
-        if await catalog_repository.item_by_code(session, ALLOWANCE_CODE) is None:
+        if await catalog_repository.item_by_code(session, ELDERLY_ALLOWANCE) is None:
             draft = await catalog.create_item_draft(
                 session, content=ItemContent.model_validate(content)
             )
             await catalog.publish_version(session, version_id=draft.id)
-    elder = _elder()
+    elder = persona_for(ELDERLY_ALLOWANCE)
     async with (
         serve_fake_wechat(appid=APPID, secret=SECRET) as wechat,
         serve_fake_sms(
@@ -162,7 +154,7 @@ async def test_a_subscribed_citizen_gets_the_wechat_message_and_the_sms_fallback
         used = await api.post("/api/v1/me/phone/verify", json={"code": code}, headers=headers)
         assert used.status_code == 422 and used.json()["type"].endswith("phone-code-expired")
 
-        guide = await api.get(f"/api/v1/items/{ALLOWANCE_CODE}")
+        guide = await api.get(f"/api/v1/items/{ELDERLY_ALLOWANCE}")
         assert guide.status_code == 200, guide.text
         version_id = guide.json()["id"]
 
@@ -180,8 +172,8 @@ async def test_a_subscribed_citizen_gets_the_wechat_message_and_the_sms_fallback
 
         async def apply() -> str:
             application = {
-                "item_code": ALLOWANCE_CODE,
-                "form": elder.form(ALLOWANCE_CODE, today=date.today()),
+                "item_code": ELDERLY_ALLOWANCE,
+                "form": elder.form(ELDERLY_ALLOWANCE, today=date.today()),
                 "materials": [
                     {"index": i, "commitment": True}
                     for i, m in enumerate(content["materials"])
@@ -190,7 +182,7 @@ async def test_a_subscribed_citizen_gets_the_wechat_message_and_the_sms_fallback
             }
             # Once per person: the persona's earlier allowance applications step aside.
             await set_aside_earlier_applications(
-                database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
+                database, gateway.settings, id_number=elder.id_number, item_code=ELDERLY_ALLOWANCE
             )
             applied = await api.post(
                 "/api/v1/applications",

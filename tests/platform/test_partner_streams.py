@@ -34,10 +34,10 @@ from catalog_service import repository as catalog_repository
 from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
 from gateway.models import Account
+from sandbox import ELDERLY_ALLOWANCE, persona_for
 from sharing_service.registry import seed_registry
 from tests.gateway.support import running_gateway
-from tests.gateway.test_journey import ALLOWANCE_CODE, DEMO_ITEMS, _elder
-from tests.grant_limits import set_aside_earlier_applications
+from tests.grant_limits import demo_item, set_aside_earlier_applications
 from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from wangban.crypto import BlindIndex
@@ -96,8 +96,7 @@ def _schema(event_type: str) -> dict[str, Any]:
 
 
 def _seed_allowance_item() -> dict[str, Any]:
-    demo: list[dict[str, Any]] = json.loads(DEMO_ITEMS.read_text("utf-8"))
-    return next(i for i in demo if i["implementing_code"] == ALLOWANCE_CODE)
+    return demo_item(ELDERLY_ALLOWANCE)
 
 
 async def test_a_journey_s_events_read_by_a_partner_client_match_the_published_schemas(
@@ -108,13 +107,13 @@ async def test_a_journey_s_events_read_by_a_partner_client_match_the_published_s
     content = _seed_allowance_item()
     async with database.sessionmaker() as session, session.begin():
         await seed_registry(session)
-        if not await catalog_repository.item_by_code(session, ALLOWANCE_CODE):
+        if not await catalog_repository.item_by_code(session, ELDERLY_ALLOWANCE):
             draft = await catalog.create_item_draft(
                 session, content=ItemContent.model_validate(content)
             )
             await catalog.publish_version(session, version_id=draft.id)
 
-    elder = _elder()
+    elder = persona_for(ELDERLY_ALLOWANCE)
     async with running_gateway(
         infrastructure, database, background=True, data_dir=tmp_path
     ) as gateway:
@@ -126,12 +125,12 @@ async def test_a_journey_s_events_read_by_a_partner_client_match_the_published_s
         headers = await gateway.citizen(name=elder.name, id_number=elder.id_number)
         # The allowance is granted once per person: earlier tests' grants step aside.
         await set_aside_earlier_applications(
-            database, gateway.settings, id_number=elder.id_number, item_code=ALLOWANCE_CODE
+            database, gateway.settings, id_number=elder.id_number, item_code=ELDERLY_ALLOWANCE
         )
 
         application = {
-            "item_code": ALLOWANCE_CODE,
-            "form": elder.form(ALLOWANCE_CODE, today=date.today()),
+            "item_code": ELDERLY_ALLOWANCE,
+            "form": elder.form(ELDERLY_ALLOWANCE, today=date.today()),
             "materials": [
                 {"index": i, "commitment": True}
                 for i, m in enumerate(content["materials"])

@@ -26,7 +26,7 @@ from catalog_service.schemas import ItemContent
 from gateway.models import Account
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from notify_service.template_versions import seed_defaults as seed_notify_templates
-from sandbox import PERSONAS
+from sandbox import ELDERLY_ALLOWANCE, persona_for
 from sharing_service.models import ItemVersionCopy as SharingCopy
 from sharing_service.registry import seed_registry
 from tests.grant_limits import (
@@ -46,7 +46,6 @@ from wangban.processes import ServiceProcesses, service_env
 from wangban.services import load_spec
 from wangban.settings import SERVICE_NAMES, Settings
 
-ALLOWANCE_CODE = "11441900007330256F-000205001000-01"  # 高龄老人津贴申领 (秒批)
 ITEM_CODE = UNLIMITED_ALLOWANCE_CODE  # what these scenarios apply for: its unlimited copy
 SERVICES_WITH_INBOX = ("catalog", "intake", "approval", "sharing", "notify", "gateway")
 
@@ -114,7 +113,7 @@ def allowance_application() -> dict[str, Any]:
     content = allowance_content()
     return {
         "item_code": ITEM_CODE,
-        "form": elder().form(ALLOWANCE_CODE, today=date.today()),
+        "form": elder().form(ELDERLY_ALLOWANCE, today=date.today()),
         "materials": commitments(content),
     }
 
@@ -233,11 +232,7 @@ CERTIFICATE_TEMPLATE = "tmpl-certificate-issued"
 
 
 def persona_who(outcome: str) -> Any:
-    for persona in PERSONAS:
-        claims = persona.passes if outcome == "pass" else persona.fails
-        if any(c.item_code == ALLOWANCE_CODE and c.as_company is None for c in claims):
-            return persona
-    raise AssertionError(f"no persona who {outcome}es {ALLOWANCE_CODE}")
+    return persona_for(ELDERLY_ALLOWANCE, passes=outcome == "pass")
 
 
 @dataclass
@@ -285,7 +280,7 @@ class Platform:
             json={
                 "item_version_id": self.version_id,
                 "applicant": {"id_number": persona.id_number, "name": persona.name},
-                "form": persona.form(ALLOWANCE_CODE, today=date.today()),
+                "form": persona.form(ELDERLY_ALLOWANCE, today=date.today()),
                 "materials": commitment,
             },
             headers={**headers, "Idempotency-Key": str(uuid.uuid4())},

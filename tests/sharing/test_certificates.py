@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import CaseApproved
+from sandbox import ELDERLY_ALLOWANCE
 from sharing_service import certificates, materials
 from sharing_service.certificate_ids import CertificateId
 from sharing_service.certificates import CertificateStatus, Holder, Verdict
@@ -89,7 +90,7 @@ async def test_the_same_approval_twice_issues_one_certificate(
         application_id=str(uuid.uuid4()),
         item_id=str(uuid.uuid4()),
         item_version_id=str(uuid.uuid4()),
-        item_code="11441900007330256F-000205001000-01",
+        item_code=ELDERLY_ALLOWANCE,
         decided_at=AT.isoformat(),
         decided_by="auto",
         result_kind="certificate",
