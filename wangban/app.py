@@ -1,5 +1,8 @@
 """The service app factory: every Wangban service is a :class:`ServiceSpec` turned into a
-FastAPI app with the same probes, metrics, error rendering, outbox relay and consumers."""
+FastAPI app with the same probes, metrics, error rendering, outbox relay and consumers.
+
+The broker machinery (relay, consumers, dead letters, the broker watch) is imported only by a
+service that has an outbox: the gateway, which has none, never loads a Kafka client."""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,9 +24,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wangban.auth import OPS, Identity, require_roles
-from wangban.consumer import Consumer, ConsumerRunner
 from wangban.db import Database, ReadSession, UnitOfWork
-from wangban.deadletter import DeadLetterError, list_dead_letters, replay_dead_letter
 from wangban.errors import (
     Conflict,
     NotFound,
@@ -30,11 +32,13 @@ from wangban.errors import (
     install_problem_handlers,
     problem_responses,
 )
-from wangban.kafka import broker_answers
 from wangban.migrations import current_revision, head_revision
 from wangban.observability import Metrics, MetricsServer, RequestContextMiddleware
-from wangban.outbox import Outbox, OutboxRelay
 from wangban.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from wangban.consumer import Consumer, ConsumerRunner
+    from wangban.outbox import Outbox, OutboxRelay
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +79,14 @@ class ServiceSpec:
     description: str
     package: str
     metadata: MetaData
-    outbox: Outbox
+    """The service's tables; their schema (``MetaData(schema=…)``) is the service's schema."""
+    outbox: Outbox | None = None
+    """``None`` for a service that publishes and consumes no events (the gateway): it runs no
+    relay, no consumers and no dead-letter routes, and never talks to the broker."""
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[Consumer | Callable[[Settings], Consumer]] = ()
     """Consumers, or factories that build one from the running settings (for handlers that need
-    keys or URLs from them)."""
+    keys or URLs from them). Only a service with an outbox has any (dead letters go there)."""
     seeds: Sequence[Seed] = field(default_factory=tuple)
     shutdowns: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     """Run when the app stops, before the database closes: release what routes keep in
@@ -96,12 +103,24 @@ class ServiceSpec:
     """Slow one-time loads (dictionaries, compiled rules) run at start-up, off the event loop,
     so the first request does not pay for them."""
 
+    def __post_init__(self) -> None:
+        if self.metadata.schema is None:
+            raise ValueError(f"{self.name}: its MetaData names no schema")
+        if self.outbox is not None and self.outbox.schema != self.metadata.schema:
+            raise ValueError(f"{self.name}: the outbox is not in the service's schema")
+        if self.consumers and self.outbox is None:
+            raise ValueError(f"{self.name}: consumers need an outbox (for their dead letters)")
+
     def consumers_for(self, settings: Settings) -> list[Consumer]:
+        from wangban.consumer import Consumer
+
         return [c if isinstance(c, Consumer) else c(settings) for c in self.consumers]
 
     @property
     def schema(self) -> str:
-        return self.outbox.schema
+        schema = self.metadata.schema
+        assert schema is not None  # checked in __post_init__
+        return schema
 
     @property
     def migrations_dir(self) -> Path:
@@ -111,18 +130,77 @@ class ServiceSpec:
 
 
 class NotReady(ServiceUnavailable):
-    """Readiness failed; ``checks`` says which dependency (database schema, broker)."""
+    """Readiness failed; ``checks`` says which (database schema, consumers catching up)."""
 
     type_slug = "not-ready"
     title = "服务尚未就绪"
+
+
+BrokerState = Literal["unknown", "ok", "unavailable"]
+
+
+class BrokerWatch:
+    """Whether the broker answers, asked every ``interval_s`` seconds: shown in ``/healthz``
+    and as ``wangban_broker_up``, never a reason to be unready.
+
+    A service without the broker still answers its routes (catalogue search reads only the
+    database) and keeps what it publishes in its outbox until the broker is back; taking its
+    pods out of the load balancer for that would turn a broker blip into an outage. Asked on a
+    timer rather than in the probe, so ``/healthz`` (liveness) answers at once whatever the
+    broker does."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, *, interval_s: float) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self.state: BrokerState = "unknown"
+        self.checked_at: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self) -> BrokerState:
+        from wangban.kafka import broker_answers
+
+        answers = await broker_answers(self.settings, timeout_s=min(3.0, self.interval_s))
+        self.state = "ok" if answers else "unavailable"
+        self.checked_at = datetime.now(UTC)
+        self.metrics.broker_up.labels(self.metrics.service).set(1 if answers else 0)
+        return self.state
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # broker_answers says False for the broker's own failures; anything else is a
+                # bug in one round, and the next round asks again.
+                logger.exception("broker check failed")
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="broker-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+        }
 
 
 @dataclass
 class Runtime:
     """The background machinery of one running service."""
 
-    relay: OutboxRelay
+    relay: OutboxRelay | None
     runners: list[ConsumerRunner]
+    broker: BrokerWatch | None = None
     jobs: Sequence[PeriodicJob] = ()
     workers: Sequence[BackgroundWorker] = ()
     database: Database | None = None
@@ -130,7 +208,10 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
-        self.relay.start()
+        if self.relay is not None:
+            self.relay.start()
+        if self.broker is not None:
+            self.broker.start()
         for runner in self.runners:
             runner.start()
         for job in self.jobs:
@@ -177,7 +258,10 @@ class Runtime:
             await worker.close()
         for runner in self.runners:
             await runner.stop()
-        await self.relay.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.broker is not None:
+            await self.broker.stop()
 
 
 def create_service_app(
@@ -203,15 +287,21 @@ def create_service_app(
         app.state.database = database
         runtime: Runtime | None = None
         if background:
-            runtime = Runtime(
-                relay=OutboxRelay(
+            relay: OutboxRelay | None = None
+            runners: list[ConsumerRunner] = []
+            broker: BrokerWatch | None = None
+            if spec.outbox is not None:
+                from wangban.consumer import ConsumerRunner
+                from wangban.outbox import OutboxRelay
+
+                relay = OutboxRelay(
                     settings=settings,
                     database=database,
                     outbox=spec.outbox,
                     metrics=metrics,
                     service=spec.name,
-                ),
-                runners=[
+                )
+                runners = [
                     ConsumerRunner(
                         settings=settings,
                         database=database,
@@ -220,7 +310,12 @@ def create_service_app(
                         metrics=metrics,
                     )
                     for consumer in spec.consumers_for(settings)
-                ],
+                ]
+                broker = BrokerWatch(settings, metrics, interval_s=settings.broker_check_interval_s)
+            runtime = Runtime(
+                relay=relay,
+                runners=runners,
+                broker=broker,
                 jobs=spec.periodic,
                 workers=[make(database, settings) for make in spec.workers],
                 database=database,
@@ -261,7 +356,8 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, service=spec.name)
     app.include_router(_probes(spec, settings, head))
-    app.include_router(_dead_letters(spec))
+    if spec.outbox is not None:
+        app.include_router(_dead_letters(spec, spec.outbox))
     for router in spec.routers:
         app.include_router(router)
     for extend in spec.extensions:
@@ -282,18 +378,18 @@ class DeadLetterNotReplayable(Conflict):
     title = "死信无法重放"
 
 
-def _dead_letters(spec: ServiceSpec) -> APIRouter:
+def _dead_letters(spec: ServiceSpec, outbox: Outbox) -> APIRouter:
     """The same list and replay as ``wangban events dlq``, over HTTP for the ops console (the
     gateway passes them through): each service answers for its own dead letters."""
+    from wangban.deadletter import DeadLetterError, list_dead_letters, replay_dead_letter
+
     router = APIRouter(prefix="/ops/dead-letters", tags=["operations"])
 
     @router.get("", summary="Events this service's consumers gave up on")
     async def list_letters(
         session: ReadSession, ops: Ops, include_replayed: bool = False
     ) -> list[dict[str, Any]]:
-        rows = await list_dead_letters(
-            session, outbox=spec.outbox, include_replayed=include_replayed
-        )
+        rows = await list_dead_letters(session, outbox=outbox, include_replayed=include_replayed)
         # The payload is the event (possibly personal data, encrypted or not): ids and the
         # error are what an operator needs to decide on a replay.
         return [{k: v for k, v in row.items() if k != "payload"} for row in rows]
@@ -305,9 +401,7 @@ def _dead_letters(spec: ServiceSpec) -> APIRouter:
     )
     async def replay(dead_letter_id: str, session: UnitOfWork, ops: Ops) -> dict[str, str]:
         try:
-            found = await replay_dead_letter(
-                session, outbox=spec.outbox, dead_letter_id=dead_letter_id
-            )
+            found = await replay_dead_letter(session, outbox=outbox, dead_letter_id=dead_letter_id)
         except DeadLetterError as refused:
             raise DeadLetterNotReplayable(str(refused)) from None
         if not found:
@@ -320,14 +414,23 @@ def _dead_letters(spec: ServiceSpec) -> APIRouter:
 def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="Liveness: the process answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": spec.name}
+    @router.get(
+        "/healthz",
+        summary="Liveness: the process answers; details say how the broker was last found",
+    )
+    async def healthz(request: Request) -> dict[str, Any]:
+        # Always 200 while the process answers: a broker that is away is reported here (and
+        # in wangban_broker_up) for operators, never a reason to restart the process.
+        details: dict[str, Any] = {}
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        if runtime is not None and runtime.broker is not None:
+            details["broker"] = runtime.broker.details()
+        return {"status": "ok", "service": spec.name, "details": details}
 
     @router.get(
         "/readyz",
-        summary="Readiness: the database schema is migrated, the broker answers and each "
-        "consumer has read what was published before it started",
+        summary="Readiness: the database schema is migrated and each consumer has read what "
+        "was published before it started (the broker is not asked: see /healthz)",
         responses=problem_responses(NotReady),
     )
     async def readyz(request: Request) -> Response:
@@ -338,11 +441,14 @@ def _probes(spec: ServiceSpec, settings: Settings, head: str | None) -> APIRoute
             checks["database"] = "ok" if revision == head else f"schema at {revision}, want {head}"
         except Exception as exc:  # any failure means "not ready"; say which
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        checks["broker"] = "ok" if await broker_answers(settings) else "unavailable"
+        # No broker check: the outbox keeps what the service publishes while the broker is
+        # away, and its routes answer from the database, so a broker blip must not take every
+        # pod out of the load balancer (it is in /healthz and wangban_broker_up instead).
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is not None and runtime.runners:
             # Ready means ready: each consumer has read what was published before it started
-            # (a catalogue item intake has not learnt yet would answer citizens 404).
+            # (a catalogue item intake has not learnt yet would answer citizens 404). Once
+            # caught up a consumer stays so: a broker that goes away later leaves it ready.
             behind = sorted(r.consumer.name for r in runtime.runners if not r.caught_up.is_set())
             checks["consumers"] = "ok" if not behind else f"catching up: {', '.join(behind)}"
         if any(value != "ok" for value in checks.values()):

@@ -153,9 +153,10 @@ async def publish_pending(settings: Settings, services: list[str]) -> int:
     sent = 0
     try:
         for name in services:
-            relay = OutboxRelay(
-                settings=settings, database=database, outbox=load_spec(name).outbox, service=name
-            )
+            outbox = load_spec(name).outbox
+            if outbox is None:
+                continue  # publishes nothing (the gateway)
+            relay = OutboxRelay(settings=settings, database=database, outbox=outbox, service=name)
             try:
                 while batch := await relay.relay_once():
                     sent += batch

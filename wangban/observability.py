@@ -540,6 +540,13 @@ class Metrics:
             registry=r,
         )
         r.register(_TransactionGuardCollector(service))
+        self.broker_up = Gauge(
+            "broker_up",
+            "1 if the broker answered the last check, 0 if not (not part of readiness)",
+            ["service"],
+            namespace="wangban",
+            registry=r,
+        )
 
     def observe_request(self, *, method: str, route: str, status: int, duration_s: float) -> None:
         self.http_requests_total.labels(self.service, method, route, str(status)).inc()

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_retry_backoff_ms: int = 200
     consumer_retry_backoff_max_ms: int = 10000
+    broker_check_interval_s: float = Field(default=10.0, gt=0)
+    """How often a service with an outbox asks whether the broker answers (``/healthz``
+    details and ``wangban_broker_up``; readiness does not depend on it)."""
 
     # --- HTTP ----------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -46,7 +46,8 @@ def test_migrate_is_idempotent(settings: Settings, database: Database) -> None:
 async def test_operator_lists_and_replays_a_dead_letter(
     settings: Settings, database: Database
 ) -> None:
-    catalog = load_spec("catalog")
+    catalog = load_spec("catalog").outbox
+    assert catalog is not None
     kit = make_kit("cli")
     await kit.create(database)
 
@@ -57,7 +58,7 @@ async def test_operator_lists_and_replays_a_dead_letter(
     runner = ConsumerRunner(
         settings=settings,
         database=database,
-        outbox=catalog.outbox,  # the dead letter lands in the catalog service's tables
+        outbox=catalog,  # the dead letter lands in the catalog service's tables
         consumer=kit.consumer("catalog.cli-test", behaviour=always_fail),
     )
     relay.start()
@@ -65,7 +66,7 @@ async def test_operator_lists_and_replays_a_dead_letter(
     try:
         async with database.sessionmaker() as session, session.begin():
             poisoned = await kit.record(session, "cannot-apply")
-        dead_letters = catalog.outbox.tables.dead_letter
+        dead_letters = catalog.tables.dead_letter
 
         async def dead_lettered() -> bool:
             async with database.sessionmaker() as session:
@@ -89,7 +90,7 @@ async def test_operator_lists_and_replays_a_dead_letter(
     replayed = wangban(settings, "events", "dlq", "replay", row["id"])
     assert replayed.returncode == 0, replayed.stderr
     assert "catalog" in replayed.stdout
-    outbox = catalog.outbox.tables.outbox
+    outbox = catalog.tables.outbox
     async with database.sessionmaker() as session:
         republished = (
             (await session.execute(select(outbox.c.topic).where(outbox.c.event_id == poisoned.id)))

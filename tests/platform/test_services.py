@@ -1,12 +1,15 @@
 """Every service app: probes, metrics, problem+json and the request unit of work, on the real
-database and broker."""
+database and broker; readiness that a broker gone away after start does not take back."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,11 +17,14 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from catalog_service import repository as catalog_repository
+from catalog_service import service as catalog
+from catalog_service.schemas import ItemContent
 from tests.infrastructure import Infrastructure, make_settings
 from tests.kit.support import eventually
 from wangban.app import ServiceSpec, create_service_app
 from wangban.db import Database, UnitOfWork
-from wangban.embedded import free_port
+from wangban.embedded import EmbeddedKafka, free_port
 from wangban.errors import Conflict, problem_responses
 from wangban.events import EventDeadLettered
 from wangban.services import SERVICE_PACKAGES, load_spec
@@ -37,13 +43,15 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def test_service_is_live_ready_and_measured(
     service: str, settings: Settings, database: Database
 ) -> None:
-    app = create_service_app(load_spec(service), settings)
+    spec = load_spec(service)
+    app = create_service_app(spec, settings)
     async with running(app) as client:
-        assert (await client.get("/healthz")).json() == {"status": "ok", "service": service}
+        health = (await client.get("/healthz")).json()
+        assert (health["status"], health["service"]) == ("ok", service)
         # Ready once each consumer has read what was on its topics when it started.
         await eventually(lambda: _answers_ready(client), timeout_s=60, interval_s=0.2)
         ready = await client.get("/readyz")
-        checks = {"database": "ok", "broker": "ok"}
+        checks = {"database": "ok"}
         if app.state.runtime.runners:
             checks["consumers"] = "ok"
         assert ready.json()["checks"] == checks
@@ -52,27 +60,99 @@ async def test_service_is_live_ready_and_measured(
         text = metrics.text
         assert 'route="/healthz"' in text and "wangban_http_requests_total" in text
         assert "wangban_http_request_duration_seconds_bucket" in text
-        assert "wangban_outbox_backlog" in text
         openapi = (await client.get("/openapi.json")).json()
         assert {"/healthz", "/readyz", "/metrics"} <= set(openapi["paths"])
+        if spec.outbox is None:
+            # The gateway: no relay, no consumers, no dead letters, never a broker check.
+            assert app.state.runtime.relay is None and not app.state.runtime.runners
+            assert health["details"] == {}
+            assert "/ops/dead-letters" not in openapi["paths"]
+        else:
+            assert "wangban_outbox_backlog{" in text
+            await eventually(lambda: _broker_is(client, "ok"), timeout_s=30, interval_s=0.2)
+            assert (
+                f'wangban_broker_up{{service="{service}"}} 1.0'
+                in (await client.get("/metrics")).text
+            )
 
 
 async def _answers_ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
 
 
-async def test_not_ready_when_the_broker_is_unreachable(
+async def _broker_is(client: httpx.AsyncClient, state: str) -> bool:
+    health = await client.get("/healthz")
+    assert health.status_code == 200  # liveness never depends on the broker
+    return bool(health.json()["details"]["broker"]["state"] == state)
+
+
+DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
+ID_CARD_CODE = "11441900007330117Q-000107001000-01"  # 居民身份证换领
+
+
+async def _published_id_card_item(database: Database) -> None:
+    content = next(
+        item
+        for item in json.loads(DEMO_ITEMS.read_text("utf-8"))
+        if item["implementing_code"] == ID_CARD_CODE
+    )
+    async with database.sessionmaker() as session, session.begin():
+        if await catalog_repository.item_by_code(session, ID_CARD_CODE) is None:
+            draft = await catalog.create_item_draft(
+                session, content=ItemContent.model_validate(content)
+            )
+            await catalog.publish_version(session, version_id=draft.id)
+
+
+async def test_a_broker_gone_after_start_leaves_services_ready_and_search_answering(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> None:
+    """The broker stops once the services are up: /readyz stays 200 (the outbox keeps what
+    they publish; their consumers caught up when they started), /healthz and
+    wangban_broker_up say the broker is down, and catalogue search still answers."""
+    await _published_id_card_item(database)
+    broker = EmbeddedKafka(free_port(), log_file=tmp_path / "broker.log")
+    settings = make_settings(
+        infrastructure, kafka_bootstrap=broker.start(), broker_check_interval_s=0.3
+    )
+    try:
+        catalog_app = create_service_app(load_spec("catalog"), settings)
+        intake_app = create_service_app(load_spec("intake"), settings)
+        async with running(catalog_app) as catalog_client, running(intake_app) as intake_client:
+            clients = {"catalog": catalog_client, "intake": intake_client}
+            for client in clients.values():
+                await eventually(partial(_answers_ready, client), timeout_s=60, interval_s=0.2)
+                await eventually(partial(_broker_is, client, "ok"), timeout_s=30)
+            assert intake_app.state.runtime.runners  # readiness waited for its consumers
+
+            broker.stop()
+
+            for name, client in clients.items():
+                await eventually(partial(_broker_is, client, "unavailable"), timeout_s=30)
+                ready = await client.get("/readyz")
+                assert ready.status_code == 200, ready.text
+                assert "broker" not in ready.json()["checks"]
+                metrics = (await client.get("/metrics")).text
+                assert f'wangban_broker_up{{service="{name}"}} 0.0' in metrics
+            found = await catalog_client.get("/items", params={"q": "身份证换领"})
+            assert found.status_code == 200, found.text
+            assert ID_CARD_CODE in {i["implementing_code"] for i in found.json()["items"]}
+    finally:
+        broker.stop()
+
+
+async def test_ready_without_a_broker_when_nothing_waits_for_one(
     infrastructure: Infrastructure, database: Database
 ) -> None:
+    """HTTP only (no consumers to catch up): nothing about the broker decides readiness."""
     settings = make_settings(infrastructure, kafka_bootstrap=f"127.0.0.1:{free_port()}")
     app = create_service_app(load_spec("intake"), settings, background=False)
     async with running(app) as client:
         response = await client.get("/readyz")
-    assert response.status_code == 503
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["type"].endswith("not-ready")
-    assert body["checks"] == {"database": "ok", "broker": "unavailable"}
+        health = await client.get("/healthz")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {"database": "ok"}
+    assert health.status_code == 200 and health.json()["details"] == {}
 
 
 async def test_unknown_route_is_problem_json(settings: Settings, database: Database) -> None:
@@ -114,6 +194,7 @@ def _probe_app(settings: Settings) -> tuple[FastAPI, ServiceSpec]:
             error="",
             original={},
         )
+        assert spec.outbox is not None
         envelope = await spec.outbox.publish(session, event)
         return envelope.id
 
@@ -149,6 +230,7 @@ async def test_unit_of_work_commits_on_success_and_keeps_nothing_on_error(
     settings: Settings, database: Database
 ) -> None:
     app, spec = _probe_app(settings)
+    assert spec.outbox is not None
     outbox = spec.outbox.tables.outbox
     async with running(app) as client:
         ok = await client.post("/probe/applicants", json={"name": "王五", "age": 30})
