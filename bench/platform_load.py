@@ -714,7 +714,6 @@ async def create_citizens(settings: Settings, applicant: Applicant, count: int) 
                 account = await accounts.wechat_login(
                     session,
                     wechat=WeChatSession(openid=f"o-bench-{tag}-{n}", unionid=None),
-                    cipher=cipher,
                     now=now,
                 )
                 account.name_enc = cipher.encrypt(

@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import passwords, repository
-from gateway.events import ACCOUNT_SUBJECT_CONTEXT, OPENID_CONTEXT, AccountWeChatBound, outbox
 from gateway.identity_provider import IdentityVerifier
 from gateway.models import Account, CompanyBinding, FaceVerification, StaffAccount
 from gateway.wechat import WeChatAuth, WeChatSession
@@ -147,15 +146,13 @@ def verified_person(account: Account, cipher: FieldCipher) -> VerifiedPerson:
 # --- WeChat login -------------------------------------------------------------------------
 
 
-async def wechat_login(
-    session: AsyncSession, *, wechat: WeChatSession, cipher: FieldCipher, now: datetime
-) -> Account:
+async def wechat_login(session: AsyncSession, *, wechat: WeChatSession, now: datetime) -> Account:
     """The account of this openid, created on first login.
 
-    Every login also reports the openid to the notification service (``account.wechat_bound``
-    in this transaction's outbox): it is how notify learns where to send subscription
-    messages. Reporting each time rather than once costs one small event per login and
-    repairs a binding notify lost; binding is idempotent there."""
+    The route then reports the openid to the notification service (:mod:`gateway.recipients`,
+    after this transaction commits): it is how notify learns where to send subscription
+    messages. Reporting at every login rather than once repairs a binding notify lost or
+    never received; binding is idempotent there."""
     account = await repository.account_by_openid(session, wechat.openid)
     if account is None:
         account = Account(
@@ -169,15 +166,6 @@ async def wechat_login(
         account.unionid = wechat.unionid
     account.last_login_at = now
     await session.flush()
-    await outbox.publish(
-        session,
-        AccountWeChatBound(
-            report_id=str(uuid.uuid4()),
-            subject_enc=cipher.encrypt(account.subject, context=ACCOUNT_SUBJECT_CONTEXT),
-            openid_enc=cipher.encrypt(account.openid, context=OPENID_CONTEXT),
-            logged_in_at=now.isoformat(),
-        ),
-    )
     return account
 
 

@@ -15,10 +15,10 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import accounts, clients, ratelimit, repository, sessions
+from gateway import accounts, clients, ratelimit, recipients, repository, sessions
 from gateway.identity_provider import IdentityVerifier
 from gateway.models import Account
 from gateway.protection import BodyTooLarge
@@ -288,6 +288,21 @@ async def _login(
     return _token_out(pair)
 
 
+def _report_openid(request: Request, tasks: BackgroundTasks, account: Account) -> None:
+    """Tell notify the openid this account logged in with, once the login has committed and
+    its answer has been sent: the call holds no transaction, the citizen does not wait for it,
+    and a failure (logged, counted) is repaired by the next login."""
+    upstreams: Upstreams = request.app.state.upstreams
+    tasks.add_task(
+        recipients.report_wechat_binding,
+        notify=upstreams.clients["notify"],
+        tokens=request.app.state.service_tokens,
+        subject=account.subject,
+        openid=account.openid,
+        reports=request.app.state.binding_reports,
+    )
+
+
 def _token_out(pair: sessions.TokenPair) -> TokenOut:
     return TokenOut(
         access_token=pair.access_token,
@@ -307,14 +322,18 @@ def _token_out(pair: sessions.TokenPair) -> TokenOut:
         WITH_BODY, InvalidLoginCode, HighRiskUser, ratelimit.RateLimited, LoginRateLimited, WECHAT
     ),
 )
-async def login_with_wechat(body: WeChatLoginIn, request: Request, session: UnitOfWork) -> TokenOut:
+async def login_with_wechat(
+    body: WeChatLoginIn, request: Request, session: UnitOfWork, tasks: BackgroundTasks
+) -> TokenOut:
     settings, now = _settings(request), utcnow()
     await _limit(request, limit=_limits(settings)["login"], who=_client_ip(request), now=now)
     wechat = await _wechat(request).code_to_session(body.code)
-    account = await accounts.wechat_login(session, wechat=wechat, cipher=_cipher(request), now=now)
-    return await _login(
+    account = await accounts.wechat_login(session, wechat=wechat, now=now)
+    token = await _login(
         request, session, identity=accounts.citizen_identity(account), principal="citizen", now=now
     )
+    _report_openid(request, tasks, account)
+    return token
 
 
 @auth_router.post(
@@ -401,16 +420,13 @@ async def login_staff(body: StaffLoginIn, request: Request, session: UnitOfWork)
     ),
 )
 async def login_for_development(
-    body: DevLoginIn, request: Request, session: UnitOfWork
+    body: DevLoginIn, request: Request, session: UnitOfWork, tasks: BackgroundTasks
 ) -> TokenOut:
     settings, now = _settings(request), utcnow()
     if settings.env not in (Environment.LOCAL, Environment.TEST):
         raise DevLoginDisabled("资源不存在")
     account = await accounts.wechat_login(
-        session,
-        wechat=WeChatSession(openid=body.openid, unionid=None),
-        cipher=_cipher(request),
-        now=now,
+        session, wechat=WeChatSession(openid=body.openid, unionid=None), now=now
     )
     if body.assurance != "wechat":
         if not (body.name and body.id_number):
@@ -429,9 +445,11 @@ async def login_for_development(
             account.assurance = int(AssuranceLevel.REAL_PERSON)
             account.real_person_at = now
             await session.flush()
-    return await _login(
+    token = await _login(
         request, session, identity=accounts.citizen_identity(account), principal="citizen", now=now
     )
+    _report_openid(request, tasks, account)
+    return token
 
 
 # --- Me -------------------------------------------------------------------------------------

@@ -8,14 +8,23 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import api, clients, contract, passwords, ratelimit, repository, sessions
-from gateway.events import outbox
+from gateway import (
+    api,
+    clients,
+    contract,
+    passwords,
+    ratelimit,
+    recipients,
+    repository,
+    sessions,
+)
 from gateway.json_depth import JsonDepthLimit
 from gateway.models import metadata
 from gateway.protection import BodyLimit, SecurityHeaders
 from gateway.sessions import client_tokens
 from gateway.upstream import Upstreams
 from wangban.app import PeriodicJob, ServiceSpec, create_service_app
+from wangban.auth import InternalTokens
 from wangban.crypto import BlindIndex, FieldCipher
 from wangban.settings import Settings
 
@@ -41,6 +50,9 @@ def configure(app: FastAPI, settings: Settings) -> None:
     app.state.identity_verifier = clients.identity_verifier(settings)
     app.state.cipher = FieldCipher.from_settings(settings)
     app.state.blind_index = BlindIndex.from_settings(settings)
+    # The gateway's own identity toward notify (openids after a login) and what became of it.
+    app.state.service_tokens = InternalTokens.from_settings(settings)
+    app.state.binding_reports = recipients.reports_counter(app.state.metrics)
     contract.describe_pass_through(app, api.PASS_THROUGH, forwarding_query=api.FORWARDING_QUERY)
     # Inside BodyLimit (added later, so outside): the body it reads whole is already bounded.
     app.add_middleware(JsonDepthLimit)
@@ -68,7 +80,6 @@ SPEC = ServiceSpec(
     ),
     package="gateway",
     metadata=metadata,
-    outbox=outbox,
     routers=(
         api.auth_router,
         api.public_router,

@@ -27,11 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from wangban.outbox import define_kit_tables
 from wangban.wechat import define_wechat_token_table
 
 metadata = MetaData(schema="gateway")
-kit_tables = define_kit_tables(metadata)
+# No kit tables: the gateway publishes and consumes no events (it tells notify of openids over
+# HTTP, gateway.recipients). The outbox, inbox and dead_letter tables gateway_0001 created stay
+# in the schema, unused, for this release: gateway pods of the previous release still write
+# to the outbox at login while a roll-out replaces them (docs/operations.md, Upgrade). The
+# next release's migration drops them.
 wechat_access_token = define_wechat_token_table(metadata)
 """The access token of the mini-program for the face-verification API, shared by all workers."""
 

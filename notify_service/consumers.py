@@ -6,9 +6,10 @@ about becomes a notification (主动推送, 审批结果主动及时送达).
 * intake's ``application.accepted`` / ``not_accepted`` / ``completed`` / ``reminder_due`` (容缺
   materials due) and ``rectification.replied``; approval's ``case.correction_requested`` /
   ``approved`` / ``denied`` / ``not_accepted``; sharing's ``certificate.issued``: notify;
-* ``application.completed`` also invites the citizen to rate the service (好差评);
-* the gateway's ``account.wechat_bound``: the openid an account logged in with, where its
-  WeChat subscription messages go (the gateway is the only source of openids).
+* ``application.completed`` also invites the citizen to rate the service (好差评).
+
+Openids are not an event: the gateway calls ``PUT /internal/recipients/{subject}/wechat`` after
+each WeChat login (``api.bind_wechat``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from contracts.approval.v1 import (
     CaseDenied,
     CaseNotAccepted,
 )
-from contracts.gateway.v1 import ACCOUNT_SUBJECT_CONTEXT, OPENID_CONTEXT, AccountWeChatBound
 from contracts.intake.v1 import (
     HOLDER_CONTEXT,
     SUBJECT_CONTEXT,
@@ -37,7 +37,7 @@ from contracts.intake.v1 import (
     SupplementReminderDue,
 )
 from contracts.sharing.v1 import CertificateIssued
-from notify_service import delivery, recipients
+from notify_service import delivery
 from notify_service.templates import NotificationKind
 from wangban import labels
 from wangban.consumer import Consumer
@@ -92,17 +92,6 @@ def build_consumer(settings: Settings) -> Consumer:
             at=datetime.fromisoformat(at),
             facts=facts,
             now=delivery.now_utc(),
-        )
-
-    @consumer.on(AccountWeChatBound)
-    async def wechat_bound(
-        session: AsyncSession, *, event: AccountWeChatBound, envelope: Envelope
-    ) -> None:
-        # Reported at every login: binding the same openid again changes nothing.
-        await recipients.bind_wechat(
-            session,
-            subject=cipher.decrypt(event.subject_enc, context=ACCOUNT_SUBJECT_CONTEXT),
-            openid=cipher.decrypt(event.openid_enc, context=OPENID_CONTEXT),
         )
 
     @consumer.on(ApplicationSubmitted)

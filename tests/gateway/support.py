@@ -145,7 +145,7 @@ async def running_gateway(
             await wait_until_assigned(
                 [r for app in services.values() for r in app.state.runtime.runners], timeout_s=90
             )
-        # The gateway's own relay too: logins report openids to notify through its outbox.
+        # The gateway last: its logins report openids to notify (over ASGI, set just below).
         gateway = create_service_app(load_spec("gateway"), settings, background=background)
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         await gateway.state.upstreams.close()

@@ -11,7 +11,7 @@ WeChat receives the subscription message saying it was approved. WeChat answers 
 (no subscription) for the certificate's template, and that notice reaches the verified number
 by SMS instead.
 Nothing about the recipient is written to any database by hand: the openid comes from the login
-(``account.wechat_bound``), the number from the verification.
+(the gateway tells notify after the login), the number from the verification.
 """
 
 from __future__ import annotations

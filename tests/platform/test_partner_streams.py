@@ -284,15 +284,6 @@ PERSONAL_FIELDS: dict[tuple[str, str], str] = {
         "cn.wangban.catalog.item.published.v1",
         "approved_by",
     ): "the staff account id of the second person who approved it: accountability",
-    # The gateway tells notify where an account's WeChat messages go.
-    (
-        "cn.wangban.gateway.account.wechat_bound.v1",
-        "subject_enc",
-    ): "ciphertext of the account id: notify binds the openid to that account",
-    (
-        "cn.wangban.gateway.account.wechat_bound.v1",
-        "openid_enc",
-    ): "ciphertext of the WeChat openid: where notify sends the account's subscription messages",
     # Dead letters keep the original envelope whole (operators only).
     (
         "cn.wangban.platform.event.deadlettered.v1",

@@ -75,7 +75,6 @@ def test_each_contract_encryption_context_is_defined_once_in_the_contracts() -> 
     a copy of the string elsewhere could drift (and a reused name with another value did)."""
     contexts = _context_constants()
     assert {"approval.holder", "application.form", "application.subject"} <= set(contexts)
-    assert {"account.subject", "account.openid"} <= set(contexts)
     copies = []
     for package in (*SERVICES, "wangban"):
         for path in sorted((ROOT / package).rglob("*.py")):

@@ -1,1 +1,0 @@
-"""Contracts of the gateway service, one module per version."""
