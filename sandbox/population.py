@@ -31,7 +31,10 @@ from typing import Any, Final, Literal
 import yaml
 
 from sandbox.items import ITEMS
-from sharing_service.providers import SubjectKind
+
+SubjectKind = Literal["person", "company"]
+"""Whom a record is about (as the provider protocol says; written out here so the population,
+which the gateway's local identity register reads too, loads no service)."""
 
 CST: Final = timezone(timedelta(hours=8), "CST")
 """China Standard Time (UTC+8, no daylight saving): departments stamp records in it."""
