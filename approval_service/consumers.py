@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service import cases, repository
 from approval_service.calendar import calendar_for
-from approval_service.models import Case, ItemVersionCopy
+from approval_service.models import Case, EarlyAcceptance, ItemVersionCopy
 from contracts.catalog.v1 import ItemPublished
 from contracts.intake.v1 import (
     FORM_CONTEXT,
@@ -36,6 +36,7 @@ from wangban.catalog_client import CatalogClient, PublishedVersion
 from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher
 from wangban.db import Database
+from wangban.errors import ServiceUnavailable
 from wangban.events import Envelope
 from wangban.settings import Settings
 from wangban.sharing_client import SharingClient
@@ -49,6 +50,27 @@ class CatalogAnswer:
     published one)."""
 
     version: PublishedVersion | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a handler needs from other services, asked before its transaction (the consumer's
+    prepare step), so no transaction or case row lock waits for them."""
+
+    catalog: CatalogAnswer | None = None
+    """The item version asked of the catalog, when our copy lacks it."""
+    facts: cases.SharedFacts | None = None
+    """The 秒批 lookups, when the acceptance is to be decided automatically."""
+
+
+class AskFirst(ServiceUnavailable):
+    """The handler needs another service's answer that its prepare step did not get (what it
+    read changed in between: a replay out of order). Retried like an unavailable dependency,
+    using up no attempt; the next attempt's prepare step asks. Never asked inside the
+    handler's transaction."""
+
+    type_slug = "ask-first"
+    title = "需先查询其他服务后再处理"
 
 
 def _version_values(
@@ -102,9 +124,7 @@ def build_consumer(
         if item is not None:
             return item
         if asked is None:
-            # Rare (an acceptance applied ahead of its submission, a case opened before this
-            # check existed): asked inside the transaction rather than failing the event.
-            asked = CatalogAnswer(await versions.published_version(version_id))
+            raise AskFirst(f"事项版本 {version_id} 尚未同步，需先向事项目录查询")
         found = asked.version
         if found is None or found.version_id != version_id:
             log.error(
@@ -124,21 +144,60 @@ def build_consumer(
         return await repository.item_version(session, version_id)
 
     async def version_if_unknown(
-        database: Database, *, event: ApplicationSubmitted, envelope: Envelope
-    ) -> CatalogAnswer | None:
-        # Before the handler's transaction: asking the catalog is a call to another service.
+        database: Database, version_id: str
+    ) -> tuple[ItemVersionCopy | None, CatalogAnswer | None]:
+        """Our copy of the version, else the catalog's answer (and an unsaved copy from it)."""
         async with database.read_sessionmaker() as reads:
-            if await repository.item_version(reads, event.item_version_id) is not None:
-                return None
-        return CatalogAnswer(await versions.published_version(event.item_version_id))
+            item = await repository.item_version(reads, version_id)
+        if item is not None:
+            return item, None
+        asked = CatalogAnswer(await versions.published_version(version_id))
+        found = asked.version
+        if found is None or found.version_id != version_id:
+            return None, asked
+        copy = ItemVersionCopy(
+            **_version_values(
+                version_id=found.version_id,
+                item_id=found.item_id,
+                implementing_code=found.implementing_code,
+                content=found.content,
+            )
+        )
+        return copy, asked
 
-    @consumer.on(ApplicationSubmitted, prepare=version_if_unknown)
+    async def prepare_submission(
+        database: Database, *, event: ApplicationSubmitted, envelope: Envelope
+    ) -> Prepared | None:
+        # Before the handler's transaction: the catalog and sharing are other services.
+        item, asked = await version_if_unknown(database, event.item_version_id)
+        async with database.read_sessionmaker() as reads:
+            early = await reads.get(EarlyAcceptance, event.application_id)
+        facts = None
+        if early is not None:
+            # The acceptance came first (a replay out of order) and is applied when the case
+            # opens: its lookups are made now, from what the submission says of the applicant.
+            acceptance = ApplicationAccepted.model_validate(early.event)
+            if item is not None and decides_automatically(item, acceptance):
+                unsaved = Case(
+                    application_id=event.application_id,
+                    item_code=event.item_code,
+                    applicant_kind=event.applicant_kind,
+                    applicant_id_enc=event.applicant_id_enc,
+                )
+                facts = await cases.look_up_shared_data(
+                    case=unsaved, item=item, lookups=lookups, cipher=cipher
+                )
+        if asked is None and facts is None:
+            return None
+        return Prepared(catalog=asked, facts=facts)
+
+    @consumer.on(ApplicationSubmitted, prepare=prepare_submission)
     async def submitted(
         session: AsyncSession,
         *,
         event: ApplicationSubmitted,
         envelope: Envelope,
-        prepared: CatalogAnswer | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         submitted_at = datetime.fromisoformat(event.submitted_at)
         # Age and region are derived here from the encrypted ID number, not published in clear.
@@ -147,7 +206,9 @@ def build_consumer(
             id_number=cipher.decrypt(event.applicant_id_enc, context=HOLDER_CONTEXT),
             today=china_date(submitted_at),
         )
-        item = await known_item(session, event.item_version_id, asked=prepared)
+        item = await known_item(
+            session, event.item_version_id, asked=prepared.catalog if prepared else None
+        )
         await cases.open_case(
             session,
             application_id=event.application_id,
@@ -168,15 +229,14 @@ def build_consumer(
         early = await repository.take_early_acceptance(session, event.application_id)
         if early is not None:
             # The acceptance came first (a redelivery or replay out of order): apply it now,
-            # as if it had arrived second. Its lookups run here, inside the transaction —
-            # acceptable on this rare path, and the case row is ours until commit.
+            # as if it had arrived second, on the lookups made before this transaction.
             case = await repository.case(session, event.application_id, lock=True)
             if case is not None and case.status == "submitted":
                 await start(
                     session,
                     case=case,
                     event=ApplicationAccepted.model_validate(early),
-                    prepared=None,
+                    prepared=prepared,
                 )
 
     def decides_automatically(item: ItemVersionCopy | None, event: ApplicationAccepted) -> bool:
@@ -188,15 +248,22 @@ def build_consumer(
 
     async def look_up_for_decision(
         database: Database, *, event: ApplicationAccepted, envelope: Envelope
-    ) -> cases.SharedFacts | None:
+    ) -> Prepared | None:
         # Before the handler's transaction: the lookups are calls to sharing.
         async with database.read_sessionmaker() as reads:
             case = await repository.case(reads, event.application_id)
-            item = await repository.item_version(reads, event.item_version_id)
-        if case is None or case.status != "submitted" or not decides_automatically(item, event):
-            return None  # nothing to decide (or already decided: a redelivery)
-        assert item is not None
-        return await cases.look_up_shared_data(case=case, item=item, lookups=lookups, cipher=cipher)
+        if case is None or case.status != "submitted":
+            return None  # kept for its submission, or already applied (a redelivery)
+        item, asked = await version_if_unknown(database, event.item_version_id)
+        facts = None
+        if decides_automatically(item, event):
+            assert item is not None
+            facts = await cases.look_up_shared_data(
+                case=case, item=item, lookups=lookups, cipher=cipher
+            )
+        if asked is None and facts is None:
+            return None
+        return Prepared(catalog=asked, facts=facts)
 
     @consumer.on(ApplicationAccepted, prepare=look_up_for_decision)
     async def accepted(
@@ -204,7 +271,7 @@ def build_consumer(
         *,
         event: ApplicationAccepted,
         envelope: Envelope,
-        prepared: cases.SharedFacts | None,
+        prepared: Prepared | None,
     ) -> None:
         case = await repository.case(session, event.application_id, lock=True)
         if case is None:
@@ -226,10 +293,12 @@ def build_consumer(
         *,
         case: Case,
         event: ApplicationAccepted,
-        prepared: cases.SharedFacts | None,
+        prepared: Prepared | None,
     ) -> None:
         """The clock starts; a 秒批 item is decided at once."""
-        item = await known_item(session, event.item_version_id)
+        item = await known_item(
+            session, event.item_version_id, asked=prepared.catalog if prepared else None
+        )
         calendar = await calendar_for(session, settings)
         await cases.accept(
             session,
@@ -239,13 +308,18 @@ def build_consumer(
             calendar=calendar,
         )
         if item is not None and decides_automatically(item, event):
-            # Looked up before this transaction; again here only if the case was not there yet
-            # then (it is: submission and acceptance share a key, so they arrive in order).
-            facts = prepared or await cases.look_up_shared_data(
-                case=case, item=item, lookups=lookups, cipher=cipher
-            )
+            # Looked up before this transaction. Missing only when what the prepare step read
+            # has changed since (submission and acceptance share a key, so they arrive in
+            # order): tried again, never asked while this transaction holds the case.
+            if prepared is None or prepared.facts is None:
+                raise AskFirst("秒批所需的共享数据尚未查询，稍后重试")
             await cases.decide_automatically(
-                session, case=case, item=item, facts=facts, cipher=cipher, calendar=calendar
+                session,
+                case=case,
+                item=item,
+                facts=prepared.facts,
+                cipher=cipher,
+                calendar=calendar,
             )
 
     @consumer.on(ApplicationSupplemented)

@@ -112,20 +112,22 @@ async def test_auto_approval_decides_on_encrypted_personal_fields_and_derived_ag
         raw = await _raw_form(database, event.application_id)
         assert ACCOUNT not in raw and ACCOUNT[4:] not in raw and guardian not in raw, name
         assert "东莞银行" in raw  # not personal: stays queryable
-    async with database.sessionmaker() as session, session.begin():
-        for event in events.values():
-            accepted = ApplicationAccepted(
-                application_id=event.application_id,
-                item_version_id=item.version_id,
-                item_code=event.item_code,
-                accepted_at=datetime.now(UTC).isoformat(),
-                accepted_by="intake",
-            )
+    for event in events.values():
+        accepted = ApplicationAccepted(
+            application_id=event.application_id,
+            item_version_id=item.version_id,
+            item_code=event.item_code,
+            accepted_at=datetime.now(UTC).isoformat(),
+            accepted_by="intake",
+        )
+        envelope = envelope_for(accepted, source="/t")
+        # As the runner does: the prepare step (the 秒批 lookups), then the handler's transaction.
+        prepared = await consumer.preparers[ApplicationAccepted.event_type](
+            database, event=accepted, envelope=envelope
+        )
+        async with database.sessionmaker() as session, session.begin():
             await consumer.handlers[ApplicationAccepted.event_type][1](
-                session,
-                event=accepted,
-                envelope=envelope_for(accepted, source="/t"),
-                prepared=None,
+                session, event=accepted, envelope=envelope, prepared=prepared
             )
     async with database.sessionmaker() as session:
         decisions = {

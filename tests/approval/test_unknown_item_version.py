@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from approval_service.consumers import build_consumer
+from approval_service.consumers import AskFirst, build_consumer
 from approval_service.models import Case, Decision, ItemVersionCopy
 from catalog_service import service as catalog
 from intake_service.events import ApplicationAccepted, ApplicationSubmitted
@@ -114,12 +114,14 @@ async def test_while_the_catalog_cannot_answer_the_event_is_held_not_sent_to_a_p
             database, event=submitted, envelope=envelope
         )
     assert is_unavailability(raised.value)  # the runner holds it without using up attempts
-    # The handler alone (an acceptance applied ahead, a redelivery) refuses the same way.
-    with pytest.raises(CatalogUnavailable):
+    # The handler alone (what its prepare step read has changed) never asks the catalog inside
+    # its transaction: it refuses, as an unavailability, so the event is tried again.
+    with pytest.raises(AskFirst) as refused:
         async with database.sessionmaker() as session, session.begin():
             await consumer.handlers[ApplicationSubmitted.event_type][1](
                 session, event=submitted, envelope=envelope
             )
+    assert is_unavailability(refused.value)
     async with database.sessionmaker() as session:
         opened = await session.scalar(
             select(Case).where(Case.application_id == submitted.application_id)
