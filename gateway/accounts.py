@@ -38,6 +38,14 @@ not the events' ``contracts.intake.v1.HOLDER_CONTEXT``)."""
 FACE_TTL = timedelta(minutes=10)
 
 
+class AccountGone(Unauthorized):
+    """The account a token names no longer exists (or the staff member was disabled): the
+    client logs in again."""
+
+    type_slug = "account-gone"
+    title = "账号不可用"
+
+
 class RealNameMismatch(ValidationFailed):
     """The name and ID number could not be bound: they do not match the register, or the
     person is already bound to another account. One answer for both (status, type, detail),
@@ -120,6 +128,29 @@ def staff_identity(staff: StaffAccount) -> Identity:
     )
 
 
+async def account_of(session: AsyncSession, identity: Identity, *, lock: bool = False) -> Account:
+    """The signed-in citizen's account (``lock``: for the rest of the transaction)."""
+    account = await repository.account(session, identity.subject, lock=lock)
+    if account is None:
+        raise AccountGone("账号不存在，请重新登录")
+    return account
+
+
+async def identity_now(session: AsyncSession, *, principal: str, subject: str) -> Identity:
+    """Who a login's subject is now, for a refreshed token: assurance, roles and department as
+    they stand, not as they were at login; a disabled staff member or a deleted account is
+    gone."""
+    if principal == "staff":
+        staff = await repository.staff_by_subject(session, subject)
+        if staff is None or staff.disabled:
+            raise AccountGone("账号不可用")
+        return staff_identity(staff)
+    account = await repository.account(session, subject)
+    if account is None:
+        raise AccountGone("账号不存在，请重新登录")
+    return citizen_identity(account)
+
+
 @dataclass(frozen=True)
 class VerifiedPerson:
     """An account's verified name and ID number, decrypted for a call that needs them."""
@@ -166,6 +197,45 @@ async def wechat_login(session: AsyncSession, *, wechat: WeChatSession, now: dat
         account.unionid = wechat.unionid
     account.last_login_at = now
     await session.flush()
+    return account
+
+
+async def development_login(
+    session: AsyncSession,
+    *,
+    openid: str,
+    assurance: str,
+    name: str | None,
+    id_number: str | None,
+    verifier: IdentityVerifier,
+    cipher: FieldCipher,
+    blind_index: BlindIndex,
+    now: datetime,
+) -> Account:
+    """The development login's account (the route answers it in local and test runs only): any
+    openid, raised to ``assurance`` (``wechat``, ``real_name`` or ``real_person``); real-name is
+    checked against the register as a real one is, real-person needs no face."""
+    account = await wechat_login(
+        session, wechat=WeChatSession(openid=openid, unionid=None), now=now
+    )
+    if assurance == "wechat":
+        return account
+    if not (name and id_number):
+        raise RealNameMismatch("开发登录需要姓名和身份证号码")
+    await bind_real_name(
+        session,
+        account=account,
+        name=name,
+        id_number=id_number,
+        verifier=verifier,
+        cipher=cipher,
+        blind_index=blind_index,
+        now=now,
+    )
+    if assurance == "real_person":
+        account.assurance = int(AssuranceLevel.REAL_PERSON)
+        account.real_person_at = now
+        await session.flush()
     return account
 
 

@@ -9,7 +9,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import (
-    api,
     clients,
     contract,
     passwords,
@@ -17,6 +16,19 @@ from gateway import (
     recipients,
     repository,
     sessions,
+)
+from gateway.api import (
+    applications,
+    auth,
+    catalogue,
+    deps,
+    home,
+    me,
+    messages,
+    ops,
+    passthrough,
+    staff,
+    wallet,
 )
 from gateway.json_depth import JsonDepthLimit
 from gateway.models import metadata
@@ -30,13 +42,13 @@ from wangban.settings import Settings
 
 
 async def purge_rate_counters(session: AsyncSession, settings: Settings) -> None:
-    await ratelimit.purge(session, now=api.utcnow())
+    await ratelimit.purge(session, now=deps.utcnow())
 
 
 async def purge_ended_logins(session: AsyncSession, settings: Settings) -> None:
     """Ended families whose access tokens have all expired; staff-login failure counts
     forgotten by the throttle policy."""
-    now = api.utcnow()
+    now = deps.utcnow()
     await sessions.purge(session, now=now)
     forget = timedelta(seconds=passwords.ThrottlePolicy().forget_after_s)
     await repository.purge_login_throttles(session, idle_since=now - forget)
@@ -53,7 +65,9 @@ def configure(app: FastAPI, settings: Settings) -> None:
     # The gateway's own identity toward notify (openids after a login) and what became of it.
     app.state.service_tokens = InternalTokens.from_settings(settings)
     app.state.binding_reports = recipients.reports_counter(app.state.metrics)
-    contract.describe_pass_through(app, api.PASS_THROUGH, forwarding_query=api.FORWARDING_QUERY)
+    contract.describe_pass_through(
+        app, passthrough.PASS_THROUGH, forwarding_query=passthrough.FORWARDING_QUERY
+    )
     # Inside BodyLimit (added later, so outside): the body it reads whole is already bounded.
     app.add_middleware(JsonDepthLimit)
     app.add_middleware(
@@ -81,11 +95,16 @@ SPEC = ServiceSpec(
     package="gateway",
     metadata=metadata,
     routers=(
-        api.auth_router,
-        api.public_router,
-        api.citizen_router,
-        api.staff_router,
-        api.stats_router,
+        auth.router,
+        catalogue.router,
+        wallet.router,
+        home.router,
+        me.router,
+        applications.router,
+        messages.router,
+        staff.router,
+        ops.router,
+        ops.stats_router,
     ),
     shutdowns=(clients.close,),
     periodic=(

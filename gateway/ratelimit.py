@@ -39,6 +39,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import RateCounter
+from wangban.db import Database
 from wangban.errors import TooManyRequests
 from wangban.settings import ConfigurationError
 
@@ -49,6 +50,8 @@ __all__ = [
     "RateLimited",
     "TrustedProxies",
     "check",
+    "count",
+    "give_back",
     "hit",
     "our_fault",
     "purge",
@@ -175,6 +178,26 @@ def check(decision: Decision) -> None:
             headers={"Retry-After": str(decision.retry_after_s)},
             extra={"retry_after_s": decision.retry_after_s},
         )
+
+
+async def count(database: Database, *, limit: Limit, who: str, now: datetime) -> None:
+    """Count one request and refuse it over the limit (:func:`hit`, :func:`check`), in a
+    transaction of its own committed at once: a request that then fails (a wrong login code)
+    must still count, or failures would be free, and the counter's row stays locked only for
+    the count, not for the request."""
+    async with database.sessionmaker() as counting, counting.begin():
+        decision = await hit(counting, limit=limit, who=who, now=now)
+    check(decision)
+
+
+async def give_back(
+    database: Database, *, counted: Sequence[tuple[Limit, str]], now: datetime
+) -> None:
+    """:func:`refund` the requests :func:`count` counted at ``now`` ((limit, who) pairs), in a
+    transaction of their own."""
+    async with database.sessionmaker() as counting, counting.begin():
+        for limit, who in counted:
+            await refund(counting, limit=limit, who=who, now=now)
 
 
 async def purge(session: AsyncSession, *, now: datetime) -> int:

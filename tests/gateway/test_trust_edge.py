@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from catalog_service.models import Item
-from gateway import api
+from gateway.api import deps
 from gateway.models import RateCounter
 from intake_service.models import Application
 from intake_service.models import kit_tables as intake_tables
@@ -69,7 +69,7 @@ async def behind_proxies(
 def one_window(monkeypatch: pytest.MonkeyPatch) -> datetime:
     """Every attempt of the test in one rate-limit window no other test uses."""
     frozen = datetime(2031, 1, 1, tzinfo=UTC) + timedelta(minutes=random.randrange(10**6))
-    monkeypatch.setattr(api, "utcnow", lambda: frozen)
+    monkeypatch.setattr(deps, "utcnow", lambda: frozen)
     return frozen
 
 
