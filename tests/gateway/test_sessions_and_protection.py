@@ -8,9 +8,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
-from gateway.models import Account
+from gateway.models import Account, StaffAccount
 from sandbox import COMPANIES, PERSONAS
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import Gateway, running_gateway
@@ -123,6 +123,53 @@ async def test_a_right_staff_password_logs_in_with_the_roles_of_the_account(
     )
     assert me.json()["kind"] == "staff" and me.json()["roles"] == ["reviewer"]
     assert me.json()["department"] == "东莞市民政局"
+
+
+async def test_a_refresh_is_who_the_person_is_now_and_a_disabled_or_deleted_one_is_gone(
+    gateway: Gateway,
+) -> None:
+    username = f"officer-{uuid.uuid4().hex[:6]}"
+    await gateway.staff_account(
+        username, "Officer-pass-2026", roles=["reviewer"], department="东莞市民政局"
+    )
+    login = await gateway.client.post(
+        "/api/v1/auth/staff", json={"username": username, "password": "Officer-pass-2026"}
+    )
+    assert login.status_code == 200, login.text
+    chosen = StaffAccount.username == username
+    async with gateway.database.sessionmaker() as session, session.begin():
+        await session.execute(update(StaffAccount).where(chosen).values(roles=["approver"]))
+    refreshed = await gateway.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    me = await gateway.client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"}
+    )
+    assert me.json()["roles"] == ["approver"]
+
+    async with gateway.database.sessionmaker() as session, session.begin():
+        await session.execute(update(StaffAccount).where(chosen).values(disabled=True))
+    disabled = await gateway.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": refreshed.json()["refresh_token"]}
+    )
+    assert disabled.status_code == 401 and disabled.headers["content-type"] == PROBLEM
+    assert disabled.json()["type"].endswith("account-gone")
+    assert disabled.json()["detail"] == "账号不可用"
+
+    citizen = await _dev_login(gateway)
+    subject = (
+        await gateway.client.get(
+            "/api/v1/me", headers={"Authorization": f"Bearer {citizen['access_token']}"}
+        )
+    ).json()["subject"]
+    async with gateway.database.sessionmaker() as session, session.begin():
+        await session.execute(delete(Account).where(Account.subject == subject))
+    deleted = await gateway.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": citizen["refresh_token"]}
+    )
+    assert deleted.status_code == 401 and deleted.json()["type"].endswith("account-gone")
+    assert deleted.json()["detail"] == "账号不存在，请重新登录"
 
 
 async def test_logins_are_rate_limited_per_address_with_retry_after(gateway: Gateway) -> None:
