@@ -38,11 +38,11 @@ from approval_service.events import (
 )
 from approval_service.models import Case, CaseAction, Decision, ItemVersionCopy
 from contracts.approval.v1 import FORM_CONTEXT, HOLDER_CONTEXT
+from contracts.sharing.api_v1 import LookupAnswer
 from wangban import personal_fields
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import FieldCipher
 from wangban.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from wangban.sharing_client import LookupAnswer
 
 STORED_FORM_CONTEXT = "approval.case.form"
 """Encryption context (plus the field's path) of the personal fields of ``case.form`` at rest

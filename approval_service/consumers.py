@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from approval_service import cases, repository
+from approval_service import cases, catalog_copies, repository
 from approval_service.calendar import calendar_for
 from approval_service.models import Case, EarlyAcceptance, ItemVersionCopy
+from approval_service.sharing import Sharing
+from contracts.catalog.api_v1 import PublishedVersion
 from contracts.catalog.v1 import ItemPublished
 from contracts.intake.v1 import (
     FORM_CONTEXT,
@@ -32,14 +34,13 @@ from contracts.intake.v1 import (
 )
 from wangban import identifiers
 from wangban.calendar import china_date
-from wangban.catalog_client import CatalogClient, PublishedVersion
 from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher
 from wangban.db import Database
 from wangban.errors import ServiceUnavailable
 from wangban.events import Envelope
+from wangban.http import ServiceCalls
 from wangban.settings import Settings
-from wangban.sharing_client import SharingClient
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,13 @@ def _version_values(
 def build_consumer(
     settings: Settings,
     *,
-    sharing: SharingClient | None = None,
-    catalog: CatalogClient | None = None,
+    sharing: Sharing | None = None,
+    catalog: ServiceCalls | None = None,
 ) -> Consumer:
     consumer = Consumer(name="approval")
     cipher = FieldCipher.from_settings(settings)
-    lookups = sharing or SharingClient(settings, caller="approval")
-    versions = catalog or CatalogClient(settings, caller="approval")
+    lookups = sharing or Sharing(settings)
+    versions = catalog or catalog_copies.catalog_calls(settings)
 
     @consumer.on(ItemPublished)
     async def keep_item_version(
@@ -151,7 +152,7 @@ def build_consumer(
             item = await repository.item_version(reads, version_id)
         if item is not None:
             return item, None
-        asked = CatalogAnswer(await versions.published_version(version_id))
+        asked = CatalogAnswer(await catalog_copies.published_version(versions, version_id))
         found = asked.version
         if found is None or found.version_id != version_id:
             return None, asked

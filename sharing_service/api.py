@@ -15,6 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.internal_api import ACTOR_HEADER
+from contracts.sharing.api_v1 import IdentityCheckRequest, LookupRequest, ResolutionRequest
 from sharing_service import (
     audit,
     catalog_copies,
@@ -25,6 +27,7 @@ from sharing_service import (
     registry,
     repository,
 )
+from sharing_service.catalog_copies import CatalogUnavailable
 from sharing_service.directory import ProviderDirectory
 from sharing_service.egress import ProviderUrlPolicy
 from sharing_service.http_provider import ProviderMetrics
@@ -44,15 +47,12 @@ from sharing_service.schemas import (
     EvidenceOut,
     GrantIn,
     GrantOut,
-    IdentityCheckIn,
     IdentityCheckOut,
     KeyOut,
-    LookupIn,
     LookupOut,
     MaterialOut,
     ProviderIn,
     ProviderOut,
-    ResolveIn,
     ResolveOut,
     StatusChangeIn,
     VerifyIn,
@@ -70,12 +70,11 @@ from wangban.auth import (
     InternalTokens,
     require_roles,
 )
-from wangban.catalog_client import CatalogClient, CatalogUnavailable
 from wangban.crypto import BlindIndex, FieldCipher, mask_name
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import Forbidden, NotFound, Unauthorized, problem_responses
+from wangban.http import ServiceCalls
 from wangban.settings import Environment
-from wangban.sharing_client import ACTOR_HEADER
 from wangban.storage import object_store_from_settings
 
 public = APIRouter(tags=["data sharing"])
@@ -148,17 +147,17 @@ async def close_directory(app: FastAPI) -> None:
         await catalog.aclose()
 
 
-async def _catalog(request: Request) -> CatalogClient:
+async def _catalog(request: Request) -> ServiceCalls:
     state = request.app.state
     if not hasattr(state, "sharing_catalog"):
-        state.sharing_catalog = CatalogClient(state.settings, caller="sharing")
-    catalog: CatalogClient = state.sharing_catalog
+        state.sharing_catalog = catalog_copies.catalog_calls(state.settings)
+    catalog: ServiceCalls = state.sharing_catalog
     return catalog
 
 
 PlatformKeys = Annotated[Keys, Depends(_keys)]
 Providers = Annotated[ProviderDirectory, Depends(_directory)]
-Catalog = Annotated[CatalogClient, Depends(_catalog)]
+Catalog = Annotated[ServiceCalls, Depends(_catalog)]
 
 
 ROLE_LABELS: dict[str, str] = {
@@ -255,7 +254,7 @@ def _person_ref(identity: Identity) -> str:
     ),
 )
 async def lookup(
-    body: LookupIn,
+    body: LookupRequest,
     session: UnitOfWork,
     identity: CurrentIdentity,
     keys: PlatformKeys,
@@ -298,7 +297,7 @@ async def lookup(
     responses=problem_responses(NotAConsumer, materials.ItemVersionUnknown, CatalogUnavailable),
 )
 async def resolve_materials(
-    body: ResolveIn,
+    body: ResolutionRequest,
     session: UnitOfWork,
     identity: CurrentIdentity,
     keys: PlatformKeys,
@@ -351,7 +350,7 @@ async def resolve_materials(
     ),
 )
 async def verify_identity(
-    body: IdentityCheckIn,
+    body: IdentityCheckRequest,
     session: UnitOfWork,
     identity: CurrentIdentity,
     keys: PlatformKeys,

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.sharing.api_v1 import PROVIDER_UNAVAILABLE, PredicateOp
 from sharing_service import audit, repository
 from sharing_service.models import AccessGrant, Dataset
 from sharing_service.providers import (
@@ -70,14 +71,12 @@ class DataUnavailable(ServiceUnavailable):
     """The department's system did not answer: the caller must fall back to manual handling
     (or ask the applicant for the document), never treat it as "no record"."""
 
-    type_slug = "provider-unavailable"
+    type_slug = PROVIDER_UNAVAILABLE  # the callers' contract: "the department's system failed"
     title = "数据提供部门暂时无法响应"
     keeps_changes = True
 
 
 # --- predicates ---------------------------------------------------------------------------------
-
-PredicateOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "starts_with", "exists"]
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,

@@ -8,57 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sharing_service.certificates import CertificateStatus, Verdict
-from sharing_service.lookups import PredicateOp
-
-
-class SubjectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["person", "company"]
-    id: str = Field(min_length=18, max_length=18, description="居民身份证号码或统一社会信用代码")
-
-    def __repr__(self) -> str:
-        return f"SubjectIn(kind={self.kind!r}, id=<hidden>)"
-
-
-class PredicateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
-    field: str = Field(min_length=1, max_length=64, description="字段名；age 由 birth_date 计算")
-    op: PredicateOp
-    value: Any = None
-    key: str | None = Field(default=None, max_length=64, description="列表字段中元素的属性名")
-
-
-class PurposeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    item_code: str = Field(min_length=1, max_length=64, description="事项实施编码")
-    application_id: str | None = Field(default=None, max_length=64)
-
-
-class LookupIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    subject: SubjectIn
-    dataset: str = Field(min_length=1, max_length=64)
-    fields: list[str] = Field(default_factory=list, max_length=50)
-    predicates: list[PredicateIn] = Field(default_factory=list, max_length=20)
-    purpose: PurposeIn
-
-
-class IdentityCheckIn(BaseModel):
-    """Window intake: does this name match the population register for this ID number?"""
-
-    model_config = ConfigDict(extra="forbid")
-
-    subject: SubjectIn
-    name: str = Field(min_length=1, max_length=100)
-    purpose: PurposeIn
-
-    def __repr__(self) -> str:
-        return "IdentityCheckIn(<hidden>)"
 
 
 class IdentityCheckOut(BaseModel):
@@ -79,14 +28,6 @@ class LookupOut(BaseModel):
     found: bool
     attributes: dict[str, AttributeOut]
     predicates: dict[str, bool | None] = Field(description="null: 部门无该主体记录，无法判断")
-
-
-class ResolveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    item_version_id: str = Field(min_length=1, max_length=64)
-    applicant: SubjectIn
-    application_id: str | None = Field(default=None, max_length=64)
 
 
 class EvidenceOut(BaseModel):

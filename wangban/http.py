@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
 
 import httpx
+from pydantic import BaseModel
 
-from wangban.auth import InternalTokens, identity_var
+from contracts.internal_api import ACTOR_HEADER
+from wangban.auth import AssuranceLevel, Identity, InternalTokens, identity_var
 from wangban.db import GuardMode, check_no_transaction
+from wangban.errors import ServiceUnavailable
 from wangban.observability import (
     CORRELATION_ID_HEADER,
     REQUEST_ID_HEADER,
@@ -27,7 +32,9 @@ from wangban.settings import Settings
 
 __all__ = [
     "IDEMPOTENCY_KEY_HEADER",
+    "Answer",
     "RetryingTransport",
+    "ServiceCalls",
     "service_client",
 ]
 
@@ -240,3 +247,110 @@ def service_client(
         },
         headers={"User-Agent": f"wangban-{caller}"},
     )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What another service answered: its status and its JSON body (``None`` when the body is
+    not JSON, e.g. a proxy's error page)."""
+
+    status: int
+    body: Any
+
+
+class ServiceCalls:
+    """Calls to service ``target`` as service ``caller``, on behalf of the request's person.
+
+    Every call carries a fresh internal token of the caller's service identity (the callee's
+    access policy names consuming services) and, unless ``send_actor`` is off, the person on
+    whose behalf it is made as a second signed token in
+    :data:`contracts.internal_api.ACTOR_HEADER`: the one given, else the verified identity of
+    the request being handled (:data:`wangban.auth.identity_var`), never a service and never
+    anything a request body says. With no request behind the call (a consumer) no actor goes.
+
+    When the callee cannot be reached (refused, timed out, after the client's retries), the
+    call raises ``unavailable()``: the caller's own :class:`~wangban.errors.ServiceUnavailable`,
+    which says in its words what could not be done. Every answer is returned as it came
+    (:class:`Answer`): what it means is the caller's to read, with the callee's contract.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        target: str,
+        *,
+        caller: str,
+        unavailable: Callable[[], ServiceUnavailable],
+        send_actor: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._target = target
+        self._caller = caller
+        self._unavailable = unavailable
+        self._send_actor = send_actor
+        self._identity = Identity(
+            subject=caller, kind="service", assurance=AssuranceLevel.REAL_PERSON
+        )
+        self._tokens = InternalTokens.from_settings(settings)
+        self._client = service_client(settings, target, caller=caller, transport=transport)
+
+    async def get(self, path: str, *, on_behalf_of: Identity | None = None) -> Answer:
+        return await self._call("GET", path, json=None, on_behalf_of=on_behalf_of)
+
+    async def post(
+        self, path: str, body: BaseModel, *, on_behalf_of: Identity | None = None
+    ) -> Answer:
+        """``body`` is the callee's request model (its contract), sent as JSON."""
+        return await self._call(
+            "POST", path, json=body.model_dump(mode="json"), on_behalf_of=on_behalf_of
+        )
+
+    async def fetch(self, path: str) -> Any | None:
+        """The body of a ``200`` answer to ``GET path``; ``None`` on ``404`` (the callee has no
+        such thing). Any other answer raises ``unavailable()``: the callee could not say."""
+        answer = await self.get(path)
+        if answer.status == 404:
+            return None
+        if answer.status != 200:
+            raise self._unavailable()
+        return answer.body
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(
+        self, method: str, path: str, *, json: Any, on_behalf_of: Identity | None
+    ) -> Answer:
+        try:
+            response = await self._client.request(
+                method, path, json=json, headers=self._headers(on_behalf_of)
+            )
+        except httpx.HTTPError as exc:
+            logger.warning(
+                "%s unreachable for %s %s: %s", self._target, method, path, type(exc).__name__
+            )
+            raise self._unavailable() from exc
+        if response.status_code >= 400:
+            # The path only (ids of versions or applications, never a person's data); what the
+            # answer means is the caller's to say.
+            logger.log(
+                logging.WARNING if response.status_code >= 500 else logging.INFO,
+                "%s answered %s to %s %s",
+                self._target,
+                response.status_code,
+                method,
+                path,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return Answer(status=response.status_code, body=body)
+
+    def _headers(self, on_behalf_of: Identity | None) -> dict[str, str]:
+        token = self._tokens.issue(self._identity, issuer=self._caller)
+        headers = {"Authorization": f"Bearer {token}"}
+        person = on_behalf_of or identity_var.get()
+        if self._send_actor and person is not None and person.kind != "service":
+            headers[ACTOR_HEADER] = self._tokens.issue(person, issuer=self._caller)
+        return headers

@@ -1,7 +1,8 @@
 """The catalog's internal HTTP API as other services read it (version 1): one published item
 or bundle version by id (``GET /item-versions/{id}``, ``GET /bundle-versions/{id}``), for a
-copy that lags its ``item.published`` / ``bundle.published`` event. The caller is
-``wangban.catalog_client``; the answer's wire shape is read here, in one place, tolerantly
+copy that lags its ``item.published`` / ``bundle.published`` event. The callers (the
+``catalog_copies`` modules of intake, approval and sharing) ask with the kit's
+``wangban.http.ServiceCalls``; the answer's wire shape is read here, in one place, tolerantly
 (fields this code does not know are ignored, as for events)."""
 
 from __future__ import annotations
@@ -9,7 +10,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
+from uuid import UUID
+
+ITEM_VERSION_PATH: Final = "/item-versions/{version_id}"
+BUNDLE_VERSION_PATH: Final = "/bundle-versions/{version_id}"
+
+
+def item_version_path(version_id: str) -> str | None:
+    """Where the catalog answers item version ``version_id``; ``None`` for an id the catalog
+    cannot have issued (not a UUID): there is nothing to ask."""
+    return ITEM_VERSION_PATH.format(version_id=version_id) if _is_uuid(version_id) else None
+
+
+def bundle_version_path(version_id: str) -> str | None:
+    """Where the catalog answers bundle version ``version_id``; ``None`` as for
+    :func:`item_version_path`."""
+    return BUNDLE_VERSION_PATH.format(version_id=version_id) if _is_uuid(version_id) else None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,12 @@ class PublishedBundle:
     member_version_ids: list[str]
     content: dict[str, Any]
     published_at: datetime
+
+    @classmethod
+    def if_published(cls, body: Mapping[str, Any]) -> PublishedBundle | None:
+        """The catalog's ``GET /bundle-versions/{id}`` answer, or ``None`` for a draft (the
+        catalog keeps a bundle's draft at the same address: not one anybody applies for)."""
+        return cls.from_answer(body) if body.get("published_at") else None
 
     @classmethod
     def from_answer(cls, body: Mapping[str, Any]) -> PublishedBundle:

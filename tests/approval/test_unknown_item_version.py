@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from approval_service.catalog_copies import CatalogUnavailable
 from approval_service.consumers import AskFirst, build_consumer
 from approval_service.models import Case, Decision, ItemVersionCopy
 from catalog_service import service as catalog
@@ -23,7 +24,6 @@ from tests.infrastructure import Infrastructure, make_settings
 from tests.serving import serve_asgi
 from tests.sharing.support import person_id
 from wangban.app import create_service_app
-from wangban.catalog_client import CatalogUnavailable
 from wangban.db import Database
 from wangban.embedded import free_port
 from wangban.errors import is_unavailability

@@ -12,6 +12,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from contracts.sharing.api_v1 import (
+    IDENTITY_VERIFY_PATH,
+    LOOKUPS_PATH,
+    RESOLVE_PATH,
+    IdentityCheckRequest,
+    LookupRequest,
+    Purpose,
+    ResolutionRequest,
+    Subject,
+)
 from sharing_service import certificates
 from sharing_service.directory import ProviderDirectory
 from sharing_service.registry import put_grant, seed_registry
@@ -101,6 +111,52 @@ def _lookup_body(
         "purpose": {"item_code": item, "application_id": application_id},
         **extra,
     }
+
+
+async def test_the_routes_read_exactly_the_request_models_their_callers_build(
+    sharing: Sharing,
+) -> None:
+    """Intake and approval build their requests with :mod:`contracts.sharing.api_v1`; sharing's
+    routes validate those very models, so the two cannot drift: the document describes each
+    body as the contract's schema, a body the contract built is answered, and a field the
+    contract lacks is refused (problem+json, in Chinese), as before the models moved."""
+    document = sharing.app.openapi()
+    schemas = document["components"]["schemas"]
+    for path, model in (
+        (LOOKUPS_PATH, LookupRequest),
+        (RESOLVE_PATH, ResolutionRequest),
+        (IDENTITY_VERIFY_PATH, IdentityCheckRequest),
+    ):
+        body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": f"#/components/schemas/{model.__name__}"}
+        contract = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, expected in [*contract.pop("$defs", {}).items(), (model.__name__, contract)]:
+            served = schemas[name]
+            assert served["properties"].keys() == expected["properties"].keys(), name
+            assert served.get("required") == expected.get("required"), name
+            assert served["additionalProperties"] is False, name
+
+    item, application = item_code(), str(uuid.uuid4())
+    await _grant(sharing, item)
+    approval = sharing.token("approval", "service")
+    built = LookupRequest(
+        subject=Subject(kind="person", id=ALICE),
+        dataset="gongan.huji",
+        fields=["name"],
+        purpose=Purpose(item_code=item, application_id=application),
+    ).model_dump(mode="json")
+    answered = await sharing.client.post(LOOKUPS_PATH, json=built, headers=approval)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["attributes"]["name"]["value"] == "陈桂英"
+    for extended in (
+        {**built, "reason": "not in the contract"},
+        {**built, "purpose": {**built["purpose"], "case_id": "c-1"}},
+    ):
+        refused = await sharing.client.post(LOOKUPS_PATH, json=extended, headers=approval)
+        assert refused.status_code == 422
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["type"] == "urn:wangban:problem:validation-error"
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in refused.json()["detail"])
 
 
 async def test_lookup_over_http_and_refusals_keep_their_audit_record(sharing: Sharing) -> None:
