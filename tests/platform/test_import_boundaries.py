@@ -1,8 +1,8 @@
 """The import boundaries of ARCHITECTURE.md, checked by import-linter against the contracts in
 ``pyproject.toml``: the six services import only the kit and the contracts, never each other;
 the kit and the contracts import no service; production code loads the demo population
-(``sandbox``) only where local and test settings select it. A second test shows the check is not a formality:
-one added cross-service import in a copy of the tree breaks it."""
+(``sandbox``) only where local and test settings select it. A second test shows the check is
+not a formality: one added cross-service import in a copy of the tree breaks it."""
 
 from __future__ import annotations
 
