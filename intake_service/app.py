@@ -5,7 +5,9 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake_service import api, applications
+from intake_service import api
+from intake_service.api import deps
+from intake_service.applications import supplements
 from intake_service.consumers import consumer
 from intake_service.events import outbox
 from intake_service.models import metadata
@@ -18,8 +20,8 @@ async def sweep_tolerated(session: AsyncSession, settings: Settings) -> None:
     """容缺 deadlines: remind applicants shortly before, end applications after."""
     today = datetime.now(UTC).date()
     calendar = WorkingDayCalendar.from_settings(settings)
-    await applications.remind_due(session, today=today, calendar=calendar)
-    await applications.terminate_overdue(session, today=today)
+    await supplements.remind_due(session, today=today, calendar=calendar)
+    await supplements.terminate_overdue(session, today=today)
 
 
 SPEC = ServiceSpec(
@@ -31,9 +33,9 @@ SPEC = ServiceSpec(
     package="intake_service",
     metadata=metadata,
     outbox=outbox,
-    routers=(api.citizen, api.staff),
+    routers=api.ROUTERS,
     consumers=(consumer,),
-    shutdowns=(api.close_runtime,),
+    shutdowns=(deps.close_runtime,),
     periodic=(PeriodicJob(name="tolerated-deadlines", interval_s=300, run=sweep_tolerated),),
 )
 

@@ -16,21 +16,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.sharing.api_v1 import SharedResolution
 from intake_service import repository
-from intake_service.applications import (
+from intake_service.applications.creation import (
     Applicant,
     Channel,
-    InvalidForm,
-    ItemVersionNotAvailable,
     Keys,
     MaterialChoice,
-    SharedResolution,
-    check_same_request,
-    form_errors,
-    insert_once,
     new_application,
-    submit,
 )
+from intake_service.applications.errors import InvalidForm, ItemVersionNotAvailable
+from intake_service.applications.forms import form_errors
+from intake_service.applications.idempotency import check_same_request, insert_once
+from intake_service.applications.lifecycle import submit
 from intake_service.models import Application, TimelineEntry
 from wangban.calendar import WorkingDayCalendar
 

@@ -15,10 +15,71 @@ connection idle in a transaction.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.catalog.api_v1 import (
+    PublishedBundle,
+    PublishedVersion,
+    bundle_version_path,
+    item_version_path,
+)
 from intake_service import repository
 from intake_service.models import BundleVersionCopy, ItemVersionCopy
-from wangban.catalog_client import CatalogClient, PublishedBundle, PublishedVersion
-from wangban.db import Database
+from wangban.errors import ServiceUnavailable
+from wangban.http import ServiceCalls
+from wangban.settings import Settings
+
+
+class Sessions(Protocol):
+    """Where copies are read (``read_sessionmaker``: autocommit, outside any transaction) and a
+    learnt one is written (``sessionmaker``): :class:`wangban.db.Database`; the intake tests
+    pass sessions that join the test's own transaction, which is rolled back after it."""
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def read_sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+
+class CatalogUnavailable(ServiceUnavailable):
+    type_slug = "catalog-unavailable"
+    title = "事项目录服务暂时不可用"
+
+    def __init__(self) -> None:
+        super().__init__("暂时无法读取办事事项，请稍后重试")
+
+
+def catalog_calls(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> ServiceCalls:
+    """Intake's calls to the catalog: a published version is nobody's data, so no person goes
+    along; :class:`CatalogUnavailable` (503) when the catalog cannot answer."""
+    return ServiceCalls(
+        settings,
+        "catalog",
+        caller="intake",
+        unavailable=CatalogUnavailable,
+        send_actor=False,
+        transport=transport,
+    )
+
+
+async def published_version(catalog: ServiceCalls, version_id: str) -> PublishedVersion | None:
+    """The catalog's published version ``version_id``; ``None`` when it has none."""
+    path = item_version_path(version_id)
+    body = None if path is None else await catalog.fetch(path)
+    return None if body is None else PublishedVersion.from_answer(body)
+
+
+async def published_bundle(catalog: ServiceCalls, version_id: str) -> PublishedBundle | None:
+    """The catalog's published bundle version ``version_id``; ``None`` when it has none."""
+    path = bundle_version_path(version_id)
+    body = None if path is None else await catalog.fetch(path)
+    return None if body is None else PublishedBundle.if_published(body)
 
 
 def copy_values(version: PublishedVersion) -> dict[str, object]:
@@ -50,7 +111,7 @@ def bundle_copy_values(bundle: PublishedBundle) -> dict[str, object]:
 
 
 async def known_version(
-    database: Database, *, catalog: CatalogClient, version_id: str
+    database: Sessions, *, catalog: ServiceCalls, version_id: str
 ) -> ItemVersionCopy | None:
     """Intake's copy of item version ``version_id``, learnt from the catalog when intake has
     none yet; ``None`` when the catalog has no such published version either. Raises
@@ -63,7 +124,7 @@ async def known_version(
 
 
 async def known_bundle(
-    database: Database, *, catalog: CatalogClient, version_id: str
+    database: Sessions, *, catalog: ServiceCalls, version_id: str
 ) -> BundleVersionCopy | None:
     """Intake's copy of bundle version ``version_id`` (learnt from the catalog when intake has
     none yet), with a copy of each of its member versions (learnt likewise: the bundle's event
@@ -82,13 +143,13 @@ async def known_bundle(
 
 
 async def learn_version(
-    database: Database, *, catalog: CatalogClient, version_id: str
+    database: Sessions, *, catalog: ServiceCalls, version_id: str
 ) -> ItemVersionCopy | None:
     """The version as the catalog publishes it, kept as intake's copy; ``None`` when the
     catalog has no such published version. Raises ``CatalogUnavailable`` (503) when the catalog
     cannot answer. The copy is written in its own short transaction (idempotent, like the
     event's), before any transaction of the request opens."""
-    found = await catalog.published_version(version_id)
+    found = await published_version(catalog, version_id)
     if found is None:
         return None
     async with database.sessionmaker() as session, session.begin():
@@ -98,11 +159,11 @@ async def learn_version(
 
 
 async def learn_bundle(
-    database: Database, *, catalog: CatalogClient, version_id: str
+    database: Sessions, *, catalog: ServiceCalls, version_id: str
 ) -> BundleVersionCopy | None:
     """The bundle version as the catalog publishes it, kept as intake's copy, as
     :func:`learn_version` keeps an item version."""
-    found = await catalog.published_bundle(version_id)
+    found = await published_bundle(catalog, version_id)
     if found is None:
         return None
     async with database.sessionmaker() as session, session.begin():

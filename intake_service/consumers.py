@@ -25,7 +25,8 @@ from contracts.approval.v1 import (
 )
 from contracts.catalog.v1 import BundlePublished, ItemPublished, ItemWithdrawn
 from contracts.sharing.v1 import CertificateFailed, CertificateIssued
-from intake_service import applications, bundles, repository
+from intake_service import bundles, repository
+from intake_service.applications import lifecycle, states
 from intake_service.models import Application
 from wangban.consumer import Consumer
 from wangban.events import Envelope
@@ -89,13 +90,11 @@ async def _application(session: AsyncSession, application_id: str) -> Applicatio
 async def _decided(
     session: AsyncSession, application: Application, *, to: str, by: str, at: datetime, note: str
 ) -> None:
-    if application.status in applications.DECIDED or application.status in applications.FINAL:
+    if application.status in states.DECIDED or application.status in states.FINAL:
         return  # already past this point: a redelivered or late decision changes nothing
-    await applications.move(
-        session, application, to=to, actor_kind="service", actor=by, at=at, note=note
-    )
+    await states.move(session, application, to=to, actor_kind="service", actor=by, at=at, note=note)
     application.decided_by = by
-    await applications.complete_if_ready(session, application=application, now=at)
+    await lifecycle.complete_if_ready(session, application=application, now=at)
     await bundles.refresh_parent(session, child=application, now=at)
 
 
@@ -105,7 +104,7 @@ async def case_accepted(session: AsyncSession, *, event: CaseAccepted, envelope:
     if application is None or application.status not in ("accepted", "resubmitted"):
         return
     at = datetime.fromisoformat(event.started_at)
-    await applications.move(
+    await states.move(
         session, application, to="under_review", actor_kind="service", actor=event.reviewer, at=at
     )
     await bundles.refresh_parent(session, child=application, now=at)
@@ -119,7 +118,7 @@ async def correction_requested(
     if application is None or application.status not in ("under_review", "resubmitted"):
         return
     at = datetime.fromisoformat(event.requested_at)
-    await applications.move(
+    await states.move(
         session,
         application,
         to="correction_requested",
@@ -139,7 +138,7 @@ async def not_accepted(
     if application is None or application.status != "accepted":
         return
     at = datetime.fromisoformat(event.at)
-    await applications.move(
+    await states.move(
         session,
         application,
         to="not_accepted",
@@ -189,7 +188,7 @@ async def certificate_failed(
     if application is None:
         return
     at = datetime.fromisoformat(event.failed_at)
-    await applications.certificate_failed(
+    await lifecycle.certificate_failed(
         session, application=application, type_name=event.type_name, reason=event.reason, at=at
     )
     await bundles.refresh_parent(session, child=application, now=at)
@@ -202,7 +201,7 @@ async def certificate_issued(
     application = await _application(session, event.application_id)
     if application is None:
         return
-    await applications.certificate_issued(
+    await lifecycle.certificate_issued(
         session,
         application=application,
         type_name=event.type_name,

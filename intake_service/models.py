@@ -117,8 +117,9 @@ class Application(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    """Keyed hash of the request the key came with (``applications.request_fingerprint``):
-    the same key with another request is refused. Null for applications from before it."""
+    """Keyed hash of the request the key came with
+    (``applications.idempotency.request_fingerprint``): the same key with another request is
+    refused. Null for applications from before it."""
     tolerated_until: Mapped[date | None] = mapped_column(Date)
     """容缺: the deadline for supplying the materials accepted as missing."""
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

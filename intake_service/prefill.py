@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wangban.sharing_client import LookupAnswer, SharingUnavailable
+from contracts.sharing.api_v1 import LookupAnswer
+from intake_service.sharing import SharingUnavailable
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,22 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalog_service.events import BundlePublished, ItemPublished
-from intake_service import applications, consumers
-from intake_service.applications import (
-    Applicant,
-    Channel,
-    Keys,
-    MaterialChoice,
-    SharedResolution,
-)
+from contracts.sharing.api_v1 import SharedResolution
+from intake_service import applying, consumers
+from intake_service.applications import lifecycle
+from intake_service.applications.creation import Applicant, Channel, Keys, MaterialChoice
+from intake_service.catalog_copies import catalog_calls
 from intake_service.models import (
     Application,
     ItemVersionCopy,
     StoredFile,
-    TimelineEntry,
     kit_tables,
 )
+from intake_service.schemas import ApplicantIn, ApplicationIn
+from intake_service.sharing import Sharing
 from tests.catalog.support import item_content
 from tests.sharing.support import person_id
 from wangban.auth import AssuranceLevel, Identity, InternalTokens
@@ -110,6 +108,22 @@ async def publish_bundle(
     return event.version_id
 
 
+@dataclass(frozen=True)
+class JoinedSessions:
+    """Sessions that join a test's own transaction (rolled back after the test), for reading
+    and writing alike: what the test wrote is what they read."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def of(cls, session: AsyncSession) -> JoinedSessions:
+        joined = async_sessionmaker(
+            bind=session.bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        return cls(sessionmaker=joined, read_sessionmaker=joined)
+
+
 async def draft(
     session: AsyncSession,
     *,
@@ -117,35 +131,42 @@ async def draft(
     applicant: Applicant,
     form: dict[str, Any],
     channel: Channel,
-    keys: Keys,
+    settings: Settings,
     now: datetime,
 ) -> Application:
-    """A draft written as ``POST /applications`` with ``draft: true`` writes one, once its
-    reads are done (``intake_service.api._apply``): the window's scope checked, the application
-    built and inserted under its key, its first timeline entry by the applicant, or by the clerk
-    at a window. The forms of these tests have no prefilled fields, so prefill is left out."""
-    if item.withdrawn_at is not None:
-        raise applications.ItemVersionNotAvailable()
-    applications.check_window_scope(item, channel)
-    application, _ = await applications.insert_once(
-        session,
-        applications.new_application(
-            item=item, applicant=applicant, form=form, channel=channel, keys=keys, now=now
-        ),
-    )
-    session.add(
-        TimelineEntry(
-            application_id=application.id,
-            at=now,
-            from_status=None,
-            to_status="draft",
+    """A draft, applied for as ``POST /applications`` with ``draft: true`` applies
+    (:func:`intake_service.applying.apply`), by the applicant, or by the clerk at a window. The
+    forms of these tests have no prefilled fields: neither sharing nor the catalog is asked."""
+    catalog, sharing = catalog_calls(settings), Sharing(settings)
+    try:
+        applied = await applying.apply(
+            session,
+            services=applying.Services(
+                database=JoinedSessions.of(session),
+                catalog=catalog,
+                sharing=sharing,
+                keys=keys(settings),
+                calendar=CALENDAR,
+            ),
+            body=ApplicationIn(
+                item_version_id=item.version_id,
+                applicant=ApplicantIn(
+                    kind=applicant.kind, id_number=applicant.id_number, name=applicant.name
+                ),
+                form=form,
+                draft=True,
+            ),
+            applicant=applicant,
+            channel=channel,
+            key=None,
             actor_kind="staff" if channel.clerk else "applicant",
             actor=channel.clerk or applicant.subject,
-            note="",
+            now=now,
         )
-    )
-    await session.flush()
-    return application
+    finally:
+        await catalog.aclose()
+        await sharing.aclose()
+    return applied.application
 
 
 NOW = datetime(2026, 9, 29, 10, 0, tzinfo=UTC)  # a Tuesday before 国庆 2026
@@ -188,7 +209,7 @@ async def published_draft(
         applicant=applicant(ELDER),
         form=FORM if form is None else form,
         channel=Channel(name="mini_program"),
-        keys=keys(settings),
+        settings=settings,
         now=NOW,
     )
 
@@ -201,7 +222,7 @@ async def submit_as_applicant(
     choices: list[MaterialChoice],
     shared: list[SharedResolution] | None = None,
 ) -> Application:
-    return await applications.submit(
+    return await lifecycle.submit(
         session,
         application=application,
         shared=SHARED_OK if shared is None else shared,

@@ -18,13 +18,11 @@ from approval_service.events import (
     CaseCorrectionRequested,
     CaseDenied,
 )
-from intake_service import applications, bundles, consumers, repository
-from intake_service.applications import (
-    Channel,
-    MaterialChoice,
-    SharedResolution,
-    transition,
-)
+from contracts.sharing.api_v1 import SharedResolution
+from intake_service import bundles, consumers, repository
+from intake_service.applications import errors, lifecycle, states, supplements
+from intake_service.applications.creation import Channel, MaterialChoice
+from intake_service.applications.states import transition
 from intake_service.models import Application
 from tests.intake.support import (
     CALENDAR,
@@ -46,23 +44,23 @@ from wangban.settings import Settings
 
 # --- the state machine --------------------------------------------------------------------------
 
-ACTORS: tuple[applications.ActorKind, ...] = ("applicant", "staff", "system", "service")
+ACTORS: tuple[states.ActorKind, ...] = ("applicant", "staff", "system", "service")
 
 
 @pytest.mark.parametrize(
     ("start", "to", "actor"),
-    list(itertools.product(applications.STATUS_NAMES, applications.STATUS_NAMES, ACTORS)),
+    list(itertools.product(states.STATUS_NAMES, states.STATUS_NAMES, ACTORS)),
 )
 def test_every_transition_is_allowed_exactly_as_the_table_says(
-    start: str, to: str, actor: applications.ActorKind
+    start: str, to: str, actor: states.ActorKind
 ) -> None:
     application = Application(id=str(uuid.uuid4()), status=start, status_reason="")
-    allowed = actor in applications.TRANSITIONS.get(start, {}).get(to, frozenset())
+    allowed = actor in states.TRANSITIONS.get(start, {}).get(to, frozenset())
     if allowed:
         entry = transition(application, to=to, actor_kind=actor, actor="someone", at=NOW, note="x")
         assert application.status == to and entry.from_status == start and entry.to_status == to
     else:
-        with pytest.raises(applications.TransitionNotAllowed, match="不能变更为"):
+        with pytest.raises(errors.TransitionNotAllowed, match="不能变更为"):
             transition(application, to=to, actor_kind=actor, actor="someone", at=NOW)
         assert application.status == start
 
@@ -79,11 +77,11 @@ def test_the_table_covers_the_journey_and_final_states_go_nowhere() -> None:
         ("completed", "delivered", "system"),
     ]
     for start, to, actor in journey:
-        assert actor in applications.TRANSITIONS[start][to]
+        assert actor in states.TRANSITIONS[start][to]
     for final in ("not_accepted", "withdrawn", "terminated", "delivered"):
-        assert final not in applications.TRANSITIONS
+        assert final not in states.TRANSITIONS
     decided = ("approved", "denied", "completed", "delivered")
-    assert all("withdrawn" not in applications.TRANSITIONS.get(s, {}) for s in decided)
+    assert all("withdrawn" not in states.TRANSITIONS.get(s, {}) for s in decided)
 
 
 # --- submitting ---------------------------------------------------------------------------------
@@ -135,7 +133,7 @@ async def test_a_file_from_the_library_is_reused_for_the_same_material_elsewhere
     assert rows[2].status == "reused" and rows[2].evidence_id == earlier
     stranger = await library_file(db_session, owner="u-someone-else")
     second = await published_draft(db_session, settings)
-    with pytest.raises(applications.MaterialsIncomplete, match="所选文件不存在"):
+    with pytest.raises(errors.MaterialsIncomplete, match="所选文件不存在"):
         await submit_as_applicant(
             db_session,
             settings,
@@ -179,17 +177,17 @@ async def test_a_missing_required_material_refuses_the_submission_and_changes_no
     db_session: AsyncSession, settings: Settings
 ) -> None:
     application = await published_draft(db_session, settings)
-    with pytest.raises(applications.MaterialsIncomplete, match="银行卡复印件") as refused:
+    with pytest.raises(errors.MaterialsIncomplete, match="银行卡复印件") as refused:
         await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=1, commitment=True)]
         )
     assert refused.value.extra["missing"] == ["银行卡复印件"]
     # The lookup could not be made (sharing unavailable): the applicant is asked, not refused.
-    with pytest.raises(applications.MaterialsIncomplete, match="户籍信息"):
+    with pytest.raises(errors.MaterialsIncomplete, match="户籍信息"):
         await submit_as_applicant(db_session, settings, application, choices=[], shared=[])
     assert application.status == "draft"
     assert await repository.materials(db_session, application.id) == []
-    with pytest.raises(applications.MaterialsIncomplete, match="不适用告知承诺"):
+    with pytest.raises(errors.MaterialsIncomplete, match="不适用告知承诺"):
         await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=2, commitment=True)]
         )
@@ -214,7 +212,7 @@ async def test_form_errors_point_at_their_fields_in_chinese(
     application = await published_draft(
         db_session, settings, form={"bank_account": "abc", "months": 0}, form_schema=schema
     )
-    with pytest.raises(applications.InvalidForm) as invalid:
+    with pytest.raises(errors.InvalidForm) as invalid:
         await submit_as_applicant(
             db_session,
             settings,
@@ -224,8 +222,8 @@ async def test_form_errors_point_at_their_fields_in_chinese(
                 MaterialChoice(index=2, file_id="x"),
             ],
         )
-    errors = {e["pointer"]: e["detail"] for e in invalid.value.extra["errors"]}
-    assert errors == {
+    problems = {e["pointer"]: e["detail"] for e in invalid.value.extra["errors"]}
+    assert problems == {
         "/form/bank_account": "「收款银行账号」格式不正确",
         "/form/kind": "请填写「补贴类型」",
         "/form/months": "「申领月数」不能小于 1",
@@ -242,20 +240,20 @@ async def test_submitting_twice_or_after_withdrawal_is_refused(
     await submit_as_applicant(
         db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
     )
-    with pytest.raises(applications.AlreadySubmitted):
+    with pytest.raises(errors.AlreadySubmitted):
         await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
         )
-    await applications.withdraw(
+    await lifecycle.withdraw(
         db_session, application=application, actor=application.applicant_subject, reason="不办了"
     )
     assert application.status == "withdrawn" and application.status_reason == "不办了"
-    with pytest.raises(applications.AlreadySubmitted):
+    with pytest.raises(errors.AlreadySubmitted):
         await submit_as_applicant(
             db_session, settings, application, choices=[MaterialChoice(index=0, commitment=True)]
         )
-    with pytest.raises(applications.TransitionNotAllowed):
-        await applications.withdraw(
+    with pytest.raises(errors.TransitionNotAllowed):
+        await lifecycle.withdraw(
             db_session, application=application, actor=application.applicant_subject, reason="再撤"
         )
 
@@ -293,7 +291,7 @@ async def _accepted_with_a_material_missing(
             MaterialChoice(index=2, file_id=file_id),
         ],
     )
-    await applications.accept(
+    await lifecycle.accept(
         session,
         application=application,
         actor_kind="staff",
@@ -315,7 +313,7 @@ async def test_tolerated_material_holds_the_result_until_supplied(
     proof = await library_file(
         db_session, owner=application.applicant_subject, material_name="最低生活保障证明"
     )
-    await applications.supplement(
+    await supplements.supplement(
         db_session,
         application=application,
         choices=[MaterialChoice(index=3, file_id=proof)],
@@ -334,14 +332,14 @@ async def test_a_tolerated_material_not_supplied_in_time_ends_the_application(
     application = await _accepted_with_a_material_missing(db_session, settings)
     deadline = application.tolerated_until
     assert deadline is not None
-    reminded = await applications.remind_due(
+    reminded = await supplements.remind_due(
         db_session, today=date(2026, 10, 7), calendar=CALENDAR, now=NOW
     )
     assert application.id in reminded
-    again = await applications.remind_due(db_session, today=date(2026, 10, 8), calendar=CALENDAR)
+    again = await supplements.remind_due(db_session, today=date(2026, 10, 8), calendar=CALENDAR)
     assert application.id not in again  # once
-    assert application.id not in await applications.terminate_overdue(db_session, today=deadline)
-    ended = await applications.terminate_overdue(db_session, today=deadline + timedelta(days=1))
+    assert application.id not in await supplements.terminate_overdue(db_session, today=deadline)
+    ended = await supplements.terminate_overdue(db_session, today=deadline + timedelta(days=1))
     assert application.id in ended
     assert application.status == "terminated" and "容缺材料未在" in application.status_reason
     assert (await outbox_types(db_session, application.id))[-2:] == ["reminder_due", "terminated"]
@@ -374,7 +372,7 @@ async def test_review_correction_resubmission_and_denial(
     file_id = await library_file(
         db_session, owner=application.applicant_subject, material_name="承诺书"
     )
-    await applications.supplement(
+    await supplements.supplement(
         db_session,
         application=application,
         choices=[MaterialChoice(index=0, file_id=file_id)],
@@ -505,21 +503,21 @@ async def test_window_intake_across_districts_follows_the_items_scope(
         applicant=applicant(ELDER),
         form=FORM,
         channel=window,
-        keys=keys(settings),
+        settings=settings,
         now=NOW,
     )
     assert application.accepting_window == "南城街道便民服务中心"
     assert application.accepting_region == "441900004000" and application.region_code == "441900"
     assert application.agent_subject == "u-son"
     for elsewhere in (district_only, other_city):
-        with pytest.raises(applications.ScopeNotAllowed, match=elsewhere.region_code):
+        with pytest.raises(errors.ScopeNotAllowed, match=elsewhere.region_code):
             await draft(
                 db_session,
                 item=elsewhere,
                 applicant=applicant(ELDER),
                 form=FORM,
                 channel=window,
-                keys=keys(settings),
+                settings=settings,
                 now=NOW,
             )
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import CaseApproved
 from intake_service import consumers, repository
-from intake_service.applications import MaterialChoice
+from intake_service.applications.creation import MaterialChoice
 from intake_service.models import Application
 from sharing_service.events import CertificateFailed, CertificateIssued
 from tests.intake.support import NOW, deliver, outbox_types, published_draft, submit_as_applicant

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import CaseApproved, CaseDenied
-from intake_service import applications, consumers
-from intake_service.applications import Channel, MaterialChoice
+from intake_service import consumers
+from intake_service.applications import errors, lifecycle
+from intake_service.applications.creation import Channel, MaterialChoice
 from intake_service.models import Application, ItemVersionCopy
 from tests.intake.support import applicant, draft, keys, publish_item
 from tests.sharing.support import person_id
@@ -60,10 +61,10 @@ async def _apply(
         applicant=applicant(id_number),
         form={"bank_account": "6222000011112222"},
         channel=Channel(name="mini_program"),
-        keys=keys(settings),
+        settings=settings,
         now=now,
     )
-    return await applications.submit(
+    return await lifecycle.submit(
         session,
         application=application,
         shared=[],
@@ -97,7 +98,7 @@ async def test_a_one_time_benefit_is_refused_while_one_is_open_or_granted(
     first = await _apply(db_session, settings, item, elder)
     assert first.status == "accepted"
     # Another account, another key, the same person (an agent, a second login): refused.
-    with pytest.raises(applications.ApplicationOpen) as open_:
+    with pytest.raises(errors.ApplicationOpen) as open_:
         async with db_session.begin_nested():
             await _apply(db_session, settings, item, elder)
     problem = open_.value.to_body(None, None)
@@ -107,11 +108,11 @@ async def test_a_one_time_benefit_is_refused_while_one_is_open_or_granted(
     assert problem["existing_application"]["id"] == first.id
 
     # Withdrawn: a new application is allowed; granted: the next is refused for good.
-    await applications.withdraw(db_session, application=first, actor="u", reason="填错了")
+    await lifecycle.withdraw(db_session, application=first, actor="u", reason="填错了")
     second = await _apply(db_session, settings, item, elder)
     await _approve(db_session, second, NOW)
     assert second.status == "completed"
-    with pytest.raises(applications.AlreadyGranted) as granted:
+    with pytest.raises(errors.AlreadyGranted) as granted:
         async with db_session.begin_nested():
             await _apply(db_session, settings, item, elder)
     detail = granted.value.to_body(None, None)["detail"]
@@ -147,7 +148,7 @@ async def test_once_per_period_counts_grants_of_the_current_period_only(
     await _approve(db_session, first, last_year)
     this_year = await _apply(db_session, settings, item, elder)  # 2026: allowed
     await _approve(db_session, this_year, NOW)
-    with pytest.raises(applications.AlreadyGranted) as refused:
+    with pytest.raises(errors.AlreadyGranted) as refused:
         async with db_session.begin_nested():
             await _apply(db_session, settings, item, elder)
     detail = refused.value.to_body(None, None)["detail"]
@@ -178,7 +179,7 @@ async def test_two_concurrent_submissions_make_one_application(
                     application = await _apply(session, settings, item, elder)
                     await asyncio.sleep(0.3)  # hold the lock while the other one arrives
                 return application.id
-            except applications.ApplicationOpen:
+            except errors.ApplicationOpen:
                 return "refused"
 
     outcomes = await asyncio.gather(submit(), submit())

@@ -178,7 +178,7 @@ async def test_what_real_events_tell_the_applicant_is_chinese_on_every_channel(
 
 
 def test_the_labels_name_every_state_of_intake() -> None:
-    from intake_service.applications import TRANSITIONS
+    from intake_service.applications.states import TRANSITIONS
 
     states = set(TRANSITIONS) | {s for targets in TRANSITIONS.values() for s in targets}
     assert states <= set(labels.STATUS_LABELS)

@@ -26,7 +26,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CONTEXT = "intake.application.form"
-"""Frozen copy of ``intake_service.applications.STORED_FORM_CONTEXT``."""
+"""Frozen copy of ``intake_service.applications.forms.STORED_FORM_CONTEXT``."""
 
 PAGE = sa.text(
     """
