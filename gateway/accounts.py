@@ -128,9 +128,19 @@ def staff_identity(staff: StaffAccount) -> Identity:
     )
 
 
-async def account_of(session: AsyncSession, identity: Identity, *, lock: bool = False) -> Account:
-    """The signed-in citizen's account (``lock``: for the rest of the transaction)."""
-    account = await repository.account(session, identity.subject, lock=lock)
+async def account_of(session: AsyncSession, identity: Identity) -> Account:
+    """The signed-in citizen's account, read (no lock: see :func:`_locked_account`)."""
+    account = await repository.account(session, identity.subject)
+    if account is None:
+        raise AccountGone("账号不存在，请重新登录")
+    return account
+
+
+async def _locked_account(session: AsyncSession, subject: str) -> Account:
+    """The account as it is now, locked until the transaction ends: taken after the remote call,
+    never before it (the register and WeChat answer with no transaction of ours open), so what
+    the call was about is checked again under the lock."""
+    account = await repository.account(session, subject, lock=True)
     if account is None:
         raise AccountGone("账号不存在，请重新登录")
     return account
@@ -214,23 +224,22 @@ async def development_login(
 ) -> Account:
     """The development login's account (the route answers it in local and test runs only): any
     openid, raised to ``assurance`` (``wechat``, ``real_name`` or ``real_person``); real-name is
-    checked against the register as a real one is, real-person needs no face."""
+    checked against the register as a real one is (before anything is written: no transaction
+    waits for it), real-person needs no face."""
+    checked: RealName | None = None
+    if assurance != "wechat":
+        if not (name and id_number):
+            raise RealNameMismatch("开发登录需要姓名和身份证号码")
+        checked = await check_real_name(
+            name=name, id_number=id_number, verifier=verifier, blind_index=blind_index
+        )
     account = await wechat_login(
         session, wechat=WeChatSession(openid=openid, unionid=None), now=now
     )
-    if assurance == "wechat":
+    if checked is None:
         return account
-    if not (name and id_number):
-        raise RealNameMismatch("开发登录需要姓名和身份证号码")
-    await bind_real_name(
-        session,
-        account=account,
-        name=name,
-        id_number=id_number,
-        verifier=verifier,
-        cipher=cipher,
-        blind_index=blind_index,
-        now=now,
+    await record_real_name(
+        session, subject=account.subject, checked=checked, cipher=cipher, now=now
     )
     if assurance == "real_person":
         account.assurance = int(AssuranceLevel.REAL_PERSON)
@@ -242,35 +251,49 @@ async def development_login(
 # --- Real name and real person ------------------------------------------------------------
 
 
-async def bind_real_name(
-    session: AsyncSession,
-    *,
-    account: Account,
-    name: str,
-    id_number: str,
-    verifier: IdentityVerifier,
-    cipher: FieldCipher,
-    blind_index: BlindIndex,
-    now: datetime,
-) -> Account:
-    """实名: the name and ID number must match the register; one account per person."""
+@dataclass(frozen=True)
+class RealName:
+    """A name and resident ID number the register says go together: what binding may write."""
+
+    name: str
+    id_number: str
+    person_ref: str
+
+    def __repr__(self) -> str:
+        return "RealName(***)"
+
+
+async def check_real_name(
+    *, name: str, id_number: str, verifier: IdentityVerifier, blind_index: BlindIndex
+) -> RealName:
+    """Ask the register whether ``name`` goes with ``id_number``; refused unless it matches.
+
+    The register first, whatever we hold: every attempt asks it, so neither the answer nor the
+    work done tells whether this ID number is bound here already."""
     try:
         id_number = validate_resident_id(id_number)
     except InvalidIdentifier as invalid:
         raise ValidationFailed(f"身份证号码有误：{invalid}") from None
     name = name.strip()
-    # The register first, whatever we hold: every attempt asks it, so neither the answer nor
-    # the work done tells whether this ID number is bound here already.
     check = await verifier.verify_person(name=name, id_number=id_number)
     if check.result != "match":
         raise RealNameMismatch(REAL_NAME_REFUSED)
-    person_ref = blind_index.resident_id(id_number)
-    holder = await repository.account_by_person(session, person_ref)
+    return RealName(name=name, id_number=id_number, person_ref=blind_index.resident_id(id_number))
+
+
+async def record_real_name(
+    session: AsyncSession, *, subject: str, checked: RealName, cipher: FieldCipher, now: datetime
+) -> Account:
+    """Bind what the register matched to the account, locked as it is now; one account per
+    person. Two accounts binding the same person at once: the unique ``person_ref`` makes the
+    second write wait for the first transaction and fail once it commits."""
+    account = await _locked_account(session, subject)
+    holder = await repository.account_by_person(session, checked.person_ref)
     if holder is not None and holder.subject != account.subject:
         raise RealNameMismatch(REAL_NAME_REFUSED)
-    account.name_enc = cipher.encrypt(name, context=ACCOUNT_HOLDER_CONTEXT)
-    account.id_number_enc = cipher.encrypt(id_number, context=ACCOUNT_HOLDER_CONTEXT)
-    account.person_ref = person_ref
+    account.name_enc = cipher.encrypt(checked.name, context=ACCOUNT_HOLDER_CONTEXT)
+    account.id_number_enc = cipher.encrypt(checked.id_number, context=ACCOUNT_HOLDER_CONTEXT)
+    account.person_ref = checked.person_ref
     account.real_name_at = now
     account.assurance = max(account.assurance, int(AssuranceLevel.REAL_NAME))
     try:
@@ -279,6 +302,31 @@ async def bind_real_name(
         # Another account bound the same person at the same moment (unique person_ref).
         raise RealNameMismatch(REAL_NAME_REFUSED) from None
     return account
+
+
+async def bind_real_name(
+    session: AsyncSession,
+    *,
+    subject: str,
+    name: str,
+    id_number: str,
+    verifier: IdentityVerifier,
+    cipher: FieldCipher,
+    blind_index: BlindIndex,
+    now: datetime,
+) -> Account:
+    """实名: the name and ID number must match the register; one account per person.
+
+    Read → ask the register → lock and write: the register may take its whole timeout, and
+    no transaction, lock or pooled connection of ours waits for it. ``session`` must hold no
+    transaction yet."""
+    account = await repository.account(session, subject)
+    if account is None:
+        raise AccountGone("账号不存在，请重新登录")
+    checked = await check_real_name(
+        name=name, id_number=id_number, verifier=verifier, blind_index=blind_index
+    )
+    return await record_real_name(session, subject=subject, checked=checked, cipher=cipher, now=now)
 
 
 async def start_real_person(
@@ -308,25 +356,42 @@ async def start_real_person(
     return verification
 
 
+def _face_verification_open(
+    verification: FaceVerification | None, *, subject: str, now: datetime
+) -> FaceVerification:
+    if (
+        verification is None
+        or verification.subject != subject
+        or verification.finished_at is not None
+        or verification.expires_at <= now
+    ):
+        raise FaceVerificationNotFound("人脸核验记录不存在或已过期，请重新发起")
+    return verification
+
+
 async def finish_real_person(
     session: AsyncSession,
     *,
-    account: Account,
+    subject: str,
     verify_id: str,
     wechat: WeChatAuth,
     cipher: FieldCipher,
     now: datetime,
 ) -> Account:
     """Believe only WeChat: whatever the front end says, the result is queried here, and only
-    ``verify_ret == 10000`` counts."""
-    verification = await repository.face_verification(session, verify_id)
-    if (
-        verification is None
-        or verification.subject != account.subject
-        or verification.finished_at is not None
-        or verification.expires_at <= now
-    ):
-        raise FaceVerificationNotFound("人脸核验记录不存在或已过期，请重新发起")
+    ``verify_ret == 10000`` counts.
+
+    Read → ask WeChat → lock and write (``session`` must hold no transaction yet). Under the
+    locks the verification must still be open (a second request for it may have finished it
+    meanwhile) and the account still bound to the person WeChat checked (a new real name bound
+    meanwhile is not the face WeChat saw)."""
+    account = await repository.account(session, subject)
+    if account is None:
+        raise AccountGone("账号不存在，请重新登录")
+    verification = _face_verification_open(
+        await repository.face_verification(session, verify_id), subject=subject, now=now
+    )
+    person_ref = account.person_ref
     person = verified_person(account, cipher)
     result = await wechat.face_result(
         verify_id=verify_id,
@@ -335,6 +400,12 @@ async def finish_real_person(
         name=person.name,
         id_number=person.id_number,
     )
+    account = await _locked_account(session, subject)
+    verification = _face_verification_open(
+        await repository.face_verification(session, verify_id, lock=True), subject=subject, now=now
+    )
+    if account.person_ref != person_ref:
+        raise FaceVerificationNotFound("实名信息已变更，请重新发起人脸核验")
     verification.finished_at = now
     verification.verify_ret = result.verify_ret
     if not result.passed:

@@ -20,7 +20,9 @@ from gateway.models import (
 
 
 async def account(session: AsyncSession, subject: str, *, lock: bool = False) -> Account | None:
-    return await session.get(Account, subject, with_for_update=lock or None)
+    """``lock``: the row as it is now (refreshing an account the session already holds, read
+    before a remote call), locked for the rest of the transaction."""
+    return await session.get(Account, subject, with_for_update=lock or None, populate_existing=lock)
 
 
 async def account_by_openid(session: AsyncSession, openid: str) -> Account | None:
@@ -46,8 +48,13 @@ async def company(session: AsyncSession, *, subject: str, uscc: str) -> CompanyB
     )
 
 
-async def face_verification(session: AsyncSession, verify_id: str) -> FaceVerification | None:
-    return await session.get(FaceVerification, verify_id, with_for_update=True)
+async def face_verification(
+    session: AsyncSession, verify_id: str, *, lock: bool = False
+) -> FaceVerification | None:
+    """``lock``: as it is now, locked for the rest of the transaction (see :func:`account`)."""
+    return await session.get(
+        FaceVerification, verify_id, with_for_update=lock or None, populate_existing=lock
+    )
 
 
 async def staff(session: AsyncSession, username: str) -> StaffAccount | None:

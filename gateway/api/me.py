@@ -100,10 +100,9 @@ async def bind_real_name(
 ) -> TokenOut:
     now = deps.utcnow()
     await count(request, limit="real-name", who=identity.subject, now=now)
-    account = await accounts.account_of(session, identity, lock=True)
-    await accounts.bind_real_name(
+    account = await accounts.bind_real_name(
         session,
-        account=account,
+        subject=identity.subject,
         name=body.name,
         id_number=body.id_number,
         verifier=verifier_of(request),
@@ -153,10 +152,9 @@ async def finish_real_person(
     body: FaceFinishIn, identity: Citizen, session: UnitOfWork, request: Request
 ) -> TokenOut:
     now = deps.utcnow()
-    account = await accounts.account_of(session, identity, lock=True)
-    await accounts.finish_real_person(
+    account = await accounts.finish_real_person(
         session,
-        account=account,
+        subject=identity.subject,
         verify_id=body.verify_id,
         wechat=wechat_of(request),
         cipher=cipher_of(request),
