@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, Protocol, TypeGuard, TypeVar
 import httpx
 
 from wangban.errors import ServiceUnavailable
+from wangban.http import external_client
 from wangban.observability import REQUEST_ID_HEADER, request_id_var, safe_incoming_id
 
 __all__ = [
@@ -138,11 +139,13 @@ class HttpIdentityVerifier:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._authorization = f"Bearer {token}"
-        self._client = httpx.AsyncClient(
+        # No proxy from the environment between us and the register, no redirects (not the
+        # protocol; the token stays here), and no call while a transaction of ours is open.
+        self._client = external_client(
+            caller="gateway",
+            system="identity register",
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
-            trust_env=False,  # no proxy from the environment between us and the register
-            follow_redirects=False,  # a redirect is not the protocol; the token stays here
         )
 
     def __repr__(self) -> str:

@@ -204,6 +204,8 @@ class WeChatAuth(WeChatApi):
     ``token_store``, ``timeout_s``, ``transport``, ``clock``; see
     :class:`~wangban.wechat.WeChatApi`)."""
 
+    caller = "gateway"
+
     # -- login --------------------------------------------------------------------------
 
     async def code_to_session(self, js_code: str) -> WeChatSession:

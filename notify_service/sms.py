@@ -29,6 +29,7 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from notify_service.channels import SendResult
+from wangban.http import external_client
 
 __all__ = [
     "MAX_CLOCK_SKEW_S",
@@ -149,12 +150,13 @@ class SmsGatewayClient:
         self.timeout_s = timeout_s
         self._secret = secret
         self._clock = clock
-        # trust_env=False and no redirects: a signed request goes exactly where configured.
-        self._client = httpx.AsyncClient(
-            transport=transport,
+        # No proxy from the environment and no redirects: a signed request goes exactly where
+        # configured; and no call while a transaction of ours is open.
+        self._client = external_client(
+            caller="notify",
+            system="sms gateway",
             timeout=httpx.Timeout(timeout_s),
-            trust_env=False,
-            follow_redirects=False,
+            transport=transport,
         )
 
     def __repr__(self) -> str:

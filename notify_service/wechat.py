@@ -39,6 +39,8 @@ _FIELD_IN_ERRMSG: Final = re.compile(r"\bdata\.([A-Za-z0-9_]+)\.value\b")
 class WeChatClient(WeChatApi):
     """:class:`~notify_service.channels.WeChatChannel` against WeChat's server API."""
 
+    caller = "notify"
+
     async def send_subscription(
         self,
         *,

@@ -598,7 +598,7 @@ async def rotate_key(
 )
 async def verify_audit(session: ReadSession, _: Auditor, request: Request) -> ChainReportOut:
     settings = request.app.state.settings
-    store = object_store_from_settings(settings)
+    store = object_store_from_settings(settings, caller="sharing")
     try:
         report = await audit.verify_chain(
             session, keys=audit.AuditKeys.from_settings(settings), store=store

@@ -358,7 +358,7 @@ async def checkpoint_job(session: AsyncSession, settings: Settings) -> None:
     """The sharing service's periodic job (``ServiceSpec.periodic``)."""
     from wangban.storage import object_store_from_settings
 
-    store = object_store_from_settings(settings)
+    store = object_store_from_settings(settings, caller="sharing")
     try:
         await write_checkpoint(
             session,

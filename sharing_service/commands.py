@@ -25,7 +25,7 @@ async def _verify(settings: Settings) -> Any:
     from sharing_service.audit import AuditKeys, verify_chain
     from wangban.storage import object_store_from_settings
 
-    store = object_store_from_settings(settings)
+    store = object_store_from_settings(settings, caller="sharing")
     try:
         async with command_database(settings) as database, database.sessionmaker() as session:
             return await verify_chain(session, keys=AuditKeys.from_settings(settings), store=store)

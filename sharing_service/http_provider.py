@@ -31,7 +31,7 @@ from pydantic import SecretStr
 
 from sharing_service.egress import ProviderUrlPolicy, UrlRefused
 from sharing_service.providers import DataProvider, ProviderRecord, ProviderUnavailable, Subject
-from wangban.db import check_no_transaction
+from wangban.http import guard_transactions
 from wangban.observability import HTTP_DURATION_BUCKETS, REQUEST_ID_HEADER, safe_incoming_id
 
 __all__ = [
@@ -226,6 +226,7 @@ def _default_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
     # trust_env=False: a call carrying a department credential goes exactly where the
     # configuration says, not through whatever proxy the process environment names.
     # No redirects: a 3xx is a misconfigured URL, and following it would resend the token.
+    # HttpProvider puts the kit's transaction guard on it (and on a factory's client).
     return httpx.AsyncClient(
         timeout=timeout,
         trust_env=False,
@@ -282,7 +283,13 @@ class HttpProvider(DataProvider):
         # read/write/pool get the whole budget; the outer deadline in fetch() is what
         # actually bounds the call, since httpx's read timeout is per chunk, not total.
         timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
-        self._client = (client_factory or _default_client)(timeout)
+        # A department may take up to the deadline: no transaction of ours waits for it,
+        # whichever client the factory built (the kit's guard before each request).
+        self._client = guard_transactions(
+            (client_factory or _default_client)(timeout),
+            caller=consumer,
+            system=f"provider {name}",
+        )
         self._metrics = metrics
         if metrics is not None:
             metrics.circuit_state.labels(name).set_function(
@@ -304,8 +311,6 @@ class HttpProvider(DataProvider):
             # A bare string is a Sequence[str] too, and would ask for one field per letter.
             raise TypeError("fields must be a sequence of field names, not a string")
         wanted = list(dict.fromkeys(fields))
-        # A department may take up to the deadline: no transaction of ours waits for it.
-        check_no_transaction(f"sharing → provider {self.name}", detail=dataset)
         started = time.perf_counter()
         try:
             trial = self.breaker.acquire()

@@ -35,6 +35,8 @@ __all__ = [
     "Answer",
     "RetryingTransport",
     "ServiceCalls",
+    "external_client",
+    "guard_transactions",
     "service_client",
 ]
 
@@ -183,21 +185,71 @@ class _PropagateContext:
 
 
 class _NoTransactionHeld:
-    """Request hook: no call to another service while the calling task holds an open database
-    transaction (``wangban.db.check_no_transaction``): the transaction, its pooled connection
-    and its row locks would wait as long as the callee, up to the client's timeout."""
+    """Request hook: no call to another service or an outside system while the calling task
+    holds an open database transaction (``wangban.db.check_no_transaction``): the transaction,
+    its pooled connection and its row locks would wait as long as the callee, up to the
+    client's timeout. ``mode`` None follows the process's ``WANGBAN_TRANSACTION_GUARD``."""
 
-    def __init__(self, *, caller: str, target: str, mode: GuardMode) -> None:
+    def __init__(self, *, caller: str, target: str, mode: GuardMode | None) -> None:
         self._caller = caller
         self._target = target
         self._mode = mode
 
     async def __call__(self, request: httpx.Request) -> None:
+        # The path only (never the query: WeChat's access token travels there).
         check_no_transaction(
             f"{self._caller} → {self._target} {request.method}",
             detail=request.url.path,
             mode=self._mode,
         )
+
+
+def guard_transactions(
+    client: httpx.AsyncClient, *, caller: str, system: str, mode: GuardMode | None = None
+) -> httpx.AsyncClient:
+    """Make ``client`` run the transaction guard before each request, as every client of the
+    kit does: for a client built elsewhere (a deployment's factory with its own TLS settings).
+    Returns the client."""
+    hooks = client.event_hooks
+    if not any(isinstance(hook, _NoTransactionHeld) for hook in hooks["request"]):
+        hooks["request"].insert(0, _NoTransactionHeld(caller=caller, target=system, mode=mode))
+        client.event_hooks = hooks
+    return client
+
+
+def external_client(
+    *,
+    caller: str,
+    system: str,
+    timeout: httpx.Timeout,
+    transport: httpx.AsyncBaseTransport | None = None,
+    limits: httpx.Limits | None = None,
+    trust_env: bool = False,
+    mode: GuardMode | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` for calling an outside system (the identity register, WeChat,
+    the SMS gateway, the object store, a department) from service ``caller``.
+
+    Like :func:`service_client`, every request first checks that the calling task holds no
+    open database transaction (``mode`` None: the process's ``WANGBAN_TRANSACTION_GUARD``,
+    set when its database is built); an outside system may take its whole timeout, and a
+    transaction would wait with it. Unlike it, nothing of ours is attached (no internal token,
+    no tracing headers) and nothing is retried: each system's client knows what it may repeat.
+    No redirects (a 3xx would resend a credential elsewhere) and, by default, no proxy from
+    the environment (``trust_env``): a credential goes exactly where configured.
+    """
+    return guard_transactions(
+        httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            trust_env=trust_env,
+            follow_redirects=False,
+        ),
+        caller=caller,
+        system=system,
+        mode=mode,
+    )
 
 
 def service_client(

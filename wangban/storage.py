@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from wangban.http import RetryingTransport
+from wangban.http import RetryingTransport, external_client
 from wangban.settings import ConfigurationError
 
 if TYPE_CHECKING:
@@ -353,6 +353,7 @@ class S3ObjectStore:
         secret_key: str,
         timeout_s: float = 10.0,
         retries: int = 2,
+        caller: str = "wangban",
     ) -> None:
         endpoint = httpx.URL(endpoint_url)
         if endpoint.scheme not in ("http", "https") or not endpoint.host:
@@ -371,9 +372,14 @@ class S3ObjectStore:
         # already lower-cased it and dropped a default port) instead of one derived later.
         self._host = endpoint.netloc.decode("ascii")
         self._base_path = endpoint.path.rstrip("/")
-        self._client = httpx.AsyncClient(
+        # No call while a transaction of ours is open (the guard of wangban.http). An object
+        # store may be reached through the environment's proxy, as it always could.
+        self._client = external_client(
+            caller=caller,
+            system="object store",
             transport=RetryingTransport(httpx.AsyncHTTPTransport(), retries=retries),
             timeout=httpx.Timeout(timeout_s),
+            trust_env=True,
         )
 
     def __repr__(self) -> str:
@@ -468,9 +474,10 @@ class S3ObjectStore:
         await self._client.aclose()
 
 
-def object_store_from_settings(settings: Settings) -> ObjectStore:
+def object_store_from_settings(settings: Settings, *, caller: str = "wangban") -> ObjectStore:
     """The store ``WANGBAN_OBJECT_STORE_URL`` names: empty for ``<data_dir>/objects``,
-    ``s3://bucket/prefix`` for an S3-compatible store (``WANGBAN_S3_*``)."""
+    ``s3://bucket/prefix`` for an S3-compatible store (``WANGBAN_S3_*``). ``caller``, the
+    service using it, labels the transaction guard's reports."""
     url = settings.object_store_url
     if not url:
         return LocalObjectStore(Path(settings.data_dir) / "objects")
@@ -492,6 +499,7 @@ def object_store_from_settings(settings: Settings) -> ObjectStore:
             region=settings.s3_region,
             access_key=settings.s3_access_key.get_secret_value(),
             secret_key=settings.s3_secret_key.get_secret_value(),
+            caller=caller,
         )
     except ValueError as exc:
         raise ConfigurationError(

@@ -25,7 +25,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from wangban.crypto import FieldCipher
 from wangban.db import Database
+from wangban.http import external_client
 
 __all__ = [
     "COMMON_ERRCODES",
@@ -217,10 +218,12 @@ class PostgresTokenStore:
     with the columns appid, token_enc, expires_at, updated_at), shared by every worker and
     replica of the service.
 
-    A transaction-scoped advisory lock makes "check, else fetch and store" one step across
-    processes; it is held across the call to WeChat on purpose, so the others wait for this
-    token instead of fetching (and invalidating) their own. The token is a credential: it is
-    stored encrypted with ``cipher`` under ``context``."""
+    An advisory lock makes "check, else fetch and store" one step across processes; it is held
+    across the call to WeChat on purpose, so the others wait for this token instead of fetching
+    (and invalidating) their own. It is a session-level lock on a connection in autocommit, not
+    a transaction's: no transaction is open while WeChat answers (the kit's guard refuses that),
+    only this one connection waits. The token is a credential: it is stored encrypted with
+    ``cipher`` under ``context``."""
 
     def __init__(
         self, database: Database, *, table: Table, appid: str, cipher: FieldCipher, context: str
@@ -256,26 +259,39 @@ class PostgresTokenStore:
     async def refresh(
         self, fetch: Callable[[], Awaitable[StoredToken]], *, replacing: str | None
     ) -> StoredToken:
-        async with self.database.sessionmaker() as session, session.begin():
-            await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(self._lock_key))))
-            row = (await session.execute(self._select())).first()
-            if row is not None:
-                current = self._stored(row.token_enc, row.expires_at)
-                if current.token != replacing and current.is_fresh(_utcnow()):
-                    return current
-            fetched = await fetch()
-            values = {
-                "token_enc": self.cipher.encrypt(fetched.token, context=self.context),
-                "expires_at": fetched.expires_at,
-            }
-            await session.execute(
-                insert(self.table)
-                .values(appid=self.appid, **values)
-                .on_conflict_do_update(
-                    index_elements=[self.table.c.appid], set_={**values, "updated_at": func.now()}
+        key = func.hashtext(self._lock_key)
+        async with self.database.engine.connect() as connection:
+            # Autocommit: each statement commits on its own, the upsert at once.
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(select(func.pg_advisory_lock(key)))
+            try:
+                row = (await connection.execute(self._select())).first()
+                if row is not None:
+                    current = self._stored(row.token_enc, row.expires_at)
+                    if current.token != replacing and current.is_fresh(_utcnow()):
+                        return current
+                fetched = await fetch()
+                values = {
+                    "token_enc": self.cipher.encrypt(fetched.token, context=self.context),
+                    "expires_at": fetched.expires_at,
+                }
+                await connection.execute(
+                    insert(self.table)
+                    .values(appid=self.appid, **values)
+                    .on_conflict_do_update(
+                        index_elements=[self.table.c.appid],
+                        set_={**values, "updated_at": func.now()},
+                    )
                 )
-            )
-            return fetched
+                return fetched
+            finally:
+                try:
+                    await connection.execute(select(func.pg_advisory_unlock(key)))
+                except BaseException:
+                    # A session lock outlives the statement: a connection that may still hold
+                    # it must not go back to the pool. Closed, it releases the lock.
+                    await connection.invalidate()
+                    raise
 
 
 # --- the exchange ------------------------------------------------------------------------
@@ -309,17 +325,15 @@ def install_access_token_log_filter() -> None:
 
 
 def wechat_http_client(
-    *, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None
+    *, caller: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    """The httpx client for WeChat. ``trust_env=False``: the app secret goes exactly where
-    configured, not via an environment proxy. No redirects: a 3xx would resend the token (or
-    the secret) elsewhere."""
+    """The httpx client for WeChat, a kit outside-system client (``wangban.http``): no call
+    while the calling task holds a database transaction. ``trust_env=False``: the app secret
+    goes exactly where configured, not via an environment proxy. No redirects: a 3xx would
+    resend the token (or the secret) elsewhere."""
     install_access_token_log_filter()
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(timeout_s),
-        trust_env=False,
-        follow_redirects=False,
+    return external_client(
+        caller=caller, system="wechat", timeout=httpx.Timeout(timeout_s), transport=transport
     )
 
 
@@ -533,6 +547,10 @@ class WeChatApi:
     exchange as a whole; ``transport`` lets a test or a deployment supply httpx's transport;
     ``clock`` is for tests that move time."""
 
+    caller: ClassVar[str] = "wangban"
+    """The service calling (the gateway's and notify's subclasses name theirs): it labels the
+    transaction guard's reports."""
+
     def __init__(
         self,
         *,
@@ -556,7 +574,9 @@ class WeChatApi:
         self.appid = appid
         self.timeout_s = timeout_s
         self._secret = secret_value
-        self._client = wechat_http_client(timeout_s=timeout_s, transport=transport)
+        self._client = wechat_http_client(
+            caller=self.caller, timeout_s=timeout_s, transport=transport
+        )
         self.tokens = AccessTokens(
             client=self._client,
             base_url=self.base_url,
