@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +38,7 @@ from approval_service.events import (
 )
 from approval_service.models import Case, CaseAction, Decision, ItemVersionCopy
 from contracts.approval.v1 import FORM_CONTEXT, HOLDER_CONTEXT
-from contracts.sharing.api_v1 import LookupAnswer
+from contracts.sharing.api_v1 import Lookups
 from wangban import personal_fields
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import FieldCipher
@@ -184,19 +184,6 @@ async def accept(
 
 
 # --- 秒批 -----------------------------------------------------------------------------------------
-
-
-class Lookups(Protocol):
-    async def lookup(
-        self,
-        *,
-        dataset: str,
-        subject_kind: str,
-        subject_id: str,
-        fields: list[str],
-        item_code: str,
-        application_id: str | None,
-    ) -> LookupAnswer: ...
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from contracts.sharing.api_v1 import LookupAnswer
+from contracts.sharing.api_v1 import Lookups
 from intake_service.sharing import SharingUnavailable
 
 
@@ -43,19 +43,6 @@ def targets(schema: Mapping[str, Any] | None) -> list[PrefillTarget]:
             dataset, _, field = marker.rpartition(".")
             found.append(PrefillTarget(form_field=name, dataset=dataset, field=field))
     return found
-
-
-class Lookups(Protocol):
-    async def lookup(
-        self,
-        *,
-        dataset: str,
-        subject_kind: str,
-        subject_id: str,
-        fields: list[str],
-        item_code: str,
-        application_id: str | None,
-    ) -> LookupAnswer: ...
 
 
 async def prefill(

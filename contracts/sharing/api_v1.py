@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -168,3 +168,19 @@ def is_provider_unavailable(problem: Any) -> bool:
     """Sharing answered with a problem saying that the department's system is what failed."""
     problem_type = problem.get("type") if isinstance(problem, Mapping) else None
     return isinstance(problem_type, str) and problem_type.endswith(f":{PROVIDER_UNAVAILABLE}")
+
+
+class Lookups(Protocol):
+    """What asks sharing for a lookup, as the callers' rules and prefill see it: each caller's
+    sharing client (``POST`` :data:`LOOKUPS_PATH`), or a stand-in in a unit test."""
+
+    async def lookup(
+        self,
+        *,
+        dataset: str,
+        subject_kind: str,
+        subject_id: str,
+        fields: list[str],
+        item_code: str,
+        application_id: str | None,
+    ) -> LookupAnswer: ...
