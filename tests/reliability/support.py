@@ -8,7 +8,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -288,6 +288,41 @@ class Platform:
         return headers, response
 
 
+async def ready_for_applications(
+    stack: AsyncExitStack,
+    database: Database,
+    settings: Settings,
+    apps: Mapping[str, FastAPI],
+    *,
+    version_id: str,
+) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    """Once the in-process services run: notify's templates seeded, the item version known to
+    intake, approval and sharing (so applying does not race the catalogue's event), and
+    clients of intake and notify (closed with ``stack``)."""
+    async with database.sessionmaker() as session, session.begin():
+        await seed_notify_templates(session, settings)
+
+    async def item_known_everywhere() -> bool:
+        async with database.sessionmaker() as session:
+            copies = [
+                await session.get(IntakeCopy, version_id),
+                await session.get(ApprovalCopy, version_id),
+                await session.get(SharingCopy, version_id),
+            ]
+        return all(c is not None for c in copies)
+
+    await eventually(item_known_everywhere, timeout_s=30)
+    intake, notify = [
+        await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=apps[name]), base_url=f"http://{name}"
+            )
+        )
+        for name in ("intake", "notify")
+    ]
+    return intake, notify
+
+
 @asynccontextmanager
 async def running_platform(
     infrastructure: Infrastructure, database: Database, tmp_path: Path
@@ -318,27 +353,9 @@ async def running_platform(
                 await stack.enter_async_context(app.router.lifespan_context(app))
         runners = [r for app in apps.values() for r in app.state.runtime.runners]
         await wait_until_assigned(runners, timeout_s=45)
-        async with database.sessionmaker() as session, session.begin():
-            await seed_notify_templates(session, settings)
-
-        async def item_known_everywhere() -> bool:
-            async with database.sessionmaker() as session:
-                copies = [
-                    await session.get(IntakeCopy, version_id),
-                    await session.get(ApprovalCopy, version_id),
-                    await session.get(SharingCopy, version_id),
-                ]
-            return all(c is not None for c in copies)
-
-        await eventually(item_known_everywhere, timeout_s=30)
-        intake, notify = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=apps[name]), base_url=f"http://{name}"
-                )
-            )
-            for name in ("intake", "notify")
-        ]
+        intake, notify = await ready_for_applications(
+            stack, database, settings, apps, version_id=version_id
+        )
         yield Platform(settings, database, apps, runners, intake, notify, version_id, content)
 
 

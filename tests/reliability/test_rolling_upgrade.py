@@ -21,17 +21,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
 import contracts.approval.v1 as approval_contract
 from approval_service import cases
-from approval_service.models import ItemVersionCopy as ApprovalCopy
-from intake_service.models import ItemVersionCopy as IntakeCopy
-from notify_service.template_versions import seed_defaults as seed_notify_templates
-from sharing_service.models import ItemVersionCopy as SharingCopy
 from tests.infrastructure import Infrastructure, make_settings
 from tests.reliability.support import (
     Platform,
@@ -40,6 +35,7 @@ from tests.reliability.support import (
     outcome_of,
     persona_who,
     publish_allowance,
+    ready_for_applications,
     report,
     where_they_are,
 )
@@ -124,27 +120,9 @@ async def platform_with_replaceable_approval(
         await start_approval()
         runners = [r for app in apps.values() for r in app.state.runtime.runners]
         await wait_until_assigned(runners, timeout_s=45)
-        async with database.sessionmaker() as session, session.begin():
-            await seed_notify_templates(session, settings)
-
-        async def item_known_everywhere() -> bool:
-            async with database.sessionmaker() as session:
-                copies = [
-                    await session.get(IntakeCopy, version_id),
-                    await session.get(ApprovalCopy, version_id),
-                    await session.get(SharingCopy, version_id),
-                ]
-            return all(c is not None for c in copies)
-
-        await eventually(item_known_everywhere, timeout_s=30)
-        intake, notify = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=apps[name]), base_url=f"http://{name}"
-                )
-            )
-            for name in ("intake", "notify")
-        ]
+        intake, notify = await ready_for_applications(
+            stack, database, settings, apps, version_id=version_id
+        )
 
         class Approval:
             async def stop(self) -> None:
