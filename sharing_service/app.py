@@ -7,7 +7,7 @@ from sharing_service.consumers import build_consumer
 from sharing_service.events import outbox
 from sharing_service.models import metadata
 from sharing_service.registry import seed_registry
-from wangban.app import PeriodicJob, ServiceSpec, create_service_app
+from wangban.app import ServiceSpec, create_service_app
 from wangban.settings import Settings
 
 
@@ -31,10 +31,8 @@ SPEC = ServiceSpec(
     seeds=(seed_registry,),
     shutdowns=(api.close_directory,),
     extensions=(_configure_audit,),
-    periodic=(
-        # Looks every minute; signs when WANGBAN_AUDIT_CHECKPOINT_INTERVAL_S has passed.
-        PeriodicJob(name="audit-checkpoint", interval_s=60, run=audit.checkpoint_job),
-    ),
+    # Looks every minute; signs when WANGBAN_AUDIT_CHECKPOINT_INTERVAL_S has passed.
+    workers=(audit.CheckpointWorker,),
 )
 
 

@@ -35,15 +35,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sharing_service import repository
 from sharing_service.events import AuditCheckpointed, LookupAudited, outbox
 from sharing_service.models import LookupAudit
 from sharing_service.signing import SigningKey, VerifyingKey, sign_statement, verify_statement
+from wangban.db import Database, advisory_lock
 from wangban.settings import ConfigurationError, Settings, get_settings
-from wangban.storage import ObjectNotFound, ObjectStore, ObjectStoreError
+from wangban.storage import (
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreError,
+    object_store_from_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +287,7 @@ async def read_latest_checkpoint(store: ObjectStore) -> Checkpoint | None:
 
 
 async def write_checkpoint(
-    session: AsyncSession,
+    database: Database,
     *,
     store: ObjectStore,
     at: datetime,
@@ -290,6 +296,13 @@ async def write_checkpoint(
 ) -> Checkpoint | None:
     """Sign the chain head and publish it (the store, then an event through the outbox).
 
+    No transaction is open while the store answers (S3 may take its whole timeout): one
+    instance at a time holds a session-level advisory lock on a connection of its own
+    (:func:`wangban.db.advisory_lock`), reads the head and walks the chain in autocommit,
+    calls the store, and only then publishes the event in one short transaction, committed
+    before the lock is freed. The next holder reads the checkpoint just stored, so concurrent
+    replicas never both sign the same head.
+
     Only a chain that verifies from the previous checkpoint (or from the start) is signed:
     a checkpoint must never vouch for records someone slipped in without the key. Returns
     None when there is nothing new, the latest checkpoint is younger than ``min_interval_s``,
@@ -297,26 +310,63 @@ async def write_checkpoint(
     verify`` says where).
     """
     keys = keys or current_keys()
-    locked = await session.scalar(
-        text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"), {"name": _CHECKPOINT_LOCK}
-    )
-    if not locked:
-        return None
-    head = await repository.audit_head(session)
+    async with advisory_lock(database.engine, _CHECKPOINT_LOCK, wait=False) as locked:
+        if locked is None:
+            return None
+        checkpoint = await _sign_head(
+            database, store=store, at=at, keys=keys, min_interval_s=min_interval_s
+        )
+        if checkpoint is None:
+            return None
+        data = checkpoint.to_json()
+        await store.put(
+            checkpoint_object_key(checkpoint.seq), data, content_type="application/json"
+        )
+        await store.put(LATEST_CHECKPOINT, data, content_type="application/json")
+        async with database.sessionmaker() as session, session.begin():
+            await outbox.publish(
+                session,
+                AuditCheckpointed(
+                    checkpoint_id=f"{CHAIN_NAME}:{checkpoint.seq}",
+                    chain=CHAIN_NAME,
+                    seq=checkpoint.seq,
+                    mac=checkpoint.mac,
+                    at=checkpoint.at,
+                    kid=checkpoint.kid,
+                    public_key=keys.verifying_key.to_b64(),
+                    signature=checkpoint.signature,
+                ),
+            )
+        return checkpoint
+
+
+async def _sign_head(
+    database: Database, *, store: ObjectStore, at: datetime, keys: AuditKeys, min_interval_s: float
+) -> Checkpoint | None:
+    """The signed checkpoint of the chain head as it is now, or None (see write_checkpoint).
+    Reads in autocommit: every record up to the head read is committed (an appender commits
+    the head with its record), so the walk up to it sees a settled chain."""
     latest = await read_latest_checkpoint(store)
-    if head.seq == 0 or (latest is not None and latest.seq >= head.seq):
-        return None
-    if latest is not None and min_interval_s > 0:
-        with contextlib.suppress(ValueError):
-            if (at - datetime.fromisoformat(latest.at)).total_seconds() < min_interval_s:
-                return None
-    report = ChainReport()
-    start_seq, start_mac = 0, GENESIS_HASH
-    if latest is not None and latest.signed_by(keys.verifying_key):
-        start_seq, start_mac = latest.seq, latest.mac
-    await _walk(
-        session, key=keys.chain_key, report=report, after=start_seq, prev=start_mac, until=head.seq
-    )
+    async with database.read_sessionmaker() as session:
+        head = await repository.audit_head(session)
+        if head.seq == 0 or (latest is not None and latest.seq >= head.seq):
+            return None
+        if latest is not None and min_interval_s > 0:
+            with contextlib.suppress(ValueError):
+                if (at - datetime.fromisoformat(latest.at)).total_seconds() < min_interval_s:
+                    return None
+        report = ChainReport()
+        start_seq, start_mac = 0, GENESIS_HASH
+        if latest is not None and latest.signed_by(keys.verifying_key):
+            start_seq, start_mac = latest.seq, latest.mac
+        await _walk(
+            session,
+            key=keys.chain_key,
+            report=report,
+            after=start_seq,
+            prev=start_mac,
+            until=head.seq,
+        )
     if not report.ok or report.last_mac != head.hash or report.last_seq != head.seq:
         logger.error(
             "audit chain does not verify from checkpoint %s to head %s; no checkpoint signed",
@@ -326,7 +376,7 @@ async def write_checkpoint(
         return None
     at_text = at.astimezone(UTC).isoformat(timespec="microseconds")
     unsigned = Checkpoint(seq=head.seq, mac=head.hash, at=at_text, kid="", signature="")
-    checkpoint = Checkpoint(
+    return Checkpoint(
         seq=head.seq,
         mac=head.hash,
         at=at_text,
@@ -335,40 +385,36 @@ async def write_checkpoint(
             unsigned.statement(), context=CHECKPOINT_CONTEXT, key=keys.checkpoint_key
         ),
     )
-    data = checkpoint.to_json()
-    await store.put(checkpoint_object_key(checkpoint.seq), data, content_type="application/json")
-    await store.put(LATEST_CHECKPOINT, data, content_type="application/json")
-    await outbox.publish(
-        session,
-        AuditCheckpointed(
-            checkpoint_id=f"{CHAIN_NAME}:{checkpoint.seq}",
-            chain=CHAIN_NAME,
-            seq=checkpoint.seq,
-            mac=checkpoint.mac,
-            at=checkpoint.at,
-            kid=checkpoint.kid,
-            public_key=keys.verifying_key.to_b64(),
-            signature=checkpoint.signature,
-        ),
-    )
-    return checkpoint
 
 
-async def checkpoint_job(session: AsyncSession, settings: Settings) -> None:
-    """The sharing service's periodic job (``ServiceSpec.periodic``)."""
-    from wangban.storage import object_store_from_settings
+class CheckpointWorker:
+    """The sharing service's checkpoint job, a background worker (``ServiceSpec.workers``)
+    rather than a periodic job: a periodic job runs inside one transaction, and this one
+    calls the object store, which no transaction may wait for. Looks every ``interval_s``;
+    signs when ``WANGBAN_AUDIT_CHECKPOINT_INTERVAL_S`` has passed since the latest checkpoint."""
 
-    store = object_store_from_settings(settings, caller="sharing")
-    try:
+    name = "audit-checkpoint"
+
+    def __init__(self, database: Database, settings: Settings, *, interval_s: float = 60.0):
+        self.interval_s = interval_s
+        self._database = database
+        self._keys = AuditKeys.from_settings(settings)
+        self._min_interval_s = settings.audit_checkpoint_interval_s
+        self._store = object_store_from_settings(settings, caller="sharing")
+
+    async def run_once(self) -> int:
         await write_checkpoint(
-            session,
-            store=store,
+            self._database,
+            store=self._store,
             at=datetime.now(UTC),
-            keys=AuditKeys.from_settings(settings),
-            min_interval_s=settings.audit_checkpoint_interval_s,
+            keys=self._keys,
+            min_interval_s=self._min_interval_s,
         )
-    finally:
-        await store.close()
+        # Never a backlog to drain: at most one checkpoint per interval, so wait for the next.
+        return 0
+
+    async def close(self) -> None:
+        await self._store.close()
 
 
 # --- verification -------------------------------------------------------------------------------

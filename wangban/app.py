@@ -49,7 +49,9 @@ Seed = Callable[[AsyncSession], Awaitable[None]]
 @dataclass(frozen=True)
 class PeriodicJob:
     """``run(session, settings)`` every ``interval_s`` seconds. Must be safe with several
-    instances of the service running it at once (claim rows with SKIP LOCKED)."""
+    instances of the service running it at once (claim rows with SKIP LOCKED). It runs in one
+    unit of work: a job that calls another system (sharing's audit checkpoint writes to the
+    object store) is a :class:`BackgroundWorker` with its own short transactions instead."""
 
     name: str
     interval_s: float

@@ -13,6 +13,7 @@ an open transaction fails, in production it is logged once per call site and cou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -24,9 +25,10 @@ from contextvars import ContextVar
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, Request
-from sqlalchemy import event, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -361,6 +363,39 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def advisory_lock(
+    engine: AsyncEngine, name: str, *, wait: bool = True
+) -> AsyncIterator[AsyncConnection | None]:
+    """Hold PostgreSQL's advisory lock on ``name`` (across processes and replicas) while the
+    block runs, with no transaction open: for "only one of us does this" around a call to an
+    outside system (the WeChat token, the audit checkpoint's object store).
+
+    The lock is session-level, on a connection of its own in autocommit, not a transaction's:
+    a transaction-scoped lock would hold a transaction (and the kit's guard would refuse the
+    call) for as long as the outside system takes. Yields that connection (each statement on
+    it commits on its own), or None when ``wait`` is false and another holder has the lock.
+    """
+    key = func.hashtext(name)
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        if wait:
+            await connection.execute(select(func.pg_advisory_lock(key)))
+        elif not await connection.scalar(select(func.pg_try_advisory_lock(key))):
+            yield None
+            return
+        try:
+            yield connection
+        finally:
+            try:
+                await connection.execute(select(func.pg_advisory_unlock(key)))
+            except BaseException:
+                # A session lock outlives the statement: a connection that may still hold it
+                # must not go back to the pool. Closed, it releases the lock.
+                await connection.invalidate()
+                raise
 
 
 async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:

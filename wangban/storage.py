@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from wangban.db import check_no_transaction
 from wangban.http import RetryingTransport, external_client
 from wangban.settings import ConfigurationError
 
@@ -135,21 +136,25 @@ class LocalObjectStore:
     (removing them would race with a concurrent put into the same directory).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, caller: str = "wangban") -> None:
         self.root = Path(root).absolute()
+        self._caller = caller
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str, method: str) -> Path:
+        # The same guard as the S3 store's client, so a test on the folder store catches a
+        # transaction held across a store call that S3 would make wait on the network.
+        check_no_transaction(f"{self._caller} → object store {method}", detail=key)
         return self.root.joinpath(*validate_key(key).split("/"))
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
-        path = self._path(key)
+        path = self._path(key, "PUT")
         try:
             await asyncio.to_thread(self._write, path, bytes(data))
         except OSError as exc:
             raise ObjectStoreError(f"cannot store {key!r}: {exc.strerror or exc}") from exc
 
     async def get(self, key: str) -> bytes:
-        path = self._path(key)
+        path = self._path(key, "GET")
         try:
             return await asyncio.to_thread(path.read_bytes)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -158,7 +163,7 @@ class LocalObjectStore:
             raise ObjectStoreError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
 
     async def delete(self, key: str) -> None:
-        path = self._path(key)
+        path = self._path(key, "DELETE")
         try:
             await asyncio.to_thread(path.unlink)
         except (FileNotFoundError, NotADirectoryError):
@@ -167,7 +172,7 @@ class LocalObjectStore:
             raise ObjectStoreError(f"cannot delete {key!r}: {exc.strerror or exc}") from exc
 
     async def exists(self, key: str) -> bool:
-        path = self._path(key)
+        path = self._path(key, "HEAD")
         return await asyncio.to_thread(path.is_file)
 
     async def close(self) -> None:
@@ -480,7 +485,7 @@ def object_store_from_settings(settings: Settings, *, caller: str = "wangban") -
     service using it, labels the transaction guard's reports."""
     url = settings.object_store_url
     if not url:
-        return LocalObjectStore(Path(settings.data_dir) / "objects")
+        return LocalObjectStore(Path(settings.data_dir) / "objects", caller=caller)
     parts = urlsplit(url)
     if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
         raise ConfigurationError(

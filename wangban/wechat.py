@@ -33,7 +33,7 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, func, se
 from sqlalchemy.dialects.postgresql import insert
 
 from wangban.crypto import FieldCipher
-from wangban.db import Database
+from wangban.db import Database, advisory_lock
 from wangban.http import external_client
 
 __all__ = [
@@ -259,39 +259,28 @@ class PostgresTokenStore:
     async def refresh(
         self, fetch: Callable[[], Awaitable[StoredToken]], *, replacing: str | None
     ) -> StoredToken:
-        key = func.hashtext(self._lock_key)
-        async with self.database.engine.connect() as connection:
-            # Autocommit: each statement commits on its own, the upsert at once.
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(select(func.pg_advisory_lock(key)))
-            try:
-                row = (await connection.execute(self._select())).first()
-                if row is not None:
-                    current = self._stored(row.token_enc, row.expires_at)
-                    if current.token != replacing and current.is_fresh(_utcnow()):
-                        return current
-                fetched = await fetch()
-                values = {
-                    "token_enc": self.cipher.encrypt(fetched.token, context=self.context),
-                    "expires_at": fetched.expires_at,
-                }
-                await connection.execute(
-                    insert(self.table)
-                    .values(appid=self.appid, **values)
-                    .on_conflict_do_update(
-                        index_elements=[self.table.c.appid],
-                        set_={**values, "updated_at": func.now()},
-                    )
+        # Each statement on the lock's connection commits on its own, the upsert at once.
+        async with advisory_lock(self.database.engine, self._lock_key) as connection:
+            assert connection is not None  # a waiting lock is always taken
+            row = (await connection.execute(self._select())).first()
+            if row is not None:
+                current = self._stored(row.token_enc, row.expires_at)
+                if current.token != replacing and current.is_fresh(_utcnow()):
+                    return current
+            fetched = await fetch()
+            values = {
+                "token_enc": self.cipher.encrypt(fetched.token, context=self.context),
+                "expires_at": fetched.expires_at,
+            }
+            await connection.execute(
+                insert(self.table)
+                .values(appid=self.appid, **values)
+                .on_conflict_do_update(
+                    index_elements=[self.table.c.appid],
+                    set_={**values, "updated_at": func.now()},
                 )
-                return fetched
-            finally:
-                try:
-                    await connection.execute(select(func.pg_advisory_unlock(key)))
-                except BaseException:
-                    # A session lock outlives the statement: a connection that may still hold
-                    # it must not go back to the pool. Closed, it releases the lock.
-                    await connection.invalidate()
-                    raise
+            )
+            return fetched
 
 
 # --- the exchange ------------------------------------------------------------------------

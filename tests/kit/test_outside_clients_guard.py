@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from wangban.crypto import FieldCipher
 from wangban.db import GUARD, Database, TransactionHeldAcrossCall, holds_transaction
 from wangban.http import external_client, guard_transactions
 from wangban.settings import Settings
+from wangban.storage import LocalObjectStore
 from wangban.wechat import PostgresTokenStore, StoredToken, define_wechat_token_table
 
 
@@ -85,6 +87,23 @@ async def test_a_client_built_elsewhere_gets_the_same_guard_once(
                 await department.post("http://department/v1/person/verify", json={})
             await session.rollback()
         assert (await department.post("http://department/v1/person/verify")).status_code == 200
+
+
+async def test_the_folder_object_store_refuses_a_call_inside_an_open_transaction(
+    database: Database, tmp_path: Path
+) -> None:
+    # Development's and the tests' stand-in for S3 runs the same guard, so code that holds a
+    # transaction across a store call fails here and not first in production.
+    store = LocalObjectStore(tmp_path, caller="sharing")
+    async with database.sessionmaker() as session:
+        await session.execute(select(func.pg_advisory_xact_lock(7403)))
+        with pytest.raises(TransactionHeldAcrossCall, match="sharing → object store PUT a/b"):
+            await store.put("a/b", b"x", content_type="text/plain")
+        with pytest.raises(TransactionHeldAcrossCall, match="sharing → object store GET a/b"):
+            await store.get("a/b")
+        await session.rollback()
+    await store.put("a/b", b"x", content_type="text/plain")
+    assert await store.get("a/b") == b"x"
 
 
 async def test_the_shared_access_token_is_fetched_once_and_under_no_transaction(
