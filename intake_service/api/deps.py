@@ -63,7 +63,7 @@ class Runtime(Services):
             keys=Keys(FieldCipher.from_settings(settings), BlindIndex.from_settings(settings)),
             calendar=WorkingDayCalendar.from_settings(settings),
             settings=settings,
-            store=object_store_from_settings(settings),
+            store=object_store_from_settings(settings, caller="intake"),
         )
 
 
