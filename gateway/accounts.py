@@ -291,10 +291,17 @@ async def record_real_name(
     holder = await repository.account_by_person(session, checked.person_ref)
     if holder is not None and holder.subject != account.subject:
         raise RealNameMismatch(REAL_NAME_REFUSED)
+    if account.person_ref is not None and account.person_ref != checked.person_ref:
+        # Another person: the face WeChat checked was the previous one's, so 实人 goes (the
+        # new person checks their own face), and so does any face check started for them.
+        account.assurance = int(AssuranceLevel.REAL_NAME)
+        account.real_person_at = None
+        await repository.close_face_verifications(session, subject=account.subject, now=now)
     account.name_enc = cipher.encrypt(checked.name, context=ACCOUNT_HOLDER_CONTEXT)
     account.id_number_enc = cipher.encrypt(checked.id_number, context=ACCOUNT_HOLDER_CONTEXT)
     account.person_ref = checked.person_ref
     account.real_name_at = now
+    # The same person again keeps what they proved (实人 included).
     account.assurance = max(account.assurance, int(AssuranceLevel.REAL_NAME))
     try:
         await session.flush()

@@ -57,6 +57,15 @@ async def face_verification(
     )
 
 
+async def close_face_verifications(session: AsyncSession, *, subject: str, now: datetime) -> None:
+    """End every face check of ``subject`` still open (without a result: none can be had)."""
+    await session.execute(
+        update(FaceVerification)
+        .where(FaceVerification.subject == subject, FaceVerification.finished_at.is_(None))
+        .values(finished_at=now)
+    )
+
+
 async def staff(session: AsyncSession, username: str) -> StaffAccount | None:
     return await session.get(StaffAccount, username, with_for_update=True)
 
