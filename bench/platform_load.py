@@ -735,7 +735,8 @@ def citizen_tokens(
     settings: Settings, subjects: Sequence[str], person_ref: str | None
 ) -> list[dict[str, str]]:
     """A gateway access token for each account (as its login returns), and an address of its
-    own (``X-Forwarded-For``: the services trust the proxy headers of 127.0.0.1)."""
+    own (``X-Forwarded-For``: the gateway trusts 127.0.0.1 as its proxy,
+    ``WANGBAN_TRUSTED_PROXIES``)."""
     from gateway.sessions import ISSUER, client_tokens
     from wangban.auth import AssuranceLevel, Identity
 
@@ -1060,6 +1061,10 @@ def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, 
         data_dir=infra.data_dir,
         ports=ports,
         WANGBAN_LOG_LEVEL="WARNING",
+        # The load generator stands in for the ingress: its X-Forwarded-For (each citizen's own
+        # address) is believed only from a trusted proxy, else every citizen is 127.0.0.1 and
+        # shares one address's submission limit.
+        WANGBAN_TRUSTED_PROXIES='["127.0.0.1"]',
     )
     services = ServiceProcesses(
         env,
