@@ -8,12 +8,11 @@ register, made slow; ``pg_stat_activity`` is watched while it waits."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from gateway.models import Account
 from sandbox import PERSONAS
@@ -21,6 +20,7 @@ from sandbox.register import SandboxIdentityVerifier
 from tests.fakes.identity_provider import FakeVerificationService, serve_verifier
 from tests.gateway.support import Gateway, running_gateway
 from tests.infrastructure import Infrastructure
+from tests.transactions import watching_idle_in_transaction
 from wangban.crypto import BlindIndex
 from wangban.db import Database
 
@@ -61,40 +61,6 @@ async def _release(gateway: Gateway, id_number: str) -> None:
         )
 
 
-async def _idle_in_transaction(database: Database) -> int:
-    """Backends idle in a transaction for longer than half the delay: waiting for a call, not
-    between two statements of a short transaction."""
-    async with database.read_sessionmaker() as reads:
-        count = await reads.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND state = 'idle in transaction' "
-                "AND now() - state_change > make_interval(secs => :waited)"
-            ),
-            {"waited": DELAY_S / 2},
-        )
-        return int(count or 0)
-
-
-@contextlib.asynccontextmanager
-async def _watching(database: Database) -> AsyncIterator[list[int]]:
-    """Samples of how many backends idle in transaction, every 50 ms while the block runs."""
-    samples: list[int] = []
-
-    async def watch() -> None:
-        while True:
-            samples.append(await _idle_in_transaction(database))
-            await asyncio.sleep(0.05)
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield samples
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-
-
 async def _until(condition: Callable[[], bool]) -> None:
     """Polls: the fake register counts requests but has nothing to wait on."""
     for _ in range(1000):
@@ -127,7 +93,7 @@ async def test_no_backend_idles_in_transaction_while_the_register_is_slow(
     register.set_delay(DELAY_S)
     before = register.requests_seen
 
-    async with _watching(gateway.database) as samples:
+    async with watching_idle_in_transaction(gateway.database, longer_than_s=DELAY_S / 2) as samples:
         binding = _bind(gateway, newcomer, person.name, person.id_number)
         await _until(lambda: register.requests_seen > before)
         await asyncio.sleep(DELAY_S / 2)  # well inside the register's delay

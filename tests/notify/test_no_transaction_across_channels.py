@@ -6,12 +6,9 @@ transaction's)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
 
 from notify_service.delivery import Dispatcher
 from notify_service.templates import NotificationKind
@@ -30,6 +27,7 @@ from tests.notify.support import (
     tell,
     wechat_template_id,
 )
+from tests.transactions import watching_idle_in_transaction
 from wangban.db import Database
 from wangban.settings import Settings
 
@@ -47,40 +45,6 @@ async def platform(
     settings = notify_settings(infrastructure, notify_dispatch_batch=2)
     await seed_templates(clean_notify, settings)
     return clean_notify, settings
-
-
-async def _idle_in_transaction(database: Database) -> int:
-    """Backends idle in a transaction for longer than half the delay: waiting for a call, not
-    between two statements of a short transaction."""
-    async with database.read_sessionmaker() as reads:
-        count = await reads.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND state = 'idle in transaction' "
-                "AND now() - state_change > make_interval(secs => :waited)"
-            ),
-            {"waited": DELAY_S / 2},
-        )
-        return int(count or 0)
-
-
-@contextlib.asynccontextmanager
-async def _watching(database: Database) -> AsyncIterator[list[int]]:
-    """Samples of how many backends idle in transaction, every 50 ms while the block runs."""
-    samples: list[int] = []
-
-    async def watch() -> None:
-        while True:
-            samples.append(await _idle_in_transaction(database))
-            await asyncio.sleep(0.05)
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield samples
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
 
 
 async def _drain(dispatcher: Dispatcher) -> int:
@@ -117,7 +81,7 @@ async def test_two_dispatchers_send_each_message_once_and_hold_no_transaction_me
     first = real_dispatcher(database, settings, providers, Clock())
     second = real_dispatcher(database, settings, providers, Clock())
     try:
-        async with _watching(database) as samples:
+        async with watching_idle_in_transaction(database, longer_than_s=DELAY_S / 2) as samples:
             claimed = await asyncio.gather(_drain(first), _drain(second))
     finally:
         await first.close()
