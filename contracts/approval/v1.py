@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from contracts.events import Event, registry
+from contracts.events import Event, Payload, registry
 from contracts.intake.v1 import FORM_CONTEXT as FORM_CONTEXT
 from contracts.intake.v1 import HOLDER_CONTEXT as HOLDER_CONTEXT
 
@@ -20,6 +20,14 @@ DECISIONS_TOPIC = registry.topic(
     description="Decisions on applications: approvals (automatic 秒批 or by a reviewer).",
     key_description="The application id: one application's decisions arrive in order.",
 )
+
+
+class Completion(Payload):
+    """办结 on the approval side, as ``case.completed`` would have said it."""
+
+    completed_at: str
+    working_days_used: int
+    on_time: bool
 
 
 @registry.event(
@@ -62,6 +70,9 @@ class CaseApproved(Event):
     rules: list[dict[str, str]] = Field(default_factory=list)
     """秒批: each rule's name and result (``true``/``false``/``error``/``skipped``), never
     the data it looked at."""
+    completion: Completion | None = None
+    """The case was completed (办结) by this decision (a 秒批 approval, complete at once): no
+    ``case.completed`` follows. ``None`` when completion comes later (``case.completed``)."""
 
 
 @registry.event(

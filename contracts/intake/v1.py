@@ -47,6 +47,18 @@ class MaterialOutcome(Payload):
     evidence_id: str | None = None
 
 
+class Acceptance(Payload):
+    """受理 as it happened at submission: what ``application.accepted`` would have said."""
+
+    accepted_at: str
+    accepted_by: str
+    accepting_window: str | None = None
+    accepting_region: str | None = None
+    due_date: str | None = None
+    tolerated_until: str | None = None
+    tolerated_materials: list[str] = Field(default_factory=list)
+
+
 @registry.event(
     type="cn.wangban.intake.application.submitted.v1",
     topic=APPLICATIONS_TOPIC,
@@ -74,6 +86,12 @@ class ApplicationSubmitted(Event):
     """The form as JSON, encrypted with the platform field key (context ``application.form``)."""
     materials: list[MaterialOutcome] = Field(default_factory=list)
     submitted_at: str
+    acceptance: Acceptance | None = None
+    """受理 at submission (an application complete when filed, as online ones usually are): the
+    case starts from this event and no ``application.accepted`` follows. ``None`` when the
+    application waits for 受理 (预审 at a window, a bundle's parent): ``application.accepted``
+    or ``application.not_accepted`` says later. Consumers are upgraded before intake starts
+    filling it (a consumer that ignores it would wait for an acceptance that never comes)."""
 
 
 @registry.event(
