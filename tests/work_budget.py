@@ -13,11 +13,14 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+
+from wangban.db import Database, checked_schema
 
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 _OUTBOX_INSERT = re.compile(r"^\s*INSERT INTO \w+\.outbox\b", re.IGNORECASE)
@@ -104,7 +107,9 @@ class PlatformWork:
         """Count from here to the end of the block; yields the per-service figures (filled in
         when the block ends)."""
         self.work = {name: ServiceWork() for name in self.services}
-        handled = {n: _metric_total(a, "wangban_events_consumed_total") for n, a in self.services.items()}
+        handled = {
+            n: _metric_total(a, "wangban_events_consumed_total") for n, a in self.services.items()
+        }
         answered = {
             n: _metric_total(a, "wangban_http_requests_total") for n, a in self.services.items()
         }
@@ -121,6 +126,38 @@ class PlatformWork:
                 work.requests_answered = int(
                     _metric_total(app, "wangban_http_requests_total") - answered[name]
                 )
+
+    async def events_between(
+        self, database: Database, *, start: datetime, end: datetime
+    ) -> tuple[Counter[str], Counter[str]]:
+        """The events the services wrote to their outboxes, and handled (inbox rows), between
+        ``start`` and ``end`` (database time), by type: what the chain of one application is."""
+        written: Counter[str] = Counter()
+        handled: Counter[str] = Counter()
+        async with database.engine.connect() as conn:
+            for name, app in self.services.items():
+                outbox = app.state.spec.outbox
+                if outbox is None:
+                    continue
+                schema = checked_schema(outbox.schema)
+                window = {"start": start, "end": end}
+                for row in await conn.execute(
+                    text(
+                        f"SELECT event_type, count(*) FROM {schema}.outbox "
+                        "WHERE created_at BETWEEN :start AND :end GROUP BY event_type"
+                    ),
+                    window,
+                ):
+                    written[row[0]] += row[1]
+                for row in await conn.execute(
+                    text(
+                        f"SELECT event_type, count(*) FROM {schema}.inbox "
+                        "WHERE processed_at BETWEEN :start AND :end GROUP BY event_type"
+                    ),
+                    window,
+                ):
+                    handled[f"{name} ← {row[0]}"] += row[1]
+        return written, handled
 
     @staticmethod
     def report(work: dict[str, ServiceWork], *, per: int = 1) -> str:
