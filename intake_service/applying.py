@@ -39,6 +39,7 @@ from intake_service.applications.errors import (
     IdempotencyKeyMissing,
     InvalidApplicant,
     InvalidForm,
+    ItemNotFound,
     ItemVersionNotAvailable,
     MaterialsIncomplete,
     WindowIntakeIncomplete,
@@ -52,6 +53,7 @@ from intake_service.schemas import ApplicationIn, MaterialChoiceIn, WindowApplic
 from intake_service.sharing import Sharing
 from wangban.auth import AssuranceLevel, Identity, check_assurance
 from wangban.calendar import WorkingDayCalendar
+from wangban.errors import Problem
 from wangban.http import ServiceCalls
 
 
@@ -134,6 +136,29 @@ def check_item_assurance(identity: Identity, item: ItemVersionCopy) -> None:
     check_assurance(identity, AssuranceLevel[required])
 
 
+# --- what is applied for -----------------------------------------------------------------------
+
+
+async def applied_item(services: Services, body: ApplicationIn) -> ItemVersionCopy | None:
+    """The item version ``body`` applies for: by implementing code, the item's current version
+    (the gateway passes the code on instead of asking the catalog for the version on every
+    application); by id, that version. Learnt from the catalog where intake's copy lags it;
+    ``None`` when there is none (the caller raises :func:`not_available`)."""
+    if body.item_code is not None:
+        return await catalog_copies.current_version(
+            services.database, catalog=services.catalog, implementing_code=body.item_code
+        )
+    return await catalog_copies.known_version(
+        services.database, catalog=services.catalog, version_id=body.item_version_id or ""
+    )
+
+
+def not_available(body: ApplicationIn) -> Problem:
+    """What an item ``body`` names that cannot be applied for answers: an unknown or withdrawn
+    code as the catalogue answers it (the citizen's doing), a version id as before."""
+    return ItemNotFound() if body.item_code is not None else ItemVersionNotAvailable()
+
+
 # --- asking sharing -----------------------------------------------------------------------------
 
 
@@ -205,7 +230,9 @@ async def _request_fingerprint(
         target = "bundle:" + (bundle.code if bundle is not None else body.bundle_version_id)
     else:
         target = "item:" + (
-            item.implementing_code if item is not None else body.item_version_id or ""
+            item.implementing_code
+            if item is not None
+            else body.item_code or body.item_version_id or ""
         )
     return idempotency.request_fingerprint(body.model_dump(mode="json"), target=target, keys=keys)
 
@@ -243,9 +270,7 @@ async def apply(
             services.database, catalog=services.catalog, version_id=body.bundle_version_id
         )
     else:
-        item = await catalog_copies.known_version(
-            services.database, catalog=services.catalog, version_id=body.item_version_id or ""
-        )
+        item = await applied_item(services, body)
     async with services.database.read_sessionmaker() as reads:
         fingerprint = (
             await _request_fingerprint(reads, body=body, item=item, keys=services.keys)
@@ -273,7 +298,7 @@ async def apply(
         )
         return Applied(parent, created=True)
     if item is None or item.withdrawn_at is not None:
-        raise ItemVersionNotAvailable()
+        raise not_available(body)
     check_window_scope(item, channel)
     if identity is not None:
         check_item_assurance(identity, item)
@@ -411,12 +436,10 @@ async def verify_at_window(
     looked up; the timeline note that records how, by whom (the entry's actor and time say
     who and when). Raises :class:`ApplicantNotVerified` when the register disagrees."""
     verification = body.verification
-    if body.item_version_id:
-        item = await catalog_copies.known_version(
-            services.database, catalog=services.catalog, version_id=body.item_version_id
-        )
+    if not body.bundle_version_id:
+        item = await applied_item(services, body)
         if item is None or item.withdrawn_at is not None:
-            raise ItemVersionNotAvailable()
+            raise not_available(body)
         # Out of the window's reach: refused before the register is asked about anyone.
         check_window_scope(item, channel)
         item_code = item.implementing_code

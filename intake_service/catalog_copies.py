@@ -24,6 +24,7 @@ from contracts.catalog.api_v1 import (
     PublishedBundle,
     PublishedVersion,
     bundle_version_path,
+    current_item_path,
     item_version_path,
 )
 from intake_service import repository
@@ -75,6 +76,17 @@ async def published_version(catalog: ServiceCalls, version_id: str) -> Published
     return None if body is None else PublishedVersion.from_answer(body)
 
 
+async def current_published(
+    catalog: ServiceCalls, implementing_code: str
+) -> PublishedVersion | None:
+    """The catalog's current published version of the item with this implementing code;
+    ``None`` when it has none (no such item, or withdrawn)."""
+    path = current_item_path(implementing_code)
+    body = None if path is None else await catalog.fetch(path)
+    found = None if body is None else PublishedVersion.from_answer(body)
+    return None if found is None or found.withdrawn_at is not None else found
+
+
 async def published_bundle(catalog: ServiceCalls, version_id: str) -> PublishedBundle | None:
     """The catalog's published bundle version ``version_id``; ``None`` when it has none."""
     path = bundle_version_path(version_id)
@@ -123,6 +135,25 @@ async def known_version(
     return await learn_version(database, catalog=catalog, version_id=version_id)
 
 
+async def current_version(
+    database: Sessions, *, catalog: ServiceCalls, implementing_code: str
+) -> ItemVersionCopy | None:
+    """The version of the item with this implementing code that applications are made for
+    now: the latest one intake's copy has, learnt from the catalog when intake has none of the
+    item yet (just published, intake just started); ``None`` when the item is unknown to both
+    or withdrawn. A newer version intake has not read yet is not looked for: the copy follows
+    the catalogue by its events, as it does for withdrawals. Raises ``CatalogUnavailable``
+    (503) when the copy has nothing and the catalog cannot answer."""
+    async with database.read_sessionmaker() as reads:
+        found = await repository.current_item_version(reads, implementing_code)
+    if found is None:
+        learnt = await current_published(catalog, implementing_code)
+        if learnt is None:
+            return None
+        found = await _keep(database, learnt)
+    return found if found is not None and found.withdrawn_at is None else None
+
+
 async def known_bundle(
     database: Sessions, *, catalog: ServiceCalls, version_id: str
 ) -> BundleVersionCopy | None:
@@ -150,12 +181,16 @@ async def learn_version(
     cannot answer. The copy is written in its own short transaction (idempotent, like the
     event's), before any transaction of the request opens."""
     found = await published_version(catalog, version_id)
-    if found is None:
-        return None
+    return None if found is None else await _keep(database, found)
+
+
+async def _keep(database: Sessions, version: PublishedVersion) -> ItemVersionCopy | None:
+    """Keep ``version`` as intake's copy, in its own short transaction (idempotent, like the
+    event's), before any transaction of the request opens; the copy as stored."""
     async with database.sessionmaker() as session, session.begin():
-        await repository.save_item_version(session, copy_values(found))
+        await repository.save_item_version(session, copy_values(version))
     async with database.read_sessionmaker() as session:
-        return await repository.item_version(session, version_id)
+        return await repository.item_version(session, version.version_id)
 
 
 async def learn_bundle(

@@ -46,6 +46,10 @@ class ItemVersionCopy(Base):
     """A published item version as announced by the catalog (the whole content)."""
 
     __tablename__ = "item_version"
+    __table_args__ = (
+        # Applying by implementing code reads the item's latest version (one index probe).
+        Index("ix_item_version_code", "implementing_code", "published_at"),
+    )
 
     version_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
     item_id: Mapped[str] = mapped_column(UUID(as_uuid=False), index=True)

@@ -39,6 +39,21 @@ async def item_version(session: AsyncSession, version_id: str) -> ItemVersionCop
     return await session.get(ItemVersionCopy, version_id)
 
 
+async def current_item_version(
+    session: AsyncSession, implementing_code: str
+) -> ItemVersionCopy | None:
+    """The latest version of the item with this implementing code that intake's copy has
+    (withdrawn or not: the caller tells), by the index on (code, published_at)."""
+    return (
+        await session.scalars(
+            select(ItemVersionCopy)
+            .where(ItemVersionCopy.implementing_code == implementing_code)
+            .order_by(ItemVersionCopy.published_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+
+
 async def save_item_version(session: AsyncSession, values: dict[str, object]) -> None:
     """Store a published version once; a redelivered event changes nothing."""
     await session.execute(

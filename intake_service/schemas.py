@@ -39,6 +39,12 @@ class ApplicationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item_version_id: str | None = Field(default=None, max_length=36)
+    item_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="事项实施编码：申请该事项当前发布的版本（代替 item_version_id）",
+    )
     bundle_version_id: str | None = Field(default=None, max_length=36)
     applicant: ApplicantIn
     form: dict[str, Any] = Field(default_factory=dict)
@@ -51,8 +57,8 @@ class ApplicationIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> ApplicationIn:
-        if bool(self.item_version_id) == bool(self.bundle_version_id):
-            raise ValueError("请指定一个事项版本或一个一件事主题")
+        if sum(map(bool, (self.item_version_id, self.item_code, self.bundle_version_id))) != 1:
+            raise ValueError("请指定一个事项（实施编码或版本）或一个一件事主题")
         if self.draft and self.bundle_version_id:
             raise ValueError("一件事申请不支持草稿，请直接提交")
         return self

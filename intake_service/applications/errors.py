@@ -17,6 +17,18 @@ class ItemVersionNotAvailable(NotFound):
     title = "该事项版本不存在或已停止受理"
 
 
+class ItemNotFound(NotFound):
+    """No published item has this implementing code, or its item was withdrawn: the citizen's
+    own doing, answered as the catalogue answers it (a copy of intake's that lags the catalogue
+    is not: the catalog is asked first)."""
+
+    type_slug = "item-not-found"
+    title = "找不到该事项"
+
+    def __init__(self) -> None:
+        super().__init__("该事项不存在或已停止受理，请在办事指南中重新选择事项")
+
+
 class IdempotencyKeyReused(ValidationFailed):
     """The Idempotency-Key came with another request before (IETF Idempotency-Key draft: 422):
     answering the old application would silently drop what changed."""

@@ -24,11 +24,14 @@ def request_fingerprint(request: Mapping[str, Any], *, target: str, keys: Keys) 
     """The fingerprint stored with an Idempotency-Key: a keyed hash of the request as received
     (canonical JSON), not of the stored application, whose personal fields are encrypted with
     a fresh nonce and whose prefilled fields the government's values replaced. ``target`` names
-    what is applied for by its code, and ``request`` leaves the version id out: the gateway
-    resolves a code to the current version, so a retry after the catalogue published a new
-    version of the item is still the same request."""
+    what is applied for by its code, and ``request`` leaves the version id and the code out: a
+    code stands for the current version, so a retry after the catalogue published a new
+    version of the item is still the same request, and so is a retry naming the item by code
+    that named it by version before (a gateway upgraded in between)."""
     content = {
-        k: v for k, v in request.items() if k not in ("item_version_id", "bundle_version_id")
+        k: v
+        for k, v in request.items()
+        if k not in ("item_version_id", "item_code", "bundle_version_id")
     }
     canonical = json.dumps(
         {"target": target, "request": content},

@@ -276,6 +276,44 @@ async def test_a_citizen_applies_for_a_bundle_intake_has_not_learnt_yet(
     assert children == 2
 
 
+async def test_an_item_code_intake_has_not_learnt_yet_is_asked_of_the_catalog(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> None:
+    """Applying by implementing code (as the gateway does): a code intake's copy has never
+    seen is asked of the catalog (its current version, kept); a code the catalog does not know
+    either is 404 ``item-not-found``, the citizen's doing, as the catalogue answers it."""
+    item = await _published_elsewhere(database)
+    person = _persona("chen_bingkun")
+    async with (
+        running_gateway(infrastructure, database, data_dir=tmp_path) as gateway,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=gateway.services["intake"]), base_url="http://intake"
+        ) as intake,
+    ):
+        citizen = _citizen(gateway.settings, person)
+        body = {
+            "applicant": {"id_number": person.id_number, "name": person.name},
+            "form": {"bank_account": "6222"},
+            "materials": COMMITTED,
+        }
+        applied = await intake.post(
+            "/applications",
+            json={**body, "item_code": item.code},
+            headers={**citizen, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert applied.status_code == 201, applied.text
+        assert applied.json()["item_version_id"] == item.version_id
+        unknown = await intake.post(
+            "/applications",
+            json={**body, "item_code": "NO-SUCH-ITEM"},
+            headers={**citizen, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert unknown.status_code == 404, unknown.text
+        assert unknown.json()["type"] == "urn:wangban:problem:item-not-found"
+        assert re.search(r"[\u4e00-\u9fff]", unknown.json()["detail"])
+    assert await _item_copies(database, item.version_id) == [item.version_id]
+
+
 async def test_prefill_of_an_item_intake_has_not_learnt_yet(
     infrastructure: Infrastructure, database: Database, tmp_path: Path
 ) -> None:

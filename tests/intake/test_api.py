@@ -4,17 +4,22 @@ see what (a foreign application is 404), uploads and their limits, window intake
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select
 
+from catalog_service.events import ItemPublished, ItemWithdrawn
+from intake_service import consumers
 from intake_service.models import Application
-from tests.intake.support import Intake, publish_item
+from tests.catalog.support import item_content
+from tests.intake.support import NOW, PUBLISHED, Intake, publish_item
 from tests.sharing.support import person_id
 from wangban.auth import AssuranceLevel, Identity
 from wangban.crypto import BlindIndex
+from wangban.events import envelope_for
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 ALICE = person_id(date(1950, 1, 2), 601)
@@ -68,6 +73,82 @@ async def test_concurrent_duplicates_with_one_key_make_one_application(intake: I
     )
     assert missing_key.status_code == 400
     assert missing_key.json()["type"] == "urn:wangban:problem:idempotency-key-required"
+
+
+async def _publish_version(
+    intake: Intake, *, item_id: str, code: str, published_at: datetime
+) -> str:
+    """A version of item ``item_id`` as ``item.published`` brings it to intake."""
+    content = item_content(implementing_code=code, materials=COMMITMENT_ONLY)
+    event = ItemPublished(
+        item_id=item_id,
+        version_id=str(uuid.uuid4()),
+        version=1,
+        implementing_code=code,
+        lists=[],
+        published_at=published_at.isoformat(),
+        content=content.model_dump(mode="json"),
+    )
+    async with intake.database.sessionmaker() as session, session.begin():
+        await consumers.keep_item_version(
+            session, event=event, envelope=envelope_for(event, source="/catalog")
+        )
+    return event.version_id
+
+
+async def test_an_item_is_applied_for_by_its_code_in_its_current_version(intake: Intake) -> None:
+    """The gateway names the item by its implementing code (it no longer asks the catalog for
+    the current version's id): intake binds the application to the latest version it has, and
+    answers a withdrawn or unknown code 404 ``item-not-found``, as the catalogue does."""
+    item_id, code = str(uuid.uuid4()), f"TEST-CODE-{uuid.uuid4().hex[:10]}"
+    first = await _publish_version(intake, item_id=item_id, code=code, published_at=PUBLISHED)
+    alice = intake.citizen(f"u-alice-{uuid.uuid4().hex[:6]}", ALICE)
+    body = {**_body("", ALICE), "item_code": code}
+    del body["item_version_id"]
+
+    applied = await intake.client.post(
+        "/applications", json=body, headers={**alice, "Idempotency-Key": "code-1"}
+    )
+    assert applied.status_code == 201, applied.text
+    assert (applied.json()["item_version_id"], applied.json()["item_code"]) == (first, code)
+    # The same request again, naming the version instead of the code (a gateway upgraded in
+    # between), is the same request: the same application.
+    again = await intake.client.post(
+        "/applications",
+        json=_body(first, ALICE),
+        headers={**alice, "Idempotency-Key": "code-1"},
+    )
+    assert (again.status_code, again.json()["id"]) == (200, applied.json()["id"])
+
+    second = await _publish_version(
+        intake, item_id=item_id, code=code, published_at=PUBLISHED + timedelta(days=1)
+    )
+    newer = await intake.client.post(
+        "/applications", json=body, headers={**alice, "Idempotency-Key": "code-2"}
+    )
+    assert newer.status_code == 201, newer.text
+    assert newer.json()["item_version_id"] == second
+
+    async with intake.database.sessionmaker() as session, session.begin():
+        withdrawn = ItemWithdrawn(
+            item_id=item_id, version_id=second, implementing_code=code, withdrawn_at=NOW.isoformat()
+        )
+        await consumers.item_withdrawn(
+            session, event=withdrawn, envelope=envelope_for(withdrawn, source="/catalog")
+        )
+    refused = await intake.client.post(
+        "/applications", json=body, headers={**alice, "Idempotency-Key": "code-3"}
+    )
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["type"] == "urn:wangban:problem:item-not-found"
+    assert re.search(r"[\u4e00-\u9fff]", refused.json()["detail"])
+    # (A code intake has never seen is asked of the catalog: tests/gateway.)
+    both = await intake.client.post(
+        "/applications",
+        json={**body, "item_version_id": first},
+        headers={**alice, "Idempotency-Key": "code-4"},
+    )
+    assert both.status_code == 422, both.text
 
 
 async def test_applicants_apply_only_as_themselves(intake: Intake) -> None:
