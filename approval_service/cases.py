@@ -1,11 +1,13 @@
 """Cases: from acceptance to decision, automatic (秒批) or by a reviewer, on working days.
 
 * ``application.submitted`` (intake) opens a case with what deciding needs (form, the
-  applicant's age and region, the holder's encrypted name and ID number);
-* ``application.accepted`` starts the clock: the due date is the item's committed working days
-  from acceptance (provisional when the calendar does not know a year yet). For a 秒批 item the
-  rule set is evaluated at once: approve, deny, or hand the case to a person (data missing or
-  unavailable, a rule error, a ``refer`` rule);
+  applicant's age and region, the holder's encrypted name and ID number). When it carries its
+  acceptance (受理 at submission) the case opens accepted, and a 秒批 item's is decided at once:
+  the case is written once, in the state it ends in (:func:`open_accepted_case`);
+* otherwise ``application.accepted`` starts the clock later: the due date is the item's
+  committed working days from acceptance (provisional when the calendar does not know a year
+  yet). For a 秒批 item the rule set is evaluated at once: approve, deny, or hand the case to a
+  person (data missing or unavailable, a rule error, a ``refer`` rule);
 * reviewers claim cases from their department's queue and act: approve, deny, request a
   correction (补正: the clock stops until the applicant resubmits), suspend for a special
   procedure (特别程序: the clock stops) and resume, or refuse acceptance (不予受理);
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -37,8 +40,9 @@ from approval_service.events import (
     outbox,
 )
 from approval_service.models import Case, CaseAction, Decision, ItemVersionCopy
-from contracts.approval.v1 import FORM_CONTEXT, HOLDER_CONTEXT
-from contracts.sharing.api_v1 import Lookups
+from contracts.approval.v1 import FORM_CONTEXT, HOLDER_CONTEXT, Completion
+from contracts.events import Event
+from contracts.sharing.api_v1 import LookupAnswer, Lookups
 from wangban import personal_fields
 from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import FieldCipher
@@ -98,8 +102,17 @@ def _log(
     )
 
 
-async def open_case(
-    session: AsyncSession,
+def _action(*, actor: str, action: str, at: datetime, comment: str = "") -> dict[str, Any]:
+    """An action of a case not written yet (:func:`repository.open_case_once`)."""
+    return {"at": at, "actor": actor, "action": action, "comment": comment}
+
+
+def _row(record: Case | Decision) -> dict[str, Any]:
+    """Every column of a record built in memory, to write it in one statement."""
+    return {column.key: getattr(record, column.key) for column in type(record).__table__.columns}
+
+
+def new_case(
     *,
     application_id: str,
     parent_id: str | None,
@@ -116,15 +129,12 @@ async def open_case(
     cipher: FieldCipher,
     submitted_at: datetime,
 ) -> Case:
-    """A case for a submitted application; once (a redelivered submission changes nothing).
+    """The case a submitted application opens, in memory (in no session), every column set.
 
     The form is stored with the fields ``form_schema`` marks personal encrypted; without the
     item's schema (its version not received yet) the whole form is, as no field can be known
     not to be personal."""
-    existing = await repository.case(session, application_id)
-    if existing is not None:
-        return existing
-    case = Case(
+    return Case(
         application_id=application_id,
         parent_id=parent_id,
         item_version_id=item_version_id,
@@ -132,6 +142,9 @@ async def open_case(
         department=department,
         status="submitted",
         step="受理",
+        steps=[],
+        step_index=0,
+        assignee=None,
         applicant_kind=applicant_kind,
         applicant_id_enc=applicant_id_enc,
         applicant_name_enc=applicant_name_enc,
@@ -143,15 +156,27 @@ async def open_case(
             else personal_fields.seal_all(form, cipher=cipher, context=STORED_FORM_CONTEXT)
         ),
         submitted_at=submitted_at,
-        steps=[],
-        step_index=0,
-        stopped_days=0,
+        accepted_at=None,
+        committed_days=None,
+        due_date=None,
         due_provisional=False,
+        stopped_since=None,
+        stopped_days=0,
+        warned_at=None,
+        overdue_at=None,
+        decided_at=None,
     )
-    session.add(case)
-    await session.flush()
-    _log(session, case, actor="intake", action="submitted", at=submitted_at)
-    return case
+
+
+async def open_case(session: AsyncSession, *, case: Case) -> bool:
+    """Write a submitted application's case (:func:`new_case`), waiting for its acceptance;
+    once: returns ``False`` when the application has one already (a redelivered submission
+    changes nothing)."""
+    return await repository.open_case_once(
+        session,
+        case=_row(case),
+        actions=[_action(actor="intake", action="submitted", at=case.submitted_at)],
+    )
 
 
 def _due(calendar: WorkingDayCalendar, case: Case) -> tuple[date | None, bool]:
@@ -162,6 +187,21 @@ def _due(calendar: WorkingDayCalendar, case: Case) -> tuple[date | None, bool]:
     return deadline.due, deadline.provisional
 
 
+def _start_clock(
+    case: Case,
+    *,
+    item: ItemVersionCopy | None,
+    accepted_at: datetime,
+    calendar: WorkingDayCalendar,
+) -> None:
+    case.steps = list((item.content.get("workflow") if item is not None else None) or DEFAULT_STEPS)
+    case.step_index = 0
+    case.status, case.step, case.accepted_at = "open", case.steps[0]["name"], accepted_at
+    if item is not None:
+        case.committed_days = item.content.get("committed_days")
+    case.due_date, case.due_provisional = _due(calendar, case)
+
+
 async def accept(
     session: AsyncSession,
     *,
@@ -170,14 +210,10 @@ async def accept(
     accepted_at: datetime,
     calendar: WorkingDayCalendar,
 ) -> Case:
+    """``application.accepted`` for a case opened waiting for it: the clock starts."""
     if case.status != "submitted":
         return case  # already accepted: a redelivered event
-    case.steps = list((item.content.get("workflow") if item is not None else None) or DEFAULT_STEPS)
-    case.step_index = 0
-    case.status, case.step, case.accepted_at = "open", case.steps[0]["name"], accepted_at
-    if item is not None:
-        case.committed_days = item.content.get("committed_days")
-    case.due_date, case.due_provisional = _due(calendar, case)
+    _start_clock(case, item=item, accepted_at=accepted_at, calendar=calendar)
     _log(session, case, actor="intake", action="accepted", at=accepted_at)
     await session.flush()
     return case
@@ -203,27 +239,44 @@ class SharedFacts:
     """``time.perf_counter()`` before the first lookup: the decision's timing includes them."""
 
 
+def datasets_read(item: ItemVersionCopy) -> tuple[str, ...]:
+    """The datasets the item's rule set reads: what 秒批 asks sharing for."""
+    return rules.compile_rule_set(list(item.content.get("rules") or [])).datasets
+
+
 async def look_up_shared_data(
-    *, case: Case, item: ItemVersionCopy, lookups: Lookups, cipher: FieldCipher
+    *,
+    application_id: str,
+    item_code: str,
+    applicant_kind: str,
+    applicant_id_enc: str,
+    item: ItemVersionCopy,
+    lookups: Lookups,
+    cipher: FieldCipher,
 ) -> SharedFacts:
     """Ask sharing for what the rule set reads (the application as purpose), touching no table:
-    the consumer calls this before its transaction, so no row lock waits on another service."""
+    the consumer calls this before its transaction, so no row lock waits on another service.
+    The datasets are asked at once (one request each: sharing's lookup names one dataset)."""
     started = time.perf_counter()
     compiled = rules.compile_rule_set(list(item.content.get("rules") or []))
-    subject_id = cipher.decrypt(case.applicant_id_enc, context=HOLDER_CONTEXT)
+    subject_id = cipher.decrypt(applicant_id_enc, context=HOLDER_CONTEXT)
+
+    async def ask(dataset: str) -> LookupAnswer:
+        # Only the fields the rules read (data minimisation); none: "is there a record?".
+        return await lookups.lookup(
+            dataset=dataset,
+            subject_kind=applicant_kind,
+            subject_id=subject_id,
+            fields=sorted(compiled.fields_read.get(dataset, ())),
+            item_code=item_code,
+            application_id=application_id,
+        )
+
+    answers = await asyncio.gather(*(ask(dataset) for dataset in compiled.datasets))
     shared: dict[str, rules.SharedData] = {}
     status: dict[str, Literal["found", "not_found", "unavailable"]] = {}
     lookup_ids: list[str] = []
-    for dataset in compiled.datasets:
-        # Only the fields the rules read (data minimisation); none: "is there a record?".
-        answer = await lookups.lookup(
-            dataset=dataset,
-            subject_kind=case.applicant_kind,
-            subject_id=subject_id,
-            fields=sorted(compiled.fields_read.get(dataset, ())),
-            item_code=case.item_code,
-            application_id=case.application_id,
-        )
+    for dataset, answer in zip(compiled.datasets, answers, strict=True):
         if answer.lookup_id:
             lookup_ids.append(answer.lookup_id)
         if answer.status == "found":
@@ -236,20 +289,11 @@ async def look_up_shared_data(
     return SharedFacts(shared=shared, status=status, lookup_ids=lookup_ids, started=started)
 
 
-async def decide_automatically(
-    session: AsyncSession,
-    *,
-    case: Case,
-    item: ItemVersionCopy,
-    facts: SharedFacts,
-    cipher: FieldCipher,
-    calendar: WorkingDayCalendar,
-    now: datetime | None = None,
-) -> AutoDecision:
-    """秒批: evaluate the rule set on the form, the applicant and the shared data looked up for
-    it (:func:`look_up_shared_data`), and act on the outcome; a referral leaves the case in its
-    department's queue."""
-    now = now or datetime.now(UTC)
+def _evaluate(
+    case: Case, *, item: ItemVersionCopy, facts: SharedFacts, cipher: FieldCipher, now: datetime
+) -> tuple[Literal["approve", "deny", "refer"], Decision]:
+    """The rule set on the form, the applicant and the shared data: the outcome, and the
+    decision that records why (in memory)."""
     compiled = rules.compile_rule_set(list(item.content.get("rules") or []))
     context = rules.build_context(
         form=clear_form(case, cipher),
@@ -277,34 +321,206 @@ async def decide_automatically(
         decided_by="auto",
         decided_at=now,
     )
+    return evaluation.outcome, decision
+
+
+def _referred(case: Case, *, now: datetime) -> CaseAccepted:
+    """秒批 handed the case to a person: the department has it (``case.accepted``)."""
+    return CaseAccepted(
+        application_id=case.application_id, started_at=now.isoformat(), reviewer="auto"
+    )
+
+
+async def open_accepted_case(
+    session: AsyncSession,
+    *,
+    case: Case,
+    item: ItemVersionCopy | None,
+    accepted_at: datetime,
+    calendar: WorkingDayCalendar,
+    cipher: FieldCipher,
+    facts: SharedFacts | None,
+    now: datetime | None = None,
+) -> AutoDecision | None:
+    """受理 at submission (``application.submitted`` carrying its acceptance): the case
+    (:func:`new_case`) opens accepted, its clock started, and with ``facts`` (a 秒批 item's
+    lookups, :func:`look_up_shared_data`) it is decided at once. Nothing is written and then
+    changed: the case in the state it ends in, its decision and its actions go in one
+    statement, once (``None`` when the application has a case already: a redelivery), then
+    the one event the outcome calls for — ``case.approved`` carrying its completion (办结 at
+    the decision, so no ``case.completed``), or ``case.denied`` and ``case.completed``, or
+    ``case.accepted`` when it goes to a person. Without ``facts`` the case waits in its
+    department's queue and nothing is published (as after a later acceptance)."""
+    now = now or datetime.now(UTC)
+    _start_clock(case, item=item, accepted_at=accepted_at, calendar=calendar)
+    actions = [
+        _action(actor="intake", action="submitted", at=case.submitted_at),
+        _action(actor="intake", action="accepted", at=accepted_at),
+    ]
+    decided: AutoDecision | None = None
+    events: list[Event] = []
+    if facts is not None and item is not None:
+        outcome, decision = _evaluate(case, item=item, facts=facts, cipher=cipher, now=now)
+        decided = AutoDecision(outcome=outcome, decision=decision)
+        if outcome == "refer":
+            actions.append(
+                _action(actor="auto", action="referred", at=now, comment=decision.reason)
+            )
+            events.append(_referred(case, now=now))
+        else:
+            approve = outcome == "approve"
+            _conclude(case, approve=approve, now=now)
+            actions.append(
+                _action(
+                    actor="auto",
+                    action="approved" if approve else "denied",
+                    at=now,
+                    comment=decision.reason,
+                )
+            )
+            events.extend(
+                _decision_events(
+                    case,
+                    item=item,
+                    approve=approve,
+                    by="auto",
+                    reason=decision.reason,
+                    rule_results=decision.rule_results,
+                    cipher=cipher,
+                    calendar=calendar,
+                    now=now,
+                )
+            )
+    opened = await repository.open_case_once(
+        session,
+        case=_row(case),
+        actions=actions,
+        decision=_row(decided.decision) if decided is not None else None,
+    )
+    if not opened:
+        return None
+    for event in events:
+        await outbox.publish(session, event)
+    return decided
+
+
+async def decide_automatically(
+    session: AsyncSession,
+    *,
+    case: Case,
+    item: ItemVersionCopy,
+    facts: SharedFacts,
+    cipher: FieldCipher,
+    calendar: WorkingDayCalendar,
+    now: datetime | None = None,
+) -> AutoDecision:
+    """秒批 of a case accepted after its submission (``application.accepted``): evaluate the
+    rule set on the form, the applicant and the shared data looked up for it
+    (:func:`look_up_shared_data`), and act on the outcome; a referral leaves the case in its
+    department's queue."""
+    now = now or datetime.now(UTC)
+    outcome, decision = _evaluate(case, item=item, facts=facts, cipher=cipher, now=now)
     session.add(decision)
-    await session.flush()
-    if evaluation.outcome == "refer":
-        _log(session, case, actor="auto", action="referred", at=now, comment=evaluation.reason)
-        await outbox.publish(
-            session,
-            CaseAccepted(
-                application_id=case.application_id, started_at=now.isoformat(), reviewer="auto"
-            ),
-        )
+    if outcome == "refer":
+        _log(session, case, actor="auto", action="referred", at=now, comment=decision.reason)
+        await outbox.publish(session, _referred(case, now=now))
+        await session.flush()
     else:
         await _decide(
             session,
             case=case,
             item=item,
-            approve=evaluation.outcome == "approve",
+            approve=outcome == "approve",
             by="auto",
-            reason=evaluation.reason,
+            reason=decision.reason,
             rule_results=decision.rule_results,
             cipher=cipher,
             calendar=calendar,
             now=now,
         )
-    return AutoDecision(outcome=evaluation.outcome, decision=decision)
+    return AutoDecision(outcome=outcome, decision=decision)
 
 
 def _result(result: rules.RuleResult) -> dict[str, Any]:
     return {"name": result.name, "result": result.result, "message": result.message}
+
+
+def _conclude(case: Case, *, approve: bool, now: datetime) -> None:
+    case.status = "approved" if approve else "denied"
+    case.step, case.decided_at = "办结", now
+
+
+def _completion(case: Case, *, calendar: WorkingDayCalendar, now: datetime) -> Completion:
+    """办结 now: the working days the case took (its clock's stops not counted), in time or not."""
+    used = 0
+    if case.accepted_at is not None:
+        used = calendar.working_days_between(china_date(case.accepted_at), china_date(now))
+        used = max(used - case.stopped_days, 0)
+    return Completion(
+        completed_at=now.isoformat(),
+        working_days_used=used,
+        on_time=case.due_date is None or china_date(now) <= case.due_date,
+    )
+
+
+def _decision_events(
+    case: Case,
+    *,
+    item: ItemVersionCopy | None,
+    approve: bool,
+    by: str,
+    reason: str,
+    rule_results: Sequence[Mapping[str, Any]],
+    cipher: FieldCipher,
+    calendar: WorkingDayCalendar,
+    now: datetime,
+) -> list[Event]:
+    """What a decision publishes; the case is complete (办结) with it. A machine's approval
+    says so itself (``completion``); any other decision is followed by ``case.completed``."""
+    summary = [{"name": str(r["name"]), "result": str(r["result"])} for r in rule_results]
+    completion = _completion(case, calendar=calendar, now=now)
+    if not approve:
+        decided: Event = CaseDenied(
+            application_id=case.application_id,
+            decided_at=now.isoformat(),
+            decided_by=by,
+            reason=reason,
+            rules=summary,
+        )
+    else:
+        content = item.content if item is not None else {}
+        decided = CaseApproved(
+            application_id=case.application_id,
+            item_id=item.item_id if item is not None else "",
+            item_version_id=case.item_version_id,
+            item_code=case.item_code,
+            decided_at=now.isoformat(),
+            decided_by=by,
+            result_kind=str(content.get("result_kind") or "decision"),
+            certificate_type=content.get("certificate_type"),
+            certificate_facts_enc=cipher.encrypt(
+                json.dumps(clear_form(case, cipher), ensure_ascii=False),
+                context=FORM_CONTEXT,
+            ),
+            holder_kind=case.applicant_kind,
+            holder_name_enc=case.applicant_name_enc,
+            holder_id_enc=case.applicant_id_enc,
+            establishes=content.get("establishes"),
+            rules=summary,
+            completion=completion if by == "auto" else None,
+        )
+        if by == "auto":
+            return [decided]
+    return [
+        decided,
+        CaseCompleted(
+            application_id=case.application_id,
+            outcome="approved" if approve else "denied",
+            completed_at=completion.completed_at,
+            working_days_used=completion.working_days_used,
+            on_time=completion.on_time,
+        ),
+    ]
 
 
 async def _decide(
@@ -320,61 +536,22 @@ async def _decide(
     calendar: WorkingDayCalendar,
     now: datetime,
 ) -> None:
-    case.status = "approved" if approve else "denied"
-    case.step, case.decided_at = "办结", now
+    _conclude(case, approve=approve, now=now)
     _log(
         session, case, actor=by, action="approved" if approve else "denied", at=now, comment=reason
     )
-    summary = [{"name": str(r["name"]), "result": str(r["result"])} for r in rule_results]
-    if approve:
-        content = item.content if item is not None else {}
-        await outbox.publish(
-            session,
-            CaseApproved(
-                application_id=case.application_id,
-                item_id=item.item_id if item is not None else "",
-                item_version_id=case.item_version_id,
-                item_code=case.item_code,
-                decided_at=now.isoformat(),
-                decided_by=by,
-                result_kind=str(content.get("result_kind") or "decision"),
-                certificate_type=content.get("certificate_type"),
-                certificate_facts_enc=cipher.encrypt(
-                    json.dumps(clear_form(case, cipher), ensure_ascii=False),
-                    context=FORM_CONTEXT,
-                ),
-                holder_kind=case.applicant_kind,
-                holder_name_enc=case.applicant_name_enc,
-                holder_id_enc=case.applicant_id_enc,
-                establishes=content.get("establishes"),
-                rules=summary,
-            ),
-        )
-    else:
-        await outbox.publish(
-            session,
-            CaseDenied(
-                application_id=case.application_id,
-                decided_at=now.isoformat(),
-                decided_by=by,
-                reason=reason,
-                rules=summary,
-            ),
-        )
-    used = 0
-    if case.accepted_at is not None:
-        used = calendar.working_days_between(china_date(case.accepted_at), china_date(now))
-        used = max(used - case.stopped_days, 0)
-    await outbox.publish(
-        session,
-        CaseCompleted(
-            application_id=case.application_id,
-            outcome="approved" if approve else "denied",
-            completed_at=now.isoformat(),
-            working_days_used=used,
-            on_time=case.due_date is None or china_date(now) <= case.due_date,
-        ),
-    )
+    for event in _decision_events(
+        case,
+        item=item,
+        approve=approve,
+        by=by,
+        reason=reason,
+        rule_results=rule_results,
+        cipher=cipher,
+        calendar=calendar,
+        now=now,
+    ):
+        await outbox.publish(session, event)
     await session.flush()
 
 

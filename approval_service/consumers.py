@@ -3,8 +3,11 @@
 * ``item.published`` (catalog): keep the version (rule set, time limits, result);
 * ``application.submitted`` (intake): open the case — for a version not heard of yet (the
   catalogue's topic is not ordered with intake's, and a service just started may not have read
-  it), the version is asked of the catalog first, never decided without its rules;
-* ``application.accepted``: start the clock; for a 秒批 item decide at once;
+  it), the version is asked of the catalog first, never decided without its rules. When the
+  submission carries its acceptance (受理 at submission, no ``application.accepted`` follows)
+  the case opens accepted and a 秒批 item's is decided in the same transaction;
+* ``application.accepted`` (an application accepted after its submission: 预审 at a window,
+  容缺): start the clock; for a 秒批 item decide at once;
 * ``application.supplemented``: a correction was answered, the clock runs again;
 * ``application.withdrawn``: the case ends.
 """
@@ -12,17 +15,22 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service import cases, catalog_copies, repository
 from approval_service.calendar import calendar_for
+from approval_service.item_versions import (
+    CatalogAnswer,
+    ItemVersions,
+    MissingVersion,
+    version_values,
+)
 from approval_service.models import Case, EarlyAcceptance, ItemVersionCopy
 from approval_service.sharing import Sharing
-from contracts.catalog.api_v1 import PublishedVersion
 from contracts.catalog.v1 import ItemPublished
 from contracts.intake.v1 import (
     FORM_CONTEXT,
@@ -42,16 +50,6 @@ from wangban.events import Envelope
 from wangban.http import ServiceCalls
 from wangban.settings import Settings
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CatalogAnswer:
-    """What the catalog said about a version approval had no copy of (``None``: it never
-    published one)."""
-
-    version: PublishedVersion | None
-
 
 @dataclass(frozen=True)
 class Prepared:
@@ -62,6 +60,9 @@ class Prepared:
     """The item version asked of the catalog, when our copy lacks it."""
     facts: cases.SharedFacts | None = None
     """The 秒批 lookups, when the acceptance is to be decided automatically."""
+    opened_before: bool = False
+    """The case was found open already (a redelivered or replayed submission): nothing to do,
+    and nothing was asked of sharing for it."""
 
 
 class AskFirst(ServiceUnavailable):
@@ -74,17 +75,25 @@ class AskFirst(ServiceUnavailable):
     title = "需先查询其他服务后再处理"
 
 
-def _version_values(
-    *, version_id: str, item_id: str, implementing_code: str, content: dict[str, object]
-) -> dict[str, object]:
-    return {
-        "version_id": version_id,
-        "item_id": item_id,
-        "implementing_code": implementing_code,
-        "name": str(content.get("name", "")),
-        "department": str(content.get("department", "")),
-        "content": content,
-    }
+class _Acceptance(Protocol):
+    """受理 as either event says it: ``application.accepted``, or the acceptance an
+    ``application.submitted`` carries."""
+
+    @property
+    def accepted_at(self) -> str: ...
+
+    @property
+    def tolerated_materials(self) -> list[str]: ...
+
+
+def decides_automatically(item: ItemVersionCopy | None, acceptance: _Acceptance) -> bool:
+    # 秒批 decides on complete applications only: with materials accepted as missing (容缺)
+    # a person decides once they arrive.
+    return bool(
+        item is not None
+        and item.content.get("auto_approval")
+        and not acceptance.tolerated_materials
+    )
 
 
 def build_consumer(
@@ -96,7 +105,7 @@ def build_consumer(
     consumer = Consumer(name="approval")
     cipher = FieldCipher.from_settings(settings)
     lookups = sharing or Sharing(settings)
-    versions = catalog or catalog_copies.catalog_calls(settings)
+    versions = ItemVersions(catalog or catalog_copies.catalog_calls(settings))
 
     @consumer.on(ItemPublished)
     async def keep_item_version(
@@ -104,7 +113,7 @@ def build_consumer(
     ) -> None:
         await repository.save_item_version(
             session,
-            _version_values(
+            version_values(
                 version_id=event.version_id,
                 item_id=event.item_id,
                 implementing_code=event.implementing_code,
@@ -113,81 +122,64 @@ def build_consumer(
         )
 
     async def known_item(
-        session: AsyncSession, version_id: str, *, asked: CatalogAnswer | None = None
+        session: AsyncSession, version_id: str, *, prepared: Prepared | None
     ) -> ItemVersionCopy | None:
-        """The version's copy; when its event has not come yet, asked of the catalog and kept,
-        so the case is decided under the version's rules and time limits exactly as if the
-        event had come first. Raises :class:`CatalogUnavailable` (the runner holds the event)
-        while the catalog cannot answer. ``None`` only for a version the catalog never
-        published, which intake cannot have accepted (it learns versions from the catalog):
-        that case goes to a person, and the error log says why."""
-        item = await repository.item_version(session, version_id)
-        if item is not None:
-            return item
-        if asked is None:
-            raise AskFirst(f"事项版本 {version_id} 尚未同步，需先向事项目录查询")
-        found = asked.version
-        if found is None or found.version_id != version_id:
-            log.error(
-                "application for an item version the catalog never published; a person decides",
-                extra={"fields": {"item_version_id": version_id}},
+        """The version's copy; when its event has not come yet, the catalog's answer of the
+        prepare step, kept, so the case is decided under the version's rules and time limits
+        exactly as if the event had come first. ``None`` only for a version the catalog never
+        published: that case goes to a person."""
+        try:
+            return await versions.in_transaction(
+                session, version_id, asked=prepared.catalog if prepared else None
             )
-            return None
-        await repository.save_item_version(
-            session,
-            _version_values(
-                version_id=found.version_id,
-                item_id=found.item_id,
-                implementing_code=found.implementing_code,
-                content=found.content,
-            ),
-        )
-        return await repository.item_version(session, version_id)
-
-    async def version_if_unknown(
-        database: Database, version_id: str
-    ) -> tuple[ItemVersionCopy | None, CatalogAnswer | None]:
-        """Our copy of the version, else the catalog's answer (and an unsaved copy from it)."""
-        async with database.read_sessionmaker() as reads:
-            item = await repository.item_version(reads, version_id)
-        if item is not None:
-            return item, None
-        asked = CatalogAnswer(await catalog_copies.published_version(versions, version_id))
-        found = asked.version
-        if found is None or found.version_id != version_id:
-            return None, asked
-        copy = ItemVersionCopy(
-            **_version_values(
-                version_id=found.version_id,
-                item_id=found.item_id,
-                implementing_code=found.implementing_code,
-                content=found.content,
-            )
-        )
-        return copy, asked
+        except MissingVersion:
+            raise AskFirst(f"事项版本 {version_id} 尚未同步，需先向事项目录查询") from None
 
     async def prepare_submission(
         database: Database, *, event: ApplicationSubmitted, envelope: Envelope
     ) -> Prepared | None:
         # Before the handler's transaction: the catalog and sharing are other services.
-        item, asked = await version_if_unknown(database, event.item_version_id)
-        async with database.read_sessionmaker() as reads:
-            early = await reads.get(EarlyAcceptance, event.application_id)
+        item, asked = await versions.before_transaction(database, event.item_version_id)
         facts = None
-        if early is not None:
-            # The acceptance came first (a replay out of order) and is applied when the case
-            # opens: its lookups are made now, from what the submission says of the applicant.
-            acceptance = ApplicationAccepted.model_validate(early.event)
-            if item is not None and decides_automatically(item, acceptance):
-                unsaved = Case(
+        if event.acceptance is not None:
+            # Accepted at submission: no acceptance can have come ahead of it.
+            if decides_automatically(item, event.acceptance):
+                assert item is not None
+                if cases.datasets_read(item):
+                    # Departments are asked once per application: a redelivered or replayed
+                    # submission (a rewound partition replays them all) finds its case and
+                    # asks no one again. The one read that costs, only where it saves calls.
+                    async with database.read_sessionmaker() as reads:
+                        if await repository.case_exists(reads, event.application_id):
+                            return Prepared(opened_before=True)
+                facts = await cases.look_up_shared_data(
                     application_id=event.application_id,
                     item_code=event.item_code,
                     applicant_kind=event.applicant_kind,
                     applicant_id_enc=event.applicant_id_enc,
+                    item=item,
+                    lookups=lookups,
+                    cipher=cipher,
                 )
-                facts = await cases.look_up_shared_data(
-                    case=unsaved, item=item, lookups=lookups, cipher=cipher
-                )
+        else:
+            async with database.read_sessionmaker() as reads:
+                early = await reads.get(EarlyAcceptance, event.application_id)
+            if early is not None:
+                # The acceptance came first (a replay out of order) and is applied when the
+                # case opens: its lookups are made now, from what the submission says of the
+                # applicant.
+                acceptance = ApplicationAccepted.model_validate(early.event)
+                if decides_automatically(item, acceptance):
+                    assert item is not None
+                    facts = await cases.look_up_shared_data(
+                        application_id=event.application_id,
+                        item_code=event.item_code,
+                        applicant_kind=event.applicant_kind,
+                        applicant_id_enc=event.applicant_id_enc,
+                        item=item,
+                        lookups=lookups,
+                        cipher=cipher,
+                    )
         if asked is None and facts is None:
             return None
         return Prepared(catalog=asked, facts=facts)
@@ -200,6 +192,8 @@ def build_consumer(
         envelope: Envelope,
         prepared: Prepared | None = None,
     ) -> None:
+        if prepared is not None and prepared.opened_before:
+            return  # cases are never removed: it is still there
         submitted_at = datetime.fromisoformat(event.submitted_at)
         # Age and region are derived here from the encrypted ID number, not published in clear.
         age, region = identifiers.applicant_age_and_region(
@@ -207,11 +201,8 @@ def build_consumer(
             id_number=cipher.decrypt(event.applicant_id_enc, context=HOLDER_CONTEXT),
             today=china_date(submitted_at),
         )
-        item = await known_item(
-            session, event.item_version_id, asked=prepared.catalog if prepared else None
-        )
-        await cases.open_case(
-            session,
+        item = await known_item(session, event.item_version_id, prepared=prepared)
+        case = cases.new_case(
             application_id=event.application_id,
             parent_id=event.parent_id,
             item_version_id=event.item_version_id,
@@ -227,25 +218,36 @@ def build_consumer(
             cipher=cipher,
             submitted_at=submitted_at,
         )
+        if event.acceptance is not None:
+            facts = prepared.facts if prepared is not None else None
+            if decides_automatically(item, event.acceptance) and facts is None:
+                # Looked up before this transaction; missing only when the handler runs
+                # without its prepare step: tried again, never asked while in a transaction.
+                raise AskFirst("秒批所需的共享数据尚未查询，稍后重试")
+            await cases.open_accepted_case(
+                session,
+                case=case,
+                item=item,
+                accepted_at=datetime.fromisoformat(event.acceptance.accepted_at),
+                calendar=await calendar_for(session, settings),
+                cipher=cipher,
+                facts=facts,
+            )
+            return
+        if not await cases.open_case(session, case=case):
+            return  # opened by an earlier delivery
         early = await repository.take_early_acceptance(session, event.application_id)
         if early is not None:
             # The acceptance came first (a redelivery or replay out of order): apply it now,
             # as if it had arrived second, on the lookups made before this transaction.
-            case = await repository.case(session, event.application_id, lock=True)
-            if case is not None and case.status == "submitted":
+            opened = await repository.case(session, event.application_id, lock=True)
+            if opened is not None and opened.status == "submitted":
                 await start(
                     session,
-                    case=case,
+                    case=opened,
                     event=ApplicationAccepted.model_validate(early),
                     prepared=prepared,
                 )
-
-    def decides_automatically(item: ItemVersionCopy | None, event: ApplicationAccepted) -> bool:
-        # 秒批 decides on complete applications only: with materials accepted as missing (容缺)
-        # a person decides once they arrive.
-        return bool(
-            item is not None and item.content.get("auto_approval") and not event.tolerated_materials
-        )
 
     async def look_up_for_decision(
         database: Database, *, event: ApplicationAccepted, envelope: Envelope
@@ -255,12 +257,18 @@ def build_consumer(
             case = await repository.case(reads, event.application_id)
         if case is None or case.status != "submitted":
             return None  # kept for its submission, or already applied (a redelivery)
-        item, asked = await version_if_unknown(database, event.item_version_id)
+        item, asked = await versions.before_transaction(database, event.item_version_id)
         facts = None
         if decides_automatically(item, event):
             assert item is not None
             facts = await cases.look_up_shared_data(
-                case=case, item=item, lookups=lookups, cipher=cipher
+                application_id=case.application_id,
+                item_code=case.item_code,
+                applicant_kind=case.applicant_kind,
+                applicant_id_enc=case.applicant_id_enc,
+                item=item,
+                lookups=lookups,
+                cipher=cipher,
             )
         if asked is None and facts is None:
             return None
@@ -297,9 +305,7 @@ def build_consumer(
         prepared: Prepared | None,
     ) -> None:
         """The clock starts; a 秒批 item is decided at once."""
-        item = await known_item(
-            session, event.item_version_id, asked=prepared.catalog if prepared else None
-        )
+        item = await known_item(session, event.item_version_id, prepared=prepared)
         calendar = await calendar_for(session, settings)
         await cases.accept(
             session,

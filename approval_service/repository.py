@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Integer, column, delete, exists, literal, select, true, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,68 @@ async def case(session: AsyncSession, application_id: str, *, lock: bool = False
     if lock:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+async def case_exists(session: AsyncSession, application_id: str) -> bool:
+    return bool(await session.scalar(select(exists().where(Case.application_id == application_id))))
+
+
+_LOGGED = ("at", "actor", "action", "comment")
+
+
+async def open_case_once(
+    session: AsyncSession,
+    *,
+    case: Mapping[str, Any],
+    actions: Sequence[Mapping[str, Any]],
+    decision: Mapping[str, Any] | None = None,
+) -> bool:
+    """The case in the state it opens in, its action log (in the order given) and its decision,
+    in one statement that writes them only if the application has no case yet (an event
+    redelivered, or the same submission under another envelope id, changes nothing). Returns
+    whether it wrote them.
+
+    One statement rather than a read and three inserts: the case (``INSERT … ON CONFLICT DO
+    NOTHING``) is a common table expression the decision and the actions are selected from, so
+    they exist exactly when the case row was inserted here."""
+    opened = (
+        insert(Case)
+        .values(**case)
+        .on_conflict_do_nothing(index_elements=["application_id"])
+        .returning(Case.application_id)
+        .cte("opened")
+    )
+    log = values(
+        column("n", Integer),
+        *(column(name, CaseAction.__table__.c[name].type) for name in _LOGGED),
+        name="log",
+    ).data([(n, *(action[name] for name in _LOGGED)) for n, action in enumerate(actions)])
+    statement = (
+        insert(CaseAction)
+        .from_select(
+            ["application_id", *_LOGGED],
+            select(opened.c.application_id, *(log.c[name] for name in _LOGGED))
+            .select_from(opened.join(log, true()))
+            .order_by(log.c.n),  # seq numbers the log in this order
+        )
+        .returning(CaseAction.application_id)
+        .add_cte(opened)
+    )
+    if decision is not None:
+        recorded = {k: v for k, v in decision.items() if k != "application_id"}
+        decided = (
+            insert(Decision)
+            .from_select(
+                ["application_id", *recorded],
+                select(
+                    opened.c.application_id,
+                    *(literal(v, type_=Decision.__table__.c[k].type) for k, v in recorded.items()),
+                ),
+            )
+            .cte("decided")
+        )
+        statement = statement.add_cte(decided)
+    return (await session.execute(statement)).first() is not None
 
 
 async def queue(

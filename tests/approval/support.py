@@ -70,8 +70,7 @@ async def accepted_case(
         rules=[],
         **item_overrides,
     )
-    case = await cases.open_case(
-        session,
+    opening = cases.new_case(
         application_id=str(uuid.uuid4()),
         parent_id=parent_id,
         item_version_id=item.version_id,
@@ -87,6 +86,9 @@ async def accepted_case(
         cipher=CIPHER,
         submitted_at=ACCEPTED - timedelta(hours=1),
     )
+    assert await cases.open_case(session, case=opening)
+    case = await session.get(Case, opening.application_id)
+    assert case is not None
     await cases.accept(session, case=case, item=item, accepted_at=ACCEPTED, calendar=CALENDAR)
     return case
 
