@@ -141,7 +141,9 @@ class CaseNotAccepted(Event):
     key="application_id",
 )
 class CaseCompleted(Event):
-    """办结 on the approval side: decided, with the working days it took and whether on time."""
+    """办结 on the approval side: decided, with the working days it took and whether on time.
+    Not published when the decision completed the case at once (a 秒批 approval): then
+    ``case.approved`` carries the same facts in ``completion``."""
 
     application_id: str
     outcome: str

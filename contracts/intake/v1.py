@@ -98,8 +98,11 @@ class ApplicationSubmitted(Event):
     type="cn.wangban.intake.application.accepted.v1", topic=APPLICATIONS_TOPIC, key="application_id"
 )
 class ApplicationAccepted(Event):
-    """受理: the application is complete enough to be decided (possibly with materials
-    tolerated as missing, 容缺, until ``tolerated_until``). Approval starts here."""
+    """受理 after submission (预审 at a window, a bundle's parent): the application is complete
+    enough to be decided (possibly with materials tolerated as missing, 容缺, until
+    ``tolerated_until``). Approval starts here. An application accepted when it was filed
+    carries its acceptance in ``application.submitted`` instead, and this event does not
+    follow."""
 
     application_id: str
     item_version_id: str
