@@ -2,15 +2,17 @@
 bundle) and the gateway fills in what the citizen may not choose.
 
 The applicant is the logged-in person's verified name and ID number, or a company they are
-bound to (then the call to intake acts for it); the item's version is the one the catalogue
-publishes now. The submission counts against the citizen's and the address's limits, and is
-given back when it was refused for the platform's fault.
+bound to (then the call to intake acts for it). The item is passed on by its code: intake binds
+the application to the version it has of it (its copy of the catalogue, which it asks the
+catalog to complete when it has never seen the code), so an application costs the catalog
+nothing. The submission counts against the citizen's and the address's limits (one statement,
+:func:`gateway.ratelimit.count`), and is given back when it was refused for the platform's
+fault.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from fastapi import Response
 
 from gateway import accounts, ratelimit
 from gateway.schemas import ApplyIn
-from gateway.upstream import Upstreams, segment
+from gateway.upstream import Upstreams
 from wangban.auth import Identity, identity_var
 from wangban.crypto import FieldCipher
 from wangban.db import Database
@@ -42,14 +44,13 @@ async def apply(
     database: Database,
     cipher: FieldCipher,
     idempotency_key: str,
-    counted: Sequence[tuple[ratelimit.Limit, str]],
+    counted: ratelimit.Counted,
     now: datetime,
 ) -> Response:
     """Count the submission against each of ``counted`` ((limit, who) pairs), submit it, and
     answer with intake's answer; a submission refused for our fault (a service down, an item
     intake has not learnt yet) does not use up the limits."""
-    for limit, who in counted:
-        await ratelimit.count(database, limit=limit, who=who, now=now)
+    await ratelimit.count(database, counted=counted, now=now)
     try:
         answer = await _submit(
             body=body,
@@ -87,9 +88,9 @@ async def _submit(
     cipher: FieldCipher,
     idempotency_key: str,
 ) -> Response:
-    # The account is read in a session of its own, closed before the catalog and intake are
-    # called: a submission waiting for them holds no pooled connection (a burst of slow
-    # submissions once emptied the gateway's pool and stalled every route).
+    # The account is read in autocommit, its session closed before intake (or the catalog, for
+    # a bundle) is called: a submission waiting for them holds no pooled connection (a burst
+    # of slow submissions once emptied the gateway's pool and stalled every route).
     async with database.read_sessionmaker() as reads:
         account = await accounts.account_of(reads, identity)
         person = accounts.verified_person(account, cipher)
@@ -113,8 +114,7 @@ async def _submit(
         identity_var.set(caller)
     target: dict[str, Any]
     if body.item_code is not None:
-        item = await services.json("catalog", "GET", f"/items/{segment(body.item_code)}")
-        target = {"item_version_id": item["id"]}
+        target = {"item_code": body.item_code}
     else:
         bundle = await current_bundle(services, str(body.bundle_id))
         target = {"bundle_version_id": bundle["id"]}

@@ -2,20 +2,22 @@
 
 A limit allows ``max_requests`` per ``window_s`` seconds to one caller (an address or a user).
 Windows are aligned to the Unix epoch, so every worker puts a request in the same window, and
-each check is one statement on the :class:`~gateway.models.RateCounter` row of its key and
+one statement counts a request against all the limits it is subject to (a submission: the
+citizen's and the address's), on the :class:`~gateway.models.RateCounter` row of each key and
 window::
 
-    INSERT … VALUES (key, window_start, 1)
+    INSERT … VALUES (key₁, window_start₁, 1), (key₂, window_start₂, 1)
     ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counter.count + 1
-    RETURNING count
+    RETURNING key, window_start, count
 
-PostgreSQL makes the increment atomic: a second transaction counting the same key waits for
-the first to end and then sees its count, so two workers can never both take the last slot,
-and the counters survive a restart. Refused requests count too (a caller hammering a limit
-gains nothing) — except those refused for our fault (a service down, an item the catalogue
-publishes that intake has not learnt yet): :func:`refund` gives such a request back. Commit
-the check soon, in its own short transaction: the row stays locked until then, and every
-other request of the same caller waits for it.
+PostgreSQL makes the increment atomic: a second statement counting the same key waits for the
+first to end and then sees its count, so two workers can never both take the last slot, and
+the counters survive a restart. The gateway runs it in autocommit (:func:`count`): the rows are
+locked only while the statement runs, and no BEGIN/COMMIT round trips are paid for it. Rows
+are written in key order, so two requests sharing two counters lock them in the same order and
+cannot deadlock. Refused requests count too (a caller hammering a limit gains nothing) —
+except those refused for our fault (a service down, an item the catalogue publishes that
+intake has not learnt yet): :func:`refund` gives such a request back.
 
 Old windows are deleted by :func:`purge`, run hourly by the gateway app.
 
@@ -31,12 +33,12 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
-from sqlalchemy import delete, update
+from sqlalchemy import Table, delete, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.models import RateCounter
 from wangban.db import Database
@@ -53,6 +55,7 @@ __all__ = [
     "count",
     "give_back",
     "hit",
+    "hits",
     "our_fault",
     "purge",
     "refund",
@@ -121,20 +124,13 @@ def counter_key(limit: Limit, who: str) -> str:
     return f"{limit.name}:{limit.per}:sha256:{digest}"
 
 
-async def hit(session: AsyncSession, *, limit: Limit, who: str, now: datetime) -> Decision:
-    """Count one request of ``who`` against ``limit`` at ``now`` (timezone-aware) and say
-    whether it is allowed. The caller commits the session's transaction."""
-    start = window_start(now, limit.window_s)
-    statement = (
-        insert(RateCounter)
-        .values(key=counter_key(limit, who), window_start=start, count=1)
-        .on_conflict_do_update(
-            index_elements=[RateCounter.key, RateCounter.window_start],
-            set_={"count": RateCounter.count + 1},
-        )
-        .returning(RateCounter.count)
-    )
-    count = (await session.execute(statement)).scalar_one()
+Counted = Sequence[tuple[Limit, str]]
+"""(limit, who) pairs: the limits one request counts against, each for its caller."""
+
+_TABLE: Final = cast(Table, RateCounter.__table__)
+
+
+def _decision(limit: Limit, *, count: int, start: datetime, now: datetime) -> Decision:
     ends = start + timedelta(seconds=limit.window_s)
     retry_after = max(math.ceil((ends - now).total_seconds()), 1)
     return Decision(
@@ -144,9 +140,50 @@ async def hit(session: AsyncSession, *, limit: Limit, who: str, now: datetime) -
     )
 
 
+async def hits(
+    executor: AsyncSession | AsyncConnection, *, counted: Counted, now: datetime
+) -> list[Decision]:
+    """Count one request against each of ``counted`` at ``now`` (timezone-aware), in one
+    statement, and say for each whether it is allowed (in the order of ``counted``). On a
+    session the caller commits; on an autocommit connection the count is committed when the
+    statement ends."""
+    rows: dict[tuple[str, datetime], int] = {}
+    for limit, who in counted:
+        rows.setdefault((counter_key(limit, who), window_start(now, limit.window_s)), 0)
+    if not rows:
+        return []
+    # One row per key and window (PostgreSQL refuses to upsert a row twice in a statement),
+    # in key order, so that concurrent requests lock shared counters in the same order.
+    statement = (
+        insert(_TABLE)
+        .values([{"key": k, "window_start": s, "count": 1} for k, s in sorted(rows)])
+        .on_conflict_do_update(
+            index_elements=[_TABLE.c.key, _TABLE.c.window_start],
+            set_={"count": _TABLE.c.count + 1},
+        )
+        .returning(_TABLE.c.key, _TABLE.c.window_start, _TABLE.c.count)
+    )
+    for key, start, count in await executor.execute(statement):
+        rows[(key, start)] = count
+    decisions = []
+    for limit, who in counted:
+        start = window_start(now, limit.window_s)
+        count = rows[(counter_key(limit, who), start)]
+        decisions.append(_decision(limit, count=count, start=start, now=now))
+    return decisions
+
+
+async def hit(
+    executor: AsyncSession | AsyncConnection, *, limit: Limit, who: str, now: datetime
+) -> Decision:
+    """Count one request of ``who`` against ``limit`` at ``now`` (:func:`hits` for one limit)."""
+    (decision,) = await hits(executor, counted=[(limit, who)], now=now)
+    return decision
+
+
 OUR_FAULT_PROBLEMS: Final = frozenset({"urn:wangban:problem:item-version-not-available"})
-"""Refusals that are the platform's fault when the gateway has just had the version from the
-catalogue: intake has not yet learnt an item the catalogue publishes (its copy lags)."""
+"""Refusals that are the platform's fault: intake has not yet learnt a version the catalogue
+publishes (its copy lags) and could not complete it."""
 
 
 def our_fault(status: int, problem_type: str | None) -> bool:
@@ -155,49 +192,55 @@ def our_fault(status: int, problem_type: str | None) -> bool:
     return status >= 500 or problem_type in OUR_FAULT_PROBLEMS
 
 
-async def refund(session: AsyncSession, *, limit: Limit, who: str, now: datetime) -> None:
-    """Give back one request :func:`hit` counted at ``now`` (the same ``now``: the same
-    window), because it was refused for the platform's fault rather than the caller's. Never
-    below zero. The caller commits."""
-    await session.execute(
-        update(RateCounter)
+async def refund(
+    executor: AsyncSession | AsyncConnection, *, counted: Counted, now: datetime
+) -> None:
+    """Give back, in one statement, one request :func:`hits` counted at ``now`` (the same
+    ``now``: the same windows) against each of ``counted``, because it was refused for the
+    platform's fault rather than the caller's. Never below zero. On a session the caller
+    commits."""
+    rows = {(counter_key(limit, who), window_start(now, limit.window_s)) for limit, who in counted}
+    if not rows:
+        return
+    await executor.execute(
+        update(_TABLE)
         .where(
-            RateCounter.key == counter_key(limit, who),
-            RateCounter.window_start == window_start(now, limit.window_s),
-            RateCounter.count > 0,
+            tuple_(_TABLE.c.key, _TABLE.c.window_start).in_(sorted(rows)),
+            _TABLE.c.count > 0,
         )
-        .values(count=RateCounter.count - 1)
+        .values(count=_TABLE.c.count - 1)
     )
 
 
-def check(decision: Decision) -> None:
-    """Raise :class:`RateLimited` (429, ``Retry-After``) if the request was refused."""
-    if not decision.allowed:
+def check(*decisions: Decision) -> None:
+    """Raise :class:`RateLimited` (429, ``Retry-After``) if any of the request's counts was
+    refused; ``Retry-After`` is when every limit that refused it allows again."""
+    refused = [d for d in decisions if not d.allowed]
+    if refused:
+        retry_after = max(d.retry_after_s for d in refused)
         raise RateLimited(
-            f"操作过于频繁，请 {decision.retry_after_s} 秒后再试",
-            headers={"Retry-After": str(decision.retry_after_s)},
-            extra={"retry_after_s": decision.retry_after_s},
+            f"操作过于频繁，请 {retry_after} 秒后再试",
+            headers={"Retry-After": str(retry_after)},
+            extra={"retry_after_s": retry_after},
         )
 
 
-async def count(database: Database, *, limit: Limit, who: str, now: datetime) -> None:
-    """Count one request and refuse it over the limit (:func:`hit`, :func:`check`), in a
-    transaction of its own committed at once: a request that then fails (a wrong login code)
-    must still count, or failures would be free, and the counter's row stays locked only for
-    the count, not for the request."""
-    async with database.sessionmaker() as counting, counting.begin():
-        decision = await hit(counting, limit=limit, who=who, now=now)
-    check(decision)
+async def count(database: Database, *, counted: Counted, now: datetime) -> None:
+    """Count one request against each of ``counted`` and refuse it over any limit
+    (:func:`hits`, :func:`check`): one statement in autocommit, committed when it ends — a
+    request that then fails (a wrong login code) must still count, or failures would be free,
+    and the counters' rows stay locked only for the statement, not for the request."""
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        decisions = await hits(autocommit, counted=counted, now=now)
+    check(*decisions)
 
 
-async def give_back(
-    database: Database, *, counted: Sequence[tuple[Limit, str]], now: datetime
-) -> None:
-    """:func:`refund` the requests :func:`count` counted at ``now`` ((limit, who) pairs), in a
-    transaction of their own."""
-    async with database.sessionmaker() as counting, counting.begin():
-        for limit, who in counted:
-            await refund(counting, limit=limit, who=who, now=now)
+async def give_back(database: Database, *, counted: Counted, now: datetime) -> None:
+    """:func:`refund` the request :func:`count` counted at ``now``, in autocommit."""
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await refund(autocommit, counted=counted, now=now)
 
 
 async def purge(session: AsyncSession, *, now: datetime) -> int:

@@ -203,10 +203,10 @@ def limits(settings: Settings) -> dict[str, ratelimit.Limit]:
 
 
 async def count(request: Request, *, limit: str, who: str, now: datetime) -> None:
-    """Count the request against the gateway's limit named ``limit`` (429 over it), in a
-    transaction of its own (:func:`gateway.ratelimit.count`)."""
+    """Count the request against the gateway's limit named ``limit`` (429 over it), committed
+    at once (:func:`gateway.ratelimit.count`)."""
     chosen = limits(settings_of(request))[limit]
-    await ratelimit.count(database_of(request), limit=chosen, who=who, now=now)
+    await ratelimit.count(database_of(request), counted=[(chosen, who)], now=now)
 
 
 # --- Logins ---------------------------------------------------------------------------------

@@ -1,18 +1,20 @@
 """Rate limits counted in PostgreSQL (the migrated ``gateway.rate_counter`` table): fixed
-windows, independent keys, a 429 problem with ``Retry-After``, the hourly purge, and no
-double-spending of the last slot by concurrent workers."""
+windows, independent keys, a 429 problem with ``Retry-After``, the hourly purge, no
+double-spending of the last slot by concurrent workers, and a request counted against several
+limits in one statement in autocommit (no transaction to begin or commit)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import RateCounter
@@ -21,8 +23,11 @@ from gateway.ratelimit import (
     Limit,
     RateLimited,
     check,
+    count,
     counter_key,
+    give_back,
     hit,
+    hits,
     purge,
     window_start,
 )
@@ -222,3 +227,121 @@ async def test_many_concurrent_requests_get_exactly_the_allowed_slots(
             )
             == 3
         )
+
+
+# --- several limits at once (a submission: the citizen's and the address's) ------------------
+
+USER = Limit("submit", "user", 2, 60)
+ADDRESS = Limit("submit", "ip", 3, 60)
+
+
+async def test_several_limits_are_counted_in_one_statement_in_their_order(
+    db_session: AsyncSession,
+) -> None:
+    user, address = _who(), _who()
+    counted = [(USER, user), (ADDRESS, address)]
+    first = await hits(db_session, counted=counted, now=NOW)
+    assert [(d.allowed, d.remaining) for d in first] == [(True, 1), (True, 2)]
+    # Another address of the same citizen: only the citizen's counter is shared.
+    other = await hits(db_session, counted=[(USER, user), (ADDRESS, _who())], now=NOW)
+    assert [(d.allowed, d.remaining) for d in other] == [(True, 0), (True, 2)]
+    third = await hits(db_session, counted=counted, now=NOW)
+    assert [d.allowed for d in third] == [False, True]
+    assert (await hit(db_session, limit=ADDRESS, who=address, now=NOW)).remaining == 0
+    # Limits of different windows in one statement each land in their own window.
+    hourly = Limit("real-name", "user", 5, 3600)
+    mixed = await hits(db_session, counted=[(hourly, user), (USER, _who())], now=NOW)
+    assert [d.retry_after_s for d in mixed] == [3590, 50]
+    assert await hits(db_session, counted=[], now=NOW) == []
+
+
+def test_a_refusal_by_any_limit_waits_for_every_limit_that_refused() -> None:
+    allowed = Decision(allowed=True, retry_after_s=3000, remaining=4)
+    with pytest.raises(RateLimited) as refused:
+        check(
+            allowed,
+            Decision(allowed=False, retry_after_s=20, remaining=0),
+            Decision(allowed=False, retry_after_s=50, remaining=0),
+        )
+    assert refused.value.headers == {"Retry-After": "50"}
+    check(allowed, allowed)
+
+
+@pytest.fixture
+def counted_statements(database: Database) -> Iterator[list[tuple[str, bool]]]:
+    """Every statement the suite's engine sends while the test runs, with whether it ran in
+    autocommit, and every COMMIT (as ``("COMMIT", …)``)."""
+    seen: list[tuple[str, bool]] = []
+    engine = database.engine.sync_engine
+
+    def statement(conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        seen.append((text, conn._is_autocommit_isolation()))
+
+    def committed(conn: Any) -> None:
+        seen.append(("COMMIT", conn._is_autocommit_isolation()))
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", committed)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", committed)
+
+
+async def test_a_submission_is_counted_in_one_statement_without_a_transaction(
+    database: Database, shared_key: str, counted_statements: list[tuple[str, bool]]
+) -> None:
+    counted = [(USER, shared_key), (ADDRESS, shared_key)]
+    await count(database, counted=counted, now=NOW)
+    assert len(counted_statements) == 1
+    text, autocommit = counted_statements[0]
+    assert text.lstrip().upper().startswith("INSERT INTO GATEWAY.RATE_COUNTER") and autocommit
+    # Committed by the statement itself: another connection sees both counts at once.
+    async with database.read_sessionmaker() as reads:
+        counts = await reads.scalars(
+            select(RateCounter.count).where(RateCounter.key.contains(shared_key))
+        )
+        assert list(counts) == [1, 1]
+    # Given back the same way, in one statement.
+    counted_statements.clear()
+    await give_back(database, counted=counted, now=NOW)
+    assert [a for _, a in counted_statements] == [True]
+    async with database.read_sessionmaker() as reads:
+        counts = await reads.scalars(
+            select(RateCounter.count).where(RateCounter.key.contains(shared_key))
+        )
+        assert list(counts) == [0, 0]
+    # The citizen's limit refuses the third: 429, although the address still has room.
+    await count(database, counted=counted, now=NOW)
+    await count(database, counted=counted, now=NOW)
+    with pytest.raises(RateLimited):
+        await count(database, counted=counted, now=NOW)
+
+
+async def test_concurrent_requests_sharing_two_counters_neither_deadlock_nor_overspend(
+    database: Database, shared_key: str
+) -> None:
+    # Half the requests list the limits the other way round: whatever order a request names
+    # them in, the rows are locked in one order (key order), so none waits on another forever.
+    user, address = Limit("pair", "user", 5, 60), Limit("pair", "ip", 50, 60)
+    orders = [
+        [(user, shared_key), (address, shared_key)],
+        [(address, shared_key), (user, shared_key)],
+    ]
+
+    async def one(n: int) -> bool:
+        try:
+            await count(database, counted=orders[n % 2], now=NOW)
+        except RateLimited:
+            return False
+        return True
+
+    results = await asyncio.gather(*(one(n) for n in range(16)))
+    assert sum(results) == 5
+    async with database.read_sessionmaker() as reads:
+        rows = await reads.execute(
+            select(RateCounter.key, RateCounter.count).where(RateCounter.key.contains(shared_key))
+        )
+        counts = {key: value for key, value in rows}
+    assert counts == {counter_key(user, shared_key): 16, counter_key(address, shared_key): 16}
