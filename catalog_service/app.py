@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
     shutdowns=(api.close_clients,),
     warm_ups=(search.warm_up,),
     # Long admin operations (imports) run here, not in the request (catalog_service.jobs).
-    workers=(jobs.JobWorker,),
+    workers=(jobs.BackgroundJobs,),
 )
 
 

@@ -14,6 +14,11 @@
   again and run from the start; after ``MAX_ATTEMPTS`` claims it is failed instead, so a file
   that kills the process cannot do it forever. Every write of an attempt is conditional on the
   attempt still holding the job, so a slow attempt overtaken by a new claim commits nothing.
+- **Woken, not polling.** Jobs are rare (an admin's import), so an idle worker asks the
+  database only every ``POLL_S`` (for a job whose lease ran out: its process died and woke no
+  one). A new job wakes the workers when it commits: the one of the process that stored it at
+  once (an after-commit hook), the others by ``pg_notify``, which PostgreSQL delivers at commit
+  to every process's ``LISTEN`` (:class:`BackgroundJobs`).
 
 No HTTP here; the worker opens its own transactions (it is the boundary), the request-side
 functions flush, never commit.
@@ -22,17 +27,22 @@ functions flush, never commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+import asyncpg
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from catalog_service import importer, repository, review
 from catalog_service.models import Job
 from catalog_service.schemas import JobOut
-from wangban.db import Database
+from wangban.db import Database, asyncpg_dsn
 from wangban.errors import NotFound, Problem
 from wangban.settings import Settings
 
@@ -44,6 +54,14 @@ LEASE_S: Final = 60.0
 MAX_ATTEMPTS: Final = 3
 PROGRESS_EVERY: Final = 50
 IMPORT: Final = "import"
+POLL_S: Final = 60.0
+"""How often an idle worker that nobody woke looks for work anyway: a job whose process died
+(its lease, ``LEASE_S``, runs out) or a wake-up it missed while its ``LISTEN`` was down."""
+RETRY_S: Final = 1.0
+"""After a round that failed (the database down), the next one comes this soon."""
+CHANNEL: Final = "wangban_catalog_jobs"
+"""``pg_notify`` channel: a job was stored (delivered at commit, to every catalogue process)."""
+_WAKE_KEY: Final = "catalog.jobs.wake"
 
 
 class JobNotFound(NotFound):
@@ -108,7 +126,28 @@ async def submit_import(
     )
     session.add(job)
     await session.flush()
+    # Delivered when (and only if) the request's transaction commits: the other processes'
+    # workers wake; this process's is woken by the after-commit hook below, whether or not its
+    # LISTEN connection is up.
+    await session.execute(select(func.pg_notify(CHANNEL, job.id)))
+    session.sync_session.info[_WAKE_KEY] = True
     return job
+
+
+_here: weakref.WeakSet[BackgroundJobs] = weakref.WeakSet()
+"""The running workers of this process, woken after a job is committed here."""
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop(_WAKE_KEY, False):
+        for worker in list(_here):
+            worker.wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_wake_after_rollback(session: Session) -> None:
+    session.info.pop(_WAKE_KEY, None)
 
 
 async def get_job(session: AsyncSession, *, job_id: str, reader: str, reads_all: bool) -> JobOut:
@@ -157,7 +196,8 @@ def _failure(problem: Problem) -> dict[str, Any]:
 
 
 class JobWorker:
-    """The catalogue's background worker (``ServiceSpec.workers``): one job per round."""
+    """Runs one job per round (:meth:`run_once`, at once: tests drive it directly); the process
+    runs it through :class:`BackgroundJobs`, which waits for work in between."""
 
     name = "catalog-jobs"
 
@@ -290,3 +330,70 @@ class JobWorker:
 
 def _format(value: object) -> Literal["csv", "json"]:
     return "csv" if value == "csv" else "json"
+
+
+class BackgroundJobs:
+    """The :class:`JobWorker` as the catalogue process runs it (``ServiceSpec.workers``): each
+    round waits until a job is stored (woken in-process or by ``pg_notify``) or ``poll_s`` has
+    passed, then runs one job. Idle, it sends one statement every ``poll_s`` instead of one a
+    second; a stored job still starts at once."""
+
+    name = "catalog-jobs"
+    interval_s = 0.0
+    """The runtime's pause between idle rounds: none, ``run_once`` waits itself."""
+
+    def __init__(self, database: Database, settings: Settings, *, poll_s: float = POLL_S) -> None:
+        self.jobs = JobWorker(database, settings)
+        self.dsn = asyncpg_dsn(database.url)
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._wake.set()  # the first round looks at once: jobs left by a process that died
+        self._failed = False
+        self._listener: asyncpg.Connection | None = None
+        _here.add(self)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        await self._listen()
+        timeout = RETRY_S if self._failed else self.poll_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        self._wake.clear()
+        try:
+            done = await self.jobs.run_once()
+        except Exception:
+            self._failed = True
+            raise
+        self._failed = False
+        if done:
+            self._wake.set()  # more may be queued: the next round looks at once
+        return done
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listener = None
+        try:
+            connection = await asyncpg.connect(self.dsn)
+            await connection.add_listener(CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            # The poll still finds every job, later; the next round tries again.
+            logger.warning("catalog jobs: LISTEN unavailable: %r", exc)
+            self._failed = True
+            return
+        self._listener = connection
+        # A job stored while no LISTEN was up woke no one here: look once now.
+        self._wake.set()
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        _here.discard(self)
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=2)
+        await self.jobs.close()

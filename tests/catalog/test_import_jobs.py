@@ -1,24 +1,29 @@
 """Import jobs in the catalogue (issue 18, defect 9): a job whose process died while running is
 run again once its lease runs out, and failed after too many attempts; the list's 主项 links a
-main item to its sub-items on the public item page."""
+main item to its sub-items on the public item page. The worker of a running catalogue waits,
+asking the database nothing, until a job is stored here or in another process (issue 20)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import jobs, review, service
 from catalog_service.models import Item, Job
 from catalog_service.schemas import ItemContent
 from tests.catalog.support import rich_item
-from wangban.app import create_service_app
+from tests.kit.support import eventually
+from wangban.app import Runtime, create_service_app
 from wangban.db import Database, _read_only
 from wangban.services import load_spec
 from wangban.settings import Settings
@@ -86,6 +91,47 @@ async def test_a_job_whose_process_died_is_run_again_then_failed_after_too_many(
     assert job.status == "failed" and job.problem is not None
     assert str(job.problem["type"]).endswith("job-interrupted")
     assert await _items(database, tag) == 0
+
+
+async def test_an_idle_worker_asks_nothing_until_a_job_is_stored_here_or_elsewhere(
+    database: Database, settings: Settings
+) -> None:
+    # The worker on an engine of its own, so that its statements alone are counted; a poll
+    # that would come only after an hour, so that nothing but a wake-up can start a job.
+    own = Database(settings.database_url or "")
+    statements: list[str] = []
+
+    def sent(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        statements.append(text)
+
+    event.listen(own.engine.sync_engine, "before_cursor_execute", sent)
+    worker = jobs.BackgroundJobs(own, settings, poll_s=3600)
+    loop = asyncio.create_task(Runtime._work(worker))
+
+    async def finished(job_id: str) -> bool:
+        return (await _job(database, job_id)).status == "succeeded"
+
+    try:
+        # Stored and committed in this process: the after-commit hook wakes the worker.
+        job_id = await _queue(database, [f"WAKE-{uuid.uuid4().hex[:8]}-1"])
+        await eventually(lambda: finished(job_id), timeout_s=30)
+        # Idle: over a few seconds (a poll a second before) not one statement.
+        statements.clear()
+        await asyncio.sleep(2.5)
+        assert statements == []
+        # Stored by another process: as far as this worker knows, only PostgreSQL's
+        # notification at commit tells it.
+        jobs._here.discard(worker)
+        tag = f"WAKE-{uuid.uuid4().hex[:8]}"
+        job_id = await _queue(database, [f"{tag}-1"])
+        await eventually(lambda: finished(job_id), timeout_s=30)
+        assert await _items(database, tag) == 1
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await worker.close()
+        await own.dispose()
 
 
 @pytest.fixture
