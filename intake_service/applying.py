@@ -44,11 +44,12 @@ from intake_service.applications.errors import (
     MaterialsIncomplete,
     WindowIntakeIncomplete,
 )
+from intake_service.applications.grant_limits import check_grant_limit
 from intake_service.applications.states import ActorKind
 from intake_service.applications.window_scope import check_window_scope
 from intake_service.catalog_copies import Sessions
-from intake_service.events import HOLDER_CONTEXT
-from intake_service.models import Application, ItemVersionCopy, TimelineEntry
+from intake_service.events import HOLDER_CONTEXT, outbox
+from intake_service.models import Application, ApplicationMaterial, ItemVersionCopy, TimelineEntry
 from intake_service.schemas import ApplicationIn, MaterialChoiceIn, WindowApplicationIn
 from intake_service.sharing import Sharing
 from wangban.auth import AssuranceLevel, Identity, check_assurance
@@ -74,6 +75,9 @@ class Applied:
     application: Application
     created: bool
     """False when the request came again and found the application it made (200, not 201)."""
+    timeline: Sequence[TimelineEntry] | None = None
+    materials: Sequence[ApplicationMaterial] | None = None
+    """As written, when applying wrote them (the answer is built from them, not read back)."""
 
 
 # --- who applies --------------------------------------------------------------------------------
@@ -164,18 +168,16 @@ def not_available(body: ApplicationIn) -> Problem:
 
 async def _resolve(
     services: Services,
-    session: AsyncSession,
     *,
-    item_version_id: str,
+    item: ItemVersionCopy | None,
     applicant: Applicant,
     application_id: str,
 ) -> list[SharedResolution]:
-    item = await repository.item_version(session, item_version_id)
     if item is None or not lifecycle.asks_sharing(item):
         return []  # nothing to resolve: no call, and no dependency on sharing being up
     return list(
         await services.sharing.resolve(
-            item_version_id=item_version_id,
+            item_version_id=item.version_id,
             applicant_kind=applicant.kind,
             applicant_id=applicant.id_number,
             application_id=application_id,
@@ -318,23 +320,30 @@ async def apply(
     )
     application.form_sources = sources
     # Resolved under the application's id (the purpose of the lookups) before it is written. A
-    # concurrent duplicate of this request (same key) is found by insert_once below; its lookups
+    # concurrent duplicate of this request (same key) is found by the insert below; its lookups
     # stay in the audit log with an application that was never created, as they were made.
-    shared_answers = (
+    submission = (
         None
         if body.draft
-        else await _resolve(
-            services,
+        else await lifecycle.prepare_submission(
             session,
-            item_version_id=item.version_id,
-            applicant=applicant,
-            application_id=application.id,
+            application=application,
+            item=item,
+            form=form,
+            shared=await _resolve(
+                services, item=item, applicant=applicant, application_id=application.id
+            ),
+            choices=material_choices(body.materials),
+            actor_kind=actor_kind,
+            actor=actor,
+            keys=services.keys,
+            calendar=services.calendar,
+            now=now,
         )
     )
-    application, created = await idempotency.insert_once(session, application)
-    if not created:
-        return Applied(application, created=False)
-    session.add(
+    # Written once, in its final state: the row, its materials and its timeline in one
+    # statement (the draft's first entry and, submitted, the moves since), then the event.
+    timeline = [
         TimelineEntry(
             application_id=application.id,
             at=now,
@@ -343,22 +352,23 @@ async def apply(
             actor_kind=actor_kind,
             actor=actor,
             note=note,
+        ),
+        *(submission.timeline if submission is not None else ()),
+    ]
+    materials = submission.materials if submission is not None else []
+    if not await repository.insert_application(
+        session, application, materials=materials, timeline=timeline
+    ):
+        first = await idempotency.made_first(
+            session, applicant_subject=applicant.subject, key=key or "", fingerprint=fingerprint
         )
-    )
-    await session.flush()
-    if shared_answers is not None:
-        await lifecycle.submit(
-            session,
-            application=application,
-            shared=shared_answers,
-            choices=material_choices(body.materials),
-            actor_kind=actor_kind,
-            actor=actor,
-            keys=services.keys,
-            calendar=services.calendar,
-            now=now,
-        )
-    return Applied(application, created=True)
+        return Applied(first, created=False)
+    if submission is not None:
+        # After the insert, as a concurrent duplicate (same key) must find the application
+        # rather than be refused as a second one; a refusal rolls the insert back.
+        await check_grant_limit(session, application=application, item=item, now=now)
+        await outbox.publish(session, submission.event)
+    return Applied(application, created=True, timeline=timeline, materials=materials)
 
 
 async def _apply_bundle(
@@ -379,15 +389,14 @@ async def _apply_bundle(
     bundle = await repository.bundle_version(session, body.bundle_version_id)
     if bundle is not None:
         for version_id in bundle.member_version_ids:
-            member = await repository.item_version(session, version_id)
+            member = await catalog_copies.version_content(session, version_id)
             if identity is not None and member is not None:
                 check_item_assurance(identity, member)
 
     async def resolve(item_version_id: str, application_id: str) -> list[SharedResolution]:
         return await _resolve(
             services,
-            session,
-            item_version_id=item_version_id,
+            item=await catalog_copies.version_content(session, item_version_id),
             applicant=applicant,
             application_id=application_id,
         )
@@ -529,7 +538,7 @@ async def submit_draft(
     at its first write) → ask sharing → write, so no transaction or pooled connection waits for
     sharing (``wangban.db``)."""
     id_number = services.keys.cipher.decrypt(application.applicant_id_enc, context=HOLDER_CONTEXT)
-    item = await repository.item_version(session, application.item_version_id or "")
+    item = await catalog_copies.version_content(session, application.item_version_id or "")
     shared_answers = (
         await services.sharing.resolve(
             item_version_id=application.item_version_id or "",

@@ -27,7 +27,7 @@ from intake_service.applications.creation import (
 )
 from intake_service.applications.errors import InvalidForm, ItemVersionNotAvailable
 from intake_service.applications.forms import form_errors
-from intake_service.applications.idempotency import check_same_request, insert_once
+from intake_service.applications.idempotency import check_same_request, made_first
 from intake_service.applications.lifecycle import submit
 from intake_service.models import Application, TimelineEntry
 from wangban.calendar import WorkingDayCalendar
@@ -140,23 +140,25 @@ async def submit_bundle(
             parent_id=parent.id,
         )
         child.id = str(uuid.uuid4())
-        # A concurrent duplicate of this request (same key) is found by insert_once below; its
+        # A concurrent duplicate of this request (same key) is found by the insert below; its
         # lookups stay in the audit log under children never created, as they were made.
         children.append((child, await resolve(item.version_id, child.id)))
-    parent, created = await insert_once(session, parent)
-    if not created:
-        return parent
-    session.add(
-        TimelineEntry(
-            application_id=parent.id,
-            at=now,
-            from_status=None,
-            to_status="submitted",
-            actor_kind="applicant",
-            actor=channel.clerk or applicant.subject,
-            note=f"一件事「{bundle.name}」，共 {len(items)} 个事项",
-        )
+    entry = TimelineEntry(
+        application_id=parent.id,
+        at=now,
+        from_status=None,
+        to_status="submitted",
+        actor_kind="applicant",
+        actor=channel.clerk or applicant.subject,
+        note=f"一件事「{bundle.name}」，共 {len(items)} 个事项",
     )
+    if not await repository.insert_application(session, parent, materials=[], timeline=[entry]):
+        return await made_first(
+            session,
+            applicant_subject=applicant.subject,
+            key=idempotency_key or "",
+            fingerprint=idempotency_fingerprint,
+        )
     for (child, shared), item in zip(children, items, strict=True):
         assert item is not None
         session.add(child)

@@ -8,14 +8,20 @@ catalog for that version (``GET /item-versions/{id}``, ``GET /bundle-versions/{i
 it, exactly as the event would have.
 
 Every entry point naming a version from the request (an application, at the window too, a
-bundle, prefill) reads it with :func:`known_version` or :func:`known_bundle`, before any
-transaction of the request opens: a request waiting for the catalog must not hold a pooled
-connection idle in a transaction.
+bundle, prefill) reads it with :func:`known_version`, :func:`current_version` or
+:func:`known_bundle`, before any transaction of the request opens: a request waiting for the
+catalog must not hold a pooled connection idle in a transaction.
+
+A published version's content never changes, so each process keeps the copies it has read
+(:data:`COPIES`, bounded): handlers and later steps bound to a version read no row for it.
+Whether a version may still be applied for (``withdrawn_at``) does change: the entry points
+read that from the row, never from the process's copy.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections import OrderedDict
+from typing import Final, Protocol
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,6 +50,55 @@ class Sessions(Protocol):
 
     @property
     def read_sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+
+class VersionCopies:
+    """Item versions by id, as this process has read them: the content, which never changes
+    once published; ``withdrawn_at`` as of that read (see the module's docstring). The least
+    recently used go first beyond ``size``: a catalogue has a few thousand items, of which a
+    few hundred are applied for on any day."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._copies: OrderedDict[str, ItemVersionCopy] = OrderedDict()
+
+    def get(self, version_id: str) -> ItemVersionCopy | None:
+        found = self._copies.get(version_id)
+        if found is not None:
+            self._copies.move_to_end(version_id)
+        return found
+
+    def keep(self, row: ItemVersionCopy) -> ItemVersionCopy:
+        """A copy of ``row`` that belongs to no session (the row's session may end, or change
+        it), kept and returned."""
+        copy = ItemVersionCopy(
+            **{c.key: getattr(row, c.key) for c in ItemVersionCopy.__table__.columns}
+        )
+        self._copies[copy.version_id] = copy
+        self._copies.move_to_end(copy.version_id)
+        while len(self._copies) > self._size:
+            self._copies.popitem(last=False)
+        return copy
+
+    def forget_item(self, item_id: str) -> None:
+        """The item was withdrawn: its versions are read again when next needed."""
+        for version_id in [v for v, c in self._copies.items() if c.item_id == item_id]:
+            del self._copies[version_id]
+
+
+COPIES: Final = VersionCopies()
+"""This process's copies (the consumers and the routes share them)."""
+
+
+async def version_content(session: AsyncSession, version_id: str) -> ItemVersionCopy | None:
+    """Version ``version_id`` for what it says (form, materials, result, time limits): the
+    process's copy, read once. Not for whether it may still be applied for: its
+    ``withdrawn_at`` may be older than the row's."""
+    found = COPIES.get(version_id)
+    if found is None and version_id:
+        row = await repository.item_version(session, version_id)
+        found = None if row is None else COPIES.keep(row)
+    return found
 
 
 class CatalogUnavailable(ServiceUnavailable):
@@ -130,8 +185,10 @@ async def known_version(
     ``CatalogUnavailable`` (503) when the copy is missing and the catalog cannot answer."""
     async with database.read_sessionmaker() as reads:
         found = await repository.item_version(reads, version_id)
-    if found is not None or not version_id:
-        return found
+    if found is not None:
+        return COPIES.keep(found)
+    if not version_id:
+        return None
     return await learn_version(database, catalog=catalog, version_id=version_id)
 
 
@@ -143,15 +200,19 @@ async def current_version(
     item yet (just published, intake just started); ``None`` when the item is unknown to both
     or withdrawn. A newer version intake has not read yet is not looked for: the copy follows
     the catalogue by its events, as it does for withdrawals. Raises ``CatalogUnavailable``
-    (503) when the copy has nothing and the catalog cannot answer."""
+    (503) when the copy has nothing and the catalog cannot answer.
+
+    One indexed read of the latest version's id and withdrawal, always: which version is
+    current and whether it is withdrawn change, and a process-wide cache of them would answer
+    from before a change another replica's consumer read (applications bound to a superseded
+    version or made for a withdrawn item). The content comes from :data:`COPIES`."""
     async with database.read_sessionmaker() as reads:
-        found = await repository.current_item_version(reads, implementing_code)
-    if found is None:
-        learnt = await current_published(catalog, implementing_code)
-        if learnt is None:
-            return None
-        found = await _keep(database, learnt)
-    return found if found is not None and found.withdrawn_at is None else None
+        current = await repository.current_item_version_id(reads, implementing_code)
+        if current is not None:
+            version_id, withdrawn_at = current
+            return None if withdrawn_at is not None else await version_content(reads, version_id)
+    learnt = await current_published(catalog, implementing_code)
+    return None if learnt is None else await _keep(database, learnt)
 
 
 async def known_bundle(
@@ -190,7 +251,8 @@ async def _keep(database: Sessions, version: PublishedVersion) -> ItemVersionCop
     async with database.sessionmaker() as session, session.begin():
         await repository.save_item_version(session, copy_values(version))
     async with database.read_sessionmaker() as session:
-        return await repository.item_version(session, version.version_id)
+        found = await repository.item_version(session, version.version_id)
+    return None if found is None else COPIES.keep(found)
 
 
 async def learn_bundle(

@@ -13,6 +13,7 @@ passed (a decision redelivered after completion) changes nothing.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +26,7 @@ from contracts.approval.v1 import (
 )
 from contracts.catalog.v1 import BundlePublished, ItemPublished, ItemWithdrawn
 from contracts.sharing.v1 import CertificateFailed, CertificateIssued
-from intake_service import bundles, repository
+from intake_service import bundles, catalog_copies, repository
 from intake_service.applications import lifecycle, states
 from intake_service.models import Application
 from wangban.consumer import Consumer
@@ -63,6 +64,9 @@ async def item_withdrawn(
     await repository.mark_item_withdrawn(
         session, item_id=event.item_id, at=datetime.fromisoformat(event.withdrawn_at)
     )
+    # Whether a version may be applied for is read from the row, never from the process's
+    # copies; forgetting them keeps the copies' ``withdrawn_at`` from misleading a reader.
+    catalog_copies.COPIES.forget_item(event.item_id)
 
 
 @consumer.on(BundlePublished)
@@ -88,13 +92,36 @@ async def _application(session: AsyncSession, application_id: str) -> Applicatio
 
 
 async def _decided(
-    session: AsyncSession, application: Application, *, to: str, by: str, at: datetime, note: str
+    session: AsyncSession,
+    application_id: str,
+    *,
+    to: Literal["approved", "denied"],
+    by: str,
+    at: datetime,
+    note: str,
+    awaits_certificate: bool,
+    on_time: bool | None = None,
 ) -> None:
+    # 秒批's way first: one statement when the application waits for nothing else.
+    if await lifecycle.decided_at_once(
+        session,
+        application_id=application_id,
+        to=to,
+        by=by,
+        at=at,
+        note=note,
+        awaits_certificate=awaits_certificate,
+        on_time=on_time,
+    ):
+        return
+    application = await _application(session, application_id)
+    if application is None:
+        return
     if application.status in states.DECIDED or application.status in states.FINAL:
         return  # already past this point: a redelivered or late decision changes nothing
     await states.move(session, application, to=to, actor_kind="service", actor=by, at=at, note=note)
     application.decided_by = by
-    await lifecycle.complete_if_ready(session, application=application, now=at)
+    await lifecycle.complete_if_ready(session, application=application, now=at, on_time=on_time)
     await bundles.refresh_parent(session, child=application, now=at)
 
 
@@ -152,31 +179,31 @@ async def not_accepted(
 
 @consumer.on(CaseApproved)
 async def approved(session: AsyncSession, *, event: CaseApproved, envelope: Envelope) -> None:
-    application = await _application(session, event.application_id)
-    if application is None:
-        return
     await _decided(
         session,
-        application,
+        event.application_id,
         to="approved",
         by=event.decided_by,
         at=datetime.fromisoformat(event.decided_at),
         note="秒批通过" if event.decided_by == "auto" else "",
+        # The item's result, as approval read it from the same version.
+        awaits_certificate=event.result_kind == "certificate",
+        # Completed with the decision (a machine's): on time as approval counted it, whose
+        # clock knows the days it stopped (补正, 特别程序).
+        on_time=event.completion.on_time if event.completion is not None else None,
     )
 
 
 @consumer.on(CaseDenied)
 async def denied(session: AsyncSession, *, event: CaseDenied, envelope: Envelope) -> None:
-    application = await _application(session, event.application_id)
-    if application is None:
-        return
     await _decided(
         session,
-        application,
+        event.application_id,
         to="denied",
         by=event.decided_by,
         at=datetime.fromisoformat(event.decided_at),
         note=event.reason,
+        awaits_certificate=False,
     )
 
 
@@ -198,13 +225,16 @@ async def certificate_failed(
 async def certificate_issued(
     session: AsyncSession, *, event: CertificateIssued, envelope: Envelope
 ) -> None:
+    issued_at = datetime.fromisoformat(event.issued_at) if event.issued_at else datetime.now(UTC)
+    # The approved application waiting for it, with nothing else outstanding: one statement.
+    if await lifecycle.delivered_at_once(
+        session, application_id=event.application_id, type_name=event.type_name, issued_at=issued_at
+    ):
+        return
     application = await _application(session, event.application_id)
     if application is None:
         return
     await lifecycle.certificate_issued(
-        session,
-        application=application,
-        type_name=event.type_name,
-        issued_at=datetime.fromisoformat(event.issued_at) if event.issued_at else datetime.now(UTC),
+        session, application=application, type_name=event.type_name, issued_at=issued_at
     )
     await bundles.refresh_parent(session, child=application, now=datetime.now(UTC))

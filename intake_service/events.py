@@ -9,6 +9,7 @@ from contracts.intake.v1 import FORM_CONTEXT as FORM_CONTEXT
 from contracts.intake.v1 import HOLDER_CONTEXT as HOLDER_CONTEXT
 from contracts.intake.v1 import RATINGS_TOPIC as RATINGS_TOPIC
 from contracts.intake.v1 import SUBJECT_CONTEXT as SUBJECT_CONTEXT
+from contracts.intake.v1 import Acceptance as Acceptance
 from contracts.intake.v1 import ApplicationAccepted as ApplicationAccepted
 from contracts.intake.v1 import ApplicationCompleted as ApplicationCompleted
 from contracts.intake.v1 import ApplicationNotAccepted as ApplicationNotAccepted

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -140,6 +141,12 @@ class Application(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_date: Mapped[date | None] = mapped_column(Date)
     """Committed completion date (承诺办结时限 in working days from acceptance)."""
+    certificate_kept: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Its certificate was issued before the application could take it and waits in
+    ``early_certificate``: rare (the topics are not ordered with each other), so the decision's
+    handler looks there only when this says so, and a handler that changes the row in one
+    statement (``WHERE NOT certificate_kept``) meets a certificate kept concurrently in the
+    row it locks, not in another table its snapshot may predate."""
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": lock_version}  # noqa: RUF012

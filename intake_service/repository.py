@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     SQLColumnExpression,
     and_,
+    column,
     delete,
     func,
     literal_column,
     or_,
     select,
+    true,
+    update,
+    values,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from intake_service.models import (
     Application,
     ApplicationMaterial,
+    Base,
     BundleVersionCopy,
     EarlyCertificate,
     ItemVersionCopy,
@@ -39,19 +48,21 @@ async def item_version(session: AsyncSession, version_id: str) -> ItemVersionCop
     return await session.get(ItemVersionCopy, version_id)
 
 
-async def current_item_version(
+async def current_item_version_id(
     session: AsyncSession, implementing_code: str
-) -> ItemVersionCopy | None:
-    """The latest version of the item with this implementing code that intake's copy has
-    (withdrawn or not: the caller tells), by the index on (code, published_at)."""
-    return (
-        await session.scalars(
-            select(ItemVersionCopy)
+) -> tuple[str, datetime | None] | None:
+    """The id and withdrawal of the latest version of the item with this implementing code
+    that intake's copy has, by the index on (code, published_at); not the content, which the
+    process keeps (``catalog_copies.COPIES``)."""
+    row = (
+        await session.execute(
+            select(ItemVersionCopy.version_id, ItemVersionCopy.withdrawn_at)
             .where(ItemVersionCopy.implementing_code == implementing_code)
             .order_by(ItemVersionCopy.published_at.desc())
             .limit(1)
         )
-    ).one_or_none()
+    ).first()
+    return None if row is None else (row.version_id, row.withdrawn_at)
 
 
 async def save_item_version(session: AsyncSession, values: dict[str, object]) -> None:
@@ -92,6 +103,136 @@ async def application(
     if lock:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+def _row_values(instance: Any, table: FromClause) -> dict[str, Any]:
+    """The column values of an instance built in memory (attribute and column names agree in
+    these models), its unset columns given their defaults, on the instance too, as a flush
+    would have given them (its lock version above all: the next flush compares it). Not for
+    an instance a session has (it would be changed)."""
+    row = {}
+    for c in table.columns:
+        value, default = getattr(instance, c.key), getattr(c, "default", None)
+        if value is None and default is not None and default.is_scalar:
+            value = default.arg
+        elif value is None and default is not None and default.is_callable:
+            value = default.arg(None)
+        # Set even when None: an attribute never set would be read from the database later.
+        setattr(instance, c.key, value)
+        row[c.key] = value
+    return row
+
+
+def _children(
+    model: type[Base], instances: Sequence[Any], *, of: Any, leave_out: Sequence[str]
+) -> Any:
+    """INSERT … SELECT of ``instances`` (rows of ``table`` built in memory) as children of the
+    application row(s) the CTE ``of`` returns (its ``id``): none when it returns none. The
+    values go as one VALUES list typed like the table's columns."""
+    columns = [c for c in model.__table__.columns if c.key not in ("application_id", *leave_out)]
+    data = []
+    for instance in instances:
+        row = _row_values(instance, model.__table__)
+        data.append(tuple(row[c.key] for c in columns))
+    rows = values(*(column(c.key, c.type) for c in columns), name="children").data(data)
+    return insert(model).from_select(
+        ["application_id", *rows.c.keys()],
+        select(of.c.id, *rows.c).select_from(of.join(rows, true())),
+    )
+
+
+async def insert_application(
+    session: AsyncSession,
+    application: Application,
+    *,
+    materials: Sequence[ApplicationMaterial],
+    timeline: Sequence[TimelineEntry],
+) -> bool:
+    """Write a new application as built in memory, in its final state, with its materials and
+    timeline (at least one entry), in one statement; False when its idempotency key is taken
+    (a concurrent duplicate got there first: the unique index makes us wait for it), and then
+    nothing is written. Written, the application joins the session as if it had been read."""
+    created = (
+        insert(Application)
+        .values(**_row_values(application, Application.__table__))
+        .on_conflict_do_nothing(index_elements=["applicant_subject", "idempotency_key"])
+        .returning(Application.id)
+        .cte("created")
+    )
+    # The material and timeline rows are selected from ``created``: none when it inserted
+    # nothing. (Their foreign keys are checked at the end of the statement, after the
+    # application's row is in.)
+    statement = _children(TimelineEntry, timeline, of=created, leave_out=("seq",)).returning(
+        TimelineEntry.application_id
+    )
+    if materials:
+        statement = statement.add_cte(
+            _children(ApplicationMaterial, materials, of=created, leave_out=()).cte("materials")
+        )
+    if not (await session.execute(statement)).first():
+        return False
+    make_transient_to_detached(application)
+    session.add(application)
+    return True
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What a change made in one statement tells of the application (for its events)."""
+
+    item_code: str
+    department: str
+    due_date: date | None
+
+
+async def move_where(
+    session: AsyncSession,
+    *,
+    application_id: str,
+    conditions: Sequence[ColumnElement[bool]],
+    changes: Mapping[str, Any],
+    timeline: Sequence[TimelineEntry],
+) -> Moved | None:
+    """Change the application in one statement, if it meets ``conditions``: its columns as
+    ``changes`` say (its lock version bumped, as a flush would), with its new timeline entries;
+    its item code, department and due date, or None when it did not meet them (nothing
+    written). The row is locked as any UPDATE locks it; one changed concurrently is judged as
+    it is once that change commits. An instance of it the session has loaded is told what
+    changed, as a flush would have told it."""
+    moved = (
+        update(Application)
+        .where(Application.id == application_id, *conditions)
+        .values(**changes, lock_version=Application.lock_version + 1)
+        .returning(
+            Application.id,
+            Application.item_code,
+            Application.department,
+            Application.due_date,
+            Application.lock_version,
+        )
+        .cte("moved")
+    )
+    added = _children(TimelineEntry, timeline, of=moved, leave_out=("seq",))
+    # A SELECT that writes (through its CTEs): it must run in the unit of work's transaction,
+    # which a plain SELECT would not begin (``wangban.db.WritesBeginTransaction``).
+    await session.connection()
+    row = (
+        await session.execute(
+            select(
+                moved.c.item_code, moved.c.department, moved.c.due_date, moved.c.lock_version
+            ).add_cte(added.cte("added"))
+        )
+    ).first()
+    if row is not None:
+        loaded = session.sync_session.identity_map.get(identity_key(Application, application_id))
+        if loaded is not None:
+            for name, value in {**changes, "lock_version": row.lock_version}.items():
+                set_committed_value(loaded, name, value)
+    return (
+        None
+        if row is None
+        else Moved(item_code=row.item_code, department=row.department, due_date=row.due_date)
+    )
 
 
 async def by_idempotency_key(
@@ -267,6 +408,19 @@ async def library(
     if material_name is not None:
         query = query.where(StoredFile.material_name == material_name)
     return (await session.scalars(query.order_by(StoredFile.created_at.desc()))).all()
+
+
+async def files_of(
+    session: AsyncSession, *, owner_subject: str, file_ids: Collection[str]
+) -> Sequence[StoredFile]:
+    """Those of ``file_ids`` that belong to ``owner_subject``."""
+    return (
+        await session.scalars(
+            select(StoredFile).where(
+                StoredFile.owner_subject == owner_subject, StoredFile.id.in_(file_ids)
+            )
+        )
+    ).all()
 
 
 async def applications_using_file(session: AsyncSession, file_id: str) -> Sequence[Application]:
@@ -525,10 +679,6 @@ async def keep_early_certificate(
         .values(application_id=application_id, type_name=type_name, issued_at=issued_at)
         .on_conflict_do_nothing(index_elements=["application_id"])
     )
-
-
-async def has_early_certificate(session: AsyncSession, application_id: str) -> bool:
-    return await session.get(EarlyCertificate, application_id) is not None
 
 
 async def take_early_certificate(

@@ -60,7 +60,13 @@ async def apply(
     )
     if not applied.created:
         response.status_code = 200  # the same request again: the same application
-    return await application_out(session, applied.application, runtime.keys)
+    return await application_out(
+        session,
+        applied.application,
+        runtime.keys,
+        timeline=applied.timeline,
+        materials=applied.materials,
+    )
 
 
 @router.post(

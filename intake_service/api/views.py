@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service import bundles, repository
 from intake_service.applications.creation import Keys
 from intake_service.applications.forms import clear_form
-from intake_service.models import Application
+from intake_service.models import Application, ApplicationMaterial, TimelineEntry
 from intake_service.schemas import (
     ApplicationOut,
     ApplicationSummary,
@@ -19,11 +21,19 @@ from wangban import labels
 
 
 async def application_out(
-    session: AsyncSession, application: Application, keys: Keys
+    session: AsyncSession,
+    application: Application,
+    keys: Keys,
+    *,
+    timeline: Sequence[TimelineEntry] | None = None,
+    materials: Sequence[ApplicationMaterial] | None = None,
 ) -> ApplicationOut:
-    """The whole application: the form's personal fields, encrypted at rest, in clear."""
-    timeline = await repository.timeline(session, application.id)
-    rows = await repository.materials(session, application.id)
+    """The whole application: the form's personal fields, encrypted at rest, in clear.
+    ``timeline`` and ``materials``: as the request just wrote them (not read back)."""
+    if timeline is None:
+        timeline = await repository.timeline(session, application.id)
+    if materials is None:
+        materials = await repository.materials(session, application.id)
     members = (
         await repository.children(session, application.id) if application.kind == "bundle" else []
     )
@@ -41,7 +51,7 @@ async def application_out(
         form=clear_form(application, keys.cipher),
         form_sources=application.form_sources or {},
         timeline=[TimelineOut.model_validate(t) for t in timeline],
-        materials=[MaterialOut.model_validate(m) for m in rows],
+        materials=[MaterialOut.model_validate(m) for m in materials],
         bundle=(
             BundleStatusOut(
                 total=state.total,

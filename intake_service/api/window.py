@@ -48,4 +48,10 @@ async def apply_at_window(
     )
     if not applied.created:
         response.status_code = 200  # the same request again: the same application
-    return await application_out(session, applied.application, runtime.keys)
+    return await application_out(
+        session,
+        applied.application,
+        runtime.keys,
+        timeline=applied.timeline,
+        materials=applied.materials,
+    )

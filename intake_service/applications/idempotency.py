@@ -7,7 +7,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service import repository
@@ -69,21 +68,16 @@ async def recent_idempotent(
     return check_same_request(existing, fingerprint) if existing is not None else None
 
 
-async def insert_once(session: AsyncSession, application: Application) -> tuple[Application, bool]:
-    """Insert a new application under its idempotency key; if another request with the same
-    key got there first (even concurrently: the unique index makes us wait for it), return
-    that one instead, or raise :class:`IdempotencyKeyReused` if it came with another request."""
-    try:
-        async with session.begin_nested():
-            session.add(application)
-            await session.flush()
-    except IntegrityError:
-        existing = await repository.by_idempotency_key(
-            session,
-            applicant_subject=application.applicant_subject,
-            key=application.idempotency_key or "",
-        )
-        if existing is None:
-            raise
-        return check_same_request(existing, application.idempotency_fingerprint), False
-    return application, True
+async def made_first(
+    session: AsyncSession, *, applicant_subject: str, key: str, fingerprint: str | None
+) -> Application:
+    """The application this key's first request made, for a request whose insert found the key
+    taken (the first committed while this one was on its way: the unique index made the insert
+    wait for it, then insert nothing); raises :class:`IdempotencyKeyReused` if it came with
+    another request."""
+    existing = await repository.by_idempotency_key(
+        session, applicant_subject=applicant_subject, key=key
+    )
+    if existing is None:
+        raise RuntimeError("an Idempotency-Key found taken names no application")
+    return check_same_request(existing, fingerprint)

@@ -244,6 +244,18 @@ async def outbox_types(session: AsyncSession, application_id: str) -> list[str]:
     return [r[0].split(".")[-2] for r in rows]
 
 
+async def outbox_data(session: AsyncSession, application_id: str, kind: str) -> dict[str, Any]:
+    """The data of the one event of ``kind`` (``submitted``, ``completed`` …) intake wrote
+    about the application."""
+    rows = await session.execute(
+        select(kit_tables.outbox.c.event_type, kit_tables.outbox.c.envelope).where(
+            kit_tables.outbox.c.key == application_id
+        )
+    )
+    [data] = [dict(e["data"]) for t, e in rows if t.split(".")[-2] == kind]
+    return data
+
+
 async def deliver(session: AsyncSession, handler: Any, event: Any) -> None:
     await handler(session, event=event, envelope=envelope_for(event, source="/approval"))
 

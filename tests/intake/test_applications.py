@@ -34,6 +34,7 @@ from tests.intake.support import (
     draft,
     keys,
     library_file,
+    outbox_data,
     outbox_types,
     publish_bundle,
     publish_item,
@@ -164,7 +165,12 @@ async def test_all_met_without_files_is_accepted_at_once_with_a_due_date(
     # Accepted Tue 29 Sep 2026 + 3 working days: Wed 30 Sep, then 国庆 (1–7 Oct), Thu 8 and
     # Fri 9 Oct.
     assert application.due_date == date(2026, 10, 9)
-    assert await outbox_types(db_session, application.id) == ["submitted", "accepted"]
+    # One event: the submission carries its acceptance (no application.accepted follows).
+    assert await outbox_types(db_session, application.id) == ["submitted"]
+    acceptance = (await outbox_data(db_session, application.id, "submitted"))["acceptance"]
+    assert acceptance["accepted_by"] == "intake"
+    assert acceptance["accepted_at"] == NOW.isoformat()
+    assert (acceptance["due_date"], acceptance["tolerated_until"]) == ("2026-10-09", None)
     timeline = await repository.timeline(db_session, application.id)
     assert [(t.to_status, t.actor_kind) for t in timeline] == [
         ("draft", "applicant"),

@@ -272,6 +272,11 @@ PERSONAL_FIELDS: dict[tuple[str, str], str] = {
         "accepted_by",
     ): "'auto' or the window clerk's staff account id: accountability for 受理",
     (
+        "cn.wangban.intake.application.submitted.v1",
+        "acceptance[].accepted_by",
+    ): "'intake' (accepted at once online) or the window clerk's staff account id: "
+    "accountability for 受理 at submission",
+    (
         "cn.wangban.intake.rectification.closed.v1",
         "closed_by",
     ): "the staff account id that closed the rectification: accountability",
