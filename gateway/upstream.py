@@ -6,20 +6,27 @@ again. Answers pass through unchanged — status, body and the problem+json shap
 service answered — except a problem's ``instance``, which names the path the client asked the
 gateway for rather than the service's own (``/applications/…`` means nothing outside); and a
 service that cannot be reached is a 503 problem, never a 500.
+
+GETs go through the lean client of :mod:`gateway.internal_http` (a tenth of httpx's CPU per
+call), everything else through the kit's httpx client; the public catalogue's answers are kept
+a few seconds (:mod:`gateway.public_answers`).
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 from fastapi import Response
 
+from gateway.internal_http import InternalGets, TransportError
+from gateway.public_answers import Kept, PublicAnswers
+from wangban.auth import InternalTokens
 from wangban.errors import (
     PROBLEM_MEDIA_TYPE,
     BadRequest,
@@ -43,7 +50,23 @@ gateway_path_var: ContextVar[str | None] = ContextVar("wangban_gateway_path", de
 dependency): a forwarded problem's ``instance``."""
 
 
-def _with_gateway_instance(answer: httpx.Response) -> bytes:
+class ServiceAnswer(Protocol):
+    """What the gateway reads of a service's answer: an ``httpx.Response``, or the lean
+    client's :class:`gateway.internal_http.Answer`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    def json(self) -> Any: ...
+
+
+def _with_gateway_instance(answer: ServiceAnswer) -> bytes:
     """The service's body, with the ``instance`` of a problem made the gateway's path."""
     path = gateway_path_var.get()
     if path is None or not answer.headers.get("content-type", "").startswith(PROBLEM_MEDIA_TYPE):
@@ -143,7 +166,9 @@ class UpstreamProblem(Problem):
 
 
 class Upstreams:
-    """One pooled client per service, opened at start-up and closed at shutdown."""
+    """One pooled client per service, opened at start-up and closed at shutdown: the kit's
+    httpx client, and for a service reached over plain HTTP (not through one of the tests'
+    in-process ``transports``) the lean client its GETs take."""
 
     def __init__(
         self,
@@ -151,19 +176,32 @@ class Upstreams:
         *,
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
+        transports = transports or {}
         self.clients = {
-            name: service_client(
-                settings,
-                name,
-                caller="gateway",
-                transport=(transports or {}).get(name),
-            )
+            name: service_client(settings, name, caller="gateway", transport=transports.get(name))
             for name in SERVICES
         }
+        tokens = InternalTokens.from_settings(settings)
+        self.gets = {
+            name: InternalGets(
+                base_url=settings.url_of(name),
+                service=name,
+                caller="gateway",
+                tokens=tokens,
+                timeout_s=settings.http_timeout_s,
+                retries=settings.http_retries,
+                guard=settings.transaction_guard,
+            )
+            for name in SERVICES
+            if name not in transports and settings.url_of(name).startswith("http://")
+        }
+        self.public = PublicAnswers(ttl_s=settings.gateway_public_cache_s)
 
     async def close(self) -> None:
         for client in self.clients.values():
             await client.aclose()
+        for gets in self.gets.values():
+            await gets.aclose()
 
     async def send(
         self,
@@ -175,13 +213,23 @@ class Upstreams:
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> ServiceAnswer:
         refuse_nul(params or {}, json, content, headers or {})
+        kept = {k: v for k, v in (params or {}).items() if v is not None}
+        gets = self.gets.get(service)
+        if gets is not None and method == "GET" and json is None and not content:
+            try:
+                return await gets.get(path, params=kept, headers=headers)
+            except TransportError as exc:
+                log.warning("GET %s on %s failed: %s", path, service, exc)
+                raise UpstreamUnavailable(
+                    "服务暂时不可用，请稍后再试", extra={"service": service}
+                ) from None
         try:
             return await self.clients[service].request(
                 method,
                 path,
-                params={k: v for k, v in (params or {}).items() if v is not None},
+                params=kept,
                 json=json,
                 content=content,
                 headers=dict(headers or {}),
@@ -194,24 +242,60 @@ class Upstreams:
 
     async def forward(self, service: str, method: str, path: str, **kwargs: Any) -> Response:
         """The service's answer as the gateway's answer."""
-        answer = await self.send(service, method, path, **kwargs)
-        return Response(
-            content=_with_gateway_instance(answer),
-            status_code=answer.status_code,
-            headers={h: answer.headers[h] for h in PASSED_HEADERS if h in answer.headers},
-        )
+        return _response(_passed(await self.send(service, method, path, **kwargs)))
 
     async def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         """The service's JSON answer, for the gateway's own use (aggregation, lookups); a
         problem answer is raised as the same problem."""
-        answer = await self.send(service, method, path, **kwargs)
-        if answer.status_code >= 400:
-            try:
-                body = answer.json()
-            except ValueError:
-                body = {"title": "服务暂不可用"}
-            problem = UpstreamProblem(answer.status_code, body if isinstance(body, dict) else {})
-            raise problem
-        if answer.status_code == 204 or not answer.content:
-            return None
-        return answer.json()
+        return _json(await self.send(service, method, path, **kwargs))
+
+    async def public_answer(
+        self, service: str, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> Kept:
+        """A GET that is the same for everyone (the public catalogue), kept a few seconds
+        (:class:`gateway.public_answers.PublicAnswers`)."""
+        kept = {k: v for k, v in (params or {}).items() if v is not None}
+        key: Hashable = (service, path, tuple(sorted((k, str(v)) for k, v in kept.items())))
+        return await self.public.get(
+            key, lambda: self.send(service, "GET", path, params=kept), passed=_passed
+        )
+
+    async def forward_public(
+        self, service: str, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> Response:
+        """:meth:`forward` of a :meth:`public_answer`."""
+        return _response(await self.public_answer(service, path, params=params))
+
+    async def json_public(
+        self, service: str, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """:meth:`json` of a :meth:`public_answer` (parsed once while it is kept)."""
+        return _json(await self.public_answer(service, path, params=params))
+
+
+def _passed(answer: ServiceAnswer) -> Kept:
+    """What of a service's answer the gateway passes on."""
+    return Kept(
+        status=answer.status_code,
+        body=_with_gateway_instance(answer),
+        headers={h: answer.headers[h] for h in PASSED_HEADERS if h in answer.headers},
+        until=0.0,
+    )
+
+
+def _response(kept: Kept) -> Response:
+    return Response(content=kept.body, status_code=kept.status, headers=kept.headers)
+
+
+def _json(answer: ServiceAnswer | Kept) -> Any:
+    status = answer.status_code if not isinstance(answer, Kept) else answer.status
+    body = answer.content if not isinstance(answer, Kept) else answer.body
+    if status >= 400:
+        try:
+            problem = answer.json()
+        except ValueError:
+            problem = {"title": "服务暂不可用"}
+        raise UpstreamProblem(status, problem if isinstance(problem, dict) else {})
+    if status == 204 or not body:
+        return None
+    return answer.json()

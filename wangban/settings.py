@@ -222,6 +222,10 @@ class Settings(BaseSettings):
     """How long a gateway worker keeps its copy of the ended login sessions (logout, refresh
     token reuse) before reading it again: their access tokens are refused at once by the worker
     that ended them, by the others within this many seconds. 0 reads on every request."""
+    gateway_public_cache_s: float = Field(default=5.0, ge=0, le=60)
+    """How long the gateway keeps an answer of the public catalogue (a search, the first
+    screen's hot items) before asking the catalog again (``gateway/public_answers.py``): a
+    catalogue change reaches citizens at most this late. 0: never kept."""
     identity_provider_url: str | None = None
     """The real-name verification service (``docs/identity-provider-protocol.md``). Empty: the
     sandbox population (local and test only)."""

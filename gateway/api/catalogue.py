@@ -27,9 +27,9 @@ async def find_items(
     miaopi: bool | None = None,
     page: Annotated[int, Query(ge=1, le=500)] = 1,
 ) -> Response:
-    return await services.forward(
+    # The same for everyone: kept a few seconds (popular queries repeat many times a second).
+    return await services.forward_public(
         "catalog",
-        "GET",
         "/items",
         params={
             "q": q,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from gateway.api import API
 from gateway.api.deps import CITIZENS, Citizen, Services, problems
@@ -15,7 +15,8 @@ router = APIRouter(prefix=API, tags=["citizen"])
 @router.get(
     "/home",
     summary="The first screen: hot items, my open applications, …",
+    response_model=HomeOut,
     responses=problems(CITIZENS),
 )
-async def home(identity: Citizen, services: Services) -> HomeOut:
+async def home(identity: Citizen, services: Services) -> Response:
     return await first_screen(services)
