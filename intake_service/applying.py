@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.sharing.api_v1 import SharedResolution
 from intake_service import bundles, catalog_copies, prefill, repository
-from intake_service.applications import idempotency, lifecycle
+from intake_service.applications import grant_limits, idempotency, lifecycle
 from intake_service.applications.creation import (
     Applicant,
     Channel,
@@ -44,7 +44,6 @@ from intake_service.applications.errors import (
     MaterialsIncomplete,
     WindowIntakeIncomplete,
 )
-from intake_service.applications.grant_limits import check_grant_limit
 from intake_service.applications.states import ActorKind
 from intake_service.applications.window_scope import check_window_scope
 from intake_service.catalog_copies import Sessions
@@ -356,17 +355,21 @@ async def apply(
         *(submission.timeline if submission is not None else ()),
     ]
     materials = submission.materials if submission is not None else []
+    limited = submission is not None and grant_limits.is_limited(item)
     if not await repository.insert_application(
-        session, application, materials=materials, timeline=timeline
+        session, application, materials=materials, timeline=timeline, lock_grant=limited
     ):
         first = await idempotency.made_first(
             session, applicant_subject=applicant.subject, key=key or "", fingerprint=fingerprint
         )
         return Applied(first, created=False)
     if submission is not None:
-        # After the insert, as a concurrent duplicate (same key) must find the application
-        # rather than be refused as a second one; a refusal rolls the insert back.
-        await check_grant_limit(session, application=application, item=item, now=now)
+        # After the insert (which took the applicant's lock for the item), as a concurrent
+        # duplicate (same key) must find the application rather than be refused as a second
+        # one; a refusal rolls the insert back.
+        await grant_limits.check_grant_limit(
+            session, application=application, item=item, now=now, locked=limited
+        )
         await outbox.publish(session, submission.event)
     return Applied(application, created=True, timeline=timeline, materials=materials)
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     column,
     delete,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -147,15 +148,30 @@ async def insert_application(
     *,
     materials: Sequence[ApplicationMaterial],
     timeline: Sequence[TimelineEntry],
+    lock_grant: bool = False,
 ) -> bool:
     """Write a new application as built in memory, in its final state, with its materials and
     timeline (at least one entry), in one statement; False when its idempotency key is taken
     (a concurrent duplicate got there first: the unique index makes us wait for it), and then
-    nothing is written. Written, the application joins the session as if it had been read."""
+    nothing is written. Written, the application joins the session as if it had been read.
+    ``lock_grant``: the row is inserted under the applicant's lock for the item (as
+    :func:`lock_grant` takes it), so the grant-limit check that follows needs no statement for
+    it."""
+    row = _row_values(application, Application.__table__)
+    if lock_grant:
+        locked = select(
+            _grant_lock(applicant_ref=application.applicant_ref, item_code=application.item_code)
+        ).cte("locked")
+        into = insert(Application).from_select(
+            list(row),
+            select(
+                *(literal(row[c.key], c.type) for c in Application.__table__.columns)
+            ).select_from(locked),
+        )
+    else:
+        into = insert(Application).values(**row)
     created = (
-        insert(Application)
-        .values(**_row_values(application, Application.__table__))
-        .on_conflict_do_nothing(index_elements=["applicant_subject", "idempotency_key"])
+        into.on_conflict_do_nothing(index_elements=["applicant_subject", "idempotency_key"])
         .returning(Application.id)
         .cte("created")
     )
@@ -248,16 +264,18 @@ async def by_idempotency_key(
     ).one_or_none()
 
 
+def _grant_lock(*, applicant_ref: str, item_code: str) -> Any:
+    return func.pg_advisory_xact_lock(
+        func.hashtextextended(f"grant:{applicant_ref}:{item_code}", 0)
+    )
+
+
 async def lock_grant(session: AsyncSession, *, applicant_ref: str, item_code: str) -> None:
     """Serialise, until the transaction ends, the submissions of one applicant for one
-    grant-limited item: of two concurrent ones, the second sees the first once it commits."""
-    await session.execute(
-        select(
-            func.pg_advisory_xact_lock(
-                func.hashtextextended(f"grant:{applicant_ref}:{item_code}", 0)
-            )
-        )
-    )
+    grant-limited item: of two concurrent ones, the second sees the first once it commits
+    (the check that follows is a statement of its own, whose snapshot is taken after the
+    lock was granted)."""
+    await session.execute(select(_grant_lock(applicant_ref=applicant_ref, item_code=item_code)))
 
 
 async def open_or_granted(

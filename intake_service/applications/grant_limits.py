@@ -34,19 +34,31 @@ def grant_period_start(period: str, now: datetime) -> datetime:
     return start.replace(microsecond=0)
 
 
+def is_limited(item: ItemVersionCopy) -> bool:
+    """Whether the item is a one-time benefit (its ``grant_limit``)."""
+    return str(item.content.get("grant_limit") or "none") != "none"
+
+
 async def check_grant_limit(
-    session: AsyncSession, *, application: Application, item: ItemVersionCopy, now: datetime
+    session: AsyncSession,
+    *,
+    application: Application,
+    item: ItemVersionCopy,
+    now: datetime,
+    locked: bool = False,
 ) -> None:
     """A one-time benefit (``grant_limit`` of the item) is applied for while no other
     application of the same applicant for the item is open or granted (in the period). The
-    advisory lock held to the end of the transaction makes two concurrent submissions meet."""
-    limit = str(item.content.get("grant_limit") or "none")
-    if limit == "none":
+    advisory lock held to the end of the transaction makes two concurrent submissions meet;
+    ``locked``: the transaction holds it already (taken as the application was inserted)."""
+    if not is_limited(item):
         return
+    limit = str(item.content.get("grant_limit"))
     period = str(item.content.get("grant_period") or "year")
-    await repository.lock_grant(
-        session, applicant_ref=application.applicant_ref, item_code=application.item_code
-    )
+    if not locked:
+        await repository.lock_grant(
+            session, applicant_ref=application.applicant_ref, item_code=application.item_code
+        )
     found = await repository.open_or_granted(
         session,
         applicant_ref=application.applicant_ref,

@@ -11,16 +11,19 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import CaseApproved, CaseDenied
-from intake_service import consumers
+from intake_service import consumers, repository
 from intake_service.applications import errors, lifecycle
-from intake_service.applications.creation import Channel, MaterialChoice
-from intake_service.models import Application, ItemVersionCopy
-from tests.intake.support import applicant, draft, keys, publish_item
+from intake_service.applications.creation import Channel, MaterialChoice, new_application
+from intake_service.models import Application, ItemVersionCopy, TimelineEntry
+from tests.intake.support import Intake, applicant, draft, keys, publish_item
 from tests.sharing.support import person_id
+from tests.work_budget import PlatformWork
 from wangban.calendar import WorkingDayCalendar
 from wangban.db import Database
 from wangban.events import envelope_for
@@ -184,3 +187,86 @@ async def test_two_concurrent_submissions_make_one_application(
 
     outcomes = await asyncio.gather(submit(), submit())
     assert sorted(o == "refused" for o in outcomes) == [False, True]
+
+
+async def test_applied_for_online_the_limit_costs_one_statement_and_holds_under_concurrency(
+    intake: Intake,
+) -> None:
+    """Applying online, the applicant's lock for the item is taken by the statement that
+    inserts the application (no statement of its own), the check is one more; two
+    submissions of one person at once (two keys: two logins) make one application."""
+    code = f"TEST-ONCE-{uuid.uuid4().hex[:10]}"
+    await intake.item(
+        implementing_code=code,
+        materials=COMMITMENT,
+        auto_approval=False,
+        result_kind="decision",
+        certificate_type=None,
+        grant_limit="once",
+    )
+    elder = _person()
+
+    async def apply(subject: str) -> httpx.Response:
+        return await intake.client.post(
+            "/applications",
+            json={
+                "item_code": code,
+                "applicant": {"kind": "person", "id_number": elder, "name": "陈桂英"},
+                "form": {"bank_account": "6222000011112222"},
+                "materials": [{"index": 0, "commitment": True}],
+            },
+            headers={**intake.citizen(subject, elder), "Idempotency-Key": str(uuid.uuid4())},
+        )
+
+    work = PlatformWork({"intake": intake.app})
+    with work.measure() as measured:
+        first = await apply("u-once-1")
+    assert first.status_code == 201, first.text
+    kinds = measured["intake"].kinds
+    assert not [k for k in kinds if "pg_advisory" in k], PlatformWork.report(measured)
+    # The key's application (none), then the open or granted ones (the first's own excluded).
+    assert kinds["SELECT intake.application"] == 2, PlatformWork.report(measured)
+    refused = await apply("u-once-2")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"] == "urn:wangban:problem:application-open"
+    assert first.json()["id"] in refused.json()["detail"]
+
+    elder = _person()  # someone who has not applied yet
+    answers = await asyncio.gather(apply("u-once-3"), apply("u-once-4"))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+
+
+async def test_the_insert_takes_the_applicants_lock_for_the_item(
+    db_session: AsyncSession, settings: Settings
+) -> None:
+    """The lock the check relies on is really taken by the statement that inserts the
+    application (a lock in a part of a statement the planner could skip would not be)."""
+    item = await _item(db_session, grant_limit="once")
+    application = new_application(
+        item=item,
+        applicant=applicant(_person()),
+        form={"bank_account": "6222000011112222"},
+        channel=Channel(name="mini_program"),
+        keys=keys(settings),
+        now=NOW,
+        idempotency_key=str(uuid.uuid4()),
+    )
+    entry = TimelineEntry(
+        application_id=application.id,
+        at=NOW,
+        from_status=None,
+        to_status="draft",
+        actor_kind="applicant",
+        actor="u",
+        note="",
+    )
+    assert await repository.insert_application(
+        db_session, application, materials=[], timeline=[entry], lock_grant=True
+    )
+    held = await db_session.scalar(
+        text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid = pg_backend_pid() AND granted"
+        )
+    )
+    assert held == 1
