@@ -29,10 +29,17 @@ from wangban.http import IDEMPOTENCY_KEY_HEADER
 
 
 async def current_bundle(services: Upstreams, bundle_id: str) -> Any:
-    """The current version of a bundle, named by its bundle id or its version's id."""
-    for version in await services.json("catalog", "GET", "/bundles"):
-        if bundle_id in (version.get("bundle_id"), version.get("id")):
-            return version
+    """The current version of a bundle, named by its bundle id or its version's id: from the
+    gateway's short-lived copy of the catalogue's list, and when it is not there (a bundle
+    published since), from the catalogue itself."""
+    for fresh in (False, True):
+        if fresh:
+            bundles = await services.json("catalog", "GET", "/bundles")
+        else:
+            bundles = await services.json_public("catalog", "/bundles")
+        for version in bundles:
+            if bundle_id in (version.get("bundle_id"), version.get("id")):
+                return version
     raise NotFound("一件事主题不存在")
 
 

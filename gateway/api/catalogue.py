@@ -54,7 +54,7 @@ async def get_item(code: str, services: Services) -> Response:
 
 @router.get("/bundles", summary="Bundles (一件事一次办)", responses=problems(FORWARDED_PROBLEMS))
 async def list_bundles(services: Services) -> Response:
-    return await services.forward("catalog", "GET", "/bundles")
+    return await services.forward_public("catalog", "/bundles")
 
 
 @router.get(

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import text
 
 from catalog_service import service as catalog
+from catalog_service.schemas import BundleContent
 from gateway.internal_http import InternalGets, TransportError
 from gateway.public_answers import Kept, PublicAnswers
 from gateway.schemas import HomeOut
@@ -403,3 +404,54 @@ async def test_search_and_first_screen_through_the_lean_client(
             await gone.close()
         assert home.status_code == 200, home.text
         assert home.json()["degraded"] == ["hot_items"] and home.json()["hot_items"] == []
+
+
+async def _published_bundle(database: Database) -> str:
+    """A bundle of two published items, published; its bundle id."""
+    codes = [f"TEST-BUNDLED-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    async with database.sessionmaker() as session, session.begin():
+        for code in codes:
+            item = await catalog.create_item_draft(
+                session, content=item_content(implementing_code=code)
+            )
+            await catalog.publish_version(session, version_id=item.id)
+        draft = await catalog.create_bundle_draft(
+            session,
+            content=BundleContent.model_validate(
+                {
+                    "code": f"BUNDLE-LEAN-{uuid.uuid4().hex[:8]}",
+                    "name": "高龄老人关爱一件事",
+                    "members": [
+                        {"implementing_code": c, "field_map": {"account": "bank_account"}}
+                        for c in codes
+                    ],
+                    "form_schema": {
+                        "type": "object",
+                        "properties": {"account": {"type": "string", "title": "收款账号"}},
+                        "required": ["account"],
+                    },
+                }
+            ),
+        )
+        version = await catalog.publish_bundle(session, version_id=draft.id)
+    return str(version.bundle_id)
+
+
+async def test_bundles_are_read_from_the_kept_list_and_a_new_one_from_the_catalogue(
+    infrastructure: Infrastructure, database: Database, tmp_path: Path
+) -> None:
+    first = await _published_bundle(database)
+    async with running_gateway(infrastructure, database, data_dir=tmp_path) as gateway:
+        upstreams: Upstreams = gateway.app.state.upstreams
+        listed = [await gateway.client.get("/api/v1/bundles") for _ in range(2)]
+        assert [a.status_code for a in listed] == [200, 200]
+        assert first in {b["bundle_id"] for b in listed[0].json()}
+        one = await gateway.client.get(f"/api/v1/bundles/{first}")
+        assert one.status_code == 200 and one.json()["bundle_id"] == first
+        assert upstreams.public.calls == 1  # the list asked once for all three
+        # Published after the list was kept: not in the copy, so the catalogue is asked.
+        later = await _published_bundle(database)
+        found = await gateway.client.get(f"/api/v1/bundles/{later}")
+        assert found.status_code == 200 and found.json()["bundle_id"] == later
+        unknown = await gateway.client.get(f"/api/v1/bundles/{uuid.uuid4()}")
+        assert unknown.status_code == 404
