@@ -3,7 +3,14 @@
 Each event is handled in one database transaction together with an insert into the service's
 ``inbox`` keyed by (consumer, event id): a redelivered event finds its inbox row and has no
 second effect. Offsets are committed only after the database commit, so a crash between the two
-means a redelivery, which the inbox absorbs. A handler that keeps failing is retried with
+means a redelivery, which the inbox absorbs.
+
+When a poll brings several records of one partition, they are handled in one transaction: the
+handlers' prepare steps first (outside it, in order), then one multi-row inbox insert and each
+new event's handler, in the partition's order. A batch is all or nothing: if any of it fails
+(a handler, a prepare step, a poison record, the database), it is rolled back and its records
+are handled one at a time as below, so a failing event is retried and dead-lettered alone and
+the others are applied once. A handler that keeps failing is retried with
 exponential backoff, then recorded in ``dead_letter`` and announced on the dead-letter topic —
 both through the same transaction. Retrying holds back its partition (which keeps
 per-aggregate order) and, since one poll is finished before the next, the consumer's other
@@ -17,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -98,6 +107,15 @@ class _Assignments(ConsumerRebalanceListener):
 
 class OffsetCommitStuck(KafkaError):
     """The broker does not accept our offset commits; reconnecting and rejoining fixes it."""
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    envelope: Envelope
+    event: Event | None
+    handler: Handler
+    id: str
+    """The event id as the inbox spells it (canonical UUID)."""
 
 
 class PoisonEvent(Exception):
@@ -250,8 +268,45 @@ class ConsumerRunner:
         self.caught_up.set()
 
     async def _process_in_order(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if len(records) == 1:
+            await self.process(records[0])
+            return
+        for segment in self._segments(records):
+            if await self.process_batch(segment):
+                continue
+            for record in segment:  # one at a time: retries and dead letters per event
+                await self.process(record)
+
+    def _segments(
+        self, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[list[ConsumerRecord[bytes, bytes]]]:
+        """A partition's records cut where a prepare step must see what the records before it
+        did: an event with a prepare step whose key is already in the batch starts a new one.
+        (A prepare step reads its aggregate to decide what to ask, e.g. approval's 秒批
+        lookups once the case is open; run ahead of its predecessors' handlers it would read
+        too early, and its handler would refuse what it was given.)"""
+        if not self.consumer.preparers:
+            return [records]
+        segments: list[list[ConsumerRecord[bytes, bytes]]] = [[]]
+        keys: set[bytes | None] = set()
         for record in records:
-            await self.process(record)
+            if (
+                segments[-1]
+                and record.key in keys
+                and self._event_type(record) in self.consumer.preparers
+            ):
+                segments.append([])
+                keys = set()
+            segments[-1].append(record)
+            keys.add(record.key)
+        return segments
+
+    @staticmethod
+    def _event_type(record: ConsumerRecord[bytes, bytes]) -> str | None:
+        try:
+            return str(json.loads(record.value or b"{}").get("type"))
+        except (ValueError, AttributeError):
+            return None  # poison: the batch refuses it and it is dead-lettered in its place
 
     async def _rewind_forgotten_partitions(self, kafka: AIOKafkaConsumer) -> None:
         """A partition whose end is now before our position was emptied under us: the broker
@@ -306,11 +361,7 @@ class ConsumerRunner:
         while True:
             attempts += 1
             try:
-                with bound_context(
-                    correlation_id=envelope.correlationid or envelope.id,
-                    causation_id=envelope.id,
-                    traceparent=envelope.traceparent,
-                ):
+                with self._context(envelope):
                     applied = await self._handle_once(envelope, event, handler)
                 self._count(envelope.type, "handled" if applied else "duplicate")
                 return
@@ -358,6 +409,100 @@ class ConsumerRunner:
                     return
                 self._count(envelope.type, "retried")
                 await asyncio.sleep(self._backoff_s(attempts))
+
+    # --- a partition's batch -------------------------------------------------------------
+    async def process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """Handle a partition's records in one transaction: the prepare steps first (outside
+        it, in order), then one multi-row inbox insert and each new event's handler in order.
+        False when the batch could not be handled as one (a poison record, a failing prepare
+        or handler, a dependency away): nothing of it was applied, and the caller handles the
+        records one at a time, with the per-event retries and dead letters."""
+        if len(records) < 2:
+            return False
+        batch: list[_Decoded] = []
+        ignored: list[str] = []
+        for record in records:
+            try:
+                envelope, event, handler = self._decode(record)
+            except PoisonEvent:
+                return False  # dead-lettered in its place, one at a time
+            if handler is None:
+                ignored.append(envelope.type)
+                continue
+            try:
+                event_id = str(uuid.UUID(envelope.id))  # as the inbox gives it back
+            except ValueError:
+                return False
+            batch.append(_Decoded(envelope=envelope, event=event, handler=handler, id=event_id))
+        if len(batch) < 2:
+            return False  # nothing to gain over the single path
+        try:
+            outcomes = await self._handle_batch(batch)
+        except Exception as exc:
+            log.info(
+                "batch not handled as one; handling its events one at a time",
+                extra={
+                    "fields": {
+                        "consumer": self.consumer.name,
+                        "events": len(batch),
+                        "error": repr(exc)[:300],
+                    }
+                },
+            )
+            return False
+        for event_type in ignored:
+            self._count(event_type, "ignored")
+        for item, outcome in zip(batch, outcomes, strict=True):
+            self._count(item.envelope.type, outcome)
+        return True
+
+    async def _handle_batch(self, batch: list[_Decoded]) -> list[str]:
+        prepared: list[dict[str, Any]] = []
+        for item in batch:
+            prepare = self.consumer.preparers.get(item.envelope.type)
+            if prepare is None:
+                prepared.append({})
+                continue
+            with self._context(item.envelope):
+                found = await prepare(self.database, event=item.event, envelope=item.envelope)
+            prepared.append({"prepared": found})
+        outcomes: list[str] = []
+        async with self.database.sessionmaker() as session, session.begin():
+            # One statement for the whole batch; an event delivered twice in it is inserted
+            # (and handled) once.
+            claimed = await session.execute(
+                insert(self.inbox)
+                .values(
+                    [
+                        {
+                            "consumer": self.consumer.name,
+                            "event_id": item.id,
+                            "event_type": item.envelope.type,
+                        }
+                        for item in batch
+                    ]
+                )
+                .on_conflict_do_nothing()
+                .returning(self.inbox.c.event_id)
+            )
+            new = {str(event_id) for event_id in claimed.scalars()}
+            for item, extra in zip(batch, prepared, strict=True):
+                if item.id not in new:
+                    outcomes.append("duplicate")  # applied by an earlier delivery
+                    continue
+                new.discard(item.id)
+                with self._context(item.envelope):
+                    await item.handler(session, event=item.event, envelope=item.envelope, **extra)
+                outcomes.append("handled")
+        return outcomes
+
+    @staticmethod
+    def _context(envelope: Envelope) -> contextlib.AbstractContextManager[dict[str, str | None]]:
+        return bound_context(
+            correlation_id=envelope.correlationid or envelope.id,
+            causation_id=envelope.id,
+            traceparent=envelope.traceparent,
+        )
 
     def _decode(
         self, record: ConsumerRecord[bytes, bytes]

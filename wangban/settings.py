@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: float = 5.0
     """Safety-net poll only: the relay is woken after commit (in-process and LISTEN/NOTIFY)."""
     outbox_batch_size: int = 200
+    outbox_mark_interval_s: float = Field(default=1.0, gt=0)
+    """Rows the relay sent are marked published together, one statement at most this often
+    (sooner when a batch's worth waits, and on stop). A crash loses at most this much marking,
+    which only means those rows are sent again."""
+    outbox_recovery_grace_s: float = Field(default=10.0, gt=0)
+    """A row still unpublished this long after its transaction began is taken as one its
+    writer will not send (it died, or it runs no relay) and is claimed by any relay's poll."""
     consumer_max_attempts: int = 5
     consumer_retry_backoff_ms: int = 200
     consumer_retry_backoff_max_ms: int = 10000
