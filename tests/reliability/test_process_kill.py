@@ -65,7 +65,10 @@ async def test_every_application_is_final_exactly_once_when_services_are_killed(
                         answer = await api.post(
                             "/api/v1/applications", json=application, headers=headers
                         )
-                        if answer.status_code == 201:
+                        # 200: an earlier attempt was applied but its answer was lost when
+                        # the process was killed between commit and response; the same key
+                        # now returns that application.
+                        if answer.status_code in (200, 201):
                             return str(answer.json()["id"])
                         assert answer.status_code in (502, 503, 504), answer.text
                         retries.append(f"HTTP {answer.status_code}")
