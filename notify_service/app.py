@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notify_service import api, delivery, template_versions
 from notify_service.channels import SmsChannel
 from notify_service.consumers import build_consumer
-from notify_service.delivery import Channels, Dispatcher
+from notify_service.delivery import Channels, Dispatcher, DispatchWorker
 from notify_service.events import outbox
 from notify_service.models import metadata, wechat_access_token
 from notify_service.simulated import SimulatedSms, SimulatedWeChat
@@ -65,6 +65,12 @@ def build_dispatcher(database: Database, settings: Settings) -> Dispatcher:
     )
 
 
+def build_dispatch_worker(database: Database, settings: Settings) -> DispatchWorker:
+    """The dispatcher as the running service's background worker: messages created in this
+    process are handed to it when their transaction commits."""
+    return DispatchWorker(build_dispatcher(database, settings))
+
+
 def configure(app: FastAPI, settings: Settings) -> None:
     """The SMS channel the phone-verification route sends its codes through (the
     dispatcher has its own: a code is sent while the citizen waits, not queued)."""
@@ -95,7 +101,7 @@ SPEC = ServiceSpec(
     consumers=(build_consumer,),
     seeds=(seed_templates,),
     periodic=(PeriodicJob(name="sweeper", interval_s=60, run=sweep_stuck),),
-    workers=(build_dispatcher,),
+    workers=(build_dispatch_worker,),
     extensions=(configure,),
     shutdowns=(close_code_sms,),
 )

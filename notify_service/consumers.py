@@ -2,11 +2,18 @@
 about becomes a notification (主动推送, 审批结果主动及时送达).
 
 * ``application.submitted`` (intake): remember whom the application's later events concern,
-  with the applicant's name masked (张*) — nothing else of them is kept;
-* intake's ``application.accepted`` / ``not_accepted`` / ``completed`` / ``reminder_due`` (容缺
-  materials due) and ``rectification.replied``; approval's ``case.correction_requested`` /
-  ``approved`` / ``denied`` / ``not_accepted``; sharing's ``certificate.issued``: notify;
-* ``application.completed`` also invites the citizen to rate the service (好差评).
+  with the applicant's name masked (张*) — nothing else of them is kept, and nothing is sent:
+  an application accepted at submission (its ``acceptance``) was shown 已受理 on the screen
+  it was submitted from;
+* intake's ``application.accepted`` (受理 later, by a clerk) / ``not_accepted`` /
+  ``reminder_due`` (容缺 materials due) and ``rectification.replied``; approval's
+  ``case.correction_requested`` / ``approved`` / ``denied`` / ``not_accepted``; sharing's
+  ``certificate.issued``: notify;
+* the **final notice** of an application carries the invitation to rate the service (好差评,
+  ``rating`` in the context: the templates link to the rating page): the certificate notice
+  when the approval promises a certificate (``case.approved`` names its type), else the
+  result itself. So a 秒批 application with a certificate makes two notifications (approved;
+  certificate, rate us), and ``application.completed`` has no handler: nothing is written for it.
 
 Openids are not an event: the gateway calls ``PUT /internal/recipients/{subject}/wechat`` after
 each WeChat login (``api.bind_wechat``).
@@ -30,7 +37,6 @@ from contracts.intake.v1 import (
     HOLDER_CONTEXT,
     SUBJECT_CONTEXT,
     ApplicationAccepted,
-    ApplicationCompleted,
     ApplicationNotAccepted,
     ApplicationSubmitted,
     RectificationReplied,
@@ -44,9 +50,6 @@ from wangban.consumer import Consumer
 from wangban.crypto import FieldCipher, mask_name
 from wangban.events import Envelope
 from wangban.settings import Settings
-
-RATING_SUFFIX = "#rating"
-"""The rating invitation is a second notification of ``application.completed``: its own key."""
 
 OCCURRENCE_NAMESPACE = uuid.UUID("5b0e3c1e-6f57-4d55-9b7e-2f1c0a4f8e21")
 """Namespace of the notification keys derived from what happened (:func:`occurrence_key`)."""
@@ -78,7 +81,6 @@ def build_consumer(settings: Settings) -> Consumer:
         application_id: str,
         at: str,
         occurrence: tuple[str, ...] | None = None,
-        key_suffix: str = "",
         **facts: Any,
     ) -> None:
         # One notification per occurrence: keyed by the facts that identify it when the
@@ -86,7 +88,7 @@ def build_consumer(settings: Settings) -> Consumer:
         key = envelope.id if occurrence is None else occurrence_key(envelope.type, *occurrence)
         await delivery.notify(
             session,
-            event_id=key + key_suffix,
+            event_id=key,
             kind=kind,
             application_id=application_id,
             at=datetime.fromisoformat(at),
@@ -166,6 +168,9 @@ def build_consumer(settings: Settings) -> Consumer:
 
     @consumer.on(CaseApproved)
     async def approved(session: AsyncSession, *, event: CaseApproved, envelope: Envelope) -> None:
+        # The same test as the certificate library's: a certificate follows, and its notice
+        # is the final one.
+        certificate_follows = event.result_kind == "certificate" and bool(event.certificate_type)
         await tell(
             session,
             envelope,
@@ -174,6 +179,7 @@ def build_consumer(settings: Settings) -> Consumer:
             at=event.decided_at,
             occurrence=(event.application_id,),  # a case is decided once
             outcome=labels.outcome_label("approved"),
+            rating=not certificate_follows,
         )
 
     @consumer.on(CaseDenied)
@@ -187,27 +193,8 @@ def build_consumer(settings: Settings) -> Consumer:
             occurrence=(event.application_id,),
             reason=event.reason,
             outcome=labels.outcome_label("denied"),
+            rating=True,
         )
-
-    @consumer.on(ApplicationCompleted)
-    async def completed(
-        session: AsyncSession, *, event: ApplicationCompleted, envelope: Envelope
-    ) -> None:
-        for kind, suffix in (
-            (NotificationKind.APPLICATION_COMPLETED, ""),
-            (NotificationKind.RATING_INVITATION, RATING_SUFFIX),
-        ):
-            await tell(
-                session,
-                envelope,
-                kind=kind,
-                application_id=event.application_id,
-                at=event.completed_at,
-                occurrence=(event.application_id,),  # completed once
-                key_suffix=suffix,
-                # The code ("approved") in the words the citizen reads.
-                outcome=labels.outcome_label(event.outcome),
-            )
 
     @consumer.on(CertificateIssued)
     async def certificate_issued(
@@ -221,6 +208,7 @@ def build_consumer(settings: Settings) -> Consumer:
             at=event.issued_at,
             occurrence=(event.certificate_id,),
             certificate={"type_name": event.type_name, "valid_until": _day(event.valid_until)},
+            rating=True,
         )
 
     @consumer.on(SupplementReminderDue)

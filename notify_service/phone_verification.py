@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify_service import repository
+from notify_service import caches, repository
 from notify_service.channels import SendResult, SmsChannel
 from notify_service.delivery import BEIJING, PHONE_CONTEXT
 from notify_service.models import PhoneVerification, Recipient
@@ -262,6 +262,7 @@ async def confirm_code(
         phone_index=pending.phone_index,
         phone_masked=pending.phone_masked,
     )
+    caches.recipient_changed(session, subject)
     await repository.delete_phone_verification(session, subject)
     recipient = await repository.recipient(session, subject)
     assert recipient is not None

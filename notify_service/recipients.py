@@ -8,7 +8,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify_service import repository
+from notify_service import caches, repository
 from notify_service.delivery import PHONE_CONTEXT
 from notify_service.models import Notification, Recipient
 from wangban.crypto import BlindIndex, FieldCipher, mask_phone
@@ -24,6 +24,7 @@ class NotificationNotFound(NotFound):
 async def bind_wechat(session: AsyncSession, *, subject: str, openid: str) -> None:
     """The gateway reports the openid an account logged in with (the only trusted source)."""
     await repository.save_recipient(session, subject, openid=openid)
+    caches.recipient_changed(session, subject)
 
 
 async def set_preferences(
@@ -50,6 +51,7 @@ async def set_preferences(
             phone_masked=mask_phone(phone),
         )
     await repository.save_recipient(session, subject, **values)
+    caches.recipient_changed(session, subject)
     recipient = await repository.recipient(session, subject)
     assert recipient is not None
     await session.refresh(recipient)

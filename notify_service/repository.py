@@ -6,9 +6,21 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from notify_service.models import (
     ApplicationRecipient,
@@ -19,9 +31,18 @@ from notify_service.models import (
     SmsDailyCount,
     SubscriptionConsent,
     Template,
+    kit_tables,
 )
 
 RETRYABLE = ("temporary-failure", "technical-failure")
+_MESSAGE: Table = Message.__table__  # type: ignore[assignment]
+
+
+def _insert_select(table: Table, values: dict[str, Any], *, where: ColumnElement[bool]) -> Any:
+    """``INSERT INTO table (…) SELECT <values> WHERE <where>``: a row written only when
+    ``where`` holds, inside a statement that decides it (the CTEs below)."""
+    row = select(*(literal(v, table.c[k].type).label(k) for k, v in values.items())).where(where)
+    return insert(table).from_select(list(values), row)
 
 
 # --- Recipients ---------------------------------------------------------------------------
@@ -29,6 +50,11 @@ RETRYABLE = ("temporary-failure", "technical-failure")
 
 async def recipient(session: AsyncSession, subject: str) -> Recipient | None:
     return await session.get(Recipient, subject)
+
+
+async def fresh_recipient(session: AsyncSession, subject: str) -> Recipient | None:
+    """The row as committed now, not a copy an earlier statement of the session loaded."""
+    return await session.get(Recipient, subject, populate_existing=True)
 
 
 async def save_recipient(session: AsyncSession, subject: str, **values: Any) -> None:
@@ -81,32 +107,6 @@ async def unconsumed_consents(session: AsyncSession, subject: str) -> dict[str, 
         .group_by(SubscriptionConsent.template_id)
     )
     return {template_id: count for template_id, count in rows.all()}
-
-
-async def reserve_consent(
-    session: AsyncSession, *, subject: str, template_id: str, message_id: str, now: datetime
-) -> bool:
-    """Take the oldest unused consent for ``template_id`` for this message; False if none.
-    SKIP LOCKED: two notifications handled at once never take the same consent."""
-    oldest = (
-        select(SubscriptionConsent.id)
-        .where(
-            SubscriptionConsent.subject == subject,
-            SubscriptionConsent.template_id == template_id,
-            SubscriptionConsent.consumed_at.is_(None),
-        )
-        .order_by(SubscriptionConsent.granted_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    taken = await session.execute(
-        update(SubscriptionConsent)
-        .where(SubscriptionConsent.id == oldest)
-        .values(consumed_at=now, message_id=message_id)
-        .returning(SubscriptionConsent.id)
-    )
-    return taken.first() is not None
 
 
 async def release_consent(session: AsyncSession, *, message_id: str) -> None:
@@ -173,16 +173,93 @@ async def lock_templates(session: AsyncSession, *, kind: str, channel: str) -> N
 # --- Notifications (the inbox) ------------------------------------------------------------
 
 
-async def insert_notification(session: AsyncSession, **values: Any) -> bool:
-    """False when this event already made a notification for this person."""
-    inserted = await session.execute(
-        insert(Notification).values(**values).on_conflict_do_nothing().returning(Notification.id)
-    )
-    return inserted.first() is not None
+async def notify_and_push(
+    session: AsyncSession,
+    *,
+    notification: dict[str, Any] | None,
+    wechat: dict[str, Any] | None,
+    consent_template_id: str | None,
+    sms: dict[str, Any] | None,
+    now: datetime,
+) -> tuple[bool, str | None]:
+    """The notification and its push message, in one statement.
+
+    ``notification`` is written unless this event already made one for this person (then
+    nothing else is); ``None`` means it exists (an SMS replacing a WeChat message). With it:
+    the ``wechat`` message, if the oldest unused consent of its subject for
+    ``consent_template_id`` can be reserved for it (SKIP LOCKED: two notifications handled at
+    once never take the same consent), otherwise the ``sms`` message. Either may be ``None``
+    (not possible for this recipient). Returns whether the notification was written (always
+    True without one) and the id of the message written, if any.
+    """
+    # The statement is a SELECT over writing CTEs: the session would take it for a plain read
+    # and run it in autocommit, outside the transaction (wangban.db.WritesBeginTransaction).
+    # Taking the transaction's connection first keeps it in the unit of work.
+    await session.connection()
+    if notification is not None:
+        written = (
+            insert(Notification)
+            .values(**notification)
+            .on_conflict_do_nothing()
+            .returning(Notification.id)
+            .cte("notification_written")
+        )
+        new: ColumnElement[bool] = exists(select(written.c.id))
+    else:
+        new = literal(True)
+    if wechat is None and sms is None:
+        return bool(await session.scalar(select(new))), None
+    wechat_written = sms_written = None
+    reserved: ColumnElement[bool] = literal(False)
+    if wechat is not None:
+        oldest = (
+            select(SubscriptionConsent.id)
+            .where(
+                SubscriptionConsent.subject == wechat["subject"],
+                SubscriptionConsent.template_id == consent_template_id,
+                SubscriptionConsent.consumed_at.is_(None),
+            )
+            .order_by(SubscriptionConsent.granted_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        taken = (
+            update(SubscriptionConsent)
+            .where(SubscriptionConsent.id == oldest, new)
+            .values(consumed_at=now, message_id=wechat["id"])
+            .returning(SubscriptionConsent.id)
+            .cte("consent_taken")
+        )
+        reserved = exists(select(taken.c.id))
+        wechat_written = (
+            _insert_select(_MESSAGE, wechat, where=reserved)
+            .returning(Message.id)
+            .cte("wechat_written")
+        )
+    if sms is not None:
+        sms_written = (
+            _insert_select(_MESSAGE, sms, where=and_(new, ~reserved))
+            .on_conflict_do_nothing()
+            .returning(Message.id)
+            .cte("sms_written")
+        )
+    written_ids = [
+        select(cte.c.id).scalar_subquery()
+        for cte in (wechat_written, sms_written)
+        if cte is not None
+    ]
+    row = (await session.execute(select(new, func.coalesce(*written_ids)))).one()
+    return bool(row[0]), row[1]
 
 
 async def notification(session: AsyncSession, notification_id: str) -> Notification | None:
     return await session.get(Notification, notification_id)
+
+
+async def notifications(session: AsyncSession, ids: Sequence[str]) -> dict[str, Notification]:
+    rows = await session.scalars(select(Notification).where(Notification.id.in_(list(ids))))
+    return {n.id: n for n in rows}
 
 
 async def inbox(
@@ -229,28 +306,107 @@ async def mark_read(
 # --- Messages -----------------------------------------------------------------------------
 
 
-async def insert_message(session: AsyncSession, **values: Any) -> bool:
-    """False when the notification already has a message on this channel."""
-    inserted = await session.execute(
-        insert(Message).values(**values).on_conflict_do_nothing().returning(Message.id)
-    )
-    return inserted.first() is not None
-
-
 async def message(session: AsyncSession, message_id: str, *, lock: bool = False) -> Message | None:
     return await session.get(Message, message_id, with_for_update=lock or None)
 
 
 async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Message]:
-    """Messages whose (next) attempt is due, locked so no other dispatcher takes them."""
-    rows = await session.scalars(
-        select(Message)
+    """Messages whose (next) attempt is due, taken for sending in one statement: marked
+    ``sending`` (one more attempt) from rows locked with SKIP LOCKED, so no other dispatcher
+    takes them, and returned as they are now."""
+    due = (
+        select(Message.id)
         .where(Message.next_attempt_at <= now)
         .order_by(Message.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(rows)
+    rows = await session.scalars(
+        update(Message)
+        .where(Message.id.in_(due.scalar_subquery()))
+        .values(
+            status="sending",
+            sending_since=now,
+            next_attempt_at=None,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Message),
+        execution_options={"populate_existing": True},
+    )
+    return sorted(rows, key=lambda m: m.created_at)
+
+
+async def record_delivered(
+    connection: AsyncConnection,
+    *,
+    message_id: str,
+    provider_ref: str | None,
+    now: datetime,
+    event_row: dict[str, Any],
+    returning: Sequence[ColumnElement[Any]],
+) -> tuple[int, list[int] | None] | None:
+    """A ``sending`` message delivered, and its ``message.delivered`` event, in one statement:
+    the outbox row is written only if the message was still ``sending`` (the status guard: a
+    receipt or the sweeper may have decided first). Returns what the outbox insert returns
+    (``returning``: the row's ``seq`` and the earlier unpublished rows of its key, what the
+    relay needs to send it), or None when nothing was written."""
+    delivered = (
+        update(Message)
+        .where(Message.id == message_id, Message.status == "sending")
+        .values(
+            status="delivered",
+            finished_at=now,
+            updated_at=now,
+            sending_since=None,
+            failure_code=None,
+            failure_detail=None,
+            failure_field=None,
+            provider_ref=func.coalesce(provider_ref, Message.provider_ref),
+        )
+        .returning(Message.id)
+        .cte("delivered")
+    )
+    written = await connection.execute(
+        _insert_select(
+            kit_tables.outbox, event_row, where=exists(select(delivered.c.id))
+        ).returning(*returning)
+    )
+    return written.first()
+
+
+async def record_accepted(
+    connection: AsyncConnection, *, message_id: str, provider_ref: str | None, now: datetime
+) -> None:
+    """The gateway took a ``sending`` SMS: it stays ``sending`` until its receipt."""
+    await connection.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == "sending")
+        .values(updated_at=now, provider_ref=func.coalesce(provider_ref, Message.provider_ref))
+    )
+
+
+async def give_back(
+    connection: AsyncConnection, *, message_ids: Sequence[str], now: datetime
+) -> int:
+    """Messages handed to a dispatcher that stopped before sending them: due again, for any
+    dispatcher (they were never sent, so the attempt they were created with is not counted)."""
+    given: CursorResult[Any] = await connection.execute(
+        update(Message)
+        .where(
+            Message.id.in_(list(message_ids)),
+            Message.status == "sending",
+            Message.provider_ref.is_(None),
+        )
+        .values(
+            status="created",
+            attempts=Message.attempts - 1,
+            sending_since=None,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+    )
+    return int(given.rowcount)
 
 
 async def stuck_sending(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify_service import repository, templates
+from notify_service import caches, repository, templates
 from notify_service.delivery import context_from_json
 from notify_service.models import Template
 from wangban.errors import NotFound
@@ -71,6 +71,7 @@ async def save(
     session.add(template)
     await session.flush()
     await session.refresh(template)
+    caches.template_saved(session, kind=kind.value, channel=channel)
     return template, True
 
 
@@ -109,11 +110,15 @@ async def current(
 
 
 async def seed_defaults(session: AsyncSession, settings: Settings) -> None:
-    """The default templates, for kinds and channels that have none yet (idempotent)."""
+    """The default templates (idempotent): for kinds and channels that have none yet, and as a
+    new version where the current one is still the seed's and this release's default differs
+    (the final notices gained the rating link so). A version an administrator saved is theirs:
+    never replaced."""
     for kind, channel, body in templates.DEFAULT_TEMPLATES:
         if channel == "sms" and kind not in SMS_KINDS:
             continue
-        if await repository.current_template(session, kind=kind.value, channel=channel) is None:
+        latest = await repository.current_template(session, kind=kind.value, channel=channel)
+        if latest is None or latest.created_by == SEEDED_BY:
             await save(
                 session,
                 kind=kind,

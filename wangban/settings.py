@@ -215,8 +215,11 @@ class Settings(BaseSettings):
     """A message ``sending`` this long with no answer recorded was lost with its process."""
     notify_receipt_timeout_s: float = Field(default=72 * 3600.0, gt=0)
     """How long an SMS accepted by the gateway may wait for its delivery receipt."""
-    notify_dispatch_interval_s: float = Field(default=0.5, gt=0)
-    """How often the dispatcher looks for due messages when it found none last time."""
+    notify_dispatch_interval_s: float = Field(default=5.0, gt=0)
+    """How often the dispatcher looks for due messages (retries of other processes, messages
+    given back or created where no dispatcher runs). New messages are handed to it in memory
+    when their transaction commits and its own retries wake it when due: the poll is a
+    safety net, one statement per interval when idle."""
     notify_dispatch_batch: int = Field(default=50, ge=1)
 
     # --- Gateway: the mini-program's and the staff console's door ------------------------

@@ -28,11 +28,11 @@ class NotificationKind(StrEnum):
     APPLICATION_CORRECTION_REQUESTED = "application.correction_requested"
     APPLICATION_APPROVED = "application.approved"
     APPLICATION_DENIED = "application.denied"
-    APPLICATION_COMPLETED = "application.completed"
     CERTIFICATE_ISSUED = "certificate.issued"
     SUPPLEMENT_REMINDER = "supplement.reminder"
-    RATING_INVITATION = "rating.invitation"
     RECTIFICATION_REPLIED = "rectification.replied"
+    # Retired: "application.completed" and "rating.invitation" (two more notifications of one
+    # application, after its result); the final notice now carries the rating link.
 
     @property
     def label(self) -> str:
@@ -45,9 +45,7 @@ _KIND_LABELS: Final[dict[NotificationKind, str]] = {
     NotificationKind.APPLICATION_CORRECTION_REQUESTED: "申请需补正材料",
     NotificationKind.APPLICATION_APPROVED: "审批通过",
     NotificationKind.APPLICATION_DENIED: "审批不予许可",
-    NotificationKind.APPLICATION_COMPLETED: "办件已办结",
     NotificationKind.CERTIFICATE_ISSUED: "证照已签发",
     NotificationKind.SUPPLEMENT_REMINDER: "容缺材料补交提醒",
-    NotificationKind.RATING_INVITATION: "服务评价邀请",
     NotificationKind.RECTIFICATION_REPLIED: "差评整改已回复",
 }

@@ -40,6 +40,7 @@ def _sample(
         "tolerated_until": None,
         "certificate": None,
         "outcome": None,
+        "rating": False,
     }
     unknown = details.keys() - context.keys()
     assert not unknown, unknown
@@ -103,16 +104,7 @@ SAMPLE_CONTEXTS: Final[dict[NotificationKind, dict[str, Any]]] = {
         at=datetime(2026, 11, 25, 9, 5, tzinfo=UTC),
         reason="排水水质检测结果超过纳管标准",
         outcome="不予许可",
-    ),
-    _K.APPLICATION_COMPLETED: _sample(
-        _K.APPLICATION_COMPLETED,
-        item="高龄老人津贴申领",
-        code="330106-GG-0012",
-        number="WB202611190301",
-        application_id="3c5e7a91-b2d4-4f6a-8c0e-1a3b5c7d9e02",
-        applicant="赵桂兰",
-        at=datetime(2026, 11, 26, 1, 20, tzinfo=UTC),
-        outcome="已办结，津贴自12月起按月发放",
+        rating=True,
     ),
     _K.CERTIFICATE_ISSUED: _sample(
         _K.CERTIFICATE_ISSUED,
@@ -123,6 +115,7 @@ SAMPLE_CONTEXTS: Final[dict[NotificationKind, dict[str, Any]]] = {
         applicant="张三",
         at=datetime(2026, 12, 1, 3, 0, tzinfo=UTC),
         certificate={"type_name": "食品经营许可证", "valid_until": date(2031, 11, 30)},
+        rating=True,
     ),
     _K.SUPPLEMENT_REMINDER: _sample(
         _K.SUPPLEMENT_REMINDER,
@@ -134,16 +127,6 @@ SAMPLE_CONTEXTS: Final[dict[NotificationKind, dict[str, Any]]] = {
         at=datetime(2026, 11, 28, 0, 0, tzinfo=UTC),
         materials=["执业药师注册证（原件）"],
         tolerated_until=date(2026, 12, 4),
-    ),
-    _K.RATING_INVITATION: _sample(
-        _K.RATING_INVITATION,
-        item="不动产登记资料查询",
-        code="330106-GG-0045",
-        number="WB202611260012",
-        application_id="1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9",
-        applicant="刘洋",
-        at=datetime(2026, 11, 26, 6, 30, tzinfo=UTC),
-        due_date=date(2026, 12, 10),
     ),
     _K.RECTIFICATION_REPLIED: _sample(
         _K.RECTIFICATION_REPLIED,
@@ -164,6 +147,10 @@ SAMPLE_CONTEXTS: Final[dict[NotificationKind, dict[str, Any]]] = {
 _ITEM = ("thing1", "{{ item.name }}", True)
 _NUMBER = ("character_string2", "{{ application.short_id }}", False)
 _APPLICATION_PAGE = "pages/applications/detail?id={{ application.id }}"
+_RATING_PAGE = "pages/ratings/new?application={{ application.id }}"
+_FINAL_PAGE = f"{{% if rating %}}{_RATING_PAGE}{{% else %}}{_APPLICATION_PAGE}{{% endif %}}"
+"""The result opens the rating page (好差评) when it is the application's final notice."""
+_RATE_US = "点击对本次服务进行“好差评”"
 _OR_DETAILS = "详见办件详情"
 
 # kind → (page, [(keyword, source, truncate)])
@@ -209,17 +196,21 @@ _WECHAT_DEFAULTS: Final[dict[NotificationKind, tuple[str, list[tuple[str, str, b
         ],
     ),
     _K.APPLICATION_APPROVED: (
-        _APPLICATION_PAGE,
+        _FINAL_PAGE,
         [
             _ITEM,
             _NUMBER,
             ("phrase3", "审批通过", False),
             ("time4", "{{ at|wechat_time }}", False),
-            ("thing5", "请留意办结及证照领取通知", False),
+            (
+                "thing5",
+                f"{{% if rating %}}{_RATE_US}{{% else %}}证照签发后将另行通知{{% endif %}}",
+                False,
+            ),
         ],
     ),
     _K.APPLICATION_DENIED: (
-        _APPLICATION_PAGE,
+        _FINAL_PAGE,
         [
             _ITEM,
             _NUMBER,
@@ -228,18 +219,8 @@ _WECHAT_DEFAULTS: Final[dict[NotificationKind, tuple[str, list[tuple[str, str, b
             ("time5", "{{ at|wechat_time }}", False),
         ],
     ),
-    _K.APPLICATION_COMPLETED: (
-        _APPLICATION_PAGE,
-        [
-            _ITEM,
-            _NUMBER,
-            ("phrase3", "已办结", False),
-            ("time4", "{{ at|wechat_time }}", False),
-            ("thing5", "欢迎对本次服务进行评价", False),
-        ],
-    ),
     _K.CERTIFICATE_ISSUED: (
-        "pages/certificates/index",
+        f"{{% if rating %}}{_RATING_PAGE}{{% else %}}pages/certificates/index{{% endif %}}",
         [
             ("thing1", "{{ certificate.type_name }}", True),
             ("thing2", "{{ item.name }}", True),
@@ -250,7 +231,12 @@ _WECHAT_DEFAULTS: Final[dict[NotificationKind, tuple[str, list[tuple[str, str, b
                 "{% else %}长期有效{% endif %}",
                 True,
             ),
-            ("thing5", "可在“我的证照”中查看和出示", False),
+            (
+                "thing5",
+                "{% if rating %}证照见“我的证照”，欢迎评价"
+                "{% else %}可在“我的证照”中查看和出示{% endif %}",
+                False,
+            ),
         ],
     ),
     _K.SUPPLEMENT_REMINDER: (
@@ -261,15 +247,6 @@ _WECHAT_DEFAULTS: Final[dict[NotificationKind, tuple[str, list[tuple[str, str, b
             ("thing3", f"{{{{ materials|join('、') or '{_OR_DETAILS}' }}}}", True),
             ("date4", "{{ tolerated_until|wechat_date }}", False),
             ("thing5", "逾期未补交将影响办理结果", False),
-        ],
-    ),
-    _K.RATING_INVITATION: (
-        "pages/ratings/new?application={{ application.id }}",
-        [
-            _ITEM,
-            _NUMBER,
-            ("time3", "{{ at|wechat_time }}", False),
-            ("thing4", "诚邀您对本次服务进行“好差评”", False),
         ],
     ),
     _K.RECTIFICATION_REPLIED: (
@@ -326,10 +303,6 @@ _SMS_DEFAULTS: Final[dict[NotificationKind, tuple[str, dict[str, str]]]] = {
         "如有异议，可依法申请行政复议或提起行政诉讼。",
         {"item": _SMS_ITEM, "number": _SMS_NUMBER, "reason": _SMS_REASON},
     ),
-    _K.APPLICATION_COMPLETED: (
-        "您申请的“${item}”（办件编号${number}）已办结，欢迎在小程序对本次服务进行评价。",
-        {"item": _SMS_ITEM, "number": _SMS_NUMBER},
-    ),
     _K.CERTIFICATE_ISSUED: (
         "您的${certificate}已签发，${validity}，可在小程序“我的证照”中查看和出示。",
         {
@@ -348,10 +321,6 @@ _SMS_DEFAULTS: Final[dict[NotificationKind, tuple[str, dict[str, str]]]] = {
             "deadline": "{{ tolerated_until|wechat_date }}",
         },
     ),
-    _K.RATING_INVITATION: (
-        "您申请的“${item}”（办件编号${number}）已办结，诚邀您在小程序对本次服务进行“好差评”。",
-        {"item": _SMS_ITEM, "number": _SMS_NUMBER},
-    ),
     _K.RECTIFICATION_REPLIED: (
         "您对“${item}”的评价已有整改回复：${reply}。详情请在小程序查看。",
         {"item": _SMS_ITEM, "reply": "{{ (outcome or reason or '详见整改回复')|clip(30) }}"},
@@ -359,6 +328,7 @@ _SMS_DEFAULTS: Final[dict[NotificationKind, tuple[str, dict[str, str]]]] = {
 }
 
 _GREETING = "{{ applicant.name_masked or '申请人' }}，您好：\n"
+_INVITATION = "诚邀您对本次服务进行“好差评”，您的评价将帮助我们改进服务。"
 _YOUR_APPLICATION = "您申请的“{{ item.name }}”（办件编号 {{ application.short_id }}）"
 
 # kind → (title prefix, body)
@@ -387,19 +357,14 @@ _INBOX_DEFAULTS: Final[dict[NotificationKind, tuple[str, str]]] = {
         "审批通过",
         _GREETING + _YOUR_APPLICATION + "已于{{ at|wechat_time }}审批通过"
         "{% if outcome %}（{{ outcome|clip(30) }}）{% endif %}。\n"
-        "后续办结及证照领取将另行通知。",
+        "{% if rating %}" + _INVITATION + "{% else %}电子证照签发后将另行通知。{% endif %}",
     ),
     _K.APPLICATION_DENIED: (
         "不予许可",
         _GREETING + _YOUR_APPLICATION + "经审查决定不予许可。\n"
         f"原因：{{{{ reason|clip(200) if reason else '{_OR_DETAILS}' }}}}\n"
-        "如对决定有异议，可依法申请行政复议或者提起行政诉讼。",
-    ),
-    _K.APPLICATION_COMPLETED: (
-        "已办结",
-        _GREETING + _YOUR_APPLICATION + "已于{{ at|wechat_time }}办结。"
-        "{% if outcome %}\n办理结果：{{ outcome|clip(150) }}{% endif %}\n"
-        "欢迎对本次服务进行评价，您的意见将帮助我们改进。",
+        "如对决定有异议，可依法申请行政复议或者提起行政诉讼。"
+        "{% if rating %}\n" + _INVITATION + "{% endif %}",
     ),
     _K.CERTIFICATE_ISSUED: (
         "证照已签发",
@@ -407,19 +372,14 @@ _INBOX_DEFAULTS: Final[dict[NotificationKind, tuple[str, str]]] = {
         "（办理事项：{{ item.name }}），"
         "{% if certificate.valid_until %}有效期至{{ certificate.valid_until|wechat_date }}"
         "{% else %}长期有效{% endif %}。\n"
-        "电子证照可在“我的证照”中查看和出示。",
+        "电子证照可在“我的证照”中查看和出示。"
+        "{% if rating %}\n" + _INVITATION + "{% endif %}",
     ),
     _K.SUPPLEMENT_REMINDER: (
         "容缺材料待补交",
         _GREETING + _YOUR_APPLICATION + "以容缺方式受理，以下材料尚待补交：\n"
         f"{{{{ materials|join('、')|clip(200) or '{_OR_DETAILS}' }}}}\n"
         "请于{{ tolerated_until|wechat_date }}前补交，逾期未补交将影响办理结果。",
-    ),
-    _K.RATING_INVITATION: (
-        "邀请您评价",
-        _GREETING + _YOUR_APPLICATION + "已办结。诚邀您对本次服务进行“好差评”"
-        "{% if due_date %}（{{ due_date|wechat_date }}前有效）{% endif %}，"
-        "您的评价将帮助我们改进服务。",
     ),
     _K.RECTIFICATION_REPLIED: (
         "整改已回复",
@@ -431,9 +391,23 @@ _INBOX_DEFAULTS: Final[dict[NotificationKind, tuple[str, str]]] = {
 }
 
 
+_SMS_NUMBERS: Final[dict[NotificationKind, int]] = {
+    _K.APPLICATION_ACCEPTED: 1,
+    _K.APPLICATION_NOT_ACCEPTED: 2,
+    _K.APPLICATION_CORRECTION_REQUESTED: 3,
+    _K.APPLICATION_APPROVED: 4,
+    _K.APPLICATION_DENIED: 5,
+    _K.CERTIFICATE_ISSUED: 7,
+    _K.SUPPLEMENT_REMINDER: 8,
+    _K.RECTIFICATION_REPLIED: 10,
+}
+"""The default SMS template codes, as first numbered (6 and 9 were the retired kinds): a code is
+what a deployment registers with its gateway, so it never moves."""
+
+
 def _default_templates() -> list[tuple[NotificationKind, Channel, TemplateBody]]:
     defaults: list[tuple[NotificationKind, Channel, TemplateBody]] = []
-    for number, kind in enumerate(NotificationKind, start=1):
+    for kind in NotificationKind:
         page, fields = _WECHAT_DEFAULTS[kind]
         defaults.append(
             (
@@ -451,7 +425,9 @@ def _default_templates() -> list[tuple[NotificationKind, Channel, TemplateBody]]
             (
                 kind,
                 "sms",
-                SmsTemplateBody(template_code=f"SMS_WB_{number:04d}", text=text, params=params),
+                SmsTemplateBody(
+                    template_code=f"SMS_WB_{_SMS_NUMBERS[kind]:04d}", text=text, params=params
+                ),
             )
         )
         prefix, body = _INBOX_DEFAULTS[kind]

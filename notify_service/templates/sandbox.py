@@ -251,6 +251,7 @@ _CONTEXT_NAMES: Final = frozenset(
         "tolerated_until",
         "certificate",
         "outcome",
+        "rating",
     }
 )
 _KNOWN_NAMES: Final = _CONTEXT_NAMES | frozenset(_ENV.globals)

@@ -8,7 +8,7 @@ tests and the platform's end-to-end test write to the ``notify`` schema).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from intake_service.events import (
     SUBJECT_CONTEXT,
     ApplicationSubmitted,
 )
-from notify_service import delivery, recipients, template_versions
+from notify_service import caches, delivery, recipients, template_versions
 from notify_service.consumers import build_consumer
 from notify_service.delivery import Channels, Dispatcher
 from notify_service.models import Message, Notification, kit_tables, wechat_access_token
@@ -77,6 +77,8 @@ async def clean_notify(database: Database) -> AsyncIterator[Database]:
         await connection.execute(
             text("TRUNCATE " + ", ".join(f"notify.{t}" for t in NOTIFY_TABLES) + " CASCADE")
         )
+    # The process's copies of templates and recipients went with the rows.
+    caches.clear()
     yield database
 
 
@@ -109,7 +111,10 @@ async def providers() -> AsyncIterator[Providers]:
 
 
 def real_dispatcher(
-    database: Database, settings: Settings, providers: Providers, clock: Clock
+    database: Database,
+    settings: Settings,
+    providers: Providers,
+    clock: Callable[[], datetime],
 ) -> Dispatcher:
     """The dispatcher with the real adapters, talking HTTP to the fake providers."""
     cipher = FieldCipher.from_settings(settings)

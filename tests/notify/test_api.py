@@ -73,13 +73,13 @@ async def test_a_citizen_reads_only_their_own_inbox(notify: Notify) -> None:
     theirs = await citizen(notify.database, notify.settings, fallback="inbox")
     application = await application_of(notify.database, mine)
     first = await tell(notify.database, application)
-    await tell(notify.database, application, kind=NotificationKind.APPLICATION_COMPLETED)
+    await tell(notify.database, application, kind=NotificationKind.APPLICATION_APPROVED)
     other = await tell(notify.database, await application_of(notify.database, theirs))
     assert first and other
 
     inbox = (await notify.client.get("/me/notifications", headers=notify.headers(mine))).json()
     assert inbox["unread"] == 2 and len(inbox["items"]) == 2
-    assert {i["kind"] for i in inbox["items"]} == {"certificate.issued", "application.completed"}
+    assert {i["kind"] for i in inbox["items"]} == {"certificate.issued", "application.approved"}
     assert all(i["application_id"] == application for i in inbox["items"])
 
     read = await notify.client.post(f"/me/notifications/{first}/read", headers=notify.headers(mine))
@@ -87,7 +87,7 @@ async def test_a_citizen_reads_only_their_own_inbox(notify: Notify) -> None:
     unread = await notify.client.get(
         "/me/notifications", params={"unread": "true"}, headers=notify.headers(mine)
     )
-    assert [i["kind"] for i in unread.json()["items"]] == ["application.completed"]
+    assert [i["kind"] for i in unread.json()["items"]] == ["application.approved"]
 
     # Someone else's notification is not found, and stays unread.
     refused = await notify.client.post(

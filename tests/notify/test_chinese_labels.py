@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from approval_service.events import CaseApproved, CaseCorrectionRequested, CaseDenied
 from intake_service.events import (
     ApplicationAccepted,
-    ApplicationCompleted,
     ApplicationNotAccepted,
     RectificationReplied,
     SupplementReminderDue,
@@ -135,13 +134,6 @@ async def test_what_real_events_tell_the_applicant_is_chinese_on_every_channel(
             issued_at=at,
             valid_until=None,
         ),
-        ApplicationCompleted(
-            application_id=a,
-            item_code=first.item_code,
-            department=first.department,
-            outcome="approved",
-            completed_at=at,
-        ),
         RectificationReplied(
             rectification_id=str(uuid.uuid4()),
             application_id=a,
@@ -154,13 +146,6 @@ async def test_what_real_events_tell_the_applicant_is_chinese_on_every_channel(
             application_id=b, item_code=second.item_code, at=at, reason="重复申请"
         ),
         CaseDenied(application_id=b, decided_at=at, decided_by="auto", reason="年龄未满80周岁"),
-        ApplicationCompleted(
-            application_id=b,
-            item_code=second.item_code,
-            department=second.department,
-            outcome="denied",
-            completed_at=(now + timedelta(seconds=1)).isoformat(),
-        ),
     ]
     for event in events:
         await handle(database, settings, event)
@@ -172,9 +157,11 @@ async def test_what_real_events_tell_the_applicant_is_chinese_on_every_channel(
         context = context_from_json(notification.context)
         for text in rendered_texts(NotificationKind(notification.kind), context):
             assert not leaked_codes(text), (notification.kind, text)
-    completed = {n.application_id: n.body for n in stored if n.kind == "application.completed"}
-    assert "办理结果：准予许可" in completed[a]
-    assert "办理结果：不予许可" in completed[b]
+    # The outcome codes in the words the citizen reads.
+    approved = next(n for n in stored if n.kind == "application.approved")
+    assert "（准予许可）" in approved.body
+    denied = next(n for n in stored if n.kind == "application.denied")
+    assert "不予许可" in denied.title + denied.body
 
 
 def test_the_labels_name_every_state_of_intake() -> None:

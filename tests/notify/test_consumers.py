@@ -1,6 +1,7 @@
 """The notify consumer's handlers on real PostgreSQL: which events tell the citizen what, with
-the name masked and nothing personal kept; and the whole path over the real broker, where a
-redelivered event still makes one notification."""
+the name masked and nothing personal kept, the rating invitation (好差评) with the final notice;
+and the whole path over the real broker, where a redelivered event still makes one
+notification."""
 
 from __future__ import annotations
 
@@ -9,13 +10,21 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from approval_service.events import CaseApproved, CaseCorrectionRequested, CaseNotAccepted
+from approval_service.events import (
+    CaseApproved,
+    CaseCorrectionRequested,
+    CaseDenied,
+    CaseNotAccepted,
+)
+from contracts.intake.v1 import Acceptance
 from intake_service.events import (
     ApplicationCompleted,
     ApplicationNotAccepted,
 )
+from notify_service import repository, template_versions
 from notify_service.consumers import build_consumer
 from notify_service.models import ApplicationRecipient, Notification
+from notify_service.templates import DEFAULT_TEMPLATES, NotificationKind
 from sharing_service.events import CertificateIssued
 from tests.infrastructure import Infrastructure
 from tests.notify.support import (
@@ -40,9 +49,14 @@ async def test_the_applicant_is_told_each_step_with_the_name_masked(
     settings = notify_settings(infrastructure)
     await seed_templates(database, settings)
     subject = f"u-{uuid.uuid4().hex[:8]}"
-    application = submitted(settings, subject=subject)
-    await handle(database, settings, application)
     now = datetime.now(UTC).isoformat()
+    # Accepted at submission: the submit screen said 已受理, so the event only says whom the
+    # application concerns.
+    application = submitted(settings, subject=subject).model_copy(
+        update={"acceptance": Acceptance(accepted_at=now, accepted_by="intake")}
+    )
+    await handle(database, settings, application)
+    assert await notifications_of(database, subject) == []
     app_id = application.application_id
     await handle(
         database,
@@ -66,6 +80,7 @@ async def test_the_applicant_is_told_each_step_with_the_name_masked(
             decided_at=now,
             decided_by="auto",
             result_kind="certificate",
+            certificate_type="elderly_allowance_notice",
         ),
     )
     await handle(
@@ -82,25 +97,20 @@ async def test_the_applicant_is_told_each_step_with_the_name_masked(
             valid_until=None,
         ),
     )
-    await handle(
-        database,
-        settings,
-        ApplicationCompleted(
-            application_id=app_id,
-            item_code=application.item_code,
-            department=application.department,
-            outcome="approved",
-            completed_at=now,
-        ),
-    )
-    kinds = sorted(n.kind for n in await notifications_of(database, subject))
-    assert kinds == [
+    # 办结 tells nothing more: the certificate notice was the final one, and the event is not
+    # even handled.
+    assert ApplicationCompleted.event_type not in build_consumer(settings).handlers
+    told = {n.kind: n for n in await notifications_of(database, subject)}
+    assert sorted(told) == [
         "application.approved",
-        "application.completed",
         "application.correction_requested",
         "certificate.issued",
-        "rating.invitation",
     ]
+    # The rating invitation goes with the certificate, not with the approval it follows.
+    assert told["certificate.issued"].context["rating"] is True
+    assert "好差评" in told["certificate.issued"].body
+    assert told["application.approved"].context["rating"] is False
+    assert "好差评" not in told["application.approved"].body
     async with database.sessionmaker() as session:
         recipient = await session.get(ApplicationRecipient, app_id)
         stored = list(await session.scalars(select(Notification)))
@@ -198,3 +208,74 @@ async def test_not_accepted_at_the_window_or_in_review_tells_the_reason(
     assert {n.kind for n in told.values()} == {"application.not_accepted"}
     assert "不属于本窗口受理范围" in told[at_window.application_id].body
     assert "申请材料不齐全" in told[in_review.application_id].body
+
+
+async def test_a_result_with_nothing_to_follow_invites_the_rating_itself(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    await seed_templates(database, settings)
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    approved, denied = submitted(settings, subject=subject), submitted(settings, subject=subject)
+    for application in (approved, denied):
+        await handle(database, settings, application)
+    now = datetime.now(UTC).isoformat()
+    await handle(
+        database,
+        settings,
+        CaseApproved(
+            application_id=approved.application_id,
+            item_id="i",
+            item_version_id=approved.item_version_id,
+            item_code=approved.item_code,
+            decided_at=now,
+            decided_by="auto",
+            result_kind="decision",
+        ),
+    )
+    await handle(
+        database,
+        settings,
+        CaseDenied(
+            application_id=denied.application_id,
+            decided_at=now,
+            decided_by="auto",
+            reason="年龄未满80周岁",
+        ),
+    )
+    told = {n.application_id: n for n in await notifications_of(database, subject)}
+    assert len(told) == 2
+    for notification in told.values():
+        assert notification.context["rating"] is True
+        assert "好差评" in notification.body
+
+
+async def test_the_seed_brings_its_own_versions_up_to_date_and_leaves_an_administrators(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    issued, approved = NotificationKind.CERTIFICATE_ISSUED, NotificationKind.APPLICATION_APPROVED
+    old_page = "pages/certificates/index"  # a release before the rating link
+    async with database.sessionmaker() as session, session.begin():
+        for kind, by in ((issued, template_versions.SEEDED_BY), (approved, "admin-1")):
+            default = next(
+                body for k, c, body in DEFAULT_TEMPLATES if (k, c) == (kind, "wechat")
+            ).model_dump(mode="json")
+            await template_versions.save(
+                session,
+                kind=kind,
+                channel="wechat",
+                body={**default, "page": old_page},
+                by=by,
+                settings=settings,
+            )
+    await seed_templates(database, settings)
+    await seed_templates(database, settings)  # and again: nothing more
+    async with database.sessionmaker() as session:
+        seeded = await repository.template_versions(session, kind=issued.value, channel="wechat")
+        admins = await repository.template_versions(session, kind=approved.value, channel="wechat")
+    assert [t.version for t in seeded] == [2, 1]
+    assert "pages/ratings/new" in (seeded[0].body["page"] or "")
+    assert [(t.version, t.body["page"]) for t in admins] == [(1, old_page)]

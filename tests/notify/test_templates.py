@@ -84,10 +84,8 @@ def test_every_kind_has_a_chinese_label_and_a_sample() -> None:
         "application.correction_requested",
         "application.approved",
         "application.denied",
-        "application.completed",
         "certificate.issued",
         "supplement.reminder",
-        "rating.invitation",
         "rectification.replied",
     }
     for kind in NotificationKind:
