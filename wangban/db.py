@@ -35,9 +35,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, visitors
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.selectable import CompoundSelect, Select
+from sqlalchemy.sql.selectable import CTE, CompoundSelect, Select
 
 from wangban.errors import Problem
 from wangban.settings import Settings
@@ -219,7 +220,12 @@ def _plain_read(clause: ClauseElement | None) -> bool:
         name = getattr(column, "name", None) if isinstance(column, FunctionElement) else None
         if name is not None and str(name).startswith(_ACTING_FUNCTIONS):
             return False
-    return True
+    # A SELECT over a data-modifying CTE (WITH x AS (INSERT … RETURNING …) SELECT …) writes:
+    # it belongs in the unit of work's transaction like any INSERT.
+    return not any(
+        isinstance(element, CTE) and isinstance(element.element, UpdateBase)
+        for element in visitors.iterate(clause)
+    )
 
 
 class WritesBeginTransaction(Session):

@@ -219,3 +219,25 @@ async def test_in_production_the_offence_is_logged_once_per_call_site_and_counte
 def test_the_guard_is_quiet_outside_any_transaction() -> None:
     assert not holds_transaction()
     check_no_transaction("anything", mode="raise")
+
+
+async def test_a_select_over_a_writing_cte_begins_the_transaction_and_rolls_back_with_it(
+    database: Database, kit: Kit
+) -> None:
+    note = f"written by a CTE {uuid.uuid4()}"
+    async with database.sessionmaker() as session:
+        written = (
+            kit.ledger.insert()
+            .values(entry_id=str(uuid.uuid4()), note=note)
+            .returning(kit.ledger.c.note)
+            .cte("written")
+        )
+        assert await session.scalar(select(written.c.note)) == note
+        # In the unit of work's transaction, not in autocommit on a connection of its own.
+        assert holds_transaction()
+        await session.rollback()
+    async with database.read_sessionmaker() as reads:
+        kept = await reads.scalar(
+            select(func.count()).select_from(kit.ledger).where(kit.ledger.c.note == note)
+        )
+    assert kept == 0
