@@ -42,7 +42,7 @@ from contracts.intake.v1 import (
     RectificationReplied,
     SupplementReminderDue,
 )
-from contracts.sharing.v1 import CertificateIssued
+from contracts.sharing.v1 import CertificateFailed, CertificateIssued
 from notify_service import delivery
 from notify_service.templates import NotificationKind
 from wangban import labels
@@ -69,6 +69,11 @@ def _day(value: str | None) -> date | None:
     return date.fromisoformat(value[:10]) if value else None
 
 
+def certificate_follows(event: CaseApproved) -> bool:
+    """The approval earns a certificate (the same test as the certificate library's)."""
+    return event.result_kind == "certificate" and bool(event.certificate_type)
+
+
 def build_consumer(settings: Settings) -> Consumer:
     consumer = Consumer(name="notify")
     cipher = FieldCipher.from_settings(settings)
@@ -81,11 +86,18 @@ def build_consumer(settings: Settings) -> Consumer:
         application_id: str,
         at: str,
         occurrence: tuple[str, ...] | None = None,
+        occurrence_of: str | None = None,
         **facts: Any,
     ) -> None:
         # One notification per occurrence: keyed by the facts that identify it when the
         # event names them, else by the envelope (events that may recur with new content).
-        key = envelope.id if occurrence is None else occurrence_key(envelope.type, *occurrence)
+        # ``occurrence_of``: the event type the occurrence belongs to, when another event
+        # tells it (the approval, told with its certificate).
+        key = (
+            envelope.id
+            if occurrence is None
+            else occurrence_key(occurrence_of or envelope.type, *occurrence)
+        )
         await delivery.notify(
             session,
             event_id=key,
@@ -166,20 +178,32 @@ def build_consumer(settings: Settings) -> Consumer:
             materials=list(event.materials),
         )
 
-    @consumer.on(CaseApproved)
-    async def approved(session: AsyncSession, *, event: CaseApproved, envelope: Envelope) -> None:
-        # The same test as the certificate library's: a certificate follows, and its notice
-        # is the final one.
-        certificate_follows = event.result_kind == "certificate" and bool(event.certificate_type)
+    async def tell_approved(
+        session: AsyncSession, envelope: Envelope, *, application_id: str, at: str, rating: bool
+    ) -> None:
         await tell(
             session,
             envelope,
             kind=NotificationKind.APPLICATION_APPROVED,
+            application_id=application_id,
+            at=at,
+            occurrence=(application_id,),  # a case is decided once
+            occurrence_of=CaseApproved.event_type,
+            outcome=labels.outcome_label("approved"),
+            rating=rating,
+        )
+
+    # An approval whose certificate follows is told with the certificate (issued or failed,
+    # within a second for 秒批): the citizen gets the result and the certificate notice (with
+    # the rating link) together, and this consumer handles one event of the approval, not two.
+    @consumer.on(CaseApproved, concerns=lambda event: not certificate_follows(event))
+    async def approved(session: AsyncSession, *, event: CaseApproved, envelope: Envelope) -> None:
+        await tell_approved(
+            session,
+            envelope,
             application_id=event.application_id,
             at=event.decided_at,
-            occurrence=(event.application_id,),  # a case is decided once
-            outcome=labels.outcome_label("approved"),
-            rating=not certificate_follows,
+            rating=True,  # nothing follows: this is the final notice
         )
 
     @consumer.on(CaseDenied)
@@ -200,6 +224,13 @@ def build_consumer(settings: Settings) -> Consumer:
     async def certificate_issued(
         session: AsyncSession, *, event: CertificateIssued, envelope: Envelope
     ) -> None:
+        await tell_approved(
+            session,
+            envelope,
+            application_id=event.application_id,
+            at=event.issued_at,
+            rating=False,  # the certificate notice carries it
+        )
         await tell(
             session,
             envelope,
@@ -209,6 +240,20 @@ def build_consumer(settings: Settings) -> Consumer:
             occurrence=(event.certificate_id,),
             certificate={"type_name": event.type_name, "valid_until": _day(event.valid_until)},
             rating=True,
+        )
+
+    @consumer.on(CertificateFailed)
+    async def certificate_failed(
+        session: AsyncSession, *, event: CertificateFailed, envelope: Envelope
+    ) -> None:
+        # Approved all the same: the citizen learns it now; the certificate (and its notice)
+        # follows when staff have put right what stopped it.
+        await tell_approved(
+            session,
+            envelope,
+            application_id=event.application_id,
+            at=event.failed_at,
+            rating=False,
         )
 
     @consumer.on(SupplementReminderDue)

@@ -69,16 +69,28 @@ class Consumer:
     name: str
     handlers: dict[str, tuple[type[Event], Handler]] = field(default_factory=dict)
     preparers: dict[str, Preparer] = field(default_factory=dict)
+    concerns: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
 
     def on(
-        self, model: type[E], *, prepare: Preparer | None = None
+        self,
+        model: type[E],
+        *,
+        prepare: Preparer | None = None,
+        concerns: Callable[[E], bool] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register the handler of ``model``. ``concerns(event)`` false: the event is none of
+        this consumer's business (it is read, then passed over as a type without a handler is:
+        no transaction, no inbox row). It must decide from the event alone, the same way every
+        time the event is read."""
+
         def register(handler: Handler) -> Handler:
             if model.event_type in self.handlers:
                 raise ValueError(f"{self.name} already handles {model.event_type}")
             self.handlers[model.event_type] = (model, handler)
             if prepare is not None:
                 self.preparers[model.event_type] = prepare
+            if concerns is not None:
+                self.concerns[model.event_type] = concerns
             return handler
 
         return register
@@ -521,9 +533,13 @@ class ConsumerRunner:
             # Tolerant: a field a newer producer added (an additive change within the type's
             # version) is ignored, not a reason to dead-letter; what this code needs must be
             # there with the right type.
-            return envelope, model.read(envelope.data), handler
+            event = model.read(envelope.data)
         except ValidationError as exc:
             raise PoisonEvent(f"data does not match {envelope.type}: {exc}") from exc
+        concerns = self.consumer.concerns.get(envelope.type)
+        if concerns is not None and not concerns(event):
+            return envelope, event, None
+        return envelope, event, handler
 
     async def _handle_once(self, envelope: Envelope, event: Event | None, handler: Handler) -> bool:
         extra: dict[str, Any] = {}

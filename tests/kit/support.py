@@ -60,12 +60,13 @@ class Kit:
         *,
         behaviour: Callable[[str], Awaitable[None]] | None = None,
         prepare: Callable[..., Awaitable[str]] | None = None,
+        concerns: Callable[[Any], bool] | None = None,
     ) -> Consumer:
         """A consumer whose effect is one row in ``effects`` per handled event; with
         ``prepare``, the row's note is what ``prepare`` returned for the event."""
         consumer = Consumer(name=group)
 
-        @consumer.on(self.event, prepare=prepare)
+        @consumer.on(self.event, prepare=prepare, concerns=concerns)
         async def apply(
             session: AsyncSession, *, event: Any, envelope: Envelope, prepared: str | None = None
         ) -> None:
