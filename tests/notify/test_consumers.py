@@ -25,7 +25,7 @@ from notify_service import repository, template_versions
 from notify_service.consumers import build_consumer
 from notify_service.models import ApplicationRecipient, Notification
 from notify_service.templates import DEFAULT_TEMPLATES, NotificationKind
-from sharing_service.events import CertificateIssued
+from sharing_service.events import CertificateFailed, CertificateIssued
 from tests.infrastructure import Infrastructure
 from tests.notify.support import (
     ID_NUMBER,
@@ -279,3 +279,65 @@ async def test_the_seed_brings_its_own_versions_up_to_date_and_leaves_an_adminis
     assert [t.version for t in seeded] == [2, 1]
     assert "pages/ratings/new" in (seeded[0].body["page"] or "")
     assert [(t.version, t.body["page"]) for t in admins] == [(1, old_page)]
+
+
+async def test_an_approval_whose_certificate_failed_is_told_without_the_certificate(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    """The approval waits for its certificate; when the certificate cannot be issued the
+    citizen is still told the result at once, and told it only once when staff have put
+    things right and the certificate is issued after all."""
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    await seed_templates(database, settings)
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).isoformat()
+    application = submitted(settings, subject=subject).model_copy(
+        update={"acceptance": Acceptance(accepted_at=now, accepted_by="intake")}
+    )
+    await handle(database, settings, application)
+    app_id = application.application_id
+    approval = CaseApproved(
+        application_id=app_id,
+        item_id="i",
+        item_version_id=application.item_version_id,
+        item_code=application.item_code,
+        decided_at=now,
+        decided_by="auto",
+        result_kind="certificate",
+        certificate_type="elderly_allowance_notice",
+    )
+    await handle(database, settings, approval)
+    assert await notifications_of(database, subject) == []  # told with its certificate
+
+    await handle(
+        database,
+        settings,
+        CertificateFailed(
+            application_id=app_id,
+            type_code="elderly_allowance_notice",
+            type_name="高龄津贴发放通知书",
+            reason="证照必填项缺失：发放标准",
+            failed_at=now,
+        ),
+    )
+    told = await notifications_of(database, subject)
+    assert [n.kind for n in told] == ["application.approved"]
+    assert told[0].context["rating"] is False  # not completed yet: nothing to rate
+
+    await handle(
+        database,
+        settings,
+        CertificateIssued(
+            certificate_id="c-late",
+            type_code="elderly_allowance_notice",
+            type_name="高龄津贴发放通知书",
+            issuer_code="441900",
+            application_id=app_id,
+            holder_kind="person",
+            issued_at=now,
+            valid_until=None,
+        ),
+    )
+    told = await notifications_of(database, subject)
+    assert sorted(n.kind for n in told) == ["application.approved", "certificate.issued"]
