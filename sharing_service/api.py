@@ -21,6 +21,7 @@ from sharing_service import (
     audit,
     catalog_copies,
     certificates,
+    configuration,
     identity_check,
     lookups,
     materials,
@@ -57,6 +58,7 @@ from sharing_service.schemas import (
     StatusChangeIn,
     VerifyIn,
     VerifyOut,
+    WalletCount,
 )
 from wangban.auth import (
     APPROVER,
@@ -495,8 +497,12 @@ def _certificate_source(code: str) -> str:
     return "电子证照：" + code.removeprefix("certificate:")
 
 
-async def _summary(session: AsyncSession, row: Certificate) -> CertificateSummary:
-    type_ = await repository.certificate_type(session, row.type_code)
+async def _summary(
+    session: AsyncSession, row: Certificate | repository.WalletEntry
+) -> CertificateSummary:
+    """A certificate as lists show it (a row, or a wallet entry's columns): the type's name
+    and issuer from the registry, nothing from the encrypted document."""
+    type_ = await configuration.certificate_type(session, row.type_code)
     return CertificateSummary(
         id=row.id,
         type_code=row.type_code,
@@ -518,8 +524,20 @@ async def _summary(session: AsyncSession, row: Certificate) -> CertificateSummar
 async def my_certificates(
     session: ReadSession, identity: CurrentIdentity
 ) -> list[CertificateSummary]:
-    rows = await certificates.wallet(session, holder=_person_ref(identity))
-    return [await _summary(session, row) for row in rows]
+    entries = await repository.wallet_entries(session, holder_ref=_person_ref(identity))
+    return [await _summary(session, entry) for entry in entries]
+
+
+@citizen.get(
+    "/certificates/count",
+    summary="How many certificates my wallet holds (the first screen's figure)",
+    responses=problem_responses(RealNameRequired),
+)
+async def my_certificate_count(session: ReadSession, identity: CurrentIdentity) -> WalletCount:
+    # One count: the first screen needs the figure, not the list.
+    return WalletCount(
+        count=await repository.wallet_count(session, holder_ref=_person_ref(identity))
+    )
 
 
 @citizen.get(

@@ -3,6 +3,8 @@
 from fastapi import FastAPI
 
 from sharing_service import api, audit
+from sharing_service.audit_stream import AuditStream
+from sharing_service.configuration import ConfigurationCache
 from sharing_service.consumers import build_consumer
 from sharing_service.events import outbox
 from sharing_service.models import metadata
@@ -31,8 +33,14 @@ SPEC = ServiceSpec(
     seeds=(seed_registry,),
     shutdowns=(api.close_directory,),
     extensions=(_configure_audit,),
-    # Looks every minute; signs when WANGBAN_AUDIT_CHECKPOINT_INTERVAL_S has passed.
-    workers=(audit.CheckpointWorker,),
+    workers=(
+        # Looks every minute; signs when WANGBAN_AUDIT_CHECKPOINT_INTERVAL_S has passed.
+        audit.CheckpointWorker,
+        # The registry kept per process, dropped when it changes anywhere.
+        ConfigurationCache,
+        # lookup.audited: the audit log published by tailing it (one replica at a time).
+        AuditStream,
+    ),
 )
 
 

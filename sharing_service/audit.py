@@ -15,13 +15,18 @@ object in the object store, outside the database. :func:`verify_chain` checks th
 the key and against the latest checkpoint it can read, so a rewrite or truncation before a
 checkpoint is found even when every MAC was recomputed with the right key.
 
-Appending takes the chain head row ``FOR UPDATE``: appenders queue for the few microseconds
-between reading the head and their commit, which is what makes the numbering gap-free and the
-links unambiguous.
+Appending is one statement (:func:`append_all`): it locks the chain head row, moves it and
+inserts the records only if the head is where the process chained them from (the MACs are
+computed here, so the key never reaches the database), and answers where the head is
+otherwise. Appenders queue on that row lock, which is what makes the numbering gap-free and
+the links unambiguous; a lookup appends in autocommit, so the lock lasts one statement.
+Records are announced as ``lookup.audited`` by tailing this log
+(:mod:`sharing_service.audit_stream`), not through an outbox row each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -30,19 +35,21 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from sqlalchemy import inspect, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, inspect, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sharing_service import repository
 from sharing_service.events import AuditCheckpointed, LookupAudited, outbox
 from sharing_service.models import LookupAudit
 from sharing_service.signing import SigningKey, VerifyingKey, sign_statement, verify_statement
-from wangban.db import Database, advisory_lock
+from wangban.db import Database, advisory_lock, holds_transaction
 from wangban.settings import ConfigurationError, Settings, get_settings
 from wangban.storage import (
     ObjectNotFound,
@@ -179,16 +186,101 @@ def record_mac(row: LookupAudit, *, key: bytes) -> str:
     return hmac.new(key, MAC_DOMAIN + canonical, hashlib.sha256).hexdigest()
 
 
-async def append(
-    session: AsyncSession, *, entry: AuditEntry, at: datetime, keys: AuditKeys | None = None
+APPEND_CHANNEL: Final = "wangban_sharing_audit"
+"""Notified (payload: the new head's ``seq``) when records are appended: the replica that
+publishes ``lookup.audited`` (:mod:`sharing_service.audit_stream`) reads what it was not
+handed in-process."""
+GUESSES: Final = 3
+"""Attempts from where the head was last seen before queueing for it in a transaction."""
+
+# One statement appends: lock the head, move it only if it is where the records were chained
+# from, insert the records only if it moved (and, unless this process publishes them itself,
+# tell the publisher). Whether or not it moved, the head as locked comes back, so a wrong
+# guess costs one more statement, never a read.
+_APPEND_SQL = """
+    WITH head AS MATERIALIZED (
+        SELECT seq, hash FROM sharing.audit_head WHERE id = 1 FOR UPDATE
+    ), moved AS (
+        UPDATE sharing.audit_head AS h SET seq = :last_seq, hash = :last_hash
+        FROM head
+        WHERE h.id = 1 AND head.seq = :prev_seq AND head.hash = :prev_hash
+        RETURNING h.seq
+    ), appended AS (
+        INSERT INTO sharing.lookup_audit
+        SELECT r.* FROM jsonb_populate_recordset(NULL::sharing.lookup_audit, :records) AS r
+        WHERE EXISTS (SELECT FROM moved)
+        RETURNING seq
+    )
+    SELECT head.seq, head.hash, (SELECT count(*) FROM appended) AS appended{notify}
+    FROM head
+"""
+_NOTIFY = """,
+           CASE WHEN EXISTS (SELECT FROM moved)
+                THEN pg_notify(:channel, CAST(:last_seq AS text)) END AS notified"""
+_APPEND = text(_APPEND_SQL.format(notify=_NOTIFY)).bindparams(bindparam("records", type_=JSONB))
+_APPEND_QUIETLY = text(_APPEND_SQL.format(notify="")).bindparams(bindparam("records", type_=JSONB))
+_LOCK_HEAD = text("SELECT seq, hash FROM sharing.audit_head WHERE id = 1 FOR UPDATE")
+
+
+@dataclass
+class _Head:
+    """Where this process last saw the chain end: the guess each append chains from."""
+
+    seq: int = 0
+    hash: str = GENESIS_HASH
+
+
+_head = _Head()
+_appending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+"""Serialises this process's appends in autocommit, so they chain from each other's head and
+never lose the race among themselves (another replica still may: the statement checks). One
+lock per event loop (a lock belongs to the loop it first waited in)."""
+
+
+def _appending_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _appending.get(loop)
+    if lock is None:
+        lock = _appending[loop] = asyncio.Lock()
+    return lock
+
+
+class Publisher(Protocol):
+    """The in-process publisher of ``lookup.audited`` (:mod:`sharing_service.audit_stream`)."""
+
+    def takes(self, session: AsyncSession) -> bool:
+        """Whether it publishes what this session appends (it leads, on the same database)."""
+        ...
+
+    def offer(self, session: AsyncSession, rows: Sequence[LookupAudit]) -> None:
+        """Records appended through ``session`` and committed."""
+        ...
+
+
+_publishers: list[Publisher] = []
+
+
+def on_committed(publisher: Publisher) -> None:
+    """Hand ``publisher`` the records of each append committed on its own (see
+    :func:`append_all`), so it publishes them without reading them back; while it
+    :meth:`~Publisher.takes` them, appends notify no other process."""
+    _publishers.append(publisher)
+
+
+def ignore_committed(publisher: Publisher) -> None:
+    with contextlib.suppress(ValueError):
+        _publishers.remove(publisher)
+
+
+def _record(
+    entry: AuditEntry, *, record_id: str, seq: int, prev: str, at: datetime, key: bytes
 ) -> LookupAudit:
-    """Append one record to the chain (flushed, not committed) and announce it."""
-    keys = keys or current_keys()
-    head = await repository.lock_audit_head(session)
     row = LookupAudit(
-        seq=head.seq + 1,
-        id=str(uuid.uuid4()),
-        at=at.astimezone(UTC),
+        seq=seq,
+        id=record_id,
+        at=at,
         consumer=entry.consumer,
         requested_by=entry.requested_by,
         subject_kind=entry.subject_kind,
@@ -204,30 +296,153 @@ async def append(
         actor_subject=entry.actor_subject,
         actor_department=entry.actor_department,
         actor_role=entry.actor_role,
-        prev_hash=head.hash,
+        prev_hash=prev,
         hash="",
     )
-    row.hash = record_mac(row, key=keys.chain_key)
-    head.seq, head.hash = row.seq, row.hash
-    session.add(row)
-    await session.flush()
-    await outbox.publish(
-        session,
-        LookupAudited(
-            audit_id=row.id,
-            seq=row.seq,
-            hash=row.hash,
-            at=row.at.isoformat(),
-            consumer=row.consumer,
-            dataset=row.dataset_code,
-            fields=list(row.fields),
-            predicates=[str(p.get("name", "")) for p in row.predicates],
-            application_id=row.application_id,
-            item_code=row.item_code,
-            outcome=row.outcome,
-        ),
-    )
+    row.hash = record_mac(row, key=key)
     return row
+
+
+class _Chain:
+    """The records of one append, chained (and chained again) from a head."""
+
+    def __init__(self, entries: Sequence[AuditEntry], *, at: datetime, key: bytes) -> None:
+        self.entries, self.at, self.key = entries, at, key
+        self.ids = [str(uuid.uuid4()) for _ in entries]
+        self.rows: list[LookupAudit] = []
+        self.statement = _APPEND
+
+    def from_head(self, seq: int, prev: str) -> dict[str, Any]:
+        self.rows = []
+        for entry, record_id in zip(self.entries, self.ids, strict=True):
+            row = _record(
+                entry, record_id=record_id, seq=seq + 1, prev=prev, at=self.at, key=self.key
+            )
+            self.rows.append(row)
+            seq, prev = row.seq, row.hash
+        first, last = self.rows[0], self.rows[-1]
+        return {
+            "prev_seq": first.seq - 1,
+            "prev_hash": first.prev_hash,
+            "last_seq": last.seq,
+            "last_hash": last.hash,
+            "records": [{**_content(r), "hash": r.hash} for r in self.rows],
+            "channel": APPEND_CHANNEL,
+        }
+
+
+Execute = Callable[[Any, dict[str, Any]], Awaitable[Any]]
+
+
+async def _append_on(execute: Execute, chain: _Chain, *, seq: int, prev: str) -> bool:
+    """Up to :data:`GUESSES` attempts from head ``seq``/``prev`` on (where it was last seen);
+    False if the head kept moving."""
+    for _attempt in range(GUESSES):
+        head = (await execute(chain.statement, chain.from_head(seq, prev))).one()
+        if head.appended:
+            _head.seq, _head.hash = chain.rows[-1].seq, chain.rows[-1].hash
+            return True
+        # Another appender (a replica; a transaction of ours that rolled back) moved it.
+        seq, prev = int(head.seq), str(head.hash)
+        _head.seq, _head.hash = seq, prev
+    return False
+
+
+async def _append_locked(execute: Execute, chain: _Chain) -> None:
+    """In a transaction: queue for the head's lock, then append where it is."""
+    for _attempt in range(100):
+        head = (await execute(_LOCK_HEAD, {})).one()
+        if await _append_on(execute, chain, seq=int(head.seq), prev=str(head.hash)):
+            return
+        # Only where the "transaction" commits each statement (an autocommit session): the
+        # lock was not held; each miss means another appender got in, so this ends.
+    raise RuntimeError("the audit chain head kept moving")
+
+
+def _alone(session: AsyncSession) -> AsyncEngine | None:
+    """The engine to append on by itself, or None to append in the session: a session of the
+    service's unit-of-work factory that has not written (a lookup's unit of work only reads),
+    as opposed to one holding a transaction (a test's, a caller's that wrote)."""
+    bind = session.bind
+    if (
+        isinstance(bind, AsyncEngine)
+        and bind.get_execution_options().get("isolation_level") is None
+        and not holds_transaction()
+    ):
+        return bind
+    return None
+
+
+async def append_all(
+    session: AsyncSession,
+    *,
+    entries: Sequence[AuditEntry],
+    at: datetime,
+    keys: AuditKeys | None = None,
+) -> list[LookupAudit]:
+    """Append records to the chain, in order, in one statement.
+
+    The MACs are computed here, under a key the database never sees, from where this process
+    last saw the head; the statement moves the head only if it is still there, else it
+    answers where the head is and the records are chained again from it (after a few misses
+    — replicas appending as fast as we do — the head is locked in a transaction first).
+
+    A session that holds no transaction (a lookup's unit of work reads, then records)
+    appends alone, in autocommit on a connection of its own: the records are committed as
+    the statement runs, whatever happens to the request afterwards, and the head's row lock
+    lasts one statement, not a transaction. A session in a transaction appends in it (the
+    lock then lasts to its commit).
+
+    The rows returned are not in the session: the records as written."""
+    if not entries:
+        return []
+    keys = keys or current_keys()
+    chain = _Chain(entries, at=at.astimezone(UTC), key=keys.chain_key)
+    engine = _alone(session)
+    if engine is None:
+        if not await _append_on(session.execute, chain, seq=_head.seq, prev=_head.hash):
+            await _append_locked(session.execute, chain)
+        return chain.rows
+    publishers = [p for p in _publishers if p.takes(session)]
+    if publishers:
+        # Handed over below: nobody else need be told (a replica that takes over reads what
+        # came after the position saved, and its poll finds the rest).
+        chain.statement = _APPEND_QUIETLY
+    async with _appending_lock():
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            appended = await _append_on(connection.execute, chain, seq=_head.seq, prev=_head.hash)
+        if not appended:
+            async with engine.begin() as connection:
+                await _append_locked(connection.execute, chain)
+    for publisher in _publishers:
+        publisher.offer(session, chain.rows)
+    return chain.rows
+
+
+async def append(
+    session: AsyncSession, *, entry: AuditEntry, at: datetime, keys: AuditKeys | None = None
+) -> LookupAudit:
+    """Append one record to the chain (see :func:`append_all`)."""
+    [row] = await append_all(session, entries=[entry], at=at, keys=keys)
+    return row
+
+
+def announcement(row: LookupAudit) -> LookupAudited:
+    """The ``lookup.audited`` event of a record: metadata only, with its place in the chain."""
+    return LookupAudited(
+        audit_id=row.id,
+        seq=row.seq,
+        hash=row.hash,
+        at=row.at.isoformat(),
+        consumer=row.consumer,
+        dataset=row.dataset_code,
+        fields=list(row.fields),
+        predicates=[str(p.get("name", "")) for p in row.predicates],
+        application_id=row.application_id,
+        item_code=row.item_code,
+        outcome=row.outcome,
+    )
 
 
 # --- checkpoints --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 
 from contracts.catalog.api_v1 import PublishedVersion, item_version_path
-from sharing_service import repository
+from sharing_service import configuration, repository
 from sharing_service.models import ItemVersionCopy
 from wangban.db import Database
 from wangban.errors import ServiceUnavailable
@@ -69,7 +69,7 @@ async def ensure_version(database: Database, *, catalog: ServiceCalls, version_i
     catalog has no such published version (the resolution then answers 404); raises
     ``CatalogUnavailable`` (503) when the catalog cannot answer."""
     async with database.read_sessionmaker() as session:
-        if await repository.item_version(session, version_id) is not None:
+        if await configuration.item_version(session, version_id) is not None:
             return
     found = await published_version(catalog, version_id)
     if found is None:

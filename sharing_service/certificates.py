@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import repository
+from sharing_service import configuration, repository
 from sharing_service.certificate_ids import CertificateId, InvalidCertificateId
 from sharing_service.events import CertificateIssued, CertificateStatusChanged, outbox
 from sharing_service.lookups import subject_ref
@@ -138,6 +138,8 @@ async def create_signing_key(
     """A new active key for the issuer; any earlier one is retired (rotation)."""
     await repository.lock_issuer_keys(session, issuer_code)
     await repository.retire_signing_keys(session, issuer_code=issuer_code, at=at)
+    # The retired key stops signing in this process when this commits.
+    configuration.changed(session, "signing_key")
     key = Ed25519Key.generate(kid=_kid(issuer_code))
     row = SigningKey(
         kid=key.kid,
@@ -157,7 +159,7 @@ async def create_signing_key(
 async def _active_key(
     session: AsyncSession, *, issuer_code: str, cipher: FieldCipher, at: datetime
 ) -> Ed25519Key:
-    row = await repository.active_signing_key(session, issuer_code)
+    row = await configuration.active_signing_key(session, issuer_code)
     if row is None:
         await repository.lock_issuer_keys(session, issuer_code)
         row = await repository.active_signing_key(session, issuer_code)
@@ -335,48 +337,39 @@ async def issue_certificate(
     ``establishes`` (设立登记): the approval registers a new market entity of that kind; it
     holds the certificate under a credit code assigned now, named as the type's ``name``
     item (名称) reads, and ``holder`` is its founder."""
-    existing = await repository.certificate_for_application(
-        session, application_id=application_id, type_code=type_code
-    )
-    if existing is not None:
-        return existing
-    type_ = await repository.certificate_type(session, type_code)
-    if type_ is None:
-        raise UnknownCertificateType(f"证照类型 {type_code} 未登记")
-    if establishes is None and holder.kind != type_.holder_kind:
-        raise InvalidCertificateData(f"「{type_.name}」的持证主体应为{_KINDS[type_.holder_kind]}")
-    if establishes is not None and type_.holder_kind != "company":
-        raise InvalidCertificateData(f"「{type_.name}」不是市场主体的证照，不能用于设立登记")
     at = (at or datetime.now(UTC)).astimezone(UTC)
-    checked = Holder(kind=holder.kind, id=_valid_holder_id(holder), name=holder.name)
-    entity = NewEntity(kind=establishes, founder=checked) if establishes is not None else None
-    # Checked before a 流水号 (or a credit code) is taken: a certificate that cannot be issued
-    # (the failure is recorded and committed) must not use up a number. An entity being
-    # registered has no credit code yet: the check sees it without one.
-    provisional = _certified_fields(
-        type_,
-        fields,
-        holder=Holder(kind="company", id="", name="") if entity is not None else checked,
-        entity=entity,
-        at=at.date(),
-        serial=0,
+    try:
+        type_, checked, entity, name = _checked(
+            await configuration.certificate_type(session, type_code),
+            type_code=type_code,
+            holder=holder,
+            fields=fields,
+            establishes=establishes,
+            at=at,
+        )
+    except (UnknownCertificateType, InvalidCertificateData):
+        # Issued before (the type or its declared items changed since): that one stands.
+        existing = await _issued(session, application_id=application_id, type_code=type_code)
+        if existing is not None:
+            return existing
+        raise
+    key = await _active_key(session, issuer_code=type_.issuer_code, cipher=cipher, at=at)
+    serial = await repository.next_serial_unless_issued(
+        session, type_code=type_.code, issuer_code=type_.issuer_code, application_id=application_id
     )
+    if serial is None:
+        existing = await _issued(session, application_id=application_id, type_code=type_code)
+        assert existing is not None  # what the statement found (certificates are never deleted)
+        return existing
     founder_ref = None
     if entity is not None:
-        name = provisional.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidCertificateData(f"「{type_.name}」没有名称项目，无法设立登记")
-        checked = await _register(session, entity=entity, type_=type_, name=name.strip())
+        checked = await _register(session, entity=entity, type_=type_, name=name)
         founder_ref = subject_ref(
             blind_index, Subject(kind=entity.founder.kind, id=entity.founder.id)
         )
     holder_id = checked.id
     valid_from = at.date()
     valid_until = valid_from + timedelta(days=type_.validity_days) if type_.validity_days else None
-    key = await _active_key(session, issuer_code=type_.issuer_code, cipher=cipher, at=at)
-    serial = await repository.next_serial(
-        session, type_code=type_.code, issuer_code=type_.issuer_code
-    )
     certified = _certified_fields(
         type_, fields, holder=checked, entity=entity, at=at.date(), serial=serial
     )
@@ -436,6 +429,51 @@ async def issue_certificate(
 _KINDS = {"person": "自然人", "company": "法人或其他组织"}
 
 
+def _checked(
+    type_: CertificateType | None,
+    *,
+    type_code: str,
+    holder: Holder,
+    fields: Mapping[str, Any],
+    establishes: str | None,
+    at: datetime,
+) -> tuple[CertificateType, Holder, NewEntity | None, str]:
+    """What can be checked before a 流水号 (or a credit code) is taken: a certificate that
+    cannot be issued (the failure is recorded and committed) must not use up a number. An
+    entity being registered has no credit code yet: the check sees it without one. Answers
+    the type, the holder, the entity a 设立登记 registers and its name."""
+    if type_ is None:
+        raise UnknownCertificateType(f"证照类型 {type_code} 未登记")
+    if establishes is None and holder.kind != type_.holder_kind:
+        raise InvalidCertificateData(f"「{type_.name}」的持证主体应为{_KINDS[type_.holder_kind]}")
+    if establishes is not None and type_.holder_kind != "company":
+        raise InvalidCertificateData(f"「{type_.name}」不是市场主体的证照，不能用于设立登记")
+    checked = Holder(kind=holder.kind, id=_valid_holder_id(holder), name=holder.name)
+    entity = NewEntity(kind=establishes, founder=checked) if establishes is not None else None
+    provisional = _certified_fields(
+        type_,
+        fields,
+        holder=Holder(kind="company", id="", name="") if entity is not None else checked,
+        entity=entity,
+        at=at.date(),
+        serial=0,
+    )
+    name = provisional.get("name")
+    if entity is None:
+        return type_, checked, None, ""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidCertificateData(f"「{type_.name}」没有名称项目，无法设立登记")
+    return type_, checked, entity, name.strip()
+
+
+async def _issued(
+    session: AsyncSession, *, application_id: str, type_code: str
+) -> Certificate | None:
+    return await repository.certificate_for_application(
+        session, application_id=application_id, type_code=type_code
+    )
+
+
 def _valid_holder_id(holder: Holder) -> str:
     try:
         if holder.kind == "person":
@@ -493,7 +531,7 @@ async def change_status(
     row = await repository.certificate(session, certificate_id, lock=True)
     if row is None:
         raise CertificateNotFound()
-    type_ = await repository.certificate_type(session, row.type_code)
+    type_ = await configuration.certificate_type(session, row.type_code)
     if type_ is None or not officer_department or officer_department != type_.issuing_department:
         raise CertificateNotFound()
     current = CertificateStatus(row.status)
@@ -549,7 +587,7 @@ class Verification:
 
 
 async def _verifying_keys(session: AsyncSession, kid: str) -> dict[str, VerifyingKey]:
-    row = await repository.signing_key(session, kid)
+    row = await configuration.signing_key(session, kid)
     if row is None:
         return {}
     return {row.kid: VerifyingKey.from_b64(row.public_key, kid=row.kid)}

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.approval.v1 import FORM_CONTEXT, HOLDER_CONTEXT, CaseApproved
 from contracts.catalog.v1 import ItemPublished
-from sharing_service import certificates, repository
+from sharing_service import certificates, configuration, repository
 from sharing_service.events import CertificateFailed, outbox
 from sharing_service.models import ItemVersionCopy
 from wangban.consumer import Consumer, PoisonEvent
@@ -73,7 +73,7 @@ def build_consumer(settings: Settings) -> Consumer:
         except (certificates.InvalidCertificateData, certificates.UnknownCertificateType) as exc:
             # The data will not change by retrying: a dead letter alone would leave the
             # application "approved" with nobody told. Say so, so intake shows staff a problem.
-            type_ = await repository.certificate_type(session, event.certificate_type)
+            type_ = await configuration.certificate_type(session, event.certificate_type)
             await outbox.publish(
                 session,
                 CertificateFailed(

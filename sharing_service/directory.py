@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import repository
+from sharing_service import configuration
 from sharing_service.egress import LOCAL_POLICY, ProviderUrlPolicy
 from sharing_service.http_provider import HttpProvider, ProviderMetrics
 from sharing_service.models import Dataset, Provider
@@ -56,7 +56,7 @@ class ProviderDirectory:
     async def provider_for(
         self, session: AsyncSession, dataset: Dataset
     ) -> tuple[str, DataProvider]:
-        row = await repository.provider(session, dataset.provider_code)
+        row = await configuration.provider(session, dataset.provider_code)
         if row is None or not row.enabled:
             raise ProviderUnavailable(f"provider {dataset.provider_code} is not enabled")
         if row.kind == "sandbox":

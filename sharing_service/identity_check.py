@@ -23,7 +23,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import audit, repository
+from sharing_service import audit, configuration
 from sharing_service.lookups import (
     Caller,
     DataUnavailable,
@@ -71,7 +71,7 @@ async def verify_name(
     the answer; raises :class:`LookupDenied` (audited) unless a window clerk asks, and
     :class:`DataUnavailable` (audited) when the register does not answer."""
     now = now or datetime.now(UTC)
-    dataset = await repository.dataset(session, REGISTER_DATASET)
+    dataset = await configuration.dataset(session, REGISTER_DATASET)
     if dataset is None:
         raise UnknownDataset(f"共享数据目录中没有数据集 {REGISTER_DATASET}")
     if subject.kind != "person":
@@ -107,7 +107,7 @@ async def verify_name(
     provider_name = dataset.provider_code
     try:
         provider_name, provider = await directory.provider_for(session, dataset)
-        # Only reads so far (autocommit): no transaction is held while the register answers.
+        # Only reads so far: no transaction is held while the register answers.
         answer = await provider.fetch(
             dataset=dataset.code, subject=subject, fields=["name"], request_id=str(uuid.uuid4())
         )

@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.sharing.api_v1 import PROVIDER_UNAVAILABLE, PredicateOp
-from sharing_service import audit, repository
+from sharing_service import audit, configuration, repository
 from sharing_service.models import AccessGrant, Dataset
 from sharing_service.providers import (
     DataProvider,
@@ -293,7 +293,7 @@ async def plan_lookup(
 ) -> PlannedLookup:
     """Reads only (autocommit until the session first writes). Raises :class:`UnknownDataset`
     and :class:`InvalidLookup` for requests that are not lookups (nothing is recorded)."""
-    dataset = await repository.dataset(session, dataset_code)
+    dataset = await configuration.dataset(session, dataset_code)
     if dataset is None:
         raise UnknownDataset(f"共享数据目录中没有数据集 {dataset_code}")
     subject = _validated_subject(subject, dataset)
@@ -324,7 +324,7 @@ async def plan_lookup(
             actor_role=caller.actor_role,
         ),
     )
-    grant = await repository.grant(
+    grant = await configuration.grant(
         session, consumer=caller.consumer, dataset_code=dataset.code, item_code=purpose.item_code
     )
     refusal = _refusal(grant, fields, predicates)
@@ -369,53 +369,78 @@ async def ask_provider(planned: PlannedLookup) -> Asked:
     return Asked(record=record)
 
 
-async def record_lookup(
-    session: AsyncSession, planned: PlannedLookup, asked: Asked, *, now: datetime
-) -> LookupResult:
-    """The audit record of the lookup (this is what opens the write transaction), then its
-    result. Raises the planned refusal, or :class:`DataUnavailable`, once recorded."""
+@dataclass(frozen=True)
+class Settled:
+    """A lookup's outcome before its audit record is written: the record to append, then
+    what the caller gets once it is (the result, or the refusal or failure to raise)."""
 
-    async def record(outcome: str, reason: str = "") -> str:
-        row = await audit.append(
-            session, entry=replace(planned.entry, outcome=outcome, reason=reason), at=now
-        )
-        return row.id
+    entry: audit.AuditEntry
+    result: LookupResult | None = None
+    problem: LookupDenied | ConsentRequired | DataUnavailable | None = None
+
+    def outcome(self, lookup_id: str) -> LookupResult:
+        """The result under the written record's id; raises the refusal or failure."""
+        if self.problem is not None:
+            raise self.problem
+        assert self.result is not None
+        return replace(self.result, lookup_id=lookup_id)
+
+
+def settle(planned: PlannedLookup, asked: Asked, *, now: datetime) -> Settled:
+    """What the lookup came to, as its audit record states it and the caller receives it."""
+
+    def entry(outcome: str, reason: str = "") -> audit.AuditEntry:
+        return replace(planned.entry, outcome=outcome, reason=reason)
 
     if planned.refusal is not None:
-        await record("denied", planned.refusal.detail or "")
-        raise planned.refusal
+        return Settled(entry("denied", planned.refusal.detail or ""), problem=planned.refusal)
     if asked.unavailable is not None:
-        await record("unavailable", asked.unavailable)
-        raise DataUnavailable(
-            f"{planned.provider_name}的数据暂时无法获取，请稍后再试或转人工办理",
-            extra={"dataset": planned.dataset.code},
+        return Settled(
+            entry("unavailable", asked.unavailable),
+            problem=DataUnavailable(
+                f"{planned.provider_name}的数据暂时无法获取，请稍后再试或转人工办理",
+                extra={"dataset": planned.dataset.code},
+            ),
         )
     answer = asked.record
     if answer is None:
-        lookup_id = await record("not_found")
-        return LookupResult(
-            lookup_id=lookup_id,
-            found=False,
-            predicates={p.name: None for p in planned.predicates},
+        return Settled(
+            entry("not_found"),
+            LookupResult(
+                lookup_id="", found=False, predicates={p.name: None for p in planned.predicates}
+            ),
         )
-    lookup_id = await record("granted")
     today = now.date()
-    return LookupResult(
-        lookup_id=lookup_id,
-        found=True,
-        attributes={
-            name: Attribute(
-                value=answer.values[name],
-                source="government",
-                provider=planned.provider_name,
-                dataset=planned.dataset.code,
-                updated_at=answer.updated_at,
-            )
-            for name in planned.fields
-            if name in answer.values
-        },
-        predicates={p.name: p.test(answer.values, today=today) for p in planned.predicates},
+    return Settled(
+        entry("granted"),
+        LookupResult(
+            lookup_id="",
+            found=True,
+            attributes={
+                name: Attribute(
+                    value=answer.values[name],
+                    source="government",
+                    provider=planned.provider_name,
+                    dataset=planned.dataset.code,
+                    updated_at=answer.updated_at,
+                )
+                for name in planned.fields
+                if name in answer.values
+            },
+            predicates={p.name: p.test(answer.values, today=today) for p in planned.predicates},
+        ),
     )
+
+
+async def record_lookup(
+    session: AsyncSession, planned: PlannedLookup, asked: Asked, *, now: datetime
+) -> LookupResult:
+    """The audit record of the lookup (one statement, committed on its own when the session
+    holds no transaction: :func:`sharing_service.audit.append_all`), then its result. Raises
+    the planned refusal, or :class:`DataUnavailable`, once recorded."""
+    settled = settle(planned, asked, now=now)
+    row = await audit.append(session, entry=settled.entry, at=now)
+    return settled.outcome(row.id)
 
 
 async def perform_lookup(

@@ -21,7 +21,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sharing_service import audit, certificates, lookups, repository
+from sharing_service import audit, certificates, configuration, lookups
 from sharing_service.providers import Subject
 from wangban import identifiers
 from wangban.crypto import BlindIndex
@@ -69,10 +69,10 @@ async def resolve_materials(
     now: datetime | None = None,
 ) -> list[MaterialResolution]:
     """Read everything (the item, policy, consent, wallet), ask the departments, then write
-    every audit record: the write transaction (and the audit chain's head lock) opens only
-    once every department has answered, never across a provider call."""
+    every audit record in one statement: the audit chain's head is locked only once every
+    department has answered, never across a provider call, and only for that statement."""
     now = now or datetime.now(UTC)
-    item = await repository.item_version(session, item_version_id)
+    item = await configuration.item_version(session, item_version_id)
     if item is None:
         raise ItemVersionUnknown(f"事项版本 {item_version_id} 尚未同步到数据共享服务，请稍后再试")
     purpose = lookups.Purpose(item_code=item.implementing_code, application_id=application_id)
@@ -121,16 +121,22 @@ async def resolve_materials(
         for step in steps
         if isinstance(step, _Lookup)
     }
+    settled: dict[int, lookups.Settled] = {}
+    entries: list[audit.AuditEntry] = []
+    for step in steps:
+        if isinstance(step, _Lookup):
+            settled[id(step)] = lookups.settle(step.planned, asked[id(step)], now=now)
+            entries.append(settled[id(step)].entry)
+        elif isinstance(step, _Wallet):
+            entries.append(_wallet_entry(step, caller=caller, applicant=applicant, purpose=purpose))
+    records = iter(await audit.append_all(session, entries=entries, at=now))
     results = []
     for step in steps:
         if isinstance(step, _Lookup):
-            results.append(await _recorded_lookup(session, step, asked[id(step)], now=now))
+            results.append(_looked_up(step, settled[id(step)], next(records).id))
         elif isinstance(step, _Wallet):
-            results.append(
-                await _recorded_wallet(
-                    session, step, caller=caller, applicant=applicant, purpose=purpose, now=now
-                )
-            )
+            next(records)
+            results.append(_from_wallet(step))
         else:
             results.append(step)
     return results
@@ -157,12 +163,10 @@ class _Wallet:
 _Step = MaterialResolution | _Lookup | _Wallet
 
 
-async def _recorded_lookup(
-    session: AsyncSession, step: _Lookup, asked: lookups.Asked, *, now: datetime
-) -> MaterialResolution:
+def _looked_up(step: _Lookup, settled: lookups.Settled, lookup_id: str) -> MaterialResolution:
     index, name, source = step.index, step.name, step.source
     try:
-        result = await lookups.record_lookup(session, step.planned, asked, now=now)
+        result = settled.outcome(lookup_id)
     except (lookups.LookupDenied, lookups.ConsentRequired) as exc:
         return MaterialResolution(
             index, name, source, "denied", f"无法通过共享获取，请上传（{exc.detail}）"
@@ -183,37 +187,30 @@ async def _recorded_lookup(
     )
 
 
-async def _recorded_wallet(
-    session: AsyncSession,
-    step: _Wallet,
-    *,
-    caller: lookups.Caller,
-    applicant: Subject,
-    purpose: lookups.Purpose,
-    now: datetime,
-) -> MaterialResolution:
+def _wallet_entry(
+    step: _Wallet, *, caller: lookups.Caller, applicant: Subject, purpose: lookups.Purpose
+) -> audit.AuditEntry:
     """Reading the holder's own wallet for their own application needs no grant, but it is a
     use of their data like any other, so it is audited too."""
-    await audit.append(
-        session,
-        entry=audit.AuditEntry(
-            consumer=caller.consumer,
-            requested_by=caller.requested_by,
-            subject_kind=applicant.kind,
-            subject_ref=step.holder,
-            subject_masked=identifiers.mask_id(applicant.id),
-            dataset_code=f"certificate:{step.type_code}",
-            fields=[],
-            predicates=[],
-            application_id=purpose.application_id,
-            item_code=purpose.item_code,
-            outcome="granted" if step.certificate_id else "not_found",
-            actor_subject=caller.actor_subject,
-            actor_department=caller.actor_department,
-            actor_role=caller.actor_role,
-        ),
-        at=now,
+    return audit.AuditEntry(
+        consumer=caller.consumer,
+        requested_by=caller.requested_by,
+        subject_kind=applicant.kind,
+        subject_ref=step.holder,
+        subject_masked=identifiers.mask_id(applicant.id),
+        dataset_code=f"certificate:{step.type_code}",
+        fields=[],
+        predicates=[],
+        application_id=purpose.application_id,
+        item_code=purpose.item_code,
+        outcome="granted" if step.certificate_id else "not_found",
+        actor_subject=caller.actor_subject,
+        actor_department=caller.actor_department,
+        actor_role=caller.actor_role,
     )
+
+
+def _from_wallet(step: _Wallet) -> MaterialResolution:
     if step.certificate_id is None:
         return MaterialResolution(
             step.index, step.name, step.source, "not_found", "电子证照库中没有可用的证照，请上传"

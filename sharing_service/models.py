@@ -176,6 +176,18 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditStream(Base):
+    """How far the audit log has been published as ``lookup.audited`` (one row), saved every
+    few seconds by the publishing replica (:mod:`sharing_service.audit_stream`): after a crash
+    the records since the last save are published again (at least once)."""
+
+    __tablename__ = "audit_stream"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    published_seq: Mapped[int] = mapped_column(BigInteger)
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # --- items (copies from the catalog's events) ----------------------------------------------------
 
 

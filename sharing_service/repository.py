@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sharing_service.models import (
@@ -119,13 +120,6 @@ async def consents_of(session: AsyncSession, subject_ref: str) -> Sequence[Conse
 # --- audit --------------------------------------------------------------------------------------
 
 
-async def lock_audit_head(session: AsyncSession) -> AuditHead:
-    head = (
-        await session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    ).one()
-    return head
-
-
 async def audit_head(session: AsyncSession) -> AuditHead:
     head = (
         await session.scalars(
@@ -236,18 +230,32 @@ async def lock_issuer_keys(session: AsyncSession, issuer_code: str) -> None:
     )
 
 
-async def next_serial(session: AsyncSession, *, type_code: str, issuer_code: str) -> int:
-    """The next 流水号 of this type and issuer; the row lock makes concurrent issues queue."""
+async def next_serial_unless_issued(
+    session: AsyncSession, *, type_code: str, issuer_code: str, application_id: str
+) -> int | None:
+    """The next 流水号 of this type and issuer, or None — and no number taken — when the
+    application already has its certificate of this type: the check and the number in one
+    statement (the row lock makes concurrent issues queue; the certificate's unique
+    (application, type) stops a second one racing past the check)."""
+    issued = (
+        select(Certificate.id)
+        .where(Certificate.application_id == application_id, Certificate.type_code == type_code)
+        .exists()
+    )
     statement = (
         insert(CertificateSerial)
-        .values(type_code=type_code, issuer_code=issuer_code, next_serial=2)
+        .from_select(
+            ["type_code", "issuer_code", "next_serial"],
+            select(literal(type_code), literal(issuer_code), literal(2, BigInteger)).where(~issued),
+        )
         .on_conflict_do_update(
             index_elements=["type_code", "issuer_code"],
             set_={"next_serial": CertificateSerial.next_serial + 1},
         )
         .returning(CertificateSerial.next_serial)
     )
-    return int((await session.execute(statement)).scalar_one()) - 1
+    serial = (await session.execute(statement)).scalar_one_or_none()
+    return None if serial is None else int(serial) - 1
 
 
 async def next_credit_serial(session: AsyncSession, *, authority: str, region_code: str) -> int:
@@ -288,6 +296,45 @@ async def certificate_for_application(
             )
         )
     ).one_or_none()
+
+
+WalletEntry = Row[str, str, str, datetime, date, date | None, str, str]
+"""A certificate as a wallet lists it: id, type, issuer, issued, valid from and until, status
+and why."""
+
+
+def _in_wallet(holder_ref: str) -> ColumnElement[bool]:
+    return or_(Certificate.holder_ref == holder_ref, Certificate.founder_ref == holder_ref)
+
+
+async def wallet_entries(session: AsyncSession, *, holder_ref: str) -> Sequence[WalletEntry]:
+    """What a wallet lists, newest first: the columns shown in clear, not the encrypted
+    documents (which name the holder and are read one at a time)."""
+    return (
+        await session.execute(
+            select(
+                Certificate.id,
+                Certificate.type_code,
+                Certificate.issuer_code,
+                Certificate.issued_at,
+                Certificate.valid_from,
+                Certificate.valid_until,
+                Certificate.status,
+                Certificate.status_reason,
+            )
+            .where(_in_wallet(holder_ref))
+            .order_by(Certificate.issued_at.desc())
+        )
+    ).all()
+
+
+async def wallet_count(session: AsyncSession, *, holder_ref: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Certificate).where(_in_wallet(holder_ref))
+        )
+        or 0
+    )
 
 
 async def certificates_of(

@@ -106,6 +106,11 @@ class CertificateSummary(BaseModel):
     status_reason: str
 
 
+class WalletCount(BaseModel):
+    count: int
+    """How many certificates the wallet lists (its own and those of entities founded)."""
+
+
 class CertificateOut(CertificateSummary):
     document: dict[str, Any]
     kid: str

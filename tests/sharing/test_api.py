@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from contracts.sharing.api_v1 import (
     IDENTITY_VERIFY_PATH,
@@ -320,6 +321,56 @@ async def test_wallet_and_public_verification(sharing: Sharing) -> None:
         headers=reviewer,
     )
     assert not_allowed.status_code == 409
+
+
+async def test_the_wallet_lists_and_counts_without_reading_the_documents(
+    sharing: Sharing,
+) -> None:
+    """The first screen shows how many certificates there are and the wallet lists them: the
+    type, issuer, dates and status are columns in clear, so neither reads (let alone decrypts)
+    the signed documents, which name the holder."""
+    cipher, blind_index = keys(sharing.settings)
+    holder = person_id(date(1950, 2, 3), 351)
+    alice = sharing.token("u-holder", "citizen", person_id=holder)
+    before = (await sharing.client.get("/me/certificates/count", headers=alice)).json()["count"]
+    async with sharing.database.sessionmaker() as session, session.begin():
+        issued = await certificates.issue_certificate(
+            session,
+            application_id=str(uuid.uuid4()),
+            type_code="elderly_allowance_notice",
+            holder=certificates.Holder(kind="person", id=holder, name="陈桂英"),
+            fields={"monthly_amount": 200, "start_month": "2026-12"},
+            cipher=cipher,
+            blind_index=blind_index,
+            at=datetime.now(UTC),
+        )
+    read: list[str] = []
+
+    def watch(_c: object, _cursor: object, statement: str, *_: object) -> None:
+        if "sharing.certificate" in statement:
+            read.append(statement)
+
+    engine = sharing.app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        count = await sharing.client.get("/me/certificates/count", headers=alice)
+        listed = await sharing.client.get("/me/certificates", headers=alice)
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert count.status_code == 200 and count.json() == {"count": before + 1}
+    assert listed.status_code == 200 and len(listed.json()) == before + 1
+    newest = listed.json()[0]
+    assert newest["id"] == issued.id and newest["status"] == "有效"
+    assert (newest["type_name"], newest["issuer"]) == ("高龄老人津贴核发通知", "东莞市民政局")
+    assert read and not any("document_enc" in statement for statement in read)
+    assert (await sharing.client.get("/me/certificates/count", headers=alice)).json()["count"] == (
+        before + 1
+    )
+    bob = sharing.token("u-bob", "citizen", person_id=BOB)
+    bobs = (await sharing.client.get("/me/certificates/count", headers=bob)).json()["count"]
+    assert bobs == len((await sharing.client.get("/me/certificates", headers=bob)).json())
+    staff = sharing.token("clerk", "staff", roles=("window_clerk",), department="某局")
+    assert (await sharing.client.get("/me/certificates/count", headers=staff)).status_code == 403
 
 
 async def test_the_access_policy_is_administered_by_data_admins(sharing: Sharing) -> None:

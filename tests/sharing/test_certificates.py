@@ -4,12 +4,13 @@ rotate keys, reuse as evidence."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approval_service.events import CaseApproved
@@ -17,13 +18,16 @@ from sandbox import ELDERLY_ALLOWANCE
 from sharing_service import certificates, materials
 from sharing_service.certificate_ids import CertificateId
 from sharing_service.certificates import CertificateStatus, Holder, Verdict
+from sharing_service.configuration import ConfigurationCache
 from sharing_service.consumers import HOLDER_CONTEXT, build_consumer
 from sharing_service.lookups import Caller
-from sharing_service.models import Certificate, SigningKey
+from sharing_service.models import Certificate, CertificateSerial, SigningKey
 from sharing_service.providers import Subject
 from sharing_service.registry import seed_registry
 from sharing_service.signing import SigningKey as Ed25519Key
+from tests.kit.support import eventually
 from tests.sharing.support import StaticProvider, add_item_version, item_code, keys, person_id
+from wangban.db import Database
 from wangban.events import envelope_for
 from wangban.settings import Settings
 
@@ -350,3 +354,62 @@ async def test_a_certificate_in_the_wallet_satisfies_a_material_and_is_audited(
 class _NoProviders:
     async def provider_for(self, session: AsyncSession, dataset: Any) -> tuple[str, StaticProvider]:
         raise AssertionError("no dataset lookups expected")
+
+
+async def test_issuing_writes_the_number_the_certificate_and_its_event_and_reads_nothing(
+    settings: Settings, database: Database
+) -> None:
+    """On ``case.approved`` in a running service (registry cached): one statement takes the
+    number unless the application has its certificate already, then the certificate and its
+    event. Nothing it just wrote is read back; a second approval takes no number."""
+    async with database.sessionmaker() as session, session.begin():
+        await seed_registry(session)
+    cache = ConfigurationCache(database)
+    await cache.run_once()
+    statements: list[str] = []
+
+    def count(_c: object, _cursor: object, statement: str, *_: object) -> None:
+        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+([\w.]+)", statement, re.IGNORECASE)
+        statements.append(f"{statement.split()[0].upper()} {table.group(1) if table else ''}")
+
+    async def issue(application_id: str) -> Certificate:
+        async with database.sessionmaker() as session, session.begin():
+            return await _issue(session, settings, application_id=application_id)
+
+    engine = database.engine.sync_engine
+    writes = [
+        "INSERT sharing.certificate_serial",
+        "INSERT sharing.certificate",
+        "INSERT sharing.outbox",
+    ]
+    issued: Certificate | None = None
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+
+        async def issued_by_writes_alone() -> bool:
+            # Until the type and the issuer's key are cached (a first key created by the first
+            # issue drops the keys cached before its notification arrives).
+            nonlocal issued
+            statements.clear()
+            issued = await issue(str(uuid.uuid4()))
+            return statements == writes
+
+        await eventually(issued_by_writes_alone, timeout_s=10)
+        assert issued is not None
+        application_id = issued.application_id
+        statements.clear()
+        again = await issue(application_id)
+        assert again.id == issued.id
+        # The number was not taken; the certificate issued is read once, to answer with it.
+        assert statements == ["INSERT sharing.certificate_serial", "SELECT sharing.certificate"]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        await cache.close()
+    serial = CertificateId.parse(issued.id).serial
+    async with database.read_sessionmaker() as session:
+        next_serial = await session.scalar(
+            select(CertificateSerial.next_serial).where(
+                CertificateSerial.type_code == "elderly_allowance_notice"
+            )
+        )
+    assert next_serial == serial + 1  # the second approval took no number

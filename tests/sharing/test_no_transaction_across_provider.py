@@ -133,7 +133,7 @@ async def test_no_backend_idles_in_transaction_while_a_slow_department_is_asked(
             .select_from(LookupAudit)
             .where(LookupAudit.application_id == application_id)
         )
-    assert recorded == 2  # both questions audited, in the transaction that followed
+    assert recorded == 2  # both questions audited, in one statement once both had answered
 
 
 async def test_the_department_client_refuses_to_ask_inside_an_open_transaction(
