@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
@@ -77,18 +76,17 @@ def records(dataset: str, today: date = TODAY) -> dict[str, dict[str, Any]]:
 # --- the population ------------------------------------------------------------------------
 
 
-def test_builds_quickly_and_deterministically() -> None:
-    started = time.perf_counter()
+def test_builds_a_bounded_population_deterministically() -> None:
+    # Built at every start of the demo provider: its size, not a wall-clock time (which a busy
+    # machine stretches), is what keeps the build cheap.
     first = SandboxPopulation.build(today=TODAY)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, f"building took {elapsed:.3f} s (target: under 0.2 s)"
     second = SandboxPopulation.build(today=TODAY)
     for dataset in DATASETS:
         assert first.subjects(dataset) == second.subjects(dataset)
         for subject in first.subjects(dataset):
             assert first.record(dataset, subject) == second.record(dataset, subject)
             assert first.stored(dataset, subject) == second.stored(dataset, subject)
-    assert len(first.person_ids) >= 250
+    assert 250 <= len(first.person_ids) <= 1000
 
 
 def test_named_identities_do_not_depend_on_the_reference_date() -> None:
