@@ -5,7 +5,7 @@ screen.
 It is the most frequent authenticated request, so it is put together lean: the hot items are
 the same for everyone and come from the gateway's short-lived copy of the catalogue's answer
 (:meth:`gateway.upstream.Upstreams.json_public`), the three personal parts are GETs on the lean
-client, and the answer is written as JSON directly (its
+client (the wallet's count, not the wallet), and the answer is written as JSON directly (its
 shape is :class:`HomeOut`, which the OpenAPI document states) rather than validated into a
 model and serialised again.
 """
@@ -45,7 +45,7 @@ async def first_screen(services: Upstreams) -> Response:
         services.json_public("catalog", "/items", params=HOT_ITEMS),
         services.json("intake", "GET", "/applications"),
         services.json("notify", "GET", "/me/notifications", params={"limit": 1}),
-        services.json("sharing", "GET", "/me/certificates"),
+        services.json("sharing", "GET", "/me/certificates/count"),
         return_exceptions=True,
     )
     # A screen of four parts should not fail as a whole because one service is slow or down.
@@ -60,7 +60,7 @@ async def first_screen(services: Upstreams) -> Response:
         "hot_items": list((items or {}).get("items", [])),
         "my_open_applications": [a for a in applications or [] if a["status"] in OPEN_STATUSES],
         "unread_messages": int((inbox or {}).get("unread", 0)),
-        "wallet_count": len(wallet or []),
+        "wallet_count": int((wallet or {}).get("count", 0)),
         "degraded": degraded,
     }
     body = json.dumps(screen, ensure_ascii=False, separators=(",", ":"))
