@@ -67,7 +67,11 @@ def infrastructure(data_dir: Path | None) -> Iterator[Infrastructure]:
         else:
             kafka = EmbeddedKafka(free_port(), log_file=data_dir / "broker.log")
             kafka_bootstrap = kafka.start()
-            broker_kind = f"embedded Tansu ({_tansu_binary()})"
+            broker_kind = (
+                f"embedded Tansu ({_tansu_binary()})"
+                if kafka.kind == "tansu"
+                else f"embedded {kafka.label} (confluent-kafka {_version('confluent-kafka')})"
+            )
         yield Infrastructure(
             database_url,
             kafka_bootstrap,

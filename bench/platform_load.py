@@ -33,6 +33,13 @@ included, and how far it fell behind its schedule):
 Also: peak resident memory of each service process (with its children), sampled every 200 ms,
 idle and per phase, against 200 MB; CPU of every process per phase. Ctrl-C or SIGTERM stop every
 process the run started.
+
+The idle platform (no traffic) is measured for ``--idle-seconds`` once the services are ready and
+have settled: CPU of each process (the six services, PostgreSQL with its backends, the broker),
+reported per process and in total. ``--idle-only`` measures that and stops (no citizens, no
+phases): what the platform costs a machine while nobody uses it, per broker
+(``WANGBAN_EMBEDDED_BROKER``) and fetch wait (``WANGBAN_KAFKA_FETCH_MAX_WAIT_MS``). ``--skip``
+leaves phases out (e.g. ``--skip search,home,ceiling`` for the applications alone).
 """
 
 from __future__ import annotations
@@ -879,6 +886,42 @@ class Run:
         return results
 
 
+async def measure_idle(run: Run) -> dict[str, Any]:
+    """The idle platform alone: ready, settled for ``--settle-seconds``, then ``--idle-seconds``
+    of nothing but its own background work (fetch long-polls, heartbeats, the relays' and the
+    workers' polls)."""
+    args, services = run.args, run.children.services
+    assert services is not None
+    sampler = asyncio.create_task(run.memory.run())
+    try:
+        started = time.monotonic()
+        await services.wait_ready(timeout_s=180)
+        print(f"platform ready in {time.monotonic() - started:.1f} s", flush=True)
+        await asyncio.sleep(args.settle_seconds)
+        run.memory.window = "idle"
+        watch = CpuWatch(run.cpu_roots)
+        watch.start()
+        await asyncio.sleep(args.idle_seconds)
+        idle = watch.stop()
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+    return {"idle_cpu": idle}
+
+
+def idle_summary(idle: dict[str, Any]) -> str:
+    per = idle["process_percent_of_one_core"]
+    total = sum(per.values())
+    return (
+        f"idle CPU over {idle['window_s']} s, % of one core: "
+        + ", ".join(f"{k} {v}" for k, v in per.items())
+        + f"; platform total {total:.1f} ({total / 100:.3f} core); "
+        + f"machine {idle['machine_busy_percent']}% busy, "
+        + f"everything else {idle['other_percent_of_one_core']}"
+    )
+
+
 async def measure(run: Run) -> dict[str, Any]:
     from wangban.db import Database
 
@@ -907,19 +950,37 @@ async def measure(run: Run) -> dict[str, Any]:
             flush=True,
         )
         gateway = services.urls["gateway"]
+        await asyncio.sleep(args.settle_seconds)
         run.memory.window = "idle"
         idle_cpu = CpuWatch(run.cpu_roots)
         idle_cpu.start()
         await asyncio.sleep(args.idle_seconds)
         idle = idle_cpu.stop()
         run.idle_cpu = idle
+        print(idle_summary(idle), flush=True)
         run.metrics_urls = dict(services.urls)
         warmup = await run.phase(
             "apply", args.rates[0], gateway, seconds=args.warmup_seconds, label="apply warm-up"
         )
-        search = await run.phase("search", args.search_rate, gateway, seconds=args.seconds)
-        home = await run.phase("home", args.home_rate, gateway, seconds=args.seconds)
+        search = home = None
+        if "search" not in args.skip:
+            search = await run.phase("search", args.search_rate, gateway, seconds=args.seconds)
+        if "home" not in args.skip:
+            home = await run.phase("home", args.home_rate, gateway, seconds=args.seconds)
         apply = await run.escalate("apply", gateway)
+        ceiling: list[dict[str, Any]] = []
+        if "ceiling" in args.skip:
+            return {
+                "item": {"code": ELDERLY_ALLOWANCE, "version_id": version["id"]},
+                "persona": applicant.persona_key,
+                "citizens": len(run.citizens),
+                "idle_cpu": idle,
+                "warmup": warmup,
+                "search": search,
+                "home": home,
+                "apply": apply,
+                "ceiling": ceiling,
+            }
         # The ceiling gets the machine the platform had: the services are stopped first.
         run.memory.window = "stopping"
         services.stop()
@@ -1094,6 +1155,8 @@ def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, 
             spec_dir=spec_dir,
             generator_log=generator_log,
         )
+        if args.idle_only:
+            return asyncio.run(measure_idle(run))
         measured = asyncio.run(measure(run))
     finally:
         # Not interrupted by a second Ctrl-C or SIGTERM: nothing we started may outlive the run.
@@ -1155,7 +1218,9 @@ def render(report: dict[str, Any]) -> str:
         "",
         HEADER,
     ]
-    phases = [report["warmup"], report["search"], report["home"], *report["apply"]]
+    phases = [
+        r for r in (report["warmup"], report["search"], report["home"], *report["apply"]) if r
+    ]
     lines.extend(_row(r) for r in phases)
     lines.extend(_row(r) for r in report["ceiling"])
     lines.append("")
@@ -1206,8 +1271,9 @@ def render(report: dict[str, Any]) -> str:
     )
     lines.append(f"  {'ceiling':<10}{_f(ceiling_peak, 8)} (any phase)")
     lines.append("")
+    lines.append(idle_summary(report["idle_cpu"]))
     lines.append("CPU % of one core per phase:")
-    for r in [report["search"], report["home"], *report["apply"], *report["ceiling"]]:
+    for r in [r for r in phases[1:] if r] + report["ceiling"]:
         cpu = r["cpu"]
         lines.append(
             f"  {r['label']:<22} machine {cpu['machine_busy_percent']}% busy; "
@@ -1229,11 +1295,41 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_idle(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    return "\n".join(
+        [
+            f"machine: {m['nproc']} CPUs ({m['cpu_model']}); "
+            f"{m.get('cpu_busy_percent_before_start')}% busy before start",
+            f"kit: {report['kit']}; postgres: {report['postgres']}; broker: {report['broker']}; "
+            f"fetch wait {report['fetch_max_wait_ms']} ms",
+            idle_summary(report["idle_cpu"]),
+        ]
+    )
+
+
 def _rates(value: str) -> list[float]:
     rates = sorted({float(v) for v in value.split(",") if v.strip()})
     if not rates or rates[0] <= 0:
         raise argparse.ArgumentTypeError("rates must be positive numbers, comma-separated")
     return rates
+
+
+def _plain(value: Any) -> Any:
+    """An option as JSON can hold it."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return value
+
+
+def _phases(value: str) -> frozenset[str]:
+    phases = frozenset(p.strip() for p in value.split(",") if p.strip())
+    unknown = phases - {"search", "home", "ceiling"}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown phases: {', '.join(sorted(unknown))}")
+    return phases
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1245,6 +1341,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--citizens", type=int, default=500, help="logged-in citizen accounts")
     parser.add_argument("--warmup-seconds", type=float, default=3.0, help="uncounted first")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle memory and CPU")
+    parser.add_argument(
+        "--settle-seconds", type=float, default=5.0, help="wait after ready, before idle"
+    )
+    parser.add_argument(
+        "--idle-only", action="store_true", help="measure the idle platform only, then stop"
+    )
+    parser.add_argument(
+        "--skip",
+        type=_phases,
+        default=frozenset(),
+        help="phases to leave out, comma-separated: search, home, ceiling",
+    )
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between phases")
     parser.add_argument("--poll-ms", type=float, default=50.0, help="wallet re-read on 404")
     parser.add_argument("--reader-fetch-wait-ms", type=int, default=50)
@@ -1297,18 +1405,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_benchmark(args, infra)
             report = {
                 "benchmark": "platform_load",
-                "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "options": {k: _plain(v) for k, v in vars(args).items()},
                 **result,
                 "machine": machine_facts() | {"cpu_busy_percent_before_start": busy_before},
                 "kit": kit_revision(),
                 "postgres": infra.postgres,
                 "broker": infra.broker,
+                "fetch_max_wait_ms": Settings().kafka_fetch_max_wait_ms,
             }
     except KeyboardInterrupt:
         print("interrupted: every process the run started has been stopped", file=sys.stderr)
         return 130
     print()
-    print(render(report))
+    print(render_idle(report) if args.idle_only else render(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -1,8 +1,13 @@
 """Real infrastructure for the whole suite.
 
 PostgreSQL: ``WANGBAN_TEST_DATABASE_URL`` if set, else an embedded pgserver started once per run.
-Kafka: ``WANGBAN_TEST_KAFKA_BOOTSTRAP`` if set, else the embedded Tansu broker, once per run.
+Kafka: ``WANGBAN_TEST_KAFKA_BOOTSTRAP`` if set, else the embedded broker once per run
+(``WANGBAN_EMBEDDED_BROKER``: Tansu or librdkafka's mock cluster).
 Nothing is skipped for lack of either: the embedded ones are always available.
+
+The producer settings come from the environment like any setting: ``./dev test-idempotent``
+runs the kit and reliability tests with ``WANGBAN_KAFKA_IDEMPOTENCE=true`` on the mock cluster
+(the production producer: idempotent, acks=all); the report header says which.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.infrastructure import Infrastructure, make_settings
 from wangban.db import Database
-from wangban.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from wangban.embedded import EmbeddedKafka, EmbeddedPostgres, embedded_broker_kind, free_port
 from wangban.settings import Settings
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    bootstrap = os.environ.get("WANGBAN_TEST_KAFKA_BOOTSTRAP")
+    broker = f"external at {bootstrap}" if bootstrap else f"embedded {embedded_broker_kind()}"
+    idempotence = "on" if Settings().kafka_idempotence else "off"
+    return f"wangban: broker {broker}; producers acks=all, idempotence {idempotence}"
 
 
 @pytest.fixture(scope="session")

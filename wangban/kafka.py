@@ -9,14 +9,16 @@ broker forgets every topic when it restarts, so producers and consumers call
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import IncompatibleBrokerVersion, KafkaError, TopicAlreadyExistsError
 
 from wangban.events import TopicSpec, registry
 from wangban.settings import Settings
@@ -62,8 +64,48 @@ def make_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
     )
 
 
+class IdleAwareConsumer(AIOKafkaConsumer):
+    """A consumer whose fetch long-poll is short while records flow and long once idle.
+
+    Neither embedded broker answers a fetch early when a record arrives (docs/performance.md,
+    "The broker's idle cost"), so the wait bounds each hop's latency; but a short wait makes
+    every idle consumer fetch a hundred times a second, most of an idle platform's CPU. After
+    ``idle_after_s`` without a record the wait becomes ``idle_wait_ms``; the first record
+    after that switches it back. aiokafka reads the wait from its fetcher each time it builds
+    a fetch request and has no public setter, hence the private attribute
+    (tests/platform/test_embedded_brokers.py fails if aiokafka renames it)."""
+
+    def __init__(
+        self, *topics: str, busy_wait_ms: int, idle_wait_ms: int, idle_after_s: float, **config: Any
+    ):
+        super().__init__(*topics, fetch_max_wait_ms=busy_wait_ms, **config)
+        self.busy_wait_ms = busy_wait_ms
+        self.idle_wait_ms = idle_wait_ms
+        self.idle_after_s = idle_after_s
+        self._last_record = time.monotonic()
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        """The wait of the fetch requests being made now."""
+        fetcher = self._fetcher
+        return int(fetcher._fetch_max_wait_ms) if fetcher is not None else self.busy_wait_ms
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+        batches = await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        now = time.monotonic()
+        if batches:
+            self._last_record = now
+        idle = now - self._last_record >= self.idle_after_s
+        fetcher = self._fetcher
+        if fetcher is not None:
+            fetcher._fetch_max_wait_ms = self.idle_wait_ms if idle else self.busy_wait_ms
+        return batches
+
+
 def make_consumer(settings: Settings, *topics: str, group_id: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
+    return IdleAwareConsumer(
         *topics,
         **common_config(settings, client_id=group_id),
         group_id=group_id,
@@ -71,7 +113,9 @@ def make_consumer(settings: Settings, *topics: str, group_id: str) -> AIOKafkaCo
         # Earliest: a new group, or one whose committed offsets a restarted embedded broker
         # forgot, reads from the start; the inbox makes the replay harmless.
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        busy_wait_ms=settings.kafka_fetch_max_wait_ms,
+        idle_wait_ms=max(settings.kafka_fetch_idle_wait_ms, settings.kafka_fetch_max_wait_ms),
+        idle_after_s=settings.kafka_fetch_idle_after_s,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         max_poll_records=200,
@@ -101,9 +145,30 @@ async def ensure_topics(settings: Settings, topics: Iterable[TopicSpec] | None =
             )
         except TopicAlreadyExistsError:
             pass  # another process won the race; the topic is there, which is all we need
+        except IncompatibleBrokerVersion:
+            # No CreateTopics: librdkafka's mock cluster (the embedded `mock` broker), whose
+            # bootstrap port takes the request as one JSON line instead (wangban.mock_broker).
+            await _create_on_mock_cluster(settings, missing)
         log.info("created topics", extra={"fields": {"topics": [s.name for s in missing]}})
     finally:
         await admin.close()
+
+
+async def _create_on_mock_cluster(settings: Settings, specs: list[TopicSpec]) -> None:
+    assert settings.kafka_bootstrap is not None  # common_config checked it
+    host, port = settings.kafka_bootstrap.split(",")[0].strip().rsplit(":", 1)
+    request = {"create_topics": [{"name": s.name, "partitions": s.partitions} for s in specs]}
+    timeout = settings.kafka_request_timeout_ms / 1000
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+    try:
+        writer.write(json.dumps(request).encode() + b"\n")
+        answer = json.loads(await asyncio.wait_for(reader.readline(), timeout) or b"{}")
+    finally:
+        writer.close()
+    if "created" not in answer:
+        raise IncompatibleBrokerVersion(
+            f"the broker creates no topics (CreateTopics unsupported): {answer.get('error')}"
+        )
 
 
 async def broker_answers(settings: Settings, *, timeout_s: float = 3.0) -> bool:

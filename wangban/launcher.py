@@ -75,8 +75,8 @@ class LocalPlatform:
             )
             kafka_bootstrap = self.kafka.start()
             self.say(
-                f"Kafka       embedded broker (Tansu) at {kafka_bootstrap} — memory only: "
-                "events and offsets are lost when it stops"
+                f"Kafka       embedded broker ({self.kafka.label}) at {kafka_bootstrap} — memory "
+                "only: events and offsets are lost when it stops"
             )
         else:
             self.say(f"Kafka       external at {kafka_bootstrap}")

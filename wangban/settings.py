@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_idempotence: bool = False
-    """Producer idempotence. The embedded broker rejects InitProducerId; on for Apache Kafka."""
+    """Producer idempotence: on for Apache Kafka. The embedded Tansu rejects InitProducerId;
+    the embedded mock cluster accepts it (the CI lane that runs with it, docs/operations.md)."""
     kafka_verify_writes: bool = True
     """After each relayed batch, check the broker did not restart meanwhile (one OffsetFetch
     round trip). Protects against a broker that forgets (the embedded one); redundant with
@@ -97,8 +98,15 @@ class Settings(BaseSettings):
     kafka_client_id_prefix: str = "wangban"
     kafka_request_timeout_ms: int = 15000
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=1)
-    """Upper bound of a fetch long-poll. Apache Kafka answers as soon as data arrives; the
-    embedded broker waits the whole interval, so it is short by default."""
+    """Upper bound of a fetch long-poll while records flow. Apache Kafka answers as soon as
+    data arrives; the embedded brokers wait the whole interval, so it is short by default."""
+    kafka_fetch_idle_wait_ms: int = Field(default=500, ge=1)
+    """Upper bound of a fetch long-poll once a consumer has received nothing for
+    ``kafka_fetch_idle_after_s``: an idle consumer asks twice a second instead of a hundred
+    times (the embedded brokers' idle cost, docs/performance.md); the first record after a
+    quiet spell waits up to this long per hop there, the next ones ``kafka_fetch_max_wait_ms``.
+    Equal to ``kafka_fetch_max_wait_ms``: one wait always."""
+    kafka_fetch_idle_after_s: float = Field(default=5.0, gt=0)
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
     kafka_replication_factor: int = 1
