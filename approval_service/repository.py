@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, column, delete, exists, literal, select, true, values
+from sqlalchemy import Integer, delete, exists, literal, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,7 @@ from approval_service.models import (
     EarlyAcceptance,
     ItemVersionCopy,
 )
+from wangban.db import literal_rows
 
 
 async def item_version(session: AsyncSession, version_id: str) -> ItemVersionCopy | None:
@@ -69,11 +70,11 @@ async def open_case_once(
         .returning(Case.application_id)
         .cte("opened")
     )
-    log = values(
-        column("n", Integer),
-        *(column(name, CaseAction.__table__.c[name].type) for name in _LOGGED),
+    log = literal_rows(
+        [("n", Integer()), *((name, CaseAction.__table__.c[name].type) for name in _LOGGED)],
+        [(n, *(action[name] for name in _LOGGED)) for n, action in enumerate(actions)],
         name="log",
-    ).data([(n, *(action[name] for name in _LOGGED)) for n, action in enumerate(actions)])
+    )
     statement = (
         insert(CaseAction)
         .from_select(

@@ -140,6 +140,16 @@ def _decision(limit: Limit, *, count: int, start: datetime, now: datetime) -> De
     )
 
 
+_HITS = (
+    insert(_TABLE)
+    .on_conflict_do_update(
+        index_elements=[_TABLE.c.key, _TABLE.c.window_start],
+        set_={"count": _TABLE.c.count + 1},
+    )
+    .returning(_TABLE.c.key, _TABLE.c.window_start, _TABLE.c.count)
+)
+
+
 async def hits(
     executor: AsyncSession | AsyncConnection, *, counted: Counted, now: datetime
 ) -> list[Decision]:
@@ -154,16 +164,11 @@ async def hits(
         return []
     # One row per key and window (PostgreSQL refuses to upsert a row twice in a statement),
     # in key order, so that concurrent requests lock shared counters in the same order.
-    statement = (
-        insert(_TABLE)
-        .values([{"key": k, "window_start": s, "count": 1} for k, s in sorted(rows)])
-        .on_conflict_do_update(
-            index_elements=[_TABLE.c.key, _TABLE.c.window_start],
-            set_={"count": _TABLE.c.count + 1},
-        )
-        .returning(_TABLE.c.key, _TABLE.c.window_start, _TABLE.c.count)
-    )
-    for key, start, count in await executor.execute(statement):
+    # The rows as parameters, not in the statement: SQLAlchemy sends them as one multi-row
+    # INSERT (its "insertmanyvalues") from a statement compiled once and cached; rows built
+    # into the statement (``.values([...])``) made it compile again on every request.
+    parameters = [{"key": k, "window_start": s, "count": 1} for k, s in sorted(rows)]
+    for key, start, count in await executor.execute(_HITS, parameters):
         rows[(key, start)] = count
     decisions = []
     for limit, who in counted:

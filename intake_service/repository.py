@@ -12,7 +12,6 @@ from sqlalchemy import (
     FromClause,
     SQLColumnExpression,
     and_,
-    column,
     delete,
     func,
     literal,
@@ -21,7 +20,6 @@ from sqlalchemy import (
     select,
     true,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +39,7 @@ from intake_service.models import (
     StoredFile,
     TimelineEntry,
 )
+from wangban.db import literal_rows
 
 # --- version copies -----------------------------------------------------------------------------
 
@@ -135,7 +134,7 @@ def _children(
     for instance in instances:
         row = _row_values(instance, model.__table__)
         data.append(tuple(row[c.key] for c in columns))
-    rows = values(*(column(c.key, c.type) for c in columns), name="children").data(data)
+    rows = literal_rows([(c.key, c.type) for c in columns], data, name="children")
     return insert(model).from_select(
         ["application_id", *rows.c.keys()],
         select(of.c.id, *rows.c).select_from(of.join(rows, true())),

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import CacheStats
 
 from wangban.db import Database, checked_schema
 
@@ -35,6 +36,9 @@ class ServiceWork:
     events_written: int = 0
     events_handled: int = 0
     requests_answered: int = 0
+    uncached: Counter[str] = field(default_factory=Counter)
+    """Statements SQLAlchemy compiled again (not found in its statement cache), by kind:
+    compiling costs far more CPU than executing a cached statement."""
     kinds: Counter[str] = field(default_factory=Counter)
     """Statements by their first words (``SELECT … FROM intake.application``): where to cut."""
 
@@ -72,7 +76,7 @@ class PlatformWork:
             _cursor: Any,
             text: str,
             parameters: Any,
-            _context: Any,
+            context: Any,
             executemany: bool,
         ) -> None:
             if not self._counting:
@@ -80,6 +84,9 @@ class PlatformWork:
             work = self.work[name]
             work.statements += 1
             work.kinds[_kind(text)] += 1
+            cache = getattr(context, "cache_hit", None)
+            if cache is not None and cache is not CacheStats.CACHE_HIT:
+                work.uncached[f"{_kind(text)} ({getattr(cache, 'name', cache)})"] += 1
             if _WRITE.match(text):
                 conn.info[_WROTE] = True
             if _OUTBOX_INSERT.match(text):
@@ -171,4 +178,6 @@ class PlatformWork:
             )
             for kind, count in w.kinds.most_common():
                 lines.append(f"    {count / per:5.1f}  {kind}")
+            for kind, count in w.uncached.most_common():
+                lines.append(f"    {count / per:5.1f}  compiled again: {kind}")
         return "\n".join(lines)
