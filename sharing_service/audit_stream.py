@@ -31,10 +31,10 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,13 +44,7 @@ from sharing_service.events import LOOKUPS_TOPIC, outbox
 from sharing_service.models import LookupAudit
 from wangban.db import Database, asyncpg_dsn
 from wangban.events import CLOUDEVENTS_CONTENT_TYPE, Envelope
-from wangban.kafka import (
-    cancelled_from_outside,
-    common_config,
-    ensure_topics,
-    make_producer,
-    stop_quietly,
-)
+from wangban.kafka import BrokerRestarted, CheckedProducer, cancelled_from_outside
 from wangban.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -95,10 +89,6 @@ def envelope_of(row: LookupAudit) -> Envelope:
     )
 
 
-class BrokerRestarted(RuntimeError):
-    """The broker lost its state while a batch was in flight: send it again."""
-
-
 class AuditStream:
     """The background worker (``ServiceSpec.workers``) that publishes the audit log."""
 
@@ -128,10 +118,15 @@ class AuditStream:
         self._head_seen = 0
         self._behind = True
         self._handed: dict[int, LookupAudit] = {}
-        self._producer: AIOKafkaProducer | None = None
-        self._epoch_client: AIOKafkaConsumer | None = None
-        self._epoch: int | None = None
-        self._instance = secrets.token_hex(6)
+        # Checked after each batch against a broker that restarted and forgot, as the outbox
+        # relay's is (wangban.kafka.CheckedProducer).
+        self._kafka = CheckedProducer(
+            settings,
+            client_id="sharing-audit-stream",
+            epoch_group=f"wangban.audit-stream-epoch.{secrets.token_hex(6)}",
+            topics=[LOOKUPS_TOPIC],
+            epoch_partition=_EPOCH_PARTITION,
+        )
         self._backoff = 0.1
         audit.on_committed(self)
 
@@ -315,14 +310,14 @@ class AuditStream:
         )
         # Sent or not, what was in flight is read again from the table.
         self._handed, self._behind = {}, True
-        await self._close_producer()
+        await self._kafka.close()
         await asyncio.sleep(self._backoff)
         self._backoff = min(self._backoff * 2, 5.0)
 
     # --- the broker ------------------------------------------------------------------------
 
     async def _send(self, rows: Sequence[LookupAudit]) -> None:
-        producer = await self._ready_producer()
+        producer = await self._kafka.ready()
         # Enqueued in seq order, then awaited: aiokafka keeps one in-flight batch per partition.
         futures = [
             await producer.send(
@@ -334,67 +329,13 @@ class AuditStream:
             for row in rows
         ]
         await asyncio.gather(*futures)
-        if self._settings.kafka_verify_writes:
-            await self._verify_same_broker()
-
-    async def _ready_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            await self._bounded(ensure_topics(self._settings, [LOOKUPS_TOPIC]))
-            if self._settings.kafka_verify_writes:
-                await self._bounded(self._stamp_epoch())
-            producer = make_producer(self._settings, client_id="sharing-audit-stream")
-            try:
-                await self._bounded(producer.start())
-            except BaseException:
-                await stop_quietly(producer)
-                raise
-            self._producer = producer
-        return self._producer
-
-    async def _stamp_epoch(self) -> None:
-        """As the outbox relay does (:class:`wangban.outbox.OutboxRelay`): an offset this
-        instance commits for a group of its own, which a restarted embedded broker forgets
-        along with the records it acknowledged meanwhile; checked after each batch."""
-        if self._epoch_client is None:
-            client = AIOKafkaConsumer(
-                **common_config(self._settings, client_id="sharing-audit-stream-epoch"),
-                group_id=f"wangban.audit-stream-epoch.{self._instance}",
-                enable_auto_commit=False,
-            )
-            try:
-                await client.start()
-                client.assign([_EPOCH_PARTITION])
-            except BaseException:
-                await stop_quietly(client)
-                raise
-            self._epoch_client = client
-        epoch = secrets.randbelow(2**31 - 2) + 1
-        await self._epoch_client.commit({_EPOCH_PARTITION: epoch})
-        self._epoch = epoch
-
-    async def _verify_same_broker(self) -> None:
-        client = self._epoch_client
-        if client is None or self._epoch is None:
-            raise BrokerRestarted("broker epoch not stamped yet")
-        if await self._bounded(client.committed(_EPOCH_PARTITION)) != self._epoch:
-            raise BrokerRestarted("the broker restarted while the batch was in flight")
-
-    async def _bounded(self, operation: Any) -> Any:
-        return await asyncio.wait_for(operation, self._settings.kafka_request_timeout_ms / 1000)
-
-    async def _close_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        epoch_client, self._epoch_client = self._epoch_client, None
-        self._epoch = None
-        for client in (producer, epoch_client):
-            if client is not None:
-                await stop_quietly(client)
+        await self._kafka.verify_same_broker()
 
     async def close(self) -> None:
         audit.ignore_committed(self)
         with contextlib.suppress(Exception):
             await self._save(force=True)
-        await self._close_producer()
+        await self._kafka.close()
         connection, self._connection = self._connection, None
         self._leading = False
         if connection is not None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import ssl
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -24,6 +25,7 @@ from wangban.events import TopicSpec, registry
 from wangban.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def common_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
@@ -203,3 +205,103 @@ async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdm
             raise
     except Exception as exc:  # a broken client may fail to stop in many ways; it is gone anyway
         log.debug("kafka client did not stop cleanly", extra={"fields": {"error": repr(exc)}})
+
+
+class BrokerRestarted(RuntimeError):
+    """The broker restarted and forgot what it had acknowledged while a batch was in flight:
+    the batch may be lost, so it is sent again (consumers' inboxes absorb the copies)."""
+
+
+class CheckedProducer:
+    """A producer for the kit's at-least-once senders (the outbox relay, sharing's audit
+    stream) that notices a broker which restarted and forgot.
+
+    A broker that keeps nothing across a restart (the embedded ones) acknowledges sends in flight
+    across the restart into topics it no longer has, and loses them when the topics are created
+    again. So the sender stamps the broker with an epoch (an offset committed for a group only
+    this instance uses, ``epoch_group``) whenever it (re)creates its topics, and checks the stamp
+    after every batch (:meth:`verify_same_broker`): a missing stamp means the batch may be lost.
+    With Apache Kafka and acks=all this is redundant (``WANGBAN_KAFKA_VERIFY_WRITES=false``
+    saves the round trip). Some aiokafka calls retry forever against a broker that lost its
+    state; every call here is bounded by the request timeout."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str,
+        epoch_group: str,
+        topics: Iterable[TopicSpec],
+        epoch_partition: TopicPartition,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.epoch_group = epoch_group
+        self.topics = list(topics)
+        self.epoch_partition = epoch_partition
+        self._producer: AIOKafkaProducer | None = None
+        self._epoch_client: AIOKafkaConsumer | None = None
+        self._epoch: int | None = None
+        self._topics_ready = False
+
+    async def ready(self) -> AIOKafkaProducer:
+        """The started producer, the topics created (again, after losing the broker: an
+        embedded broker forgets its topics when it restarts) and the broker stamped."""
+        if not self._topics_ready:
+            await self.bounded(ensure_topics(self.settings, self.topics))
+            if self.settings.kafka_verify_writes:
+                await self.bounded(self._stamp_epoch())
+            self._topics_ready = True
+        if self._producer is None:
+            producer = make_producer(self.settings, client_id=self.client_id)
+            try:
+                await self.bounded(producer.start())
+            except BaseException:
+                await stop_quietly(producer)
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def verify_same_broker(self) -> None:
+        """Raise :class:`BrokerRestarted` if the broker restarted since the topics were made."""
+        if not self.settings.kafka_verify_writes:
+            return
+        client = self._epoch_client
+        if client is None or self._epoch is None:
+            raise BrokerRestarted("broker epoch not stamped yet")
+        if await self.bounded(client.committed(self.epoch_partition)) != self._epoch:
+            self._topics_ready = False
+            raise BrokerRestarted("the broker restarted while the batch was in flight")
+
+    async def close(self) -> None:
+        """Stop the clients; the next :meth:`ready` makes the topics and stamps again."""
+        producer, self._producer = self._producer, None
+        epoch_client, self._epoch_client = self._epoch_client, None
+        self._epoch = None
+        self._topics_ready = False
+        for client in (producer, epoch_client):
+            if client is not None:
+                await stop_quietly(client)
+
+    async def bounded(self, operation: Awaitable[T]) -> T:
+        return await asyncio.wait_for(operation, self.settings.kafka_request_timeout_ms / 1000)
+
+    async def _stamp_epoch(self) -> None:
+        if self._epoch_client is None:
+            client = AIOKafkaConsumer(
+                **common_config(self.settings, client_id=f"{self.client_id}-epoch"),
+                # One group per instance: instances of one sender must not overwrite each
+                # other's stamp (on Apache Kafka, idle groups expire with their offsets).
+                group_id=self.epoch_group,
+                enable_auto_commit=False,
+            )
+            try:
+                await client.start()
+                client.assign([self.epoch_partition])  # manual assignment: no group join needed
+            except BaseException:
+                await stop_quietly(client)
+                raise
+            self._epoch_client = client
+        epoch = secrets.randbelow(2**31 - 2) + 1
+        await self._epoch_client.commit({self.epoch_partition: epoch})
+        self._epoch = epoch

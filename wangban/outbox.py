@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy import (
     BigInteger,
@@ -85,13 +85,7 @@ from wangban.events import (
     envelope_for,
 )
 from wangban.events import registry as default_registry
-from wangban.kafka import (
-    cancelled_from_outside,
-    common_config,
-    ensure_topics,
-    make_producer,
-    stop_quietly,
-)
+from wangban.kafka import BrokerRestarted, CheckedProducer, cancelled_from_outside
 from wangban.observability import Metrics
 from wangban.settings import Settings
 
@@ -392,13 +386,19 @@ class OutboxRelay:
         self.service = service or outbox.schema
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._producer: AIOKafkaProducer | None = None
-        self._epoch_client: AIOKafkaConsumer | None = None
-        self._epoch: int | None = None
         self._backlog_counted_at = float("-inf")
         self._instance = secrets.token_hex(6)
+        # Created before the first send and again after losing the broker (an embedded broker
+        # forgets its topics when it restarts); every batch checked against a broker that
+        # restarted meanwhile (wangban.kafka.CheckedProducer).
+        self._kafka = CheckedProducer(
+            settings,
+            client_id=f"{self.service}-relay",
+            epoch_group=f"wangban.relay-epoch.{self.service}.{self._instance}",
+            topics={*outbox.registry.topics.values(), DEAD_LETTER_TOPIC},
+            epoch_partition=_EPOCH_PARTITION,
+        )
         self._listener: asyncpg.Connection | None = None
-        self._topics_ready = False
         self._task: asyncio.Task[None] | None = None
         self.started = asyncio.Event()
         """Set once the first round (rows left unsent by an earlier instance) is done and LISTEN
@@ -484,7 +484,7 @@ class OutboxRelay:
                 await asyncio.wait_for(self._task, timeout=10)
         with contextlib.suppress(Exception):
             await self._flush_marks()
-        await self._close_producer()
+        await self._kafka.close()
         await self._close_listener()
 
     def take(self, rows: Iterable[OutgoingRow]) -> None:
@@ -542,7 +542,7 @@ class OutboxRelay:
                 await self._recover("a client future was cancelled", backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            except (KafkaError, OSError, TimeoutError, RelayError) as exc:
+            except (KafkaError, OSError, TimeoutError, RelayError, BrokerRestarted) as exc:
                 await self._recover(repr(exc), backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -576,8 +576,7 @@ class OutboxRelay:
             "outbox relay cannot publish yet; retrying",
             extra={"fields": {"service": self.service, "error": error}},
         )
-        await self._close_producer()
-        self._topics_ready = False
+        await self._kafka.close()
         await self._sleep(backoff)
 
     async def _sleep(self, seconds: float) -> None:
@@ -596,7 +595,7 @@ class OutboxRelay:
         if not rows:
             return
         try:
-            producer = await self._ready_producer()
+            producer = await self._kafka.ready()
             sent, failure = await self._send(producer, rows)
         except BaseException:
             self._leave_to_recovery(rows)  # sent or not, unknown: recovery sends them (again)
@@ -795,7 +794,7 @@ class OutboxRelay:
                 if not rows:
                     await self._update_backlog(session)
                     return [], 0, None
-                producer = await self._ready_producer()
+                producer = await self._kafka.ready()
                 sent, failure = await self._send(
                     producer,
                     [
@@ -829,8 +828,7 @@ class OutboxRelay:
                 failure = exc
                 break
         results = await asyncio.gather(*futures, return_exceptions=True)
-        if self.settings.kafka_verify_writes:
-            await self._verify_same_broker()
+        await self._kafka.verify_same_broker()
         sent: list[int] = []
         failed_keys: set[str] = set()
         for row, result in zip(rows, results, strict=False):
@@ -841,46 +839,6 @@ class OutboxRelay:
                 sent.append(row.seq)
         return sent, failure
 
-    async def _verify_same_broker(self) -> None:
-        """Fail the batch if the broker restarted since this relay last prepared it.
-
-        A broker that restarts and forgets everything (the embedded one keeps nothing in memory
-        across a restart) acknowledges sends that were in flight across the restart into topics
-        it no longer has, and loses them when the topics are created again. The relay therefore
-        stamps the broker with an epoch (a committed offset of a group only this relay uses)
-        whenever it (re)creates topics, and checks the stamp after every batch: a missing stamp
-        means the batch may be lost, so it is sent again; the inbox absorbs the duplicates. With
-        Apache Kafka and acks=all this is redundant (WANGBAN_KAFKA_VERIFY_WRITES=false saves the
-        round trip).
-        """
-        client = self._epoch_client
-        if client is None or self._epoch is None:
-            raise RelayError("broker epoch not stamped yet")
-        committed = await self._bounded(client.committed(_EPOCH_PARTITION))
-        if committed != self._epoch:
-            self._topics_ready = False
-            raise RelayError("the broker restarted while the batch was in flight; sending again")
-
-    async def _stamp_epoch(self) -> None:
-        if self._epoch_client is None:
-            client = AIOKafkaConsumer(
-                **common_config(self.settings, client_id=f"{self.service}-relay-epoch"),
-                # One group per relay instance: relays of one service must not overwrite each
-                # other's stamp (on Apache Kafka, idle groups expire with their offsets).
-                group_id=f"wangban.relay-epoch.{self.service}.{self._instance}",
-                enable_auto_commit=False,
-            )
-            try:
-                await client.start()
-                client.assign([_EPOCH_PARTITION])  # manual assignment: no group join needed
-            except BaseException:
-                await stop_quietly(client)
-                raise
-            self._epoch_client = client
-        epoch = secrets.randbelow(2**31 - 2) + 1
-        await self._epoch_client.commit({_EPOCH_PARTITION: epoch})
-        self._epoch = epoch
-
     async def _update_backlog(self, session: AsyncSession) -> None:
         # A gauge scraped every few seconds: counting the backlog once a second is plenty, and
         # under load, when a round runs after nearly every commit, it saves a query per round.
@@ -890,40 +848,8 @@ class OutboxRelay:
         self.metrics.outbox_backlog.labels(self.service).set(backlog)
         self._backlog_counted_at = time.monotonic()
 
-    async def _ready_producer(self) -> AIOKafkaProducer:
-        if not self._topics_ready:
-            # Created before the first send and again after losing the broker: an embedded
-            # broker forgets its topics when it restarts.
-            await self._bounded(
-                ensure_topics(
-                    self.settings, {*self.outbox.registry.topics.values(), DEAD_LETTER_TOPIC}
-                )
-            )
-            if self.settings.kafka_verify_writes:
-                await self._bounded(self._stamp_epoch())
-            self._topics_ready = True
-        if self._producer is None:
-            producer = make_producer(self.settings, client_id=f"{self.service}-relay")
-            try:
-                await self._bounded(producer.start())
-            except BaseException:
-                await stop_quietly(producer)
-                raise
-            self._producer = producer
-        return self._producer
-
     async def _bounded(self, operation: Awaitable[T]) -> T:
-        """Some aiokafka calls retry forever against a broker that lost its state (commits,
-        coordinator lookups); a bounded wait turns that into an error the relay recovers from."""
-        return await asyncio.wait_for(operation, self.settings.kafka_request_timeout_ms / 1000)
-
-    async def _close_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        epoch_client, self._epoch_client = self._epoch_client, None
-        self._epoch = None
-        for client in (producer, epoch_client):
-            if client is not None:
-                await stop_quietly(client)
+        return await self._kafka.bounded(operation)
 
     # --- LISTEN/NOTIFY ---------------------------------------------------------------------
     async def _ensure_listener(self) -> None:

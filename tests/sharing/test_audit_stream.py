@@ -68,7 +68,7 @@ class Running:
         """As a killed process: nothing saved, its connections simply gone."""
         await self._cancel()
         audit.ignore_committed(self.stream)
-        await self.stream._close_producer()
+        await self.stream._kafka.close()
         if self.stream._connection is not None:
             self.stream._connection.terminate()
 
