@@ -146,6 +146,13 @@ async def dead_letter_counts(database: Database) -> dict[str, int]:
     return counts
 
 
+def delivered_and_told(outcome: dict[str, int]) -> bool:
+    """The application is in the wallet and the citizen was told: notify hears of the
+    certificate on its own consumer, independently of intake, so one does not imply the
+    other at any given moment."""
+    return outcome["delivered"] == 1 and outcome["notifications_per_kind"] >= 1
+
+
 async def outcome_of(database: Database, application_ids: list[str]) -> dict[str, dict[str, int]]:
     """Per application: its status history and what each service made of it — the numbers
     that must come out exactly once whatever failed on the way."""

@@ -21,6 +21,7 @@ from tests.infrastructure import Infrastructure
 from tests.reliability.support import (
     allowance_application,
     dead_letter_counts,
+    delivered_and_told,
     eventually,
     outcome_of,
     publish_allowance,
@@ -85,7 +86,7 @@ async def test_submissions_are_kept_through_a_broker_outage_and_all_decided_afte
 
                 async def all_delivered() -> bool:
                     outcome = await outcome_of(database, applications)
-                    return all(o["delivered"] == 1 for o in outcome.values())
+                    return all(delivered_and_told(o) for o in outcome.values())
 
                 await eventually(
                     all_delivered,

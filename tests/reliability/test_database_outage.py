@@ -26,6 +26,7 @@ from tests.kit.support import Kit, make_kit
 from tests.reliability.support import (
     allowance_application,
     dead_letter_counts,
+    delivered_and_told,
     eventually,
     outcome_of,
     publish_allowance,
@@ -195,7 +196,7 @@ async def test_the_platform_answers_503_during_a_database_outage_and_recovers_by
 
             async def all_delivered() -> bool:
                 outcome = await outcome_of(database, applications)
-                return all(o["delivered"] == 1 for o in outcome.values())
+                return all(delivered_and_told(o) for o in outcome.values())
 
             await eventually(
                 all_delivered,

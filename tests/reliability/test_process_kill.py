@@ -24,6 +24,7 @@ from tests.reliability.support import (
     ITEM_CODE,
     allowance_application,
     dead_letter_counts,
+    delivered_and_told,
     eventually,
     outcome_of,
     platform_processes,
@@ -97,7 +98,7 @@ async def test_every_application_is_final_exactly_once_when_services_are_killed(
 
             async def all_delivered() -> bool:
                 outcome = await outcome_of(database, applications)
-                return all(o["delivered"] == 1 for o in outcome.values())
+                return all(delivered_and_told(o) for o in outcome.values())
 
             await eventually(
                 all_delivered,

@@ -26,6 +26,7 @@ from tests.reliability.support import (
     ITEM_CODE,
     allowance_application,
     dead_letter_counts,
+    delivered_and_told,
     eventually,
     outcome_of,
     platform_processes,
@@ -122,7 +123,7 @@ async def test_every_application_is_final_exactly_once_across_a_rolling_restart(
 
             async def all_delivered() -> bool:
                 outcome = await outcome_of(database, applications)
-                return all(o["delivered"] == 1 for o in outcome.values())
+                return all(delivered_and_told(o) for o in outcome.values())
 
             await eventually(
                 all_delivered,
