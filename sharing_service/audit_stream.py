@@ -333,11 +333,16 @@ class AuditStream:
 
     async def close(self) -> None:
         audit.ignore_committed(self)
-        with contextlib.suppress(Exception):
-            await self._save(force=True)
-        await self._kafka.close()
-        connection, self._connection = self._connection, None
-        self._leading = False
-        if connection is not None:
+        try:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), timeout=2)
+                await self._save(force=True)
+        finally:
+            # Leadership first: a replica waits for this lock, and the Kafka clients may take
+            # seconds to stop against a broker that is gone (a stop cut short must not leave
+            # the lock held by a connection nobody closes).
+            connection, self._connection = self._connection, None
+            self._leading = False
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), timeout=2)
+            await self._kafka.close()

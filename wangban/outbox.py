@@ -387,6 +387,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._backlog_counted_at = float("-inf")
+        if metrics is not None:
+            # Exported from the start (0 until the first count), not only once a poll ran.
+            metrics.outbox_backlog.labels(self.service)
         self._instance = secrets.token_hex(6)
         # Created before the first send and again after losing the broker (an embedded broker
         # forgets its topics when it restarts); every batch checked against a broker that
