@@ -1,5 +1,6 @@
 """The ``wangban`` command: up, serve, migrate, seed, events (dlq list/replay, docs), openapi
-(write the services' snapshots), db roles, and what the services add (audit verify …)."""
+(write the services' snapshots; the gateway's document for the mini-program), db roles, and what
+the services add (audit verify …)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     snapshots.add_argument("--check", action="store_true", help="fail if a snapshot is stale")
     snapshots.add_argument("--out", type=Path, default=None)
+    gateway_doc = openapi_sub.add_parser(
+        "gateway", help="write the gateway's own document (the mini-program's API contract)"
+    )
+    gateway_doc.add_argument(
+        "--out", type=Path, default=Path("miniprogram/openapi/gateway.json"), help="'-': stdout"
+    )
     # What the services add (wangban calendar, staff, audit …), declared by entry point.
     for command in service_commands():
         command.configure(sub.add_parser(command.name, help=command.help))
@@ -219,6 +226,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print("stale event docs: " + ", ".join(str(p) for p in stale), file=sys.stderr)
             print("run `wangban events docs` and commit the result", file=sys.stderr)
             return 1
+        return 0
+    if args.command == "openapi" and args.openapi_command == "gateway":
+        from wangban.openapi import render, service_document
+
+        text = render(service_document("gateway"))
+        if str(args.out) == "-":
+            sys.stdout.write(text)
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text, encoding="utf-8")
         return 0
     if args.command == "openapi":
         from wangban.openapi import DEFAULT_OUT, write_snapshots
