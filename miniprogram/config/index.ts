@@ -1,0 +1,51 @@
+import { defineConfig, type UserConfigExport } from '@tarojs/cli'
+
+// The gateway every request goes to, fixed at build time. Locally `./dev up` serves it on 8000.
+const apiBase = process.env.TARO_APP_API_BASE || 'http://127.0.0.1:8000'
+// Where `npm run dev:h5` serves the H5 build (see docs/miniprogram.md on CORS).
+const h5Port = Number(process.env.TARO_APP_H5_PORT || 10086)
+
+export default defineConfig<'webpack5'>(async () => {
+  const config: UserConfigExport<'webpack5'> = {
+    projectName: 'wangban-miniprogram',
+    date: '2026-12-07',
+    // NutUI React Taro is drawn on a 375-wide design; our own styles on Taro's default 750.
+    designWidth(input) {
+      const file = typeof input === 'object' && input ? String(input.file ?? '') : ''
+      return file.replace(/\\+/g, '/').includes('@nutui') ? 375 : 750
+    },
+    deviceRatio: {
+      640: 2.34 / 2,
+      750: 1,
+      375: 2,
+      828: 1.81 / 2
+    },
+    sourceRoot: 'src',
+    outputRoot: 'dist',
+    plugins: [],
+    defineConstants: {
+      API_BASE: JSON.stringify(apiBase)
+    },
+    copy: { patterns: [], options: {} },
+    framework: 'react',
+    compiler: { type: 'webpack5', prebundle: { enable: false } },
+    cache: { enable: false },
+    mini: {
+      postcss: {
+        pxtransform: { enable: true, config: {} },
+        cssModules: { enable: false }
+      }
+    },
+    h5: {
+      publicPath: '/',
+      staticDirectory: 'static',
+      router: { mode: 'hash' },
+      devServer: { port: h5Port, host: '127.0.0.1' },
+      postcss: {
+        autoprefixer: { enable: true, config: {} },
+        cssModules: { enable: false }
+      }
+    }
+  }
+  return config
+})

@@ -1,0 +1,124 @@
+import Taro from '@tarojs/taro'
+import { Button, Input, Label, Picker, Text, View } from '@tarojs/components'
+import { useState } from 'react'
+import { errorText } from '../../api/client'
+import { loginForDevelopment, loginWithWeChat } from '../../api/auth'
+import { session } from '../../api/session'
+import { Screen } from '../../components/Screen'
+import { Banner, Heading } from '../../components/Status'
+import { zh } from '../../i18n/zh'
+import { PERSONAS } from '../../lib/personas'
+
+const TAB_PAGES = ['/pages/home/index', '/pages/applications/index', '/pages/wallet/index', '/pages/me/index']
+
+/** After logging in: back where the session ended (a draft form restores itself there). */
+function leave() {
+  const target = session.takeReturnTo()
+  if (target && !TAB_PAGES.includes(target.split('?')[0])) {
+    void Taro.reLaunch({ url: target })
+  } else {
+    void Taro.switchTab({ url: target?.split('?')[0] ?? '/pages/home/index' })
+  }
+}
+
+function DevLogin() {
+  const [index, setIndex] = useState(0)
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | null>(null)
+  const persona = PERSONAS[index]
+  const [openid, setOpenid] = useState(`dev-${persona.key}`)
+
+  const submit = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      await loginForDevelopment({
+        openid,
+        assurance: 'real_person',
+        name: persona.name,
+        id_number: persona.idNumber
+      })
+      leave()
+    } catch (e) {
+      setError(errorText(e, zh.login.failed))
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  return (
+    <View className='section'>
+      <Banner kind='dev'>{zh.login.devBanner}</Banner>
+      <Text className='hint'>{zh.login.devHint}</Text>
+      <View className='field'>
+        <Label className='label' for='persona'>
+          {zh.login.persona}
+        </Label>
+        <Picker
+          id='persona'
+          mode='selector'
+          range={PERSONAS.map((p) => `${p.name}（${p.idNumber.slice(0, 6)}…）`)}
+          value={index}
+          onChange={(e) => {
+            const next = Number(e.detail.value)
+            setIndex(next)
+            setOpenid(`dev-${PERSONAS[next].key}`)
+          }}
+        >
+          <View className='input' ariaLabel={zh.login.persona}>
+            {persona.name}
+          </View>
+        </Picker>
+      </View>
+      <View className='field'>
+        <Label className='label' for='openid'>
+          {zh.login.openid}
+        </Label>
+        <Input id='openid' className='input' value={openid} maxlength={128} onInput={(e) => setOpenid(e.detail.value)} />
+      </View>
+      {error ? (
+<Banner kind='warn'>{error}</Banner>
+      ) : null}
+      <Button className='btn btn-primary' loading={busy} disabled={busy || !openid} onClick={submit}>
+        {zh.login.devSubmit}
+      </Button>
+    </View>
+  )
+}
+
+function WeChatLogin() {
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | null>(null)
+  const submit = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      await loginWithWeChat()
+      leave()
+    } catch (e) {
+      setError(errorText(e, zh.login.failed))
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <View className='section'>
+      <Text className='hint'>{zh.login.wechatHint}</Text>
+      {error ? (
+<Banner kind='warn'>{error}</Banner>
+      ) : null}
+      <Button className='btn btn-primary' loading={busy} disabled={busy} onClick={submit}>
+        {zh.login.wechat}
+      </Button>
+    </View>
+  )
+}
+
+export default function LoginPage() {
+  return (
+    <Screen title={zh.titles.login}>
+      <Heading>{zh.login.heading}</Heading>
+      {process.env.TARO_ENV === 'weapp' ? <WeChatLogin /> : <DevLogin />}
+    </Screen>
+  )
+}

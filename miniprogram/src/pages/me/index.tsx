@@ -1,0 +1,5 @@
+import { Screen } from '../../components/Screen'
+
+export default function Page() {
+  return <Screen title='me'>{null}</Screen>
+}
