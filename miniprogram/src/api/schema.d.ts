@@ -1386,7 +1386,7 @@ export interface components {
              * Draft
              * @default false
              */
-            draft: boolean;
+            draft?: boolean;
         };
         /** CompanyIn */
         CompanyIn: {
@@ -1422,7 +1422,7 @@ export interface components {
              * @default wechat
              * @enum {string}
              */
-            assurance: "wechat" | "real_name" | "real_person";
+            assurance?: "wechat" | "real_name" | "real_person";
             /** Name */
             name?: string | null;
             /** Id Number */
@@ -1517,7 +1517,7 @@ export interface components {
              * Token Type
              * @default Bearer
              */
-            token_type: string;
+            token_type?: string;
             /** Expires In */
             expires_in: number;
         };
@@ -1581,25 +1581,25 @@ export interface components {
              * @description 本次错误的中文说明
              * @default null
              */
-            detail: string | null;
+            detail?: string | null;
             /**
              * Instance
              * @description 出错的请求路径
              * @default null
              */
-            instance: string | null;
+            instance?: string | null;
             /**
              * Request Id
              * @description 请求编号，反馈问题时请提供
              * @default null
              */
-            request_id: string | null;
+            request_id?: string | null;
             /**
              * Errors
              * @description 逐项的校验错误（仅 422）
              * @default null
              */
-            errors: components["schemas"]["FieldError"][] | null;
+            errors?: components["schemas"]["FieldError"][] | null;
         } & {
             [key: string]: unknown;
         };
@@ -1784,13 +1784,13 @@ export interface components {
              * @default window
              * @constant
              */
-            channel: "window";
+            channel?: "window";
             /**
              * Draft
              * @description 只保存草稿，不提交
              * @default false
              */
-            draft: boolean;
+            draft?: boolean;
             /**
              * Agent
              * @description 代办人
@@ -1806,7 +1806,7 @@ export interface components {
              * @default person
              * @enum {string}
              */
-            kind: "person" | "company";
+            kind?: "person" | "company";
             /**
              * Id Number
              * @description 身份证号码或统一社会信用代码
@@ -1829,7 +1829,7 @@ export interface components {
              * @description 以告知承诺代替该材料
              * @default false
              */
-            commitment: boolean;
+            commitment?: boolean;
         };
         /**
          * VerificationIn
@@ -1973,7 +1973,7 @@ export interface components {
              * Comment
              * @default
              */
-            comment: string;
+            comment?: string;
         };
         /** ReasonIn */
         "approval.ReasonIn": {
@@ -1998,7 +1998,7 @@ export interface components {
              * Comment
              * @default
              */
-            comment: string;
+            comment?: string;
         };
         /** EvaluationOut */
         "approval.EvaluationOut": {
@@ -2063,20 +2063,20 @@ export interface components {
              * @default person
              * @enum {string}
              */
-            kind: "person" | "company";
+            kind?: "person" | "company";
             /** Age */
             age?: number | null;
             /**
              * Region Code
              * @default 441900
              */
-            region_code: string;
+            region_code?: string;
             /**
              * Assurance
              * @default real_person
              * @enum {string}
              */
-            assurance: "wechat" | "real_name" | "real_person";
+            assurance?: "wechat" | "real_name" | "real_person";
         };
         /** ItemVersionOut */
         "catalog.ItemVersionOut": {
@@ -2161,7 +2161,7 @@ export interface components {
             /** Region Code */
             region_code: string;
             /** @default 市 */
-            department_level: components["schemas"]["catalog.DepartmentLevel"];
+            department_level?: components["schemas"]["catalog.DepartmentLevel"];
             /**
              * Legal Basis
              * @description 设定依据
@@ -2198,9 +2198,9 @@ export interface components {
              */
             visits?: number | null;
             /** @default district */
-            scope: components["schemas"]["catalog.Scope"];
+            scope?: components["schemas"]["catalog.Scope"];
             /** @default real_name */
-            assurance: components["schemas"]["catalog.Assurance"];
+            assurance?: components["schemas"]["catalog.Assurance"];
             /**
              * Form Schema
              * @description JSON Schema of the application form, Chinese titles
@@ -2213,7 +2213,7 @@ export interface components {
              * @description 秒批
              * @default false
              */
-            auto_approval: boolean;
+            auto_approval?: boolean;
             /** Rules */
             rules?: components["schemas"]["catalog.Rule"][];
             /**
@@ -2222,7 +2222,7 @@ export interface components {
              */
             workflow?: components["schemas"]["catalog.WorkflowStep"][];
             /** @default decision */
-            result_kind: components["schemas"]["catalog.ResultKind"];
+            result_kind?: components["schemas"]["catalog.ResultKind"];
             /** Certificate Type */
             certificate_type?: string | null;
             /** @description 设立登记：approval registers a new market entity of this kind, which holds the certificate (its credit code is assigned at issue); None: the applicant holds it */
@@ -2231,7 +2231,7 @@ export interface components {
              * @description 享受次数：none 不限 | once 每人限一次 | once_per_period 每周期限一次
              * @default none
              */
-            grant_limit: components["schemas"]["catalog.GrantLimit"];
+            grant_limit?: components["schemas"]["catalog.GrantLimit"];
             /** @description once_per_period 的周期：year 每自然年 | month 每自然月 */
             grant_period?: components["schemas"]["catalog.GrantPeriod"] | null;
         };
@@ -2271,12 +2271,12 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             /**
              * Required
              * @default true
              */
-            required: boolean;
+            required?: boolean;
             /**
              * Condition
              * @description When the material applies (conditional)
@@ -2287,26 +2287,26 @@ export interface components {
              * @description 原件份数
              * @default 0
              */
-            originals: number;
+            originals?: number;
             /**
              * Copies
              * @description 复印件份数
              * @default 0
              */
-            copies: number;
+            copies?: number;
             /** Sample Url */
             sample_url?: string | null;
             /**
              * Source
              * @default upload
              */
-            source: string;
+            source?: string;
             /**
              * May Be Missing
              * @description 可容缺 at acceptance
              * @default false
              */
-            may_be_missing: boolean;
+            may_be_missing?: boolean;
             /**
              * Supplement Method
              * @description 补齐方式
@@ -2364,7 +2364,7 @@ export interface components {
              * @description false → manual review, not denial
              * @default false
              */
-            refer: boolean;
+            refer?: boolean;
         };
         /**
          * WorkflowStep
@@ -2382,7 +2382,7 @@ export interface components {
              * @default reviewer
              * @enum {string}
              */
-            role: "reviewer" | "approver";
+            role?: "reviewer" | "approver";
         };
         /**
          * ResultKind
@@ -2518,7 +2518,7 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             /** Themes */
             themes?: string[];
             /** Members */
@@ -2906,7 +2906,7 @@ export interface components {
              * Reason
              * @default 申请人主动撤回
              */
-            reason: string;
+            reason?: string;
         };
         /** RatingOut */
         "intake.RatingOut": {
@@ -2938,13 +2938,13 @@ export interface components {
              * @description 评价内容，最多 500 字
              * @default
              */
-            comment: string;
+            comment?: string;
             /**
              * Prompted
              * @description 由评价提醒进入（非主动评价）
              * @default false
              */
-            prompted: boolean;
+            prompted?: boolean;
         };
         /** CertificateOut */
         "sharing.CertificateOut": {
@@ -3070,7 +3070,7 @@ export interface components {
              * Valid Days
              * @default 30
              */
-            valid_days: number;
+            valid_days?: number;
         };
         /** PhoneCodeOut */
         "notify.PhoneCodeOut": {

@@ -155,7 +155,17 @@ export const zh = {
     rateTags: '评价标签',
     rateComment: '评价内容（选填，最多 500 字）',
     rateSubmit: '提交评价',
-    rated: '感谢您的评价'
+    rated: '感谢您的评价',
+    materialStatus: {
+      missing: '缺少',
+      tolerated: '容缺（待补齐）',
+      uploaded: '已上传',
+      reused: '已上传（复用）',
+      shared: '数据共享获取',
+      certificate: '电子证照',
+      waived: '免提交',
+      commitment: '告知承诺'
+    } as Record<string, string>
   },
   wallet: {
     empty: '证照夹里还没有证照',

@@ -1,5 +1,224 @@
+import Taro, { useRouter } from '@tarojs/taro'
+import { Button, Label, Picker, Text, Textarea, View } from '@tarojs/components'
+import { Tag } from '@nutui/nutui-react-taro'
+import { useState } from 'react'
+import { api, errorText, type Schemas } from '../../api/client'
+import { uploadMaterial } from '../../api/upload'
 import { Screen } from '../../components/Screen'
+import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
+import { zh } from '../../i18n/zh'
+import { date, dateTime } from '../../lib/format'
+import { useLoad } from '../../lib/useLoad'
 
-export default function Page() {
-  return <Screen title='application'>{null}</Screen>
+type Application = Schemas['intake.ApplicationOut']
+type RatingTag = NonNullable<Schemas['intake.RatingIn']['tags']>[number]
+
+// The API says which statuses exist but not which actions each allows; these mirror intake
+// (ratings.RATEABLE_STATUSES and the withdraw rule) and the gateway has the last word.
+const RATEABLE = ['completed', 'delivered']
+const FINISHED = ['completed', 'delivered', 'withdrawn', 'denied', 'not_accepted', 'terminated']
+const OUTSTANDING = ['missing', 'tolerated', 'correction_requested']
+const RATING_TAGS: RatingTag[] = ['办事效率', '办事指南准确', '办事便捷', '服务态度', '材料精简', '一次办成', '多次跑动', '态度冷漠', '指南不清', '超时办理']
+
+function Supplement({ application, onDone }: { application: Application; onDone: (a: Application) => void }) {
+  const outstanding = application.materials.filter((m) => OUTSTANDING.includes(m.status))
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | null>(null)
+  if (outstanding.length === 0 && application.status !== 'correction_requested') return null
+
+  const supply = async (index: number, name: string, commitment: boolean) => {
+    setBusy(true)
+    setError(null)
+    try {
+      let choice: Schemas['intake.MaterialChoiceIn']
+      if (commitment) {
+        choice = { index, commitment: true }
+      } else {
+        const picked = await Taro.chooseImage({ count: 1, sizeType: ['compressed'] })
+        const stored = await uploadMaterial(application.id, picked.tempFilePaths[0], name)
+        choice = { index, file_id: stored.id }
+      }
+      onDone(
+        await api.post('/api/v1/applications/{application_id}/supplement', {
+          path: { application_id: application.id },
+          body: { materials: [choice] }
+        })
+      )
+    } catch (e) {
+      setError(errorText(e, zh.apply.failed))
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  return (
+    <Section title={zh.applications.supplement}>
+      <Text className='hint'>{zh.applications.supplementHint}</Text>
+      {application.tolerated_until ? (
+        <Banner kind='warn'>
+          {zh.applications.toleratedUntil}：{date(application.tolerated_until)}
+        </Banner>
+      ) : null}
+      {(outstanding.length > 0 ? outstanding : application.materials).map((m) => (
+        <View key={m.index} className='row'>
+          <View className='row-main'>
+            <Text className='row-title'>{m.name}</Text>
+            {m.note ? <Text className='row-sub'>{m.note}</Text> : null}
+          </View>
+          {m.source === 'commitment' ? (
+            <Button className='btn btn-plain' size='mini' disabled={busy} onClick={() => void supply(m.index, m.name, true)}>
+              {zh.apply.commitmentLabel}
+            </Button>
+          ) : (
+            <Button className='btn btn-plain' size='mini' disabled={busy} onClick={() => void supply(m.index, m.name, false)}>
+              {zh.guide.sources.upload}
+            </Button>
+          )}
+        </View>
+      ))}
+      {error ? <Banner kind='warn'>{error}</Banner> : null}
+    </Section>
+  )
+}
+
+function Rating({ application }: { application: Application }) {
+  const [score, setScore] = useState(4) // index into zh.applications.scores: 5 非常满意
+  const [tags, setTags] = useState<RatingTag[]>([])
+  const [comment, setComment] = useState('')
+  const [done, setDone] = useState(false)
+  const [error, setError] = useState<string | null>(null)
+  const [busy, setBusy] = useState(false)
+  if (done) return <Banner kind='info'>{zh.applications.rated}</Banner>
+  const submit = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      await api.post('/api/v1/applications/{application_id}/rating', {
+        path: { application_id: application.id },
+        body: { score: score + 1, tags, comment }
+      })
+      setDone(true)
+    } catch (e) {
+      setError(errorText(e, zh.apply.failed))
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <Section title={zh.applications.rate}>
+      <View className='field'>
+        <Label className='label' for='rating-score'>
+          {zh.applications.rateScore}
+        </Label>
+        <Picker id='rating-score' mode='selector' range={zh.applications.scores} value={score} onChange={(e) => setScore(Number(e.detail.value))}>
+          <View className='input' ariaLabel={zh.applications.rateScore} ariaRole='combobox'>
+            {zh.applications.scores[score]}
+          </View>
+        </Picker>
+      </View>
+      <View className='field' role='group' ariaRole='group' ariaLabel={zh.applications.rateTags}>
+        <Text className='label'>{zh.applications.rateTags}</Text>
+        <View>
+          {RATING_TAGS.map((tag) => {
+            const on = tags.includes(tag)
+            return (
+              <Button
+                key={tag}
+                size='mini'
+                className={on ? 'btn btn-primary' : 'btn btn-plain'}
+                ariaLabel={`${tag}${on ? '（已选）' : ''}`}
+                onClick={() => setTags(on ? tags.filter((t) => t !== tag) : [...tags, tag])}
+              >
+                {tag}
+              </Button>
+            )
+          })}
+        </View>
+      </View>
+      <View className='field'>
+        <Label className='label' for='rating-comment'>
+          {zh.applications.rateComment}
+        </Label>
+        <Textarea id='rating-comment' className='input' maxlength={500} value={comment} onInput={(e) => setComment(e.detail.value)} />
+      </View>
+      {error ? <Banner kind='warn'>{error}</Banner> : null}
+      <Button className='btn btn-primary' loading={busy} disabled={busy} onClick={() => void submit()}>
+        {zh.applications.rateSubmit}
+      </Button>
+    </Section>
+  )
+}
+
+export default function ApplicationPage() {
+  const { params } = useRouter()
+  const id = params.id ?? ''
+  const app = useLoad(() => api.get('/api/v1/applications/{application_id}', { path: { application_id: id } }), [id])
+  const [actionError, setActionError] = useState<string | null>(null)
+  const a = app.data
+
+  const withdraw = async () => {
+    const { confirm } = await Taro.showModal({ title: zh.applications.withdraw, content: zh.applications.withdrawConfirm })
+    if (!confirm) return
+    try {
+      app.setData(await api.post('/api/v1/applications/{application_id}/withdraw', { path: { application_id: id }, body: {} }))
+      void Taro.showToast({ title: zh.applications.withdrawn, icon: 'success' })
+    } catch (e) {
+      setActionError(errorText(e, zh.apply.failed))
+    }
+  }
+
+  return (
+    <Screen title={zh.titles.application}>
+      {app.loading && !a ? <Loading /> : null}
+      {app.error ? <Failure message={app.error} onRetry={app.reload} /> : null}
+      {a ? (
+        <>
+          <View className='section'>
+            <Heading>{a.item_name}</Heading>
+            <Tag type='primary'>{a.status_name}</Tag>
+            {a.status_reason ? (
+              <Text className='row-sub'>
+                {zh.applications.reason}：{a.status_reason}
+              </Text>
+            ) : null}
+            <Text className='row-sub care-hide'>{a.department}</Text>
+            <Text className='row-sub'>
+              {zh.applications.submittedAt}：{dateTime(a.submitted_at)}
+            </Text>
+            {a.due_date ? (
+              <Text className='row-sub'>
+                {zh.applications.dueDate}：{date(a.due_date)}
+              </Text>
+            ) : null}
+          </View>
+          <Supplement application={a} onDone={app.setData} />
+          <Section title={zh.applications.timeline}>
+            {a.timeline.map((t, i) => (
+              <View key={`${t.at}-${i}`} className='timeline-entry'>
+                <Text className='row-title'>{t.note || t.to_status}</Text>
+                <Text className='row-sub'>{dateTime(t.at)}</Text>
+              </View>
+            ))}
+          </Section>
+          <View className='care-hide'>
+            <Section title={zh.applications.materials}>
+              {a.materials.map((m) => (
+                <View key={m.index} className='row'>
+                  <Text className='row-title'>{m.name}</Text>
+                  <Text className='chip'>{zh.applications.materialStatus[m.status] ?? m.status}</Text>
+                </View>
+              ))}
+            </Section>
+          </View>
+          {RATEABLE.includes(a.status) ? <Rating application={a} /> : null}
+          {actionError ? <Banner kind='warn'>{actionError}</Banner> : null}
+          {!FINISHED.includes(a.status) ? (
+            <Button className='btn btn-danger' onClick={() => void withdraw()}>
+              {zh.applications.withdraw}
+            </Button>
+          ) : null}
+        </>
+      ) : null}
+    </Screen>
+  )
 }

@@ -1,5 +1,51 @@
+import { useRouter } from '@tarojs/taro'
+import { Image, Text, View } from '@tarojs/components'
+import { useMemo } from 'react'
+import { api } from '../../api/client'
 import { Screen } from '../../components/Screen'
+import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
+import { zh } from '../../i18n/zh'
+import { date, dateTime } from '../../lib/format'
+import { qrDataUrl } from '../../lib/qr'
+import { useLoad } from '../../lib/useLoad'
 
-export default function Page() {
-  return <Screen title='certificate'>{null}</Screen>
+export default function CertificatePage() {
+  const { params } = useRouter()
+  const id = params.id ?? ''
+  const cert = useLoad(() => api.get('/api/v1/certificates/{certificate_id}', { path: { certificate_id: id } }), [id])
+  const c = cert.data
+  const qr = useMemo(() => (c ? qrDataUrl(c.qr_payload) : ''), [c])
+  return (
+    <Screen title={zh.titles.certificate}>
+      {cert.loading ? <Loading /> : null}
+      {cert.error ? <Failure message={cert.error} onRetry={cert.reload} /> : null}
+      {c ? (
+        <>
+          <View className='section'>
+            <Heading>{c.type_name}</Heading>
+            <Text className='row-sub'>
+              {zh.wallet.status}：{c.status}
+            </Text>
+            {c.status_reason ? <Banner kind='warn'>{c.status_reason}</Banner> : null}
+            <Text className='row-sub'>
+              {zh.wallet.issuer}：{c.issuer}
+            </Text>
+            <Text className='row-sub care-hide'>
+              {zh.wallet.issuedAt}：{dateTime(c.issued_at)}
+            </Text>
+            <Text className='row-sub'>
+              {zh.wallet.validFrom}：{date(c.valid_from)}
+            </Text>
+            <Text className='row-sub'>
+              {zh.wallet.validUntil}：{c.valid_until ? date(c.valid_until) : zh.wallet.longTerm}
+            </Text>
+          </View>
+          <Section title={zh.wallet.qr}>
+            <Image className='qr' src={qr} mode='aspectFit' ariaLabel={zh.wallet.qrLabel(c.type_name)} />
+            <Text className='hint'>{zh.wallet.qrHint}</Text>
+          </Section>
+        </>
+      ) : null}
+    </Screen>
+  )
 }
