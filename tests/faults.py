@@ -93,10 +93,18 @@ class FaultProxy:
             writer.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cuts = self.cuts
         try:
             upstream_reader, upstream_writer = await self.target.connect()
         except OSError:
             writer.transport.abort()
+            return
+        if self.cuts != cuts or self._server is None:
+            # Accepted just before a cut that came while the upstream connection was being
+            # made: it must not outlive the cut (a consumer would keep its broker through an
+            # outage the scenario believes total).
+            self._reset(writer)
+            self._reset(upstream_writer)
             return
         self._writers.update((writer, upstream_writer))
         tasks = {
