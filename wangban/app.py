@@ -58,6 +58,11 @@ class PeriodicJob:
     run: Callable[[AsyncSession, Settings], Awaitable[object]]
 
 
+STOP_PART_TIMEOUT_S = 15.0
+"""How long one part of a runtime may take to stop (Kafka clients against a broker that is
+gone take up to their own 5 s bounds)."""
+
+
 class BackgroundWorker(Protocol):
     """A loop that runs beside the service's requests and needs no transaction handed to it
     (it calls out to other systems between its own short transactions): the notify dispatcher.
@@ -251,19 +256,31 @@ class Runtime:
             await asyncio.sleep(job.interval_s)
 
     async def stop(self) -> None:
+        """Stop every part, each whatever the others did: a part whose stop fails or hangs
+        must not leave the rest running (a consumer left in its group keeps its partitions
+        from the replica that replaces this one; the audit stream's connection keeps its lock).
+        """
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for worker in self.workers:
-            await worker.close()
-        for runner in self.runners:
-            await runner.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        stops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            *((f"worker {w.name}", w.close) for w in self.workers),
+            *((f"consumer {r.consumer.name}", r.stop) for r in self.runners),
+        ]
         if self.relay is not None:
-            await self.relay.stop()
+            stops.append(("outbox relay", self.relay.stop))
         if self.broker is not None:
-            await self.broker.stop()
+            stops.append(("broker watch", self.broker.stop))
+        for what, stop in stops:
+            try:
+                await asyncio.wait_for(stop(), timeout=STOP_PART_TIMEOUT_S)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this stop itself is being cancelled
+                logger.error("%s did not stop cleanly", what)
+            except Exception:
+                logger.exception("%s did not stop cleanly", what)
 
 
 def create_service_app(
