@@ -83,7 +83,9 @@ async def close_code_sms(app: FastAPI) -> None:
 
 
 async def sweep_stuck(session: AsyncSession, settings: Settings) -> None:
-    await delivery.sweep(session, settings=settings, now=delivery.now_utc())
+    now = delivery.now_utc()
+    await delivery.sweep(session, settings=settings, now=now)
+    await delivery.drop_stale_early_events(session, now=now)
 
 
 async def seed_templates(session: AsyncSession) -> None:

@@ -76,7 +76,8 @@ async def record_application(
     item_name: str,
     applicant_name_masked: str,
 ) -> None:
-    """Remember whom an application's later events concern (they carry only its id)."""
+    """Remember whom an application's later events concern (they carry only its id), and tell
+    what arrived before this (:class:`notify_service.models.EarlyEvent`)."""
     target = caches.ApplicationTarget(
         application_id=application_id,
         subject=subject,
@@ -84,7 +85,7 @@ async def record_application(
         item_name=item_name or item_code,
         applicant_name_masked=applicant_name_masked,
     )
-    await repository.save_application_recipient(
+    early = await repository.save_application_recipient(
         session,
         application_id=target.application_id,
         subject=target.subject,
@@ -93,6 +94,17 @@ async def record_application(
         applicant_name_masked=target.applicant_name_masked,
     )
     caches.application_recorded(session, target)
+    for event in early:
+        facts = context_from_json(event.context)
+        await notify(
+            session,
+            event_id=event.event_id,
+            kind=templates.NotificationKind(event.kind),
+            application_id=application_id,
+            at=facts.pop("at"),
+            facts=facts,
+            now=now_utc(),
+        )
 
 
 def short_id(application_id: str) -> str:
@@ -117,9 +129,18 @@ async def notify(
     None when nobody is known for the application or the event was handled before."""
     target = await caches.application_target(session, application_id)
     if target is None:
-        # Submitted before this service kept recipients, or by a channel with no account:
-        # nobody to tell. Not an error: the event stays consumed.
-        log.info("no recipient for application %s: %s not notified", application_id, kind.value)
+        # Read before the submission that says whom to tell (another topic: after an outage
+        # either may come first), or an application nobody can be told about (no account, a
+        # bundle's member): it waits for the submission, and is dropped if none comes.
+        await repository.park_early_event(
+            session,
+            event_id=event_id,
+            application_id=application_id,
+            kind=kind.value,
+            context=context_to_json({"at": at, **facts}),
+            now=now,
+        )
+        log.info("no recipient yet for application %s: %s waits", application_id, kind.value)
         return None
     context: dict[str, Any] = {
         "kind": kind.value,
@@ -892,6 +913,16 @@ async def apply_receipt(
         )
         await _gave_up(session, message, settings=settings, now=now, test_mode=False)
     return True
+
+
+EARLY_EVENT_KEPT = timedelta(days=7)
+"""How long an event waits for its application's submission (``EarlyEvent``): far longer than
+any outage or replay; what still waits then concerns nobody this service can tell."""
+
+
+async def drop_stale_early_events(session: AsyncSession, *, now: datetime) -> int:
+    """Drop the events that waited for a submission longer than :data:`EARLY_EVENT_KEPT`."""
+    return await repository.drop_early_events(session, arrived_before=now - EARLY_EVENT_KEPT)
 
 
 async def sweep(session: AsyncSession, *, settings: Settings, now: datetime) -> int:

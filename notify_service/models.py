@@ -95,6 +95,28 @@ class ApplicationRecipient(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class EarlyEvent(Base):
+    """An event about an application that arrived before its ``application.submitted``.
+
+    The submission and the later events come on different topics, and a consumer reads its
+    topics' partitions independently: after a broker outage, or a notify replica that was down
+    while both piled up, the certificate may be read before the submission that says whom to
+    tell. Such an event waits here (what it would have said, keyed as its notification would
+    be) and is told when the submission arrives. Events of applications nobody can be told
+    about (no account, a bundle's member) are dropped by the sweeper once they have waited
+    ``delivery.EARLY_EVENT_KEPT``."""
+
+    __tablename__ = "early_event"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    """The notification's key (one per occurrence), so a redelivery waits only once."""
+    application_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    context: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """Its time and facts, as notifications keep them (``delivery.context_to_json``)."""
+    arrived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class Template(Base):
     """One version of the template for a notification kind on a channel; the highest version is
     the one used. Versions are never changed, so a message names the exact text it was sent

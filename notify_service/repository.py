@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from notify_service.models import (
     ApplicationRecipient,
+    EarlyEvent,
     Message,
     Notification,
     PhoneVerification,
@@ -82,8 +83,54 @@ async def delete_phone_verification(session: AsyncSession, subject: str) -> None
     await session.execute(delete(PhoneVerification).where(PhoneVerification.subject == subject))
 
 
-async def save_application_recipient(session: AsyncSession, **values: Any) -> None:
-    await session.execute(insert(ApplicationRecipient).values(**values).on_conflict_do_nothing())
+async def save_application_recipient(
+    session: AsyncSession, *, application_id: str, **values: Any
+) -> list[EarlyEvent]:
+    """Keep whom the application concerns and take the events that arrived before it, in one
+    statement (none, almost always: one round trip either way)."""
+    saved = (
+        insert(ApplicationRecipient)
+        .values(application_id=application_id, **values)
+        .on_conflict_do_nothing()
+        .cte("saved")
+    )
+    taken = (
+        delete(EarlyEvent)
+        .where(EarlyEvent.application_id == application_id)
+        .returning(*EarlyEvent.__table__.columns)
+        .cte("taken")
+    )
+    rows = await session.execute(
+        select(taken).add_cte(saved).order_by(taken.c.arrived_at, taken.c.event_id)
+    )
+    return [EarlyEvent(**row._mapping) for row in rows]
+
+
+async def park_early_event(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    application_id: str,
+    kind: str,
+    context: dict[str, Any],
+    now: datetime,
+) -> None:
+    await session.execute(
+        insert(EarlyEvent)
+        .values(
+            event_id=event_id,
+            application_id=application_id,
+            kind=kind,
+            context=context,
+            arrived_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def drop_early_events(session: AsyncSession, *, arrived_before: datetime) -> int:
+    result = await session.execute(delete(EarlyEvent).where(EarlyEvent.arrived_at < arrived_before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def application_recipient(

@@ -49,6 +49,7 @@ NOTIFY_TABLES = (
     "subscription_consent",
     "recipient",
     "application_recipient",
+    "early_event",
     "sms_daily_count",
     "wechat_access_token",
     "template",

@@ -6,7 +6,7 @@ notification."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -21,9 +21,9 @@ from intake_service.events import (
     ApplicationCompleted,
     ApplicationNotAccepted,
 )
-from notify_service import repository, template_versions
+from notify_service import delivery, repository, template_versions
 from notify_service.consumers import build_consumer
-from notify_service.models import ApplicationRecipient, Notification
+from notify_service.models import ApplicationRecipient, EarlyEvent, Notification
 from notify_service.templates import DEFAULT_TEMPLATES, NotificationKind
 from sharing_service.events import CertificateFailed, CertificateIssued
 from tests.infrastructure import Infrastructure
@@ -341,3 +341,76 @@ async def test_an_approval_whose_certificate_failed_is_told_without_the_certific
     )
     told = await notifications_of(database, subject)
     assert sorted(n.kind for n in told) == ["application.approved", "certificate.issued"]
+
+
+async def test_events_read_before_the_submission_are_told_when_it_arrives(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    """The submission and the certificate come on different topics: after an outage notify
+    may read the certificate first. The citizen is told all the same, once, when the
+    submission says whom to tell; and a redelivery of the early event waits only once."""
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    await seed_templates(database, settings)
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).isoformat()
+    application = submitted(settings, subject=subject).model_copy(
+        update={"acceptance": Acceptance(accepted_at=now, accepted_by="intake")}
+    )
+    issued = CertificateIssued(
+        certificate_id="c-early",
+        type_code="elderly_allowance_notice",
+        type_name="高龄津贴发放通知书",
+        issuer_code="441900",
+        application_id=application.application_id,
+        holder_kind="person",
+        issued_at=now,
+        valid_until="2027-12-31",
+    )
+    consumer = build_consumer(settings)
+    _, handler = consumer.handlers[issued.event_type]
+    envelope = envelope_for(issued, source="/tests")
+    for _ in range(2):  # read early, and redelivered before the submission came
+        async with database.sessionmaker() as session, session.begin():
+            await handler(session, event=issued, envelope=envelope)
+    assert await notifications_of(database, subject) == []
+    async with database.sessionmaker() as session:
+        waiting = list(await session.scalars(select(EarlyEvent)))
+    assert sorted(e.kind for e in waiting) == ["application.approved", "certificate.issued"]
+
+    await handle(database, settings, application)
+    told = {n.kind: n for n in await notifications_of(database, subject)}
+    assert sorted(told) == ["application.approved", "certificate.issued"]
+    assert told["certificate.issued"].context["certificate"]["valid_until"] == "2027-12-31"
+    assert told["certificate.issued"].context["rating"] is True
+    async with database.sessionmaker() as session:
+        assert list(await session.scalars(select(EarlyEvent))) == []
+    # Redelivered after the submission: told once all the same.
+    async with database.sessionmaker() as session, session.begin():
+        await handler(session, event=issued, envelope=envelope)
+    assert len(await notifications_of(database, subject)) == 2
+
+
+async def test_an_early_event_nobody_claims_is_dropped_after_a_week(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    approved = CaseApproved(
+        application_id=str(uuid.uuid4()),
+        item_id="i",
+        item_version_id=str(uuid.uuid4()),
+        item_code="X",
+        decided_at=datetime.now(UTC).isoformat(),
+        decided_by="auto",
+        result_kind="none",
+    )
+    await handle(database, settings, approved)
+    now = delivery.now_utc()
+    async with database.sessionmaker() as session, session.begin():
+        assert await delivery.drop_stale_early_events(session, now=now) == 0
+    async with database.sessionmaker() as session, session.begin():
+        week_later = now + delivery.EARLY_EVENT_KEPT + timedelta(minutes=1)
+        assert await delivery.drop_stale_early_events(session, now=week_later) == 1
+    async with database.sessionmaker() as session:
+        assert list(await session.scalars(select(EarlyEvent))) == []
