@@ -61,8 +61,9 @@ def test_strong_distinct_keys_are_accepted() -> None:
     [
         ("k" * 48, "low-entropy"),  # what the old tests used: 48 characters, one of them
         ("abcdefghijklmnopqrstuvwx" * 3, "low-entropy"),  # a block repeated
-        (secrets.token_urlsafe(16), "at least 32 random bytes"),  # short
-        (secrets.token_hex(16), "at least 32 random bytes"),  # 32 hex digits are 16 bytes
+        # Random, under a fixed id: parallel workers must collect the same test names.
+        pytest.param(secrets.token_urlsafe(16), "at least 32 random bytes", id="short"),
+        pytest.param(secrets.token_hex(16), "at least 32 random bytes", id="16-bytes-in-hex"),
         ("0123456789abcdef" * 4, "low-entropy"),  # hex with few distinct bytes
         ("change-me-internal-token-key-at-least-32-characters", "placeholder"),
     ],
