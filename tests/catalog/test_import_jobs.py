@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import jobs, review, service
@@ -61,9 +61,17 @@ async def _items(database: Database, tag: str) -> int:
         return int(found.scalar_one())
 
 
+async def _no_jobs_of_other_tests_waiting(database: Database) -> None:
+    """Jobs another test queued on an app without its worker are no job of this test: a claim
+    takes the oldest job first, so they would be claimed instead of this test's."""
+    async with database.sessionmaker() as session, session.begin():
+        await session.execute(delete(Job).where(Job.status.in_(("queued", "running"))))
+
+
 async def test_a_job_whose_process_died_is_run_again_then_failed_after_too_many(
     database: Database, settings: Settings
 ) -> None:
+    await _no_jobs_of_other_tests_waiting(database)
     tag = f"JOB-{uuid.uuid4().hex[:8]}"
     job_id = await _queue(database, [f"{tag}-1", f"{tag}-2"])
     # A process claims the job and dies: its lease (here none) runs out with nothing committed.
@@ -96,6 +104,7 @@ async def test_a_job_whose_process_died_is_run_again_then_failed_after_too_many(
 async def test_an_idle_worker_asks_nothing_until_a_job_is_stored_here_or_elsewhere(
     database: Database, settings: Settings
 ) -> None:
+    await _no_jobs_of_other_tests_waiting(database)
     # The worker on an engine of its own, so that its statements alone are counted; a poll
     # that would come only after an hour, so that nothing but a wake-up can start a job.
     own = Database(settings.database_url or "")
