@@ -40,6 +40,15 @@ export default defineConfig<'webpack5'>(async () => {
       publicPath: '/',
       staticDirectory: 'static',
       router: { mode: 'hash' },
+      // Content hashes in names: a new build is never hidden by a browser's cache.
+      output: {
+        filename: 'js/[name].[contenthash:8].js',
+        chunkFilename: 'chunk/[name].[contenthash:8].js'
+      },
+      miniCssExtractPluginOption: {
+        filename: 'css/[name].[contenthash:8].css',
+        chunkFilename: 'css/[name].[contenthash:8].css'
+      },
       devServer: { port: h5Port, host: '127.0.0.1' },
       postcss: {
         autoprefixer: { enable: true, config: {} },

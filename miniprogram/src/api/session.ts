@@ -96,16 +96,22 @@ export const session = {
     session.clear()
     if (leaving) return
     leaving = true
-    const pages = Taro.getCurrentPages()
-    const here = pages[pages.length - 1]
-    if (here && here.route && !`/${here.route}`.startsWith(LOGIN_PAGE)) {
-      const options = here.options ?? {}
-      const query = Object.entries(options)
+    // The current page and its parameters, the same way on both targets.
+    const router = Taro.getCurrentInstance().router
+    const path = router?.path ? `/${router.path.replace(/^\/+/, '').split('?')[0]}` : null
+    if (path && path !== LOGIN_PAGE) {
+      const query = Object.entries(router?.params ?? {})
+        .filter(([k, v]) => k !== '$taroTimestamp' && k !== 'stamp' && v !== undefined)
         .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
         .join('&')
-      Taro.setStorageSync(RETURN_KEY, `/${here.route}${query ? `?${query}` : ''}`)
+      Taro.setStorageSync(RETURN_KEY, query ? `${path}?${query}` : path)
     }
     void Taro.reLaunch({ url: LOGIN_PAGE })
+  },
+
+  /** Whether the last session ended under the citizen (not a first visit or a logout). */
+  endedUnderway(): boolean {
+    return Boolean(Taro.getStorageSync(RETURN_KEY))
   },
 
   /** Where to go after logging in (the page the session ended on), once. */

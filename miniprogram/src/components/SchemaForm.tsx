@@ -38,8 +38,17 @@ export function asFormSchema(value: Record<string, unknown> | null | undefined):
   return value as FormSchema
 }
 
+/**
+ * The fields to ask for, required ones first in the order `required` lists them. The order of
+ * `properties` cannot be trusted: the catalogue keeps schemas as PostgreSQL jsonb, which
+ * reorders object keys (shorter first).
+ */
 export function askedFields(schema: FormSchema): Array<[string, FieldSchema]> {
-  return Object.entries(schema.properties ?? {}).filter(([, f]) => !f['x-prefill'])
+  const required = schema.required ?? []
+  const rank = (name: string) => (required.includes(name) ? required.indexOf(name) : required.length)
+  return Object.entries(schema.properties ?? {})
+    .filter(([, f]) => !f['x-prefill'])
+    .sort(([a], [b]) => rank(a) - rank(b))
 }
 
 export function prefilledFields(schema: FormSchema): Array<[string, FieldSchema]> {
@@ -99,7 +108,7 @@ function FieldInput({ name, field, required, value, onChange }: FieldProps) {
   const label = (
     <Label className='label' for={id}>
       {title}
-      <Text className='hint'>{required ? `（${zh.common.required}）` : `（${zh.common.optional}）`}</Text>
+      <Text className='hint-inline'>{required ? `（${zh.common.required}）` : `（${zh.common.optional}）`}</Text>
     </Label>
   )
 

@@ -112,6 +112,7 @@ export const zh = {
     prefilled: '由政府数据预填，无需填写',
     materialShared: '由系统通过数据共享获取，无需提交',
     commitmentLabel: '以告知承诺代替此材料',
+    commitmentBelow: '可以告知承诺代替：请阅读并接受下方的承诺',
     commitmentText:
       '本人承诺所填信息真实、符合办理条件；如承诺不实，愿承担相应法律责任，并同意撤销办理结果。',
     acceptCommitment: '我已阅读并接受告知承诺',
@@ -156,6 +157,23 @@ export const zh = {
     rateComment: '评价内容（选填，最多 500 字）',
     rateSubmit: '提交评价',
     rated: '感谢您的评价',
+    // Application states as wangban/labels.py names them (the timeline carries only the codes).
+    statusNames: {
+      draft: '草稿',
+      submitted: '已提交',
+      accepted: '已受理',
+      not_accepted: '不予受理',
+      under_review: '审查中',
+      correction_requested: '待补正',
+      resubmitted: '已补正',
+      approved: '审批通过',
+      certificate_failed: '审批通过，证照待出具',
+      denied: '不予通过',
+      completed: '已办结',
+      delivered: '结果已送达',
+      withdrawn: '已撤回',
+      terminated: '已终止'
+    } as Record<string, string>,
     materialStatus: {
       missing: '缺少',
       tolerated: '容缺（待补齐）',

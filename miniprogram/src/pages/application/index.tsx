@@ -142,7 +142,7 @@ function Rating({ application }: { application: Application }) {
         <Textarea id='rating-comment' className='input' maxlength={500} value={comment} onInput={(e) => setComment(e.detail.value)} />
       </View>
       {error ? <Banner kind='warn'>{error}</Banner> : null}
-      <Button className='btn btn-primary' loading={busy} disabled={busy} onClick={() => void submit()}>
+      <Button className='btn btn-primary' disabled={busy} onClick={() => void submit()}>
         {zh.applications.rateSubmit}
       </Button>
     </Section>
@@ -175,7 +175,9 @@ export default function ApplicationPage() {
         <>
           <View className='section'>
             <Heading>{a.item_name}</Heading>
-            <Tag type='primary'>{a.status_name}</Tag>
+            <View className='inline'>
+              <Tag type='primary'>{a.status_name}</Tag>
+            </View>
             {a.status_reason ? (
               <Text className='row-sub'>
                 {zh.applications.reason}：{a.status_reason}
@@ -195,7 +197,8 @@ export default function ApplicationPage() {
           <Section title={zh.applications.timeline}>
             {a.timeline.map((t, i) => (
               <View key={`${t.at}-${i}`} className='timeline-entry'>
-                <Text className='row-title'>{t.note || t.to_status}</Text>
+                <Text className='row-title'>{zh.applications.statusNames[t.to_status] ?? t.to_status}</Text>
+                {t.note ? <Text className='row-sub'>{t.note}</Text> : null}
                 <Text className='row-sub'>{dateTime(t.at)}</Text>
               </View>
             ))}

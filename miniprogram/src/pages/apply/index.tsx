@@ -1,5 +1,5 @@
 import Taro, { useRouter } from '@tarojs/taro'
-import { Button, Checkbox, Label, Text, View } from '@tarojs/components'
+import { Button, Checkbox, CheckboxGroup, Label, Text, View } from '@tarojs/components'
 import { useEffect, useRef, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { uploadMaterial } from '../../api/upload'
@@ -17,17 +17,16 @@ type MaterialChoice = Schemas['intake.MaterialChoiceIn']
 /** What is kept in storage while the form is filled (survives a lost session and a restart). */
 interface Draft {
   form: FormValues
-  /** material index → accepted 告知承诺 */
-  commitments: Record<number, boolean>
   /** material index → a local file chosen for upload (not kept across restarts on H5) */
   files: Record<number, { path: string; name: string }>
   /** one key per filing, so a double tap or a retry after a timeout files once */
   idempotencyKey: string
+  /** the 告知承诺 accepted: it stands in for every material whose source is commitment */
   accepted: boolean
 }
 
 function emptyDraft(): Draft {
-  return { form: {}, commitments: {}, files: {}, idempotencyKey: newIdempotencyKey(), accepted: false }
+  return { form: {}, files: {}, idempotencyKey: newIdempotencyKey(), accepted: false }
 }
 
 function isUpload(m: Material): boolean {
@@ -38,20 +37,19 @@ function MaterialChoiceRow({
   index,
   material,
   draft,
-  onChange
+  update
 }: {
   index: number
   material: Material
   draft: Draft
-  onChange: (d: Draft) => void
+  update: (change: (d: Draft) => Draft) => void
 }) {
   const source = material.source ?? 'upload'
-  const id = `material-${index}`
   const file = draft.files[index]
   const choose = async () => {
     const picked = await Taro.chooseImage({ count: 1, sizeType: ['compressed'] })
     const path = picked.tempFilePaths[0]
-    if (path) onChange({ ...draft, files: { ...draft.files, [index]: { path, name: material.name } } })
+    if (path) update((d) => ({ ...d, files: { ...d.files, [index]: { path, name: material.name } } }))
   }
   return (
     <View className='row'>
@@ -59,18 +57,7 @@ function MaterialChoiceRow({
         <Text className='row-title'>{material.name}</Text>
         <Text className='row-sub'>{materialSource(source)}</Text>
         {source === 'commitment' ? (
-          <Label className='row' for={id}>
-            <Checkbox
-              id={id}
-              value='commitment'
-              checked={draft.commitments[index] === true}
-              ariaLabel={zh.apply.commitmentLabel}
-              onClick={() =>
-                onChange({ ...draft, commitments: { ...draft.commitments, [index]: !draft.commitments[index] } })
-              }
-            />
-            <Text>{zh.apply.commitmentLabel}</Text>
-          </Label>
+          <Text className='row-sub'>{draft.accepted ? `✓ ${zh.apply.commitmentLabel}` : zh.apply.commitmentBelow}</Text>
         ) : null}
         {isUpload(material) ? (
           <View>
@@ -126,7 +113,7 @@ export default function ApplyPage() {
     try {
       const form = schema ? cleaned(schema, draft.form) : {}
       const choices: MaterialChoice[] = materials.flatMap((m, index) =>
-        m.source === 'commitment' && draft.commitments[index] ? [{ index, commitment: true }] : []
+        m.source === 'commitment' && draft.accepted ? [{ index, commitment: true }] : []
       )
       const uploads = Object.entries(draft.files).map(([index, f]) => ({ index: Number(index), ...f }))
       let application: Schemas['intake.ApplicationOut']
@@ -174,33 +161,29 @@ export default function ApplyPage() {
           </View>
           {schema ? (
             <Section title={zh.apply.formHeading}>
-              <SchemaForm schema={schema} values={draft.form} onChange={(form) => setDraft({ ...draft, form })} />
+              <SchemaForm schema={schema} values={draft.form} onChange={(form) => setDraft((d) => ({ ...d, form }))} />
             </Section>
           ) : null}
           {materials.length > 0 ? (
             <Section title={zh.apply.materialsHeading}>
               {materials.map((m, index) => (
-                <MaterialChoiceRow key={`${index}-${m.name}`} index={index} material={m} draft={draft} onChange={setDraft} />
+                <MaterialChoiceRow key={`${index}-${m.name}`} index={index} material={m} draft={draft} update={setDraft} />
               ))}
             </Section>
           ) : null}
           {needsCommitment ? (
             <View className='section'>
               <Text className='hint'>{zh.apply.commitmentText}</Text>
-              <Label className='row' for='accept-commitment'>
-                <Checkbox
-                  id='accept-commitment'
-                  value='accepted'
-                  checked={draft.accepted}
-                  ariaLabel={zh.apply.acceptCommitment}
-                  onClick={() => setDraft({ ...draft, accepted: !draft.accepted })}
-                />
-                <Text>{zh.apply.acceptCommitment}</Text>
-              </Label>
+              <CheckboxGroup onChange={(e) => setDraft((d) => ({ ...d, accepted: e.detail.value.includes('accepted') }))}>
+                <Label className='row' for='accept-commitment'>
+                  <Checkbox id='accept-commitment' value='accepted' checked={draft.accepted} ariaLabel={zh.apply.acceptCommitment} />
+                  <Text>{zh.apply.acceptCommitment}</Text>
+                </Label>
+              </CheckboxGroup>
             </View>
           ) : null}
           {error ? <Banner kind='warn'>{error}</Banner> : null}
-          <Button className='btn btn-primary' loading={busy} disabled={busy} onClick={() => void submit()}>
+          <Button className='btn btn-primary' disabled={busy} onClick={() => void submit()}>
             {busy ? zh.apply.submitting : zh.apply.submit}
           </Button>
         </>

@@ -26,7 +26,9 @@ function MaterialRow({ material }: { material: Material }) {
         <Text className='row-title'>{material.name}</Text>
         {material.description ? <Text className='row-sub care-hide'>{material.description}</Text> : null}
         {material.condition ? <Text className='row-sub'>{material.condition}</Text> : null}
-        <Text className='row-sub care-hide'>{zh.guide.copies(material.originals ?? 0, material.copies ?? 0)}</Text>
+        {(material.originals ?? 0) + (material.copies ?? 0) > 0 ? (
+          <Text className='row-sub care-hide'>{zh.guide.copies(material.originals ?? 0, material.copies ?? 0)}</Text>
+        ) : null}
         {material.may_be_missing ? (
           <Text className='row-sub'>{zh.guide.mayBeMissing(material.supplement_days ?? null)}</Text>
         ) : null}

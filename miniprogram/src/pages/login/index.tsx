@@ -79,7 +79,7 @@ function DevLogin() {
       {error ? (
 <Banner kind='warn'>{error}</Banner>
       ) : null}
-      <Button className='btn btn-primary' loading={busy} disabled={busy || !openid} onClick={submit}>
+      <Button className='btn btn-primary' disabled={busy || !openid} onClick={submit}>
         {zh.login.devSubmit}
       </Button>
     </View>
@@ -107,7 +107,7 @@ function WeChatLogin() {
       {error ? (
 <Banner kind='warn'>{error}</Banner>
       ) : null}
-      <Button className='btn btn-primary' loading={busy} disabled={busy} onClick={submit}>
+      <Button className='btn btn-primary' disabled={busy} onClick={submit}>
         {zh.login.wechat}
       </Button>
     </View>
@@ -115,9 +115,11 @@ function WeChatLogin() {
 }
 
 export default function LoginPage() {
+  const [expired] = useState(() => session.endedUnderway())
   return (
     <Screen title={zh.titles.login}>
       <Heading>{zh.login.heading}</Heading>
+      {expired ? <Banner kind='info'>{zh.login.expired}</Banner> : null}
       {process.env.TARO_ENV === 'weapp' ? <WeChatLogin /> : <DevLogin />}
     </Screen>
   )
