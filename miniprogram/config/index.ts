@@ -1,7 +1,9 @@
 import { defineConfig, type UserConfigExport } from '@tarojs/cli'
 
 // The gateway every request goes to, fixed at build time. Locally `./dev up` serves it on 8000.
-const apiBase = process.env.TARO_APP_API_BASE || 'http://127.0.0.1:8000'
+// Set but empty: the page's own origin (`./dev client` and the browser tests serve the H5 build
+// with the gateway behind the same origin, scripts/serve-h5.mjs).
+const apiBase = process.env.TARO_APP_API_BASE ?? 'http://127.0.0.1:8000'
 // Where `npm run dev:h5` serves the H5 build (see docs/miniprogram.md on CORS).
 const h5Port = Number(process.env.TARO_APP_H5_PORT || 10086)
 
