@@ -52,6 +52,30 @@ export default defineConfig<'webpack5'>(async () => {
         chunkFilename: 'css/[name].[contenthash:8].css'
       },
       devServer: { port: h5Port, host: '127.0.0.1' },
+      // Taro's H5 components and NutUI once, shared by every page, instead of a copy of
+      // them in each page's chunk (about 110 KB a page otherwise).
+      webpackChain(chain) {
+        chain.optimization.merge({
+          splitChunks: {
+            cacheGroups: {
+              taroComponents: {
+                name: 'taro-components',
+                test: /[\\/]node_modules[\\/]@tarojs[\\/]components(-react)?[\\/]/,
+                chunks: 'all',
+                priority: 30,
+                enforce: true
+              },
+              nutui: {
+                name: 'nutui',
+                test: /[\\/]node_modules[\\/]@nutui[\\/]/,
+                chunks: 'all',
+                priority: 30,
+                enforce: true
+              }
+            }
+          }
+        })
+      },
       postcss: {
         autoprefixer: { enable: true, config: {} },
         cssModules: { enable: false }

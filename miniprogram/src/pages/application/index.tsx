@@ -1,6 +1,6 @@
 import Taro, { useRouter } from '@tarojs/taro'
 import { Button, Label, Picker, Text, Textarea, View } from '@tarojs/components'
-import { Tag } from '@nutui/nutui-react-taro'
+import { Tag } from '../../components/nut'
 import { useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { uploadMaterial } from '../../api/upload'

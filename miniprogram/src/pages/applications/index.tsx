@@ -1,6 +1,6 @@
 import Taro, { useDidShow } from '@tarojs/taro'
 import { Text, View } from '@tarojs/components'
-import { Tag } from '@nutui/nutui-react-taro'
+import { Tag } from '../../components/nut'
 import { api } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
 import { Screen } from '../../components/Screen'

@@ -1,6 +1,6 @@
 import Taro, { useRouter } from '@tarojs/taro'
 import { Button, Text, View } from '@tarojs/components'
-import { Tag } from '@nutui/nutui-react-taro'
+import { Tag } from '../../components/nut'
 import { api, type Schemas } from '../../api/client'
 import { Screen } from '../../components/Screen'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'

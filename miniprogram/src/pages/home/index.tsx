@@ -1,6 +1,6 @@
 import Taro, { useDidShow } from '@tarojs/taro'
 import { Input, Label, Text, View } from '@tarojs/components'
-import { Cell, Tag } from '@nutui/nutui-react-taro'
+import { Cell, Tag } from '../../components/nut'
 import { useState } from 'react'
 import { api, type Schemas } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'

@@ -1,6 +1,6 @@
 import Taro from '@tarojs/taro'
 import { Button, Label, Switch, Text, View } from '@tarojs/components'
-import { Cell } from '@nutui/nutui-react-taro'
+import { Cell } from '../../components/nut'
 import { api } from '../../api/client'
 import { logout } from '../../api/auth'
 import { LOGIN_PAGE, session } from '../../api/session'

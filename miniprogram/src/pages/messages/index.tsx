@@ -1,6 +1,6 @@
 import Taro, { useDidShow } from '@tarojs/taro'
 import { Button, Label, Switch, Text, View } from '@tarojs/components'
-import { Tag } from '@nutui/nutui-react-taro'
+import { Tag } from '../../components/nut'
 import { useEffect, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { Screen } from '../../components/Screen'

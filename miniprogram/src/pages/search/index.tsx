@@ -1,6 +1,6 @@
 import Taro, { useRouter } from '@tarojs/taro'
 import { Button, Input, Label, Picker, Switch, Text, View } from '@tarojs/components'
-import { Tag } from '@nutui/nutui-react-taro'
+import { Tag } from '../../components/nut'
 import { useEffect, useRef, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { Screen } from '../../components/Screen'
