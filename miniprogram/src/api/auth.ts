@@ -2,6 +2,7 @@
 import Taro from '@tarojs/taro'
 import { api, type Schemas } from './client'
 import { session } from './session'
+import { clearAllDrafts } from '../state/drafts'
 
 export type DevLogin = Schemas['DevLoginIn']
 
@@ -24,5 +25,7 @@ export async function logout(): Promise<void> {
     if (refresh) await api.post('/api/v1/auth/logout', { body: { refresh_token: refresh } })
   } finally {
     session.clear()
+    // A lost session keeps the drafts (the citizen comes back to them); a logout does not.
+    clearAllDrafts()
   }
 }

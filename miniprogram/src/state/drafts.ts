@@ -25,3 +25,10 @@ export function newIdempotencyKey(): string {
     Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('')
   return `${hex(8)}-${hex(4)}-4${hex(3)}-${(8 + Math.floor(Math.random() * 4)).toString(16)}${hex(3)}-${hex(12)}`
 }
+
+/** Forget every draft: on logout, since drafts may hold personal data (x-personal fields). */
+export function clearAllDrafts(): void {
+  for (const key of Taro.getStorageInfoSync().keys) {
+    if (key.startsWith(PREFIX)) Taro.removeStorageSync(key)
+  }
+}
