@@ -9,7 +9,7 @@ import { Banner, Failure, Heading, Loading, Section } from '../../components/Sta
 import { zh } from '../../i18n/zh'
 import { useLoad } from '../../lib/useLoad'
 import { clearDraft, loadDraft, newIdempotencyKey, saveDraft } from '../../state/drafts'
-import { materialSource } from '../guide/index'
+import { materialSource } from '../../lib/format'
 
 type Material = Schemas['catalog.Material']
 type MaterialChoice = Schemas['intake.MaterialChoiceIn']

@@ -6,18 +6,9 @@ import { Screen } from '../../components/Screen'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
 import { useLoad } from '../../lib/useLoad'
+import { materialSource } from '../../lib/format'
 
 type Material = Schemas['catalog.Material']
-
-/** How a material reaches the department, in the citizen's words. */
-export function materialSource(source: string | undefined): string {
-  const s = source ?? 'upload'
-  if (s.startsWith('shared:')) return zh.guide.sources.shared
-  if (s.startsWith('certificate:')) return zh.guide.sources.certificate
-  if (s === 'commitment') return zh.guide.sources.commitment
-  if (s === 'waived') return zh.guide.sources.waived
-  return zh.guide.sources.upload
-}
 
 function MaterialRow({ material }: { material: Material }) {
   return (
