@@ -23,7 +23,8 @@ export default defineConfig<'webpack5'>(async () => {
       828: 1.81 / 2
     },
     sourceRoot: 'src',
-    outputRoot: 'dist',
+    // One directory per target: the weapp build and the H5 build live side by side.
+    outputRoot: `dist/${process.env.TARO_ENV ?? 'h5'}`,
     plugins: [],
     defineConstants: {
       API_BASE: JSON.stringify(apiBase)

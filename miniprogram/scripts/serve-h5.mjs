@@ -3,7 +3,7 @@
 // no CORS and the build no gateway address (built with TARO_APP_API_BASE= empty). Used by
 // `./dev client` and by the browser tests; Node's own http module only, nothing to install.
 //
-//   node scripts/serve-h5.mjs [--port 8080] [--gateway http://127.0.0.1:8000] [--dir dist]
+//   node scripts/serve-h5.mjs [--port 8080] [--gateway http://127.0.0.1:8000] [--dir dist/h5]
 import { createReadStream, statSync } from 'node:fs'
 import { createServer, request as httpRequest } from 'node:http'
 import { extname, join, normalize, resolve } from 'node:path'
@@ -19,7 +19,7 @@ function option(name, fallback) {
 const port = Number(option('port', process.env.PORT || '8080'))
 const host = option('host', '127.0.0.1')
 const gateway = new URL(option('gateway', process.env.WANGBAN_GATEWAY_URL || 'http://127.0.0.1:8000'))
-const root = resolve(here, option('dir', 'dist'))
+const root = resolve(here, option('dir', 'dist/h5'))
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
