@@ -12,7 +12,12 @@ export default defineAppConfig({
     'pages/wallet/index',
     'pages/certificate/index',
     'pages/messages/index',
-    'pages/me/index'
+    'pages/me/index',
+    'pages/realname/index',
+    'pages/companies/index',
+    'pages/data-usage/index',
+    'pages/phone/index',
+    'pages/verify/index'
   ],
   window: {
     backgroundTextStyle: 'light',

@@ -3,6 +3,7 @@ import Taro from '@tarojs/taro'
 import { api, type Schemas } from './client'
 import { session } from './session'
 import { clearAllDrafts } from '../state/drafts'
+import { setActingFor } from '../lib/acting'
 
 export type DevLogin = Schemas['DevLoginIn']
 
@@ -27,5 +28,7 @@ export async function logout(): Promise<void> {
     session.clear()
     // A lost session keeps the drafts (the citizen comes back to them); a logout does not.
     clearAllDrafts()
+    // The next person on this phone files for themselves.
+    setActingFor(null)
   }
 }

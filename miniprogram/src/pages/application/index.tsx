@@ -9,6 +9,8 @@ import { Banner, Failure, Heading, Loading, Section } from '../../components/Sta
 import { zh } from '../../i18n/zh'
 import { date, dateTime } from '../../lib/format'
 import { useLoad } from '../../lib/useLoad'
+import { SubscribeSection } from '../../components/Subscribe'
+import { clearSubscribeOffer, subscribeOffered } from '../../lib/subscribe'
 
 type Application = Schemas['intake.ApplicationOut']
 type RatingTag = NonNullable<Schemas['intake.RatingIn']['tags']>[number]
@@ -155,6 +157,8 @@ export default function ApplicationPage() {
   const app = useLoad(() => api.get('/api/v1/applications/{application_id}', { path: { application_id: id } }), [id])
   const [actionError, setActionError] = useState<string | null>(null)
   const a = app.data
+  // Just filed (weapp only): offer the progress notices once; asking needs this new tap.
+  const [offer] = useState(() => subscribeOffered(id))
 
   const withdraw = async () => {
     const { confirm } = await Taro.showModal({ title: zh.applications.withdraw, content: zh.applications.withdrawConfirm })
@@ -193,6 +197,12 @@ export default function ApplicationPage() {
               </Text>
             ) : null}
           </View>
+          {offer ? (
+            <SubscribeSection
+              title={zh.subscribe.afterApply}
+              onAnswered={clearSubscribeOffer}
+            />
+          ) : null}
           <Supplement application={a} onDone={app.setData} />
           <Section title={zh.applications.timeline}>
             {a.timeline.map((t, i) => (

@@ -10,6 +10,8 @@ import { zh } from '../../i18n/zh'
 import { useLoad } from '../../lib/useLoad'
 import { clearDraft, loadDraft, newIdempotencyKey, saveDraft } from '../../state/drafts'
 import { materialSource } from '../../lib/format'
+import { actingFor } from '../../lib/acting'
+import { markSubscribeOffer } from '../../lib/subscribe'
 
 type Material = Schemas['catalog.Material']
 type MaterialChoice = Schemas['intake.MaterialChoiceIn']
@@ -85,6 +87,9 @@ export default function ApplyPage() {
   const [error, setError] = useState<string | null>(null)
   const [busy, setBusy] = useState(false)
   const filing = useRef(false)
+  // 以企业名义办理 (chosen on 我的 → 我代办的企业): the company is the applicant.
+  const [acting] = useState(() => actingFor())
+  const actFor = acting ? { act_for_company: acting.uscc } : {}
 
   // Every change is kept at once: a 401 that sends the citizen to login loses nothing.
   useEffect(() => {
@@ -120,14 +125,14 @@ export default function ApplyPage() {
       if (uploads.length === 0) {
         application = await api.post('/api/v1/applications', {
           header: { 'Idempotency-Key': draft.idempotencyKey },
-          body: { item_code: code, form, materials: choices }
+          body: { item_code: code, form, materials: choices, ...actFor }
         })
       } else {
         // Files need an application to belong to: a draft with the final form, then the
         // uploads, then the submission naming them.
         const created = await api.post('/api/v1/applications', {
           header: { 'Idempotency-Key': draft.idempotencyKey },
-          body: { item_code: code, form, draft: true }
+          body: { item_code: code, form, draft: true, ...actFor }
         })
         for (const upload of uploads) {
           const stored = await uploadMaterial(created.id, upload.path, upload.name)
@@ -139,6 +144,7 @@ export default function ApplyPage() {
         })
       }
       clearDraft(draftKey)
+      markSubscribeOffer(application.id)
       void Taro.showToast({ title: zh.apply.done, icon: 'success' })
       void Taro.redirectTo({ url: `/pages/application/index?id=${application.id}` })
     } catch (e) {
@@ -158,6 +164,7 @@ export default function ApplyPage() {
           <View className='section'>
             <Heading>{content.name}</Heading>
             {restored ? <Banner kind='info'>{zh.apply.draftRestored}</Banner> : null}
+            {acting ? <Banner kind='info'>{zh.me.actingAs(acting.company_name)}</Banner> : null}
           </View>
           {schema ? (
             <Section title={zh.apply.formHeading}>

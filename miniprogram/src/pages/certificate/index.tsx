@@ -1,5 +1,5 @@
-import { useRouter } from '@tarojs/taro'
-import { Image, Text, View } from '@tarojs/components'
+import Taro, { useRouter } from '@tarojs/taro'
+import { Button, Image, Text, View } from '@tarojs/components'
 import { useMemo } from 'react'
 import { api } from '../../api/client'
 import { Screen } from '../../components/Screen'
@@ -43,6 +43,12 @@ export default function CertificatePage() {
           <Section title={zh.wallet.qr}>
             <Image className='qr' src={qr} mode='aspectFit' ariaLabel={zh.wallet.qrLabel(c.type_name)} />
             <Text className='hint'>{zh.wallet.qrHint}</Text>
+            <Button
+              className='btn btn-plain'
+              onClick={() => void Taro.navigateTo({ url: `/pages/verify/index?qr=${encodeURIComponent(c.qr_payload)}` })}
+            >
+              {zh.verify.open}
+            </Button>
           </Section>
         </>
       ) : null}

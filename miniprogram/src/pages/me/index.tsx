@@ -1,4 +1,4 @@
-import Taro from '@tarojs/taro'
+import Taro, { useDidShow } from '@tarojs/taro'
 import { Button, Label, Switch, Text, View } from '@tarojs/components'
 import { Cell } from '../../components/nut'
 import { api } from '../../api/client'
@@ -9,6 +9,8 @@ import { Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
 import { useLoad } from '../../lib/useLoad'
 import { useCare } from '../../state/care'
+import { actingFor } from '../../lib/acting'
+import { useState } from 'react'
 
 export default function MePage() {
   const { care, setCare } = useCare()
@@ -20,6 +22,9 @@ export default function MePage() {
     return api.get('/api/v1/me')
   })
   const m = me.data
+  const [acting, setActing] = useState(() => actingFor())
+  useDidShow(() => setActing(actingFor()))
+  const go = (url: string) => void Taro.navigateTo({ url })
 
   const leave = async () => {
     await logout().catch(() => undefined)
@@ -55,6 +60,17 @@ export default function MePage() {
       <View className='section'>
         <Cell title={zh.me.messages} onClick={() => void Taro.navigateTo({ url: '/pages/messages/index' })} />
         <Cell title={zh.me.search} onClick={() => void Taro.navigateTo({ url: '/pages/search/index' })} />
+      </View>
+      <View className='section'>
+        <Cell title={zh.me.realName} onClick={() => go('/pages/realname/index')} />
+        <Cell
+          title={zh.me.companiesEntry}
+          description={zh.me.actingAs(acting?.company_name ?? null)}
+          onClick={() => go('/pages/companies/index')}
+        />
+        <Cell title={zh.me.dataUsage} onClick={() => go('/pages/data-usage/index')} />
+        <Cell title={zh.me.phone} onClick={() => go('/pages/phone/index')} />
+        <Cell title={zh.me.verify} onClick={() => go('/pages/verify/index')} />
       </View>
       {m && (m.companies ?? []).length > 0 ? (
         <View className='care-hide'>

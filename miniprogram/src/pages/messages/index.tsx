@@ -7,6 +7,7 @@ import { Screen } from '../../components/Screen'
 import { Empty, Failure, Loading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
 import { dateTime } from '../../lib/format'
+import { SubscribeSection } from '../../components/Subscribe'
 
 type Notification = Schemas['notify.NotificationOut']
 
@@ -85,6 +86,7 @@ export default function MessagesPage() {
           {zh.messages.more}
         </Button>
       ) : null}
+      <SubscribeSection title={zh.subscribe.heading} />
     </Screen>
   )
 }

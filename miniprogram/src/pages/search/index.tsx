@@ -18,6 +18,12 @@ export default function SearchPage() {
   const [query, setQuery] = useState(decodeURIComponent(router.params.q ?? ''))
   const [miaopi, setMiaopi] = useState(false)
   const [listIndex, setListIndex] = useState(0) // 0: any list
+  // 部门, 主题, 事项类型: 0 is "any". No route lists the catalogue's departments, so the
+  // department choices are the ones the results so far have shown.
+  const [department, setDepartment] = useState('')
+  const [departments, setDepartments] = useState<string[]>([])
+  const [themeIndex, setThemeIndex] = useState(0)
+  const [typeIndex, setTypeIndex] = useState(0)
   const [items, setItems] = useState<ItemSummary[]>([])
   const [total, setTotal] = useState(0)
   const [page, setPage] = useState(1)
@@ -26,6 +32,9 @@ export default function SearchPage() {
   const generation = useRef(0)
 
   const listOptions = [zh.search.anyList, ...zh.search.listNames]
+  const departmentOptions = [zh.searchFilters.anyDepartment, ...departments]
+  const themeOptions = [zh.searchFilters.anyTheme, ...zh.searchFilters.themes]
+  const typeOptions = [zh.searchFilters.anyType, ...zh.searchFilters.types]
 
   const load = async (pageNo: number, append: boolean) => {
     const mine = ++generation.current
@@ -37,12 +46,19 @@ export default function SearchPage() {
           q: query.trim() || undefined,
           miaopi: miaopi || undefined,
           list: listIndex > 0 ? zh.search.listNames[listIndex - 1] : undefined,
+          department: department || undefined,
+          theme: themeIndex > 0 ? zh.searchFilters.themes[themeIndex - 1] : undefined,
+          type: typeIndex > 0 ? zh.searchFilters.types[typeIndex - 1] : undefined,
           page: pageNo
         }
       })
       if (mine !== generation.current) return // a newer search has started: drop this answer
       setItems(append ? (prev) => [...prev, ...answer.items] : answer.items)
       setTotal(answer.total)
+      setDepartments((known) => {
+        const more = answer.items.map((i) => i.department).filter((d) => !known.includes(d))
+        return more.length > 0 ? [...known, ...new Set(more)].sort((a, b) => a.localeCompare(b, 'zh')) : known
+      })
       setPage(answer.page)
     } catch (e) {
       if (mine === generation.current) setError(errorText(e, zh.common.failed))
@@ -56,7 +72,7 @@ export default function SearchPage() {
     const timer = setTimeout(() => void load(1, false), DEBOUNCE_MS)
     return () => clearTimeout(timer)
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [query, miaopi, listIndex])
+  }, [query, miaopi, listIndex, department, themeIndex, typeIndex])
 
   return (
     <Screen title={zh.titles.search}>
@@ -97,6 +113,57 @@ export default function SearchPage() {
             >
               <View className='input' ariaLabel={zh.search.lists}>
                 {listOptions[listIndex]}
+              </View>
+            </Picker>
+          </View>
+          <View className='row'>
+            <Label className='label' for='search-department'>
+              {zh.searchFilters.department}
+            </Label>
+            <Picker
+              id='search-department'
+              mode='selector'
+              range={departmentOptions}
+              value={Math.max(0, departmentOptions.indexOf(department))}
+              onChange={(e) => {
+                const index = Number(e.detail.value)
+                setDepartment(index > 0 ? departmentOptions[index] : '')
+              }}
+            >
+              <View className='input' ariaLabel={zh.searchFilters.department} ariaRole='combobox'>
+                {department || zh.searchFilters.anyDepartment}
+              </View>
+            </Picker>
+          </View>
+          <View className='row'>
+            <Label className='label' for='search-theme'>
+              {zh.searchFilters.theme}
+            </Label>
+            <Picker
+              id='search-theme'
+              mode='selector'
+              range={themeOptions}
+              value={themeIndex}
+              onChange={(e) => setThemeIndex(Number(e.detail.value))}
+            >
+              <View className='input' ariaLabel={zh.searchFilters.theme} ariaRole='combobox'>
+                {themeOptions[themeIndex]}
+              </View>
+            </Picker>
+          </View>
+          <View className='row'>
+            <Label className='label' for='search-type'>
+              {zh.searchFilters.type}
+            </Label>
+            <Picker
+              id='search-type'
+              mode='selector'
+              range={typeOptions}
+              value={typeIndex}
+              onChange={(e) => setTypeIndex(Number(e.detail.value))}
+            >
+              <View className='input' ariaLabel={zh.searchFilters.type} ariaRole='combobox'>
+                {typeOptions[typeIndex]}
               </View>
             </Picker>
           </View>
