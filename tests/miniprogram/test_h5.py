@@ -388,6 +388,10 @@ async def test_miaopi_with_shared_data_gives_a_verifiable_certificate_then_ratin
     verdict = await verified.json()
     assert verdict["verdict"] == "valid", verdict
     assert verdict["type_name"].startswith("居民户口簿"), verdict
+    # The verify screen the certificate links to checks the same payload.
+    await current(page).get_by_text("核验此证照").click()
+    await expect(page.get_by_role("heading", name="证照有效")).to_be_visible()
+    await check_screen(page, "verify")
 
     # 好差评 on the finished application.
     await open_screen(page, "applications/index")
