@@ -55,7 +55,8 @@ export function Banner({ kind, children }: { kind: BannerKind; children: ReactNo
 
 export function Heading({ children }: { children: ReactNode }) {
   return (
-    <View role='heading' ariaRole='heading'>
+    // aria-level: a heading role needs its level (axe: aria-required-attr); sections are level 2.
+    <View role='heading' ariaRole='heading' aria-level='2'>
       <Text className='section-title'>{children}</Text>
     </View>
   )

@@ -233,6 +233,7 @@ export const zh = {
     verify: '核验电子证照'
   },
   realName: {
+    heading: '实名认证',
     status: '认证状态',
     nameLabel: '姓名',
     namePlaceholder: '与身份证上的姓名一致',
@@ -264,7 +265,7 @@ export const zh = {
     empty: '还没有绑定企业',
     roles: { legal_representative: '法定代表人', agent: '授权经办人' } as Record<string, string>,
     verifiedAt: '核验时间',
-    bindHeading: '绑定企业',
+    bindHeading: '添加企业',
     bindHint: '以法定代表人或授权经办人身份绑定企业，需先完成实名认证。',
     usccLabel: '统一社会信用代码',
     usccPlaceholder: '18 位统一社会信用代码',

@@ -1,7 +1,7 @@
 import Taro, { useRouter } from '@tarojs/taro'
 import { Button, Label, Picker, Text, Textarea, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
-import { useState } from 'react'
+import { useEffect, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { uploadMaterial } from '../../api/upload'
 import { Screen } from '../../components/Screen'
@@ -20,6 +20,11 @@ type RatingTag = NonNullable<Schemas['intake.RatingIn']['tags']>[number]
 const RATEABLE = ['completed', 'delivered']
 const FINISHED = ['completed', 'delivered', 'withdrawn', 'denied', 'not_accepted', 'terminated']
 const OUTSTANDING = ['missing', 'tolerated', 'correction_requested']
+// Being worked on by the platform, not waiting for the citizen: the page follows it by itself
+// (a 秒批 application is decided and its certificate issued within seconds).
+const IN_PROGRESS = ['submitted', 'accepted', 'under_review', 'approved']
+const FOLLOW_EVERY_MS = 2000
+const FOLLOW_FOR_MS = 5 * 60 * 1000
 const RATING_TAGS: RatingTag[] = ['办事效率', '办事指南准确', '办事便捷', '服务态度', '材料精简', '一次办成', '多次跑动', '态度冷漠', '指南不清', '超时办理']
 
 function Supplement({ application, onDone }: { application: Application; onDone: (a: Application) => void }) {
@@ -159,6 +164,26 @@ export default function ApplicationPage() {
   const a = app.data
   // Just filed (weapp only): offer the progress notices once; asking needs this new tap.
   const [offer] = useState(() => subscribeOffered(id))
+  const status = a?.status
+  const setData = app.setData
+  useEffect(() => {
+    if (!status || !IN_PROGRESS.includes(status)) return
+    const until = Date.now() + FOLLOW_FOR_MS
+    let stopped = false
+    const timer = setInterval(() => {
+      if (stopped || Date.now() > until) return
+      api
+        .get('/api/v1/applications/{application_id}', { path: { application_id: id } })
+        .then((fresh) => {
+          if (!stopped) setData(fresh)
+        })
+        .catch(() => undefined) // the next tick tries again; a lost session goes to login
+    }, FOLLOW_EVERY_MS)
+    return () => {
+      stopped = true
+      clearInterval(timer)
+    }
+  }, [id, status, setData])
 
   const withdraw = async () => {
     const { confirm } = await Taro.showModal({ title: zh.applications.withdraw, content: zh.applications.withdrawConfirm })

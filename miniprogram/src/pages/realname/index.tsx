@@ -98,7 +98,7 @@ export default function RealNamePage() {
         </View>
       ) : null}
       {m && m.assurance === 'wechat' ? (
-        <Section title={zh.me.assurance.real_name}>
+        <Section title={zh.realName.heading}>
           <Text className='hint care-hide'>{zh.realName.hint}</Text>
           <View className='field'>
             <Label className='label' for='realname-name'>
