@@ -12,7 +12,6 @@ one platform, one client server and one browser on one worker.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -274,18 +273,10 @@ def status_tag(page: Page) -> Locator:
 
 
 async def expect_status(page: Page, status: str | re.Pattern[str]) -> None:
-    """Wait for the application's status the way a citizen can: the screen does not refresh
-    itself while the decision is pending (see the report), so reload it until it shows."""
-    deadline = asyncio.get_running_loop().time() + WAIT_MS / 1000
-    while True:
-        await expect(page.get_by_role("heading", name="办理进度")).to_be_visible()
-        try:
-            await expect(status_tag(page)).to_have_text(status, timeout=2_000)
-            return
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        await page.reload()
+    """Wait for the application's status on its screen, which follows an application the
+    platform is working on by itself (no reload: the citizen just watches)."""
+    await expect(page.get_by_role("heading", name="办理进度")).to_be_visible()
+    await expect(status_tag(page)).to_have_text(status, timeout=WAIT_MS)
 
 
 def png_bytes() -> bytes:
