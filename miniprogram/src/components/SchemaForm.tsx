@@ -146,7 +146,7 @@ function FieldInput({ name, field, required, value, onChange }: FieldProps) {
             onChange(picked)
           }}
         >
-          <View className='input' ariaLabel={title} ariaRole='combobox'>
+          <View className='input' ariaLabel={title} ariaRole='button'>
             {index >= 0 ? options[index] : zh.apply.choose}
           </View>
         </Picker>
@@ -159,7 +159,7 @@ function FieldInput({ name, field, required, value, onChange }: FieldProps) {
       <View className='field'>
         {label}
         <Picker id={id} mode='date' value={typeof value === 'string' ? value : ''} onChange={(e) => onChange(e.detail.value)}>
-          <View className='input' ariaLabel={title} ariaRole='combobox'>
+          <View className='input' ariaLabel={title} ariaRole='button'>
             {typeof value === 'string' && value ? value : zh.apply.choose}
           </View>
         </Picker>

@@ -118,7 +118,7 @@ function Rating({ application }: { application: Application }) {
           {zh.applications.rateScore}
         </Label>
         <Picker id='rating-score' mode='selector' range={zh.applications.scores} value={score} onChange={(e) => setScore(Number(e.detail.value))}>
-          <View className='input' ariaLabel={zh.applications.rateScore} ariaRole='combobox'>
+          <View className='input' ariaLabel={zh.applications.rateScore} ariaRole='button'>
             {zh.applications.scores[score]}
           </View>
         </Picker>

@@ -130,7 +130,7 @@ export default function SearchPage() {
                 setDepartment(index > 0 ? departmentOptions[index] : '')
               }}
             >
-              <View className='input' ariaLabel={zh.searchFilters.department} ariaRole='combobox'>
+              <View className='input' ariaLabel={zh.searchFilters.department} ariaRole='button'>
                 {department || zh.searchFilters.anyDepartment}
               </View>
             </Picker>
@@ -146,7 +146,7 @@ export default function SearchPage() {
               value={themeIndex}
               onChange={(e) => setThemeIndex(Number(e.detail.value))}
             >
-              <View className='input' ariaLabel={zh.searchFilters.theme} ariaRole='combobox'>
+              <View className='input' ariaLabel={zh.searchFilters.theme} ariaRole='button'>
                 {themeOptions[themeIndex]}
               </View>
             </Picker>
@@ -162,7 +162,7 @@ export default function SearchPage() {
               value={typeIndex}
               onChange={(e) => setTypeIndex(Number(e.detail.value))}
             >
-              <View className='input' ariaLabel={zh.searchFilters.type} ariaRole='combobox'>
+              <View className='input' ariaLabel={zh.searchFilters.type} ariaRole='button'>
                 {typeOptions[typeIndex]}
               </View>
             </Picker>
