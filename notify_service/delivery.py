@@ -85,6 +85,9 @@ async def record_application(
         item_name=item_name or item_code,
         applicant_name_masked=applicant_name_masked,
     )
+    # A separate statement first: the one below reads the parked events with the snapshot it
+    # starts with, so an event parked while it waited for the lock would not be among them.
+    await repository.lock_application(session, application_id)
     early = await repository.save_application_recipient(
         session,
         application_id=target.application_id,
@@ -131,7 +134,12 @@ async def notify(
     if target is None:
         # Read before the submission that says whom to tell (another topic: after an outage
         # either may come first), or an application nobody can be told about (no account, a
-        # bundle's member): it waits for the submission, and is dropped if none comes.
+        # bundle's member): it waits for the submission, and is dropped if none comes. Under
+        # the application's lock, looked for again: the submission may have been recorded by
+        # a transaction that committed meanwhile (it then takes the parked events it sees).
+        await repository.lock_application(session, application_id)
+        target = await caches.application_target(session, application_id)
+    if target is None:
         await repository.park_early_event(
             session,
             event_id=event_id,

@@ -83,6 +83,19 @@ async def delete_phone_verification(session: AsyncSession, subject: str) -> None
     await session.execute(delete(PhoneVerification).where(PhoneVerification.subject == subject))
 
 
+_APPLICATION_LOCK_SPACE = 7_406_121
+"""The first key of notify's advisory locks on an application (the second: its id's hash)."""
+
+
+async def lock_application(session: AsyncSession, application_id: str) -> None:
+    """Until the transaction ends, be the only one to record the application's recipient or
+    park an event of it (the two race when the submission and a later event are handled at
+    once, on two partitions: each would miss the other's uncommitted row)."""
+    await session.execute(
+        select(func.pg_advisory_xact_lock(_APPLICATION_LOCK_SPACE, func.hashtext(application_id)))
+    )
+
+
 async def save_application_recipient(
     session: AsyncSession, *, application_id: str, **values: Any
 ) -> list[EarlyEvent]:

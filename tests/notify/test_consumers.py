@@ -5,10 +5,11 @@ notification."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from approval_service.events import (
     CaseApproved,
@@ -27,6 +28,7 @@ from notify_service.models import ApplicationRecipient, EarlyEvent, Notification
 from notify_service.templates import DEFAULT_TEMPLATES, NotificationKind
 from sharing_service.events import CertificateFailed, CertificateIssued
 from tests.infrastructure import Infrastructure
+from tests.kit.support import eventually
 from tests.notify.support import (
     ID_NUMBER,
     clean_notify,
@@ -412,5 +414,53 @@ async def test_an_early_event_nobody_claims_is_dropped_after_a_week(
     async with database.sessionmaker() as session, session.begin():
         week_later = now + delivery.EARLY_EVENT_KEPT + timedelta(minutes=1)
         assert await delivery.drop_stale_early_events(session, now=week_later) == 1
+    async with database.sessionmaker() as session:
+        assert list(await session.scalars(select(EarlyEvent))) == []
+
+
+async def test_a_submission_recorded_while_an_early_event_is_parked_still_tells_it(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    """The submission and the certificate handled at the same time on two partitions: the
+    submission's transaction waits for the one parking the certificate, then takes it (without
+    the application's lock each missed the other's uncommitted row and the citizen was never
+    told)."""
+    database = clean_notify
+    settings = notify_settings(infrastructure)
+    await seed_templates(database, settings)
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).isoformat()
+    application = submitted(settings, subject=subject).model_copy(
+        update={"acceptance": Acceptance(accepted_at=now, accepted_by="intake")}
+    )
+    issued = CertificateIssued(
+        certificate_id="c-race",
+        type_code="elderly_allowance_notice",
+        type_name="高龄津贴发放通知书",
+        issuer_code="441900",
+        application_id=application.application_id,
+        holder_kind="person",
+        issued_at=now,
+        valid_until=None,
+    )
+    _, on_issued = build_consumer(settings).handlers[issued.event_type]
+    async with database.sessionmaker() as parking, parking.begin():
+        await on_issued(parking, event=issued, envelope=envelope_for(issued, source="/tests"))
+        recording = asyncio.create_task(handle(database, settings, application))
+
+        async def recording_waits_for_the_lock() -> bool:
+            async with database.sessionmaker() as session:
+                waiting = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    )
+                )
+            return bool(waiting)
+
+        await eventually(recording_waits_for_the_lock, timeout_s=10)
+        assert not recording.done()
+    await recording  # the parking transaction committed: the recording goes on
+    told = {n.kind for n in await notifications_of(database, subject)}
+    assert told == {"application.approved", "certificate.issued"}
     async with database.sessionmaker() as session:
         assert list(await session.scalars(select(EarlyEvent))) == []
