@@ -12,11 +12,13 @@ one platform, one client server and one browser on one worker.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import struct
+import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -444,18 +446,27 @@ async def test_rongque_application_is_asked_for_the_missing_material_and_supplem
 
 
 async def font_px(locator: Locator) -> float:
-    size = await locator.evaluate("(e) => getComputedStyle(e).fontSize")
-    return float(str(size).removesuffix("px"))
+    """The element's computed font size. Read again while the screen re-renders: an element
+    just replaced is no longer in the document and has no computed style."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        size = str(
+            await locator.evaluate("(e) => (e.isConnected ? getComputedStyle(e).fontSize : '')")
+        )
+        if size.endswith("px"):
+            return float(size.removesuffix("px"))
+        assert time.monotonic() < deadline, f"no computed font size for {locator}"
+        await asyncio.sleep(0.1)
 
 
 async def test_care_mode_renders_the_screens_in_large_type(
     page: Page, check_screen: ScreenCheck
 ) -> None:
     await log_in(page, CHEN)
-    heading = page.get_by_role("heading", name="热门事项").locator(".section-title")
+    heading = page.get_by_role("heading", name="热门事项").locator(".section-title:visible")
     normal = {"heading": await font_px(heading)}
     await open_screen(page, f"search/index?q={RELIEF}")
-    title = page.get_by_role("link").filter(has_text=RELIEF).locator(".row-title").first
+    title = page.get_by_role("link").filter(has_text=RELIEF).locator(".row-title:visible").first
     await expect(title).to_be_visible()
     normal["item"] = await font_px(title)
     await open_screen(page, "me/index")
@@ -473,7 +484,7 @@ async def test_care_mode_renders_the_screens_in_large_type(
     await check_screen(page, "home", care=True)
 
     await open_screen(page, f"search/index?q={RELIEF}")
-    title = page.get_by_role("link").filter(has_text=RELIEF).locator(".row-title").first
+    title = page.get_by_role("link").filter(has_text=RELIEF).locator(".row-title:visible").first
     await expect(title).to_be_visible()
     assert await font_px(title) >= 1.2 * normal["item"]
     await check_screen(page, "search", care=True)
