@@ -146,6 +146,21 @@ async def dead_letter_counts(database: Database) -> dict[str, int]:
     return counts
 
 
+async def latest_dead_letters(database: Database, *, limit: int = 5) -> list[str]:
+    """The newest dead letters of every service, with their errors: what an assertion on
+    ``dead_letter_counts`` shows when it fails."""
+    found: list[str] = []
+    async with database.engine.connect() as conn:
+        for schema in SERVICES_WITH_INBOX:
+            query = text(
+                f'SELECT consumer, event_type, error FROM "{schema}".dead_letter '
+                "ORDER BY id DESC LIMIT :limit"
+            )
+            for row in await conn.execute(query, {"limit": limit}):
+                found.append(f"{schema}/{row.consumer} {row.event_type}: {row.error[:400]}")
+    return found
+
+
 def delivered_and_told(outcome: dict[str, int]) -> bool:
     """The application is in the wallet and the citizen was told: notify hears of the
     certificate on its own consumer, independently of intake, so one does not imply the

@@ -28,6 +28,7 @@ from tests.reliability.support import (
     dead_letter_counts,
     delivered_and_told,
     eventually,
+    latest_dead_letters,
     outcome_of,
     publish_allowance,
     report,
@@ -209,7 +210,9 @@ async def test_the_platform_answers_503_during_a_database_outage_and_recovers_by
                 assert counts["decisions"] == 1, (application_id, counts)
                 assert counts["certificates"] == 1, (application_id, counts)
                 assert counts["notifications_per_kind"] == 1, (application_id, counts)
-            assert await dead_letter_counts(database) == dead_before
+            assert await dead_letter_counts(database) == dead_before, await latest_dead_letters(
+                database
+            )
             assert proxy.connections_reset > 0  # the outage really cut live connections
             assert recovery_s < 20
             report(

@@ -26,6 +26,7 @@ from tests.reliability.support import (
     dead_letter_counts,
     delivered_and_told,
     eventually,
+    latest_dead_letters,
     outcome_of,
     platform_processes,
     publish_allowance,
@@ -114,7 +115,9 @@ async def test_every_application_is_final_exactly_once_when_services_are_killed(
                 if (o["decisions"], o["certificates"], o["notifications_per_kind"]) != (1, 1, 1)
             }
             assert duplicates == {}
-            assert await dead_letter_counts(database) == dead_before
+            assert await dead_letter_counts(database) == dead_before, await latest_dead_letters(
+                database
+            )
             assert services.exited() == {}, _logs(services)
             report(
                 "process_kill",

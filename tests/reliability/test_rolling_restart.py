@@ -28,6 +28,7 @@ from tests.reliability.support import (
     dead_letter_counts,
     delivered_and_told,
     eventually,
+    latest_dead_letters,
     outcome_of,
     platform_processes,
     publish_allowance,
@@ -139,7 +140,9 @@ async def test_every_application_is_final_exactly_once_across_a_rolling_restart(
                 if (o["decisions"], o["certificates"], o["notifications_per_kind"]) != (1, 1, 1)
             }
             assert duplicates == {}
-            assert await dead_letter_counts(database) == dead_before
+            assert await dead_letter_counts(database) == dead_before, await latest_dead_letters(
+                database
+            )
             assert services.exited() == {}, _logs(services)
             report(
                 "rolling_restart",

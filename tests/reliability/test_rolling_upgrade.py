@@ -32,6 +32,7 @@ from tests.reliability.support import (
     Platform,
     dead_letter_counts,
     eventually,
+    latest_dead_letters,
     outcome_of,
     persona_who,
     publish_allowance,
@@ -215,7 +216,7 @@ async def test_an_upgraded_approval_adding_a_field_dead_letters_nothing(
     # Applications submitted after the upgrade were decided by the next release only: every
     # event approval published about them carries the field.
     assert carried == published_after > 0
-    assert await dead_letter_counts(database) == dead_before
+    assert await dead_letter_counts(database) == dead_before, await latest_dead_letters(database)
     report(
         "rolling_upgrade",
         applications=len(applications),
