@@ -30,6 +30,7 @@ from notify_service.sms import SmsGatewayClient
 from notify_service.templates import NotificationKind
 from notify_service.wechat import WeChatClient
 from sandbox import ELDERLY_ALLOWANCE
+from sharing_service.events import CertificateIssued
 from tests.fakes.sms import FakeSmsGateway, serve_fake_sms
 from tests.fakes.wechat import FakeWeChat, serve_fake_wechat
 from tests.infrastructure import Infrastructure, make_settings
@@ -294,6 +295,22 @@ def submitted(settings: Settings, *, subject: str, name: str = "张三丰") -> A
         applicant_name_enc=cipher.encrypt(name, context=HOLDER_CONTEXT),
         form_enc=cipher.encrypt('{"bank_account": "6222"}', context=FORM_CONTEXT),
         submitted_at=datetime.now(UTC).isoformat(),
+    )
+
+
+def certificate_issued(
+    application_id: str, *, certificate_id: str, at: str, valid_until: str | None = None
+) -> CertificateIssued:
+    """The 高龄津贴 notice issued for ``application_id``, as sharing announces it."""
+    return CertificateIssued(
+        certificate_id=certificate_id,
+        type_code="elderly_allowance_notice",
+        type_name="高龄津贴发放通知书",
+        issuer_code="441900",
+        application_id=application_id,
+        holder_kind="person",
+        issued_at=at,
+        valid_until=valid_until,
     )
 
 

@@ -26,11 +26,12 @@ from notify_service import delivery, repository, template_versions
 from notify_service.consumers import build_consumer
 from notify_service.models import ApplicationRecipient, EarlyEvent, Notification
 from notify_service.templates import DEFAULT_TEMPLATES, NotificationKind
-from sharing_service.events import CertificateFailed, CertificateIssued
+from sharing_service.events import CertificateFailed
 from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from tests.notify.support import (
     ID_NUMBER,
+    certificate_issued,
     clean_notify,
     handle,
     notifications_of,
@@ -88,16 +89,7 @@ async def test_the_applicant_is_told_each_step_with_the_name_masked(
     await handle(
         database,
         settings,
-        CertificateIssued(
-            certificate_id="c-1",
-            type_code="elderly_allowance_notice",
-            type_name="高龄津贴发放通知书",
-            issuer_code="441900",
-            application_id=app_id,
-            holder_kind="person",
-            issued_at=now,
-            valid_until=None,
-        ),
+        certificate_issued(app_id, certificate_id="c-1", at=now),
     )
     # 办结 tells nothing more: the certificate notice was the final one, and the event is not
     # even handled.
@@ -330,16 +322,7 @@ async def test_an_approval_whose_certificate_failed_is_told_without_the_certific
     await handle(
         database,
         settings,
-        CertificateIssued(
-            certificate_id="c-late",
-            type_code="elderly_allowance_notice",
-            type_name="高龄津贴发放通知书",
-            issuer_code="441900",
-            application_id=app_id,
-            holder_kind="person",
-            issued_at=now,
-            valid_until=None,
-        ),
+        certificate_issued(app_id, certificate_id="c-late", at=now),
     )
     told = await notifications_of(database, subject)
     assert sorted(n.kind for n in told) == ["application.approved", "certificate.issued"]
@@ -359,15 +342,8 @@ async def test_events_read_before_the_submission_are_told_when_it_arrives(
     application = submitted(settings, subject=subject).model_copy(
         update={"acceptance": Acceptance(accepted_at=now, accepted_by="intake")}
     )
-    issued = CertificateIssued(
-        certificate_id="c-early",
-        type_code="elderly_allowance_notice",
-        type_name="高龄津贴发放通知书",
-        issuer_code="441900",
-        application_id=application.application_id,
-        holder_kind="person",
-        issued_at=now,
-        valid_until="2027-12-31",
+    issued = certificate_issued(
+        application.application_id, certificate_id="c-early", at=now, valid_until="2027-12-31"
     )
     consumer = build_consumer(settings)
     _, handler = consumer.handlers[issued.event_type]
@@ -433,16 +409,7 @@ async def test_a_submission_recorded_while_an_early_event_is_parked_still_tells_
     application = submitted(settings, subject=subject).model_copy(
         update={"acceptance": Acceptance(accepted_at=now, accepted_by="intake")}
     )
-    issued = CertificateIssued(
-        certificate_id="c-race",
-        type_code="elderly_allowance_notice",
-        type_name="高龄津贴发放通知书",
-        issuer_code="441900",
-        application_id=application.application_id,
-        holder_kind="person",
-        issued_at=now,
-        valid_until=None,
-    )
+    issued = certificate_issued(application.application_id, certificate_id="c-race", at=now)
     _, on_issued = build_consumer(settings).handlers[issued.event_type]
     async with database.sessionmaker() as parking, parking.begin():
         await on_issued(parking, event=issued, envelope=envelope_for(issued, source="/tests"))

@@ -1,6 +1,7 @@
 /**
  * Demo personas of docs/demo.md for the development login (H5, local only). The people are
- * invented; the sandbox register knows them.
+ * invented (sandbox/data/people.yaml); the sandbox register knows them. Only the H5 build holds
+ * them: the weapp build renders the WeChat login instead, and the list is left out of it.
  */
 export interface Persona {
   key: string
