@@ -2,8 +2,8 @@
 against the whole platform (``wangban up``, demo data): search, guide, a 秒批 application with
 its certificate and 好差评, a rule's refusal, a 容缺 supplement, and 长辈版.
 
-Every screen visited is checked with axe-core (no ``serious`` or ``critical`` violation outside
-``KNOWN_APP_VIOLATIONS``) and photographed; with ``WANGBAN_SAVE_SCREENSHOTS=1`` the pictures are
+Every screen visited is checked with axe-core (no ``serious`` or ``critical`` violation) and
+photographed; with ``WANGBAN_SAVE_SCREENSHOTS=1`` the pictures are
 also copied to ``docs/screenshots/miniprogram/``.
 
 All browser tests live in this one module: the suite runs under ``--dist loadfile``, so they share
@@ -50,46 +50,6 @@ RELIEF_RECEIPTS = "医疗费用票据或事故证明"
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
-@dataclass(frozen=True)
-class KnownViolation:
-    """A serious or critical axe violation that only the app can fix, allowed here by name
-    until it is: ``rule`` on the nodes whose target (and HTML, when given) match."""
-
-    rule: str
-    target: str
-    reason: str
-    html: str = ""
-
-
-KNOWN_APP_VIOLATIONS: tuple[KnownViolation, ...] = (
-    KnownViolation(
-        rule="label",
-        target=r"input|textarea|\.weui-switch",
-        reason="Taro's H5 Input, Textarea and Switch draw a native control inside their "
-        "taro-*-core element: Label's `for` and `ariaLabel` stay on the wrapper, so the real "
-        "<input>/<textarea> has no accessible name (login openid, search box, form fields, "
-        "长辈版 and 只看秒批 switches, 好差评 comment, 只看未读)",
-    ),
-    KnownViolation(
-        rule="aria-prohibited-attr",
-        target=r"^#(care-mode|field-[\w-]+|messages-unread|search-miaopi)$|taro-image-core",
-        reason="the same components: aria-label on a wrapper element that has no role",
-    ),
-    KnownViolation(
-        rule="scrollable-region-focusable",
-        target=r"pages.{0,3}guide",
-        reason="办事指南: the page's scrolling container holds no focusable element, so a "
-        "keyboard cannot scroll it (make it focusable, tabIndex 0)",
-    ),
-    KnownViolation(
-        rule="image-alt",
-        target=r"\.taro-img__mode-aspectfit",
-        reason="证照详情: the QR code's ariaLabel stays on taro-image-core; the <img> has no alt",
-    ),
-)
-"""Remove an entry when the app is fixed; the screens are then held to the full check."""
-
-
 @dataclass
 class ScreenCheck:
     """axe-core and a screenshot for each screen visited; a summary for the report."""
@@ -100,14 +60,10 @@ class ScreenCheck:
 
     async def __call__(self, page: Page, screen: str, *, care: bool = False) -> None:
         name = f"{screen}-care" if care else screen
-        violations = await _blocking_violations(page)
-        blocking = [v for v in violations if not _is_known(v)]
-        self.results[name] = [
-            f"{v['rule']} ({v['impact']}) {v['target']}{'' if v in blocking else ' [known]'}"
-            for v in violations
-        ]
+        blocking = await _blocking_violations(page)
+        self.results[name] = [f"{v['rule']} ({v['impact']}) {v['target']}" for v in blocking]
         (self.directory / f"{name}.axe.json").write_text(
-            json.dumps(violations, ensure_ascii=False, indent=2)
+            json.dumps(blocking, ensure_ascii=False, indent=2)
         )
         picture = self.directory / f"{name}.png"
         await page.screenshot(path=str(picture))
@@ -135,15 +91,6 @@ async def _blocking_violations(page: Page) -> list[dict[str, str]]:
                 }
             )
     return found
-
-
-def _is_known(violation: dict[str, str]) -> bool:
-    return any(
-        k.rule == violation["rule"]
-        and re.search(k.target, violation["target"])
-        and re.search(k.html, violation["html"])
-        for k in KNOWN_APP_VIOLATIONS
-    )
 
 
 @pytest.fixture(scope="module")
@@ -285,8 +232,8 @@ def png_bytes() -> bytes:
 
 
 def picker(page: Page, name: str) -> Locator:
-    """A control that opens a picker (a button named by its field)."""
-    return page.get_by_role("button", name=name, exact=True)
+    """A control that opens a picker: a button named by its field's label, then its choice."""
+    return current(page).get_by_role("button", name=re.compile("^" + re.escape(name)))
 
 
 # --- the scenarios ------------------------------------------------------------------------------
@@ -318,7 +265,11 @@ async def test_search_in_chinese_and_pinyin_initials_then_read_the_guide(
     await expect(page.get_by_role("link").filter(has_text=RESIDENCE).first).to_be_visible()
     await expect(page.get_by_role("link").filter(has_text=HUKOU_BOOK)).to_have_count(0)
 
-    await page.get_by_role("link").filter(has_text=RESIDENCE).first.click()
+    # By keyboard: a result takes the focus and Enter opens it.
+    result = page.get_by_role("link").filter(has_text=RESIDENCE).first
+    await result.focus()
+    await expect(result).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name=RESIDENCE)).to_be_visible()
     await expect(
         current(page).get_by_text("本事项支持秒批：符合条件的申请由系统即时办结")
@@ -355,8 +306,7 @@ async def test_miaopi_with_shared_data_gives_a_verifiable_certificate_then_ratin
     await check_screen(page, "wallet")
     async with page.expect_response(re.compile(r"/api/v1/certificates/[^/?]+$")) as answer:
         await certificate.first.click()
-    # The QR image (its aria-label does not reach the <img>: see the report).
-    qr = current(page).get_by_role("img")
+    qr = current(page).get_by_role("img", name=re.compile(r"^居民户口簿.*的亮证二维码$"))
     await expect(qr).to_be_visible()
     assert (await qr.evaluate("(img) => img.naturalWidth")) > 100
     await check_screen(page, "certificate")
@@ -381,10 +331,11 @@ async def test_miaopi_with_shared_data_gives_a_verifiable_certificate_then_ratin
     await page.get_by_role("link").filter(has_text=HUKOU_BOOK).first.click()
     await expect(page.get_by_role("heading", name="评价本次服务（好差评）")).to_be_visible()
     await expect(picker(page, "评分")).to_have_text("非常满意")
-    efficiency = current(page).locator("taro-button-core", has_text="办事效率")
+    efficiency = current(page).get_by_role("button", name="办事效率")
+    await expect(efficiency).to_have_attribute("aria-pressed", "false")
     await efficiency.click()
-    await expect(efficiency).to_have_class(re.compile(r"\bbtn-primary\b"))
-    comment = current(page).locator("#rating-comment textarea")
+    await expect(efficiency).to_have_attribute("aria-pressed", "true")
+    comment = current(page).get_by_label("评价内容")
     await comment.fill("在手机上几秒钟就办好了")
     await current(page).get_by_text("提交评价").click()
     await expect(current(page).get_by_text("感谢您的评价")).to_be_visible()
@@ -397,7 +348,7 @@ async def test_miaopi_with_shared_data_gives_a_verifiable_certificate_then_ratin
 async def test_a_failed_rule_shows_its_message(page: Page, check_screen: ScreenCheck) -> None:
     await log_in(page, CHEN)  # Dongguan hukou: a 居住证 endorsement is not for him
     await apply_for(page, RESIDENCE)
-    await current(page).locator("#field-residence_address input").fill("东莞市莞城街道市桥路8号")
+    await current(page).locator("#field-residence_address").fill("东莞市莞城街道市桥路8号")
     await pick(page, picker(page, "居住证明类型"), "自有住房")
     await accept_commitment(page)
     await current(page).get_by_text("提交申请").click()
@@ -418,12 +369,10 @@ async def test_rongque_application_is_asked_for_the_missing_material_and_supplem
         current(page).get_by_text("容缺受理后须在 15 个工作日内补齐").first
     ).to_be_visible()
     await pick(page, picker(page, "困难类型"), "突发重大疾病")
-    await (
-        current(page).locator("#field-description input").fill("老伴突发脑梗住院，医疗费用负担较重")
-    )
-    await current(page).locator("#field-household_size input").fill("2")
-    await current(page).locator("#field-bank_name input").fill("中国工商银行")
-    await current(page).locator("#field-bank_account input").fill("6222020200112233445")
+    await current(page).locator("#field-description").fill("老伴突发脑梗住院，医疗费用负担较重")
+    await current(page).locator("#field-household_size").fill("2")
+    await current(page).locator("#field-bank_name").fill("中国工商银行")
+    await current(page).locator("#field-bank_account").fill("6222020200112233445")
     await accept_commitment(page)
     await current(page).get_by_text("提交申请").click()  # without the receipts: 容缺
 
@@ -432,7 +381,7 @@ async def test_rongque_application_is_asked_for_the_missing_material_and_supplem
     await expect(current(page).get_by_text("容缺（待补齐）")).to_be_visible()
     await check_screen(page, "application-rongque")
 
-    upload = current(page).locator("taro-button-core", has_text="需上传")
+    upload = current(page).get_by_role("button", name="需上传")
     async with page.expect_file_chooser() as chooser:
         await upload.click()
     await (await chooser.value).set_files(
@@ -470,7 +419,7 @@ async def test_care_mode_renders_the_screens_in_large_type(
     await expect(title).to_be_visible()
     normal["item"] = await font_px(title)
     await open_screen(page, "me/index")
-    care_switch = page.locator("#care-mode input")
+    care_switch = current(page).get_by_role("switch", name="长辈版")
     await expect(care_switch).not_to_be_checked()
     await check_screen(page, "me")
     await care_switch.click()

@@ -4,8 +4,9 @@
  * list (enum) and several of a list (array of enum). Fields the government pre-fills
  * (x-prefill) are not asked for. Every input has a label.
  */
-import { Checkbox, CheckboxGroup, Input, Label, Picker, Switch, Text, View } from '@tarojs/components'
+import { Checkbox, CheckboxGroup, Label, Text, View } from '@tarojs/components'
 import { zh } from '../i18n/zh'
+import { PickerField, SwitchField, TextField } from './controls'
 
 export interface FieldSchema {
   type?: string
@@ -105,18 +106,16 @@ interface FieldProps {
 function FieldInput({ name, field, required, value, onChange }: FieldProps) {
   const id = `field-${name}`
   const title = field.title ?? name
-  const label = (
-    <Label className='label' for={id}>
-      {title}
-      <Text className='hint-inline'>{required ? `（${zh.common.required}）` : `（${zh.common.optional}）`}</Text>
-    </Label>
-  )
+  const note = required ? `（${zh.common.required}）` : `（${zh.common.optional}）`
 
   if (field.type === 'array' && field.items?.enum) {
     const chosen = Array.isArray(value) ? value : []
     return (
       <View className='field' role='group' ariaRole='group' ariaLabel={title}>
-        {label}
+        <Text className='label'>
+          {title}
+          <Text className='hint-inline'>{note}</Text>
+        </Text>
         <Text className='hint'>{zh.apply.selectSome}</Text>
         <CheckboxGroup id={id} onChange={(e) => onChange(e.detail.value as string[])}>
           {field.items.enum.map((option) => (
@@ -134,78 +133,52 @@ function FieldInput({ name, field, required, value, onChange }: FieldProps) {
     const options = field.enum.map(String)
     const index = value === undefined ? -1 : options.indexOf(String(value))
     return (
-      <View className='field'>
-        {label}
-        <Picker
-          id={id}
-          mode='selector'
-          range={options}
-          value={Math.max(index, 0)}
-          onChange={(e) => {
-            const picked = field.enum![Number(e.detail.value)]
-            onChange(picked)
-          }}
-        >
-          <View className='input' ariaLabel={title} ariaRole='button'>
-            {index >= 0 ? options[index] : zh.apply.choose}
-          </View>
-        </Picker>
-      </View>
+      <PickerField
+        id={id}
+        label={title}
+        note={note}
+        options={options}
+        index={index}
+        shown={index >= 0 ? options[index] : zh.apply.choose}
+        onPick={(picked) => onChange(field.enum![picked])}
+      />
     )
   }
 
   if (field.type === 'string' && field.format === 'date') {
+    const date = typeof value === 'string' ? value : ''
     return (
-      <View className='field'>
-        {label}
-        <Picker id={id} mode='date' value={typeof value === 'string' ? value : ''} onChange={(e) => onChange(e.detail.value)}>
-          <View className='input' ariaLabel={title} ariaRole='button'>
-            {typeof value === 'string' && value ? value : zh.apply.choose}
-          </View>
-        </Picker>
-      </View>
+      <PickerField id={id} label={title} note={note} date={date} shown={date || zh.apply.choose} onPickDate={onChange} />
     )
   }
 
   if (field.type === 'boolean') {
-    return (
-      <View className='field row'>
-        {label}
-        <Switch id={id} checked={value === true} ariaLabel={title} onChange={(e) => onChange(e.detail.value)} />
-      </View>
-    )
+    return <SwitchField id={id} label={title} note={note} checked={value === true} onChange={onChange} />
   }
 
   if (field.type === 'integer' || field.type === 'number') {
     return (
-      <View className='field'>
-        {label}
-        <Input
-          id={id}
-          className='input'
-          type={field.type === 'integer' ? 'number' : 'digit'}
-          ariaLabel={title}
-          value={value === undefined ? '' : String(value)}
-          onInput={(e) => onChange(e.detail.value === '' ? '' : Number(e.detail.value))}
-        />
-      </View>
+      <TextField
+        id={id}
+        label={title}
+        note={note}
+        kind={field.type === 'integer' ? 'number' : 'digit'}
+        value={value === undefined ? '' : String(value)}
+        onChange={(text) => onChange(text === '' ? '' : Number(text))}
+      />
     )
   }
 
   return (
-    <View className='field'>
-      {label}
-      {field.description ? <Text className='hint'>{field.description}</Text> : null}
-      <Input
-        id={id}
-        className='input'
-        type='text'
-        ariaLabel={title}
-        maxlength={field.maxLength ?? 140}
-        value={typeof value === 'string' ? value : ''}
-        onInput={(e) => onChange(e.detail.value)}
-      />
-    </View>
+    <TextField
+      id={id}
+      label={title}
+      note={note}
+      hint={field.description}
+      maxlength={field.maxLength ?? 140}
+      value={typeof value === 'string' ? value : ''}
+      onChange={onChange}
+    />
   )
 }
 

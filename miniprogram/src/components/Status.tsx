@@ -1,6 +1,7 @@
-import { Button, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import type { ReactNode } from 'react'
 import { zh } from '../i18n/zh'
+import { Action } from './controls'
 
 /** Loading, failure (with the gateway's own words and a retry) and empty states. */
 export function Loading() {
@@ -16,9 +17,7 @@ export function Failure({ message, onRetry }: { message: string; onRetry?: () =>
     <View className='state state-error' role='alert' ariaRole='alert'>
       <Text>{message}</Text>
       {onRetry ? (
-        <Button className='btn btn-plain' onClick={onRetry}>
-          {zh.common.retry}
-        </Button>
+        <Action onClick={onRetry}>{zh.common.retry}</Action>
       ) : null}
     </View>
   )

@@ -1,9 +1,10 @@
 import Taro from '@tarojs/taro'
-import { Button, Text } from '@tarojs/components'
+import { Text } from '@tarojs/components'
 import { useState } from 'react'
 import { errorText } from '../api/client'
 import { zh } from '../i18n/zh'
 import { askSubscriptions } from '../lib/subscribe'
+import { Action } from './controls'
 import { Banner, Section } from './Status'
 
 /**
@@ -36,9 +37,9 @@ export function SubscribeSection({ title, onAnswered }: { title: string; onAnswe
   return (
     <Section title={title}>
       <Text className='hint care-hide'>{zh.subscribe.hint}</Text>
-      <Button className='btn btn-plain' disabled={busy} onClick={ask}>
+      <Action disabled={busy} onClick={ask}>
         {zh.subscribe.button}
-      </Button>
+      </Action>
       {note ? <Banner kind='info'>{note}</Banner> : null}
     </Section>
   )

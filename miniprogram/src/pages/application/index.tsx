@@ -1,9 +1,10 @@
 import Taro, { useRouter } from '@tarojs/taro'
-import { Button, Label, Picker, Text, Textarea, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { useEffect, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { uploadMaterial } from '../../api/upload'
+import { Action, PickerField, TextAreaField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -73,13 +74,13 @@ function Supplement({ application, onDone }: { application: Application; onDone:
             {m.note ? <Text className='row-sub'>{m.note}</Text> : null}
           </View>
           {m.source === 'commitment' ? (
-            <Button className='btn btn-plain' size='mini' disabled={busy} onClick={() => void supply(m.index, m.name, true)}>
+            <Action mini disabled={busy} onClick={() => void supply(m.index, m.name, true)}>
               {zh.apply.commitmentLabel}
-            </Button>
+            </Action>
           ) : (
-            <Button className='btn btn-plain' size='mini' disabled={busy} onClick={() => void supply(m.index, m.name, false)}>
+            <Action mini disabled={busy} onClick={() => void supply(m.index, m.name, false)}>
               {zh.guide.sources.upload}
-            </Button>
+            </Action>
           )}
         </View>
       ))}
@@ -113,45 +114,38 @@ function Rating({ application }: { application: Application }) {
   }
   return (
     <Section title={zh.applications.rate}>
-      <View className='field'>
-        <Label className='label' for='rating-score'>
-          {zh.applications.rateScore}
-        </Label>
-        <Picker id='rating-score' mode='selector' range={zh.applications.scores} value={score} onChange={(e) => setScore(Number(e.detail.value))}>
-          <View className='input' ariaLabel={zh.applications.rateScore} ariaRole='button'>
-            {zh.applications.scores[score]}
-          </View>
-        </Picker>
-      </View>
+      <PickerField
+        id='rating-score'
+        label={zh.applications.rateScore}
+        options={zh.applications.scores}
+        index={score}
+        shown={zh.applications.scores[score]}
+        onPick={setScore}
+      />
       <View className='field' role='group' ariaRole='group' ariaLabel={zh.applications.rateTags}>
         <Text className='label'>{zh.applications.rateTags}</Text>
         <View>
           {RATING_TAGS.map((tag) => {
             const on = tags.includes(tag)
             return (
-              <Button
+              <Action
                 key={tag}
-                size='mini'
-                className={on ? 'btn btn-primary' : 'btn btn-plain'}
-                ariaLabel={`${tag}${on ? '（已选）' : ''}`}
+                mini
+                kind={on ? 'primary' : 'plain'}
+                pressed={on}
                 onClick={() => setTags(on ? tags.filter((t) => t !== tag) : [...tags, tag])}
               >
                 {tag}
-              </Button>
+              </Action>
             )
           })}
         </View>
       </View>
-      <View className='field'>
-        <Label className='label' for='rating-comment'>
-          {zh.applications.rateComment}
-        </Label>
-        <Textarea id='rating-comment' className='input' maxlength={500} value={comment} onInput={(e) => setComment(e.detail.value)} />
-      </View>
+      <TextAreaField id='rating-comment' label={zh.applications.rateComment} value={comment} onChange={setComment} />
       {error ? <Banner kind='warn'>{error}</Banner> : null}
-      <Button className='btn btn-primary' disabled={busy} onClick={() => void submit()}>
+      <Action kind='primary' disabled={busy} onClick={() => void submit()}>
         {zh.applications.rateSubmit}
-      </Button>
+      </Action>
     </Section>
   )
 }
@@ -251,9 +245,9 @@ export default function ApplicationPage() {
           {RATEABLE.includes(a.status) ? <Rating application={a} /> : null}
           {actionError ? <Banner kind='warn'>{actionError}</Banner> : null}
           {!FINISHED.includes(a.status) ? (
-            <Button className='btn btn-danger' onClick={() => void withdraw()}>
+            <Action kind='danger' onClick={() => void withdraw()}>
               {zh.applications.withdraw}
-            </Button>
+            </Action>
           ) : null}
         </>
       ) : null}

@@ -3,6 +3,7 @@ import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { api } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { Link } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Empty, Failure, Loading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -28,12 +29,10 @@ export default function ApplicationsPage() {
       {list.data && list.data.length > 0 ? (
         <View className='section'>
           {list.data.map((a) => (
-            <View
+            <Link
               key={a.id}
               className='row'
-              role='link'
-              ariaRole='link'
-              onClick={() => void Taro.navigateTo({ url: `/pages/application/index?id=${a.id}` })}
+              onOpen={() => void Taro.navigateTo({ url: `/pages/application/index?id=${a.id}` })}
             >
               <View className='row-main'>
                 <Text className='row-title'>{a.item_name}</Text>
@@ -43,7 +42,7 @@ export default function ApplicationsPage() {
                 </Text>
               </View>
               <Tag type='primary'>{a.status_name}</Tag>
-            </View>
+            </Link>
           ))}
         </View>
       ) : null}

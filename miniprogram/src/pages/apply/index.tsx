@@ -1,8 +1,9 @@
 import Taro, { useRouter } from '@tarojs/taro'
-import { Button, Checkbox, CheckboxGroup, Label, Text, View } from '@tarojs/components'
+import { Checkbox, CheckboxGroup, Label, Text, View } from '@tarojs/components'
 import { useEffect, useRef, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { uploadMaterial } from '../../api/upload'
+import { Action } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { asFormSchema, cleaned, SchemaForm, validate, type FormValues } from '../../components/SchemaForm'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
@@ -64,9 +65,9 @@ function MaterialChoiceRow({
         {isUpload(material) ? (
           <View>
             {file ? <Text className='row-sub'>✓ {file.name}</Text> : null}
-            <Button className='btn btn-plain' size='mini' onClick={() => void choose()}>
+            <Action mini onClick={() => void choose()}>
               {file ? zh.common.retry : zh.guide.sources.upload}
-            </Button>
+            </Action>
             {!file && material.may_be_missing ? (
               <Text className='row-sub'>{zh.apply.toleratedNote(material.supplement_days ?? null)}</Text>
             ) : null}
@@ -190,9 +191,9 @@ export default function ApplyPage() {
             </View>
           ) : null}
           {error ? <Banner kind='warn'>{error}</Banner> : null}
-          <Button className='btn btn-primary' disabled={busy} onClick={() => void submit()}>
+          <Action kind='primary' disabled={busy} onClick={() => void submit()}>
             {busy ? zh.apply.submitting : zh.apply.submit}
-          </Button>
+          </Action>
         </>
       ) : null}
     </Screen>

@@ -1,7 +1,8 @@
 import Taro, { useRouter } from '@tarojs/taro'
-import { Button, Image, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { useMemo } from 'react'
 import { api } from '../../api/client'
+import { Action, Picture } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -41,14 +42,11 @@ export default function CertificatePage() {
             </Text>
           </View>
           <Section title={zh.wallet.qr}>
-            <Image className='qr' src={qr} mode='aspectFit' ariaLabel={zh.wallet.qrLabel(c.type_name)} />
+            <Picture className='qr' src={qr} alt={zh.wallet.qrLabel(c.type_name)} />
             <Text className='hint'>{zh.wallet.qrHint}</Text>
-            <Button
-              className='btn btn-plain'
-              onClick={() => void Taro.navigateTo({ url: `/pages/verify/index?qr=${encodeURIComponent(c.qr_payload)}` })}
-            >
+            <Action onClick={() => void Taro.navigateTo({ url: `/pages/verify/index?qr=${encodeURIComponent(c.qr_payload)}` })}>
               {zh.verify.open}
-            </Button>
+            </Action>
           </Section>
         </>
       ) : null}

@@ -1,8 +1,9 @@
 import Taro, { useDidShow } from '@tarojs/taro'
-import { Button, Input, Label, Radio, RadioGroup, Text, View } from '@tarojs/components'
+import { Label, Radio, RadioGroup, Text, View } from '@tarojs/components'
 import { useState } from 'react'
 import { api, errorText } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { Action, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Empty, Failure, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -108,25 +109,18 @@ export default function CompaniesPage() {
       ) : null}
       <Section title={zh.companies.bindHeading}>
         <Text className='hint care-hide'>{zh.companies.bindHint}</Text>
-        <View className='field'>
-          <Label className='label' for='company-uscc'>
-            {zh.companies.usccLabel}
-          </Label>
-          <Input
-            id='company-uscc'
-            className='input'
-            type='text'
-            maxlength={18}
-            placeholder={zh.companies.usccPlaceholder}
-            ariaLabel={zh.companies.usccLabel}
-            value={uscc}
-            onInput={(e) => setUscc(e.detail.value)}
-          />
-        </View>
+        <TextField
+          id='company-uscc'
+          label={zh.companies.usccLabel}
+          maxlength={18}
+          placeholder={zh.companies.usccPlaceholder}
+          value={uscc}
+          onChange={setUscc}
+        />
         {error ? <Banner kind='warn'>{error}</Banner> : null}
-        <Button className='btn btn-primary' disabled={busy} onClick={() => void bind()}>
+        <Action kind='primary' disabled={busy} onClick={() => void bind()}>
           {busy ? zh.companies.binding : zh.companies.bind}
-        </Button>
+        </Action>
       </Section>
     </Screen>
   )

@@ -1,8 +1,9 @@
 import Taro from '@tarojs/taro'
-import { Button, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { useEffect, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { Action } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Empty, Failure, Loading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -77,13 +78,9 @@ export default function DataUsagePage() {
                   {zh.dataUsage.provider}：{u.provider} · {zh.dataUsage.outcome}：{u.outcome}
                 </Text>
                 {u.application_id ? (
-                  <Button
-                    className='btn btn-plain'
-                    size='mini'
-                    onClick={() => void Taro.navigateTo({ url: `/pages/application/index?id=${u.application_id}` })}
-                  >
+                  <Action mini onClick={() => void Taro.navigateTo({ url: `/pages/application/index?id=${u.application_id}` })}>
                     {zh.dataUsage.application}
-                  </Button>
+                  </Action>
                 ) : null}
               </View>
             </View>
@@ -92,9 +89,9 @@ export default function DataUsagePage() {
       ) : null}
       {loading ? <Loading /> : null}
       {!loading && next !== null ? (
-        <Button className='btn btn-plain' onClick={() => void load(next)}>
+        <Action onClick={() => void load(next)}>
           {zh.dataUsage.more}
-        </Button>
+        </Action>
       ) : null}
     </Screen>
   )

@@ -1,7 +1,8 @@
 import Taro, { useRouter } from '@tarojs/taro'
-import { Button, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { api, type Schemas } from '../../api/client'
+import { Action } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -98,12 +99,9 @@ export default function GuidePage() {
               </Section>
             </View>
           ) : null}
-          <Button
-            className='btn btn-primary'
-            onClick={() => void Taro.navigateTo({ url: `/pages/apply/index?code=${encodeURIComponent(code)}` })}
-          >
+          <Action kind='primary' onClick={() => void Taro.navigateTo({ url: `/pages/apply/index?code=${encodeURIComponent(code)}` })}>
             {zh.guide.apply}
-          </Button>
+          </Action>
         </>
       ) : null}
     </Screen>

@@ -1,9 +1,10 @@
 import Taro, { useDidShow } from '@tarojs/taro'
-import { Input, Label, Text, View } from '@tarojs/components'
-import { Cell, Tag } from '../../components/nut'
+import { Text, View } from '@tarojs/components'
+import { Tag } from '../../components/nut'
 import { useState } from 'react'
 import { api, type Schemas } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { CellLink, Link, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Failure, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -47,17 +48,13 @@ export default function HomePage() {
   return (
     <Screen title={zh.titles.home}>
       <View className='section'>
-        <Label className='label' for='home-search'>
-          {zh.home.searchLabel}
-        </Label>
-        <Input
+        <TextField
           id='home-search'
-          className='input'
-          type='text'
-          confirmType='search'
+          label={zh.home.searchLabel}
+          kind='search'
           placeholder={zh.home.searchPlaceholder}
           value={query}
-          onInput={(e) => setQuery(e.detail.value)}
+          onChange={setQuery}
           onConfirm={search}
         />
       </View>
@@ -69,19 +66,12 @@ export default function HomePage() {
             {degraded.has('unread_messages') ? (
               <Degraded part='unread_messages' />
             ) : (
-              <Cell
-                title={data.unread_messages > 0 ? zh.home.unread(data.unread_messages) : zh.home.noUnread}
-                onClick={() => void Taro.navigateTo({ url: '/pages/messages/index' })}
-              />
+              <CellLink title={data.unread_messages > 0 ? zh.home.unread(data.unread_messages) : zh.home.noUnread} onOpen={() => void Taro.navigateTo({ url: '/pages/messages/index' })} />
             )}
             {degraded.has('wallet_count') ? (
               <Degraded part='wallet_count' />
             ) : (
-              <Cell
-                className='care-hide'
-                title={zh.home.wallet(data.wallet_count)}
-                onClick={() => void Taro.switchTab({ url: '/pages/wallet/index' })}
-              />
+              <CellLink className='care-hide' title={zh.home.wallet(data.wallet_count)} onOpen={() => void Taro.switchTab({ url: '/pages/wallet/index' })} />
             )}
           </Section>
           <Section title={zh.home.myOpen}>
@@ -90,29 +80,27 @@ export default function HomePage() {
               <Text className='hint'>{zh.applications.empty}</Text>
             ) : null}
             {open.map((a) => (
-              <View
+              <Link
                 key={a.id}
                 className='row'
-                role='link' ariaRole='link'
-                onClick={() => void Taro.navigateTo({ url: `/pages/application/index?id=${a.id}` })}
+                onOpen={() => void Taro.navigateTo({ url: `/pages/application/index?id=${a.id}` })}
               >
                 <View className='row-main'>
                   <Text className='row-title'>{a.item_name}</Text>
                   <Text className='row-sub'>{a.department}</Text>
                 </View>
                 <Tag type='primary'>{a.status_name}</Tag>
-              </View>
+              </Link>
             ))}
           </Section>
           <Section title={zh.home.hotItems}>
             {degraded.has('hot_items') ? <Degraded part='hot_items' /> : null}
             <View className='grid'>
               {hot.slice(0, care ? 4 : 8).map((item) => (
-                <View
+                <Link
                   key={item.item_id}
                   className='grid-cell'
-                  role='link' ariaRole='link'
-                  onClick={() =>
+                  onOpen={() =>
                     void Taro.navigateTo({
                       url: `/pages/guide/index?code=${encodeURIComponent(item.implementing_code)}`
                     })
@@ -120,10 +108,10 @@ export default function HomePage() {
                 >
                   <Text className='row-title'>{item.name}</Text>
                   {item.auto_approval ? <Text className='chip care-hide'>{zh.search.auto}</Text> : null}
-                </View>
+                </Link>
               ))}
             </View>
-            <Cell title={zh.home.allServices} onClick={() => void Taro.navigateTo({ url: '/pages/search/index' })} />
+            <CellLink title={zh.home.allServices} onOpen={() => void Taro.navigateTo({ url: '/pages/search/index' })} />
           </Section>
         </>
       ) : null}

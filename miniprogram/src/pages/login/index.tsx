@@ -1,9 +1,10 @@
 import Taro from '@tarojs/taro'
-import { Button, Input, Label, Picker, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { useState } from 'react'
 import { errorText } from '../../api/client'
 import { loginForDevelopment, loginWithWeChat } from '../../api/auth'
 import { session } from '../../api/session'
+import { Action, PickerField, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Heading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -50,38 +51,22 @@ function DevLogin() {
     <View className='section'>
       <Banner kind='dev'>{zh.login.devBanner}</Banner>
       <Text className='hint'>{zh.login.devHint}</Text>
-      <View className='field'>
-        <Label className='label' for='persona'>
-          {zh.login.persona}
-        </Label>
-        <Picker
-          id='persona'
-          mode='selector'
-          range={PERSONAS.map((p) => `${p.name}（${p.idNumber.slice(0, 6)}…）`)}
-          value={index}
-          onChange={(e) => {
-            const next = Number(e.detail.value)
-            setIndex(next)
-            setOpenid(`dev-${PERSONAS[next].key}`)
-          }}
-        >
-          <View className='input' ariaLabel={zh.login.persona}>
-            {persona.name}
-          </View>
-        </Picker>
-      </View>
-      <View className='field'>
-        <Label className='label' for='openid'>
-          {zh.login.openid}
-        </Label>
-        <Input id='openid' className='input' value={openid} maxlength={128} onInput={(e) => setOpenid(e.detail.value)} />
-      </View>
-      {error ? (
-<Banner kind='warn'>{error}</Banner>
-      ) : null}
-      <Button className='btn btn-primary' disabled={busy || !openid} onClick={submit}>
+      <PickerField
+        id='persona'
+        label={zh.login.persona}
+        options={PERSONAS.map((p) => `${p.name}（${p.idNumber.slice(0, 6)}…）`)}
+        index={index}
+        shown={persona.name}
+        onPick={(next) => {
+          setIndex(next)
+          setOpenid(`dev-${PERSONAS[next].key}`)
+        }}
+      />
+      <TextField id='openid' label={zh.login.openid} maxlength={128} value={openid} onChange={setOpenid} />
+      {error ? <Banner kind='warn'>{error}</Banner> : null}
+      <Action kind='primary' disabled={busy || !openid} onClick={submit}>
         {zh.login.devSubmit}
-      </Button>
+      </Action>
     </View>
   )
 }
@@ -104,12 +89,10 @@ function WeChatLogin() {
   return (
     <View className='section'>
       <Text className='hint'>{zh.login.wechatHint}</Text>
-      {error ? (
-<Banner kind='warn'>{error}</Banner>
-      ) : null}
-      <Button className='btn btn-primary' disabled={busy} onClick={submit}>
+      {error ? <Banner kind='warn'>{error}</Banner> : null}
+      <Action kind='primary' disabled={busy} onClick={submit}>
         {zh.login.wechat}
-      </Button>
+      </Action>
     </View>
   )
 }

@@ -1,9 +1,9 @@
 import Taro, { useDidShow } from '@tarojs/taro'
-import { Button, Label, Switch, Text, View } from '@tarojs/components'
-import { Cell } from '../../components/nut'
+import { Text, View } from '@tarojs/components'
 import { api } from '../../api/client'
 import { logout } from '../../api/auth'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { Action, CellLink, SwitchField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -47,30 +47,18 @@ export default function MePage() {
         </View>
       ) : null}
       <View className='section'>
-        <View className='row'>
-          <View className='row-main'>
-            <Label className='label' for='care-mode'>
-              {zh.me.care}
-            </Label>
-            <Text className='hint'>{zh.me.careHint}</Text>
-          </View>
-          <Switch id='care-mode' checked={care} ariaLabel={zh.me.care} onChange={(e) => setCare(e.detail.value)} />
-        </View>
+        <SwitchField id='care-mode' label={zh.me.care} hint={zh.me.careHint} checked={care} onChange={setCare} />
       </View>
       <View className='section'>
-        <Cell title={zh.me.messages} onClick={() => void Taro.navigateTo({ url: '/pages/messages/index' })} />
-        <Cell title={zh.me.search} onClick={() => void Taro.navigateTo({ url: '/pages/search/index' })} />
+        <CellLink title={zh.me.messages} onOpen={() => void Taro.navigateTo({ url: '/pages/messages/index' })} />
+        <CellLink title={zh.me.search} onOpen={() => void Taro.navigateTo({ url: '/pages/search/index' })} />
       </View>
       <View className='section'>
-        <Cell title={zh.me.realName} onClick={() => go('/pages/realname/index')} />
-        <Cell
-          title={zh.me.companiesEntry}
-          description={zh.me.actingAs(acting?.company_name ?? null)}
-          onClick={() => go('/pages/companies/index')}
-        />
-        <Cell title={zh.me.dataUsage} onClick={() => go('/pages/data-usage/index')} />
-        <Cell title={zh.me.phone} onClick={() => go('/pages/phone/index')} />
-        <Cell title={zh.me.verify} onClick={() => go('/pages/verify/index')} />
+        <CellLink title={zh.me.realName} onOpen={() => go('/pages/realname/index')} />
+        <CellLink title={zh.me.companiesEntry} description={zh.me.actingAs(acting?.company_name ?? null)} onOpen={() => go('/pages/companies/index')} />
+        <CellLink title={zh.me.dataUsage} onOpen={() => go('/pages/data-usage/index')} />
+        <CellLink title={zh.me.phone} onOpen={() => go('/pages/phone/index')} />
+        <CellLink title={zh.me.verify} onOpen={() => go('/pages/verify/index')} />
       </View>
       {m && (m.companies ?? []).length > 0 ? (
         <View className='care-hide'>
@@ -83,9 +71,9 @@ export default function MePage() {
           </Section>
         </View>
       ) : null}
-      <Button className='btn btn-danger' onClick={() => void leave()}>
+      <Action kind='danger' onClick={() => void leave()}>
         {zh.me.logout}
-      </Button>
+      </Action>
     </Screen>
   )
 }

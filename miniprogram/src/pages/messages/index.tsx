@@ -1,8 +1,9 @@
 import Taro, { useDidShow } from '@tarojs/taro'
-import { Button, Label, Switch, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { useEffect, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
+import { Action, Link, SwitchField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Empty, Failure, Loading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -58,33 +59,30 @@ export default function MessagesPage() {
 
   return (
     <Screen title={zh.titles.messages}>
-      <View className='section row'>
-        <Label className='label' for='messages-unread'>
-          {zh.messages.unreadOnly}
-        </Label>
-        <Switch id='messages-unread' checked={unreadOnly} ariaLabel={zh.messages.unreadOnly} onChange={(e) => setUnreadOnly(e.detail.value)} />
+      <View className='section'>
+        <SwitchField id='messages-unread' label={zh.messages.unreadOnly} checked={unreadOnly} onChange={setUnreadOnly} />
       </View>
       {error ? <Failure message={error} onRetry={() => void load(null)} /> : null}
       {!loading && !error && items.length === 0 ? <Empty text={zh.messages.empty} /> : null}
       {items.length > 0 ? (
         <View className='section'>
           {items.map((n) => (
-            <View key={n.id} className='row' role='link' ariaRole='link' onClick={() => void open(n)}>
+            <Link key={n.id} className='row' onOpen={() => void open(n)}>
               <View className='row-main'>
                 <Text className='row-title'>{n.title}</Text>
                 <Text className='row-sub'>{n.body}</Text>
                 <Text className='row-sub care-hide'>{dateTime(n.created_at)}</Text>
               </View>
               <Tag type={n.read_at ? 'default' : 'danger'}>{n.read_at ? zh.messages.read : zh.messages.unread}</Tag>
-            </View>
+            </Link>
           ))}
         </View>
       ) : null}
       {loading ? <Loading /> : null}
       {!loading && next ? (
-        <Button className='btn btn-plain' onClick={() => void load(next)}>
+        <Action onClick={() => void load(next)}>
           {zh.messages.more}
-        </Button>
+        </Action>
       ) : null}
       <SubscribeSection title={zh.subscribe.heading} />
     </Screen>

@@ -1,8 +1,9 @@
 import Taro from '@tarojs/taro'
-import { Button, Input, Label, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { useEffect, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { Action, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -81,46 +82,34 @@ export default function PhonePage() {
       </View>
       {bound ? <Banner kind='info'>{zh.phone.bound(bound)}</Banner> : null}
       <Section title={zh.titles.phone}>
-        <View className='field'>
-          <Label className='label' for='phone-mobile'>
-            {zh.phone.mobileLabel}
-          </Label>
-          <Input
-            id='phone-mobile'
-            className='input'
-            type='number'
-            maxlength={11}
-            placeholder={zh.phone.mobilePlaceholder}
-            ariaLabel={zh.phone.mobileLabel}
-            value={mobile}
-            onInput={(e) => setMobile(e.detail.value)}
-          />
-        </View>
-        <Button className='btn btn-plain' disabled={busy || wait > 0} onClick={() => void send()}>
+        <TextField
+          id='phone-mobile'
+          label={zh.phone.mobileLabel}
+          kind='number'
+          maxlength={11}
+          placeholder={zh.phone.mobilePlaceholder}
+          value={mobile}
+          onChange={setMobile}
+        />
+        <Action disabled={busy || wait > 0} onClick={() => void send()}>
           {wait > 0 ? zh.phone.resendIn(wait) : sent ? zh.phone.resend : zh.phone.send}
-        </Button>
+        </Action>
         {sent ? (
           <>
             <Banner kind='info'>{zh.phone.sent(sent.phone_masked, Math.max(1, Math.round(sent.expires_in / 60)))}</Banner>
             {sent.test_mode ? <Banner kind='dev'>{zh.phone.testMode}</Banner> : null}
-            <View className='field'>
-              <Label className='label' for='phone-code'>
-                {zh.phone.codeLabel}
-              </Label>
-              <Input
-                id='phone-code'
-                className='input'
-                type='number'
-                maxlength={6}
-                placeholder={zh.phone.codePlaceholder}
-                ariaLabel={zh.phone.codeLabel}
-                value={code}
-                onInput={(e) => setCode(e.detail.value)}
-              />
-            </View>
-            <Button className='btn btn-primary' disabled={busy} onClick={() => void verify()}>
+            <TextField
+              id='phone-code'
+              label={zh.phone.codeLabel}
+              kind='number'
+              maxlength={6}
+              placeholder={zh.phone.codePlaceholder}
+              value={code}
+              onChange={setCode}
+            />
+            <Action kind='primary' disabled={busy} onClick={() => void verify()}>
               {busy ? zh.phone.verifying : zh.phone.verify}
-            </Button>
+            </Action>
           </>
         ) : null}
         {error ? <Banner kind='warn'>{error}</Banner> : null}

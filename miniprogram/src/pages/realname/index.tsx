@@ -1,8 +1,9 @@
 import Taro from '@tarojs/taro'
-import { Button, Input, Label, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { useState } from 'react'
 import { api, errorText } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { Action, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -100,40 +101,27 @@ export default function RealNamePage() {
       {m && m.assurance === 'wechat' ? (
         <Section title={zh.realName.heading}>
           <Text className='hint care-hide'>{zh.realName.hint}</Text>
-          <View className='field'>
-            <Label className='label' for='realname-name'>
-              {zh.realName.nameLabel}
-            </Label>
-            <Input
-              id='realname-name'
-              className='input'
-              type='text'
-              maxlength={50}
-              placeholder={zh.realName.namePlaceholder}
-              ariaLabel={zh.realName.nameLabel}
-              value={name}
-              onInput={(e) => setName(e.detail.value)}
-            />
-          </View>
-          <View className='field'>
-            <Label className='label' for='realname-id'>
-              {zh.realName.idLabel}
-            </Label>
-            <Input
-              id='realname-id'
-              className='input'
-              type='idcard'
-              maxlength={18}
-              placeholder={zh.realName.idPlaceholder}
-              ariaLabel={zh.realName.idLabel}
-              value={idNumber}
-              onInput={(e) => setIdNumber(e.detail.value)}
-            />
-          </View>
+          <TextField
+            id='realname-name'
+            label={zh.realName.nameLabel}
+            maxlength={50}
+            placeholder={zh.realName.namePlaceholder}
+            value={name}
+            onChange={setName}
+          />
+          <TextField
+            id='realname-id'
+            label={zh.realName.idLabel}
+            kind='idcard'
+            maxlength={18}
+            placeholder={zh.realName.idPlaceholder}
+            value={idNumber}
+            onChange={setIdNumber}
+          />
           {error ? <Banner kind='warn'>{error}</Banner> : null}
-          <Button className='btn btn-primary' disabled={busy} onClick={() => void bind()}>
+          <Action kind='primary' disabled={busy} onClick={() => void bind()}>
             {busy ? zh.realName.submitting : zh.realName.submit}
-          </Button>
+          </Action>
         </Section>
       ) : null}
       {m && m.assurance !== 'wechat' ? <Banner kind='info'>{zh.realName.alreadyRealName}</Banner> : null}
@@ -146,9 +134,9 @@ export default function RealNamePage() {
           {m.assurance === 'real_name' && IN_WEAPP ? (
             <>
               {faceError ? <Banner kind='warn'>{faceError}</Banner> : null}
-              <Button className='btn btn-primary' disabled={faceBusy} onClick={() => void face()}>
+              <Action kind='primary' disabled={faceBusy} onClick={() => void face()}>
                 {faceBusy ? zh.realName.personStarting : zh.realName.personStart}
-              </Button>
+              </Action>
             </>
           ) : null}
         </Section>

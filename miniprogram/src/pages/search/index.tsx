@@ -1,8 +1,9 @@
 import Taro, { useRouter } from '@tarojs/taro'
-import { Button, Input, Label, Picker, Switch, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { useEffect, useRef, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
+import { Action, Link, PickerField, SwitchField, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Empty, Failure, Loading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -77,96 +78,54 @@ export default function SearchPage() {
   return (
     <Screen title={zh.titles.search}>
       <View className='section'>
-        <View className='field'>
-          <Label className='label' for='search-q'>
-            {zh.search.label}
-          </Label>
-          <Input
-            id='search-q'
-            className='input'
-            type='text'
-            confirmType='search'
-            focus
-            maxlength={50}
-            placeholder={zh.search.placeholder}
-            value={query}
-            onInput={(e) => setQuery(e.detail.value)}
-          />
-        </View>
+        <TextField
+          id='search-q'
+          label={zh.search.label}
+          kind='search'
+          focus
+          maxlength={50}
+          placeholder={zh.search.placeholder}
+          value={query}
+          onChange={setQuery}
+        />
         <View className={care ? 'care-hide' : ''}>
-          <View className='row'>
-            <Label className='label' for='search-miaopi'>
-              {zh.search.miaopi}
-            </Label>
-            <Switch id='search-miaopi' checked={miaopi} ariaLabel={zh.search.miaopi} onChange={(e) => setMiaopi(e.detail.value)} />
-          </View>
-          <View className='row'>
-            <Label className='label' for='search-list'>
-              {zh.search.lists}
-            </Label>
-            <Picker
-              id='search-list'
-              mode='selector'
-              range={listOptions}
-              value={listIndex}
-              onChange={(e) => setListIndex(Number(e.detail.value))}
-            >
-              <View className='input' ariaLabel={zh.search.lists}>
-                {listOptions[listIndex]}
-              </View>
-            </Picker>
-          </View>
-          <View className='row'>
-            <Label className='label' for='search-department'>
-              {zh.searchFilters.department}
-            </Label>
-            <Picker
-              id='search-department'
-              mode='selector'
-              range={departmentOptions}
-              value={Math.max(0, departmentOptions.indexOf(department))}
-              onChange={(e) => {
-                const index = Number(e.detail.value)
-                setDepartment(index > 0 ? departmentOptions[index] : '')
-              }}
-            >
-              <View className='input' ariaLabel={zh.searchFilters.department} ariaRole='button'>
-                {department || zh.searchFilters.anyDepartment}
-              </View>
-            </Picker>
-          </View>
-          <View className='row'>
-            <Label className='label' for='search-theme'>
-              {zh.searchFilters.theme}
-            </Label>
-            <Picker
-              id='search-theme'
-              mode='selector'
-              range={themeOptions}
-              value={themeIndex}
-              onChange={(e) => setThemeIndex(Number(e.detail.value))}
-            >
-              <View className='input' ariaLabel={zh.searchFilters.theme} ariaRole='button'>
-                {themeOptions[themeIndex]}
-              </View>
-            </Picker>
-          </View>
-          <View className='row'>
-            <Label className='label' for='search-type'>
-              {zh.searchFilters.type}
-            </Label>
-            <Picker
-              id='search-type'
-              mode='selector'
-              range={typeOptions}
-              value={typeIndex}
-              onChange={(e) => setTypeIndex(Number(e.detail.value))}
-            >
-              <View className='input' ariaLabel={zh.searchFilters.type} ariaRole='button'>
-                {typeOptions[typeIndex]}
-              </View>
-            </Picker>
-          </View>
+          <SwitchField id='search-miaopi' label={zh.search.miaopi} checked={miaopi} onChange={setMiaopi} />
+          <PickerField
+            row
+            id='search-list'
+            label={zh.search.lists}
+            options={listOptions}
+            index={listIndex}
+            shown={listOptions[listIndex]}
+            onPick={setListIndex}
+          />
+          <PickerField
+            row
+            id='search-department'
+            label={zh.searchFilters.department}
+            options={departmentOptions}
+            index={Math.max(0, departmentOptions.indexOf(department))}
+            shown={department || zh.searchFilters.anyDepartment}
+            onPick={(index) => setDepartment(index > 0 ? departmentOptions[index] : '')}
+          />
+          <PickerField
+            row
+            id='search-theme'
+            label={zh.searchFilters.theme}
+            options={themeOptions}
+            index={themeIndex}
+            shown={themeOptions[themeIndex]}
+            onPick={setThemeIndex}
+          />
+          <PickerField
+            row
+            id='search-type'
+            label={zh.searchFilters.type}
+            options={typeOptions}
+            index={typeIndex}
+            shown={typeOptions[typeIndex]}
+            onPick={setTypeIndex}
+          />
         </View>
       </View>
       {error ? <Failure message={error} onRetry={() => void load(1, false)} /> : null}
@@ -174,12 +133,10 @@ export default function SearchPage() {
         <Text className='hint'>{zh.search.results(total)}</Text>
         {items.length === 0 && !loading && !error ? <Empty text={zh.search.none} /> : null}
         {items.map((item) => (
-          <View
+          <Link
             key={item.version_id}
             className='row'
-            role='link'
-            ariaRole='link'
-            onClick={() =>
+            onOpen={() =>
               void Taro.navigateTo({ url: `/pages/guide/index?code=${encodeURIComponent(item.implementing_code)}` })
             }
           >
@@ -191,13 +148,13 @@ export default function SearchPage() {
               </Text>
             </View>
             {item.auto_approval ? <Tag type='success'>{zh.search.auto}</Tag> : null}
-          </View>
+          </Link>
         ))}
         {loading ? <Loading /> : null}
         {!loading && items.length < total ? (
-          <Button className='btn btn-plain' onClick={() => void load(page + 1, true)}>
+          <Action onClick={() => void load(page + 1, true)}>
             {zh.search.more}
-          </Button>
+          </Action>
         ) : null}
       </View>
     </Screen>

@@ -1,7 +1,8 @@
 import Taro, { useRouter } from '@tarojs/taro'
-import { Button, Input, Label, Text, View } from '@tarojs/components'
+import { Text, View } from '@tarojs/components'
 import { useEffect, useState } from 'react'
 import { api, errorText, type Schemas } from '../../api/client'
+import { Action, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Heading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -65,29 +66,22 @@ export default function VerifyPage() {
     <Screen title={zh.titles.verify}>
       <View className='section'>
         <Text className='hint care-hide'>{zh.verify.hint}</Text>
-        <View className='field'>
-          <Label className='label' for='verify-input'>
-            {zh.verify.inputLabel}
-          </Label>
-          <Input
-            id='verify-input'
-            className='input'
-            type='text'
-            maxlength={512}
-            placeholder={zh.verify.inputPlaceholder}
-            ariaLabel={zh.verify.inputLabel}
-            value={text}
-            onInput={(e) => setText(e.detail.value)}
-          />
-        </View>
+        <TextField
+          id='verify-input'
+          label={zh.verify.inputLabel}
+          maxlength={512}
+          placeholder={zh.verify.inputPlaceholder}
+          value={text}
+          onChange={setText}
+        />
         {IN_WEAPP ? (
-          <Button className='btn btn-plain' onClick={() => void scan()}>
+          <Action onClick={() => void scan()}>
             {zh.verify.scan}
-          </Button>
+          </Action>
         ) : null}
-        <Button className='btn btn-primary' disabled={busy} onClick={() => void check(text)}>
+        <Action kind='primary' disabled={busy} onClick={() => void check(text)}>
           {busy ? zh.verify.checking : zh.verify.submit}
-        </Button>
+        </Action>
         {error ? <Banner kind='warn'>{error}</Banner> : null}
       </View>
       {result ? (

@@ -3,6 +3,7 @@ import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { api } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
+import { Link } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Empty, Failure, Loading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -31,12 +32,10 @@ export default function WalletPage() {
       {wallet.data && wallet.data.length > 0 ? (
         <View className='section'>
           {wallet.data.map((c) => (
-            <View
+            <Link
               key={c.id}
               className='row'
-              role='link'
-              ariaRole='link'
-              onClick={() => void Taro.navigateTo({ url: `/pages/certificate/index?id=${c.id}` })}
+              onOpen={() => void Taro.navigateTo({ url: `/pages/certificate/index?id=${c.id}` })}
             >
               <View className='row-main'>
                 <Text className='row-title'>{c.type_name}</Text>
@@ -46,7 +45,7 @@ export default function WalletPage() {
                 </Text>
               </View>
               <Tag type={c.status === VALID ? 'success' : 'warning'}>{c.status}</Tag>
-            </View>
+            </Link>
           ))}
         </View>
       ) : null}
