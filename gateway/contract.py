@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 
-from wangban.openapi import read_snapshot
+from wangban.openapi import SNAPSHOT_SERVICES, read_snapshot
 
 Upstream = tuple[str, str, str]
 """(service, method, path on the service)."""
 
 _REF = "#/components/schemas/"
+SERVICES_WITH_SNAPSHOTS = frozenset(SNAPSHOT_SERVICES)
 _PARAMETER = re.compile(r"\{[^}]+\}")
 
 
@@ -70,6 +71,43 @@ def _copy_with_refs(
     return result
 
 
+_METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+def service_schema(service: str, model: str) -> dict[str, str]:
+    """A reference, from one of the gateway's own schemas, to a service's schema (a part of a
+    composed answer that is the service's, unchanged): ``describe_pass_through`` copies it in."""
+    return {"$ref": f"{_REF}{service}.{model}"}
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str) and item.startswith(_REF):
+                yield item.removeprefix(_REF)
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def _copy_referenced_service_schemas(schemas: dict[str, Any], services: frozenset[str]) -> None:
+    """Copy in each service schema that the gateway's own schemas refer to by ``service_schema``
+    and no pass-through route brought in."""
+    wanted = set(_references(schemas))
+    missing = {name for name in wanted if name not in schemas and name.split(".", 1)[0] in services}
+    if not missing:
+        return
+    documents = _service_documents({name.split(".", 1)[0] for name in missing})
+    for name in sorted(missing):
+        service, model = name.split(".", 1)
+        source = documents[service].get("components", {}).get("schemas", {})
+        if model not in source:
+            raise LookupError(f"{service} has no schema {model}")
+        _copy_with_refs({"$ref": _REF + model}, service, source, schemas)
+
+
 def describe_pass_through(
     app: FastAPI,
     routes: Mapping[tuple[str, str], Upstream],
@@ -101,7 +139,10 @@ def describe_pass_through(
                 if status.startswith("2"):
                     answers[status] = _copy_with_refs(answer, service, source, schemas)
             ours["responses"] = dict(sorted(answers.items()))
-            if "requestBody" in theirs and "requestBody" not in ours:
+            # A route without a body of its own (a GET the gateway turns into the service's
+            # POST, as certificate verification) takes the service's query, never its body.
+            takes_body = method.upper() not in _METHODS_WITHOUT_BODY
+            if takes_body and "requestBody" in theirs and "requestBody" not in ours:
                 body = theirs["requestBody"]
                 ours["requestBody"] = _copy_with_refs(body, service, source, schemas)
             if (method, path) in forwarding_query:
@@ -113,6 +154,7 @@ def describe_pass_through(
                 ]
                 if query:
                     ours["parameters"] = [*ours.get("parameters", []), *query]
+        _copy_referenced_service_schemas(schemas, SERVICES_WITH_SNAPSHOTS)
         app.openapi_schema = document
         return document
 

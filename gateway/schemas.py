@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from gateway.contract import service_schema
 
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 """Identifiers, names and codes: no control characters (PostgreSQL text cannot hold NUL, and
@@ -135,8 +137,15 @@ class ApplyIn(BaseModel):
 class HomeOut(BaseModel):
     """The first screen in one call."""
 
-    hot_items: list[dict[str, Any]]
-    my_open_applications: list[dict[str, Any]]
+    # The catalogue's and intake's summaries as those services give them (gateway/home.py).
+    hot_items: Annotated[
+        list[dict[str, Any]],
+        WithJsonSchema({"type": "array", "items": service_schema("catalog", "ItemSummary")}),
+    ]
+    my_open_applications: Annotated[
+        list[dict[str, Any]],
+        WithJsonSchema({"type": "array", "items": service_schema("intake", "ApplicationSummary")}),
+    ]
     unread_messages: int
     wallet_count: int
     degraded: list[str] = Field(default_factory=list)

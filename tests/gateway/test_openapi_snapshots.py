@@ -100,3 +100,38 @@ def test_the_gateway_process_imports_no_other_service() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def _references(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [
+            ref
+            for key, item in value.items()
+            for ref in ([item] if key == "$ref" else _references(item))
+        ]
+    if isinstance(value, list):
+        return [ref for item in value for ref in _references(item)]
+    return []
+
+
+def test_the_gateway_document_is_one_a_client_can_be_generated_from() -> None:
+    """What the mini-program's API types are generated from: every reference resolves, no GET
+    asks for a body, and the first screen's parts are the services' own summaries."""
+    document = service_document("gateway")
+    schemas = document["components"]["schemas"]
+    dangling = {ref for ref in _references(document) if ref.rsplit("/", 1)[-1] not in schemas}
+    assert dangling == set()
+    with_body = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if method in ("get", "head", "delete") and "requestBody" in operation
+    ]
+    assert with_body == []
+    verify = document["paths"]["/api/v1/certificates/verify"]["get"]
+    assert {p["name"] for p in verify["parameters"]} == {"id", "qr"}
+    home = schemas["HomeOut"]["properties"]
+    assert home["hot_items"]["items"] == {"$ref": "#/components/schemas/catalog.ItemSummary"}
+    assert home["my_open_applications"]["items"] == {
+        "$ref": "#/components/schemas/intake.ApplicationSummary"
+    }

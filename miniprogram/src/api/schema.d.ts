@@ -1449,13 +1449,9 @@ export interface components {
          */
         HomeOut: {
             /** Hot Items */
-            hot_items: {
-                [key: string]: unknown;
-            }[];
+            hot_items: components["schemas"]["catalog.ItemSummary"][];
             /** My Open Applications */
-            my_open_applications: {
-                [key: string]: unknown;
-            }[];
+            my_open_applications: components["schemas"]["intake.ApplicationSummary"][];
             /** Unread Messages */
             unread_messages: number;
             /** Wallet Count */
@@ -2863,13 +2859,6 @@ export interface components {
          * @enum {string}
          */
         "sharing.Verdict": "valid" | "revoked" | "expired" | "forged";
-        /** VerifyIn */
-        "sharing.VerifyIn": {
-            /** Certificate Id */
-            certificate_id?: string | null;
-            /** Qr */
-            qr?: string | null;
-        };
         /** FileOut */
         "intake.FileOut": {
             /** Id */
@@ -3893,11 +3882,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["sharing.VerifyIn"];
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {

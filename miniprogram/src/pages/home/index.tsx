@@ -2,7 +2,7 @@ import Taro, { useDidShow } from '@tarojs/taro'
 import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { useState } from 'react'
-import { api, type Schemas } from '../../api/client'
+import { api } from '../../api/client'
 import { LOGIN_PAGE, session } from '../../api/session'
 import { CellLink, Link, TextField } from '../../components/controls'
 import { Screen } from '../../components/Screen'
@@ -11,10 +11,6 @@ import { zh } from '../../i18n/zh'
 import { useLoad } from '../../lib/useLoad'
 import { useCare } from '../../state/care'
 
-// The home document types its parts as free objects; they are the catalogue's and intake's
-// summaries (gateway/home.py), so they are read as those.
-type ItemSummary = Schemas['catalog.ItemSummary']
-type ApplicationSummary = Schemas['intake.ApplicationSummary']
 
 function Degraded({ part }: { part: string }) {
   return (
@@ -42,8 +38,8 @@ export default function HomePage() {
 
   const data = home.data
   const degraded = new Set(data?.degraded ?? [])
-  const hot = (data?.hot_items ?? []) as unknown as ItemSummary[]
-  const open = (data?.my_open_applications ?? []) as unknown as ApplicationSummary[]
+  const hot = data?.hot_items ?? []
+  const open = data?.my_open_applications ?? []
 
   return (
     <Screen title={zh.titles.home}>

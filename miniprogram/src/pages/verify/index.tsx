@@ -39,7 +39,7 @@ export default function VerifyPage() {
       const query = v.toUpperCase().startsWith(QR_PREFIX) ? { qr: v } : { id: v }
       // The OpenAPI document gives this GET a JSON body (sharing's VerifyIn, which the gateway
       // builds from the query itself): an empty one is sent, which GET puts nowhere.
-      setResult(await api.get('/api/v1/certificates/verify', { query, body: {} }))
+      setResult(await api.get('/api/v1/certificates/verify', { query }))
     } catch (e) {
       setError(errorText(e, zh.common.failed))
     } finally {
