@@ -17,6 +17,7 @@ from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
     BundleContent,
     Channel,
+    FacetOut,
     ItemContent,
     ItemType,
     ItemVersionOut,
@@ -24,6 +25,7 @@ from catalog_service.schemas import (
     RejectIn,
     RuleChangeOut,
     Scope,
+    SearchFacetsOut,
     Serves,
     SubItemOut,
 )
@@ -220,6 +222,15 @@ async def find_items(
         total=result.total,
         page=result.page,
         page_size=result.page_size,
+    )
+
+
+@public.get("/facets", summary="The departments and themes (主题) of published items, with counts")
+async def search_facets(session: ReadSession) -> SearchFacetsOut:
+    facets = await service.search_facets(session)
+    return SearchFacetsOut(
+        departments=[FacetOut(name=name, items=n) for name, n in facets.departments],
+        themes=[FacetOut(name=name, items=n) for name, n in facets.themes],
     )
 
 

@@ -340,6 +340,30 @@ async def current_published(
     return list((await session.execute(query)).scalars())
 
 
+async def department_counts(session: AsyncSession) -> list[tuple[str, int]]:
+    """Departments of the current published items (the search index), most items first."""
+    count = func.count().label("count")
+    rows = await session.execute(
+        select(ItemSearch.department, count)
+        .group_by(ItemSearch.department)
+        .order_by(count.desc(), ItemSearch.department)
+    )
+    return [(name, n) for name, n in rows.tuples()]
+
+
+async def theme_counts(session: AsyncSession) -> list[tuple[str, int]]:
+    """Themes (life events) of the current published items, most items first."""
+    theme = func.unnest(ItemSearch.themes).label("theme")
+    themes = select(theme).subquery()
+    count = func.count().label("count")
+    rows = await session.execute(
+        select(themes.c.theme, count)
+        .group_by(themes.c.theme)
+        .order_by(count.desc(), themes.c.theme)
+    )
+    return [(name, n) for name, n in rows.tuples()]
+
+
 async def all_items_latest(session: AsyncSession) -> list[ItemVersion]:
     """Newest version of every item, for export."""
     newest = (

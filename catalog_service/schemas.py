@@ -364,3 +364,15 @@ class JobOut(BaseModel):
     started_at: datetime | None
     updated_at: datetime | None
     finished_at: datetime | None
+
+
+class FacetOut(BaseModel):
+    name: str
+    items: int = Field(description="current published items under it")
+
+
+class SearchFacetsOut(BaseModel):
+    """The search screen's filters: departments and themes (主题) that find something."""
+
+    departments: list[FacetOut]
+    themes: list[FacetOut]

@@ -598,6 +598,26 @@ async def list_bundles(session: AsyncSession) -> list[BundleVersion]:
     return await repository.current_bundles(session)
 
 
+# --- search facets ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchFacets:
+    """What a citizen can narrow a search by, with how many published items each holds."""
+
+    departments: list[tuple[str, int]]
+    themes: list[tuple[str, int]]
+
+
+async def search_facets(session: AsyncSession) -> SearchFacets:
+    """The departments and themes (主题) of the current published items: the search screen's
+    filters offer these, never one that would find nothing."""
+    return SearchFacets(
+        departments=await repository.department_counts(session),
+        themes=await repository.theme_counts(session),
+    )
+
+
 # --- statistics -------------------------------------------------------------------------------
 
 

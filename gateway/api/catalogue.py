@@ -44,6 +44,16 @@ async def find_items(
 
 
 @router.get(
+    "/facets",
+    summary="What the search screen filters by: departments and themes (主题), with counts",
+    responses=problems(FORWARDED_PROBLEMS),
+)
+async def search_facets(services: Services) -> Response:
+    # The same for everyone, and it changes only when an item is published or withdrawn.
+    return await services.forward_public("catalog", "/facets")
+
+
+@router.get(
     "/items/{code}",
     summary="The full guide (办事指南) of an item",
     responses=problems(FORWARDED_PROBLEMS),

@@ -179,6 +179,7 @@ ROUTES: dict[tuple[str, str], Upstream] = {
     # Public: the catalogue and certificate verification (catalogue.py, wallet.py).
     ("GET", f"{API}/items"): ("catalog", "GET", "/items"),
     ("GET", f"{API}/items/{{code}}"): ("catalog", "GET", "/items/{id}"),
+    ("GET", f"{API}/facets"): ("catalog", "GET", "/facets"),
     ("GET", f"{API}/bundles"): ("catalog", "GET", "/bundles"),
     ("GET", f"{API}/certificates/verify"): ("sharing", "POST", "/certificates/verify"),
     # The citizen's applications (applications.py).

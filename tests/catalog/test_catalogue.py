@@ -191,33 +191,68 @@ async def search_fixture(db_session: AsyncSession) -> AsyncIterator[dict[str, st
     yield ids
 
 
-async def _names(session: AsyncSession, query: str | None, **filters: Any) -> list[str]:
+async def _names(
+    session: AsyncSession, fixture: dict[str, str], query: str | None, **filters: Any
+) -> list[str]:
+    """The names found among the fixture's own items: other modules' committed catalogues (the
+    demo one has items of the same names) may share the database."""
     page = await service.search_items(
-        session, query=query, filters=ItemFilters(**filters), page_size=50
+        session, query=query, filters=ItemFilters(**filters), page_size=100
     )
-    return [v.name for v in page.items if v.name in NAMES.values()]
+    ours = set(fixture.values())
+    return [v.name for v in page.items if v.item_id in ours]
 
 
 async def test_search_finds_chinese_fragments_pinyin_and_synonyms(
     db_session: AsyncSession, search_fixture: dict[str, str]
 ) -> None:
-    found = await _names(db_session, "公积金")
+    found = await _names(db_session, search_fixture, "公积金")
     # Names first; the birth item mentions 公积金 only in a material, so it ranks last.
     assert set(found[:2]) == {NAMES["rent"], NAMES["proof"]}
     assert found[-1] == NAMES["birth"]
-    assert set(await _names(db_session, "gjj")) >= {NAMES["rent"], NAMES["proof"]}
-    assert NAMES["rent"] in await _names(db_session, "gongjijin")
-    assert await _names(db_session, "租房") == [NAMES["rent"]]
-    assert await _names(db_session, "身份证") == [NAMES["idcard"]]
-    assert await _names(db_session, "社保") == [NAMES["social"]]
-    assert await _names(db_session, "不存在的事项名称") == []
+    assert set(await _names(db_session, search_fixture, "gjj")) >= {NAMES["rent"], NAMES["proof"]}
+    assert NAMES["rent"] in await _names(db_session, search_fixture, "gongjijin")
+    assert await _names(db_session, search_fixture, "租房") == [NAMES["rent"]]
+    assert await _names(db_session, search_fixture, "身份证") == [NAMES["idcard"]]
+    assert await _names(db_session, search_fixture, "社保") == [NAMES["social"]]
+    assert await _names(db_session, search_fixture, "不存在的事项名称") == []
 
 
 async def test_search_filters(db_session: AsyncSession, search_fixture: dict[str, str]) -> None:
-    assert await _names(db_session, None, serves="法人") == [NAMES["business"]]
-    assert NAMES["business"] not in await _names(db_session, None, list_name="马上办")
-    assert NAMES["business"] not in await _names(db_session, None, auto_approval=True)
-    assert await _names(db_session, "公积金", department="部门-proof") == [NAMES["proof"]]
+    assert await _names(db_session, search_fixture, None, serves="法人") == [NAMES["business"]]
+    assert NAMES["business"] not in await _names(
+        db_session, search_fixture, None, list_name="马上办"
+    )
+    assert NAMES["business"] not in await _names(
+        db_session, search_fixture, None, auto_approval=True
+    )
+    assert await _names(db_session, search_fixture, "公积金", department="部门-proof") == [
+        NAMES["proof"]
+    ]
+
+
+async def test_search_facets_count_the_published_items_only(db_session: AsyncSession) -> None:
+    department = f"筛选测试局-{uuid.uuid4().hex[:6]}"
+    theme = f"筛选主题-{uuid.uuid4().hex[:6]}"
+    await published(db_session, department=department, themes=[theme, "社会保障"])
+    withdrawn = await published(db_session, department=department, themes=[theme])
+    # A draft of another department is not offered: a filter never finds nothing.
+    draft_department = f"草稿局-{uuid.uuid4().hex[:6]}"
+    await service.create_item_draft(
+        db_session, content=item_content(department=draft_department, themes=[theme])
+    )
+
+    facets = await service.search_facets(db_session)
+    departments, themes = dict(facets.departments), dict(facets.themes)
+    assert departments[department] == 2 and themes[theme] == 2
+    assert draft_department not in departments
+    counts = [n for _, n in facets.departments]
+    assert counts == sorted(counts, reverse=True)
+
+    await service.withdraw_item(db_session, item_id=withdrawn)
+    facets = await service.search_facets(db_session)
+    assert dict(facets.departments)[department] == 1
+    assert dict(facets.themes)[theme] == 1
 
 
 # --- statistics -------------------------------------------------------------------------------

@@ -105,6 +105,11 @@ async def test_a_citizen_goes_from_login_to_a_verified_certificate_through_the_g
         # Find and read.
         found = (await api.get("/api/v1/items", params={"q": "公积金"})).json()
         assert RENT_WITHDRAWAL in [i["name"] for i in found["items"]]
+        # The search screen's filters: the department of what was found is among them.
+        facets = (await api.get("/api/v1/facets")).json()
+        rent = next(i for i in found["items"] if i["name"] == RENT_WITHDRAWAL)
+        assert rent["department"] in {d["name"] for d in facets["departments"]}
+        assert all(f["items"] > 0 for f in facets["departments"] + facets["themes"])
         guide = await api.get(f"/api/v1/items/{ELDERLY_ALLOWANCE}")
         assert guide.status_code == 200 and guide.json()["content"]["auto_approval"]
 
