@@ -154,6 +154,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/facets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the search screen filters by: departments and themes (主题), with counts */
+        get: operations["search_facets_api_v1_facets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/items/{code}": {
         parameters: {
             query?: never;
@@ -2831,6 +2848,26 @@ export interface components {
             /** Committed Days */
             committed_days: number | null;
         };
+        /**
+         * SearchFacetsOut
+         * @description The search screen's filters: departments and themes (主题) that find something.
+         */
+        "catalog.SearchFacetsOut": {
+            /** Departments */
+            departments: components["schemas"]["catalog.FacetOut"][];
+            /** Themes */
+            themes: components["schemas"]["catalog.FacetOut"][];
+        };
+        /** FacetOut */
+        "catalog.FacetOut": {
+            /** Name */
+            name: string;
+            /**
+             * Items
+             * @description current published items under it
+             */
+            items: number;
+        };
         /** VerifyOut */
         "sharing.VerifyOut": {
             verdict: components["schemas"]["sharing.Verdict"];
@@ -3615,6 +3652,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["catalog.ItemPage"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    search_facets_api_v1_facets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.SearchFacetsOut"];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */

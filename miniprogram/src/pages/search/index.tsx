@@ -7,6 +7,7 @@ import { Action, Link, PickerField, SwitchField, TextField } from '../../compone
 import { Screen } from '../../components/Screen'
 import { Empty, Failure, Loading } from '../../components/Status'
 import { zh } from '../../i18n/zh'
+import { useLoad } from '../../lib/useLoad'
 import { useCare } from '../../state/care'
 
 type ItemSummary = Schemas['catalog.ItemSummary']
@@ -19,11 +20,10 @@ export default function SearchPage() {
   const [query, setQuery] = useState(decodeURIComponent(router.params.q ?? ''))
   const [miaopi, setMiaopi] = useState(false)
   const [listIndex, setListIndex] = useState(0) // 0: any list
-  // 部门, 主题, 事项类型: 0 is "any". No route lists the catalogue's departments, so the
-  // department choices are the ones the results so far have shown.
+  // 部门 and 主题: the catalogue's own (those of published items, GET /facets); '' is "any".
+  const facets = useLoad(() => api.get('/api/v1/facets'))
   const [department, setDepartment] = useState('')
-  const [departments, setDepartments] = useState<string[]>([])
-  const [themeIndex, setThemeIndex] = useState(0)
+  const [theme, setTheme] = useState('')
   const [typeIndex, setTypeIndex] = useState(0)
   const [items, setItems] = useState<ItemSummary[]>([])
   const [total, setTotal] = useState(0)
@@ -33,8 +33,10 @@ export default function SearchPage() {
   const generation = useRef(0)
 
   const listOptions = [zh.search.anyList, ...zh.search.listNames]
+  const departments = (facets.data?.departments ?? []).map((d) => d.name)
+  const themes = (facets.data?.themes ?? []).map((t) => t.name)
   const departmentOptions = [zh.searchFilters.anyDepartment, ...departments]
-  const themeOptions = [zh.searchFilters.anyTheme, ...zh.searchFilters.themes]
+  const themeOptions = [zh.searchFilters.anyTheme, ...themes]
   const typeOptions = [zh.searchFilters.anyType, ...zh.searchFilters.types]
 
   const load = async (pageNo: number, append: boolean) => {
@@ -48,7 +50,7 @@ export default function SearchPage() {
           miaopi: miaopi || undefined,
           list: listIndex > 0 ? zh.search.listNames[listIndex - 1] : undefined,
           department: department || undefined,
-          theme: themeIndex > 0 ? zh.searchFilters.themes[themeIndex - 1] : undefined,
+          theme: theme || undefined,
           type: typeIndex > 0 ? zh.searchFilters.types[typeIndex - 1] : undefined,
           page: pageNo
         }
@@ -56,10 +58,6 @@ export default function SearchPage() {
       if (mine !== generation.current) return // a newer search has started: drop this answer
       setItems(append ? (prev) => [...prev, ...answer.items] : answer.items)
       setTotal(answer.total)
-      setDepartments((known) => {
-        const more = answer.items.map((i) => i.department).filter((d) => !known.includes(d))
-        return more.length > 0 ? [...known, ...new Set(more)].sort((a, b) => a.localeCompare(b, 'zh')) : known
-      })
       setPage(answer.page)
     } catch (e) {
       if (mine === generation.current) setError(errorText(e, zh.common.failed))
@@ -73,7 +71,7 @@ export default function SearchPage() {
     const timer = setTimeout(() => void load(1, false), DEBOUNCE_MS)
     return () => clearTimeout(timer)
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [query, miaopi, listIndex, department, themeIndex, typeIndex])
+  }, [query, miaopi, listIndex, department, theme, typeIndex])
 
   return (
     <Screen title={zh.titles.search}>
@@ -113,9 +111,9 @@ export default function SearchPage() {
             id='search-theme'
             label={zh.searchFilters.theme}
             options={themeOptions}
-            index={themeIndex}
-            shown={themeOptions[themeIndex]}
-            onPick={setThemeIndex}
+            index={Math.max(0, themeOptions.indexOf(theme))}
+            shown={theme || zh.searchFilters.anyTheme}
+            onPick={(index) => setTheme(index > 0 ? themeOptions[index] : '')}
           />
           <PickerField
             row
