@@ -37,6 +37,7 @@ from notify_service.schemas import (
     PreviewOut,
     ReadOut,
     SubscriptionReportIn,
+    SubscriptionTemplateOut,
     TemplateIn,
     TemplateOut,
     WeChatBindingIn,
@@ -148,6 +149,19 @@ async def read_all(session: UnitOfWork, citizen: Citizen) -> ReadOut:
         session, subject=citizen.subject, notification_id=None, now=delivery.now_utc()
     )
     return ReadOut(marked=marked, unread=0)
+
+
+@inbox_router.get(
+    "/subscription-templates",
+    summary="The WeChat template ids to ask my consent for (订阅消息), at most three",
+)
+async def subscription_templates(
+    session: ReadSession, citizen: Citizen
+) -> list[SubscriptionTemplateOut]:
+    return [
+        SubscriptionTemplateOut(kind=t.kind, label=t.label, template_id=t.template_id)
+        for t in await recipients.subscription_templates(session)
+    ]
 
 
 @inbox_router.post(

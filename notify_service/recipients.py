@@ -3,14 +3,16 @@ preferences), the one-time subscriptions they accepted, and their in-app inbox."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify_service import caches, repository
 from notify_service.delivery import PHONE_CONTEXT
 from notify_service.models import Notification, Recipient
+from notify_service.templates import NotificationKind
 from wangban.crypto import BlindIndex, FieldCipher, mask_phone
 from wangban.errors import NotFound
 from wangban.events import uuid7
@@ -64,6 +66,37 @@ async def preferences(session: AsyncSession, *, subject: str) -> Recipient:
     if recipient is None:
         return Recipient(subject=subject, wechat_enabled=True, fallback="sms")
     return recipient
+
+
+SUBSCRIBE_KINDS: Final = (
+    NotificationKind.APPLICATION_ACCEPTED,
+    NotificationKind.APPLICATION_CORRECTION_REQUESTED,
+    NotificationKind.APPLICATION_APPROVED,
+)
+"""What the mini-program asks the citizen's consent for, in one request (WeChat takes three
+template ids at most): the notices a citizen waits for. The rest reach them by SMS or inbox."""
+
+
+@dataclass(frozen=True)
+class SubscriptionTemplate:
+    kind: str
+    label: str
+    template_id: str
+
+
+async def subscription_templates(session: AsyncSession) -> list[SubscriptionTemplate]:
+    """The WeChat template ids to ask consent for (订阅消息), as this deployment registered them:
+    the current WeChat template of each of :data:`SUBSCRIBE_KINDS` that has one."""
+    found = []
+    for kind in SUBSCRIBE_KINDS:
+        template = await caches.current_template(session, kind=kind.value, channel="wechat")
+        if template is not None:
+            found.append(
+                SubscriptionTemplate(
+                    kind=kind.value, label=kind.label, template_id=str(template.body["template_id"])
+                )
+            )
+    return found
 
 
 async def record_subscriptions(

@@ -53,6 +53,14 @@ class SubscriptionReportIn(BaseModel):
         return value
 
 
+class SubscriptionTemplateOut(BaseModel):
+    kind: str
+    label: str
+    """What the notice tells, in Chinese (申请已受理, …)."""
+    template_id: str
+    """The id to pass to wx.requestSubscribeMessage."""
+
+
 class ConsentsOut(BaseModel):
     granted: int
     """One-time subscriptions recorded by this report."""

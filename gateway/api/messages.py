@@ -41,6 +41,15 @@ async def read_message(message_id: str, identity: Citizen, services: Services) -
     return await services.forward("notify", "POST", f"/me/notifications/{segment(message_id)}/read")
 
 
+@router.get(
+    "/subscriptions/templates",
+    summary="The WeChat template ids to ask consent for (wx.requestSubscribeMessage)",
+    responses=problems(CITIZENS, FORWARDED_PROBLEMS),
+)
+async def subscription_templates(identity: Citizen, services: Services) -> Response:
+    return await services.forward("notify", "GET", "/me/subscription-templates")
+
+
 @router.post(
     "/subscriptions",
     summary="Report what wx.requestSubscribeMessage answered",

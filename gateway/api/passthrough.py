@@ -225,6 +225,11 @@ ROUTES: dict[tuple[str, str], Upstream] = {
         "/me/notifications/{id}/read",
     ),
     ("POST", f"{API}/subscriptions"): ("notify", "POST", "/me/subscriptions"),
+    ("GET", f"{API}/subscriptions/templates"): (
+        "notify",
+        "GET",
+        "/me/subscription-templates",
+    ),
     # Operations and statistics (ops.py). Every service has the same dead-letter routes (the
     # kit's): the catalogue's stand for all.
     ("GET", f"{API}/staff/ops/dead-letters/{{service}}"): ("catalog", "GET", "/ops/dead-letters"),

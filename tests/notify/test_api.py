@@ -168,6 +168,43 @@ async def test_subscriptions_and_preferences(notify: Notify) -> None:
     assert removed.json()["phone_masked"] is None
 
 
+async def test_the_subscription_templates_are_the_current_wechat_ones(notify: Notify) -> None:
+    """The mini-program asks consent for what notify will send: a template id registered anew
+    (a deployment's own) is the one it asks for next."""
+    citizen_headers = notify.headers("u-subscribe-1")
+    asked = await notify.client.get("/me/subscription-templates", headers=citizen_headers)
+    assert asked.status_code == 200, asked.text
+    assert [(t["kind"], t["template_id"]) for t in asked.json()] == [
+        ("application.accepted", "tmpl-application-accepted"),
+        ("application.correction_requested", "tmpl-application-correction-requested"),
+        ("application.approved", "tmpl-application-approved"),
+    ]
+    assert asked.json()[0]["label"] == "申请已受理"
+
+    admin = notify.headers("admin-1", "staff", roles=(NOTIFY_ADMIN,))
+    ours = {
+        "template_id": "tmpl-gd-approved-7",
+        "page": "pages/applications/detail",
+        "fields": [
+            {"key": "thing1", "source": "{{ item.name }}", "truncate": True},
+            {"key": "phrase2", "source": "已通过"},
+            {"key": "time3", "source": "{{ at | wechat_time }}"},
+        ],
+    }
+    saved = await notify.client.put(
+        "/templates/application.approved/wechat", json={"body": ours}, headers=admin
+    )
+    assert saved.status_code == 200, saved.text
+    asked = await notify.client.get("/me/subscription-templates", headers=citizen_headers)
+    assert asked.json()[2] == {
+        "kind": "application.approved",
+        "label": "审批通过",
+        "template_id": "tmpl-gd-approved-7",
+    }
+    staff = await notify.client.get("/me/subscription-templates", headers=admin)
+    assert staff.status_code == 403
+
+
 async def test_only_the_gateway_binds_an_openid(notify: Notify) -> None:
     body = {"openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"}
     as_citizen = await notify.client.put(

@@ -3,20 +3,19 @@
  * acceptance, and asks only on a tap. askSubscriptions() must therefore be called straight
  * from a tap handler (before any await), and reports the answer to the gateway.
  *
- * The template ids: the gateway has no citizen route that lists them (only the staff's
- * /api/v1/staff/notify/templates), so these are notify's default WeChat template ids
- * ("tmpl-" + the notification kind); a deployment that registers other ids changes them here.
- * WeChat takes at most three per request.
+ * The template ids are this deployment's own (notify's current WeChat templates, at most three:
+ * WeChat takes no more in one request), read beforehand with subscriptionTemplates().
  */
 import Taro from '@tarojs/taro'
 import { api, type Schemas } from '../api/client'
 import { IN_WEAPP } from './platform'
 
-export const SUBSCRIBE_TEMPLATES = [
-  'tmpl-application-accepted',
-  'tmpl-application-correction-requested',
-  'tmpl-application-approved'
-]
+export type SubscriptionTemplate = Schemas['notify.SubscriptionTemplateOut']
+
+/** What to ask for: read before the tap, since the tap's handler may not wait for the network. */
+export function subscriptionTemplates(): Promise<SubscriptionTemplate[]> {
+  return api.get('/api/v1/subscriptions/templates')
+}
 
 type Choice = Schemas['notify.SubscriptionReportIn']['results'][string]
 const CHOICES: Choice[] = ['accept', 'reject', 'ban', 'filter']
@@ -27,13 +26,14 @@ const PENDING_KEY = 'wangban.askSubscribe'
  * Ask WeChat for the citizen's consent and report what they chose. Null in H5 (nothing is
  * asked or reported there); the number of templates accepted otherwise.
  */
-export function askSubscriptions(): Promise<number> | null {
+export function askSubscriptions(templates: SubscriptionTemplate[]): Promise<number> | null {
   if (!IN_WEAPP) return null
-  const asked = Taro.requestSubscribeMessage({ tmplIds: SUBSCRIBE_TEMPLATES } as Taro.requestSubscribeMessage.Option)
+  const ids = templates.map((t) => t.template_id)
+  const asked = Taro.requestSubscribeMessage({ tmplIds: ids } as Taro.requestSubscribeMessage.Option)
   return asked.then(async (answer) => {
     const raw = answer as unknown as Record<string, unknown>
     const results: Record<string, Choice> = {}
-    for (const id of SUBSCRIBE_TEMPLATES) {
+    for (const id of ids) {
       const choice = raw[id]
       if (typeof choice === 'string' && (CHOICES as string[]).includes(choice)) results[id] = choice as Choice
     }
