@@ -119,6 +119,7 @@ TABLE: tuple[Row, ...] = (
     Row("GET", "/items", everyone(200)),
     Row("GET", "/items/{code}", everyone(404), path="/items/no-such-code"),
     Row("GET", "/bundles", everyone(200)),
+    Row("GET", "/facets", everyone(200)),
     Row("GET", "/bundles/{bundle_id}", everyone(404), path=f"/bundles/{NOBODY}"),
     Row("GET", "/certificates/verify", everyone(200), params={"id": NOBODY}),
     # --- me
@@ -197,6 +198,7 @@ TABLE: tuple[Row, ...] = (
         path=f"/consents/{NOBODY}",
     ),
     Row("GET", "/messages", citizens(200)),
+    Row("GET", "/subscriptions/templates", citizens(200)),
     # citizen_a's own notification: the others get 404 (someone else's is as absent).
     Row(
         "POST",
