@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from wangban.auth import ROLES_EXTENSION
 from wangban.openapi import SNAPSHOT_SERVICES, read_snapshot
 
 Upstream = tuple[str, str, str]
@@ -106,6 +107,23 @@ def _copy_referenced_service_schemas(schemas: dict[str, Any], services: frozense
         if model not in source:
             raise LookupError(f"{service} has no schema {model}")
         _copy_with_refs({"$ref": _REF + model}, service, source, schemas)
+
+
+def operation_roles(
+    routes: Mapping[tuple[str, str], Upstream],
+) -> dict[tuple[str, str], frozenset[str] | None]:
+    """For each route ((METHOD, gateway path) → upstream), the roles its service operation
+    requires (one of them), as the service's document states them (``x-wangban-roles``); None
+    where it requires none."""
+    documents = _service_documents({service for service, _, _ in routes.values()})
+    found: dict[tuple[str, str], frozenset[str] | None] = {}
+    for route, (service, method, path) in routes.items():
+        operation = _operation(documents[service], method, path)
+        if operation is None:
+            raise LookupError(f"{service} has no {method} {path}")
+        roles = operation.get(ROLES_EXTENSION)
+        found[route] = frozenset(roles) if roles is not None else None
+    return found
 
 
 def describe_pass_through(

@@ -70,7 +70,13 @@ class MeOut(BaseModel):
     id_number_masked: str | None = None
     roles: list[str] = Field(default_factory=list)
     department: str | None = None
+    region: str | None = None
     companies: list[CompanyOut] = Field(default_factory=list)
+    operations: list[str] = Field(
+        default_factory=list,
+        description="工作人员：其角色可执行的接口（如 `POST /api/v1/staff/cases/{id}/approve`），"
+        "工作台据此显示菜单和按钮",
+    )
 
 
 class RealNameIn(BaseModel):

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import routing as fastapi_routing
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wangban.auth import OPS, Identity, require_roles
+from wangban.auth import OPS, ROLES_EXTENSION, Identity, require_roles, required_roles
 from wangban.db import Database, ReadSession, UnitOfWork
 from wangban.errors import (
     Conflict,
@@ -381,7 +383,40 @@ def create_service_app(
         app.include_router(router)
     for extend in spec.extensions:
         extend(app, settings)
+    _state_required_roles(app)
     return app
+
+
+def _api_routes(app: FastAPI) -> Iterator[tuple[APIRoute, str, set[str]]]:
+    """Every documented API route with its full path and methods. Newer FastAPI keeps included
+    routers as such (``iter_route_contexts`` walks them); older ones copied their routes."""
+    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
+    contexts: Iterable[Any] = iterate(app.routes) if iterate is not None else app.routes
+    for context in contexts:
+        route = getattr(context, "original_route", context)
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            yield route, str(context.path_format), set(context.methods or ())
+
+
+def _state_required_roles(app: FastAPI) -> None:
+    """Each operation that requires roles says which in the document (``x-wangban-roles``):
+    the gateway reads them from the snapshot to tell the staff console what a member may do,
+    so that list has one source, the routes' own dependencies."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for route, path, methods in _api_routes(app):
+            roles = required_roles(route.dependant)
+            operations = document.get("paths", {}).get(path, {})
+            for method in methods:
+                if roles is not None and method.lower() in operations:
+                    operations[method.lower()][ROLES_EXTENSION] = sorted(roles)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 Ops = Annotated[Identity, Depends(require_roles(OPS))]

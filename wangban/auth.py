@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final, Literal
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wangban.errors import Forbidden, Unauthorized
@@ -299,7 +300,28 @@ def require_roles(*roles: str) -> Callable[[Identity], Awaitable[Identity]]:
             raise Forbidden("无权执行此操作", extra={"required_roles": sorted(wanted)})
         return identity
 
+    # Read back by required_roles(): the service's OpenAPI document states each operation's
+    # roles, so the gateway can tell the staff console what a staff member may do.
+    dependency.required_roles = wanted  # type: ignore[attr-defined]
     return dependency
+
+
+ROLES_EXTENSION: Final = "x-wangban-roles"
+"""An operation's roles (the caller needs one), in the service's OpenAPI document."""
+
+
+def required_roles(dependant: Dependant) -> frozenset[str] | None:
+    """The roles an operation requires (one of them), from its ``require_roles`` dependencies;
+    None when it requires none. Two such dependencies on one operation both apply."""
+    found: frozenset[str] | None = None
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        roles = getattr(current.call, "required_roles", None)
+        if isinstance(roles, frozenset):
+            found = roles if found is None else found & roles
+        pending.extend(current.dependencies)
+    return found
 
 
 _KIND_NAMES: Final = {

@@ -128,10 +128,10 @@ def _build_parser() -> argparse.ArgumentParser:
     snapshots.add_argument("--check", action="store_true", help="fail if a snapshot is stale")
     snapshots.add_argument("--out", type=Path, default=None)
     gateway_doc = openapi_sub.add_parser(
-        "gateway", help="write the gateway's own document (the mini-program's API contract)"
+        "gateway", help="write the gateway's own document (the clients' API contract)"
     )
     gateway_doc.add_argument(
-        "--out", type=Path, default=Path("miniprogram/openapi/gateway.json"), help="'-': stdout"
+        "--out", type=Path, default=Path("contracts/clients/gateway.json"), help="'-': stdout"
     )
     # What the services add (wangban calendar, staff, audit …), declared by entry point.
     for command in service_commands():

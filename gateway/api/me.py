@@ -27,6 +27,7 @@ from gateway.api.deps import (
     verifier_of,
     wechat_of,
 )
+from gateway.api.passthrough import staff_operations
 from gateway.schemas import (
     CompanyIn,
     CompanyOut,
@@ -55,6 +56,8 @@ async def _me(session: AsyncSession, identity: Identity, cipher: FieldCipher) ->
             assurance=_ASSURANCE_NAMES[int(identity.assurance)],  # type: ignore[arg-type]
             roles=sorted(identity.roles),
             department=identity.department,
+            region=identity.region,
+            operations=staff_operations(identity),
         )
     account = await accounts.account_of(session, identity)
     person = (

@@ -10,10 +10,12 @@ OpenAPI document can take their success answers from the service's (:mod:`gatewa
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from gateway.api import API
-from gateway.contract import Upstream
+from gateway.contract import Upstream, operation_roles
+from wangban.auth import Identity
 
 
 class StaffRoute(NamedTuple):
@@ -263,3 +265,23 @@ FORWARDING_QUERY = (
     | ROUTES_FORWARDING_QUERY
 )
 """Pass-through routes that hand the whole query string on to the service."""
+
+
+STAFF_AREAS = (f"{API}/staff/", f"{API}/stats/")
+
+
+@functools.cache
+def _staff_operation_roles() -> dict[tuple[str, str], frozenset[str] | None]:
+    staff_routes = {r: up for r, up in PASS_THROUGH.items() if r[1].startswith(STAFF_AREAS)}
+    return operation_roles(staff_routes)
+
+
+def staff_operations(identity: Identity) -> list[str]:
+    """The staff API operations (``"METHOD /api/v1/staff/…"``) ``identity``'s roles allow, as
+    the services themselves require them (their documents' ``x-wangban-roles``): what the staff
+    console shows. The service still checks each call, and its department and region."""
+    return sorted(
+        f"{method} {path}"
+        for (method, path), roles in _staff_operation_roles().items()
+        if roles is None or not roles.isdisjoint(identity.roles)
+    )

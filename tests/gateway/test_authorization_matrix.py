@@ -505,3 +505,40 @@ async def test_who_may_call_what(world: World, row: Row) -> None:
             )
             assert answer.status_code < 500, (principal, answer.text)
     assert seen == row.expected
+
+
+REFUSED_ALTHOUGH_THE_ROLE_ALLOWS = {
+    # 四眼原则: the approver who submitted the change may not approve it; the operation is still
+    # an approver's, and the console shows it (the refusal says why).
+    ("POST /api/v1/staff/catalog/item-versions/{id}/approve", "catalog_approver"),
+}
+
+
+async def test_the_console_is_offered_exactly_what_the_table_lets_through(world: World) -> None:
+    """``/me`` tells a staff member the operations their roles allow (from the services' own
+    role requirements); the staff console shows those and no others. For every staff route of
+    the table, an operation is offered to a principal exactly when the table does not refuse
+    them (403), bar the documented four-eyes case."""
+    offered: dict[str, set[str]] = {}
+    for principal in STAFF:
+        me = await world.gateway.client.get("/api/v1/me", headers=world.headers[principal])
+        assert me.status_code == 200, me.text
+        offered[principal] = set(me.json()["operations"])
+    staff_rows = [row for row in TABLE if row.route.startswith(("/staff/", "/stats/"))]
+    assert staff_rows
+    mismatches = []
+    for row in staff_rows:
+        operation = f"{row.method} /api/v1{row.route}"
+        for principal in STAFF:
+            allowed = row.expected[principal] != 403
+            if (operation, principal) in REFUSED_ALTHOUGH_THE_ROLE_ALLOWS:
+                allowed = True
+            if (operation in offered[principal]) != allowed:
+                mismatches.append((operation, principal, row.expected[principal]))
+    assert mismatches == []
+    # Nothing is offered that the table does not list.
+    listed = {f"{row.method} /api/v1{row.route}" for row in staff_rows}
+    assert set().union(*offered.values()) <= listed
+    # Citizens are offered nothing.
+    me = await world.gateway.client.get("/api/v1/me", headers=world.headers["citizen_a"])
+    assert me.json()["operations"] == []

@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 from wangban.cli import main
-from wangban.openapi import SNAPSHOT_SERVICES, read_snapshot, service_document, write_snapshots
+from wangban.openapi import (
+    SNAPSHOT_SERVICES,
+    read_snapshot,
+    render,
+    service_document,
+    write_snapshots,
+)
 
 ROOT = Path(__file__).parents[2]
 SNAPSHOTS = ROOT / "contracts" / "openapi"
@@ -112,6 +118,15 @@ def _references(value: object) -> list[str]:
     if isinstance(value, list):
         return [ref for item in value for ref in _references(item)]
     return []
+
+
+def test_the_clients_document_is_the_gateways_own() -> None:
+    """The mini-program and the console generate their API types from the committed document:
+    a gateway change that was not written there would reach neither."""
+    committed = (ROOT / "contracts" / "clients" / "gateway.json").read_text(encoding="utf-8")
+    assert committed == render(service_document("gateway")), (
+        "run `wangban openapi gateway` and `npm run gen:api` in miniprogram/ and console/"
+    )
 
 
 def test_the_gateway_document_is_one_a_client_can_be_generated_from() -> None:
