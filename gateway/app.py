@@ -30,6 +30,7 @@ from gateway.api import (
     staff,
     wallet,
 )
+from gateway.console import mount_console
 from gateway.json_depth import JsonDepthLimit
 from gateway.models import metadata
 from gateway.protection import BodyLimit, SecurityHeaders
@@ -75,6 +76,8 @@ def configure(app: FastAPI, settings: Settings) -> None:
         max_bytes=settings.gateway_max_body_bytes,
         upload_max_bytes=settings.upload_max_bytes + 64 * 1024,
     )
+    if settings.gateway_console_dir is not None:
+        mount_console(app, settings.gateway_console_dir)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
         CORSMiddleware,

@@ -250,6 +250,9 @@ class Settings(BaseSettings):
     identity_provider_token: SecretStr = SecretStr(DEV_IDENTITY_PROVIDER_TOKEN)
     gateway_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173"])
     """Origins of the staff web console allowed to call the API from a browser."""
+    gateway_console_dir: Path | None = None
+    """The staff console's built files (``console/dist``), served at ``/console/`` by the
+    gateway; empty: no console is served."""
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body (JSON); material uploads have their own, larger limit."""
     gateway_login_per_minute_per_ip: int = Field(default=30, ge=1)
