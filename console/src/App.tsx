@@ -1,0 +1,73 @@
+// The routes. A workspace's route is registered only when the member may call the operations it
+// needs; any other path under a known workspace shows 无权访问.
+import { Navigate, Route, Routes, useLocation } from 'react-router-dom'
+import { Loading } from 'tdesign-react'
+import { useAuth } from './auth/AuthContext'
+import { ComingSoon, Forbidden, NotFound } from './components/common'
+import { zh } from './i18n/zh'
+import { Shell } from './layout/Shell'
+import { LoginPage } from './pages/Login'
+import { CaseDetailPage } from './pages/review/CaseDetail'
+import { QueuePage } from './pages/review/Queue'
+import { NewApplicationPage } from './pages/window/NewApplication'
+import { ReceiptPage } from './pages/window/Receipt'
+import { WindowListPage } from './pages/window/WindowList'
+import { WORKSPACES } from './workspaces'
+
+
+function Home() {
+  const { can } = useAuth()
+  const first = WORKSPACES.find((workspace) => can(workspace.operation))
+  if (first) return <Navigate to={first.path} replace />
+  return <p>{zh.app.noWorkspace}</p>
+}
+
+function Fallback() {
+  const { pathname } = useLocation()
+  const known = WORKSPACES.some((w) => pathname === w.path || pathname.startsWith(`${w.path}/`))
+  return known ? <Forbidden /> : <NotFound />
+}
+
+export function App() {
+  const { state, can } = useAuth()
+  const location = useLocation()
+
+  if (state.status === 'loading') {
+    return (
+      <main className="center">
+        <Loading text={zh.app.loading} />
+      </main>
+    )
+  }
+  if (state.status === 'anonymous') {
+    return (
+      <Routes>
+        <Route path="/login" element={<LoginPage notice={state.notice} />} />
+        <Route path="*" element={<Navigate to="/login" replace state={{ from: location.pathname }} />} />
+      </Routes>
+    )
+  }
+
+  const comingSoon = WORKSPACES.slice(2)
+  return (
+    <Routes>
+      <Route path="/login" element={<Navigate to="/" replace />} />
+      <Route element={<Shell />}>
+        <Route index element={<Home />} />
+        {can('GET /api/v1/staff/applications') && <Route path="/window" element={<WindowListPage />} />}
+        {can('POST /api/v1/staff/applications') && <Route path="/window/new" element={<NewApplicationPage />} />}
+        {can('GET /api/v1/staff/applications') && (
+          <Route path="/window/:id/receipt" element={<ReceiptPage />} />
+        )}
+        {can('GET /api/v1/staff/cases/queue') && <Route path="/review" element={<QueuePage />} />}
+        {can('GET /api/v1/staff/cases/{id}') && <Route path="/review/cases/:id" element={<CaseDetailPage />} />}
+        {comingSoon.map((workspace) =>
+          can(workspace.operation) ? (
+            <Route key={workspace.path} path={workspace.path} element={<ComingSoon title={workspace.label} />} />
+          ) : null
+        )}
+        <Route path="*" element={<Fallback />} />
+      </Route>
+    </Routes>
+  )
+}

@@ -1,0 +1,284 @@
+// Labelled form controls: each renders a TDesign FormItem whose visible <label> is tied (for/id)
+// to the native control, so screen readers and Playwright's getByLabel find it by its Chinese
+// label. TDesign's own inputs do not pass an id to their inner <input>; the text field sets it
+// through the component's ref, the others are native controls with TDesign's classes.
+import { useId, useLayoutEffect, useRef } from 'react'
+import type { ReactNode } from 'react'
+import { Checkbox, Form, Input } from 'tdesign-react'
+import type { InputRef } from 'tdesign-react'
+
+const { FormItem } = Form
+
+type Common = {
+  label: string
+  name: string
+  required?: boolean
+  error?: string | null
+  hint?: ReactNode
+  disabled?: boolean
+}
+
+function Help({ id, error, hint }: { id: string; error?: string | null; hint?: ReactNode }) {
+  return (
+    <>
+      {hint ? (
+        <div id={`${id}-hint`} className="field-hint">
+          {hint}
+        </div>
+      ) : null}
+      {error ? (
+        <div id={`${id}-error`} className="field-error" role="alert">
+          {error}
+        </div>
+      ) : null}
+    </>
+  )
+}
+
+function describedBy(id: string, error?: string | null, hint?: ReactNode): string | undefined {
+  const ids = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean)
+  return ids.length ? ids.join(' ') : undefined
+}
+
+export function TextField({
+  label,
+  name,
+  value,
+  onChange,
+  required,
+  error,
+  hint,
+  disabled,
+  type = 'text',
+  maxLength,
+  autoComplete,
+}: Common & {
+  value: string
+  onChange: (value: string) => void
+  type?: 'text' | 'password' | 'number'
+  maxLength?: number
+  autoComplete?: string
+}) {
+  const id = useId()
+  const ref = useRef<InputRef>(null)
+  const described = describedBy(id, error, hint)
+  useLayoutEffect(() => {
+    const element = ref.current?.inputElement
+    if (!element) return
+    element.id = id
+    element.toggleAttribute('required', Boolean(required))
+    if (described) element.setAttribute('aria-describedby', described)
+    else element.removeAttribute('aria-describedby')
+    if (error) element.setAttribute('aria-invalid', 'true')
+    else element.removeAttribute('aria-invalid')
+    if (autoComplete) element.setAttribute('autocomplete', autoComplete)
+  })
+  return (
+    <FormItem label={label} for={id} requiredMark={required}>
+      <div className="field-control">
+        <Input
+          ref={ref}
+          name={name}
+          type={type}
+          value={value}
+          disabled={disabled}
+          maxlength={maxLength}
+          status={error ? 'error' : 'default'}
+          onChange={(next) => onChange(String(next ?? ''))}
+        />
+        <Help id={id} error={error} hint={hint} />
+      </div>
+    </FormItem>
+  )
+}
+
+export function TextAreaField({
+  label,
+  name,
+  value,
+  onChange,
+  required,
+  error,
+  hint,
+  disabled,
+  maxLength,
+}: Common & { value: string; onChange: (value: string) => void; maxLength?: number }) {
+  const id = useId()
+  return (
+    <FormItem label={label} for={id} requiredMark={required}>
+      <div className="field-control">
+        <div className="t-textarea">
+          <textarea
+            id={id}
+            name={name}
+            className="t-textarea__inner"
+            rows={3}
+            value={value}
+            disabled={disabled}
+            required={required}
+            maxLength={maxLength}
+            aria-invalid={error ? true : undefined}
+            aria-describedby={describedBy(id, error, hint)}
+            onChange={(event) => onChange(event.target.value)}
+          />
+        </div>
+        <Help id={id} error={error} hint={hint} />
+      </div>
+    </FormItem>
+  )
+}
+
+export type Choice = { value: string; label: string }
+
+export function SelectField({
+  label,
+  name,
+  value,
+  onChange,
+  choices,
+  placeholder,
+  required,
+  error,
+  hint,
+  disabled,
+}: Common & {
+  value: string
+  onChange: (value: string) => void
+  choices: readonly Choice[]
+  placeholder?: string
+}) {
+  const id = useId()
+  return (
+    <FormItem label={label} for={id} requiredMark={required}>
+      <div className="field-control">
+        <select
+          id={id}
+          name={name}
+          className="native-select"
+          value={value}
+          disabled={disabled}
+          required={required}
+          aria-invalid={error ? true : undefined}
+          aria-describedby={describedBy(id, error, hint)}
+          onChange={(event) => onChange(event.target.value)}
+        >
+          {placeholder !== undefined ? <option value="">{placeholder}</option> : null}
+          {choices.map((choice) => (
+            <option key={choice.value} value={choice.value}>
+              {choice.label}
+            </option>
+          ))}
+        </select>
+        <Help id={id} error={error} hint={hint} />
+      </div>
+    </FormItem>
+  )
+}
+
+export function DateField({
+  label,
+  name,
+  value,
+  onChange,
+  required,
+  error,
+  hint,
+  disabled,
+}: Common & { value: string; onChange: (value: string) => void }) {
+  const id = useId()
+  return (
+    <FormItem label={label} for={id} requiredMark={required}>
+      <div className="field-control">
+        <div className="t-input">
+          <input
+            id={id}
+            name={name}
+            type="date"
+            className="t-input__inner"
+            value={value}
+            disabled={disabled}
+            required={required}
+            aria-invalid={error ? true : undefined}
+            aria-describedby={describedBy(id, error, hint)}
+            onChange={(event) => onChange(event.target.value)}
+          />
+        </div>
+        <Help id={id} error={error} hint={hint} />
+      </div>
+    </FormItem>
+  )
+}
+
+/** A yes/no field: TDesign's Checkbox is a native checkbox inside its <label>. */
+export function CheckboxField({
+  label,
+  name,
+  value,
+  onChange,
+  error,
+  hint,
+  disabled,
+}: Common & { value: boolean; onChange: (value: boolean) => void }) {
+  const id = useId()
+  return (
+    <FormItem>
+      <div className="field-control" id={id}>
+        <Checkbox name={name} checked={value} disabled={disabled} onChange={(checked) => onChange(checked)}>
+          {label}
+        </Checkbox>
+        <Help id={id} error={error} hint={hint} />
+      </div>
+    </FormItem>
+  )
+}
+
+/** Several choices of a list: a fieldset whose legend names the group, one checkbox each. */
+export function MultiChoiceField({
+  label,
+  name,
+  value,
+  onChange,
+  choices,
+  required,
+  error,
+  hint,
+  disabled,
+}: Common & { value: string[]; onChange: (value: string[]) => void; choices: readonly Choice[] }) {
+  const id = useId()
+  return (
+    <FormItem>
+      <fieldset className="field-group" aria-describedby={describedBy(id, error, hint)}>
+        <legend>
+          {label}
+          {required ? <span aria-hidden="true"> *</span> : null}
+        </legend>
+        {choices.map((choice) => (
+          <Checkbox
+            key={choice.value}
+            name={name}
+            checked={value.includes(choice.value)}
+            disabled={disabled}
+            onChange={(checked) =>
+              onChange(checked ? [...value, choice.value] : value.filter((v) => v !== choice.value))
+            }
+          >
+            {choice.label}
+          </Checkbox>
+        ))}
+        <Help id={id} error={error} hint={hint} />
+      </fieldset>
+    </FormItem>
+  )
+}
+
+/** A read-only value shown in a form (e.g. a field the government fills). */
+export function ReadOnlyField({ label, children }: { label: string; children: ReactNode }) {
+  const id = useId()
+  return (
+    <FormItem label={label} for={id}>
+      <output id={id} className="field-readonly">
+        {children}
+      </output>
+    </FormItem>
+  )
+}

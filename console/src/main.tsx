@@ -1,0 +1,21 @@
+import { StrictMode } from 'react'
+import { createRoot } from 'react-dom/client'
+import { BrowserRouter } from 'react-router-dom'
+import 'tdesign-react/es/style/index.css'
+import './styles.css'
+import { App } from './App'
+import { AuthProvider } from './auth/AuthContext'
+import { zh } from './i18n/zh'
+
+document.documentElement.lang = 'zh-CN'
+document.title = zh.app.name
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <BrowserRouter basename="/console">
+      <AuthProvider sessionLostNotice={zh.login.sessionExpired}>
+        <App />
+      </AuthProvider>
+    </BrowserRouter>
+  </StrictMode>
+)

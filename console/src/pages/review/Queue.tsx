@@ -1,0 +1,112 @@
+// 审批: my department's queue, with the working-day deadline, and 认领.
+import { useCallback, useEffect, useState } from 'react'
+import { Link } from 'react-router-dom'
+import { Button, Card, Space, Table } from 'tdesign-react'
+import type { PrimaryTableCol } from 'tdesign-react'
+import { api, attempt, withId, type Schemas } from '../../api/client'
+import { useAuth } from '../../auth/AuthContext'
+import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { zh } from '../../i18n/zh'
+
+type CaseSummary = Schemas['approval.CaseSummary']
+
+export function QueuePage() {
+  usePageTitle(zh.review.title)
+  const { can } = useAuth()
+  const [rows, setRows] = useState<CaseSummary[]>([])
+  const [loading, setLoading] = useState(true)
+  const [problem, setProblem] = useState<string | null>(null)
+  const [notice, setNotice] = useState<string | null>(null)
+  const [busy, setBusy] = useState<string | null>(null)
+
+  const load = useCallback(async () => {
+    setLoading(true)
+    const { data, problem } = await attempt(() => api.GET('/api/v1/staff/cases/queue'))
+    setLoading(false)
+    if (data) {
+      setRows(data)
+      setProblem(null)
+    } else setProblem(problem ?? null)
+  }, [])
+
+  useEffect(() => {
+    void load()
+  }, [load])
+
+  async function claim(row: CaseSummary) {
+    if (busy) return
+    setBusy(row.application_id)
+    setNotice(null)
+    const { data, problem } = await attempt(() =>
+      api.POST('/api/v1/staff/cases/{id}/claim', { params: withId(row.application_id) })
+    )
+    setBusy(null)
+    if (!data) {
+      setProblem(problem ?? null)
+      return
+    }
+    setProblem(null)
+    setNotice(zh.review.claimed)
+    void load()
+  }
+
+  const columns: PrimaryTableCol<CaseSummary>[] = [
+    { colKey: 'application_id', title: zh.review.columns.number },
+    { colKey: 'item_code', title: zh.review.columns.item },
+    { colKey: 'step', title: zh.review.columns.step },
+    { colKey: 'assignee', title: zh.review.columns.assignee, cell: ({ row }) => row.assignee ?? zh.review.unassigned },
+    { colKey: 'submitted_at', title: zh.review.columns.submittedAt, cell: ({ row }) => formatDateTime(row.submitted_at) },
+    {
+      colKey: 'due_date',
+      title: zh.review.columns.deadline,
+      cell: ({ row }) => (
+        <>
+          {formatDate(row.due_date)}
+          {row.due_provisional ? zh.review.provisional : null}
+          {row.stopped_days > 0 ? <div className="muted">{zh.review.stoppedDays(row.stopped_days)}</div> : null}
+        </>
+      ),
+    },
+    {
+      colKey: 'actions',
+      title: zh.review.columns.actions,
+      cell: ({ row }) => (
+        <Space size="small" breakLine>
+          {can('GET /api/v1/staff/cases/{id}') ? (
+            <Link to={`/review/cases/${encodeURIComponent(row.application_id)}`}>{zh.review.open}</Link>
+          ) : null}
+          {row.assignee === null && can('POST /api/v1/staff/cases/{id}/claim') ? (
+            <Button size="small" theme="primary" loading={busy === row.application_id} onClick={() => void claim(row)}>
+              {zh.review.claim}
+            </Button>
+          ) : null}
+        </Space>
+      ),
+    },
+  ]
+
+  return (
+    <section aria-labelledby="review-title">
+      <div className="page-head">
+        <h1 id="review-title" className="page-title">
+          {zh.review.title}
+        </h1>
+        <Button theme="default" variant="outline" onClick={() => void load()}>
+          {zh.review.refresh}
+        </Button>
+      </div>
+      <ProblemAlert problem={problem} />
+      {notice ? <p role="status">{notice}</p> : null}
+      <Card className="panel" title={<h2 className="section-title">{zh.review.queueTitle}</h2>}>
+        <Table<CaseSummary>
+          rowKey="application_id"
+          data={rows}
+          columns={columns}
+          loading={loading}
+          empty={zh.review.empty}
+          tableLayout="auto"
+        />
+      </Card>
+    </section>
+  )
+}

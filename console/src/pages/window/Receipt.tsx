@@ -1,0 +1,122 @@
+// 受理回执: what the applicant takes home from the window, printable.
+import { useEffect, useState } from 'react'
+import { useLocation, useNavigate, useParams } from 'react-router-dom'
+import { Button, Loading, Space } from 'tdesign-react'
+import { api, attempt, type Schemas } from '../../api/client'
+import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { zh } from '../../i18n/zh'
+
+type Application = Schemas['intake.ApplicationOut']
+type Summary = Schemas['intake.ApplicationSummary']
+
+type Shown = {
+  id: string
+  itemName: string
+  department: string
+  status: string
+  statusName: string
+  acceptedAt: string | null
+  dueDate: string | null
+  toleratedUntil: string | null
+}
+
+function fromApplication(application: Application): Shown {
+  const accepted = [...application.timeline].reverse().find((entry) => entry.to_status === 'accepted')
+  return {
+    id: application.id,
+    itemName: application.item_name,
+    department: application.department,
+    status: application.status,
+    statusName: application.status_name,
+    acceptedAt: accepted?.at ?? null,
+    dueDate: application.due_date,
+    toleratedUntil: application.tolerated_until,
+  }
+}
+
+function fromSummary(summary: Summary): Shown {
+  return {
+    id: summary.id,
+    itemName: summary.item_name,
+    department: summary.department,
+    status: summary.status,
+    statusName: summary.status_name,
+    acceptedAt: null,
+    dueDate: summary.due_date,
+    toleratedUntil: summary.tolerated_until,
+  }
+}
+
+export function ReceiptPage() {
+  usePageTitle(zh.receipt.title)
+  const { id = '' } = useParams()
+  const location = useLocation()
+  const navigate = useNavigate()
+  const given = (location.state as { application?: Application } | null)?.application
+  const [shown, setShown] = useState<Shown | null>(given && given.id === id ? fromApplication(given) : null)
+  const [problem, setProblem] = useState<string | null>(null)
+
+  useEffect(() => {
+    if (shown) return
+    let cancelled = false
+    // No staff route answers one application by id: the window's list holds it.
+    void attempt(() => api.GET('/api/v1/staff/applications')).then(({ data, problem }) => {
+      if (cancelled) return
+      if (!data) {
+        setProblem(problem ?? null)
+        return
+      }
+      const found = data.find((row) => row.id === id)
+      if (found) setShown(fromSummary(found))
+      else setProblem(zh.receipt.notFound)
+    })
+    return () => {
+      cancelled = true
+    }
+  }, [id, shown])
+
+  return (
+    <section aria-labelledby="receipt-title" className="receipt-page">
+      <div className="page-head no-print">
+        <h1 id="receipt-title" className="page-title">
+          {zh.receipt.title}
+        </h1>
+        <Space>
+          <Button theme="primary" onClick={() => window.print()} disabled={!shown}>
+            {zh.receipt.print}
+          </Button>
+          <Button theme="default" variant="outline" onClick={() => navigate('/window')}>
+            {zh.receipt.back}
+          </Button>
+        </Space>
+      </div>
+      <ProblemAlert problem={problem} />
+      {!shown && !problem ? <Loading text={zh.app.loading} /> : null}
+      {shown ? (
+        <article className="receipt" aria-label={zh.receipt.heading}>
+          <h2 className="receipt-heading">{zh.receipt.heading}</h2>
+          {shown.status === 'submitted' || shown.status === 'draft' ? (
+            <p role="status">{zh.receipt.notAcceptedYet}</p>
+          ) : null}
+          <dl className="receipt-fields">
+            <dt>{zh.receipt.number}</dt>
+            <dd>{shown.id}</dd>
+            <dt>{zh.receipt.item}</dt>
+            <dd>{shown.itemName}</dd>
+            <dt>{zh.receipt.department}</dt>
+            <dd>{shown.department}</dd>
+            <dt>{zh.receipt.status}</dt>
+            <dd>{shown.statusName}</dd>
+            <dt>{zh.receipt.acceptedAt}</dt>
+            <dd>{formatDateTime(shown.acceptedAt)}</dd>
+            <dt>{zh.receipt.deadline}</dt>
+            <dd>
+              {formatDate(shown.dueDate)}
+              {shown.toleratedUntil ? <div>{zh.window.toleratedUntil(shown.toleratedUntil)}</div> : null}
+            </dd>
+          </dl>
+        </article>
+      ) : null}
+    </section>
+  )
+}
