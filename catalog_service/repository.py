@@ -348,7 +348,7 @@ async def department_counts(session: AsyncSession) -> list[tuple[str, int]]:
         .group_by(ItemSearch.department)
         .order_by(count.desc(), ItemSearch.department)
     )
-    return [(name, n) for name, n in rows.tuples()]
+    return [(str(name), int(n)) for name, n in rows]
 
 
 async def theme_counts(session: AsyncSession) -> list[tuple[str, int]]:
@@ -361,7 +361,7 @@ async def theme_counts(session: AsyncSession) -> list[tuple[str, int]]:
         .group_by(themes.c.theme)
         .order_by(count.desc(), themes.c.theme)
     )
-    return [(name, n) for name, n in rows.tuples()]
+    return [(str(name), int(n)) for name, n in rows]
 
 
 async def all_items_latest(session: AsyncSession) -> list[ItemVersion]:
