@@ -13,26 +13,20 @@ one platform, one client server and one browser on one worker.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
-import shutil
 import struct
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
+
+from tests.browser.support import ROOT, ScreenCheck, saving_screenshots
 
 expect.set_options(timeout=30_000)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots" / "miniprogram"
 VIEWPORT: ViewportSize = {"width": 375, "height": 812}
 WAIT_MS = 30_000
@@ -47,62 +41,16 @@ RESIDENCE_REFUSAL = "东莞市户籍人员无需办理居住证签注"
 RELIEF = "临时救助（急难型）申请"  # manual; its receipts may be missing (容缺, 15 working days)
 RELIEF_RECEIPTS = "医疗费用票据或事故证明"
 
-BLOCKING_IMPACTS = ("serious", "critical")
-
-
-@dataclass
-class ScreenCheck:
-    """axe-core and a screenshot for each screen visited; a summary for the report."""
-
-    directory: Path
-    save_to_docs: bool
-    results: dict[str, list[str]] = field(default_factory=dict)
-
-    async def __call__(self, page: Page, screen: str, *, care: bool = False) -> None:
-        name = f"{screen}-care" if care else screen
-        blocking = await _blocking_violations(page)
-        self.results[name] = [f"{v['rule']} ({v['impact']}) {v['target']}" for v in blocking]
-        (self.directory / f"{name}.axe.json").write_text(
-            json.dumps(blocking, ensure_ascii=False, indent=2)
-        )
-        picture = self.directory / f"{name}.png"
-        await page.screenshot(path=str(picture))
-        if self.save_to_docs:
-            DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(picture, DOCS_SCREENSHOTS / picture.name)
-        assert not blocking, f"axe on {name}: serious or critical violations\n" + "\n".join(
-            f"  {v['rule']} ({v['impact']}) {v['target']}: {v['html']}" for v in blocking
-        )
-
-
-async def _blocking_violations(page: Page) -> list[dict[str, str]]:
-    response: dict[str, Any] = (await Axe().run(page)).response
-    found: list[dict[str, str]] = []
-    for violation in response["violations"]:
-        if violation.get("impact") not in BLOCKING_IMPACTS:
-            continue
-        for node in violation["nodes"]:
-            found.append(
-                {
-                    "rule": violation["id"],
-                    "impact": str(violation.get("impact")),
-                    "target": " ".join(str(t) for t in node["target"]),
-                    "html": str(node.get("html", ""))[:200],
-                }
-            )
-    return found
-
 
 @pytest.fixture(scope="module")
 def check_screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenCheck]:
     check = ScreenCheck(
         directory=tmp_path_factory.mktemp("screens"),
-        save_to_docs=os.environ.get("WANGBAN_SAVE_SCREENSHOTS") == "1",
+        docs_directory=DOCS_SCREENSHOTS,
+        save_to_docs=saving_screenshots(),
     )
     yield check
-    (check.directory / "axe-summary.json").write_text(
-        json.dumps(check.results, ensure_ascii=False, indent=2)
-    )
+    check.write_summary()
 
 
 @pytest.fixture
