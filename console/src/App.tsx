@@ -17,7 +17,7 @@ import { WORKSPACES } from './workspaces'
 
 function Home() {
   const { can } = useAuth()
-  const first = WORKSPACES.find((workspace) => can(workspace.operation))
+  const first = WORKSPACES.find((workspace) => workspace.operations.some(can))
   if (first) return <Navigate to={first.path} replace />
   return <p>{zh.app.noWorkspace}</p>
 }
@@ -62,7 +62,7 @@ export function App() {
         {can('GET /api/v1/staff/cases/queue') && <Route path="/review" element={<QueuePage />} />}
         {can('GET /api/v1/staff/cases/{id}') && <Route path="/review/cases/:id" element={<CaseDetailPage />} />}
         {comingSoon.map((workspace) =>
-          can(workspace.operation) ? (
+          workspace.operations.some(can) ? (
             <Route key={workspace.path} path={workspace.path} element={<ComingSoon title={workspace.label} />} />
           ) : null
         )}

@@ -1,13 +1,27 @@
 import type { Operation } from './auth/operations'
 import { zh } from './i18n/zh'
 
-/** The workspaces of the side menu, each with the operation that opens it. */
-export const WORKSPACES: readonly { path: string; label: string; operation: Operation }[] = [
-  { path: '/window', label: zh.menu.window, operation: 'GET /api/v1/staff/applications' },
-  { path: '/review', label: zh.menu.review, operation: 'GET /api/v1/staff/cases/queue' },
-  { path: '/catalog', label: zh.menu.catalog, operation: 'POST /api/v1/staff/catalog/items' },
-  { path: '/rectification', label: zh.menu.rectification, operation: 'GET /api/v1/staff/rectifications/overdue' },
-  { path: '/audit', label: zh.menu.audit, operation: 'GET /api/v1/staff/audit' },
-  { path: '/ops', label: zh.menu.ops, operation: 'GET /api/v1/staff/ops/dead-letters/{service}' },
-  { path: '/stats', label: zh.menu.stats, operation: 'GET /api/v1/stats/intake' },
+/** The workspaces of the side menu, each opened by any of its operations. */
+export const WORKSPACES: readonly { path: string; label: string; operations: readonly Operation[] }[] = [
+  { path: '/window', label: zh.menu.window, operations: ['GET /api/v1/staff/applications'] },
+  { path: '/review', label: zh.menu.review, operations: ['GET /api/v1/staff/cases/queue'] },
+  {
+    path: '/catalog',
+    label: zh.menu.catalog,
+    operations: [
+      'POST /api/v1/staff/catalog/items',
+      'GET /api/v1/staff/catalog/item-versions/{id}',
+      'POST /api/v1/staff/catalog/item-versions/{id}/approve',
+      'POST /api/v1/staff/catalog/imports',
+      'GET /api/v1/staff/catalog/rule-changes',
+    ],
+  },
+  {
+    path: '/rectification',
+    label: zh.menu.rectification,
+    operations: ['GET /api/v1/staff/rectifications/overdue'],
+  },
+  { path: '/audit', label: zh.menu.audit, operations: ['GET /api/v1/staff/audit', 'GET /api/v1/staff/audit/verify'] },
+  { path: '/ops', label: zh.menu.ops, operations: ['GET /api/v1/staff/ops/dead-letters/{service}'] },
+  { path: '/stats', label: zh.menu.stats, operations: ['GET /api/v1/stats/intake', 'GET /api/v1/stats/catalog'] },
 ]

@@ -15,7 +15,7 @@ export function Shell() {
   const navigate = useNavigate()
   if (state.status !== 'ready') return null
   const { me, username } = state
-  const visible = WORKSPACES.filter((workspace) => can(workspace.operation))
+  const visible = WORKSPACES.filter((workspace) => workspace.operations.some(can))
   const active = visible.find((w) => location.pathname === w.path || location.pathname.startsWith(`${w.path}/`))
 
   return (

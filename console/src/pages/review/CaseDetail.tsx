@@ -247,7 +247,7 @@ export function CaseDetailPage() {
             <Button
               key={kind}
               theme={kind === 'deny' || kind === 'notAccept' ? 'danger' : kind === 'approve' ? 'success' : 'default'}
-              variant={open === kind ? 'base' : 'outline'}
+              variant="outline"
               aria-expanded={kind === 'resume' ? undefined : open === kind}
               onClick={() => (kind === 'resume' ? void run('resume') : setOpen(open === kind ? null : kind))}
             >
@@ -340,7 +340,7 @@ export function CaseDetailPage() {
                 <dt>{zh.caseDetail.reason}</dt>
                 <dd>{decision.reason || '—'}</dd>
                 <dt>{zh.caseDetail.decidedBy}</dt>
-                <dd>{decision.decided_by}</dd>
+                <dd>{zh.caseDetail.actors[decision.decided_by] ?? decision.decided_by}</dd>
                 <dt>{zh.caseDetail.decidedAt}</dt>
                 <dd>
                   {formatDateTime(decision.decided_at)}
@@ -366,8 +366,8 @@ export function CaseDetailPage() {
           <ol className="timeline">
             {found.actions.map((action, index) => (
               <li key={`${action.at}-${index}`}>
-                <time dateTime={action.at}>{formatDateTime(action.at)}</time> <strong>{action.action}</strong>{' '}
-                <span>{action.actor}</span>
+                <time dateTime={action.at}>{formatDateTime(action.at)}</time> <strong>{zh.caseDetail.actionNames[action.action] ?? action.action}</strong>{' '}
+                <span>{zh.caseDetail.actors[action.actor] ?? action.actor}</span>
                 {action.comment ? <div className="muted">{action.comment}</div> : null}
               </li>
             ))}
