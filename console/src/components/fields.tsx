@@ -1,7 +1,9 @@
 // Labelled form controls: each renders a TDesign FormItem whose visible <label> is tied (for/id)
 // to the native control, so screen readers and Playwright's getByLabel find it by its Chinese
 // label. TDesign's own inputs do not pass an id to their inner <input>; the text field sets it
-// through the component's ref, the others are native controls with TDesign's classes.
+// through the component's ref, the others are native controls with TDesign's classes. Required
+// fields say so with aria-required (not `required`, whose browser check would stop the submit
+// before the console's own messages, in Chinese, are shown).
 import { useId, useLayoutEffect, useRef } from 'react'
 import type { ReactNode } from 'react'
 import { Checkbox, Form, Input } from 'tdesign-react'
@@ -66,7 +68,8 @@ export function TextField({
     const element = ref.current?.inputElement
     if (!element) return
     element.id = id
-    element.toggleAttribute('required', Boolean(required))
+    if (required) element.setAttribute('aria-required', 'true')
+    else element.removeAttribute('aria-required')
     if (described) element.setAttribute('aria-describedby', described)
     else element.removeAttribute('aria-describedby')
     if (error) element.setAttribute('aria-invalid', 'true')
@@ -115,7 +118,7 @@ export function TextAreaField({
             rows={3}
             value={value}
             disabled={disabled}
-            required={required}
+            aria-required={required || undefined}
             maxLength={maxLength}
             aria-invalid={error ? true : undefined}
             aria-describedby={describedBy(id, error, hint)}
@@ -157,7 +160,7 @@ export function SelectField({
           className="native-select"
           value={value}
           disabled={disabled}
-          required={required}
+          aria-required={required || undefined}
           aria-invalid={error ? true : undefined}
           aria-describedby={describedBy(id, error, hint)}
           onChange={(event) => onChange(event.target.value)}
@@ -197,7 +200,7 @@ export function DateField({
             className="t-input__inner"
             value={value}
             disabled={disabled}
-            required={required}
+            aria-required={required || undefined}
             aria-invalid={error ? true : undefined}
             aria-describedby={describedBy(id, error, hint)}
             onChange={(event) => onChange(event.target.value)}

@@ -113,7 +113,10 @@ export function NewApplicationPage() {
     }
     const found = check()
     setErrors(found)
-    if (Object.keys(found).length) return
+    if (Object.keys(found).length) {
+      setProblem(null)
+      return
+    }
     const body: WindowApplication = {
       item_version_id: guide.id,
       applicant: { kind, id_number: idNumber.trim().toUpperCase(), name: name.trim() },
