@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from wangban.auth import ROLES_EXTENSION
+from wangban.http import IDEMPOTENCY_KEY_HEADER
 from wangban.openapi import SNAPSHOT_SERVICES, read_snapshot
 
 Upstream = tuple[str, str, str]
@@ -164,14 +165,17 @@ def describe_pass_through(
                 body = theirs["requestBody"]
                 ours["requestBody"] = _copy_with_refs(body, service, source, schemas)
             if (method, path) in forwarding_query:
-                known = {p["name"] for p in ours.get("parameters", [])}
-                query = [
+                # The query string is handed on as it came, and the Idempotency-Key header
+                # (gateway.api.deps.raw): those parameters of the service are the route's.
+                known = {p["name"].lower() for p in ours.get("parameters", [])}
+                passed = [
                     _copy_with_refs(p, service, source, schemas)
                     for p in theirs.get("parameters", [])
-                    if p["in"] == "query" and p["name"] not in known
+                    if (p["in"] == "query" or p["name"].lower() == IDEMPOTENCY_KEY_HEADER.lower())
+                    and p["name"].lower() not in known
                 ]
-                if query:
-                    ours["parameters"] = [*ours.get("parameters", []), *query]
+                if passed:
+                    ours["parameters"] = [*ours.get("parameters", []), *passed]
         _copy_referenced_service_schemas(schemas, SERVICES_WITH_SNAPSHOTS)
         app.openapi_schema = document
         return document

@@ -36,12 +36,19 @@ def _pass_through(row: StaffRoute) -> None:
 
     route.__name__ = "staff_" + re.sub(r"\W+", "_", f"{row.method}_{row.path}").strip("_").lower()
     answers = (STAFF, UPLOADS) if row.uploads else (STAFF,)
+    # The route reads its path parameters from the request, not its signature: the document
+    # declares them, so a client's types take them as path parameters.
+    path_parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"\{(\w+)\}", row.path)
+    ]
     router.add_api_route(
         row.path,
         route,
         methods=[row.method],
         summary=row.summary,
         responses=problems(*answers, FORWARDED_PROBLEMS),
+        openapi_extra={"parameters": path_parameters} if path_parameters else None,
     )
 
 
