@@ -67,16 +67,6 @@ async function authFetch(request: Request): Promise<Response> {
 /** Authenticated calls: bearer token, one refresh-and-retry on 401. */
 export const api = createClient<paths>({ baseUrl: '', fetch: authFetch })
 
-/**
- * The staff routes' `{id}` is not declared as a path parameter in the gateway document
- * (their `parameters.path` is `never`), so openapi-fetch's types do not accept it; it still
- * substitutes `{id}` from `params.path` at run time. Once the document declares it, this type
- * no longer fits the route and every call site fails type-checking until it passes `{ path: { id } }`.
- */
-export function withId(id: string): { path?: never } {
-  return { path: { id } } as unknown as { path?: never }
-}
-
 /** The gateway's Chinese explanation of a refusal (problem+json `detail`, else its `title`). */
 export function problemText(error: unknown): string {
   if (error && typeof error === 'object') {

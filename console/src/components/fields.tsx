@@ -6,7 +6,7 @@
 // before the console's own messages, in Chinese, are shown).
 import { useId, useLayoutEffect, useRef } from 'react'
 import type { ReactNode } from 'react'
-import { Checkbox, Form, Input } from 'tdesign-react'
+import { Form, Input } from 'tdesign-react'
 import type { InputRef } from 'tdesign-react'
 
 const { FormItem } = Form
@@ -35,6 +35,16 @@ function Help({ id, error, hint }: { id: string; error?: string | null; hint?: R
       ) : null}
     </>
   )
+}
+
+/**
+ * A required field's asterisk is drawn on the label's box, outside the <label> element: TDesign's
+ * own mark is generated content of the <label>, which browsers count in the field's accessible
+ * name ("*用户名"), and text inside the <label> would be part of its text. Either way the field
+ * would no longer be found by its label alone.
+ */
+function requiredClass(required?: boolean): string | undefined {
+  return required ? 'field-required' : undefined
 }
 
 function describedBy(id: string, error?: string | null, hint?: ReactNode): string | undefined {
@@ -77,7 +87,7 @@ export function TextField({
     if (autoComplete) element.setAttribute('autocomplete', autoComplete)
   })
   return (
-    <FormItem label={label} for={id} requiredMark={required}>
+    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
       <div className="field-control">
         <Input
           ref={ref}
@@ -108,7 +118,7 @@ export function TextAreaField({
 }: Common & { value: string; onChange: (value: string) => void; maxLength?: number }) {
   const id = useId()
   return (
-    <FormItem label={label} for={id} requiredMark={required}>
+    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
       <div className="field-control">
         <div className="t-textarea">
           <textarea
@@ -152,7 +162,7 @@ export function SelectField({
 }) {
   const id = useId()
   return (
-    <FormItem label={label} for={id} requiredMark={required}>
+    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
       <div className="field-control">
         <select
           id={id}
@@ -190,7 +200,7 @@ export function DateField({
 }: Common & { value: string; onChange: (value: string) => void }) {
   const id = useId()
   return (
-    <FormItem label={label} for={id} requiredMark={required}>
+    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
       <div className="field-control">
         <div className="t-input">
           <input
@@ -212,7 +222,42 @@ export function DateField({
   )
 }
 
-/** A yes/no field: TDesign's Checkbox is a native checkbox inside its <label>. */
+/**
+ * A native checkbox inside its <label>, named by the label's text. TDesign's Checkbox hides its
+ * native input under a drawn box and takes it out of the tab order (tabindex -1), so it is neither
+ * reached by Tab in a form nor checked by Playwright's check().
+ */
+function NativeCheckbox({
+  name,
+  checked,
+  disabled,
+  onChange,
+  describedBy: described,
+  children,
+}: {
+  name: string
+  checked: boolean
+  disabled?: boolean
+  onChange: (checked: boolean) => void
+  describedBy?: string
+  children: ReactNode
+}) {
+  return (
+    <label className="native-checkbox">
+      <input
+        type="checkbox"
+        name={name}
+        checked={checked}
+        disabled={disabled}
+        aria-describedby={described}
+        onChange={(event) => onChange(event.target.checked)}
+      />
+      <span>{children}</span>
+    </label>
+  )
+}
+
+/** A yes/no field. */
 export function CheckboxField({
   label,
   name,
@@ -226,9 +271,15 @@ export function CheckboxField({
   return (
     <FormItem>
       <div className="field-control" id={id}>
-        <Checkbox name={name} checked={value} disabled={disabled} onChange={(checked) => onChange(checked)}>
+        <NativeCheckbox
+          name={name}
+          checked={value}
+          disabled={disabled}
+          onChange={onChange}
+          describedBy={describedBy(id, error, hint)}
+        >
           {label}
-        </Checkbox>
+        </NativeCheckbox>
         <Help id={id} error={error} hint={hint} />
       </div>
     </FormItem>
@@ -256,7 +307,7 @@ export function MultiChoiceField({
           {required ? <span aria-hidden="true"> *</span> : null}
         </legend>
         {choices.map((choice) => (
-          <Checkbox
+          <NativeCheckbox
             key={choice.value}
             name={name}
             checked={value.includes(choice.value)}
@@ -266,7 +317,7 @@ export function MultiChoiceField({
             }
           >
             {choice.label}
-          </Checkbox>
+          </NativeCheckbox>
         ))}
         <Help id={id} error={error} hint={hint} />
       </fieldset>

@@ -167,7 +167,6 @@ export const zh = {
     missingDeadline: (days: number | null) =>
       days === null ? '容缺受理，按规定期限补齐' : `容缺受理，${days} 个工作日内补齐`,
     submit: '提交申请',
-    submitting: '正在提交…',
     submitted: '申请已提交',
     chooseItemFirst: '请先选择事项',
     fieldRequired: (label: string) => `请填写${label}`,
@@ -212,6 +211,8 @@ export const zh = {
     stoppedDays: (n: number) => `已停止计时 ${n} 天`,
     unassigned: '未认领',
     open: '查看',
+    openCase: (item: string, id: string) => `查看 ${item} ${id}`,
+    itemName: '事项',
     claim: '认领',
     claimed: '已认领',
   },

@@ -56,6 +56,7 @@ export function Shell() {
                   <Link
                     to={workspace.path}
                     className="menu-link"
+                    data-operations={workspace.operations.join(' ')}
                     aria-current={active?.path === workspace.path ? 'page' : undefined}
                   >
                     {workspace.label}

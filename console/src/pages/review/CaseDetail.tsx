@@ -4,12 +4,13 @@ import { useCallback, useEffect, useState } from 'react'
 import { useNavigate, useParams } from 'react-router-dom'
 import { Button, Card, Form, Loading, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
-import { api, attempt, withId, type Schemas } from '../../api/client'
+import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import type { Operation } from '../../auth/operations'
 import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
+import { ActionDialog } from '../../components/ActionDialog'
 import { asFormSchema, type FormSchema } from '../window/SchemaForm'
 
 type Case = Schemas['approval.CaseOut']
@@ -87,7 +88,7 @@ export function CaseDetailPage() {
 
   const load = useCallback(async () => {
     const { data, problem } = await attempt(() =>
-      api.GET('/api/v1/staff/cases/{id}', { params: withId(id) })
+      api.GET('/api/v1/staff/cases/{id}', { params: { path: { id } } })
     )
     if (data) setFound(data)
     else setProblem(problem ?? zh.caseDetail.loadFailed)
@@ -107,7 +108,7 @@ export function CaseDetailPage() {
 
   async function run(kind: ActionKind | 'claim') {
     if (busy || !found) return
-    const params = withId(found.application_id)
+    const params = { path: { id: found.application_id } }
     if ((kind === 'deny' || kind === 'correction' || kind === 'notAccept') && reason.trim().length < 2) {
       setProblem(zh.caseDetail.reasonRequired)
       return
@@ -197,7 +198,7 @@ export function CaseDetailPage() {
           {zh.caseDetail.back}
         </Button>
       </div>
-      <ProblemAlert problem={problem} />
+      <ProblemAlert problem={open ? null : problem} />
       {notice ? <p role="status">{notice}</p> : null}
 
       <Card className="panel" title={<h2 className="section-title">{zh.caseDetail.summary}</h2>}>
@@ -248,16 +249,21 @@ export function CaseDetailPage() {
               key={kind}
               theme={kind === 'deny' || kind === 'notAccept' ? 'danger' : kind === 'approve' ? 'success' : 'default'}
               variant="outline"
-              aria-expanded={kind === 'resume' ? undefined : open === kind}
-              onClick={() => (kind === 'resume' ? void run('resume') : setOpen(open === kind ? null : kind))}
+              aria-haspopup={kind === 'resume' ? undefined : 'dialog'}
+              onClick={() => {
+                if (kind === 'resume') void run('resume')
+                else {
+                  setProblem(null)
+                  setOpen(kind)
+                }
+              }}
             >
               {zh.caseDetail[kind]}
             </Button>
           ))}
         </Space>
-        {open ? (
-          <div className="action-form">
-            <h3 className="section-title">{zh.caseDetail[open]}</h3>
+        <ActionDialog title={open ? zh.caseDetail[open] : ''} open={open !== null} onClose={() => setOpen(null)}>
+          {open ? (
             <Form labelAlign="top" colon={false} onSubmit={() => void run(open)}>
               {open === 'suspend' ? (
                 <SelectField
@@ -296,6 +302,7 @@ export function CaseDetailPage() {
                   maxLength={1000}
                 />
               ) : null}
+              <ProblemAlert problem={problem} />
               <Space>
                 <Button type="submit" theme="primary" loading={busy}>
                   {zh.caseDetail.confirm(zh.caseDetail[open])}
@@ -305,8 +312,8 @@ export function CaseDetailPage() {
                 </Button>
               </Space>
             </Form>
-          </div>
-        ) : null}
+          ) : null}
+        </ActionDialog>
       </Card>
 
       <Card className="panel" title={<h2 className="section-title">{zh.caseDetail.form}</h2>}>

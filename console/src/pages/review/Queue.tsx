@@ -3,17 +3,40 @@ import { useCallback, useEffect, useState } from 'react'
 import { Link } from 'react-router-dom'
 import { Button, Card, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
-import { api, attempt, withId, type Schemas } from '../../api/client'
+import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { zh } from '../../i18n/zh'
 
 type CaseSummary = Schemas['approval.CaseSummary']
+type Row = CaseSummary & { item_name: string }
+
+// A case names its item by code only; the name comes from the item's public guide, read once per
+// code. A code whose guide cannot be read is shown as the code.
+const itemNames = new Map<string, Promise<string>>()
+
+function itemName(code: string): Promise<string> {
+  let name = itemNames.get(code)
+  if (!name) {
+    name = attempt(() => api.GET('/api/v1/items/{code}', { params: { path: { code } } })).then(({ data }) => {
+      if (!data) itemNames.delete(code)
+      return data?.content.name ?? code
+    })
+    itemNames.set(code, name)
+  }
+  return name
+}
+
+async function withItemNames(rows: CaseSummary[]): Promise<Row[]> {
+  const codes = [...new Set(rows.map((row) => row.item_code))]
+  const names = new Map(await Promise.all(codes.map(async (code) => [code, await itemName(code)] as const)))
+  return rows.map((row) => ({ ...row, item_name: names.get(row.item_code) ?? row.item_code }))
+}
 
 export function QueuePage() {
   usePageTitle(zh.review.title)
   const { can } = useAuth()
-  const [rows, setRows] = useState<CaseSummary[]>([])
+  const [rows, setRows] = useState<Row[]>([])
   const [loading, setLoading] = useState(true)
   const [problem, setProblem] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
@@ -22,9 +45,11 @@ export function QueuePage() {
   const load = useCallback(async () => {
     setLoading(true)
     const { data, problem } = await attempt(() => api.GET('/api/v1/staff/cases/queue'))
+    // Rows appear with their item names, so a row's names do not change once shown.
+    const named = data ? await withItemNames(data) : null
     setLoading(false)
-    if (data) {
-      setRows(data)
+    if (named) {
+      setRows(named)
       setProblem(null)
     } else setProblem(problem ?? null)
   }, [])
@@ -33,12 +58,12 @@ export function QueuePage() {
     void load()
   }, [load])
 
-  async function claim(row: CaseSummary) {
+  async function claim(row: Row) {
     if (busy) return
     setBusy(row.application_id)
     setNotice(null)
     const { data, problem } = await attempt(() =>
-      api.POST('/api/v1/staff/cases/{id}/claim', { params: withId(row.application_id) })
+      api.POST('/api/v1/staff/cases/{id}/claim', { params: { path: { id: row.application_id } } })
     )
     setBusy(null)
     if (!data) {
@@ -50,8 +75,9 @@ export function QueuePage() {
     void load()
   }
 
-  const columns: PrimaryTableCol<CaseSummary>[] = [
+  const columns: PrimaryTableCol<Row>[] = [
     { colKey: 'application_id', title: zh.review.columns.number },
+    { colKey: 'item_name', title: zh.review.itemName },
     { colKey: 'item_code', title: zh.review.columns.item },
     { colKey: 'step', title: zh.review.columns.step },
     { colKey: 'assignee', title: zh.review.columns.assignee, cell: ({ row }) => row.assignee ?? zh.review.unassigned },
@@ -73,7 +99,12 @@ export function QueuePage() {
       cell: ({ row }) => (
         <Space size="small" breakLine>
           {can('GET /api/v1/staff/cases/{id}') ? (
-            <Link to={`/review/cases/${encodeURIComponent(row.application_id)}`}>{zh.review.open}</Link>
+            <Link
+              to={`/review/cases/${encodeURIComponent(row.application_id)}`}
+              aria-label={zh.review.openCase(row.item_name, row.application_id)}
+            >
+              {zh.review.open}
+            </Link>
           ) : null}
           {row.assignee === null && can('POST /api/v1/staff/cases/{id}/claim') ? (
             <Button size="small" theme="primary" loading={busy === row.application_id} onClick={() => void claim(row)}>
@@ -98,7 +129,7 @@ export function QueuePage() {
       <ProblemAlert problem={problem} />
       {notice ? <p role="status">{notice}</p> : null}
       <Card className="panel" title={<h2 className="section-title">{zh.review.queueTitle}</h2>}>
-        <Table<CaseSummary>
+        <Table<Row>
           rowKey="application_id"
           data={rows}
           columns={columns}

@@ -138,7 +138,7 @@ export function NewApplicationPage() {
     setSubmitting(true)
     setProblem(null)
     const { data, problem } = await attempt(() =>
-      api.POST('/api/v1/staff/applications', { body, headers: { 'Idempotency-Key': key } })
+      api.POST('/api/v1/staff/applications', { body, params: { header: { 'idempotency-key': key } } })
     )
     inFlight.current = false
     setSubmitting(false)
@@ -351,8 +351,9 @@ export function NewApplicationPage() {
 
           <ProblemAlert problem={problem} />
           <Space>
-            <Button type="submit" theme="primary" loading={submitting} disabled={submitting}>
-              {submitting ? zh.newApp.submitting : zh.newApp.submit}
+            {/* The same name while filing (the spinner and aria-busy say it is under way). */}
+            <Button type="submit" theme="primary" loading={submitting} disabled={submitting} aria-busy={submitting || undefined}>
+              {zh.newApp.submit}
             </Button>
           </Space>
         </Form>

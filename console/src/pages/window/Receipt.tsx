@@ -1,5 +1,6 @@
 // 受理回执: what the applicant takes home from the window, printable.
-import { useEffect, useState } from 'react'
+import { Fragment, useEffect, useState } from 'react'
+import type { ReactNode } from 'react'
 import { useLocation, useNavigate, useParams } from 'react-router-dom'
 import { Button, Loading, Space } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
@@ -75,12 +76,26 @@ export function ReceiptPage() {
     }
   }, [id, shown])
 
+  // One heading, 受理回执, the printed receipt's own; the buttons above it are not printed.
+  const fields: [string, ReactNode][] = shown
+    ? [
+        [zh.receipt.number, shown.id],
+        [zh.receipt.item, shown.itemName],
+        [zh.receipt.department, shown.department],
+        [zh.receipt.status, shown.statusName],
+        [zh.receipt.acceptedAt, formatDateTime(shown.acceptedAt)],
+        [
+          zh.receipt.deadline,
+          <>
+            {formatDate(shown.dueDate)}
+            {shown.toleratedUntil ? <div>{zh.window.toleratedUntil(shown.toleratedUntil)}</div> : null}
+          </>,
+        ],
+      ]
+    : []
   return (
     <section aria-labelledby="receipt-title" className="receipt-page">
-      <div className="page-head no-print">
-        <h1 id="receipt-title" className="page-title">
-          {zh.receipt.title}
-        </h1>
+      <div className="page-actions no-print">
         <Space>
           <Button theme="primary" onClick={() => window.print()} disabled={!shown}>
             {zh.receipt.print}
@@ -91,32 +106,28 @@ export function ReceiptPage() {
         </Space>
       </div>
       <ProblemAlert problem={problem} />
-      {!shown && !problem ? <Loading text={zh.app.loading} /> : null}
-      {shown ? (
-        <article className="receipt" aria-label={zh.receipt.heading}>
-          <h2 className="receipt-heading">{zh.receipt.heading}</h2>
-          {shown.status === 'submitted' || shown.status === 'draft' ? (
-            <p role="status">{zh.receipt.notAcceptedYet}</p>
-          ) : null}
+      <article className="receipt">
+        <h1 id="receipt-title" className="receipt-heading">
+          {zh.receipt.heading}
+        </h1>
+        {!shown && !problem ? <Loading text={zh.app.loading} /> : null}
+        {shown && (shown.status === 'submitted' || shown.status === 'draft') ? (
+          <p role="status">{zh.receipt.notAcceptedYet}</p>
+        ) : null}
+        {shown ? (
+          // Each value is named by its term: getByRole('definition', { name: '申请编号' }).
           <dl className="receipt-fields">
-            <dt>{zh.receipt.number}</dt>
-            <dd>{shown.id}</dd>
-            <dt>{zh.receipt.item}</dt>
-            <dd>{shown.itemName}</dd>
-            <dt>{zh.receipt.department}</dt>
-            <dd>{shown.department}</dd>
-            <dt>{zh.receipt.status}</dt>
-            <dd>{shown.statusName}</dd>
-            <dt>{zh.receipt.acceptedAt}</dt>
-            <dd>{formatDateTime(shown.acceptedAt)}</dd>
-            <dt>{zh.receipt.deadline}</dt>
-            <dd>
-              {formatDate(shown.dueDate)}
-              {shown.toleratedUntil ? <div>{zh.window.toleratedUntil(shown.toleratedUntil)}</div> : null}
-            </dd>
+            {fields.map(([term, value], index) => (
+              <Fragment key={term}>
+                <dt id={`receipt-term-${index}`}>{term}</dt>
+                <dd aria-labelledby={`receipt-term-${index}`} data-field={index === 0 ? 'application-number' : undefined}>
+                  {value}
+                </dd>
+              </Fragment>
+            ))}
           </dl>
-        </article>
-      ) : null}
+        ) : null}
+      </article>
     </section>
   )
 }

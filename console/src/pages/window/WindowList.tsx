@@ -3,7 +3,7 @@ import { useCallback, useEffect, useState } from 'react'
 import { Link, useNavigate } from 'react-router-dom'
 import { Button, Card, Form, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
-import { api, attempt, withId, type Schemas } from '../../api/client'
+import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
@@ -48,7 +48,7 @@ export function WindowListPage() {
     setBusy(row.id)
     setNotice(null)
     const { data, problem } = await attempt(() =>
-      api.POST('/api/v1/staff/applications/{id}/accept', { params: withId(row.id) })
+      api.POST('/api/v1/staff/applications/{id}/accept', { params: { path: { id: row.id } } })
     )
     setBusy(null)
     if (!data) {
@@ -67,7 +67,7 @@ export function WindowListPage() {
     setBusy(refusing.id)
     const { data, problem } = await attempt(() =>
       api.POST('/api/v1/staff/applications/{id}/not-accept', {
-        params: withId(refusing.id),
+        params: { path: { id: refusing.id } },
         body: { reason: reason.trim() },
       })
     )
