@@ -10,12 +10,14 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page, ViewportSize
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
@@ -143,3 +145,27 @@ async def blocking_violations(page: Page) -> list[dict[str, str]]:
 
 def saving_screenshots() -> bool:
     return os.environ.get("WANGBAN_SAVE_SCREENSHOTS") == "1"
+
+
+def screen_checks(directory: Path, docs_directory: Path) -> Iterator[ScreenCheck]:
+    """A module's screen check (``yield from`` in its fixture), its summary written after."""
+    check = ScreenCheck(
+        directory=directory, docs_directory=docs_directory, save_to_docs=saving_screenshots()
+    )
+    yield check
+    check.write_summary()
+
+
+@asynccontextmanager
+async def opened_page(
+    browser: Browser, *, base_url: str, viewport: ViewportSize, wait_ms: int, touch: bool = False
+) -> AsyncIterator[Page]:
+    """A page in a fresh browser context (no cookies or storage of another test), Chinese."""
+    context = await browser.new_context(
+        base_url=base_url, viewport=viewport, has_touch=touch, locale="zh-CN"
+    )
+    context.set_default_timeout(wait_ms)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()

@@ -25,7 +25,7 @@ from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from sandbox import PERSONAS
 from tests.browser.console.conftest import Desk
-from tests.browser.support import ROOT, ScreenCheck, saving_screenshots
+from tests.browser.support import ROOT, ScreenCheck, opened_page, screen_checks
 from tests.gateway.test_authorization_matrix import (
     REFUSED_ALTHOUGH_THE_ROLE_ALLOWS,
     TABLE,
@@ -57,24 +57,13 @@ LOGINS = {
 
 @pytest.fixture(scope="module")
 def check_screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenCheck]:
-    check = ScreenCheck(
-        directory=tmp_path_factory.mktemp("console-screens"),
-        docs_directory=DOCS_SCREENSHOTS,
-        save_to_docs=saving_screenshots(),
-    )
-    yield check
-    check.write_summary()
+    yield from screen_checks(tmp_path_factory.mktemp("console-screens"), DOCS_SCREENSHOTS)
 
 
 @pytest.fixture
 async def page(browser: Browser, desk: Desk) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=desk.url, viewport=VIEWPORT, locale="zh-CN")
-    context.set_default_timeout(WAIT_MS)
-    page = await context.new_page()
-    try:
+    async with opened_page(browser, base_url=desk.url, viewport=VIEWPORT, wait_ms=WAIT_MS) as page:
         yield page
-    finally:
-        await context.close()
 
 
 async def sign_in(page: Page, desk: Desk, username: str) -> None:

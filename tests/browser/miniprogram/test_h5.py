@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 
-from tests.browser.support import ROOT, ScreenCheck, saving_screenshots
+from tests.browser.support import ROOT, ScreenCheck, opened_page, screen_checks
 
 expect.set_options(timeout=30_000)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -44,26 +44,15 @@ RELIEF_RECEIPTS = "医疗费用票据或事故证明"
 
 @pytest.fixture(scope="module")
 def check_screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenCheck]:
-    check = ScreenCheck(
-        directory=tmp_path_factory.mktemp("screens"),
-        docs_directory=DOCS_SCREENSHOTS,
-        save_to_docs=saving_screenshots(),
-    )
-    yield check
-    check.write_summary()
+    yield from screen_checks(tmp_path_factory.mktemp("screens"), DOCS_SCREENSHOTS)
 
 
 @pytest.fixture
 async def page(browser: Browser, client_url: str) -> AsyncIterator[Page]:
-    context = await browser.new_context(
-        base_url=client_url, viewport=VIEWPORT, has_touch=True, locale="zh-CN"
-    )
-    context.set_default_timeout(WAIT_MS)
-    page = await context.new_page()
-    try:
+    async with opened_page(
+        browser, base_url=client_url, viewport=VIEWPORT, wait_ms=WAIT_MS, touch=True
+    ) as page:
         yield page
-    finally:
-        await context.close()
 
 
 # --- driving the app ----------------------------------------------------------------------------
