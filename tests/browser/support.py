@@ -37,6 +37,14 @@ class Platform:
         return f"http://127.0.0.1:{self.ports['gateway']}"
 
 
+@dataclass(frozen=True)
+class Desk:
+    """Where the staff console is and the password of every demo staff login."""
+
+    url: str
+    password: str
+
+
 def stop_group(process: subprocess.Popen[bytes], *, timeout_s: float) -> None:
     """SIGTERM the process group ``process`` leads, wait, and SIGKILL it if it lingers."""
     if process.poll() is None:

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
 
 import pytest
 
-from tests.browser.support import ROOT, Platform
+from tests.browser.support import ROOT, Desk, Platform
 
 PASSWORD = "Console-test-2026"
-
-
-@dataclass(frozen=True)
-class Desk:
-    """Where the console is and the password of every demo staff login."""
-
-    url: str
-    password: str
 
 
 @pytest.fixture(scope="session")

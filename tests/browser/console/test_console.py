@@ -24,12 +24,8 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from sandbox import PERSONAS
-from tests.browser.console.conftest import Desk
-from tests.browser.support import ROOT, ScreenCheck, opened_page, screen_checks
-from tests.gateway.test_authorization_matrix import (
-    REFUSED_ALTHOUGH_THE_ROLE_ALLOWS,
-    TABLE,
-)
+from tests.browser.support import ROOT, Desk, ScreenCheck, opened_page, screen_checks
+from tests.gateway.authorization_table import table_allows
 
 expect.set_options(timeout=30_000)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -203,20 +199,6 @@ async def item_code(page: Page, name: str) -> str:
     found = await page.request.get("/api/v1/items", params={"q": name})
     items: list[dict[str, Any]] = (await found.json())["items"]
     return next(i["implementing_code"] for i in items if i["name"] == name)
-
-
-def table_allows(principal: str) -> set[str]:
-    """The staff operations the authorisation table lets ``principal`` use."""
-    allowed = set()
-    for row in TABLE:
-        if not row.route.startswith(("/staff/", "/stats/")):
-            continue
-        operation = f"{row.method} /api/v1{row.route}"
-        if row.expected[principal] != 403 or (operation, principal) in (
-            REFUSED_ALTHOUGH_THE_ROLE_ALLOWS
-        ):
-            allowed.add(operation)
-    return allowed
 
 
 async def test_each_role_sees_the_workspaces_the_table_allows_and_no_other(

@@ -156,8 +156,10 @@ export function CaseDetailPage() {
     setReason('')
     setCorrectionMaterials('')
     setNotice(zh.caseDetail.done(kind === 'claim' ? zh.caseDetail.claim : zh.caseDetail[kind]))
+    // The action answers the case as it now is: reading it again could answer after a later
+    // action's answer and put an older state back on the screen (a dialog opened meanwhile
+    // would then lose its buttons).
     setFound(data)
-    await load()
   }
 
   if (!found) {
