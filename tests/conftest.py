@@ -17,6 +17,7 @@ import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,24 @@ from tests.infrastructure import Infrastructure, make_settings
 from wangban.db import Database
 from wangban.embedded import EmbeddedKafka, EmbeddedPostgres, embedded_broker_kind, free_port
 from wangban.settings import Settings
+
+BROWSER_TESTS = "tests/browser/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that every browser test module (both clients) goes to one
+    worker: they share one whole platform (``wangban up``) and one browser there, instead of
+    two platforms running at once on a 2-core machine and slowing every other test."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class BrowserModulesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = str(super()._split_scope(nodeid))
+            return BROWSER_TESTS if scope.startswith(BROWSER_TESTS) else scope
+
+    return BrowserModulesTogether(config, log)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
