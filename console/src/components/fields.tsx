@@ -52,56 +52,90 @@ function describedBy(id: string, error?: string | null, hint?: ReactNode): strin
   return ids.length ? ids.join(' ') : undefined
 }
 
-export function TextField({
+/** What a native control takes from its field: its id and the ARIA state of the field. */
+type ControlProps = {
+  id: string
+  'aria-required': true | undefined
+  'aria-invalid': true | undefined
+  'aria-describedby': string | undefined
+}
+
+/** The label, the control (drawn by `children` with its id and ARIA state), hint and error. */
+function Labelled({
   label,
-  name,
-  value,
-  onChange,
   required,
   error,
   hint,
-  disabled,
-  type = 'text',
-  maxLength,
-  autoComplete,
-}: Common & {
+  children,
+}: Pick<Common, 'label' | 'required' | 'error' | 'hint'> & {
+  children: (control: ControlProps) => ReactNode
+}) {
+  const id = useId()
+  const control: ControlProps = {
+    id,
+    'aria-required': required || undefined,
+    'aria-invalid': error ? true : undefined,
+    'aria-describedby': describedBy(id, error, hint),
+  }
+  return (
+    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
+      <div className="field-control">
+        {children(control)}
+        <Help id={id} error={error} hint={hint} />
+      </div>
+    </FormItem>
+  )
+}
+
+type TextProps = {
+  name: string
   value: string
   onChange: (value: string) => void
   type?: 'text' | 'password' | 'number'
   maxLength?: number
   autoComplete?: string
-}) {
-  const id = useId()
+  disabled?: boolean
+  error?: string | null
+}
+
+/** TDesign's Input, given its field's id and ARIA state through its ref (it passes no props on). */
+function TdesignInput({ control, ...props }: TextProps & { control: ControlProps }) {
   const ref = useRef<InputRef>(null)
-  const described = describedBy(id, error, hint)
   useLayoutEffect(() => {
     const element = ref.current?.inputElement
     if (!element) return
-    element.id = id
-    if (required) element.setAttribute('aria-required', 'true')
-    else element.removeAttribute('aria-required')
-    if (described) element.setAttribute('aria-describedby', described)
-    else element.removeAttribute('aria-describedby')
-    if (error) element.setAttribute('aria-invalid', 'true')
-    else element.removeAttribute('aria-invalid')
-    if (autoComplete) element.setAttribute('autocomplete', autoComplete)
+    element.id = control.id
+    for (const attribute of ['aria-required', 'aria-invalid', 'aria-describedby'] as const) {
+      const value = control[attribute]
+      if (value === undefined) element.removeAttribute(attribute)
+      else element.setAttribute(attribute, String(value))
+    }
+    if (props.autoComplete) element.setAttribute('autocomplete', props.autoComplete)
   })
   return (
-    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
-      <div className="field-control">
-        <Input
-          ref={ref}
-          name={name}
-          type={type}
-          value={value}
-          disabled={disabled}
-          maxlength={maxLength}
-          status={error ? 'error' : 'default'}
-          onChange={(next) => onChange(String(next ?? ''))}
-        />
-        <Help id={id} error={error} hint={hint} />
-      </div>
-    </FormItem>
+    <Input
+      ref={ref}
+      name={props.name}
+      type={props.type ?? 'text'}
+      value={props.value}
+      disabled={props.disabled}
+      maxlength={props.maxLength}
+      status={props.error ? 'error' : 'default'}
+      onChange={(next) => props.onChange(String(next ?? ''))}
+    />
+  )
+}
+
+export function TextField({
+  label,
+  required,
+  hint,
+  ...props
+}: Common & Omit<TextProps, 'name' | 'error' | 'disabled'>) {
+  return (
+    <Labelled label={label} required={required} error={props.error} hint={hint}>
+      {(control) => <TdesignInput control={control} {...props} />}
+    </Labelled>
   )
 }
 
@@ -116,28 +150,23 @@ export function TextAreaField({
   disabled,
   maxLength,
 }: Common & { value: string; onChange: (value: string) => void; maxLength?: number }) {
-  const id = useId()
   return (
-    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
-      <div className="field-control">
+    <Labelled label={label} required={required} error={error} hint={hint}>
+      {(control) => (
         <div className="t-textarea">
           <textarea
-            id={id}
+            {...control}
             name={name}
             className="t-textarea__inner"
             rows={3}
             value={value}
             disabled={disabled}
-            aria-required={required || undefined}
             maxLength={maxLength}
-            aria-invalid={error ? true : undefined}
-            aria-describedby={describedBy(id, error, hint)}
             onChange={(event) => onChange(event.target.value)}
           />
         </div>
-        <Help id={id} error={error} hint={hint} />
-      </div>
-    </FormItem>
+      )}
+    </Labelled>
   )
 }
 
@@ -160,19 +189,15 @@ export function SelectField({
   choices: readonly Choice[]
   placeholder?: string
 }) {
-  const id = useId()
   return (
-    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
-      <div className="field-control">
+    <Labelled label={label} required={required} error={error} hint={hint}>
+      {(control) => (
         <select
-          id={id}
+          {...control}
           name={name}
           className="native-select"
           value={value}
           disabled={disabled}
-          aria-required={required || undefined}
-          aria-invalid={error ? true : undefined}
-          aria-describedby={describedBy(id, error, hint)}
           onChange={(event) => onChange(event.target.value)}
         >
           {placeholder !== undefined ? <option value="">{placeholder}</option> : null}
@@ -182,9 +207,8 @@ export function SelectField({
             </option>
           ))}
         </select>
-        <Help id={id} error={error} hint={hint} />
-      </div>
-    </FormItem>
+      )}
+    </Labelled>
   )
 }
 
@@ -198,27 +222,22 @@ export function DateField({
   hint,
   disabled,
 }: Common & { value: string; onChange: (value: string) => void }) {
-  const id = useId()
   return (
-    <FormItem label={label} for={id} requiredMark={false} className={requiredClass(required)}>
-      <div className="field-control">
+    <Labelled label={label} required={required} error={error} hint={hint}>
+      {(control) => (
         <div className="t-input">
           <input
-            id={id}
+            {...control}
             name={name}
             type="date"
             className="t-input__inner"
             value={value}
             disabled={disabled}
-            aria-required={required || undefined}
-            aria-invalid={error ? true : undefined}
-            aria-describedby={describedBy(id, error, hint)}
             onChange={(event) => onChange(event.target.value)}
           />
         </div>
-        <Help id={id} error={error} hint={hint} />
-      </div>
-    </FormItem>
+      )}
+    </Labelled>
   )
 }
 
