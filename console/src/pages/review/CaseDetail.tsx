@@ -74,7 +74,8 @@ export function CaseDetailPage() {
   usePageTitle(zh.caseDetail.title)
   const { id = '' } = useParams()
   const navigate = useNavigate()
-  const { can } = useAuth()
+  const { can, state } = useAuth()
+  const me = state.status === 'ready' ? state.me.subject : null
   const [found, setFound] = useState<Case | null>(null)
   const [formSchema, setFormSchema] = useState<FormSchema | null>(null)
   const [problem, setProblem] = useState<string | null>(null)
@@ -151,10 +152,14 @@ export function CaseDetailPage() {
       return
     }
     setProblem(null)
-    setOpen(null)
-    setComment('')
-    setReason('')
-    setCorrectionMaterials('')
+    // Only the dialog of the action that answered closes: a claim answering while the member
+    // already opened a dialog must leave that dialog (and what they typed) alone.
+    if (kind !== 'claim' && kind !== 'resume') {
+      setOpen((current) => (current === kind ? null : current))
+      setComment('')
+      setReason('')
+      setCorrectionMaterials('')
+    }
     setNotice(zh.caseDetail.done(kind === 'claim' ? zh.caseDetail.claim : zh.caseDetail[kind]))
     // The action answers the case as it now is: reading it again could answer after a later
     // action's answer and put an older state back on the screen (a dialog opened meanwhile
@@ -177,12 +182,15 @@ export function CaseDetailPage() {
   const steps = stepNames(found.steps)
   const isLastStep = steps.length === 0 || steps.indexOf(found.step) === steps.length - 1
   const isOpen = found.status === 'open'
+  // The workflow's own actions are the claimant's (approval refuses them otherwise: 请先认领该案件),
+  // so they appear once the case is claimed by this member, not while the claim is on its way.
+  const mine = isOpen && me !== null && found.assignee === me
   const available: { kind: ActionKind; show: boolean }[] = [
-    { kind: 'advance', show: isOpen && !isLastStep },
-    { kind: 'approve', show: isOpen && isLastStep },
-    { kind: 'deny', show: isOpen && isLastStep },
-    { kind: 'correction', show: isOpen },
-    { kind: 'suspend', show: isOpen },
+    { kind: 'advance', show: mine && !isLastStep },
+    { kind: 'approve', show: mine && isLastStep },
+    { kind: 'deny', show: mine && isLastStep },
+    { kind: 'correction', show: mine },
+    { kind: 'suspend', show: mine },
     { kind: 'resume', show: found.status === 'suspended' },
     { kind: 'notAccept', show: isOpen || found.status === 'submitted' },
   ]
