@@ -3,10 +3,15 @@
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom'
 import { Loading } from 'tdesign-react'
 import { useAuth } from './auth/AuthContext'
-import { ComingSoon, Forbidden, NotFound } from './components/common'
+import { Forbidden, NotFound } from './components/common'
 import { zh } from './i18n/zh'
 import { Shell } from './layout/Shell'
+import { AuditWorkspace } from './pages/audit'
+import { CatalogWorkspace } from './pages/catalog'
 import { LoginPage } from './pages/Login'
+import { OpsWorkspace } from './pages/ops'
+import { RectificationWorkspace } from './pages/rectification'
+import { StatsWorkspace } from './pages/stats'
 import { CaseDetailPage } from './pages/review/CaseDetail'
 import { QueuePage } from './pages/review/Queue'
 import { NewApplicationPage } from './pages/window/NewApplication'
@@ -48,7 +53,15 @@ export function App() {
     )
   }
 
-  const comingSoon = WORKSPACES.slice(2)
+  // The later workspaces route within themselves (pages/<workspace>/index.tsx).
+  const workspaces = [
+    { path: '/catalog', element: <CatalogWorkspace /> },
+    { path: '/rectification', element: <RectificationWorkspace /> },
+    { path: '/audit', element: <AuditWorkspace /> },
+    { path: '/ops', element: <OpsWorkspace /> },
+    { path: '/stats', element: <StatsWorkspace /> },
+  ]
+  const opens = (path: string) => WORKSPACES.find((w) => w.path === path)?.operations.some(can) ?? false
   return (
     <Routes>
       <Route path="/login" element={<Navigate to="/" replace />} />
@@ -61,10 +74,8 @@ export function App() {
         )}
         {can('GET /api/v1/staff/cases/queue') && <Route path="/review" element={<QueuePage />} />}
         {can('GET /api/v1/staff/cases/{id}') && <Route path="/review/cases/:id" element={<CaseDetailPage />} />}
-        {comingSoon.map((workspace) =>
-          workspace.operations.some(can) ? (
-            <Route key={workspace.path} path={workspace.path} element={<ComingSoon title={workspace.label} />} />
-          ) : null
+        {workspaces.map(({ path, element }) =>
+          opens(path) ? <Route key={path} path={`${path}/*`} element={element} /> : null
         )}
         <Route path="*" element={<Fallback />} />
       </Route>

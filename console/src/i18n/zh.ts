@@ -1,4 +1,10 @@
-// Every Chinese text of the staff console, in one place. Nothing else holds literal Chinese.
+// Every Chinese text of the staff console, in one place (this module and the workspaces' parts it
+// gathers). Nothing else holds literal Chinese.
+import { auditText } from './audit'
+import { catalogText } from './catalog'
+import { opsText } from './ops'
+import { rectificationText } from './rectification'
+import { statsText } from './stats'
 
 export const zh = {
   app: {
@@ -293,6 +299,11 @@ export const zh = {
       公示: '公示',
     },
   },
+  catalog: catalogText,
+  rectification: rectificationText,
+  audit: auditText,
+  ops: opsText,
+  stats: statsText,
 } as const
 
 export type Zh = typeof zh

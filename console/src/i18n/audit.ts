@@ -1,0 +1,3 @@
+// The audit workspace's Chinese texts (part of zh, see zh.ts).
+
+export const auditText = {} as const

@@ -1,0 +1,3 @@
+// The catalog workspace's Chinese texts (part of zh, see zh.ts).
+
+export const catalogText = {} as const

@@ -1,0 +1,3 @@
+// The ops workspace's Chinese texts (part of zh, see zh.ts).
+
+export const opsText = {} as const

@@ -1,0 +1,3 @@
+// The rectification workspace's Chinese texts (part of zh, see zh.ts).
+
+export const rectificationText = {} as const

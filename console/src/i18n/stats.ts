@@ -1,0 +1,3 @@
+// The stats workspace's Chinese texts (part of zh, see zh.ts).
+
+export const statsText = {} as const

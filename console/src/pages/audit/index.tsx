@@ -1,0 +1,14 @@
+// The audit workspace: its own routes under /audit, each registered only when the member may call
+// the operations it needs.
+import { Route, Routes } from 'react-router-dom'
+import { ComingSoon, Forbidden } from '../../components/common'
+import { zh } from '../../i18n/zh'
+
+export function AuditWorkspace() {
+  return (
+    <Routes>
+      <Route index element={<ComingSoon title={zh.menu.audit} />} />
+      <Route path="*" element={<Forbidden />} />
+    </Routes>
+  )
+}

@@ -1,0 +1,14 @@
+// The catalog workspace: its own routes under /catalog, each registered only when the member may call
+// the operations it needs.
+import { Route, Routes } from 'react-router-dom'
+import { ComingSoon, Forbidden } from '../../components/common'
+import { zh } from '../../i18n/zh'
+
+export function CatalogWorkspace() {
+  return (
+    <Routes>
+      <Route index element={<ComingSoon title={zh.menu.catalog} />} />
+      <Route path="*" element={<Forbidden />} />
+    </Routes>
+  )
+}
