@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from playwright.async_api import Browser, Page
 
-from tests.browser.support import ROOT, Desk, Platform
+from tests.browser.console.steps import DOCS_SCREENSHOTS, VIEWPORT, WAIT_MS
+from tests.browser.support import ROOT, Desk, Platform, ScreenCheck, opened_page, screen_checks
 
 PASSWORD = "Console-test-2026"
 
@@ -23,3 +26,16 @@ def desk(platform: Platform) -> Desk:
     )
     assert made.returncode == 0, f"./dev staff failed:\n{made.stdout}\n{made.stderr}"
     return Desk(url=f"{platform.gateway}/console/", password=PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def check_screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenCheck]:
+    """Checks a screen with axe and photographs it (``WANGBAN_SAVE_SCREENSHOTS=1`` copies the
+    pictures to ``docs/screenshots/console/``)."""
+    yield from screen_checks(tmp_path_factory.mktemp("console-screens"), DOCS_SCREENSHOTS)
+
+
+@pytest.fixture
+async def page(browser: Browser, desk: Desk) -> AsyncIterator[Page]:
+    async with opened_page(browser, base_url=desk.url, viewport=VIEWPORT, wait_ms=WAIT_MS) as page:
+        yield page

@@ -17,22 +17,18 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Page, expect
 
 from sandbox import PERSONAS
-from tests.browser.support import ROOT, Desk, ScreenCheck, opened_page, screen_checks
+from tests.browser.console.steps import WAIT_MS, pick, sign_in, sign_out
+from tests.browser.support import Desk, ScreenCheck
 from tests.gateway.authorization_table import table_allows
 
 expect.set_options(timeout=30_000)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots" / "console"
-VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
-WAIT_MS = 30_000
 
 MARRIAGE_RECORDS = "婚姻登记档案查询"  # 东莞市民政局, decided by a person, data from sharing
 AT_THE_WINDOW = next(p for p in PERSONAS if p.name == "黄伟明")
@@ -49,35 +45,6 @@ LOGINS = {
     "approver": "catalog_approver",
     "auditor": "auditor",
 }
-
-
-@pytest.fixture(scope="module")
-def check_screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenCheck]:
-    yield from screen_checks(tmp_path_factory.mktemp("console-screens"), DOCS_SCREENSHOTS)
-
-
-@pytest.fixture
-async def page(browser: Browser, desk: Desk) -> AsyncIterator[Page]:
-    async with opened_page(browser, base_url=desk.url, viewport=VIEWPORT, wait_ms=WAIT_MS) as page:
-        yield page
-
-
-async def sign_in(page: Page, desk: Desk, username: str) -> None:
-    await page.goto(desk.url)
-    await page.get_by_label("用户名").fill(username)
-    await page.get_by_label("密码").fill(desk.password)
-    await page.get_by_role("button", name="登录").click()
-    await expect(page.get_by_role("button", name="退出登录")).to_be_visible()
-
-
-async def sign_out(page: Page) -> None:
-    await page.get_by_role("button", name="退出登录").click()
-    await expect(page.get_by_label("用户名")).to_be_visible()
-
-
-async def pick(page: Page, label: str, option: str) -> None:
-    """A labelled native <select>."""
-    await page.get_by_label(label, exact=True).select_option(label=option)
 
 
 # --- the scenarios ------------------------------------------------------------------------------
