@@ -39,6 +39,7 @@ from wangban.auth import (
     Identity,
     require_roles,
 )
+from wangban.calendar import WorkingDayCalendar, china_date
 from wangban.crypto import FieldCipher
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import ValidationFailed, problem_responses
@@ -62,6 +63,13 @@ async def _form_cipher(request: Request) -> FieldCipher:
 
 
 Cipher = Annotated[FieldCipher, Depends(_form_cipher)]
+
+
+async def _working_day_calendar(request: Request, session: UnitOfWork) -> WorkingDayCalendar:
+    return await calendar_for(session, request.app.state.settings)
+
+
+Calendar = Annotated[WorkingDayCalendar, Depends(_working_day_calendar)]
 
 CASE_ERRORS = (
     cases.CaseNotFound,
@@ -89,11 +97,23 @@ async def _case(session: AsyncSession, application_id: str) -> Case:
     return await cases.case_for(session, _known_form(application_id), lock=True)
 
 
-async def _out(session: AsyncSession, case: Case, cipher: FieldCipher) -> CaseOut:
+def _summary(case: Case, calendar: WorkingDayCalendar) -> CaseSummary:
+    """The case in a queue, with its 红黄绿灯 as of today (China's date)."""
+    summary = CaseSummary.model_validate(case)
+    state = cases.deadline_state(case, calendar=calendar, today=china_date(_now()))
+    if state is not None:
+        summary.deadline_light = state.light
+        summary.working_days_left = state.working_days_left
+    return summary
+
+
+async def _out(
+    session: AsyncSession, case: Case, cipher: FieldCipher, calendar: WorkingDayCalendar
+) -> CaseOut:
     """The case as its reviewers and auditors see it: the form's personal fields, encrypted at
     rest, in clear."""
     return CaseOut(
-        **CaseSummary.model_validate(case).model_dump(),
+        **_summary(case, calendar).model_dump(),
         form=cases.clear_form(case, cipher),
         decisions=[
             DecisionOut.model_validate(d)
@@ -108,13 +128,13 @@ async def _out(session: AsyncSession, case: Case, cipher: FieldCipher) -> CaseOu
 
 @router.get("/queue", summary="My department's cases, soonest due first")
 async def queue(
-    session: UnitOfWork, reviewer: Reviewer, status: str | None = "open"
+    session: UnitOfWork, reviewer: Reviewer, calendar: Calendar, status: str | None = "open"
 ) -> list[CaseSummary]:
     rows = await repository.queue(
         session, department=reviewer.department or "-", status=status, limit=200
     )
     # The tasks this person may take: cases whose current step is for one of their roles.
-    return [CaseSummary.model_validate(r) for r in rows if cases.current_role(r) in reviewer.roles]
+    return [_summary(r, calendar) for r in rows if cases.current_role(r) in reviewer.roles]
 
 
 @router.get(
@@ -123,12 +143,12 @@ async def queue(
     responses=problem_responses(cases.CaseNotFound),
 )
 async def get_case(
-    application_id: str, session: UnitOfWork, reader: Reader, cipher: Cipher
+    application_id: str, session: UnitOfWork, reader: Reader, cipher: Cipher, calendar: Calendar
 ) -> CaseOut:
     case = await cases.case_for(session, _known_form(application_id))
     if not reader.has_any_role(AUDITOR) and reader.department != case.department:
         raise cases.CaseNotFound()
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 def _now() -> datetime:
@@ -139,14 +159,13 @@ async def _decide(
     session: AsyncSession,
     application_id: str,
     reviewer: Identity,
-    request: Request,
+    cipher: FieldCipher,
+    calendar: WorkingDayCalendar,
     *,
     approve: bool,
     reason: str,
 ) -> CaseOut:
     case = await _case(session, application_id)
-    settings = request.app.state.settings
-    cipher = await _form_cipher(request)
     await cases.decide_manually(
         session,
         case=case,
@@ -156,11 +175,11 @@ async def _decide(
         department=reviewer.department,
         reason=reason,
         cipher=cipher,
-        calendar=await calendar_for(session, settings),
+        calendar=calendar,
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 @router.post(
@@ -169,7 +188,7 @@ async def _decide(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def claim(
-    application_id: str, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
+    application_id: str, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher, calendar: Calendar
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.claim(
@@ -180,7 +199,7 @@ async def claim(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 @router.post(
@@ -189,7 +208,12 @@ async def claim(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def advance(
-    application_id: str, body: CommentIn, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
+    application_id: str,
+    body: CommentIn,
+    session: UnitOfWork,
+    reviewer: Reviewer,
+    cipher: Cipher,
+    calendar: Calendar,
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.advance(
@@ -201,17 +225,22 @@ async def advance(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 @router.post(
     "/{application_id}/approve", summary="准予 (approve)", responses=problem_responses(*CASE_ERRORS)
 )
 async def approve(
-    application_id: str, body: CommentIn, session: UnitOfWork, reviewer: Reviewer, request: Request
+    application_id: str,
+    body: CommentIn,
+    session: UnitOfWork,
+    reviewer: Reviewer,
+    cipher: Cipher,
+    calendar: Calendar,
 ) -> CaseOut:
     return await _decide(
-        session, application_id, reviewer, request, approve=True, reason=body.comment
+        session, application_id, reviewer, cipher, calendar, approve=True, reason=body.comment
     )
 
 
@@ -221,10 +250,15 @@ async def approve(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def deny(
-    application_id: str, body: ReasonIn, session: UnitOfWork, reviewer: Reviewer, request: Request
+    application_id: str,
+    body: ReasonIn,
+    session: UnitOfWork,
+    reviewer: Reviewer,
+    cipher: Cipher,
+    calendar: Calendar,
 ) -> CaseOut:
     return await _decide(
-        session, application_id, reviewer, request, approve=False, reason=body.reason
+        session, application_id, reviewer, cipher, calendar, approve=False, reason=body.reason
     )
 
 
@@ -239,6 +273,7 @@ async def correction(
     session: UnitOfWork,
     reviewer: Reviewer,
     cipher: Cipher,
+    calendar: Calendar,
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.request_correction(
@@ -251,7 +286,7 @@ async def correction(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 @router.post(
@@ -260,7 +295,12 @@ async def correction(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def suspend(
-    application_id: str, body: SuspendIn, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
+    application_id: str,
+    body: SuspendIn,
+    session: UnitOfWork,
+    reviewer: Reviewer,
+    cipher: Cipher,
+    calendar: Calendar,
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.suspend(
@@ -272,7 +312,7 @@ async def suspend(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 @router.post(
@@ -281,7 +321,12 @@ async def suspend(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def resume(
-    application_id: str, session: UnitOfWork, reviewer: Reviewer, request: Request, cipher: Cipher
+    application_id: str,
+    session: UnitOfWork,
+    reviewer: Reviewer,
+    request: Request,
+    cipher: Cipher,
+    calendar: Calendar,
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.resume(
@@ -289,11 +334,11 @@ async def resume(
         case=case,
         reviewer=reviewer.subject,
         department=reviewer.department,
-        calendar=await calendar_for(session, request.app.state.settings),
+        calendar=calendar,
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 @router.post(
@@ -302,7 +347,12 @@ async def resume(
     responses=problem_responses(*CASE_ERRORS),
 )
 async def not_accept(
-    application_id: str, body: ReasonIn, session: UnitOfWork, reviewer: Reviewer, cipher: Cipher
+    application_id: str,
+    body: ReasonIn,
+    session: UnitOfWork,
+    reviewer: Reviewer,
+    cipher: Cipher,
+    calendar: Calendar,
 ) -> CaseOut:
     case = await _case(session, application_id)
     await cases.not_accept(
@@ -314,7 +364,7 @@ async def not_accept(
         now=_now(),
         roles=reviewer.roles,
     )
-    return await _out(session, case, cipher)
+    return await _out(session, case, cipher, calendar)
 
 
 @rule_router.post(

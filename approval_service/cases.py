@@ -824,6 +824,40 @@ async def not_accept(
 # --- deadlines ----------------------------------------------------------------------------------
 
 
+DeadlineLight = Literal["green", "yellow", "red"]
+"""绿灯 (in time), 黄灯 (the warning share of the committed working days used), 红灯 (overdue)."""
+
+
+@dataclass(frozen=True)
+class DeadlineState:
+    light: DeadlineLight
+    working_days_left: int
+    """Working days from today up to the due date; negative once overdue."""
+
+
+def _working_days_used(case: Case, *, calendar: WorkingDayCalendar, today: date) -> int:
+    assert case.accepted_at is not None
+    return calendar.working_days_between(china_date(case.accepted_at), today) - case.stopped_days
+
+
+def deadline_state(
+    case: Case, *, calendar: WorkingDayCalendar, today: date
+) -> DeadlineState | None:
+    """The queue's 红黄绿灯: the same thresholds the deadline watch warns and announces at.
+    None while the clock does not run (not open, stopped, or no committed time)."""
+    if case.status != "open" or case.due_date is None or case.accepted_at is None:
+        return None
+    if today > case.due_date:
+        return DeadlineState("red", -calendar.working_days_between(case.due_date, today))
+    left = calendar.working_days_between(today, case.due_date)
+    committed = case.committed_days or 0
+    used = _working_days_used(case, calendar=calendar, today=today)
+    light: DeadlineLight = (
+        "yellow" if committed > 0 and used >= WARNING_SHARE * committed else "green"
+    )
+    return DeadlineState(light, left)
+
+
 async def watch_deadlines(
     session: AsyncSession, *, calendar: WorkingDayCalendar, now: datetime | None = None
 ) -> list[str]:
@@ -847,9 +881,7 @@ async def watch_deadlines(
             announced.append(case.application_id)
             continue
         total = (case.committed_days or 0) + case.stopped_days
-        used = (
-            calendar.working_days_between(china_date(case.accepted_at), today) - case.stopped_days
-        )
+        used = _working_days_used(case, calendar=calendar, today=today)
         if (
             case.warned_at is None
             and total > 0

@@ -46,6 +46,10 @@ class CaseSummary(BaseModel):
     due_date: date | None
     due_provisional: bool
     stopped_days: int
+    deadline_light: Literal["green", "yellow", "red"] | None = None
+    """The queue's 红黄绿灯 (None while the clock does not run)."""
+    working_days_left: int | None = None
+    """Working days up to the due date, negative once overdue."""
 
 
 class DecisionOut(BaseModel):

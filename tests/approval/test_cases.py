@@ -240,6 +240,25 @@ async def test_deadline_warning_at_80_percent_and_overdue_once(
     ]
 
 
+async def test_the_queues_lights_turn_with_the_deadline_watch(
+    db_session: AsyncSession, settings: Settings
+) -> None:
+    """绿灯 while in time, 黄灯 from the day the watch warns (4 of 5 working days), 红灯 once
+    overdue; none while the clock is stopped."""
+    case = await accepted_case(db_session, settings)  # accepted Mon 22 Sep 2025, due Sun 28 Sep
+
+    def state(day: date) -> cases.DeadlineState | None:
+        return cases.deadline_state(case, calendar=CALENDAR, today=day)
+
+    assert state(date(2025, 9, 24)) == cases.DeadlineState("green", 3)  # 25, 26, 28 (调休) left
+    assert state(date(2025, 9, 25)) == cases.DeadlineState("green", 2)
+    assert state(date(2025, 9, 26)) == cases.DeadlineState("yellow", 1)
+    assert state(date(2025, 9, 28)) == cases.DeadlineState("yellow", 0)
+    assert state(date(2025, 9, 30)) == cases.DeadlineState("red", -2)  # 29, 30 Sep late
+    case.status = "correction"
+    assert state(date(2025, 9, 26)) is None
+
+
 async def test_a_bundles_cases_proceed_in_parallel_in_their_departments(
     db_session: AsyncSession, settings: Settings
 ) -> None:
@@ -317,7 +336,10 @@ async def test_the_http_api_limits_actions_to_role_and_department_and_dry_runs_r
         assert reviewed.json()["step"] == "决定" and reviewed.json()["assignee"] is None
         assert (await client.post(f"{path}/claim", headers=mine)).status_code == 200
         queue = await client.get("/cases/queue", headers=mine)
-        assert case.application_id in [c["application_id"] for c in queue.json()]
+        listed = {c["application_id"]: c for c in queue.json()}
+        # Due in September 2025: long overdue today, so 红灯 with the working days late.
+        assert listed[case.application_id]["deadline_light"] == "red"
+        assert listed[case.application_id]["working_days_left"] < -200
         approved = await client.post(f"{path}/approve", json={"comment": "符合条件"}, headers=mine)
         assert approved.status_code == 200 and approved.json()["status"] == "approved"
         assert [a["action"] for a in approved.json()["actions"]][-4:] == [
