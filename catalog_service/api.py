@@ -17,16 +17,20 @@ from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
     BundleContent,
     Channel,
+    DryRunOut,
     FacetOut,
     ItemContent,
     ItemType,
     ItemVersionOut,
+    ItemVersionPage,
+    ItemVersionSummary,
     JobOut,
     RejectIn,
     RuleChangeOut,
     Scope,
     SearchFacetsOut,
     Serves,
+    Status,
     SubItemOut,
 )
 from wangban.auth import (
@@ -350,6 +354,49 @@ async def start_revision(item_id: str, session: UnitOfWork, admin: CatalogAdmin)
 
 
 @admin.get(
+    "/item-versions",
+    summary="The items of my department and region: the newest version of each, with its status",
+    description="Drafts and submitted versions included (an approver filters `status=submitted` "
+    "for what waits for them); `q` finds a name or implementing code. The platform catalogue "
+    "role sees every department's.",
+    responses=problem_responses(*ADMIN_ERRORS),
+)
+async def staff_item_versions(
+    session: ReadSession,
+    staff: CatalogReader,
+    status: Status | None = None,
+    q: Annotated[str | None, Query(max_length=50, pattern=PRINTABLE)] = None,
+    page: Annotated[int, Query(ge=1, le=500)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ItemVersionPage:
+    rows, total = await review.staff_versions(
+        session,
+        actor=_actor(staff),
+        status=status,
+        query=q.strip() if q else None,
+        page=page,
+        page_size=page_size,
+    )
+    return ItemVersionPage(
+        items=[
+            ItemVersionSummary.model_validate({**_columns(version), "implementing_code": code})
+            for version, code in rows
+        ],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+def _columns(version: ItemVersion) -> dict[str, Any]:
+    return {
+        name: getattr(version, name)
+        for name in ItemVersionSummary.model_fields
+        if name != "implementing_code"
+    }
+
+
+@admin.get(
     "/item-versions/{version_id}",
     summary="Any version of an item of my department, drafts and submitted ones included",
     responses=problem_responses(*ADMIN_ERRORS, service.VersionNotFound),
@@ -376,6 +423,27 @@ async def version_problems(
         session, actor=_actor(staff), version_id=_uuid(version_id, service.VersionNotFound)
     )
     return service.publication_problems(ItemContent.model_validate(version.content))
+
+
+@admin.post(
+    "/item-versions/{version_id}/dry-run",
+    summary="Replay a version's 秒批 rules on the item's recent decided cases, before submitting",
+    description="Which of my department's recently decided applications of the item the "
+    "version's rules would decide otherwise (ids and outcomes only), and the counts; the same "
+    "replay a submission records. Writes nothing. `unavailable` when the approval service "
+    "cannot answer.",
+    responses=problem_responses(*ADMIN_ERRORS, service.VersionNotFound),
+)
+async def dry_run_version(
+    version_id: str, request: Request, admin: CatalogAdmin, replayer: Replayer
+) -> DryRunOut:
+    # Read, then replay with no database connection held while approval answers.
+    async with request.app.state.database.read_sessionmaker() as reads:
+        plan = await review.plan_dry_run(
+            reads, actor=_actor(admin), version_id=_uuid(version_id, service.VersionNotFound)
+        )
+    answer = await replayer.replay(item_code=plan.implementing_code, rules=plan.rules)
+    return DryRunOut.model_validate(answer)
 
 
 @admin.post(
@@ -539,6 +607,15 @@ async def publish_bundle(
             session, actor=_actor(admin), version_id=_uuid(version_id, service.BundleNotFound)
         )
     )
+
+
+@admin.get(
+    "/synonyms",
+    summary="The synonym table search expands queries with (every department's)",
+    responses=problem_responses(*ADMIN_ERRORS),
+)
+async def get_synonyms(session: ReadSession, _: CatalogReader) -> SynonymGroups:
+    return SynonymGroups(groups=await service.synonym_groups(session))
 
 
 @admin.put(

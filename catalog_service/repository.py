@@ -128,6 +128,61 @@ async def latest_versions_by_codes(
 
 
 @dataclass(frozen=True)
+class StaffScope:
+    """Which items a staff list may hold: one department within a division (its code's
+    significant digits, see ``review.division_prefix``), or every item (both None)."""
+
+    department: str | None
+    region_prefix: str | None
+
+
+async def newest_versions(
+    session: AsyncSession,
+    *,
+    scope: StaffScope,
+    status: str | None,
+    query: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[tuple[ItemVersion, str]], int]:
+    """The newest version of each item in ``scope`` (drafts and submitted ones included) with
+    its implementing code, most recently created first, and how many there are in all."""
+    newest = (
+        select(ItemVersion.item_id, func.max(ItemVersion.version).label("version"))
+        .group_by(ItemVersion.item_id)
+        .subquery()
+    )
+    conditions: list[ColumnElement[bool]] = []
+    if scope.department is not None:
+        conditions.append(ItemVersion.department == scope.department)
+    if scope.region_prefix is not None:
+        conditions.append(ItemVersion.region_code.startswith(scope.region_prefix, autoescape=True))
+    if status is not None:
+        conditions.append(ItemVersion.status == status)
+    if query:
+        conditions.append(
+            ItemVersion.name.icontains(query, autoescape=True)
+            | Item.implementing_code.icontains(query, autoescape=True)
+        )
+    base = (
+        select(ItemVersion, Item.implementing_code)
+        .join(
+            newest,
+            and_(ItemVersion.item_id == newest.c.item_id, ItemVersion.version == newest.c.version),
+        )
+        .join(Item, Item.id == ItemVersion.item_id)
+        .where(*conditions)
+    )
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    rows = await session.execute(
+        base.order_by(ItemVersion.created_at.desc(), ItemVersion.name, ItemVersion.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(version, code) for version, code in rows.all()], int(total)
+
+
+@dataclass(frozen=True)
 class ItemFilters:
     department: str | None = None
     item_type: str | None = None

@@ -245,6 +245,56 @@ async def visible_version(session: AsyncSession, *, actor: Actor, version_id: st
     return await _version(session, actor, version_id)
 
 
+async def staff_versions(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    status: Status | None,
+    query: str | None,
+    page: int,
+    page_size: int,
+) -> tuple[list[tuple[ItemVersion, str]], int]:
+    """The newest version of each item the actor may see (as :func:`visible_version` decides:
+    their department within their region; every item for the platform role), with its
+    implementing code, and how many in all. A staff identity without department or region
+    sees none."""
+    if actor.platform:
+        scope = repository.StaffScope(department=None, region_prefix=None)
+    elif actor.department and actor.region:
+        scope = repository.StaffScope(
+            department=actor.department, region_prefix=division_prefix(actor.region)
+        )
+    else:
+        return [], 0
+    return await repository.newest_versions(
+        session,
+        scope=scope,
+        status=status.value if status else None,
+        query=query,
+        limit=page_size,
+        offset=(page - 1) * page_size,
+    )
+
+
+@dataclass(frozen=True)
+class DryRunPlan:
+    """What a dry run replays: the version's rules, on its item's recent cases."""
+
+    implementing_code: str
+    rules: list[dict[str, Any]]
+
+
+async def plan_dry_run(session: AsyncSession, *, actor: Actor, version_id: str) -> DryRunPlan:
+    """The rules of a version the actor may see, to replay before submitting; writes nothing.
+    (Recent cases are read by the approval service, of the actor's department only.)"""
+    version = await _version(session, actor, version_id)
+    content = ItemContent.model_validate(version.content)
+    return DryRunPlan(
+        implementing_code=content.implementing_code,
+        rules=[rule.model_dump(mode="json") for rule in content.rules],
+    )
+
+
 async def publish_directly(session: AsyncSession, *, actor: Actor, version_id: str) -> ItemVersion:
     """Publish a draft that changes none of the reviewed elements; anything else must be
     submitted for a second person's approval."""

@@ -376,3 +376,60 @@ class SearchFacetsOut(BaseModel):
 
     departments: list[FacetOut]
     themes: list[FacetOut]
+
+
+class ItemVersionSummary(BaseModel):
+    """One row of the staff's item list: the newest version of an item and its status."""
+
+    id: str
+    item_id: str
+    implementing_code: str
+    version: int
+    status: Status
+    name: str
+    item_type: str
+    department: str
+    region_code: str
+    auto_approval: bool
+    created_at: datetime
+    published_at: datetime | None
+    withdrawn_at: datetime | None
+    created_by: str | None
+    edited_by: str | None
+    submitted_by: str | None
+    submitted_at: datetime | None
+
+
+class ItemVersionPage(BaseModel):
+    items: list[ItemVersionSummary]
+    total: int
+    page: int
+    page_size: int
+
+
+class DryRunChange(BaseModel):
+    """A recent case whose outcome the proposed rules would change (ids and outcomes only)."""
+
+    application_id: str
+    decided_at: str
+    actual: Literal["approve", "deny"] = Field(description="how the case ended")
+    actual_auto: str | None = Field(default=None, description="what 秒批 answered then, if asked")
+    would: Literal["approve", "deny", "refer"] = Field(description="what the proposed rules say")
+
+
+class DryRunOut(BaseModel):
+    """A version's rules replayed on its item's recent decided cases of the author's department
+    (the approval service's replay). ``unavailable`` when approval could not answer: the
+    counts are then absent."""
+
+    status: Literal["done", "unavailable", "skipped"]
+    note: str = ""
+    cases: int = 0
+    window: int | None = Field(default=None, description="how many recent cases are looked at")
+    would: dict[str, int] = Field(default_factory=dict)
+    actual: dict[str, int] = Field(default_factory=dict)
+    changed: int = 0
+    newly_approved: int = 0
+    newly_denied: int = 0
+    shared_data_unavailable: list[str] = Field(default_factory=list)
+    changes: list[DryRunChange] = Field(default_factory=list)

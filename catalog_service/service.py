@@ -487,6 +487,10 @@ async def search_items(
     return SearchPage(items=items, total=total, page=page, page_size=page_size)
 
 
+async def synonym_groups(session: AsyncSession) -> list[list[str]]:
+    return await repository.synonym_groups(session)
+
+
 async def replace_synonyms(session: AsyncSession, *, groups: list[list[str]]) -> None:
     cleaned = [sorted({p.strip() for p in group if p.strip()}) for group in groups]
     await repository.replace_synonym_groups(session, [g for g in cleaned if len(g) >= 2])

@@ -69,6 +69,21 @@ STAFF_ROUTES: tuple[StaffRoute, ...] = (
     StaffRoute("POST", "/catalog/items", "catalog", "/admin/items", "New item draft"),
     StaffRoute(
         "GET",
+        "/catalog/item-versions",
+        "catalog",
+        "/admin/item-versions",
+        "My department's items: the newest version of each, with its status",
+    ),
+    StaffRoute(
+        "POST",
+        "/catalog/item-versions/{id}/dry-run",
+        "catalog",
+        "/admin/item-versions/{id}/dry-run",
+        "Replay a draft's 秒批 rules on recent decided cases before submitting",
+    ),
+    StaffRoute("GET", "/catalog/synonyms", "catalog", "/admin/synonyms", "Read search synonyms"),
+    StaffRoute(
+        "GET",
         "/catalog/item-versions/{id}",
         "catalog",
         "/admin/item-versions/{id}",

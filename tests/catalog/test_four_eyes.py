@@ -206,13 +206,17 @@ async def test_a_rule_change_takes_a_second_person_of_the_department(world: Worl
     assert event["approved_by"] == "s-approver-rs" and event["submitted_by"] == "s-author-rs"
 
 
-async def _decided_cases(world: World, code: str, department: str, employed: list[bool]) -> None:
+async def _decided_cases(
+    world: World, code: str, department: str, employed: list[bool]
+) -> list[str]:
     """Decided cases of the item as the approval service keeps them: the old rule denied the
-    employed applicants and approved the others."""
+    employed applicants and approved the others. Their application ids, in order."""
     now = datetime.now(UTC)
+    ids: list[str] = []
     async with world.database.sessionmaker() as session, session.begin():
         for index, is_employed in enumerate(employed):
             application_id = str(uuid.uuid4())
+            ids.append(application_id)
             outcome = "deny" if is_employed else "approve"
             session.add(
                 Case(
@@ -253,6 +257,7 @@ async def _decided_cases(world: World, code: str, department: str, employed: lis
                     decided_at=now - timedelta(minutes=index),
                 )
             )
+    return ids
 
 
 async def test_every_rule_change_is_recorded_with_its_replay_for_auditors(world: World) -> None:
@@ -406,3 +411,104 @@ async def test_unpublished_rules_are_read_and_exported_by_their_department_only(
         exported[exporter] = [row["implementing_code"] for row in rows]
     assert code in exported["author"]
     assert code not in exported["admin_gongan"]
+
+
+async def test_the_staff_list_holds_the_newest_version_of_my_departments_items(
+    world: World,
+) -> None:
+    """The console's item list: each item once, as its newest version with its status (drafts
+    and submitted ones included), scoped like a single version (department and region)."""
+    item = await _published_renshe_item(world)
+    code = item["content"].implementing_code
+    elsewhere = item_content(department=RENSHE, region_code="440300")  # 深圳's 人社局
+    async with world.database.sessionmaker() as session, session.begin():
+        await service.create_item_draft(session, content=elsewhere)
+    client, who = world.gateway.client, world.who
+    listing = f"{STAFF}/item-versions"
+
+    async def codes(who_: str, **params: Any) -> dict[str, tuple[str, str]]:
+        answer = await client.get(listing, params={"page_size": 100, **params}, headers=who[who_])
+        assert answer.status_code == 200, answer.text
+        return {
+            row["implementing_code"]: (row["id"], row["status"]) for row in answer.json()["items"]
+        }
+
+    assert (await codes("author", q=code)) == {code: (item["version_id"], "published")}
+    draft = await _revise(world, item["item_id"], "author", rules=[ATTACK_RULE])
+    assert (await codes("author", q=code)) == {code: (draft["id"], "draft")}
+    submitted = await client.post(
+        f"{STAFF}/item-versions/{draft['id']}/submit", headers=who["author"]
+    )
+    assert submitted.status_code == 200, submitted.text
+
+    # What waits for the department's approver; nothing of it for another department's.
+    waiting = await codes("approver", status="submitted")
+    assert waiting[code] == (draft["id"], "submitted")
+    assert {status for _, status in waiting.values()} == {"submitted"}
+    assert code not in await codes("approver_gongan", status="submitted")
+    assert code not in await codes("admin_gongan", q=code)
+    # Same department name, another region: not theirs either.
+    assert elsewhere.implementing_code not in await codes("author", q=elsewhere.implementing_code)
+    named = await codes("author", q="失业保险金", status="submitted")
+    assert code in named
+    page = await client.get(listing, params={"q": code}, headers=who["author"])
+    assert page.json()["total"] == 1 and page.json()["page"] == 1
+    assert page.json()["items"][0]["submitted_by"] == "s-author-rs"
+
+
+async def test_a_dry_run_shows_which_recent_cases_a_drafts_rules_decide_otherwise(
+    world: World,
+) -> None:
+    """Before submitting, the author replays the draft's rules on the item's recently decided
+    cases of their department: the cases whose outcome would change, and the counts. Nothing
+    is submitted or recorded."""
+    item = await _published_renshe_item(world)
+    code = item["content"].implementing_code
+    ids = await _decided_cases(world, code, RENSHE, [True, False, True, False])
+    await _decided_cases(world, code, GONGAN, [True])
+    client, who = world.gateway.client, world.who
+    draft = await _revise(world, item["item_id"], "author", rules=[ATTACK_RULE])
+    dry_run = f"{STAFF}/item-versions/{draft['id']}/dry-run"
+
+    answer = await client.post(dry_run, headers=who["author"])
+
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["status"] == "done" and result["cases"] == 4  # its own department's only
+    assert result["actual"] == {"approve": 2, "deny": 2}
+    assert result["would"] == {"approve": 4, "deny": 0, "refer": 0}
+    assert result["changed"] == result["newly_approved"] == 2 and result["newly_denied"] == 0
+    assert {(c["application_id"], c["actual"], c["would"]) for c in result["changes"]} == {
+        (ids[0], "deny", "approve"),
+        (ids[2], "deny", "approve"),
+    }
+    still = await client.get(f"{STAFF}/item-versions/{draft['id']}", headers=who["author"])
+    assert still.json()["status"] == "draft"
+    records = await client.get(
+        f"{STAFF}/rule-changes", params={"item_id": item["item_id"]}, headers=who["approver"]
+    )
+    assert records.json() == []
+    # Another department's admin does not learn the draft exists; an approver does not replay.
+    assert (await client.post(dry_run, headers=who["admin_gongan"])).status_code == 404
+    assert (await client.post(dry_run, headers=who["approver"])).status_code == 403
+
+
+async def test_catalogue_staff_read_the_synonym_table_the_platform_role_keeps(
+    world: World,
+) -> None:
+    client, gateway = world.gateway.client, world.gateway
+    platform = _staff(gateway, "s-platform", "platform_catalog_admin", department="平台")
+    before = await client.get(f"{STAFF}/synonyms", headers=world.who["author"])
+    assert before.status_code == 200, before.text
+    groups = [*before.json()["groups"], ["社保卡", "社会保障卡"]]
+    try:
+        put = await client.put(f"{STAFF}/synonyms", json={"groups": groups}, headers=platform)
+        assert put.status_code == 200, put.text
+        read = await client.get(f"{STAFF}/synonyms", headers=world.who["approver"])
+        assert ["社会保障卡", "社保卡"] in read.json()["groups"]
+        refused = await client.put(
+            f"{STAFF}/synonyms", json={"groups": groups}, headers=world.who["author"]
+        )
+        assert refused.status_code == 403
+    finally:
+        await client.put(f"{STAFF}/synonyms", json=before.json(), headers=platform)

@@ -255,6 +255,14 @@ TABLE: tuple[Row, ...] = (
     Row("POST", "/staff/rules/dry-run", staff(422, CATALOG_ADMINS), json={}),
     # --- staff: catalogue
     Row("POST", "/staff/catalog/items", staff(422, CATALOG_ADMINS), json={}),
+    Row("GET", "/staff/catalog/item-versions", staff(200, (*CATALOG_ADMINS, *CATALOG_APPROVERS))),
+    Row(
+        "POST",
+        "/staff/catalog/item-versions/{id}/dry-run",
+        staff(404, CATALOG_ADMINS),
+        path=f"/staff/catalog/item-versions/{NOBODY}/dry-run",
+    ),
+    Row("GET", "/staff/catalog/synonyms", staff(200, (*CATALOG_ADMINS, *CATALOG_APPROVERS))),
     Row(
         "PUT",
         "/staff/catalog/item-versions/{id}",

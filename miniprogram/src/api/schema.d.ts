@@ -909,6 +909,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/catalog/item-versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My department's items: the newest version of each, with its status */
+        get: operations["staff_get__catalog_item_versions_api_v1_staff_catalog_item_versions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/catalog/item-versions/{id}/dry-run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay a draft's 秒批 rules on recent decided cases before submitting */
+        post: operations["staff_post__catalog_item_versions_id_dry_run_api_v1_staff_catalog_item_versions__id__dry_run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/catalog/synonyms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read search synonyms */
+        get: operations["staff_get__catalog_synonyms_api_v1_staff_catalog_synonyms_get"];
+        /** Search synonyms */
+        put: operations["staff_put__catalog_synonyms_api_v1_staff_catalog_synonyms_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/catalog/item-versions/{id}": {
         parameters: {
             query?: never;
@@ -1091,23 +1143,6 @@ export interface paths {
         put?: never;
         /** Publish a bundle */
         post: operations["staff_post__catalog_bundle_versions_id_publish_api_v1_staff_catalog_bundle_versions__id__publish_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/staff/catalog/synonyms": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /** Search synonyms */
-        put: operations["staff_put__catalog_synonyms_api_v1_staff_catalog_synonyms_put"];
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1923,6 +1958,10 @@ export interface components {
             due_provisional: boolean;
             /** Stopped Days */
             stopped_days: number;
+            /** Deadline Light */
+            deadline_light?: ("green" | "yellow" | "red") | null;
+            /** Working Days Left */
+            working_days_left?: number | null;
         };
         /** CaseOut */
         "approval.CaseOut": {
@@ -1955,6 +1994,10 @@ export interface components {
             due_provisional: boolean;
             /** Stopped Days */
             stopped_days: number;
+            /** Deadline Light */
+            deadline_light?: ("green" | "yellow" | "red") | null;
+            /** Working Days Left */
+            working_days_left?: number | null;
             /** Form */
             form: {
                 [key: string]: unknown;
@@ -2456,6 +2499,149 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** ItemVersionPage */
+        "catalog.ItemVersionPage": {
+            /** Items */
+            items: components["schemas"]["catalog.ItemVersionSummary"][];
+            /** Total */
+            total: number;
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+        };
+        /**
+         * ItemVersionSummary
+         * @description One row of the staff's item list: the newest version of an item and its status.
+         */
+        "catalog.ItemVersionSummary": {
+            /** Id */
+            id: string;
+            /** Item Id */
+            item_id: string;
+            /** Implementing Code */
+            implementing_code: string;
+            /** Version */
+            version: number;
+            status: components["schemas"]["catalog.Status"];
+            /** Name */
+            name: string;
+            /** Item Type */
+            item_type: string;
+            /** Department */
+            department: string;
+            /** Region Code */
+            region_code: string;
+            /** Auto Approval */
+            auto_approval: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Published At */
+            published_at: string | null;
+            /** Withdrawn At */
+            withdrawn_at: string | null;
+            /** Created By */
+            created_by: string | null;
+            /** Edited By */
+            edited_by: string | null;
+            /** Submitted By */
+            submitted_by: string | null;
+            /** Submitted At */
+            submitted_at: string | null;
+        };
+        /**
+         * DryRunOut
+         * @description A version's rules replayed on its item's recent decided cases of the author's department
+         *     (the approval service's replay). ``unavailable`` when approval could not answer: the
+         *     counts are then absent.
+         */
+        "catalog.DryRunOut": {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "done" | "unavailable" | "skipped";
+            /**
+             * Note
+             * @default
+             */
+            note?: string;
+            /**
+             * Cases
+             * @default 0
+             */
+            cases?: number;
+            /**
+             * Window
+             * @description how many recent cases are looked at
+             */
+            window?: number | null;
+            /** Would */
+            would?: {
+                [key: string]: number;
+            };
+            /** Actual */
+            actual?: {
+                [key: string]: number;
+            };
+            /**
+             * Changed
+             * @default 0
+             */
+            changed?: number;
+            /**
+             * Newly Approved
+             * @default 0
+             */
+            newly_approved?: number;
+            /**
+             * Newly Denied
+             * @default 0
+             */
+            newly_denied?: number;
+            /** Shared Data Unavailable */
+            shared_data_unavailable?: string[];
+            /** Changes */
+            changes?: components["schemas"]["catalog.DryRunChange"][];
+        };
+        /**
+         * DryRunChange
+         * @description A recent case whose outcome the proposed rules would change (ids and outcomes only).
+         */
+        "catalog.DryRunChange": {
+            /** Application Id */
+            application_id: string;
+            /** Decided At */
+            decided_at: string;
+            /**
+             * Actual
+             * @description how the case ended
+             * @enum {string}
+             */
+            actual: "approve" | "deny";
+            /**
+             * Actual Auto
+             * @description what 秒批 answered then, if asked
+             */
+            actual_auto?: string | null;
+            /**
+             * Would
+             * @description what the proposed rules say
+             * @enum {string}
+             */
+            would: "approve" | "deny" | "refer";
+        };
+        /** SynonymGroups */
+        "catalog.SynonymGroups": {
+            /**
+             * Groups
+             * @description each group: phrases meaning the same thing
+             */
+            groups: string[][];
+        };
         /**
          * Problem
          * @description One reason a version cannot be published yet.
@@ -2576,14 +2762,6 @@ export interface components {
             field_map?: {
                 [key: string]: string;
             };
-        };
-        /** SynonymGroups */
-        "catalog.SynonymGroups": {
-            /**
-             * Groups
-             * @description each group: phrases meaning the same thing
-             */
-            groups: string[][];
         };
         /**
          * JobOut
@@ -7616,6 +7794,349 @@ export interface operations {
             };
         };
     };
+    staff_get__catalog_item_versions_api_v1_staff_catalog_item_versions_get: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["catalog.Status"] | null;
+                q?: string | null;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.ItemVersionPage"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    staff_post__catalog_item_versions_id_dry_run_api_v1_staff_catalog_item_versions__id__dry_run_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.DryRunOut"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    staff_get__catalog_synonyms_api_v1_staff_catalog_synonyms_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.SynonymGroups"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    staff_put__catalog_synonyms_api_v1_staff_catalog_synonyms_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["catalog.SynonymGroups"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.SynonymGroups"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     staff_get__catalog_item_versions_id_api_v1_staff_catalog_item_versions__id__get: {
         parameters: {
             query?: never;
@@ -8579,93 +9100,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["catalog.BundleVersionOut"];
-                };
-            };
-            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description 资源不存在（urn:wangban:problem:not-found） */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
-                };
-            };
-        };
-    };
-    staff_put__catalog_synonyms_api_v1_staff_catalog_synonyms_put: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["catalog.SynonymGroups"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["catalog.SynonymGroups"];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */
