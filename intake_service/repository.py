@@ -556,7 +556,12 @@ def _local_date(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
 
 
 def _counted(
-    *, department: str | None, item_code: str | None, since: datetime, until: datetime
+    *,
+    department: str | None,
+    item_code: str | None,
+    since: datetime,
+    until: datetime,
+    region: str | None = None,
 ) -> list[ColumnElement[bool]]:
     """The applications the statistics count: submitted in ``[since, until)``, not a draft,
     and not a bundle parent (a bundle is counted through its member applications, one per
@@ -572,28 +577,21 @@ def _counted(
         conditions.append(Application.department == department)
     if item_code is not None:
         conditions.append(Application.item_code == item_code)
+    if region is not None:
+        conditions.append(Application.region_code == region)
     return conditions
 
 
-async def application_counts(
-    session: AsyncSession,
-    *,
-    department: str | None,
-    item_code: str | None,
-    since: datetime,
-    until: datetime,
-) -> ApplicationCounts:
-    """The counts behind 三率一数 and the other application figures, in one scan.
-
-    The formulas that use them are documented in :mod:`intake_service.statistics`.
-    """
+def _application_count_columns() -> list[ColumnElement[int]]:
+    """The counts of :class:`ApplicationCounts`, labelled as its fields, over whatever rows a
+    query selects (all counted applications, or a group of them)."""
     online = Application.channel.in_(ONLINE_CHANNELS)
     completed = Application.status.in_(COMPLETED_STATUSES)
 
     def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.count().filter(condition)
 
-    query = select(
+    return [
         func.count().label("applications"),
         count(online).label("online"),
         count(completed).label("completed"),
@@ -632,9 +630,41 @@ async def application_counts(
                 ),
             )
         ).label("tolerated"),
-    ).where(*_counted(department=department, item_code=item_code, since=since, until=until))
+    ]
+
+
+async def application_counts(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    item_code: str | None,
+    since: datetime,
+    until: datetime,
+) -> ApplicationCounts:
+    """The counts behind 三率一数 and the other application figures, in one scan.
+
+    The formulas that use them are documented in :mod:`intake_service.statistics`.
+    """
+    query = select(*_application_count_columns()).where(
+        *_counted(department=department, item_code=item_code, since=since, until=until)
+    )
     row = (await session.execute(query)).one()
     return ApplicationCounts(**row._asdict())
+
+
+def _rating_count_columns() -> list[ColumnElement[int]]:
+    """The counts of :class:`RatingCounts`, labelled as its fields."""
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.count().filter(condition)
+
+    return [
+        func.count().label("ratings"),
+        count(Rating.score >= 4).label("good"),
+        count(Rating.score <= 2).label("bad"),
+        count(Rating.prompted.is_(False)).label("unprompted"),
+        func.coalesce(func.sum(Rating.score), 0).label("score_sum"),
+    ]
 
 
 async def rating_counts(
@@ -646,18 +676,8 @@ async def rating_counts(
     until: datetime,
 ) -> RatingCounts:
     """Counts of the ratings of the counted applications (whenever the rating was given)."""
-
-    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.count().filter(condition)
-
     query = (
-        select(
-            func.count().label("ratings"),
-            count(Rating.score >= 4).label("good"),
-            count(Rating.score <= 2).label("bad"),
-            count(Rating.prompted.is_(False)).label("unprompted"),
-            func.coalesce(func.sum(Rating.score), 0).label("score_sum"),
-        )
+        select(*_rating_count_columns())
         .select_from(Rating)
         .join(Application, Application.id == Rating.application_id)
         .where(*_counted(department=department, item_code=item_code, since=since, until=until))
@@ -688,6 +708,85 @@ async def handling_periods(
     return pairs
 
 
+@dataclass(frozen=True)
+class MonthlyCounts:
+    """The counts of one department's applications submitted in one month (China time)."""
+
+    department: str
+    month: str
+    """``YYYY-MM``."""
+    applications: ApplicationCounts
+    visits_total: int
+    """Σ 到现场次数 over the applications with a visit count."""
+    ratings: RatingCounts
+
+
+_MONTH_FORMAT: ColumnElement[str] = literal_column("'YYYY-MM'")
+"""A constant, never input: the SELECT and the GROUP BY must be the same expression."""
+
+
+def _local_month(column: SQLColumnExpression[Any]) -> ColumnElement[str]:
+    """The month (``YYYY-MM``), in China, of a timestamptz column."""
+    return func.to_char(func.timezone(_CHINA_TIME_ZONE, column), _MONTH_FORMAT)
+
+
+async def monthly_counts(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    region: str | None,
+    since: datetime,
+    until: datetime,
+) -> list[MonthlyCounts]:
+    """The counts of :func:`application_counts` and :func:`rating_counts` per department and
+    month of submission, in two grouped scans; a department and month without applications has
+    no row. By department, then month."""
+    counted = _counted(
+        department=department, item_code=None, since=since, until=until, region=region
+    )
+    month = _local_month(Application.submitted_at).label("month")
+    apps = await session.execute(
+        select(
+            Application.department,
+            month,
+            *_application_count_columns(),
+            func.coalesce(func.sum(Application.visits), 0).label("visits_total"),
+        )
+        .where(*counted)
+        .group_by(Application.department, month)
+        .order_by(Application.department, month)
+    )
+    rated = await session.execute(
+        select(Application.department, month, *_rating_count_columns())
+        .select_from(Rating)
+        .join(Application, Application.id == Rating.application_id)
+        .where(*counted)
+        .group_by(Application.department, month)
+    )
+    ratings = {
+        (row.department, row.month): RatingCounts(
+            **{k: v for k, v in row._asdict().items() if k not in ("department", "month")}
+        )
+        for row in rated
+    }
+    no_ratings = RatingCounts(ratings=0, good=0, bad=0, unprompted=0, score_sum=0)
+    found: list[MonthlyCounts] = []
+    for row in apps:
+        values = row._asdict()
+        key = (values.pop("department"), values.pop("month"))
+        visits_total = int(values.pop("visits_total"))
+        found.append(
+            MonthlyCounts(
+                department=key[0],
+                month=key[1],
+                applications=ApplicationCounts(**values),
+                visits_total=visits_total,
+                ratings=ratings.get(key, no_ratings),
+            )
+        )
+    return found
+
+
 async def keep_early_certificate(
     session: AsyncSession, *, application_id: str, type_name: str, issued_at: datetime
 ) -> None:
@@ -714,3 +813,38 @@ async def take_early_certificate(
     return EarlyCertificate(
         application_id=application_id, type_name=row.type_name, issued_at=row.issued_at
     )
+
+
+# --- rectification list ---------------------------------------------------------------------
+
+
+async def rectifications_with_ratings(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    status: str | None,
+    limit: int,
+) -> Sequence[tuple[Rectification, Rating, str, str]]:
+    """Cases with the rating that opened them and their application's item (code, name):
+    those still to handle first, the earliest due first, then the closed ones, the latest
+    closed first; all departments' when ``department`` is None."""
+    query = (
+        select(Rectification, Rating, Application.item_code, Application.item_name)
+        .join(Rating, Rating.application_id == Rectification.application_id)
+        .join(Application, Application.id == Rectification.application_id)
+    )
+    if department is not None:
+        query = query.where(Rectification.department == department)
+    if status is not None:
+        query = query.where(Rectification.status == status)
+    closed = Rectification.status == "closed"
+    query = query.order_by(
+        closed,
+        # Cases to handle have no closed_at: they tie here and go by their deadline.
+        Rectification.closed_at.desc().nulls_last(),
+        Rectification.due_date,
+        Rectification.opened_at,
+        Rectification.id,
+    ).limit(limit)
+    rows = await session.execute(query)
+    return [(r[0], r[1], r[2], r[3]) for r in rows]

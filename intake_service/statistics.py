@@ -18,6 +18,9 @@ catalogue, not of applications: the catalog service computes it.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -27,7 +30,16 @@ from intake_service import repository
 from wangban.calendar import CHINA_TZ, WorkingDayCalendar, china_date
 from wangban.errors import ValidationFailed
 
-__all__ = ["InvalidPeriod", "Statistics", "statistics"]
+__all__ = [
+    "Figure",
+    "InvalidPeriod",
+    "MonthlyFigures",
+    "MonthlyStatistics",
+    "Statistics",
+    "monthly_csv",
+    "monthly_statistics",
+    "statistics",
+]
 
 MAX_PERIOD_DAYS = 3660
 """About ten years: a longer period is a mistake, and would scan everything."""
@@ -118,6 +130,17 @@ class Statistics:
     """主动评价率."""
 
 
+def _period(start: date, end: date) -> tuple[datetime, datetime]:
+    """``[since, until)`` of the China dates ``[start, end]``, refused when absurd."""
+    if end < start:
+        raise InvalidPeriod("统计截止日期不能早于起始日期")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise InvalidPeriod("统计期间不能超过十年")
+    since = datetime.combine(start, time.min, tzinfo=CHINA_TZ)
+    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=CHINA_TZ)
+    return since, until
+
+
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -132,12 +155,7 @@ async def statistics(
     calendar: WorkingDayCalendar,
 ) -> Statistics:
     """The figures of applications submitted in ``[start, end]`` (China dates, inclusive)."""
-    if end < start:
-        raise InvalidPeriod("统计截止日期不能早于起始日期")
-    if (end - start).days > MAX_PERIOD_DAYS:
-        raise InvalidPeriod("统计期间不能超过十年")
-    since = datetime.combine(start, time.min, tzinfo=CHINA_TZ)
-    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=CHINA_TZ)
+    since, until = _period(start, end)
     apps = await repository.application_counts(
         session, department=department, item_code=item_code, since=since, until=until
     )
@@ -188,3 +206,175 @@ async def statistics(
         unprompted_ratings=rated.unprompted,
         active_rating_rate=_ratio(rated.unprompted, apps.completed),
     )
+
+
+# --- by department and month ----------------------------------------------------------------------
+#
+# The same definitions as above, per department and month of submission, each figure with its
+# numerator and denominator so that a reader can check it. The catalogue's own figures (网办率
+# and 全程网办率 of items, time-limit compression) are the catalog service's, by the same
+# departments and months; the console puts the two side by side.
+
+MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+"""``YYYY-MM``."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    numerator: int
+    denominator: int
+    value: float | None
+    """numerator ÷ denominator; None when the denominator is 0."""
+
+    @classmethod
+    def of(cls, numerator: int, denominator: int) -> Figure:
+        return cls(numerator, denominator, _ratio(numerator, denominator))
+
+
+@dataclass(frozen=True)
+class MonthlyFigures:
+    department: str
+    month: str
+    """``YYYY-MM``: applications submitted in that month, China time."""
+    applications: int
+    """申办件数."""
+    immediate: Figure
+    """即办率: 即办件 (committed 0 working days) ÷ 申办件数."""
+    online: Figure
+    """网办率 (上网办理率): applications filed online ÷ 申办件数."""
+    online_completed: Figure
+    """网上办结率: completed online with no visit ÷ 申办件数."""
+    on_time: Figure
+    """按时办结率: completed by the due date ÷ completed with a due date."""
+    good_rating: Figure
+    """好评率: ratings of 4–5 ÷ ratings (of these applications, whenever given)."""
+    visits: Figure
+    """平均跑动次数: Σ 到现场次数 ÷ applications with a visit count (value is the average)."""
+    instant_approval: Figure
+    """秒批率: decided by the machine ÷ 申办件数."""
+
+
+@dataclass(frozen=True)
+class MonthlyStatistics:
+    start_month: str
+    end_month: str
+    months: list[str]
+    """Every month of the period, in order (a month without applications has no row)."""
+    department: str | None
+    """The department the figures are limited to; None for all (auditors)."""
+    rows: list[MonthlyFigures]
+    """By department, then month."""
+
+
+def month_range(start_month: str, end_month: str) -> tuple[date, date]:
+    """The first day of ``start_month`` and the last of ``end_month``."""
+    first, last = MONTH.match(start_month), MONTH.match(end_month)
+    if first is None or last is None:
+        raise InvalidPeriod("统计月份应写作“年-月”，例如 2026-01")
+    start = date(int(first[1]), int(first[2]), 1)
+    return start, _next_month(date(int(last[1]), int(last[2]), 1)) - timedelta(days=1)
+
+
+def _next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=1) + timedelta(days=31)).replace(day=1)
+
+
+def months_of(start: date, end: date) -> list[str]:
+    """``YYYY-MM`` of every month from ``start``'s to ``end``'s."""
+    months, day = [], start.replace(day=1)
+    while day <= end:
+        months.append(f"{day:%Y-%m}")
+        day = _next_month(day)
+    return months
+
+
+async def monthly_statistics(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    region: str | None,
+    start_month: str,
+    end_month: str,
+) -> MonthlyStatistics:
+    """The figures of applications submitted from ``start_month`` to ``end_month`` (``YYYY-MM``,
+    China time, inclusive) per department and month."""
+    start, end = month_range(start_month, end_month)
+    since, until = _period(start, end)
+    counted = await repository.monthly_counts(
+        session, department=department, region=region, since=since, until=until
+    )
+    rows = []
+    for group in counted:
+        apps, rated, total = group.applications, group.ratings, group.applications.applications
+        rows.append(
+            MonthlyFigures(
+                department=group.department,
+                month=group.month,
+                applications=total,
+                immediate=Figure.of(apps.immediate, total),
+                online=Figure.of(apps.online, total),
+                online_completed=Figure.of(apps.fully_online_completed, total),
+                on_time=Figure.of(apps.completed_on_time, apps.completed_with_due_date),
+                good_rating=Figure.of(rated.good, rated.ratings),
+                visits=Figure.of(group.visits_total, total - apps.visits_unknown),
+                instant_approval=Figure.of(apps.instant_approvals, total),
+            )
+        )
+    return MonthlyStatistics(
+        start_month=start_month,
+        end_month=end_month,
+        months=months_of(start, end),
+        department=department,
+        rows=rows,
+    )
+
+
+FIGURE_NAMES = {
+    "immediate": "即办率",
+    "online": "网办率",
+    "online_completed": "网上办结率",
+    "on_time": "按时办结率",
+    "good_rating": "好评率",
+    "visits": "平均跑动次数",
+    "instant_approval": "秒批率",
+}
+"""The CSV's names of the figures of :class:`MonthlyFigures`, in its columns' order."""
+
+AVERAGES = frozenset({"visits"})
+"""Figures whose value is an average (written as a number), not a share (a percentage)."""
+
+_FORMULA = re.compile(r"^[=+\-@\t\r]")
+
+
+def _cell(text: str) -> str:
+    """A text cell Excel will not run as a formula (a department's name is typed by staff)."""
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def _value_text(name: str, value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}" if name in AVERAGES else f"{value * 100:.2f}%"
+
+
+def monthly_csv(figures: MonthlyStatistics) -> str:
+    """The figures as a table: one row per department and month; each figure as its numerator,
+    its denominator and its value (shares as percentages with two decimals)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    header = ["部门", "月份", "申办件数"]
+    for name in FIGURE_NAMES.values():
+        header += [f"{name}分子", f"{name}分母", name]
+    writer.writerow(header)
+    for row in figures.rows:
+        cells = [_cell(row.department), row.month, str(row.applications)]
+        for key in FIGURE_NAMES:
+            figure: Figure = getattr(row, key)
+            cells += [
+                str(figure.numerator),
+                str(figure.denominator),
+                _value_text(key, figure.value),
+            ]
+        writer.writerow(cells)
+    return buffer.getvalue()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 
 from intake_service import statistics
 from intake_service.api.deps import Manager, Shared
-from wangban.auth import AUDITOR
+from wangban.auth import AUDITOR, Identity
 from wangban.db import UnitOfWork
 from wangban.errors import problem_responses
 
@@ -40,3 +41,72 @@ async def get_statistics(
         calendar=runtime.calendar,
     )
     return figures
+
+
+Month = Annotated[str, Query(pattern=statistics.MONTH.pattern, examples=["2026-01"])]
+
+
+def _scope(member: Identity, department: str | None) -> tuple[str | None, str | None]:
+    """(department, region) the figures are limited to: an auditor's choice, any other
+    member's own department and region whatever they asked."""
+    if member.has_any_role(AUDITOR):
+        return department, None
+    return member.department or "-", member.region or "-"
+
+
+@router.get(
+    "/statistics/monthly",
+    summary="三率一数 and the other figures per department and month, each with its numerator "
+    "and denominator",
+    responses=problem_responses(statistics.InvalidPeriod),
+)
+async def get_monthly_statistics(
+    session: UnitOfWork,
+    member: Manager,
+    start_month: Month,
+    end_month: Month,
+    department: str | None = None,
+) -> statistics.MonthlyStatistics:
+    department, region = _scope(member, department)
+    return await statistics.monthly_statistics(
+        session,
+        department=department,
+        region=region,
+        start_month=start_month,
+        end_month=end_month,
+    )
+
+
+@router.get(
+    "/statistics/monthly.csv",
+    summary="The figures per department and month as a CSV table (UTF-8 with a BOM, for Excel)",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **problem_responses(statistics.InvalidPeriod),
+    },
+)
+async def export_monthly_statistics(
+    session: UnitOfWork,
+    member: Manager,
+    start_month: Month,
+    end_month: Month,
+    department: str | None = None,
+) -> Response:
+    department, region = _scope(member, department)
+    figures = await statistics.monthly_statistics(
+        session,
+        department=department,
+        region=region,
+        start_month=start_month,
+        end_month=end_month,
+    )
+    return Response(
+        # A BOM so that Excel opens the Chinese headers as UTF-8.
+        statistics.monthly_csv(figures).encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="applications-{start_month}'
+            f'-{end_month}.csv"'
+        },
+    )
