@@ -164,7 +164,21 @@ class ApplicationSummary(BaseModel):
     tolerated_until: date | None
 
 
+class ApplicantOnScreen(BaseModel):
+    """The applicant as a screen shows them: masked (张*, 441900********1234), enough for a
+    clerk to confirm with the person at the counter, never the whole number."""
+
+    kind: str
+    name: str
+    id_number: str
+
+
+class StaffApplicationSummary(ApplicationSummary):
+    applicant: ApplicantOnScreen
+
+
 class ApplicationOut(ApplicationSummary):
+    applicant: ApplicantOnScreen
     parent_id: str | None
     item_version_id: str | None
     bundle_version_id: str | None
@@ -272,3 +286,20 @@ class PrefillIn(BaseModel):
 
     def __repr__(self) -> str:
         return f"PrefillIn(item_version_id={self.item_version_id!r})"
+
+
+class RectificationListItem(RectificationOut):
+    """A case in its department's list: the rating that opened it (score, tags, comment), the
+    application's item and the deadline in working days."""
+
+    score: int
+    score_label: str
+    tags: list[RatingTag]
+    comment: str
+    rated_at: datetime
+    item_code: str
+    item_name: str
+    working_days_left: int | None = Field(
+        description="距整改期限的工作日数（0 为当日到期，负数为已超期的工作日数）；已办结为空"
+    )
+    overdue: bool = Field(description="未办结且已过整改期限")

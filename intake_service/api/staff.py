@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 from intake_service import repository
 from intake_service.api.deps import Shared, StaffMember, readable_for_acceptance
-from intake_service.api.views import application_out, summary
+from intake_service.api.views import application_out, staff_summary
 from intake_service.applications import lifecycle
 from intake_service.applications.errors import ApplicationNotFound, TransitionNotAllowed
-from intake_service.schemas import ApplicationOut, ApplicationSummary, ReasonIn
+from intake_service.schemas import ApplicationOut, ReasonIn, StaffApplicationSummary
 from wangban.auth import AUDITOR, REVIEWER
 from wangban.db import UnitOfWork
 from wangban.errors import problem_responses
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/staff", tags=["window and review"])
 
 @router.get("/applications", summary="Applications this staff member may see")
 async def staff_applications(
-    session: UnitOfWork, member: StaffMember, status: str | None = None
-) -> list[ApplicationSummary]:
+    session: UnitOfWork, member: StaffMember, runtime: Shared, status: str | None = None
+) -> list[StaffApplicationSummary]:
     if member.has_any_role(AUDITOR):
         rows = await repository.applications_for_staff(
             session, department=None, window=None, status=status, limit=200
@@ -33,7 +33,7 @@ async def staff_applications(
         rows = await repository.applications_for_staff(
             session, department=None, window=member.department or "-", status=status, limit=200
         )
-    return [summary(r) for r in rows]
+    return [staff_summary(r, runtime.keys.cipher) for r in rows]
 
 
 @router.post(

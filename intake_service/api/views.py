@@ -9,15 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from intake_service import bundles, repository
 from intake_service.applications.creation import Keys
 from intake_service.applications.forms import clear_form
+from intake_service.events import HOLDER_CONTEXT
 from intake_service.models import Application, ApplicationMaterial, TimelineEntry
 from intake_service.schemas import (
+    ApplicantOnScreen,
     ApplicationOut,
     ApplicationSummary,
     BundleStatusOut,
     MaterialOut,
+    StaffApplicationSummary,
     TimelineOut,
 )
 from wangban import labels
+from wangban.crypto import FieldCipher, mask_name, mask_resident_id
 
 
 async def application_out(
@@ -40,6 +44,7 @@ async def application_out(
     state = bundles.aggregate(members) if members else None
     return ApplicationOut(
         **summary(application).model_dump(),
+        applicant=applicant_on_screen(application, keys.cipher),
         parent_id=application.parent_id,
         item_version_id=application.item_version_id,
         bundle_version_id=application.bundle_version_id,
@@ -81,4 +86,25 @@ def summary(application: Application) -> ApplicationSummary:
         submitted_at=application.submitted_at,
         due_date=application.due_date,
         tolerated_until=application.tolerated_until,
+    )
+
+
+def applicant_on_screen(application: Application, cipher: FieldCipher) -> ApplicantOnScreen:
+    name = cipher.decrypt(application.applicant_name_enc, context=HOLDER_CONTEXT)
+    id_number = cipher.decrypt(application.applicant_id_enc, context=HOLDER_CONTEXT)
+    return ApplicantOnScreen(
+        kind=application.applicant_kind,
+        name=mask_name(name),
+        # A company's unified social credit code is public (营业执照); a person's number is not.
+        id_number=mask_resident_id(id_number)
+        if application.applicant_kind == "person"
+        else id_number,
+    )
+
+
+def staff_summary(application: Application, cipher: FieldCipher) -> StaffApplicationSummary:
+    """A row of a staff list: the summary and who applied, masked."""
+    return StaffApplicationSummary(
+        **summary(application).model_dump(),
+        applicant=applicant_on_screen(application, cipher),
     )

@@ -282,8 +282,13 @@ async def test_a_window_clerk_files_and_accepts_for_an_applicant(intake: Intake)
         application["accepting_region"] == "441900004000" and application["region_code"] == "441900"
     )
     assert application["accepted_by"] == "clerk-1" and application["agent"] == "代办人-张三"
+    # Who applied, as the receipt and the window's list show it: enough to confirm with the
+    # person at the counter, never the whole ID number or name.
+    masked = {"kind": "person", "name": "陈**", "id_number": f"{ALICE[:6]}********{ALICE[-4:]}"}
+    assert application["applicant"] == masked
     listed = await intake.client.get("/staff/applications", headers=clerk)
-    assert application["id"] in [a["id"] for a in listed.json()]
+    assert {a["id"]: a["applicant"] for a in listed.json()}[application["id"]] == masked
+    assert ALICE not in listed.text and "陈桂英" not in listed.text
     district_only = await intake.item(
         scope="district", region_code="441900003000", materials=COMMITMENT_ONLY
     )

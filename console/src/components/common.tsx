@@ -1,5 +1,5 @@
 import { useEffect } from 'react'
-import { Alert, Empty } from 'tdesign-react'
+import { Alert, Empty, Tag } from 'tdesign-react'
 import { zh } from '../i18n/zh'
 
 /** The page <title> for a route. */
@@ -73,4 +73,23 @@ export function formatDateTime(value?: string | null): string {
 
 export function formatDate(value?: string | null): string {
   return value || '—'
+}
+
+const LIGHT_THEMES = { green: 'success', yellow: 'warning', red: 'danger' } as const
+
+/** A case's 红黄绿灯, in words as well as colour (the colour alone tells a screen reader nothing). */
+export function DeadlineLight({
+  light,
+  daysLeft,
+}: {
+  light?: 'green' | 'yellow' | 'red' | null
+  daysLeft?: number | null
+}) {
+  if (!light) return null
+  return (
+    <Tag theme={LIGHT_THEMES[light]} variant="light-outline" className="deadline-light">
+      {zh.deadlineLights[light]}
+      {daysLeft === null || daysLeft === undefined ? null : ` · ${zh.deadlineLights.days(daysLeft)}`}
+    </Tag>
+  )
 }

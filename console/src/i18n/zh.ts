@@ -73,7 +73,6 @@ export const zh = {
       deadline: '办结期限',
       actions: '操作',
     },
-    applicantNotGiven: '（列表未提供）',
     accept: '受理',
     notAccept: '不予受理',
     notAcceptReason: '不予受理理由',
@@ -190,7 +189,6 @@ export const zh = {
     item: '办理事项',
     department: '实施部门',
     applicant: '申请人',
-    applicantNotGiven: '（回执所需的脱敏申请人信息暂未提供）',
     acceptedAt: '受理时间',
     deadline: '承诺办结期限',
     status: '状态',
@@ -198,6 +196,12 @@ export const zh = {
     back: '返回列表',
     notAcceptedYet: '此申请尚未受理',
     notFound: '在本窗口的申请中找不到此申请',
+  },
+  deadlineLights: {
+    green: '绿灯',
+    yellow: '黄灯',
+    red: '红灯',
+    days: (left: number) => (left >= 0 ? `剩 ${left} 个工作日` : `超期 ${-left} 个工作日`),
   },
   review: {
     title: '审批',

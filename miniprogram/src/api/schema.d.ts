@@ -1200,6 +1200,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/rectifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My department's rectifications, by state */
+        get: operations["staff_get__rectifications_api_v1_staff_rectifications_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/rectifications/overdue": {
         parameters: {
             query?: never;
@@ -1302,6 +1319,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/audit/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Data-use audit records by filters, the data subject among them */
+        post: operations["staff_post__audit_search_api_v1_staff_audit_search_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/audit/checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit chain's published checkpoints */
+        get: operations["staff_get__audit_checkpoints_api_v1_staff_audit_checkpoints_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/certificates/{id}/status": {
         parameters: {
             query?: never;
@@ -1345,6 +1396,23 @@ export interface paths {
         };
         /** Notification templates */
         get: operations["staff_get__notify_templates_api_v1_staff_notify_templates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/ops/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every service's health: database, broker, consumers' lag, outbox backlog and dead letters (ops) */
+        get: operations["ops_status_api_v1_staff_ops_status_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1457,6 +1525,16 @@ export interface components {
              */
             draft?: boolean;
         };
+        /** BrokerStatus */
+        BrokerStatus: {
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "unknown" | "ok" | "unavailable";
+            /** Checked At */
+            checked_at?: string | null;
+        };
         /** CompanyIn */
         CompanyIn: {
             /**
@@ -1481,6 +1559,33 @@ export interface components {
              * Format: date-time
              */
             verified_at: string;
+        };
+        /** ConsumerStatus */
+        ConsumerStatus: {
+            /** Group */
+            group: string;
+            /** Topics */
+            topics: string[];
+            /** Assigned */
+            assigned: boolean;
+            /** Caught Up */
+            caught_up: boolean;
+            /** Lag */
+            lag: number;
+            /** Partitions */
+            partitions: components["schemas"]["PartitionLag"][];
+        };
+        /** DatabaseStatus */
+        DatabaseStatus: {
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "migrated" | "behind" | "unavailable";
+            /** Revision */
+            revision?: string | null;
+            /** Head */
+            head?: string | null;
         };
         /** DevLoginIn */
         DevLoginIn: {
@@ -1557,6 +1662,20 @@ export interface components {
              */
             operations?: string[];
         };
+        /** OpsStatus */
+        OpsStatus: {
+            /** Services */
+            services: components["schemas"]["ServiceHealth"][];
+        };
+        /** PartitionLag */
+        PartitionLag: {
+            /** Topic */
+            topic: string;
+            /** Partition */
+            partition: number;
+            /** Lag */
+            lag: number;
+        };
         /** RealNameIn */
         RealNameIn: {
             /** Name */
@@ -1571,6 +1690,35 @@ export interface components {
         RefreshIn: {
             /** Refresh Token */
             refresh_token: string;
+        };
+        /** ServiceHealth */
+        ServiceHealth: {
+            /** Service */
+            service: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "up" | "degraded" | "unreachable";
+            status?: components["schemas"]["ServiceStatus"] | null;
+            /** Unreachable */
+            unreachable?: ("timeout" | "unavailable" | "refused") | null;
+        };
+        /**
+         * ServiceStatus
+         * @description One process of a service as an operator sees it: the probes' facts in one answer.
+         */
+        ServiceStatus: {
+            /** Service */
+            service: string;
+            database: components["schemas"]["DatabaseStatus"];
+            broker: components["schemas"]["BrokerStatus"] | null;
+            /** Consumers */
+            consumers: components["schemas"]["ConsumerStatus"][];
+            /** Outbox Backlog */
+            outbox_backlog: number | null;
+            /** Dead Letters */
+            dead_letters: number | null;
         };
         /** StaffLoginIn */
         StaffLoginIn: {
@@ -1675,8 +1823,8 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
-        /** ApplicationSummary */
-        "intake.ApplicationSummary": {
+        /** StaffApplicationSummary */
+        "intake.StaffApplicationSummary": {
             /** Id */
             id: string;
             /** Kind */
@@ -1706,6 +1854,20 @@ export interface components {
             due_date: string | null;
             /** Tolerated Until */
             tolerated_until: string | null;
+            applicant: components["schemas"]["intake.ApplicantOnScreen"];
+        };
+        /**
+         * ApplicantOnScreen
+         * @description The applicant as a screen shows them: masked (张*, 441900********1234), enough for a
+         *     clerk to confirm with the person at the counter, never the whole number.
+         */
+        "intake.ApplicantOnScreen": {
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string;
+            /** Id Number */
+            id_number: string;
         };
         /** ApplicationOut */
         "intake.ApplicationOut": {
@@ -1738,6 +1900,7 @@ export interface components {
             due_date: string | null;
             /** Tolerated Until */
             tolerated_until: string | null;
+            applicant: components["schemas"]["intake.ApplicantOnScreen"];
             /** Parent Id */
             parent_id: string | null;
             /** Item Version Id */
@@ -1822,6 +1985,38 @@ export interface components {
             summary: string;
             /** Needs Correction */
             needs_correction: string[];
+        };
+        /** ApplicationSummary */
+        "intake.ApplicationSummary": {
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Item Code */
+            item_code: string;
+            /** Item Name */
+            item_name: string;
+            /** Department */
+            department: string;
+            /** Status */
+            status: string;
+            /** Status Name */
+            status_name: string;
+            /** Status Reason */
+            status_reason: string;
+            /** Channel */
+            channel: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Submitted At */
+            submitted_at: string | null;
+            /** Due Date */
+            due_date: string | null;
+            /** Tolerated Until */
+            tolerated_until: string | null;
         };
         /**
          * WindowApplicationIn
@@ -2829,6 +3024,68 @@ export interface components {
             /** Finished At */
             finished_at: string | null;
         };
+        /**
+         * RectificationListItem
+         * @description A case in its department's list: the rating that opened it (score, tags, comment), the
+         *     application's item and the deadline in working days.
+         */
+        "intake.RectificationListItem": {
+            /** Id */
+            id: string;
+            /** Application Id */
+            application_id: string;
+            /** Department */
+            department: string;
+            /**
+             * Opened At
+             * Format: date-time
+             */
+            opened_at: string;
+            /**
+             * Due Date
+             * Format: date
+             */
+            due_date: string;
+            /** Status */
+            status: string;
+            /** Reply */
+            reply: string;
+            /** Replied At */
+            replied_at: string | null;
+            /** Return Visit */
+            return_visit: string;
+            /** Return Visited At */
+            return_visited_at: string | null;
+            /** Closed At */
+            closed_at: string | null;
+            /** Score */
+            score: number;
+            /** Score Label */
+            score_label: string;
+            /** Tags */
+            tags: ("办事效率" | "办事指南准确" | "办事便捷" | "服务态度" | "材料精简" | "一次办成" | "多次跑动" | "态度冷漠" | "指南不清" | "超时办理")[];
+            /** Comment */
+            comment: string;
+            /**
+             * Rated At
+             * Format: date-time
+             */
+            rated_at: string;
+            /** Item Code */
+            item_code: string;
+            /** Item Name */
+            item_name: string;
+            /**
+             * Working Days Left
+             * @description 距整改期限的工作日数（0 为当日到期，负数为已超期的工作日数）；已办结为空
+             */
+            working_days_left: number | null;
+            /**
+             * Overdue
+             * @description 未办结且已过整改期限
+             */
+            overdue: boolean;
+        };
         /** RectificationOut */
         "intake.RectificationOut": {
             /** Id */
@@ -2921,6 +3178,116 @@ export interface components {
             problems: string[];
             /** Checkpoint Seq */
             checkpoint_seq?: number | null;
+        };
+        /** AuditPageOut */
+        "sharing.AuditPageOut": {
+            /** Items */
+            items: components["schemas"]["sharing.AuditRecordOut"][];
+            /**
+             * Next Before
+             * @description 下一页的 before；没有更多记录时为空
+             */
+            next_before: number | null;
+        };
+        /**
+         * AuditFilterIn
+         * @description The audit records' filters; every one given must match.
+         */
+        "sharing.AuditFilterIn": {
+            /** @description 数据主体（被查询人） */
+            subject?: components["schemas"]["sharing.AuditSubjectIn"] | null;
+            /**
+             * Department
+             * @description 查询人所在部门
+             */
+            department?: string | null;
+            /**
+             * Dataset
+             * @description 数据集编码
+             */
+            dataset?: string | null;
+            /**
+             * Item Code
+             * @description 查询用途：事项编码
+             */
+            item_code?: string | null;
+            /**
+             * Application Id
+             * @description 查询用途：办件
+             */
+            application_id?: string | null;
+            /**
+             * Since
+             * @description 查询时间不早于
+             */
+            since?: string | null;
+            /**
+             * Until
+             * @description 查询时间早于
+             */
+            until?: string | null;
+            /**
+             * Limit
+             * @default 50
+             */
+            limit?: number;
+            /**
+             * Before
+             * @description 翻页：只列序号小于此值的记录
+             */
+            before?: number | null;
+        };
+        /**
+         * AuditSubjectIn
+         * @description Whose data an auditor asks about, by number. Only its keyed hash is looked for: the
+         *     records never hold the number, and the number travels in a body, never in a URL (which
+         *     access logs and browser histories keep).
+         */
+        "sharing.AuditSubjectIn": {
+            /**
+             * Kind
+             * @default person
+             * @enum {string}
+             */
+            kind?: "person" | "company";
+            /**
+             * Id Number
+             * @description 居民身份证号码或统一社会信用代码
+             */
+            id_number: string;
+        };
+        /** CheckpointOut */
+        "sharing.CheckpointOut": {
+            /**
+             * Seq
+             * @description 检查点覆盖到的记录序号
+             */
+            seq: number;
+            /** Mac */
+            mac: string;
+            /**
+             * At
+             * Format: date-time
+             * @description 签署时间
+             */
+            at: string;
+            /** Kid */
+            kid: string;
+            /**
+             * Published At
+             * @description 事件经消息队列确认发布的时间；为空表示尚在发送
+             */
+            published_at: string | null;
+            /**
+             * Signature Valid
+             * @description 签名在当前检查点公钥下有效
+             */
+            signature_valid: boolean;
+            /**
+             * In Chain
+             * @description 审计链中该序号的记录仍是检查点签署的那一条
+             */
+            in_chain: boolean;
         };
         /** CertificateSummary */
         "sharing.CertificateSummary": {
@@ -6415,7 +6782,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["intake.ApplicationSummary"][];
+                    "application/json": components["schemas"]["intake.StaffApplicationSummary"][];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */
@@ -9456,6 +9823,91 @@ export interface operations {
             };
         };
     };
+    staff_get__rectifications_api_v1_staff_rectifications_get: {
+        parameters: {
+            query?: {
+                status?: ("open" | "replied" | "closed") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["intake.RectificationListItem"][];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     staff_get__rectifications_overdue_api_v1_staff_rectifications_overdue_get: {
         parameters: {
             query?: never;
@@ -9806,6 +10258,16 @@ export interface operations {
         parameters: {
             query?: {
                 application_id?: string | null;
+                /** @description 查询人所在部门 */
+                department?: string | null;
+                /** @description 数据集编码 */
+                dataset?: string | null;
+                /** @description 查询用途：事项编码 */
+                item_code?: string | null;
+                /** @description 查询时间不早于 */
+                since?: string | null;
+                /** @description 查询时间早于 */
+                until?: string | null;
                 limit?: number;
                 before?: number | null;
             };
@@ -9905,6 +10367,178 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["sharing.ChainReportOut"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    staff_post__audit_search_api_v1_staff_audit_search_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["sharing.AuditFilterIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["sharing.AuditPageOut"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    staff_get__audit_checkpoints_api_v1_staff_audit_checkpoints_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["sharing.CheckpointOut"][];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */
@@ -10222,6 +10856,44 @@ export interface operations {
             };
             /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    ops_status_api_v1_staff_ops_status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpsStatus"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -74,6 +74,9 @@ async def test_a_window_application_is_accepted_then_approved_by_the_department(
 
     await expect(page.get_by_role("heading", name="受理回执")).to_be_visible()
     number = await receipt_number(page)
+    # Who applied, masked as on every screen: the surname and the ID number's region and end.
+    applicant = f"{AT_THE_WINDOW.name[0]}**（{AT_THE_WINDOW.id_number[:6]}********"
+    await expect(page.get_by_text(applicant)).to_be_visible()
     await check_screen(page, "receipt")
     await sign_out(page)
 
@@ -81,6 +84,9 @@ async def test_a_window_application_is_accepted_then_approved_by_the_department(
     await sign_in(page, desk, "reviewer")
     await page.get_by_role("link", name="审批").click()
     await expect(page.get_by_role("heading", name="本部门待办")).to_be_visible()
+    # Accepted today: in time, with the working days left in words beside the colour.
+    row = page.get_by_role("row").filter(has_text=number)
+    await expect(row.get_by_text(re.compile(r"^绿灯 · 剩 \d+ 个工作日$"))).to_be_visible()
     await check_screen(page, "review-queue")
     await page.get_by_role("link", name=re.compile(f"^查看 .* {number}$")).click()
     await expect(page.get_by_role("heading", name="案件详情")).to_be_visible()

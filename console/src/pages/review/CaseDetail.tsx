@@ -7,7 +7,7 @@ import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import type { Operation } from '../../auth/operations'
-import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { DeadlineLight, formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 import { ActionDialog } from '../../components/ActionDialog'
@@ -242,6 +242,7 @@ export function CaseDetailPage() {
           <dd>
             {formatDate(found.due_date)}
             {found.due_provisional ? zh.review.provisional : null}
+            <DeadlineLight light={found.deadline_light} daysLeft={found.working_days_left} />
             {found.stopped_days > 0 ? ` ${zh.review.stoppedDays(found.stopped_days)}` : null}
           </dd>
         </dl>

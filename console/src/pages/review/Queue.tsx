@@ -5,7 +5,7 @@ import { Button, Card, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { DeadlineLight, formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { zh } from '../../i18n/zh'
 
 type CaseSummary = Schemas['approval.CaseSummary']
@@ -89,6 +89,9 @@ export function QueuePage() {
         <>
           {formatDate(row.due_date)}
           {row.due_provisional ? zh.review.provisional : null}
+          <div>
+            <DeadlineLight light={row.deadline_light} daysLeft={row.working_days_left} />
+          </div>
           {row.stopped_days > 0 ? <div className="muted">{zh.review.stoppedDays(row.stopped_days)}</div> : null}
         </>
       ),

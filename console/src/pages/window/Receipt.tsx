@@ -8,11 +8,13 @@ import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../co
 import { zh } from '../../i18n/zh'
 
 type Application = Schemas['intake.ApplicationOut']
-type Summary = Schemas['intake.ApplicationSummary']
+type Summary = Schemas['intake.StaffApplicationSummary']
+type Applicant = Schemas['intake.ApplicantOnScreen']
 
 type Shown = {
   id: string
   itemName: string
+  applicant: Applicant
   department: string
   status: string
   statusName: string
@@ -26,6 +28,7 @@ function fromApplication(application: Application): Shown {
   return {
     id: application.id,
     itemName: application.item_name,
+    applicant: application.applicant,
     department: application.department,
     status: application.status,
     statusName: application.status_name,
@@ -39,6 +42,7 @@ function fromSummary(summary: Summary): Shown {
   return {
     id: summary.id,
     itemName: summary.item_name,
+    applicant: summary.applicant,
     department: summary.department,
     status: summary.status,
     statusName: summary.status_name,
@@ -80,6 +84,7 @@ export function ReceiptPage() {
   const fields: [string, ReactNode][] = shown
     ? [
         [zh.receipt.number, shown.id],
+        [zh.receipt.applicant, `${shown.applicant.name}（${shown.applicant.id_number}）`],
         [zh.receipt.item, shown.itemName],
         [zh.receipt.department, shown.department],
         [zh.receipt.status, shown.statusName],

@@ -9,7 +9,7 @@ import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../co
 import { SelectField, TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 
-type Summary = Schemas['intake.ApplicationSummary']
+type Summary = Schemas['intake.StaffApplicationSummary']
 
 const STATUS_CHOICES = Object.entries(zh.statuses).map(([value, label]) => ({ value, label }))
 const RECEIPT_STATUSES = new Set(['accepted', 'under_review', 'correction_requested', 'resubmitted', 'approved', 'certificate_failed', 'denied', 'completed', 'delivered'])
@@ -86,6 +86,7 @@ export function WindowListPage() {
   const columns: PrimaryTableCol<Summary>[] = [
     { colKey: 'id', title: zh.window.columns.number },
     { colKey: 'item_name', title: zh.window.columns.item },
+    { colKey: 'applicant', title: zh.window.columns.applicant, cell: ({ row }) => row.applicant.name },
     { colKey: 'status_name', title: zh.window.columns.status },
     { colKey: 'submitted_at', title: zh.window.columns.submittedAt, cell: ({ row }) => formatDateTime(row.submitted_at) },
     {
