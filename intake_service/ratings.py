@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Final
+from typing import Final, Literal, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +43,7 @@ __all__ = [
     "POSITIVE_TAGS",
     "RATEABLE_STATUSES",
     "RATING_TAGS",
+    "RECTIFICATION_STATES",
     "RECTIFICATION_WORKING_DAYS",
     "SCORE_LABELS",
     "AlreadyRated",
@@ -51,7 +53,9 @@ __all__ = [
     "NotRateable",
     "NotYourRectification",
     "RectificationNotFound",
+    "RectificationState",
     "RectificationStateConflict",
+    "RectificationView",
     "ReturnVisitRequired",
     "china_date",
     "close",
@@ -60,6 +64,7 @@ __all__ = [
     "rating_of",
     "record_return_visit",
     "rectification_of",
+    "rectifications",
     "reply",
 ]
 
@@ -82,6 +87,9 @@ RATEABLE_STATUSES: Final = frozenset({"completed", "delivered"})
 BAD_SCORE_MAX: Final = 2
 """Scores up to this one open a rectification case (差评)."""
 RECTIFICATION_WORKING_DAYS: Final = 15
+RectificationState = Literal["open", "replied", "closed"]
+RECTIFICATION_STATES: Final = get_args(RectificationState)
+RECTIFICATION_LIST_LIMIT: Final = 200
 REPLY_MAX_LENGTH: Final = 2000
 RETURN_VISIT_MAX_LENGTH: Final = 2000
 
@@ -399,3 +407,60 @@ async def overdue_rectifications(
 async def rectification_of(session: AsyncSession, *, application_id: str) -> Rectification | None:
     """The case a bad rating of this application opened, if any."""
     return await repository.rectification_of_application(session, application_id)
+
+
+@dataclass(frozen=True)
+class RectificationView:
+    """A case as its department's list shows it: the rating that opened it, the item, and
+    where it stands against its deadline, in working days."""
+
+    rectification: Rectification
+    rating: Rating
+    item_code: str
+    item_name: str
+    working_days_left: int | None
+    """Working days from today to the deadline (0: due today), negative once it has passed;
+    None for a closed case."""
+    overdue: bool
+    """Not closed and due before today (as :func:`overdue_rectifications` counts it)."""
+
+
+def _standing(
+    rectification: Rectification, *, today: date, calendar: WorkingDayCalendar
+) -> tuple[int | None, bool]:
+    if rectification.status == "closed":
+        return None, False
+    due = rectification.due_date
+    if due >= today:
+        return calendar.working_days_between(today, due), False
+    # Overdue by the working days after the deadline up to today (0 if only a weekend passed).
+    return -calendar.working_days_between(due, today), True
+
+
+async def rectifications(
+    session: AsyncSession,
+    *,
+    department: str | None,
+    status: RectificationState | None,
+    today: date,
+    calendar: WorkingDayCalendar,
+) -> list[RectificationView]:
+    """The cases of ``department`` (every department's when None, for auditors), optionally
+    of one state: those still to handle first, the earliest due first, then the closed ones."""
+    rows = await repository.rectifications_with_ratings(
+        session, department=department, status=status, limit=RECTIFICATION_LIST_LIMIT
+    )
+    views = []
+    for rectification, rating, item_code, item_name in rows:
+        left, overdue = _standing(rectification, today=today, calendar=calendar)
+        views.append(
+            RectificationView(
+                rectification=rectification,
+                rating=rating,
+                item_code=item_code,
+                item_name=item_name,
+                working_days_left=left,
+                overdue=overdue,
+            )
+        )
+    return views

@@ -36,10 +36,13 @@ from sharing_service.models import Certificate, Consent
 from sharing_service.providers import Subject
 from sharing_service.schemas import (
     AttributeOut,
+    AuditFilterIn,
+    AuditPageOut,
     AuditRecordOut,
     CertificateOut,
     CertificateSummary,
     ChainReportOut,
+    CheckpointOut,
     ConsentIn,
     ConsentOut,
     DatasetOut,
@@ -637,13 +640,84 @@ async def audit_records(
     session: ReadSession,
     _: Auditor,
     application_id: str | None = None,
+    department: Annotated[str | None, Query(max_length=100, description="查询人所在部门")] = None,
+    dataset: Annotated[str | None, Query(max_length=64, description="数据集编码")] = None,
+    item_code: Annotated[str | None, Query(max_length=64, description="查询用途：事项编码")] = None,
+    since: Annotated[datetime | None, Query(description="查询时间不早于")] = None,
+    until: Annotated[datetime | None, Query(description="查询时间早于")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> list[AuditRecordOut]:
     rows = await repository.audit_records(
-        session, application_id=application_id, limit=limit, before_seq=before
+        session,
+        application_id=application_id,
+        department=department,
+        dataset_code=dataset,
+        item_code=item_code,
+        since=since,
+        until=until,
+        limit=limit,
+        before_seq=before,
     )
     return [AuditRecordOut.model_validate(r) for r in rows]
+
+
+@staff.post(
+    "/audit/search",
+    summary="Lookup audit records by filters, the data subject's number among them (in the body)",
+)
+async def search_audit_records(
+    body: AuditFilterIn, session: ReadSession, _: Auditor, keys: PlatformKeys
+) -> AuditPageOut:
+    # The records hold the subject's keyed hash only, so the number is hashed the same way.
+    subject_ref = (
+        lookups.subject_ref(keys.blind_index, Subject(body.subject.kind, body.subject.id_number))
+        if body.subject is not None
+        else None
+    )
+    rows = await repository.audit_records(
+        session,
+        subject_ref=subject_ref,
+        application_id=body.application_id,
+        department=body.department,
+        dataset_code=body.dataset,
+        item_code=body.item_code,
+        since=body.since,
+        until=body.until,
+        limit=body.limit,
+        before_seq=body.before,
+    )
+    return AuditPageOut(
+        items=[AuditRecordOut.model_validate(r) for r in rows],
+        next_before=rows[-1].seq if len(rows) == body.limit else None,
+    )
+
+
+@staff.get(
+    "/audit/checkpoints",
+    summary="The chain's published checkpoints, newest first, each checked against the chain",
+)
+async def audit_checkpoints(
+    session: ReadSession,
+    _: Auditor,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[CheckpointOut]:
+    published = await audit.published_checkpoints(
+        session, keys=audit.AuditKeys.from_settings(request.app.state.settings), limit=limit
+    )
+    return [
+        CheckpointOut(
+            seq=p.checkpoint.seq,
+            mac=p.checkpoint.mac,
+            at=datetime.fromisoformat(p.checkpoint.at),
+            kid=p.checkpoint.kid,
+            published_at=p.published_at,
+            signature_valid=p.signature_valid,
+            in_chain=p.in_chain,
+        )
+        for p in published
+    ]
 
 
 @staff.put(

@@ -742,3 +742,57 @@ async def verify_chain(
                 f"第 {checkpoint.seq} 条记录与已签名的检查点不符：此前的记录被改写",
             )
     return report
+
+
+# --- published checkpoints ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """A checkpoint as published (the ``audit.checkpoint`` event partners keep), with what an
+    auditor checks of it now: its signature under the current key, and that the chain still
+    holds, at its number, the record whose MAC it signed."""
+
+    checkpoint: Checkpoint
+    published_at: datetime | None
+    """When the broker acknowledged the event; None while it is still on its way."""
+    signature_valid: bool
+    in_chain: bool
+
+
+async def published_checkpoints(
+    session: AsyncSession, *, keys: AuditKeys | None = None, limit: int = 50
+) -> list[PublishedCheckpoint]:
+    """The latest checkpoints published, newest first, each checked. They are read from the
+    service's outbox, which keeps every event it wrote: the same statements partners
+    received, whereas the object store can be read only by key (its latest)."""
+    keys = keys or current_keys()
+    rows = await repository.published_events(
+        session, event_type=AuditCheckpointed.event_type, limit=limit
+    )
+    checkpoints: list[tuple[Checkpoint, datetime | None]] = []
+    for envelope, _written, published_at in rows:
+        event = AuditCheckpointed.model_validate(envelope["data"])
+        checkpoints.append(
+            (
+                Checkpoint(
+                    seq=event.seq,
+                    mac=event.mac,
+                    at=event.at,
+                    kid=event.kid,
+                    signature=event.signature,
+                ),
+                published_at,
+            )
+        )
+    macs = await repository.audit_macs(session, [c.seq for c, _ in checkpoints])
+    return [
+        PublishedCheckpoint(
+            checkpoint=checkpoint,
+            published_at=published_at,
+            signature_valid=checkpoint.signed_by(keys.verifying_key),
+            in_chain=checkpoint.seq in macs
+            and hmac.compare_digest(macs[checkpoint.seq], checkpoint.mac),
+        )
+        for checkpoint, published_at in checkpoints
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -23,6 +24,7 @@ from sharing_service.models import (
     LookupAudit,
     Provider,
     SigningKey,
+    kit_tables,
 )
 
 # --- registry -----------------------------------------------------------------------------------
@@ -139,14 +141,62 @@ async def audit_records_of_subject(
 
 
 async def audit_records(
-    session: AsyncSession, *, application_id: str | None, limit: int, before_seq: int | None
+    session: AsyncSession,
+    *,
+    application_id: str | None,
+    limit: int,
+    before_seq: int | None,
+    subject_ref: str | None = None,
+    department: str | None = None,
+    dataset_code: str | None = None,
+    item_code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Sequence[LookupAudit]:
-    query = select(LookupAudit)
-    if application_id is not None:
-        query = query.where(LookupAudit.application_id == application_id)
+    """Records matching every filter given, newest first, those before ``before_seq``."""
+    conditions: list[ColumnElement[bool]] = []
+    for column, value in (
+        (LookupAudit.application_id, application_id),
+        (LookupAudit.subject_ref, subject_ref),
+        (LookupAudit.actor_department, department),
+        (LookupAudit.dataset_code, dataset_code),
+        (LookupAudit.item_code, item_code),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if since is not None:
+        conditions.append(LookupAudit.at >= since)
+    if until is not None:
+        conditions.append(LookupAudit.at < until)
     if before_seq is not None:
-        query = query.where(LookupAudit.seq < before_seq)
+        conditions.append(LookupAudit.seq < before_seq)
+    query = select(LookupAudit).where(*conditions)
     return (await session.scalars(query.order_by(LookupAudit.seq.desc()).limit(limit))).all()
+
+
+async def audit_macs(session: AsyncSession, seqs: Sequence[int]) -> dict[int, str]:
+    """The MAC of each of these records that exists."""
+    if not seqs:
+        return {}
+    rows = await session.execute(
+        select(LookupAudit.seq, LookupAudit.hash).where(LookupAudit.seq.in_(set(seqs)))
+    )
+    return {int(seq): str(mac) for seq, mac in rows}
+
+
+async def published_events(
+    session: AsyncSession, *, event_type: str, limit: int
+) -> list[tuple[dict[str, Any], datetime, datetime | None]]:
+    """The latest events of one type this service wrote to its outbox (envelope, when
+    written, when the broker acknowledged it), newest first."""
+    table = kit_tables.outbox
+    query = (
+        select(table.c.envelope, table.c.created_at, table.c.published_at)
+        .where(table.c.event_type == event_type)
+        .order_by(table.c.seq.desc())
+        .limit(limit)
+    )
+    return [(r.envelope, r.created_at, r.published_at) for r in await session.execute(query)]
 
 
 # --- items --------------------------------------------------------------------------------------

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sharing_service.certificates import CertificateStatus, Verdict
+from wangban import identifiers
 
 
 class IdentityCheckOut(BaseModel):
@@ -182,6 +183,66 @@ class AuditRecordOut(BaseModel):
     actor_department: str | None
     actor_role: str | None
     hash: str
+
+
+class AuditSubjectIn(BaseModel):
+    """Whose data an auditor asks about, by number. Only its keyed hash is looked for: the
+    records never hold the number, and the number travels in a body, never in a URL (which
+    access logs and browser histories keep)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["person", "company"] = "person"
+    id_number: str = Field(
+        min_length=18, max_length=18, description="居民身份证号码或统一社会信用代码"
+    )
+
+    @field_validator("id_number")
+    @classmethod
+    def _valid(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind", "person")
+        try:
+            if kind == "person":
+                return identifiers.validate_resident_id(value)
+            return identifiers.validate_uscc(value)
+        except identifiers.InvalidIdentifier as exc:
+            raise ValueError(str(exc)) from None  # the message never repeats the number
+
+    def __repr__(self) -> str:
+        return f"AuditSubjectIn(kind={self.kind!r})"
+
+
+class AuditFilterIn(BaseModel):
+    """The audit records' filters; every one given must match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: AuditSubjectIn | None = Field(default=None, description="数据主体（被查询人）")
+    department: str | None = Field(default=None, max_length=100, description="查询人所在部门")
+    dataset: str | None = Field(default=None, max_length=64, description="数据集编码")
+    item_code: str | None = Field(default=None, max_length=64, description="查询用途：事项编码")
+    application_id: str | None = Field(default=None, max_length=64, description="查询用途：办件")
+    since: datetime | None = Field(default=None, description="查询时间不早于")
+    until: datetime | None = Field(default=None, description="查询时间早于")
+    limit: int = Field(default=50, ge=1, le=500)
+    before: int | None = Field(default=None, ge=1, description="翻页：只列序号小于此值的记录")
+
+
+class AuditPageOut(BaseModel):
+    items: list[AuditRecordOut]
+    next_before: int | None = Field(description="下一页的 before；没有更多记录时为空")
+
+
+class CheckpointOut(BaseModel):
+    seq: int = Field(description="检查点覆盖到的记录序号")
+    mac: str
+    at: datetime = Field(description="签署时间")
+    kid: str
+    published_at: datetime | None = Field(
+        description="事件经消息队列确认发布的时间；为空表示尚在发送"
+    )
+    signature_valid: bool = Field(description="签名在当前检查点公钥下有效")
+    in_chain: bool = Field(description="审计链中该序号的记录仍是检查点签署的那一条")
 
 
 class DatasetFieldOut(BaseModel):

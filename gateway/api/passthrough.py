@@ -159,6 +159,13 @@ STAFF_ROUTES: tuple[StaffRoute, ...] = (
     StaffRoute("GET", "/catalog/exports", "catalog", "/admin/exports", "Export items"),
     StaffRoute(
         "GET",
+        "/rectifications",
+        "intake",
+        "/staff/rectifications",
+        "My department's rectifications, by state",
+    ),
+    StaffRoute(
+        "GET",
         "/rectifications/overdue",
         "intake",
         "/staff/rectifications/overdue",
@@ -179,6 +186,20 @@ STAFF_ROUTES: tuple[StaffRoute, ...] = (
     ),
     StaffRoute("GET", "/audit", "sharing", "/admin/audit", "Data-use audit records"),
     StaffRoute("GET", "/audit/verify", "sharing", "/admin/audit/verify", "Verify the audit chain"),
+    StaffRoute(
+        "POST",
+        "/audit/search",
+        "sharing",
+        "/admin/audit/search",
+        "Data-use audit records by filters, the data subject among them",
+    ),
+    StaffRoute(
+        "GET",
+        "/audit/checkpoints",
+        "sharing",
+        "/admin/audit/checkpoints",
+        "The audit chain's published checkpoints",
+    ),
     StaffRoute(
         "POST",
         "/certificates/{id}/status",

@@ -10,7 +10,13 @@ from fastapi import APIRouter
 from intake_service import ratings
 from intake_service.api.deps import Manager, Reviewer, Shared, readable
 from intake_service.applications.errors import ApplicationNotFound
-from intake_service.schemas import RatingIn, RatingOut, RectificationOut, TextIn
+from intake_service.schemas import (
+    RatingIn,
+    RatingOut,
+    RectificationListItem,
+    RectificationOut,
+    TextIn,
+)
 from wangban.auth import AUDITOR, CurrentIdentity
 from wangban.calendar import china_date
 from wangban.db import UnitOfWork
@@ -62,6 +68,41 @@ async def overdue_rectifications(session: UnitOfWork, member: Manager) -> list[R
         session, today=china_date(datetime.now(UTC)), department=department
     )
     return [RectificationOut.model_validate(r) for r in rows]
+
+
+@staff_router.get(
+    "/rectifications",
+    summary="My department's rectifications (all departments' for auditors), by state",
+)
+async def list_rectifications(
+    session: UnitOfWork,
+    member: Manager,
+    runtime: Shared,
+    status: ratings.RectificationState | None = None,
+) -> list[RectificationListItem]:
+    department = None if member.has_any_role(AUDITOR) else (member.department or "-")
+    views = await ratings.rectifications(
+        session,
+        department=department,
+        status=status,
+        today=china_date(datetime.now(UTC)),
+        calendar=runtime.calendar,
+    )
+    return [
+        RectificationListItem(
+            **RectificationOut.model_validate(view.rectification).model_dump(),
+            score=view.rating.score,
+            score_label=ratings.SCORE_LABELS[view.rating.score],
+            tags=view.rating.tags,
+            comment=view.rating.comment,
+            rated_at=view.rating.rated_at,
+            item_code=view.item_code,
+            item_name=view.item_name,
+            working_days_left=view.working_days_left,
+            overdue=view.overdue,
+        )
+        for view in views
+    ]
 
 
 RECTIFICATION_ERRORS = (

@@ -346,6 +346,12 @@ TABLE: tuple[Row, ...] = (
     # --- staff: rectifications, audit, notifications
     Row(
         "GET",
+        "/staff/rectifications",
+        staff(200, ("reviewer", "reviewer_other", "auditor")),
+        params={"status": "open"},
+    ),
+    Row(
+        "GET",
         "/staff/rectifications/overdue",
         staff(200, ("reviewer", "reviewer_other", "auditor")),
     ),
@@ -365,6 +371,13 @@ TABLE: tuple[Row, ...] = (
     ),
     Row("GET", "/staff/audit", staff(200, ("auditor",))),
     Row("GET", "/staff/audit/verify", staff(200, ("auditor",))),
+    Row(
+        "POST",
+        "/staff/audit/search",
+        staff(200, ("auditor",)),
+        json={"subject": {"kind": "person", "id_number": "440101199001011233"}, "limit": 5},
+    ),
+    Row("GET", "/staff/audit/checkpoints", staff(200, ("auditor",))),
     Row(
         "POST",
         "/staff/certificates/{id}/status",
