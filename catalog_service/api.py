@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from catalog_service import dry_run, importer, jobs, review, service
+from catalog_service import dry_run, importer, jobs, review, service, statistics
 from catalog_service.models import BundleVersion, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
@@ -302,6 +302,66 @@ async def get_statistics(
 ) -> dict[str, Any]:
     stats = await service.statistics(session, department=department)
     return dataclasses.asdict(stats)
+
+
+StatisticsMonth = Annotated[str, Query(pattern=statistics.MONTH.pattern, examples=["2026-01"])]
+StaffMember = Annotated[Identity, Depends(require_kinds("staff"))]
+
+
+async def _monthly_catalogue(
+    session: ReadSession,
+    member: StaffMember,
+    start_month: StatisticsMonth,
+    end_month: StatisticsMonth,
+    department: str | None = None,
+) -> statistics.MonthlyCatalogue:
+    """The figures an auditor asks for; any other member's own department and region."""
+    region = None
+    if not member.has_any_role(AUDITOR):
+        department, region = member.department or "-", member.region or "-"
+    return await statistics.monthly_statistics(
+        session,
+        department=department,
+        region=region,
+        start_month=start_month,
+        end_month=end_month,
+        now=datetime.now(UTC),
+    )
+
+
+MonthlyCatalogue = Annotated[statistics.MonthlyCatalogue, Depends(_monthly_catalogue)]
+
+
+@public.get(
+    "/statistics/monthly",
+    summary="The catalogue's figures per department at each month's end, each with its "
+    "numerator and denominator (staff only)",
+    responses=problem_responses(*ADMIN_ERRORS, statistics.InvalidPeriod),
+)
+async def get_monthly_statistics(figures: MonthlyCatalogue) -> statistics.MonthlyCatalogue:
+    return figures
+
+
+@public.get(
+    "/statistics/monthly.csv",
+    summary="The catalogue's figures per department and month as a CSV table (UTF-8 with a "
+    "BOM, for Excel)",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **problem_responses(*ADMIN_ERRORS, statistics.InvalidPeriod),
+    },
+)
+async def export_monthly_statistics(figures: MonthlyCatalogue) -> Response:
+    return Response(
+        # A BOM so that Excel opens the Chinese headers as UTF-8.
+        statistics.monthly_csv(figures).encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="catalogue-{figures.start_month}'
+            f'-{figures.end_month}.csv"'
+        },
+    )
 
 
 # --- administration ---------------------------------------------------------------------------
