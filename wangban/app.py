@@ -22,7 +22,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import routing as fastapi_routing
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import MetaData
+from pydantic import BaseModel, Field
+from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wangban.auth import OPS, ROLES_EXTENSION, Identity, require_roles, required_roles
@@ -374,11 +375,13 @@ def create_service_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.spec = spec
+    app.state.schema_head = head
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, service=spec.name)
     app.include_router(_probes(spec, settings, head))
     if spec.outbox is not None:
         app.include_router(_dead_letters(spec, spec.outbox))
+        app.include_router(_ops_status())
     for router in spec.routers:
         app.include_router(router)
     for extend in spec.extensions:
@@ -461,6 +464,134 @@ def _dead_letters(spec: ServiceSpec, outbox: Outbox) -> APIRouter:
         if not found:
             raise DeadLetterNotFound("死信不存在")
         return {"replayed": dead_letter_id}
+
+    return router
+
+
+class DatabaseStatus(BaseModel):
+    state: Literal["migrated", "behind", "unavailable"]
+    """``behind``: the schema is not at the revision this code needs."""
+    revision: str | None = None
+    head: str | None = None
+
+
+class BrokerStatus(BaseModel):
+    state: BrokerState
+    """How the broker watch last found the broker (``unknown`` until its first check)."""
+    checked_at: datetime | None = None
+
+
+class PartitionLag(BaseModel):
+    topic: str
+    partition: int
+    lag: int = Field(ge=0)
+    """Records on the partition this consumer has not handled yet, as of its last poll."""
+
+
+class ConsumerStatus(BaseModel):
+    group: str
+    topics: list[str]
+    assigned: bool
+    """Whether this process's member of the group holds partitions now (a member of a group
+    with more members than partitions may rightly hold none)."""
+    caught_up: bool
+    """Whether it has read what was on its partitions when it started (``/readyz``)."""
+    lag: int = Field(ge=0)
+    partitions: list[PartitionLag]
+
+
+class ServiceStatus(BaseModel):
+    """One process of a service as an operator sees it: the probes' facts in one answer."""
+
+    service: str
+    database: DatabaseStatus
+    broker: BrokerStatus | None
+    """``None``: this process does not talk to the broker (the gateway, an HTTP-only worker)."""
+    consumers: list[ConsumerStatus]
+    """This process's consumers (none in an HTTP-only worker)."""
+    outbox_backlog: int | None
+    """Events written and not yet published; ``None`` without an outbox or a database."""
+    dead_letters: int | None
+    """Dead letters not replayed; ``None`` without an outbox or a database."""
+
+
+async def _database_state(
+    database: Database, spec: ServiceSpec, head: str | None
+) -> DatabaseStatus:
+    try:
+        revision = await current_revision(database, schema=spec.schema)
+    except Exception:  # any failure means "cannot be asked"; the caller says so
+        logger.warning("database revision could not be read", exc_info=True)
+        return DatabaseStatus(state="unavailable", head=head)
+    state: Literal["migrated", "behind"] = "migrated" if revision == head else "behind"
+    return DatabaseStatus(state=state, revision=revision, head=head)
+
+
+def _consumer_status(runner: ConsumerRunner) -> ConsumerStatus:
+    partitions = [
+        PartitionLag(topic=tp.topic, partition=tp.partition, lag=lag)
+        for tp, lag in sorted(
+            runner.lag.items(), key=lambda item: (item[0].topic, item[0].partition)
+        )
+    ]
+    return ConsumerStatus(
+        group=runner.consumer.name,
+        topics=runner.consumer.topics,
+        assigned=runner.assigned.is_set(),
+        caught_up=runner.caught_up.is_set(),
+        lag=sum(p.lag for p in partitions),
+        partitions=partitions,
+    )
+
+
+async def service_status(app: FastAPI) -> ServiceStatus:
+    """What this process knows of itself: the database's revision and two counts (one
+    statement), the broker as the broker watch last found it, each consumer's lag as of its
+    last poll. Nothing is asked of the broker, so the answer is as quick with it away."""
+    spec: ServiceSpec = app.state.spec
+    database: Database = app.state.database
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    status = await _database_state(database, spec, app.state.schema_head)
+    backlog: int | None = None
+    dead_letters: int | None = None
+    if spec.outbox is not None and status.state != "unavailable":
+        tables = spec.outbox.tables
+        counts = select(
+            select(func.count())
+            .select_from(tables.outbox)
+            .where(tables.outbox.c.published_at.is_(None))
+            .scalar_subquery(),
+            select(func.count())
+            .select_from(tables.dead_letter)
+            .where(tables.dead_letter.c.replayed_at.is_(None))
+            .scalar_subquery(),
+        )
+        try:
+            async with database.engine.connect() as connection:
+                backlog, dead_letters = (await connection.execute(counts)).one()
+        except Exception:  # the database went away between the two reads
+            logger.warning("outbox and dead-letter counts could not be read", exc_info=True)
+    broker = runtime.broker if runtime is not None else None
+    return ServiceStatus(
+        service=spec.name,
+        database=status,
+        broker=BrokerStatus(state=broker.state, checked_at=broker.checked_at) if broker else None,
+        consumers=[_consumer_status(r) for r in runtime.runners] if runtime is not None else [],
+        outbox_backlog=backlog,
+        dead_letters=dead_letters,
+    )
+
+
+def _ops_status() -> APIRouter:
+    router = APIRouter(prefix="/ops", tags=["operations"])
+
+    @router.get(
+        "/status",
+        summary="This process's database, broker, consumers' lag, outbox backlog and dead "
+        "letters (the ops console's health table)",
+    )
+    async def status(request: Request, ops: Ops) -> ServiceStatus:
+        return await service_status(request.app)
 
     return router
 

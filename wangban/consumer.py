@@ -168,6 +168,9 @@ class ConsumerRunner:
         self._given: set[TopicPartition] | None = None
         """What the group last gave this member (possibly nothing: more members than
         partitions); ``None`` until the first assignment."""
+        self.lag: dict[TopicPartition, int] = {}
+        """Records not yet handled per partition of this member, as of its last poll (what the
+        lag metric shows): the ops status reads it, asking the broker nothing more."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.consumer.name}")
@@ -345,16 +348,19 @@ class ConsumerRunner:
                 await kafka.seek_to_beginning(tp)
 
     async def _record_lag(self, kafka: AIOKafkaConsumer) -> None:
-        if self.metrics is None:
-            return
+        # Both from what the last fetch brought (the high-water mark) and our own position: no
+        # request to the broker.
+        lag: dict[TopicPartition, int] = {}
         for tp in kafka.assignment():
             highwater = kafka.highwater(tp)
             if highwater is None:
                 continue  # not fetched yet
-            position = await kafka.position(tp)
-            self.metrics.consumer_lag.labels(self.consumer.name, tp.topic, str(tp.partition)).set(
-                max(highwater - position, 0)
-            )
+            lag[tp] = max(highwater - await kafka.position(tp), 0)
+            if self.metrics is not None:
+                self.metrics.consumer_lag.labels(
+                    self.consumer.name, tp.topic, str(tp.partition)
+                ).set(lag[tp])
+        self.lag = lag  # partitions the group moved elsewhere are no longer this member's
 
     # --- one record ----------------------------------------------------------------------
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:

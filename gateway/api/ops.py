@@ -1,14 +1,23 @@
-"""Operations and statistics for staff: the services' dead letters (role ``ops``) and the
-catalogue's and intake's statistics, passed through."""
+"""Operations and statistics for staff: the services' health and their dead letters (role
+``ops``), and the catalogue's and intake's statistics, passed through."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
 from gateway.api import API
 from gateway.api.deps import STAFF, Services, Staff, problems
-from gateway.upstream import FORWARDED_PROBLEMS, segment
-from wangban.errors import NotFound
+from gateway.api.passthrough import staff_may
+from gateway.upstream import FORWARDED_PROBLEMS, Upstreams, UpstreamUnavailable, segment
+from wangban.app import ServiceStatus, service_status
+from wangban.errors import Forbidden, NotFound
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API}/staff", tags=["staff"])
 stats_router = APIRouter(prefix=f"{API}/stats", tags=["statistics"])
@@ -26,6 +35,72 @@ def _ops_target(service: str) -> str:
     if service not in OPS_SERVICES:
         raise UnknownService(f"没有“{service}”这个服务", extra={"services": list(OPS_SERVICES)})
     return service
+
+
+OPS_STATUS_TIMEOUT_S = 2.0
+"""How long the health table waits for one service: one that has not answered by then is shown
+as unreachable, and the others are shown all the same."""
+
+Unreachable = Literal["timeout", "unavailable", "refused"]
+
+
+class ServiceHealth(BaseModel):
+    service: str
+    state: Literal["up", "degraded", "unreachable"]
+    """``up``: its database migrated, the broker answering (where it uses one) and every
+    consumer caught up; ``degraded``: it answers but one of those is not so."""
+    status: ServiceStatus | None = None
+    """Its own answer; ``None`` when unreachable."""
+    unreachable: Unreachable | None = None
+    """Why there is no answer: none in time, no connection (or a 5xx), or another refusal."""
+
+
+class OpsStatus(BaseModel):
+    services: list[ServiceHealth]
+    """The gateway first, then every service with events, in :data:`OPS_SERVICES` order."""
+
+
+def _health(status: ServiceStatus) -> ServiceHealth:
+    up = (
+        status.database.state == "migrated"
+        and (status.broker is None or status.broker.state == "ok")
+        and all(consumer.caught_up for consumer in status.consumers)
+    )
+    return ServiceHealth(service=status.service, state="up" if up else "degraded", status=status)
+
+
+async def _asked(services: Upstreams, service: str) -> ServiceHealth:
+    reason: Unreachable
+    try:
+        async with asyncio.timeout(OPS_STATUS_TIMEOUT_S):
+            answer = await services.json(service, "GET", "/ops/status")
+        return _health(ServiceStatus.model_validate(answer))
+    except TimeoutError:
+        reason = "timeout"
+    except UpstreamUnavailable:
+        reason = "unavailable"
+    except Exception as exc:  # a problem answer, or not a status at all
+        log.warning("ops status of %s refused: %s", service, type(exc).__name__)
+        reason = "unavailable" if getattr(exc, "status", 0) >= 500 else "refused"
+    return ServiceHealth(service=service, state="unreachable", unreachable=reason)
+
+
+@router.get(
+    "/ops/status",
+    summary="Every service's health: database, broker, consumers' lag, outbox backlog and dead "
+    "letters (ops)",
+    responses=problems(STAFF, Forbidden),
+)
+async def ops_status(staff: Staff, services: Services, request: Request) -> OpsStatus:
+    # Checked here too: without the role every service would refuse, and the table would show
+    # them all unreachable rather than say the caller may not look.
+    if not staff_may(staff, "GET", f"{API}/staff/ops/status"):
+        raise Forbidden("无权执行此操作")
+    own, others = await asyncio.gather(
+        service_status(request.app),
+        asyncio.gather(*(_asked(services, name) for name in OPS_SERVICES)),
+    )
+    return OpsStatus(services=[_health(own), *others])
 
 
 @router.get(

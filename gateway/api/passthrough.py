@@ -303,13 +303,31 @@ FORWARDING_QUERY = (
 """Pass-through routes that hand the whole query string on to the service."""
 
 
+GATHERED: dict[tuple[str, str], Upstream] = {
+    # The services' health for the ops console (ops.py): every service's kit route, the same
+    # in each (the catalogue's stands for all).
+    ("GET", f"{API}/staff/ops/status"): ("catalog", "GET", "/ops/status"),
+}
+"""Staff routes the gateway answers itself from several services' answers, each with the
+service operation it asks of them: the roles that operation requires are the route's."""
+
+
 STAFF_AREAS = (f"{API}/staff/", f"{API}/stats/")
 
 
 @functools.cache
 def _staff_operation_roles() -> dict[tuple[str, str], frozenset[str] | None]:
-    staff_routes = {r: up for r, up in PASS_THROUGH.items() if r[1].startswith(STAFF_AREAS)}
+    staff_routes = {
+        r: up for r, up in (PASS_THROUGH | GATHERED).items() if r[1].startswith(STAFF_AREAS)
+    }
     return operation_roles(staff_routes)
+
+
+def staff_may(identity: Identity, method: str, path: str) -> bool:
+    """Whether ``identity``'s roles allow the staff operation (a gathered route checks this
+    itself before asking the services, which check again)."""
+    roles = _staff_operation_roles()[(method, path)]
+    return roles is None or not roles.isdisjoint(identity.roles)
 
 
 def staff_operations(identity: Identity) -> list[str]:
@@ -318,6 +336,6 @@ def staff_operations(identity: Identity) -> list[str]:
     console shows. The service still checks each call, and its department and region."""
     return sorted(
         f"{method} {path}"
-        for (method, path), roles in _staff_operation_roles().items()
-        if roles is None or not roles.isdisjoint(identity.roles)
+        for method, path in _staff_operation_roles()
+        if staff_may(identity, method, path)
     )

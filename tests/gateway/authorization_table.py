@@ -387,7 +387,8 @@ TABLE: tuple[Row, ...] = (
     ),
     Row("GET", "/staff/notify/messages", staff(200, ("ops",))),
     Row("GET", "/staff/notify/templates", staff(200, ())),
-    # --- operations: dead letters of each service
+    # --- operations: every service's health, dead letters of each service
+    Row("GET", "/staff/ops/status", staff(200, ("ops",))),
     Row(
         "GET",
         "/staff/ops/dead-letters/{service}",
