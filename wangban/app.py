@@ -435,6 +435,30 @@ class DeadLetterNotReplayable(Conflict):
     title = "死信无法重放"
 
 
+class DeadLetterOut(BaseModel):
+    """A dead letter as an operator sees it: where it was read, why it failed, whether it was
+    replayed; never the payload (the event, possibly personal data)."""
+
+    id: str
+    consumer: str
+    event_id: str
+    """The event's id, or ``topic/partition/offset`` for a record that was no envelope."""
+    event_type: str
+    """``unknown`` for a record that could not be read at all."""
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    error: str
+    attempts: int
+    created_at: datetime
+    replayed_at: datetime | None
+
+
+class ReplayedOut(BaseModel):
+    replayed: str
+
+
 def _dead_letters(spec: ServiceSpec, outbox: Outbox) -> APIRouter:
     """The same list and replay as ``wangban events dlq``, over HTTP for the ops console (the
     gateway passes them through): each service answers for its own dead letters."""
@@ -445,25 +469,25 @@ def _dead_letters(spec: ServiceSpec, outbox: Outbox) -> APIRouter:
     @router.get("", summary="Events this service's consumers gave up on")
     async def list_letters(
         session: ReadSession, ops: Ops, include_replayed: bool = False
-    ) -> list[dict[str, Any]]:
+    ) -> list[DeadLetterOut]:
         rows = await list_dead_letters(session, outbox=outbox, include_replayed=include_replayed)
         # The payload is the event (possibly personal data, encrypted or not): ids and the
-        # error are what an operator needs to decide on a replay.
-        return [{k: v for k, v in row.items() if k != "payload"} for row in rows]
+        # error are what an operator needs to decide on a replay (the model leaves it out).
+        return [DeadLetterOut.model_validate(row) for row in rows]
 
     @router.post(
         "/{dead_letter_id}/replay",
         summary="Put a dead letter back on its topic, under its original id",
         responses=problem_responses(DeadLetterNotFound, DeadLetterNotReplayable),
     )
-    async def replay(dead_letter_id: str, session: UnitOfWork, ops: Ops) -> dict[str, str]:
+    async def replay(dead_letter_id: str, session: UnitOfWork, ops: Ops) -> ReplayedOut:
         try:
             found = await replay_dead_letter(session, outbox=outbox, dead_letter_id=dead_letter_id)
         except DeadLetterError as refused:
             raise DeadLetterNotReplayable(str(refused)) from None
         if not found:
             raise DeadLetterNotFound("死信不存在")
-        return {"replayed": dead_letter_id}
+        return ReplayedOut(replayed=dead_letter_id)
 
     return router
 

@@ -1489,6 +1489,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/stats/intake/monthly": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Applications' figures per department and month (numerators and denominators) */
+        get: operations["intake_monthly_statistics_api_v1_stats_intake_monthly_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/stats/intake/monthly.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Applications' figures per department and month as a CSV table */
+        get: operations["intake_monthly_table_api_v1_stats_intake_monthly_csv_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/stats/catalog/monthly": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The catalogue's figures per department at each month's end */
+        get: operations["catalog_monthly_statistics_api_v1_stats_catalog_monthly_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/stats/catalog/monthly.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The catalogue's figures per department and month as a CSV table */
+        get: operations["catalog_monthly_table_api_v1_stats_catalog_monthly_csv_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2801,6 +2869,11 @@ export interface components {
             shared_data_unavailable?: string[];
             /** Changes */
             changes?: components["schemas"]["catalog.DryRunChange"][];
+            /**
+             * Why
+             * @description why approval could not answer
+             */
+            why?: string | null;
         };
         /**
          * DryRunChange
@@ -2891,10 +2964,7 @@ export interface components {
             new: {
                 [key: string]: unknown;
             };
-            /** Dry Run */
-            dry_run: {
-                [key: string]: unknown;
-            };
+            dry_run: components["schemas"]["catalog.DryRunOut"];
             /**
              * Status
              * @enum {string}
@@ -3773,6 +3843,45 @@ export interface components {
             /** Template Id */
             template_id: string;
         };
+        /**
+         * DeadLetterOut
+         * @description A dead letter as an operator sees it: where it was read, why it failed, whether it was
+         *     replayed; never the payload (the event, possibly personal data).
+         */
+        "catalog.DeadLetterOut": {
+            /** Id */
+            id: string;
+            /** Consumer */
+            consumer: string;
+            /** Event Id */
+            event_id: string;
+            /** Event Type */
+            event_type: string;
+            /** Topic */
+            topic: string;
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+            /** Key */
+            key: string;
+            /** Error */
+            error: string;
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Replayed At */
+            replayed_at: string | null;
+        };
+        /** ReplayedOut */
+        "catalog.ReplayedOut": {
+            /** Replayed */
+            replayed: string;
+        };
         /** Statistics */
         "intake.Statistics": {
             /** Department */
@@ -3847,6 +3956,80 @@ export interface components {
             unprompted_ratings: number;
             /** Active Rating Rate */
             active_rating_rate: number | null;
+        };
+        /** MonthlyStatistics */
+        "intake.MonthlyStatistics": {
+            /** Start Month */
+            start_month: string;
+            /** End Month */
+            end_month: string;
+            /** Months */
+            months: string[];
+            /** Department */
+            department: string | null;
+            /** Rows */
+            rows: components["schemas"]["intake.MonthlyFigures"][];
+        };
+        /** MonthlyFigures */
+        "intake.MonthlyFigures": {
+            /** Department */
+            department: string;
+            /** Month */
+            month: string;
+            /** Applications */
+            applications: number;
+            immediate: components["schemas"]["intake.Figure"];
+            online: components["schemas"]["intake.Figure"];
+            online_completed: components["schemas"]["intake.Figure"];
+            on_time: components["schemas"]["intake.Figure"];
+            good_rating: components["schemas"]["intake.Figure"];
+            visits: components["schemas"]["intake.Figure"];
+            instant_approval: components["schemas"]["intake.Figure"];
+        };
+        /** Figure */
+        "intake.Figure": {
+            /** Numerator */
+            numerator: number;
+            /** Denominator */
+            denominator: number;
+            /** Value */
+            value: number | null;
+        };
+        /** MonthlyCatalogue */
+        "catalog.MonthlyCatalogue": {
+            /** Start Month */
+            start_month: string;
+            /** End Month */
+            end_month: string;
+            /** Months */
+            months: string[];
+            /** Department */
+            department: string | null;
+            /** Rows */
+            rows: components["schemas"]["catalog.CatalogueFigures"][];
+        };
+        /** CatalogueFigures */
+        "catalog.CatalogueFigures": {
+            /** Department */
+            department: string;
+            /** Month */
+            month: string;
+            /** Items */
+            items: number;
+            immediate: components["schemas"]["catalog.Figure"];
+            online: components["schemas"]["catalog.Figure"];
+            fully_online: components["schemas"]["catalog.Figure"];
+            auto_approval: components["schemas"]["catalog.Figure"];
+            compression: components["schemas"]["catalog.Figure"];
+        };
+        /** Figure */
+        "catalog.Figure": {
+            /** Numerator */
+            numerator: number;
+            /** Denominator */
+            denominator: number;
+            /** Value */
+            value: number | null;
         };
     };
     responses: never;
@@ -10922,9 +11105,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["catalog.DeadLetterOut"][];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */
@@ -11010,9 +11191,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["catalog.ReplayedOut"];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */
@@ -11186,6 +11365,354 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["intake.Statistics"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    intake_monthly_statistics_api_v1_stats_intake_monthly_get: {
+        parameters: {
+            query: {
+                start_month: string;
+                end_month: string;
+                department?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["intake.MonthlyStatistics"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    intake_monthly_table_api_v1_stats_intake_monthly_csv_get: {
+        parameters: {
+            query: {
+                start_month: string;
+                end_month: string;
+                department?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    catalog_monthly_statistics_api_v1_stats_catalog_monthly_get: {
+        parameters: {
+            query: {
+                start_month: string;
+                end_month: string;
+                department?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.MonthlyCatalogue"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    catalog_monthly_table_api_v1_stats_catalog_monthly_csv_get: {
+        parameters: {
+            query: {
+                start_month: string;
+                end_month: string;
+                department?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */
