@@ -147,3 +147,50 @@ async def intake_statistics(staff: Staff, services: Services, request: Request) 
     return await services.forward(
         "intake", "GET", "/staff/statistics", params=dict(request.query_params)
     )
+
+
+# Per department and month, each figure with its numerator and denominator (the console's 统计),
+# and the same as CSV tables: the catalogue's figures and the applications', each from the service
+# that owns the data; the service scopes a department's staff to their own.
+
+
+async def _monthly(services: Services, request: Request, service: str, path: str) -> Response:
+    return await services.forward(service, "GET", path, params=dict(request.query_params))
+
+
+@stats_router.get(
+    "/intake/monthly",
+    summary="Applications' figures per department and month (numerators and denominators)",
+    responses=problems(STAFF, FORWARDED_PROBLEMS),
+)
+async def intake_monthly_statistics(staff: Staff, services: Services, request: Request) -> Response:
+    return await _monthly(services, request, "intake", "/staff/statistics/monthly")
+
+
+@stats_router.get(
+    "/intake/monthly.csv",
+    summary="Applications' figures per department and month as a CSV table",
+    responses=problems(STAFF, FORWARDED_PROBLEMS),
+)
+async def intake_monthly_table(staff: Staff, services: Services, request: Request) -> Response:
+    return await _monthly(services, request, "intake", "/staff/statistics/monthly.csv")
+
+
+@stats_router.get(
+    "/catalog/monthly",
+    summary="The catalogue's figures per department at each month's end",
+    responses=problems(STAFF, FORWARDED_PROBLEMS),
+)
+async def catalog_monthly_statistics(
+    staff: Staff, services: Services, request: Request
+) -> Response:
+    return await _monthly(services, request, "catalog", "/statistics/monthly")
+
+
+@stats_router.get(
+    "/catalog/monthly.csv",
+    summary="The catalogue's figures per department and month as a CSV table",
+    responses=problems(STAFF, FORWARDED_PROBLEMS),
+)
+async def catalog_monthly_table(staff: Staff, services: Services, request: Request) -> Response:
+    return await _monthly(services, request, "catalog", "/statistics/monthly.csv")

@@ -213,6 +213,19 @@ STAFF_ROUTES: tuple[StaffRoute, ...] = (
 """Staff routes are the services' own: the gateway authenticates and passes them through."""
 
 
+STATS_MONTHLY: dict[tuple[str, str], Upstream] = {
+    ("GET", f"{API}/stats/intake/monthly"): ("intake", "GET", "/staff/statistics/monthly"),
+    ("GET", f"{API}/stats/intake/monthly.csv"): (
+        "intake",
+        "GET",
+        "/staff/statistics/monthly.csv",
+    ),
+    ("GET", f"{API}/stats/catalog/monthly"): ("catalog", "GET", "/statistics/monthly"),
+    ("GET", f"{API}/stats/catalog/monthly.csv"): ("catalog", "GET", "/statistics/monthly.csv"),
+}
+"""Statistics per department and month and their CSV tables (ops.py), query passed on."""
+
+
 ROUTES: dict[tuple[str, str], Upstream] = {
     # Public: the catalogue and certificate verification (catalogue.py, wallet.py).
     ("GET", f"{API}/items"): ("catalog", "GET", "/items"),
@@ -278,12 +291,13 @@ ROUTES: dict[tuple[str, str], Upstream] = {
     ),
     ("GET", f"{API}/stats/catalog"): ("catalog", "GET", "/statistics"),
     ("GET", f"{API}/stats/intake"): ("intake", "GET", "/staff/statistics"),
+    **STATS_MONTHLY,
 }
 """The pass-through routes besides the staff table's, each written out in its area's module."""
 
 ROUTES_FORWARDING_QUERY = frozenset(
     {("GET", f"{API}/staff/ops/dead-letters/{{service}}"), ("GET", f"{API}/stats/intake")}
-)
+) | frozenset(STATS_MONTHLY)
 """Those of :data:`ROUTES` that hand the whole query string on to the service (every staff
 route does)."""
 

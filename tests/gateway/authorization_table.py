@@ -84,6 +84,7 @@ class Row:
 
 
 IDEM = {"Idempotency-Key": "matrix-key-1"}
+MONTHS = {"start_month": "2026-01", "end_month": "2026-11"}
 REVIEWERS = ("reviewer", "reviewer_other")
 # Catalogue staff of 东莞市民政局 (the department of the matrix's items, region 441900), of
 # 东莞市公安局, and of a 民政局 of another city (深圳, 440300): same department name, other region.
@@ -409,6 +410,20 @@ TABLE: tuple[Row, ...] = (
         staff(200, ("reviewer", "reviewer_other", "auditor")),
         params={"start": "2026-01-01", "end": "2026-11-30"},
     ),
+    Row(
+        "GET",
+        "/stats/intake/monthly",
+        staff(200, ("reviewer", "reviewer_other", "auditor")),
+        params=MONTHS,
+    ),
+    Row(
+        "GET",
+        "/stats/intake/monthly.csv",
+        staff(200, ("reviewer", "reviewer_other", "auditor")),
+        params=MONTHS,
+    ),
+    Row("GET", "/stats/catalog/monthly", staff(200, STAFF), params=MONTHS),
+    Row("GET", "/stats/catalog/monthly.csv", staff(200, STAFF), params=MONTHS),
 )
 
 
