@@ -9,6 +9,7 @@ export const WORKSPACES: readonly { path: string; label: string; operations: rea
     path: '/catalog',
     label: zh.menu.catalog,
     operations: [
+      'GET /api/v1/staff/catalog/item-versions',
       'POST /api/v1/staff/catalog/items',
       'GET /api/v1/staff/catalog/item-versions/{id}',
       'POST /api/v1/staff/catalog/item-versions/{id}/approve',
@@ -19,9 +20,30 @@ export const WORKSPACES: readonly { path: string; label: string; operations: rea
   {
     path: '/rectification',
     label: zh.menu.rectification,
-    operations: ['GET /api/v1/staff/rectifications/overdue'],
+    operations: ['GET /api/v1/staff/rectifications', 'GET /api/v1/staff/rectifications/overdue'],
   },
-  { path: '/audit', label: zh.menu.audit, operations: ['GET /api/v1/staff/audit', 'GET /api/v1/staff/audit/verify'] },
-  { path: '/ops', label: zh.menu.ops, operations: ['GET /api/v1/staff/ops/dead-letters/{service}'] },
-  { path: '/stats', label: zh.menu.stats, operations: ['GET /api/v1/stats/intake', 'GET /api/v1/stats/catalog'] },
+  {
+    path: '/audit',
+    label: zh.menu.audit,
+    operations: [
+      'GET /api/v1/staff/audit',
+      'POST /api/v1/staff/audit/search',
+      'GET /api/v1/staff/audit/verify',
+      'GET /api/v1/staff/audit/checkpoints',
+    ],
+  },
+  {
+    path: '/ops',
+    label: zh.menu.ops,
+    operations: [
+      'GET /api/v1/staff/ops/status',
+      'GET /api/v1/staff/ops/dead-letters/{service}',
+      'GET /api/v1/staff/notify/messages',
+    ],
+  },
+  {
+    path: '/stats',
+    label: zh.menu.stats,
+    operations: ['GET /api/v1/stats/intake/monthly', 'GET /api/v1/stats/catalog/monthly'],
+  },
 ]
