@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -109,14 +110,20 @@ def citizen_applicant(identity: Identity, body: ApplicationIn, keys: Keys) -> Ap
 def window_applicant(body: WindowApplicationIn, keys: Keys) -> Applicant:
     """At a window the applicant is identified by the clerk (ID card read at the counter); the
     application belongs to them through the opaque subject derived from the ID number."""
-    checked = validated_applicant(
-        Applicant(
-            subject="",
-            kind=body.applicant.kind,
-            id_number=body.applicant.id_number,
-            name=body.applicant.name,
-        )
+    return counter_applicant(
+        kind=body.applicant.kind,
+        id_number=body.applicant.id_number,
+        name=body.applicant.name,
+        keys=keys,
     )
+
+
+def counter_applicant(
+    *, kind: Literal["person", "company"], id_number: str, name: str, keys: Keys
+) -> Applicant:
+    """The applicant at the counter, owner of what is filed and scanned for them there: the
+    same opaque subject for the same person (ID number, or a company's credit code)."""
+    checked = validated_applicant(Applicant(subject="", kind=kind, id_number=id_number, name=name))
     return Applicant(
         subject="p-" + keys.blind_index.resident_id(checked.id_number)[:32]
         if checked.kind == "person"

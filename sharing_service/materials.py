@@ -182,7 +182,8 @@ def _looked_up(step: _Lookup, settled: lookups.Settled, lookup_id: str) -> Mater
         name,
         source,
         "satisfied",
-        "已通过数据共享获取，无需提交",
+        # Which department's data stands in for the material: what the reviewer relies on.
+        f"已通过数据共享获取（{step.planned.provider_name}·{step.planned.dataset.name}），无需提交",
         Evidence(kind="lookup", id=result.lookup_id),
     )
 

@@ -161,13 +161,15 @@ def can_accept(identity: Identity, application: Application) -> bool:
 
 
 async def readable_for_acceptance(
-    session: AsyncSession, member: Identity, application_id: str
+    session: AsyncSession, member: Identity, application_id: str, *, lock: bool = True
 ) -> Application:
+    """The application if ``member`` handles it (:func:`can_accept`); else as if it did not
+    exist. Locked for an action; ``lock=False`` to read it."""
     try:
         uuid.UUID(application_id)
     except ValueError:
         raise ApplicationNotFound() from None
-    application = await repository.application(session, application_id, lock=True)
+    application = await repository.application(session, application_id, lock=lock)
     if application is None or not can_accept(member, application):
         raise ApplicationNotFound()
     return application

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service import repository
-from intake_service.api.deps import Shared, can_accept
-from intake_service.applications.errors import FileNotFound, FileRejected
+from intake_service.api.deps import Clerk, Runtime, Shared, can_accept
+from intake_service.applications.errors import FileNotFound, FileRejected, InvalidApplicant
+from intake_service.applying import counter_applicant
 from intake_service.models import StoredFile
 from intake_service.schemas import FileOut
 from wangban.auth import CurrentIdentity
 from wangban.db import UnitOfWork
 from wangban.errors import BadRequest, problem_responses
-from wangban.multipart import read_parts, size_text
+from wangban.multipart import Part, read_parts, size_text
 from wangban.uploads import UploadRejected, check_upload
 
 router = APIRouter(tags=["applications"])
+
+APPLICANT_KINDS: dict[str, Literal["person", "company"]] = {
+    "person": "person",
+    "company": "company",
+}
 
 
 @router.post(
@@ -30,18 +38,57 @@ router = APIRouter(tags=["applications"])
 async def upload_file(
     request: Request, session: UnitOfWork, identity: CurrentIdentity, runtime: Shared
 ) -> FileOut:
+    parts = await _upload_parts(request, runtime)
+    return await _store(session, runtime, parts, owner_subject=identity.subject)
+
+
+@router.post(
+    "/staff/files",
+    status_code=201,
+    summary="A window clerk scans a paper material for the applicant at the counter "
+    "(multipart: `file`, `material_name`, `applicant_kind`, `applicant_id_number`)",
+    description="The file goes into the applicant's material library, so the window "
+    "application filed for them can name it, and they find it again online.",
+    responses=problem_responses(FileRejected, BadRequest, InvalidApplicant),
+)
+async def upload_for_applicant(
+    request: Request, session: UnitOfWork, clerk: Clerk, runtime: Shared
+) -> FileOut:
+    parts = await _upload_parts(request, runtime)
+    kind = APPLICANT_KINDS.get(_text(parts, "applicant_kind") or "person")
+    if kind is None:
+        raise BadRequest("applicant_kind 只能是 person 或 company")
+    applicant = counter_applicant(
+        kind=kind, id_number=_text(parts, "applicant_id_number"), name="", keys=runtime.keys
+    )
+    return await _store(session, runtime, parts, owner_subject=applicant.subject)
+
+
+def _text(parts: dict[str, Part], name: str) -> str:
+    part = parts.get(name)
+    return "" if part is None else part.data.decode("utf-8", errors="replace").strip()
+
+
+async def _upload_parts(request: Request, runtime: Runtime) -> dict[str, Part]:
     limit = runtime.settings.upload_max_bytes
-    parts = await read_parts(
+    return await read_parts(
         request,
         limit=limit + 64 * 1024,  # room for the multipart envelope; the file is checked below
         too_large=FileRejected(f"文件超过 {size_text(limit)}"),
         plain_part="file",
     )
+
+
+async def _store(
+    session: AsyncSession, runtime: Runtime, parts: dict[str, Part], *, owner_subject: str
+) -> FileOut:
+    """Check the upload's ``file`` (size, type by its content) and keep it in the owner's
+    material library."""
+    limit = runtime.settings.upload_max_bytes
     file = parts.get("file")
-    name_part = parts.get("material_name")
-    if file is None or name_part is None:
+    if file is None or parts.get("material_name") is None:
         raise BadRequest("请在 multipart 请求中提供 file 和 material_name 两部分")
-    material_name = name_part.data.decode("utf-8", errors="replace").strip()[:200]
+    material_name = _text(parts, "material_name")[:200]
     try:
         checked = check_upload(
             data=file.data,
@@ -57,7 +104,7 @@ async def upload_file(
     await runtime.store.put(key, file.data, content_type=checked.media_type)
     row = StoredFile(
         id=file_id,
-        owner_subject=identity.subject,
+        owner_subject=owner_subject,
         material_name=material_name,
         filename=checked.filename,
         media_type=checked.media_type,

@@ -36,6 +36,21 @@ async def staff_applications(
     return [staff_summary(r, runtime.keys.cipher) for r in rows]
 
 
+@router.get(
+    "/applications/{application_id}",
+    summary="One application, for the staff handling it: its form, and each material with "
+    "where it came from (uploaded, or which department's data replaced it)",
+    description="The deciding department's reviewers and the window that took it in; "
+    "auditors read the lists (masked), not applicants' forms.",
+    responses=problem_responses(ApplicationNotFound),
+)
+async def staff_application(
+    application_id: str, session: UnitOfWork, member: StaffMember, runtime: Shared
+) -> ApplicationOut:
+    application = await readable_for_acceptance(session, member, application_id, lock=False)
+    return await application_out(session, application, runtime.keys)
+
+
 @router.post(
     "/applications/{application_id}/accept",
     summary="受理",

@@ -85,6 +85,7 @@ def plan_materials(
         if answer is not None and answer.status == "satisfied":
             status = "shared" if answer.evidence_kind == "lookup" else "certificate"
             kind, evidence = answer.evidence_kind, answer.evidence_id
+            note = answer.message  # which department's data or which certificate stands in
         elif source == "waived":
             status = "waived"
         elif choice is not None and choice.file_id is not None:

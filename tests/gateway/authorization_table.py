@@ -226,6 +226,16 @@ TABLE: tuple[Row, ...] = (
         path=f"/staff/applications/{NOBODY}/not-accept",
         json={"reason": "材料不齐全"},
     ),
+    Row(
+        "GET",
+        "/staff/applications/{id}",
+        staff(404, ("window_clerk", *REVIEWERS, "auditor")),
+        path=f"/staff/applications/{NOBODY}",
+    ),
+    # A scan for the applicant at the counter: the window's; an empty file is refused (422).
+    Row("POST", "/staff/files", staff(422, ("window_clerk",))),
+    # Any staff member may ask; intake serves the file only to those handling its application.
+    Row("GET", "/staff/files/{id}", staff(404, STAFF), path=f"/staff/files/{NOBODY}"),
     # --- staff: review
     Row("GET", "/staff/cases/queue", staff(200, REVIEWERS)),
     Row(

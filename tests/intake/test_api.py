@@ -301,6 +301,69 @@ async def test_a_window_clerk_files_and_accepts_for_an_applicant(intake: Intake)
     assert refused.json()["type"] == "urn:wangban:problem:outside-service-scope"
 
 
+async def test_a_clerk_scans_paper_materials_that_the_deciding_department_then_reads(
+    intake: Intake,
+) -> None:
+    """全城通办 with paper: the window scans what the applicant brought into their library,
+    files with it, and the owning department's reviewer reads the application and the scan."""
+    department = f"扫描测试局-{uuid.uuid4().hex[:6]}"
+    version = await intake.item(department=department, materials=WITH_UPLOAD)
+    clerk = intake.staff("clerk-9", "window_clerk", department="东城街道综合窗口", region="441900")
+
+    async def scan(id_number: str, headers: dict[str, str]) -> httpx.Response:
+        return await intake.client.post(
+            "/staff/files",
+            files={"file": ("scan.pdf", PDF, "application/pdf")},
+            data={
+                "material_name": "银行卡复印件",
+                "applicant_kind": "person",
+                "applicant_id_number": id_number,
+            },
+            headers=headers,
+        )
+
+    wrong_number = await scan(ALICE[:-1] + ("0" if ALICE[-1] != "0" else "1"), clerk)
+    assert wrong_number.status_code == 422, wrong_number.text
+    assert wrong_number.json()["type"] == "urn:wangban:problem:invalid-applicant"
+    assert (await scan(ALICE, intake.citizen("u-alice-9", ALICE))).status_code == 403
+    scanned = await scan(ALICE, clerk)
+    assert scanned.status_code == 201, scanned.text
+    file_id = scanned.json()["id"]
+
+    filed = await intake.client.post(
+        "/staff/applications",
+        json={
+            **_body(
+                version,
+                ALICE,
+                materials=[{"index": 0, "commitment": True}, {"index": 1, "file_id": file_id}],
+            ),
+            "verification": READER,
+        },
+        headers={**clerk, "Idempotency-Key": f"scan-{uuid.uuid4()}"},
+    )
+    assert filed.status_code == 201, filed.text
+    application_id = filed.json()["id"]
+
+    reviewer = intake.staff("r-9", "reviewer", department=department)
+    read = await intake.client.get(f"/staff/applications/{application_id}", headers=reviewer)
+    assert read.status_code == 200, read.text
+    scan_row = read.json()["materials"][1]
+    assert (scan_row["status"], scan_row["evidence_kind"]) == ("uploaded", "file")
+    assert scan_row["evidence_id"] == file_id
+    download = await intake.client.get(f"/files/{file_id}", headers=reviewer)
+    assert download.status_code == 200 and download.content == PDF
+    # Not theirs to read: another department's reviewer, an auditor (lists only), a bad id.
+    for outsider in (
+        intake.staff("r-10", "reviewer", department="别的局"),
+        intake.staff("a-9", "auditor"),
+    ):
+        path = f"/staff/applications/{application_id}"
+        assert (await intake.client.get(path, headers=outsider)).status_code == 404
+    missing = await intake.client.get("/staff/applications/not-an-id", headers=reviewer)
+    assert missing.status_code == 404
+
+
 async def test_rating_a_completed_application_and_the_rectification_it_opens(
     intake: Intake,
 ) -> None:

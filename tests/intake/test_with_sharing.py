@@ -129,6 +129,8 @@ async def test_prefill_and_material_resolution_through_the_sharing_service(
         assert "bank_account" not in application["form_sources"]
         household = application["materials"][0]
         assert household["status"] == "shared" and household["evidence_kind"] == "lookup"
+        # The reviewer reads which department's data stood in for the material.
+        assert household["note"] == "已通过数据共享获取（东莞市公安局·户籍人口信息），无需提交"
         assert application["status"] == "accepted"  # nothing to check by hand
 
     async with database.sessionmaker() as session:
