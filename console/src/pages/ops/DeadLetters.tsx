@@ -1,0 +1,185 @@
+// 运维 · 死信: one service's dead letters (events its consumers gave up on), and 重放 after a
+// confirmation: the event goes back on its topic under its original id.
+import { useCallback, useEffect, useState } from 'react'
+import { useSearchParams } from 'react-router-dom'
+import { Button, Card, Form, Space, Table, Tag } from 'tdesign-react'
+import type { PrimaryTableCol } from 'tdesign-react'
+import { api, attempt, type Schemas } from '../../api/client'
+import { useAuth } from '../../auth/AuthContext'
+import { ActionDialog } from '../../components/ActionDialog'
+import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { CheckboxField, SelectField } from '../../components/fields'
+import { zh } from '../../i18n/zh'
+import { EVENT_SERVICES, isEventService, serviceName, type EventService } from './names'
+
+type DeadLetter = Schemas['catalog.DeadLetterOut']
+
+const t = zh.ops.deadLetters
+const SERVICE_CHOICES = EVENT_SERVICES.map((value) => ({ value, label: serviceName(value) }))
+
+export function DeadLettersPage() {
+  usePageTitle(t.title)
+  const { can } = useAuth()
+  const [params, setParams] = useSearchParams()
+  const chosen = params.get('service')
+  const service: EventService = isEventService(chosen) ? chosen : 'intake'
+  const [onlyPending, setOnlyPending] = useState(false)
+  const [rows, setRows] = useState<DeadLetter[]>([])
+  const [loading, setLoading] = useState(true)
+  const [problem, setProblem] = useState<string | null>(null)
+  const [notice, setNotice] = useState<string | null>(null)
+  const [confirming, setConfirming] = useState<DeadLetter | null>(null)
+  const [busy, setBusy] = useState(false)
+
+  const load = useCallback(async () => {
+    setLoading(true)
+    const { data, problem } = await attempt(() =>
+      api.GET('/api/v1/staff/ops/dead-letters/{service}', {
+        params: { path: { service }, query: { include_replayed: !onlyPending } },
+      })
+    )
+    setLoading(false)
+    if (data) {
+      setRows([...data].reverse()) // newest first
+      setProblem(null)
+    } else setProblem(problem ?? null)
+  }, [service, onlyPending])
+
+  useEffect(() => {
+    void load()
+  }, [load])
+
+  async function replay() {
+    if (!confirming || busy) return
+    setBusy(true)
+    const { data, problem } = await attempt(() =>
+      api.POST('/api/v1/staff/ops/dead-letters/{service}/{dead_letter_id}/replay', {
+        params: { path: { service, dead_letter_id: confirming.id } },
+      })
+    )
+    setBusy(false)
+    const replayed = confirming
+    setConfirming(null)
+    if (!data) {
+      setProblem(problem ?? null)
+      return
+    }
+    setProblem(null)
+    setNotice(t.done(replayed.event_id))
+    void load()
+  }
+
+  const mayReplay = can('POST /api/v1/staff/ops/dead-letters/{service}/{dead_letter_id}/replay')
+  const columns: PrimaryTableCol<DeadLetter>[] = [
+    { colKey: 'topic', title: t.columns.topic },
+    { colKey: 'event_id', title: t.columns.eventId, cell: ({ row }) => <span data-field="event-id">{row.event_id}</span> },
+    {
+      colKey: 'event_type',
+      title: t.columns.eventType,
+      cell: ({ row }) => (row.event_type === 'unknown' ? t.unknownType : row.event_type),
+    },
+    { colKey: 'consumer', title: t.columns.consumer },
+    {
+      colKey: 'error',
+      title: t.columns.error,
+      cell: ({ row }) => (
+        <div className="ops-error">
+          <span data-field="error">{row.error}</span>
+          <div className="muted">{t.attempts(row.attempts)}</div>
+        </div>
+      ),
+    },
+    { colKey: 'created_at', title: t.columns.createdAt, cell: ({ row }) => formatDateTime(row.created_at) },
+    {
+      colKey: 'replayed_at',
+      title: t.columns.state,
+      cell: ({ row }) => (
+        <span data-field="state">
+          {row.replayed_at ? (
+            <Tag theme="success" variant="light">
+              {t.replayed(formatDateTime(row.replayed_at))}
+            </Tag>
+          ) : (
+            <Tag theme="warning" variant="light">
+              {t.pending}
+            </Tag>
+          )}
+        </span>
+      ),
+    },
+    {
+      colKey: 'actions',
+      title: t.columns.actions,
+      cell: ({ row }) =>
+        !row.replayed_at && mayReplay ? (
+          <Button size="small" theme="primary" aria-label={t.replayNamed(row.event_id)} onClick={() => setConfirming(row)}>
+            {t.replay}
+          </Button>
+        ) : null,
+    },
+  ]
+
+  return (
+    <section aria-labelledby="ops-dead-letters-title">
+      <div className="page-head">
+        <h1 id="ops-dead-letters-title" className="page-title">
+          {t.title}
+        </h1>
+      </div>
+      <ProblemAlert problem={problem} />
+      {notice ? <p role="status">{notice}</p> : null}
+      <Card className="panel" title={<h2 className="section-title">{t.listTitle(serviceName(service))}</h2>}>
+        <div className="toolbar">
+          <Form layout="inline" colon={false} onSubmit={() => void load()}>
+            <SelectField
+              label={t.service}
+              name="service"
+              value={service}
+              onChange={(value) => {
+                setNotice(null)
+                setParams({ service: value })
+              }}
+              choices={SERVICE_CHOICES}
+            />
+            <CheckboxField label={t.onlyPending} name="only-pending" value={onlyPending} onChange={setOnlyPending} />
+            <Button type="submit" theme="default" variant="outline">
+              {zh.ops.refresh}
+            </Button>
+          </Form>
+        </div>
+        <Table<DeadLetter>
+          rowKey="id"
+          data={rows}
+          columns={columns}
+          loading={loading}
+          empty={t.empty}
+          tableLayout="auto"
+          rowAttributes={({ row }) => ({ 'data-dead-letter': row.id })}
+        />
+      </Card>
+      <ActionDialog title={t.confirmTitle} open={confirming !== null} onClose={() => setConfirming(null)}>
+        {confirming ? (
+          <>
+            <dl className="fields">
+              <dt>{t.columns.topic}</dt>
+              <dd>{confirming.topic}</dd>
+              <dt>{t.columns.eventId}</dt>
+              <dd>{confirming.event_id}</dd>
+              <dt>{t.columns.consumer}</dt>
+              <dd>{confirming.consumer}</dd>
+            </dl>
+            <p>{t.confirmText}</p>
+            <Space>
+              <Button theme="primary" loading={busy} onClick={() => void replay()}>
+                {t.confirm}
+              </Button>
+              <Button theme="default" variant="outline" onClick={() => setConfirming(null)}>
+                {t.cancel}
+              </Button>
+            </Space>
+          </>
+        ) : null}
+      </ActionDialog>
+    </section>
+  )
+}

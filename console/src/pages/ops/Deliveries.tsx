@@ -1,0 +1,134 @@
+// 运维 · 消息投递: the push messages notify sent (WeChat, SMS), newest first, with their failures;
+// 仅失败 shows the three kinds of failure together.
+import { useCallback, useEffect, useState } from 'react'
+import { Button, Card, Form, Table, Tag } from 'tdesign-react'
+import type { PrimaryTableCol } from 'tdesign-react'
+import { api, attempt, type Schemas } from '../../api/client'
+import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { SelectField } from '../../components/fields'
+import { zh } from '../../i18n/zh'
+
+type Message = Schemas['notify.MessageOut']
+
+const t = zh.ops.deliveries
+const FAILURES = ['temporary-failure', 'technical-failure', 'permanent-failure'] as const
+const FAILED = 'failures'
+const FILTER_CHOICES = [
+  { value: FAILED, label: t.failures },
+  ...Object.entries(t.statuses).map(([value, label]) => ({ value, label })),
+]
+
+function statusTheme(status: string): 'success' | 'warning' | 'danger' | 'default' {
+  if (status === 'delivered') return 'success'
+  if (status === 'permanent-failure') return 'danger'
+  if ((FAILURES as readonly string[]).includes(status)) return 'warning'
+  return 'default'
+}
+
+async function messages(status: string): Promise<{ data?: Message[]; problem?: string }> {
+  if (status !== FAILED) {
+    return attempt(() => api.GET('/api/v1/staff/notify/messages', { params: { query: status ? { status } : {} } }))
+  }
+  // The service filters by one status: the three failures are asked at once and merged.
+  const answers = await Promise.all(
+    FAILURES.map((failure) => attempt(() => api.GET('/api/v1/staff/notify/messages', { params: { query: { status: failure } } })))
+  )
+  const refused = answers.find((answer) => !answer.data)
+  if (refused) return { problem: refused.problem }
+  const merged = answers.flatMap((answer) => answer.data ?? [])
+  merged.sort((a, b) => b.created_at.localeCompare(a.created_at))
+  return { data: merged }
+}
+
+export function DeliveriesPage() {
+  usePageTitle(t.title)
+  const [status, setStatus] = useState('')
+  const [rows, setRows] = useState<Message[]>([])
+  const [loading, setLoading] = useState(true)
+  const [problem, setProblem] = useState<string | null>(null)
+
+  const load = useCallback(async () => {
+    setLoading(true)
+    const { data, problem } = await messages(status)
+    setLoading(false)
+    if (data) {
+      setRows(data)
+      setProblem(null)
+    } else setProblem(problem ?? null)
+  }, [status])
+
+  useEffect(() => {
+    void load()
+  }, [load])
+
+  const columns: PrimaryTableCol<Message>[] = [
+    { colKey: 'created_at', title: t.columns.createdAt, cell: ({ row }) => formatDateTime(row.created_at) },
+    { colKey: 'kind', title: t.columns.kind, cell: ({ row }) => t.kinds[row.kind] ?? row.kind },
+    { colKey: 'channel', title: t.columns.channel, cell: ({ row }) => t.channels[row.channel] ?? row.channel },
+    { colKey: 'application_id', title: t.columns.application, cell: ({ row }) => row.application_id ?? '—' },
+    {
+      colKey: 'status',
+      title: t.columns.status,
+      cell: ({ row }) => (
+        <span data-field="status" data-status={row.status}>
+          <Tag theme={statusTheme(row.status)} variant="light">
+            {t.statuses[row.status] ?? row.status}
+          </Tag>
+        </span>
+      ),
+    },
+    { colKey: 'attempts', title: t.columns.attempts },
+    {
+      colKey: 'failure',
+      title: t.columns.failure,
+      cell: ({ row }) =>
+        row.failure_code || row.failure_detail ? (
+          <div className="ops-error">
+            {row.failure_detail ?? ''}
+            {row.failure_code ? <div className="muted">{t.failureCode(row.failure_code)}</div> : null}
+          </div>
+        ) : (
+          '—'
+        ),
+    },
+    { colKey: 'next_attempt_at', title: t.columns.nextAttempt, cell: ({ row }) => formatDateTime(row.next_attempt_at) },
+    { colKey: 'finished_at', title: t.columns.finishedAt, cell: ({ row }) => formatDateTime(row.finished_at) },
+  ]
+
+  return (
+    <section aria-labelledby="ops-deliveries-title">
+      <div className="page-head">
+        <h1 id="ops-deliveries-title" className="page-title">
+          {t.title}
+        </h1>
+      </div>
+      <ProblemAlert problem={problem} />
+      <Card className="panel" title={<h2 className="section-title">{t.listTitle}</h2>}>
+        <div className="toolbar">
+          <Form layout="inline" colon={false} onSubmit={() => void load()}>
+            <SelectField
+              label={t.filter}
+              name="status"
+              value={status}
+              onChange={setStatus}
+              choices={FILTER_CHOICES}
+              placeholder={t.all}
+            />
+            <Button type="submit" theme="default" variant="outline">
+              {zh.ops.refresh}
+            </Button>
+          </Form>
+        </div>
+        <Table<Message>
+          rowKey="id"
+          data={rows}
+          columns={columns}
+          loading={loading}
+          empty={t.empty}
+          tableLayout="auto"
+          rowAttributes={({ row }) => ({ 'data-message': row.id })}
+        />
+      </Card>
+    </section>
+  )
+}
