@@ -1,3 +1,52 @@
 // The stats workspace's Chinese texts (part of zh, see zh.ts).
 
-export const statsText = {} as const
+export const statsText = {
+  title: '统计分析（三率一数）',
+  filters: '统计条件',
+  startMonth: '起始月份',
+  endMonth: '截止月份',
+  department: '部门',
+  allDepartments: '全部部门',
+  ownDepartment: (department: string) => `本部门：${department}`,
+  query: '查询',
+  loading: '正在统计…',
+  empty: '该期间没有数据',
+  periodBackwards: '截止月份不能早于起始月份',
+  applications: {
+    title: '办件指标',
+    caption: '办件指标（按部门、按月；括号内为分子/分母）',
+    byMonth: '办件指标按月走势',
+    byDepartment: '办件指标按部门对比（所选期间合计）',
+    export: '导出办件统计表（CSV）',
+    count: '申办件数',
+    figures: {
+      immediate: '即办率',
+      online: '网办率',
+      online_completed: '网上办结率',
+      on_time: '按时办结率',
+      good_rating: '好评率',
+      visits: '平均跑动次数',
+      instant_approval: '秒批率',
+    },
+  },
+  catalogue: {
+    title: '事项指标',
+    caption: '事项指标（按部门、按月末事项目录；括号内为分子/分母）',
+    byDepartment: '事项指标按部门对比（期间最后一个月）',
+    export: '导出事项统计表（CSV）',
+    count: '事项数',
+    figures: {
+      immediate: '即办率',
+      online: '网办率',
+      fully_online: '全程网办率',
+      auto_approval: '秒批率',
+      compression: '时限压缩率',
+    },
+  },
+  columns: { department: '部门', month: '月份' },
+  allScope: '全部',
+  chartSummary: (title: string, parts: string[]) =>
+    parts.length ? `${title}：${parts.join('；')}。详细数字见下表。` : `${title}：无数据。`,
+  percent: '百分比',
+  exported: (name: string) => `已导出 ${name}`,
+} as const
