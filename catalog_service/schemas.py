@@ -321,6 +321,35 @@ class RejectIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="退回理由")
 
 
+class DryRunChange(BaseModel):
+    """A recent case whose outcome the proposed rules would change (ids and outcomes only)."""
+
+    application_id: str
+    decided_at: str
+    actual: Literal["approve", "deny"] = Field(description="how the case ended")
+    actual_auto: str | None = Field(default=None, description="what 秒批 answered then, if asked")
+    would: Literal["approve", "deny", "refer"] = Field(description="what the proposed rules say")
+
+
+class DryRunOut(BaseModel):
+    """A version's rules replayed on its item's recent decided cases of the author's department
+    (the approval service's replay). ``unavailable`` when approval could not answer: the
+    counts are then absent."""
+
+    status: Literal["done", "unavailable", "skipped"]
+    note: str = ""
+    cases: int = 0
+    window: int | None = Field(default=None, description="how many recent cases are looked at")
+    would: dict[str, int] = Field(default_factory=dict)
+    actual: dict[str, int] = Field(default_factory=dict)
+    changed: int = 0
+    newly_approved: int = 0
+    newly_denied: int = 0
+    shared_data_unavailable: list[str] = Field(default_factory=list)
+    changes: list[DryRunChange] = Field(default_factory=list)
+    why: str | None = Field(default=None, description="why approval could not answer")
+
+
 class RuleChangeOut(BaseModel):
     """A reviewed change: who proposed and decided it, old → new, and the dry run."""
 
@@ -336,7 +365,7 @@ class RuleChangeOut(BaseModel):
     changed_fields: list[str]
     old: dict[str, Any]
     new: dict[str, Any]
-    dry_run: dict[str, Any]
+    dry_run: DryRunOut
     status: Literal["pending", "approved", "rejected"]
     decided_by: str | None
     decided_at: datetime | None
@@ -405,31 +434,3 @@ class ItemVersionPage(BaseModel):
     total: int
     page: int
     page_size: int
-
-
-class DryRunChange(BaseModel):
-    """A recent case whose outcome the proposed rules would change (ids and outcomes only)."""
-
-    application_id: str
-    decided_at: str
-    actual: Literal["approve", "deny"] = Field(description="how the case ended")
-    actual_auto: str | None = Field(default=None, description="what 秒批 answered then, if asked")
-    would: Literal["approve", "deny", "refer"] = Field(description="what the proposed rules say")
-
-
-class DryRunOut(BaseModel):
-    """A version's rules replayed on its item's recent decided cases of the author's department
-    (the approval service's replay). ``unavailable`` when approval could not answer: the
-    counts are then absent."""
-
-    status: Literal["done", "unavailable", "skipped"]
-    note: str = ""
-    cases: int = 0
-    window: int | None = Field(default=None, description="how many recent cases are looked at")
-    would: dict[str, int] = Field(default_factory=dict)
-    actual: dict[str, int] = Field(default_factory=dict)
-    changed: int = 0
-    newly_approved: int = 0
-    newly_denied: int = 0
-    shared_data_unavailable: list[str] = Field(default_factory=list)
-    changes: list[DryRunChange] = Field(default_factory=list)
