@@ -231,13 +231,18 @@ function Records() {
         {loading ? zh.app.loading : t.shown(rows.length)}
       </p>
       <Table<Record_> rowKey="seq" data={rows} columns={recordColumns} loading={loading} empty={t.empty} tableLayout="auto" />
+      {/* Offered only when there is somewhere to go (a disabled button is neither usable nor legible). */}
       <Space className="audit-pager">
-        <Button theme="default" variant="outline" disabled={before === null} onClick={() => setBefore(null)}>
-          {t.firstPage}
-        </Button>
-        <Button theme="default" variant="outline" disabled={next === null} onClick={() => setBefore(next)}>
-          {t.nextPage}
-        </Button>
+        {before !== null ? (
+          <Button theme="default" variant="outline" onClick={() => setBefore(null)}>
+            {t.firstPage}
+          </Button>
+        ) : null}
+        {next !== null ? (
+          <Button theme="default" variant="outline" onClick={() => setBefore(next)}>
+            {t.nextPage}
+          </Button>
+        ) : null}
       </Space>
     </Card>
   )
@@ -341,8 +346,8 @@ export function AuditPage() {
           {t.title}
         </h1>
       </div>
-      {can('GET /api/v1/staff/audit/verify') ? <Verification /> : null}
       {can('POST /api/v1/staff/audit/search') ? <Records /> : null}
+      {can('GET /api/v1/staff/audit/verify') ? <Verification /> : null}
       {can('GET /api/v1/staff/audit/checkpoints') ? <Checkpoints /> : null}
     </section>
   )

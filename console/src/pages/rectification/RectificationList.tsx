@@ -155,7 +155,7 @@ export function RectificationListPage() {
       title: t.columns.state,
       cell: ({ row }) => (
         <>
-          {t.states[row.status] ?? row.status}
+          <span>{t.states[row.status] ?? row.status}</span>
           {row.reply ? <div className="muted rectification-comment">{`${t.replied}：${row.reply}`}</div> : null}
           {row.return_visit ? <div className="muted rectification-comment">{`${t.visited}：${row.return_visit}`}</div> : null}
         </>
