@@ -35,7 +35,7 @@ export function Chart({
       animation: false,
       tooltip: { trigger: 'axis' },
       legend: { top: 0 },
-      grid: { left: 48, right: 16, top: 40, bottom: 32 },
+      grid: { left: 48, right: 16, top: 64, bottom: 32 },
       xAxis: { type: 'category', data: categories },
       yAxis: { type: 'value', name: unit, min: 0, max: 100 },
       series: series.map((s) => ({

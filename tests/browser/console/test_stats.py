@@ -1,0 +1,367 @@
+"""The console's 统计 in Debian's Chromium against the whole platform (``wangban up``, demo data):
+citizens file two applications to 东莞市民政局 through the public API — a 秒批 (高龄老人津贴申领,
+decided by the machine at once, then rated 5) and one a person decides (婚姻登记档案查询, left
+open) — and the department's reviewer's statistics page shows, for this month and this
+department, the figures the test computes itself:
+
+- the applications' figures: the row as it stood before (other modules of the run share the
+  platform and its applications) plus what the API tells about the two filed here (their
+  channel, status, due date and timeline; their items' committed days and visits);
+- the catalogue's figures: computed from the public catalogue (every published item of the
+  department, its guide's time limits, channels, online depth and 秒批).
+
+The CSV exports download rows with the same numbers. Every screen is checked with axe and
+photographed (``WANGBAN_SAVE_SCREENSHOTS=1`` copies them to ``docs/screenshots/console/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import APIRequestContext, Page, expect
+
+from sandbox import ELDERLY_ALLOWANCE, PERSONAS, persona_for
+from tests.browser.console.steps import WAIT_MS, pick, sign_in
+from tests.browser.support import Desk, ScreenCheck
+
+expect.set_options(timeout=30_000)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+CST = timezone(timedelta(hours=8), "CST")
+DEPARTMENT = "东莞市民政局"
+REGION = "441900"
+MARRIAGE_RECORDS = "婚姻登记档案查询"  # decided by a person
+ONLINE = next(p for p in PERSONAS if p.name == "张丽娟")
+ONLINE_CHANNELS = ("mini_program", "web")
+DONE = ("completed", "delivered")
+
+APPLICATION_FIGURES = {
+    "immediate": "即办率",
+    "online": "网办率",
+    "online_completed": "网上办结率",
+    "on_time": "按时办结率",
+    "good_rating": "好评率",
+    "visits": "平均跑动次数",
+    "instant_approval": "秒批率",
+}
+CATALOGUE_FIGURES = {
+    "immediate": "即办率",
+    "online": "网办率",
+    "fully_online": "全程网办率",
+    "auto_approval": "秒批率",
+    "compression": "时限压缩率",
+}
+Figures = dict[str, list[int]]
+"""count → [n]; each figure → [numerator, denominator]."""
+
+
+def this_month() -> str:
+    return f"{datetime.now(CST):%Y-%m}"
+
+
+def shown(key: str, numerator: int, denominator: int) -> str:
+    """A figure as the console writes it (and, without the fraction, the CSV)."""
+    if not denominator:
+        value = "—"
+    elif key == "visits":
+        value = f"{numerator / denominator:.2f}"
+    else:
+        value = f"{100 * numerator / denominator:.2f}%"
+    return f"{value}（{numerator}/{denominator}）"
+
+
+# --- what the APIs tell -------------------------------------------------------------------------
+
+
+async def staff_token(request: APIRequestContext, desk: Desk, username: str) -> dict[str, str]:
+    login = await request.post(
+        "/api/v1/auth/staff", data={"username": username, "password": desk.password}
+    )
+    assert login.ok, await login.text()
+    return {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+
+
+async def citizen(request: APIRequestContext, name: str, id_number: str) -> dict[str, str]:
+    login = await request.post(
+        "/api/v1/auth/dev",
+        data={
+            "openid": f"o-stats-{uuid.uuid4().hex[:12]}",
+            "assurance": "real_person",
+            "name": name,
+            "id_number": id_number,
+        },
+    )
+    assert login.ok, await login.text()
+    return {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+
+
+async def guide(request: APIRequestContext, code: str) -> dict[str, Any]:
+    """The content of the item's current published version (its public guide)."""
+    answer = await request.get(f"/api/v1/items/{code}")
+    assert answer.ok, await answer.text()
+    content: dict[str, Any] = (await answer.json())["content"]
+    return content
+
+
+async def department_guides(request: APIRequestContext) -> list[dict[str, Any]]:
+    """Every published item of the department in its region, as the public catalogue tells."""
+    codes: list[str] = []
+    page = 1
+    while True:
+        answer = await request.get("/api/v1/items", params={"department": DEPARTMENT, "page": page})
+        assert answer.ok, await answer.text()
+        body = await answer.json()
+        codes += [i["implementing_code"] for i in body["items"]]
+        if not body["items"] or len(codes) >= body["total"]:
+            break
+        page += 1
+    guides = [await guide(request, code) for code in codes]
+    return [g for g in guides if g["department"] == DEPARTMENT and g["region_code"] == REGION]
+
+
+def catalogue_figures(guides: list[dict[str, Any]]) -> Figures:
+    online = [g for g in guides if {"网上", "掌上"} & set(g["channels"])]
+    timed = [g for g in guides if (g["legal_days"] or 0) > 0 and g["committed_days"] is not None]
+    return {
+        "count": [len(guides)],
+        "immediate": [sum(g["committed_days"] == 0 for g in guides), len(guides)],
+        "online": [len(online), len(guides)],
+        "fully_online": [sum(g["online_depth"] == 4 for g in online), len(online)],
+        "auto_approval": [sum(bool(g["auto_approval"]) for g in guides), len(guides)],
+        "compression": [
+            sum(g["legal_days"] - g["committed_days"] for g in timed),
+            sum(g["legal_days"] for g in timed),
+        ],
+    }
+
+
+async def baseline(request: APIRequestContext, staff: dict[str, str]) -> Figures:
+    """This month's row of the department before this module files anything (zeros if none)."""
+    month = this_month()
+    answer = await request.get(
+        "/api/v1/stats/intake/monthly",
+        params={"start_month": month, "end_month": month},
+        headers=staff,
+    )
+    assert answer.ok, await answer.text()
+    figures: Figures = {"count": [0], **{key: [0, 0] for key in APPLICATION_FIGURES}}
+    for row in (await answer.json())["rows"]:
+        if row["department"] == DEPARTMENT:
+            figures["count"] = [row["applications"]]
+            for key in APPLICATION_FIGURES:
+                figures[key] = [row[key]["numerator"], row[key]["denominator"]]
+    return figures
+
+
+def completion_date(application: dict[str, Any]) -> date | None:
+    for status in DONE:
+        for entry in application["timeline"]:
+            if entry["to_status"] == status:
+                return datetime.fromisoformat(entry["at"]).astimezone(CST).date()
+    return None
+
+
+def add_application(
+    figures: Figures, application: dict[str, Any], item: dict[str, Any], score: int | None
+) -> None:
+    """``figures`` with one more application, by the definitions the console states."""
+    online = application["channel"] in ONLINE_CHANNELS
+    done = application["status"] in DONE
+    completed_on = completion_date(application)
+    due = date.fromisoformat(application["due_date"]) if application["due_date"] else None
+    by_machine = any(
+        e["to_status"] == "approved" and e["actor"] == "auto" for e in application["timeline"]
+    )
+
+    def bump(key: str, numerator: bool, counted: bool = True) -> None:
+        figures[key] = [figures[key][0] + int(numerator), figures[key][1] + int(counted)]
+
+    figures["count"] = [figures["count"][0] + 1]
+    bump("immediate", item["committed_days"] == 0)
+    bump("online", online)
+    bump("online_completed", done and online and item["visits"] == 0)
+    with_due = done and due is not None and completed_on is not None
+    on_time = completed_on is not None and due is not None and completed_on <= due
+    bump("on_time", with_due and on_time, with_due)
+    bump("good_rating", score is not None and score >= 4, score is not None)
+    if item["visits"] is not None:
+        figures["visits"] = [figures["visits"][0] + item["visits"], figures["visits"][1] + 1]
+    bump("instant_approval", bool(item["auto_approval"]) and by_machine)
+
+
+async def file(
+    request: APIRequestContext, headers: dict[str, str], item: dict[str, Any], form: dict[str, Any]
+) -> str:
+    filed = await request.post(
+        "/api/v1/applications",
+        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+        data={
+            "item_code": item["implementing_code"],
+            "form": form,
+            "materials": [
+                {"index": i, "commitment": True}
+                for i, m in enumerate(item["materials"])
+                if m["source"] == "commitment"
+            ],
+        },
+    )
+    assert filed.ok, await filed.text()
+    application_id: str = (await filed.json())["id"]
+    return application_id
+
+
+async def read(
+    request: APIRequestContext, headers: dict[str, str], application_id: str, *, until: str | None
+) -> dict[str, Any]:
+    """The citizen's view of the application; with ``until``, once it has that status (the
+    decision reaches intake as an event, a moment later)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        answer = await request.get(f"/api/v1/applications/{application_id}", headers=headers)
+        assert answer.ok, await answer.text()
+        application: dict[str, Any] = await answer.json()
+        if until is None or application["status"] == until or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert until is None or application["status"] == until, application["status"]
+    return application
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+async def row_cells(page: Page, table: str, month: str) -> dict[str, str]:
+    row = page.get_by_test_id(table).locator(f'tr[data-row="{DEPARTMENT} {month}"]')
+    await expect(row).to_be_visible()
+    cells = {}
+    for cell in await row.locator("[data-figure]").all():
+        cells[str(await cell.get_attribute("data-figure"))] = (await cell.inner_text()).strip()
+    return cells
+
+
+def expected_cells(figures: Figures, names: dict[str, str]) -> dict[str, str]:
+    cells = {"count": str(figures["count"][0])}
+    for key in names:
+        cells[key] = shown(key, *figures[key])
+    return cells
+
+
+async def downloaded_row(page: Page, button: str, tmp: Path) -> dict[str, str]:
+    async with page.expect_download() as started:
+        await page.get_by_role("button", name=button).click()
+    download = await started.value
+    path = tmp / download.suggested_filename
+    await download.save_as(path)
+    content = path.read_bytes()
+    assert content.startswith(b"\xef\xbb\xbf"), "no BOM: Excel would not read it as UTF-8"
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    return next(r for r in rows if r["部门"] == DEPARTMENT and r["月份"] == this_month())
+
+
+def expected_csv(figures: Figures, names: dict[str, str], count: str) -> dict[str, str]:
+    row = {count: str(figures["count"][0])}
+    for key, name in names.items():
+        numerator, denominator = figures[key]
+        row[f"{name}分子"], row[f"{name}分母"] = str(numerator), str(denominator)
+        row[name] = shown(key, numerator, denominator).split("（")[0].replace("—", "")
+    return row
+
+
+async def test_the_statistics_show_the_figures_the_filed_applications_imply(
+    page: Page, desk: Desk, check_screen: ScreenCheck, tmp_path: Path
+) -> None:
+    request = page.request
+    reviewer = await staff_token(request, desk, "reviewer")
+    expected = await baseline(request, reviewer)
+
+    # A 秒批: decided by the machine and delivered, then rated 5 by the applicant.
+    allowance = await guide(request, ELDERLY_ALLOWANCE)
+    elder = persona_for(ELDERLY_ALLOWANCE)
+    elder_headers = await citizen(request, elder.name, elder.id_number)
+    instant_id = await file(
+        request, elder_headers, allowance, elder.form(ELDERLY_ALLOWANCE, today=date.today())
+    )
+    instant = await read(request, elder_headers, instant_id, until="delivered")
+    rated = await request.post(
+        f"/api/v1/applications/{instant_id}/rating", headers=elder_headers, data={"score": 5}
+    )
+    assert rated.ok, await rated.text()
+    add_application(expected, instant, allowance, score=5)
+
+    # One a person decides: open while the statistics are read.
+    found = await request.get("/api/v1/items", params={"q": MARRIAGE_RECORDS})
+    code = next(
+        i["implementing_code"]
+        for i in (await found.json())["items"]
+        if i["name"] == MARRIAGE_RECORDS
+    )
+    records = await guide(request, code)
+    online_headers = await citizen(request, ONLINE.name, ONLINE.id_number)
+    manual_id = await file(
+        request, online_headers, records, {"query_type": "离婚登记记录", "purpose": "诉讼"}
+    )
+    manual = await read(request, online_headers, manual_id, until=None)
+    add_application(expected, manual, records, score=None)
+    assert {instant["department"], manual["department"]} == {DEPARTMENT}
+    assert (
+        datetime.fromisoformat(instant["submitted_at"]).astimezone(CST).strftime("%Y-%m")
+        == this_month()
+    )
+
+    catalogue = catalogue_figures(await department_guides(request))
+
+    # The department's reviewer: this month's row of each table says the same.
+    await sign_in(page, desk, "reviewer")
+    await page.get_by_role("link", name="统计").click()
+    await expect(page.get_by_role("heading", name="统计分析（三率一数）")).to_be_visible()
+    await expect(page.get_by_text(f"本部门：{DEPARTMENT}")).to_be_visible()
+    month = this_month()
+    assert await row_cells(page, "application-figures", month) == expected_cells(
+        expected, APPLICATION_FIGURES
+    )
+    assert await row_cells(page, "catalogue-figures", month) == expected_cells(
+        catalogue, CATALOGUE_FIGURES
+    )
+    # Each chart is an image named by its figures (the table is its accessible view).
+    summary = await page.get_by_role("img").first.get_attribute("aria-label")
+    assert summary and summary.startswith("办件指标按月走势：") and f"{month} 即办率" in summary
+    await check_screen(page, "stats")
+
+    # The exports: the same numbers.
+    applications_csv = await downloaded_row(page, "导出办件统计表（CSV）", tmp_path)
+    wanted = expected_csv(expected, APPLICATION_FIGURES, "申办件数")
+    assert {k: applications_csv[k] for k in wanted} == wanted
+    catalogue_csv = await downloaded_row(page, "导出事项统计表（CSV）", tmp_path)
+    wanted = expected_csv(catalogue, CATALOGUE_FIGURES, "事项数")
+    assert {k: catalogue_csv[k] for k in wanted} == wanted
+    await expect(page.get_by_role("status").filter(has_text="已导出")).to_be_visible()
+    await check_screen(page, "stats-exported")
+
+
+async def test_an_auditor_picks_the_department_and_the_months(
+    page: Page, desk: Desk, check_screen: ScreenCheck
+) -> None:
+    await sign_in(page, desk, "auditor")
+    await page.get_by_role("link", name="统计").click()
+    await expect(page.get_by_role("heading", name="统计分析（三率一数）")).to_be_visible()
+    month = this_month()
+    await pick(page, "部门", DEPARTMENT)
+    await pick(page, "起始月份", month)
+    await pick(page, "截止月份", month)
+    await page.get_by_role("button", name="查询").click()
+    table = page.get_by_test_id("application-figures")
+    await expect(table.locator(f'tr[data-row="{DEPARTMENT} {month}"]')).to_be_visible()
+    departments = {
+        (await row.get_attribute("data-row") or "").rsplit(" ", 1)[0]
+        for row in await table.locator("tr[data-row]").all()
+    }
+    assert departments == {DEPARTMENT}
+    await check_screen(page, "stats-auditor")
