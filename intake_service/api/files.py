@@ -29,11 +29,35 @@ APPLICANT_KINDS: dict[str, Literal["person", "company"]] = {
 }
 
 
+def _multipart(**fields: dict[str, object]) -> dict[str, object]:
+    """The request body a route reads itself (multipart, checked by content), as OpenAPI says
+    it, so clients generated from the document can send it."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", "material_name"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "material_name": {"type": "string", "maxLength": 200},
+                            **fields,
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
 @router.post(
     "/files",
     status_code=201,
     summary="Upload a material (multipart: part `file`, field `material_name`)",
     responses=problem_responses(FileRejected, BadRequest),
+    openapi_extra=_multipart(),
 )
 async def upload_file(
     request: Request, session: UnitOfWork, identity: CurrentIdentity, runtime: Shared
@@ -50,6 +74,10 @@ async def upload_file(
     description="The file goes into the applicant's material library, so the window "
     "application filed for them can name it, and they find it again online.",
     responses=problem_responses(FileRejected, BadRequest, InvalidApplicant),
+    openapi_extra=_multipart(
+        applicant_kind={"type": "string", "enum": ["person", "company"], "default": "person"},
+        applicant_id_number={"type": "string", "maxLength": 18},
+    ),
 )
 async def upload_for_applicant(
     request: Request, session: UnitOfWork, clerk: Clerk, runtime: Shared

@@ -355,3 +355,29 @@ export function ReadOnlyField({ label, children }: { label: string; children: Re
     </FormItem>
   )
 }
+
+/** A file chosen from the desk's scanner folder: a native file input, named by its label. */
+export function FileField({
+  label,
+  name,
+  onChange,
+  accept,
+  error,
+  hint,
+  disabled,
+}: Common & { onChange: (file: File | null) => void; accept?: string }) {
+  return (
+    <Labelled label={label} error={error} hint={hint}>
+      {(control) => (
+        <input
+          {...control}
+          type="file"
+          name={name}
+          accept={accept}
+          disabled={disabled}
+          onChange={(event) => onChange(event.currentTarget.files?.[0] ?? null)}
+        />
+      )}
+    </Labelled>
+  )
+}

@@ -6207,7 +6207,15 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    material_name: string;
+                };
+            };
+        };
         responses: {
             /** @description Successful Response */
             201: {
@@ -7439,7 +7447,21 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    material_name: string;
+                    /**
+                     * @default person
+                     * @enum {string}
+                     */
+                    applicant_kind?: "person" | "company";
+                    applicant_id_number?: string;
+                };
+            };
+        };
         responses: {
             /** @description Successful Response */
             201: {

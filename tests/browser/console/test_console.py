@@ -3,6 +3,8 @@ the whole platform (``wangban up``, demo data), with the demo staff of ``./dev s
 
 - a window clerk files an application for a person at the counter (全城通办), which the owning
   department's reviewer claims and approves;
+- a clerk scans a paper material the applicant brought into their library and files with
+  it; the receipt lists it among the materials received;
 - a citizen's online application is denied by a reviewer with a reason, which the citizen's
   own view of it then shows;
 - each demo staff login sees exactly the workspaces the authorisation table lets them use.
@@ -15,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import struct
 import time
 import uuid
+import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +35,7 @@ from tests.gateway.authorization_table import table_allows
 expect.set_options(timeout=30_000)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
+SOCIAL_SECURITY_CARD = "社会保障卡申领"  # 人社局, a photo the applicant brings on paper
 MARRIAGE_RECORDS = "婚姻登记档案查询"  # 东莞市民政局, decided by a person, data from sharing
 AT_THE_WINDOW = next(p for p in PERSONAS if p.name == "黄伟明")
 ONLINE = next(p for p in PERSONAS if p.name == "张丽娟")
@@ -90,6 +96,11 @@ async def test_a_window_application_is_accepted_then_approved_by_the_department(
     await check_screen(page, "review-queue")
     await page.get_by_role("link", name=re.compile(f"^查看 .* {number}$")).click()
     await expect(page.get_by_role("heading", name="案件详情")).to_be_visible()
+    # The archive the applicant did not bring: the civil affairs bureau's data stood in for it.
+    materials = page.get_by_role("table").filter(has_text="婚姻登记信息")
+    await expect(materials.get_by_role("row").filter(has_text="数据共享替代")).to_contain_text(
+        "已通过数据共享获取（东莞市民政局·"
+    )
     await page.get_by_role("button", name="认领").click()
     await check_screen(page, "review-case")
     await to_the_decision(page)
@@ -98,6 +109,50 @@ async def test_a_window_application_is_accepted_then_approved_by_the_department(
     await dialog.get_by_label("意见").fill("档案已核实，准予出具")
     await dialog.get_by_role("button", name="确认通过").click()
     await expect(page.get_by_text("准予许可").first).to_be_visible()
+
+
+async def test_a_paper_material_scanned_at_the_window_is_filed_and_on_the_receipt(
+    page: Page, desk: Desk, check_screen: ScreenCheck, tmp_path: Path
+) -> None:
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(tiny_png())
+    await sign_in(page, desk, "clerk")
+    await page.get_by_role("link", name="综合受理").click()
+    await page.get_by_role("button", name="新建窗口申请").click()
+    await page.get_by_label("搜索事项").fill(SOCIAL_SECURITY_CARD)
+    await page.get_by_role("button", name="搜索", exact=True).click()
+    await page.get_by_role("button", name=f"选择 {SOCIAL_SECURITY_CARD}").click()
+    await page.get_by_label("身份证号码").fill(AT_THE_WINDOW.id_number)
+    await page.get_by_label("姓名", exact=True).fill(AT_THE_WINDOW.name)
+    await pick(page, "核验方式", "人口库姓名比对")
+    await pick(page, "相片来源", "上传新相片")
+    await pick(page, "金融功能合作银行", "东莞银行")
+    await pick(page, "领卡方式", "网点领取")
+    await page.get_by_label("扫描件：近期免冠证件照").set_input_files(photo)
+    await expect(page.get_by_text("已收取：photo.png")).to_be_visible()
+    await check_screen(page, "window-scan")
+    await page.get_by_role("button", name="提交申请").click()
+
+    await expect(page.get_by_role("heading", name="受理回执")).to_be_visible()
+    await expect(page.get_by_text("近期免冠证件照：已上传")).to_be_visible()
+    await expect(page.get_by_text("户籍信息：数据共享替代")).to_be_visible()
+    # Opened again later (from the list, not the filing's answer): the same receipt.
+    await page.reload()
+    await expect(page.get_by_text("近期免冠证件照：已上传")).to_be_visible()
+
+
+def tiny_png() -> bytes:
+    """A 1×1 white PNG: what the upload check recognises by its signature and IHDR chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\xff\xff")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
 async def to_the_decision(page: Page) -> None:

@@ -12,6 +12,7 @@ import { SelectField, TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 import { ActionDialog } from '../../components/ActionDialog'
 import { asFormSchema, type FormSchema } from '../window/SchemaForm'
+import { CaseMaterials } from './CaseMaterials'
 
 type Case = Schemas['approval.CaseOut']
 type Decision = Schemas['approval.DecisionOut']
@@ -342,9 +343,10 @@ export function CaseDetailPage() {
         )}
       </Card>
 
-      <Card className="panel" title={<h2 className="section-title">{zh.caseDetail.materials}</h2>}>
-        <p className="muted">{zh.caseDetail.materialsNotGiven}</p>
-      </Card>
+      <CaseMaterials
+        applicationId={found.application_id}
+        titles={Object.fromEntries(Object.entries(properties).map(([key, p]) => [key, p?.title ?? key]))}
+      />
 
       <Card className="panel" title={<h2 className="section-title">{zh.caseDetail.decisions}</h2>}>
         {found.decisions.length ? (
@@ -375,8 +377,6 @@ export function CaseDetailPage() {
         ) : (
           <p>{zh.caseDetail.noDecisions}</p>
         )}
-        <h3 className="section-title">{zh.caseDetail.lookups}</h3>
-        <p className="muted">{zh.caseDetail.lookupsNotGiven}</p>
       </Card>
 
       <Card className="panel" title={<h2 className="section-title">{zh.caseDetail.timeline}</h2>}>

@@ -7,7 +7,7 @@ import { Button, Card, Form, Space, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { ProblemAlert, usePageTitle } from '../../components/common'
-import { CheckboxField, SelectField, TextField } from '../../components/fields'
+import { CheckboxField, FileField, SelectField, TextField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 import { asFormSchema, formPayload, SchemaForm, validateForm, type FormValues } from './SchemaForm'
 
@@ -59,6 +59,9 @@ export function NewApplicationPage() {
   const [reference, setReference] = useState('')
   const [values, setValues] = useState<FormValues>({})
   const [commitments, setCommitments] = useState<Record<number, boolean>>({})
+  /** The scans taken at the counter, by material index: the applicant's library file each became. */
+  const [scans, setScans] = useState<Record<number, { fileId: string; filename: string }>>({})
+  const [scanning, setScanning] = useState<number | null>(null)
 
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [problem, setProblem] = useState<string | null>(null)
@@ -123,8 +126,8 @@ export function NewApplicationPage() {
       form: schema ? formPayload(schema, values) : {},
       materials: materials
         .map((_, index) => index)
-        .filter((index) => commitments[index])
-        .map((index) => ({ index, commitment: true })),
+        .filter((index) => commitments[index] || scans[index])
+        .map((index) => (scans[index] ? { index, file_id: scans[index].fileId } : { index, commitment: true })),
       channel: 'window',
       agent: agent.trim() || null,
       verification: { method, reference: method === 'register_name_match' ? null : reference.trim() },
@@ -147,6 +150,37 @@ export function NewApplicationPage() {
       return
     }
     navigate(`/window/${encodeURIComponent(data.id)}/receipt`, { state: { application: data } })
+  }
+
+  /** A paper material scanned at the counter goes into the applicant's library (their ID number
+   * says whose), and the filing names it. */
+  async function scan(index: number, material: Material, file: File | null) {
+    if (!file) return
+    if (!idNumber.trim()) {
+      setProblem(zh.newApp.scanNeedsApplicant)
+      return
+    }
+    const form = new FormData()
+    form.append('file', file)
+    form.append('material_name', material.name)
+    form.append('applicant_kind', kind)
+    form.append('applicant_id_number', idNumber.trim().toUpperCase())
+    setScanning(index)
+    const { data, problem } = await attempt(() =>
+      api.POST('/api/v1/staff/files', {
+        body: { file: file.name, material_name: material.name },
+        // The body is typed for the document (a binary part is a string there); what is sent is
+        // the FormData, whose multipart body and boundary the browser writes.
+        bodySerializer: () => form,
+      })
+    )
+    setScanning(null)
+    if (!data) {
+      setProblem(problem ?? null)
+      return
+    }
+    setProblem(null)
+    setScans((current) => ({ ...current, [index]: { fileId: data.id, filename: data.filename } }))
   }
 
   const resultColumns: PrimaryTableCol<ItemSummary>[] = [
@@ -207,15 +241,25 @@ export function NewApplicationPage() {
               />
             )
           case 'tolerated':
-            return (
-              <Tag theme="warning" variant="light">
-                {zh.newApp.missingDeadline(row.supplement_days ?? null)}
-              </Tag>
-            )
           case 'optional':
-            return zh.newApp.optional
           case 'upload':
-            return <span className="muted">{zh.newApp.uploadNotSupported}</span>
+            return (
+              <>
+                {handling === 'tolerated' && !scans[row.index] ? (
+                  <Tag theme="warning" variant="light">
+                    {zh.newApp.missingDeadline(row.supplement_days ?? null)}
+                  </Tag>
+                ) : null}
+                <FileField
+                  label={zh.newApp.scanFor(row.name)}
+                  name={`scan-${row.index}`}
+                  accept="application/pdf,image/jpeg,image/png"
+                  disabled={scanning !== null}
+                  hint={scans[row.index] ? zh.newApp.scanned(scans[row.index].filename) : zh.newApp.scanHint}
+                  onChange={(file) => void scan(row.index, row, file)}
+                />
+              </>
+            )
         }
       },
     },

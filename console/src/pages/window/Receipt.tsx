@@ -1,4 +1,5 @@
-// 受理回执: what the applicant takes home from the window, printable.
+// 受理回执: what the applicant takes home from the window, printable: who applied (masked), the
+// item, the deadline, and the materials received and how each was met.
 import { Fragment, useEffect, useState } from 'react'
 import type { ReactNode } from 'react'
 import { useLocation, useNavigate, useParams } from 'react-router-dom'
@@ -8,48 +9,9 @@ import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../co
 import { zh } from '../../i18n/zh'
 
 type Application = Schemas['intake.ApplicationOut']
-type Summary = Schemas['intake.StaffApplicationSummary']
-type Applicant = Schemas['intake.ApplicantOnScreen']
 
-type Shown = {
-  id: string
-  itemName: string
-  applicant: Applicant
-  department: string
-  status: string
-  statusName: string
-  acceptedAt: string | null
-  dueDate: string | null
-  toleratedUntil: string | null
-}
-
-function fromApplication(application: Application): Shown {
-  const accepted = [...application.timeline].reverse().find((entry) => entry.to_status === 'accepted')
-  return {
-    id: application.id,
-    itemName: application.item_name,
-    applicant: application.applicant,
-    department: application.department,
-    status: application.status,
-    statusName: application.status_name,
-    acceptedAt: accepted?.at ?? null,
-    dueDate: application.due_date,
-    toleratedUntil: application.tolerated_until,
-  }
-}
-
-function fromSummary(summary: Summary): Shown {
-  return {
-    id: summary.id,
-    itemName: summary.item_name,
-    applicant: summary.applicant,
-    department: summary.department,
-    status: summary.status,
-    statusName: summary.status_name,
-    acceptedAt: null,
-    dueDate: summary.due_date,
-    toleratedUntil: summary.tolerated_until,
-  }
+function acceptedAt(application: Application): string | null {
+  return [...application.timeline].reverse().find((entry) => entry.to_status === 'accepted')?.at ?? null
 }
 
 export function ReceiptPage() {
@@ -57,24 +19,21 @@ export function ReceiptPage() {
   const { id = '' } = useParams()
   const location = useLocation()
   const navigate = useNavigate()
+  // Straight after filing, the filing's answer; opened again from the list, read anew.
   const given = (location.state as { application?: Application } | null)?.application
-  const [shown, setShown] = useState<Shown | null>(given && given.id === id ? fromApplication(given) : null)
+  const [shown, setShown] = useState<Application | null>(given && given.id === id ? given : null)
   const [problem, setProblem] = useState<string | null>(null)
 
   useEffect(() => {
     if (shown) return
     let cancelled = false
-    // No staff route answers one application by id: the window's list holds it.
-    void attempt(() => api.GET('/api/v1/staff/applications')).then(({ data, problem }) => {
-      if (cancelled) return
-      if (!data) {
-        setProblem(problem ?? null)
-        return
+    void attempt(() => api.GET('/api/v1/staff/applications/{id}', { params: { path: { id } } })).then(
+      ({ data, problem }) => {
+        if (cancelled) return
+        if (data) setShown(data)
+        else setProblem(problem ?? zh.receipt.notFound)
       }
-      const found = data.find((row) => row.id === id)
-      if (found) setShown(fromSummary(found))
-      else setProblem(zh.receipt.notFound)
-    })
+    )
     return () => {
       cancelled = true
     }
@@ -85,16 +44,33 @@ export function ReceiptPage() {
     ? [
         [zh.receipt.number, shown.id],
         [zh.receipt.applicant, `${shown.applicant.name}（${shown.applicant.id_number}）`],
-        [zh.receipt.item, shown.itemName],
+        [zh.receipt.item, shown.item_name],
         [zh.receipt.department, shown.department],
-        [zh.receipt.status, shown.statusName],
-        [zh.receipt.acceptedAt, formatDateTime(shown.acceptedAt)],
+        [zh.receipt.status, shown.status_name],
+        [zh.receipt.acceptedAt, formatDateTime(acceptedAt(shown))],
         [
           zh.receipt.deadline,
           <>
-            {formatDate(shown.dueDate)}
-            {shown.toleratedUntil ? <div>{zh.window.toleratedUntil(shown.toleratedUntil)}</div> : null}
+            {formatDate(shown.due_date)}
+            {shown.tolerated_until ? <div>{zh.window.toleratedUntil(shown.tolerated_until)}</div> : null}
           </>,
+        ],
+        [
+          zh.receipt.materials,
+          shown.materials.length ? (
+            <ul className="receipt-materials">
+              {shown.materials.map((material) => (
+                <li key={material.index}>
+                  {zh.receipt.material(
+                    material.name,
+                    zh.materialStatuses[material.status] ?? material.status
+                  )}
+                </li>
+              ))}
+            </ul>
+          ) : (
+            zh.app.none
+          ),
         ],
       ]
     : []
