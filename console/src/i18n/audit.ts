@@ -32,6 +32,7 @@ export const auditText = {
   },
   byService: (consumer: string) => `${consumer}（系统自动）`,
   byPerson: (department: string, role: string, subject: string) => `${department} · ${role} · ${subject}`,
+  byApplicant: (role: string, subject: string) => `${role}（${subject}）`,
   roles: {
     window_clerk: '窗口人员',
     reviewer: '审批人员',

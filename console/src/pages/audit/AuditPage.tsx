@@ -71,7 +71,9 @@ function filterOf(fields: Fields): Filter {
 function who(record: Record_): string {
   if (!record.actor_subject) return t.byService(record.consumer)
   const role = record.actor_role ? t.roles[record.actor_role] ?? record.actor_role : ''
-  return t.byPerson(record.actor_department ?? '—', role, record.actor_subject)
+  // The applicant looking at their own data has no department: their role says who they are.
+  if (!record.actor_department) return t.byApplicant(role, record.actor_subject)
+  return t.byPerson(record.actor_department, role, record.actor_subject)
 }
 
 const recordColumns: PrimaryTableCol<Record_>[] = [
@@ -230,7 +232,15 @@ function Records() {
       <p className="muted" role="status">
         {loading ? zh.app.loading : t.shown(rows.length)}
       </p>
-      <Table<Record_> rowKey="seq" data={rows} columns={recordColumns} loading={loading} empty={t.empty} tableLayout="auto" />
+      <Table<Record_>
+        className="audit-records"
+        rowKey="seq"
+        data={rows}
+        columns={recordColumns}
+        loading={loading}
+        empty={t.empty}
+        tableLayout="auto"
+      />
       {/* Offered only when there is somewhere to go (a disabled button is neither usable nor legible). */}
       <Space className="audit-pager">
         {before !== null ? (
