@@ -343,7 +343,8 @@ async def test_the_statistics_show_the_figures_the_filed_applications_imply(
     wanted = expected_csv(catalogue, CATALOGUE_FIGURES, "事项数")
     assert {k: catalogue_csv[k] for k in wanted} == wanted
     await expect(page.get_by_role("status").filter(has_text="已导出")).to_be_visible()
-    await check_screen(page, "stats-exported")
+    await page.get_by_test_id("catalogue-figures").scroll_into_view_if_needed()
+    await check_screen(page, "stats-catalogue")
 
 
 async def test_an_auditor_picks_the_department_and_the_months(
