@@ -136,12 +136,17 @@ export function ItemListPage() {
         <div className="pager">
           <span>{t.list.total(total)}</span>
           <span>{t.list.pageOf(page, pages)}</span>
-          <Button theme="default" variant="outline" disabled={page <= 1} onClick={() => setPage(page - 1)}>
-            {t.list.previous}
-          </Button>
-          <Button theme="default" variant="outline" disabled={page >= pages} onClick={() => setPage(page + 1)}>
-            {t.list.next}
-          </Button>
+          {/* Shown only when there is somewhere to go (TDesign's disabled look is too faint to read). */}
+          {page > 1 ? (
+            <Button theme="default" variant="outline" onClick={() => setPage(page - 1)}>
+              {t.list.previous}
+            </Button>
+          ) : null}
+          {page < pages ? (
+            <Button theme="default" variant="outline" onClick={() => setPage(page + 1)}>
+              {t.list.next}
+            </Button>
+          ) : null}
         </div>
       </Card>
     </section>

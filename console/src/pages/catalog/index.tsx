@@ -1,6 +1,6 @@
 // The catalog workspace (事项管理): its own routes under /catalog, each registered only when the
 // member may call the operations it needs, and a row of links to its pages.
-import { NavLink, Route, Routes } from 'react-router-dom'
+import { Navigate, NavLink, Route, Routes } from 'react-router-dom'
 import { useAuth } from '../../auth/AuthContext'
 import type { Operation } from '../../auth/operations'
 import { Forbidden } from '../../components/common'
@@ -67,6 +67,11 @@ export function CatalogWorkspace() {
     <>
       <CatalogNav pages={allowed} />
       <Routes>
+        {/* A member who may not list items (an auditor reads the rule-change records) starts
+            on the first page they may open. */}
+        {!allowed.some((page) => page.path === '') && allowed.some((page) => page.inNav) ? (
+          <Route index element={<Navigate to={allowed.find((page) => page.inNav)?.path ?? ''} replace />} />
+        ) : null}
         {allowed.map((page) =>
           page.path === '' ? (
             <Route key="index" index element={page.element} />
