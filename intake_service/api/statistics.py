@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from intake_service import statistics
 from intake_service.api.deps import Manager, Shared
 from wangban.auth import AUDITOR, Identity
-from wangban.db import UnitOfWork
+from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import problem_responses
 
 router = APIRouter(prefix="/staff", tags=["window and review"])
@@ -61,7 +61,7 @@ def _scope(member: Identity, department: str | None) -> tuple[str | None, str | 
     responses=problem_responses(statistics.InvalidPeriod),
 )
 async def get_monthly_statistics(
-    session: UnitOfWork,
+    session: ReadSession,
     member: Manager,
     start_month: Month,
     end_month: Month,
@@ -87,7 +87,7 @@ async def get_monthly_statistics(
     },
 )
 async def export_monthly_statistics(
-    session: UnitOfWork,
+    session: ReadSession,
     member: Manager,
     start_month: Month,
     end_month: Month,

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.intake import factories
 from tests.intake.factories import CST, at, unique
 from tests.intake.support import Intake
-from wangban.db import Database
+from wangban.db import _read_only
 
 ONLINE = ("mini_program", "web")
 DONE = ("completed", "delivered")
@@ -52,26 +53,32 @@ class Departments:
 
 
 @pytest.fixture
-async def departments(database: Database) -> Departments:
+async def departments(intake: Intake, db_session: AsyncSession) -> Departments:
+    """The rows of :func:`rows`, in a transaction rolled back after the test, which the intake
+    app's reads share (nothing is left for other tests to find)."""
+
+    async def shared() -> AsyncIterator[AsyncSession]:
+        yield db_session
+
+    intake.app.dependency_overrides[_read_only] = shared
     d = Departments(d1=unique("民政局"), d2=unique("人社局"))
-    async with database.sessionmaker() as session, session.begin():
-        for row in rows(d):
-            application = await factories.application(
-                session,
-                department=row.department,
-                channel=row.channel,
-                status=row.status,
-                visits=row.visits,
-                committed_days=row.committed,
-                auto_approval=row.auto,
-                decided_by=row.decided_by,
-                submitted_at=row.submitted,
-                accepted_at=row.submitted if row.status != "submitted" else None,
-                completed_at=row.completed,
-                due_date=row.due,
-            )
-            if row.score is not None:
-                await factories.rating(session, application=application, score=row.score)
+    for row in rows(d):
+        application = await factories.application(
+            db_session,
+            department=row.department,
+            channel=row.channel,
+            status=row.status,
+            visits=row.visits,
+            committed_days=row.committed,
+            auto_approval=row.auto,
+            decided_by=row.decided_by,
+            submitted_at=row.submitted,
+            accepted_at=row.submitted if row.status != "submitted" else None,
+            completed_at=row.completed,
+            due_date=row.due,
+        )
+        if row.score is not None:
+            await factories.rating(db_session, application=application, score=row.score)
     return d
 
 
