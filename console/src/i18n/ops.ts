@@ -48,6 +48,8 @@ export const opsText = {
     unassigned: '未分配分区',
     partition: (topic: string, partition: number, lag: number) => `${topic} #${partition}：${lag}`,
     partitionsOf: (group: string) => `${group} 各分区积压`,
+    behindOf: (group: string) => `${group} 有积压的分区`,
+    allPartitions: (count: number) => `各分区积压（${count} 个分区）`,
     viewDeadLetters: (count: number, service: string) => `查看${service}的 ${count} 条死信`,
   },
   deadLetters: {
@@ -77,6 +79,7 @@ export const opsText = {
     cancel: '取消',
     done: (eventId: string) => `已重放事件 ${eventId}`,
     attempts: (count: number) => `尝试 ${count} 次`,
+    fullError: '完整错误',
   },
   deliveries: {
     title: '消息投递',

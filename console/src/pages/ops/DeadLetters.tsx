@@ -16,6 +16,12 @@ type DeadLetter = Schemas['catalog.DeadLetterOut']
 
 const t = zh.ops.deadLetters
 const SERVICE_CHOICES = EVENT_SERVICES.map((value) => ({ value, label: serviceName(value) }))
+const ERROR_SHOWN = 120
+
+/** The start of a long error (a validation error lists every field), the rest on request. */
+function clipped(error: string): string {
+  return error.length > ERROR_SHOWN ? `${error.slice(0, ERROR_SHOWN)}…` : error
+}
 
 export function DeadLettersPage() {
   usePageTitle(t.title)
@@ -84,7 +90,13 @@ export function DeadLettersPage() {
       title: t.columns.error,
       cell: ({ row }) => (
         <div className="ops-error">
-          <span data-field="error">{row.error}</span>
+          <span data-field="error">{clipped(row.error)}</span>
+          {row.error.length > ERROR_SHOWN ? (
+            <details className="ops-details">
+              <summary>{t.fullError}</summary>
+              <p className="ops-full-error">{row.error}</p>
+            </details>
+          ) : null}
           <div className="muted">{t.attempts(row.attempts)}</div>
         </div>
       ),

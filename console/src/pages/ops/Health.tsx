@@ -69,11 +69,26 @@ function ConsumersCell({ row }: { row: Health }) {
             {!consumer.assigned ? t.unassigned : consumer.caught_up ? t.caughtUp : t.catchingUp}
           </span>
           {consumer.partitions.length ? (
-            <ul className="ops-partitions" aria-label={t.partitionsOf(consumer.group)}>
-              {consumer.partitions.map((p) => (
-                <li key={`${p.topic}#${p.partition}`}>{t.partition(p.topic, p.partition, p.lag)}</li>
-              ))}
-            </ul>
+            // Partitions behind are listed at once; all of them (a dozen per consumer) on request.
+            <>
+              {consumer.lag > 0 ? (
+                <ul className="ops-partitions" aria-label={t.behindOf(consumer.group)}>
+                  {consumer.partitions
+                    .filter((p) => p.lag > 0)
+                    .map((p) => (
+                      <li key={`${p.topic}#${p.partition}`}>{t.partition(p.topic, p.partition, p.lag)}</li>
+                    ))}
+                </ul>
+              ) : null}
+              <details className="ops-details">
+                <summary>{t.allPartitions(consumer.partitions.length)}</summary>
+                <ul className="ops-partitions" aria-label={t.partitionsOf(consumer.group)}>
+                  {consumer.partitions.map((p) => (
+                    <li key={`${p.topic}#${p.partition}`}>{t.partition(p.topic, p.partition, p.lag)}</li>
+                  ))}
+                </ul>
+              </details>
+            </>
           ) : null}
         </li>
       ))}
