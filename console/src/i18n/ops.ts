@@ -61,7 +61,7 @@ export const opsText = {
     columns: {
       topic: '主题',
       eventId: '事件编号',
-      eventType: '事件类型',
+      event: '事件',
       consumer: '消费者',
       error: '错误',
       createdAt: '时间',
@@ -69,7 +69,8 @@ export const opsText = {
       actions: '操作',
     },
     unknownType: '无法识别',
-    replayed: (time: string) => `已重放（${time}）`,
+    replayed: '已重放',
+    onTopic: (topic: string) => `主题 ${topic}`,
     pending: '未重放',
     replay: '重放',
     replayNamed: (eventId: string) => `重放 ${eventId}`,

@@ -77,12 +77,16 @@ export function DeadLettersPage() {
 
   const mayReplay = can('POST /api/v1/staff/ops/dead-letters/{service}/{dead_letter_id}/replay')
   const columns: PrimaryTableCol<DeadLetter>[] = [
-    { colKey: 'topic', title: t.columns.topic },
-    { colKey: 'event_id', title: t.columns.eventId, cell: ({ row }) => <span data-field="event-id">{row.event_id}</span> },
     {
-      colKey: 'event_type',
-      title: t.columns.eventType,
-      cell: ({ row }) => (row.event_type === 'unknown' ? t.unknownType : row.event_type),
+      colKey: 'event_id',
+      title: t.columns.event,
+      cell: ({ row }) => (
+        <>
+          <span data-field="event-id">{row.event_id}</span>
+          <div className="muted">{t.onTopic(row.topic)}</div>
+          <div className="muted">{row.event_type === 'unknown' ? t.unknownType : row.event_type}</div>
+        </>
+      ),
     },
     { colKey: 'consumer', title: t.columns.consumer },
     {
@@ -108,9 +112,12 @@ export function DeadLettersPage() {
       cell: ({ row }) => (
         <span data-field="state">
           {row.replayed_at ? (
-            <Tag theme="success" variant="light">
-              {t.replayed(formatDateTime(row.replayed_at))}
-            </Tag>
+            <>
+              <Tag theme="success" variant="light">
+                {t.replayed}
+              </Tag>
+              <div className="muted">{formatDateTime(row.replayed_at)}</div>
+            </>
           ) : (
             <Tag theme="warning" variant="light">
               {t.pending}
