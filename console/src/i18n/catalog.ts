@@ -202,6 +202,7 @@ export const catalogText = {
     chooseFile: '请选择文件',
     jobTitle: '导入任务',
     jobStatus: '任务状态',
+    jobProgress: '进度',
     progress: (done: number, total: number | null) => (total === null ? `已处理 ${done} 行` : `已处理 ${done} / ${total} 行`),
     jobStatuses: { queued: '排队中', running: '进行中', succeeded: '导入成功', failed: '导入失败' } as Record<string, string>,
     errorsCaption: '有误的行（未导入任何事项）',

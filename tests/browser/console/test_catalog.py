@@ -23,7 +23,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import FilePayload, Page, expect
 
 from sandbox import ELDERLY_ALLOWANCE, PERSONAS, Persona
 from tests.browser.console.steps import WAIT_MS, sign_in, sign_out
@@ -187,6 +187,7 @@ async def test_a_rule_change_is_dry_run_then_published_only_with_a_second_person
         await expect(row.get_by_role("cell").nth(3)).to_have_text(OUTCOMES[would])
     for application_id in kept:
         await expect(changes.get_by_text(application_id)).to_have_count(0)
+    await changes.scroll_into_view_if_needed()
     await check_screen(page, "catalog-dry-run")
 
     # Publishing alone is refused; the public item is unchanged.
@@ -258,15 +259,12 @@ async def test_an_import_with_a_bad_row_shows_its_error_and_imports_nothing(
     good = {**exported[0], "implementing_code": f"IMPORT-{uuid.uuid4().hex[:10]}"}
     bad = {**exported[0], "implementing_code": f"IMPORT-{uuid.uuid4().hex[:10]}"}
     bad["committed_days"] = 400
-    await page.get_by_label("事项文件（CSV 或 JSON）").set_input_files(
-        files=[
-            {
-                "name": "items.json",
-                "mimeType": "application/json",
-                "buffer": json.dumps([good, bad], ensure_ascii=False).encode("utf-8"),
-            }
-        ]
-    )
+    upload: FilePayload = {
+        "name": "items.json",
+        "mimeType": "application/json",
+        "buffer": json.dumps([good, bad], ensure_ascii=False).encode("utf-8"),
+    }
+    await page.get_by_label("事项文件（CSV 或 JSON）").set_input_files(files=upload)
     await page.get_by_role("button", name="开始导入").click()
     await expect(page.locator("[data-field=job-status]")).to_have_text("导入失败")
     error = page.get_by_role("row").filter(has_text="committed_days").first

@@ -151,7 +151,7 @@ export function ImportExportPage() {
           <dl className="fields">
             <dt>{i.jobStatus}</dt>
             <dd data-field="job-status">{i.jobStatuses[job.status] ?? job.status}</dd>
-            <dt>{i.jobTitle}</dt>
+            <dt>{i.jobProgress}</dt>
             <dd>{i.progress(job.done, job.total)}</dd>
           </dl>
           {job.problem && typeof job.problem.detail === 'string' ? <p>{job.problem.detail}</p> : null}
