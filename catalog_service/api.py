@@ -44,6 +44,7 @@ from wangban.auth import (
 )
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, NotFound, Unauthorized, problem_responses
+from wangban.monthly import csv_attachment
 from wangban.multipart import read_parts, size_text
 
 public = APIRouter(tags=["catalogue"])
@@ -353,14 +354,9 @@ async def get_monthly_statistics(figures: MonthlyCatalogue) -> statistics.Monthl
     },
 )
 async def export_monthly_statistics(figures: MonthlyCatalogue) -> Response:
-    return Response(
-        # A BOM so that Excel opens the Chinese headers as UTF-8.
-        statistics.monthly_csv(figures).encode("utf-8-sig"),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="catalogue-{figures.start_month}'
-            f'-{figures.end_month}.csv"'
-        },
+    return csv_attachment(
+        statistics.monthly_csv(figures),
+        filename=f"catalogue-{figures.start_month}-{figures.end_month}.csv",
     )
 
 

@@ -18,20 +18,24 @@ A value is None when its denominator is 0, never a made-up 0 or 100 %.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import repository
-from catalog_service.importer import escape_formula
 from wangban.calendar import CHINA_TZ
-from wangban.errors import ValidationFailed
+from wangban.monthly import (
+    MONTH,
+    Figure,
+    InvalidPeriod,
+    figures_table,
+    first_days,
+    next_month,
+)
 
 __all__ = [
+    "MONTH",
     "CatalogueFigures",
     "Figure",
     "InvalidPeriod",
@@ -39,29 +43,6 @@ __all__ = [
     "monthly_csv",
     "monthly_statistics",
 ]
-
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-"""``YYYY-MM``."""
-
-MAX_MONTHS = 120
-"""Ten years: a longer period is a mistake."""
-
-
-class InvalidPeriod(ValidationFailed):
-    type_slug = "invalid-statistics-period"
-    title = "统计期间有误"
-
-
-@dataclass(frozen=True)
-class Figure:
-    numerator: int
-    denominator: int
-    value: float | None
-    """numerator ÷ denominator; None when the denominator is 0."""
-
-    @classmethod
-    def of(cls, numerator: int, denominator: int) -> Figure:
-        return cls(numerator, denominator, numerator / denominator if denominator else None)
 
 
 @dataclass(frozen=True)
@@ -94,27 +75,6 @@ class MonthlyCatalogue:
     """By department, then month."""
 
 
-def _first_days(start_month: str, end_month: str) -> list[date]:
-    first, last = MONTH.match(start_month), MONTH.match(end_month)
-    if first is None or last is None:
-        raise InvalidPeriod("统计月份应写作“年-月”，例如 2026-01")
-    start = date(int(first[1]), int(first[2]), 1)
-    end = date(int(last[1]), int(last[2]), 1)
-    if end < start:
-        raise InvalidPeriod("统计截止月份不能早于起始月份")
-    if (end.year - start.year) * 12 + end.month - start.month >= MAX_MONTHS:
-        raise InvalidPeriod("统计期间不能超过十年")
-    days, day = [], start
-    while day <= end:
-        days.append(day)
-        day = _next_month(day)
-    return days
-
-
-def _next_month(day: date) -> date:
-    return (day.replace(day=1) + timedelta(days=31)).replace(day=1)
-
-
 async def monthly_statistics(
     session: AsyncSession,
     *,
@@ -127,10 +87,10 @@ async def monthly_statistics(
     """The catalogue's figures per department at the end of each month from ``start_month`` to
     ``end_month`` (``YYYY-MM``, China time, inclusive)."""
     snapshots = []
-    for first in _first_days(start_month, end_month):
+    for first in first_days(start_month, end_month):
         if datetime.combine(first, time.min, tzinfo=CHINA_TZ) > now:
             break  # a month that has not begun has no catalogue yet
-        month_end = datetime.combine(_next_month(first), time.min, tzinfo=CHINA_TZ)
+        month_end = datetime.combine(next_month(first), time.min, tzinfo=CHINA_TZ)
         snapshots.append((f"{first:%Y-%m}", min(month_end, now)))
     counted = await repository.monthly_catalogue_counts(
         session, snapshots=snapshots, department=department, region=region
@@ -169,17 +129,8 @@ FIGURE_NAMES = {
 def monthly_csv(figures: MonthlyCatalogue) -> str:
     """The figures as a table: one row per department and month; each figure as its numerator,
     its denominator and its value (a percentage with two decimals)."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    header = ["部门", "月份", "事项数"]
-    for name in FIGURE_NAMES.values():
-        header += [f"{name}分子", f"{name}分母", name]
-    writer.writerow(header)
-    for row in figures.rows:
-        cells = [escape_formula(row.department), row.month, str(row.items)]
-        for key in FIGURE_NAMES:
-            figure: Figure = getattr(row, key)
-            value = "" if figure.value is None else f"{figure.value * 100:.2f}%"
-            cells += [str(figure.numerator), str(figure.denominator), value]
-        writer.writerow(cells)
-    return buffer.getvalue()
+    return figures_table(
+        leading=["部门", "月份", "事项数"],
+        figure_names=FIGURE_NAMES,
+        rows=(([row.department, row.month, str(row.items)], vars(row)) for row in figures.rows),
+    )

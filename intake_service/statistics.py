@@ -18,9 +18,6 @@ catalogue, not of applications: the catalog service computes it.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -28,9 +25,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service import repository
 from wangban.calendar import CHINA_TZ, WorkingDayCalendar, china_date
-from wangban.errors import ValidationFailed
+from wangban.monthly import (
+    MONTH,
+    Figure,
+    InvalidPeriod,
+    figures_table,
+    month_range,
+    months_of,
+    percentage,
+)
 
 __all__ = [
+    "MONTH",
     "Figure",
     "InvalidPeriod",
     "MonthlyFigures",
@@ -43,11 +49,6 @@ __all__ = [
 
 MAX_PERIOD_DAYS = 3660
 """About ten years: a longer period is a mistake, and would scan everything."""
-
-
-class InvalidPeriod(ValidationFailed):
-    type_slug = "invalid-statistics-period"
-    title = "统计期间有误"
 
 
 @dataclass(frozen=True)
@@ -215,21 +216,6 @@ async def statistics(
 # and 全程网办率 of items, time-limit compression) are the catalog service's, by the same
 # departments and months; the console puts the two side by side.
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-"""``YYYY-MM``."""
-
-
-@dataclass(frozen=True)
-class Figure:
-    numerator: int
-    denominator: int
-    value: float | None
-    """numerator ÷ denominator; None when the denominator is 0."""
-
-    @classmethod
-    def of(cls, numerator: int, denominator: int) -> Figure:
-        return cls(numerator, denominator, _ratio(numerator, denominator))
-
 
 @dataclass(frozen=True)
 class MonthlyFigures:
@@ -264,29 +250,6 @@ class MonthlyStatistics:
     """The department the figures are limited to; None for all (auditors)."""
     rows: list[MonthlyFigures]
     """By department, then month."""
-
-
-def month_range(start_month: str, end_month: str) -> tuple[date, date]:
-    """The first day of ``start_month`` and the last of ``end_month``."""
-    first, last = MONTH.match(start_month), MONTH.match(end_month)
-    if first is None or last is None:
-        raise InvalidPeriod("统计月份应写作“年-月”，例如 2026-01")
-    start = date(int(first[1]), int(first[2]), 1)
-    return start, _next_month(date(int(last[1]), int(last[2]), 1)) - timedelta(days=1)
-
-
-def _next_month(day: date) -> date:
-    """The first day of the month after ``day``'s."""
-    return (day.replace(day=1) + timedelta(days=31)).replace(day=1)
-
-
-def months_of(start: date, end: date) -> list[str]:
-    """``YYYY-MM`` of every month from ``start``'s to ``end``'s."""
-    months, day = [], start.replace(day=1)
-    while day <= end:
-        months.append(f"{day:%Y-%m}")
-        day = _next_month(day)
-    return months
 
 
 async def monthly_statistics(
@@ -344,37 +307,21 @@ FIGURE_NAMES = {
 AVERAGES = frozenset({"visits"})
 """Figures whose value is an average (written as a number), not a share (a percentage)."""
 
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
-
-
-def _cell(text: str) -> str:
-    """A text cell Excel will not run as a formula (a department's name is typed by staff)."""
-    return "'" + text if _FORMULA.match(text) else text
-
 
 def _value_text(name: str, value: float | None) -> str:
     if value is None:
         return ""
-    return f"{value:.2f}" if name in AVERAGES else f"{value * 100:.2f}%"
+    return f"{value:.2f}" if name in AVERAGES else percentage(value)
 
 
 def monthly_csv(figures: MonthlyStatistics) -> str:
     """The figures as a table: one row per department and month; each figure as its numerator,
     its denominator and its value (shares as percentages with two decimals)."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    header = ["部门", "月份", "申办件数"]
-    for name in FIGURE_NAMES.values():
-        header += [f"{name}分子", f"{name}分母", name]
-    writer.writerow(header)
-    for row in figures.rows:
-        cells = [_cell(row.department), row.month, str(row.applications)]
-        for key in FIGURE_NAMES:
-            figure: Figure = getattr(row, key)
-            cells += [
-                str(figure.numerator),
-                str(figure.denominator),
-                _value_text(key, figure.value),
-            ]
-        writer.writerow(cells)
-    return buffer.getvalue()
+    return figures_table(
+        leading=["部门", "月份", "申办件数"],
+        figure_names=FIGURE_NAMES,
+        rows=(
+            ([row.department, row.month, str(row.applications)], vars(row)) for row in figures.rows
+        ),
+        value_text=_value_text,
+    )

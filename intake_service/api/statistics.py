@@ -12,6 +12,7 @@ from intake_service.api.deps import Manager, Shared
 from wangban.auth import AUDITOR, Identity
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import problem_responses
+from wangban.monthly import csv_attachment
 
 router = APIRouter(prefix="/staff", tags=["window and review"])
 
@@ -101,12 +102,7 @@ async def export_monthly_statistics(
         start_month=start_month,
         end_month=end_month,
     )
-    return Response(
-        # A BOM so that Excel opens the Chinese headers as UTF-8.
-        statistics.monthly_csv(figures).encode("utf-8-sig"),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="applications-{start_month}'
-            f'-{end_month}.csv"'
-        },
+    return csv_attachment(
+        statistics.monthly_csv(figures),
+        filename=f"applications-{start_month}-{end_month}.csv",
     )
