@@ -4,6 +4,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
 import { Button, Card, Form } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
+import { saveBlob } from '../../components/download'
 import { useAuth } from '../../auth/AuthContext'
 import { ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, type Choice } from '../../components/fields'
@@ -85,14 +86,7 @@ function summaryOf(title: string, categories: string[], series: Series[]): strin
 async function download(path: '/api/v1/stats/intake/monthly.csv' | '/api/v1/stats/catalog/monthly.csv', query: Query, name: string) {
   const { data, problem } = await attempt(() => api.GET(path, { params: { query }, parseAs: 'blob' }))
   if (!data) return problem ?? zh.errors.unknown
-  const url = URL.createObjectURL(data)
-  const link = document.createElement('a')
-  link.href = url
-  link.download = name
-  document.body.appendChild(link)
-  link.click()
-  link.remove()
-  setTimeout(() => URL.revokeObjectURL(url), 10_000)
+  saveBlob(data, name)
   return null
 }
 
