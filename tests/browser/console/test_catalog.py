@@ -26,6 +26,7 @@ import pytest
 from playwright.async_api import FilePayload, Page, expect
 
 from sandbox import ELDERLY_ALLOWANCE, PERSONAS, Persona
+from tests.browser.console.citizens import citizen_headers, file_application
 from tests.browser.console.steps import WAIT_MS, sign_in, sign_out
 from tests.browser.support import Desk, ScreenCheck
 
@@ -61,45 +62,18 @@ def replayed(persona: Persona, *, receiving_elsewhere: bool, today: date) -> str
     return "refer"
 
 
-async def citizen(page: Page, persona: Persona) -> dict[str, str]:
-    login = await page.request.post(
-        "/api/v1/auth/dev",
-        data={
-            "openid": f"o-catalog-{uuid.uuid4().hex[:12]}",
-            "assurance": "real_person",
-            "name": persona.name,
-            "id_number": persona.id_number,
-        },
-    )
-    assert login.ok, await login.text()
-    return {"Authorization": f"Bearer {(await login.json())['access_token']}"}
-
-
 async def apply_and_wait(
     page: Page, headers: dict[str, str], persona: Persona, *, receiving_elsewhere: bool
 ) -> tuple[str, str]:
     """Files the item for ``persona`` and waits for 秒批's decision: (id, approve | deny)."""
-    guide = await (await page.request.get(f"/api/v1/items/{ELDERLY_ALLOWANCE}")).json()
     # The sample form (bank details) with the applicant's own declaration.
     form = {
         **CHEN.form(ELDERLY_ALLOWANCE, today=date.today()),
         "receiving_elsewhere": receiving_elsewhere,
     }
-    filed = await page.request.post(
-        "/api/v1/applications",
-        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
-        data={
-            "item_code": ELDERLY_ALLOWANCE,
-            "form": form,
-            "materials": [
-                {"index": i, "commitment": True}
-                for i, m in enumerate(guide["content"]["materials"])
-                if m.get("source") == "commitment"
-            ],
-        },
+    application_id = await file_application(
+        page.request, headers, persona, ELDERLY_ALLOWANCE, form=form
     )
-    assert filed.status == 201, await filed.text()
-    application_id: str = (await filed.json())["id"]
     # Decided once the timeline has the decision (a denial may move on to 办结 at once).
     deadline = time.monotonic() + WAIT_MS / 1000
     while True:
@@ -123,12 +97,12 @@ async def test_a_rule_change_is_dry_run_then_published_only_with_a_second_person
 ) -> None:
     # Recent applications, decided by the current rules (age 80, hukou, own declaration).
     today = date.today()
-    chen = await citizen(page, CHEN)
+    chen = await citizen_headers(page.request, CHEN)
     filings = [
         (CHEN, chen, True),  # declares receiving it elsewhere: denied, and still would be
         (CHEN, chen, False),  # (after the denial, the one grant is still open to him)
-        (HE, await citizen(page, HE), False),
-        (YI, await citizen(page, YI), False),
+        (HE, await citizen_headers(page.request, HE), False),
+        (YI, await citizen_headers(page.request, YI), False),
     ]
     outcomes: dict[str, tuple[str, str]] = {}
     for persona, headers, receiving in filings:

@@ -15,11 +15,8 @@ photographed; ``WANGBAN_SAVE_SCREENSHOTS=1`` copies the pictures to ``docs/scree
 
 from __future__ import annotations
 
-import asyncio
 import re
 import struct
-import time
-import uuid
 import zlib
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from sandbox import PERSONAS
-from tests.browser.console.steps import WAIT_MS, pick, sign_in, sign_out
+from tests.browser.console.citizens import application_once, citizen_headers, file_application
+from tests.browser.console.steps import pick, sign_in, sign_out
 from tests.browser.support import Desk, ScreenCheck
 from tests.gateway.authorization_table import table_allows
 
@@ -175,27 +173,14 @@ async def test_a_reviewers_denial_reaches_the_citizen_with_its_reason(
     page: Page, desk: Desk, check_screen: ScreenCheck
 ) -> None:
     # The citizen files online (the mini-program's API; the development login as a persona).
-    login = await page.request.post(
-        "/api/v1/auth/dev",
-        data={
-            "openid": f"o-console-{uuid.uuid4().hex[:12]}",
-            "assurance": "real_name",
-            "name": ONLINE.name,
-            "id_number": ONLINE.id_number,
-        },
+    citizen = await citizen_headers(page.request, ONLINE, assurance="real_name")
+    application_id = await file_application(
+        page.request,
+        citizen,
+        ONLINE,
+        await item_code(page, MARRIAGE_RECORDS),
+        form={"query_type": "离婚登记记录", "purpose": "诉讼"},
     )
-    assert login.ok, await login.text()
-    citizen = {"Authorization": f"Bearer {(await login.json())['access_token']}"}
-    filed = await page.request.post(
-        "/api/v1/applications",
-        headers={**citizen, "Idempotency-Key": str(uuid.uuid4())},
-        data={
-            "item_code": await item_code(page, MARRIAGE_RECORDS),
-            "form": {"query_type": "离婚登记记录", "purpose": "诉讼"},
-        },
-    )
-    assert filed.ok, await filed.text()
-    application_id = (await filed.json())["id"]
 
     await sign_in(page, desk, "reviewer")
     await page.get_by_role("link", name="审批").click()
@@ -211,15 +196,9 @@ async def test_a_reviewers_denial_reaches_the_citizen_with_its_reason(
 
     # The citizen's own view of the application: denied, with the reviewer's words (the
     # decision reaches intake as an event, a moment later).
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while True:
-        mine = await page.request.get(f"/api/v1/applications/{application_id}", headers=citizen)
-        assert mine.ok, await mine.text()
-        application = await mine.json()
-        if application["status"] != "under_review" or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
-    assert application["status"] in ("denied", "completed", "delivered"), application["status"]
+    application = await application_once(
+        page.request, citizen, application_id, statuses={"denied", "completed", "delivered"}
+    )
     assert DENIAL_REASON in str(application["timeline"])
 
 

@@ -18,9 +18,7 @@ Every screen visited is checked with axe-core and photographed (``ops-*``).
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator
-from datetime import date
 
 import httpx
 import pytest
@@ -29,6 +27,7 @@ from sqlalchemy import func, select
 
 from notify_service.simulated import PERMANENT_FAILURE_OPENID
 from sandbox import PERSONAS
+from tests.browser.console.citizens import citizen_headers, file_application
 from tests.browser.console.steps import pick, sign_in
 from tests.browser.support import Desk, Platform, ScreenCheck
 from tests.gateway.dead_letters import dead_letter_of, send_unreadable_withdrawal
@@ -88,17 +87,9 @@ async def _an_application_whose_notice_fails(page: Page) -> str:
     """A citizen WeChat refuses for good applies online for an item 秒批 grants him at once;
     the application's id. His one-time consents to every notice make notify push the approval
     by WeChat, which fails."""
-    login = await page.request.post(
-        "/api/v1/auth/dev",
-        data={
-            "openid": PERMANENT_FAILURE_OPENID,
-            "assurance": "real_name",
-            "name": UNREACHABLE.name,
-            "id_number": UNREACHABLE.id_number,
-        },
+    citizen = await citizen_headers(
+        page.request, UNREACHABLE, assurance="real_name", openid=PERMANENT_FAILURE_OPENID
     )
-    assert login.ok, await login.text()
-    citizen = {"Authorization": f"Bearer {(await login.json())['access_token']}"}
     templates = await page.request.get("/api/v1/subscriptions/templates", headers=citizen)
     assert templates.ok, await templates.text()
     consents = {t["template_id"]: "accept" for t in await templates.json()}
@@ -106,24 +97,7 @@ async def _an_application_whose_notice_fails(page: Page) -> str:
         "/api/v1/subscriptions", headers=citizen, data={"results": consents}
     )
     assert subscribed.ok, await subscribed.text()
-    guide = await page.request.get(f"/api/v1/items/{APPROVED_AT_ONCE}")
-    assert guide.ok, await guide.text()
-    materials = (await guide.json())["content"]["materials"]
-    filed = await page.request.post(
-        "/api/v1/applications",
-        headers={**citizen, "Idempotency-Key": str(uuid.uuid4())},
-        data={
-            "item_code": APPROVED_AT_ONCE,
-            "form": UNREACHABLE.form(APPROVED_AT_ONCE, today=date.today()),
-            "materials": [
-                {"index": i, "commitment": True}
-                for i, m in enumerate(materials)
-                if m["source"] == "commitment"
-            ],
-        },
-    )
-    assert filed.ok, await filed.text()
-    return str((await filed.json())["id"])
+    return await file_application(page.request, citizen, UNREACHABLE, APPROVED_AT_ONCE)
 
 
 async def _shown_after_refreshing(page: Page, row: Locator) -> bool:

@@ -16,11 +16,8 @@ photographed (``WANGBAN_SAVE_SCREENSHOTS=1`` copies them to ``docs/screenshots/c
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,13 @@ import pytest
 from playwright.async_api import APIRequestContext, Page, expect
 
 from sandbox import ELDERLY_ALLOWANCE, PERSONAS, persona_for
-from tests.browser.console.steps import WAIT_MS, pick, sign_in
+from tests.browser.console.citizens import (
+    application_once,
+    citizen_headers,
+    file_application,
+    staff_headers,
+)
+from tests.browser.console.steps import pick, sign_in
 from tests.browser.support import Desk, ScreenCheck
 
 expect.set_options(timeout=30_000)
@@ -79,28 +82,6 @@ def shown(key: str, numerator: int, denominator: int) -> str:
 
 
 # --- what the APIs tell -------------------------------------------------------------------------
-
-
-async def staff_token(request: APIRequestContext, desk: Desk, username: str) -> dict[str, str]:
-    login = await request.post(
-        "/api/v1/auth/staff", data={"username": username, "password": desk.password}
-    )
-    assert login.ok, await login.text()
-    return {"Authorization": f"Bearer {(await login.json())['access_token']}"}
-
-
-async def citizen(request: APIRequestContext, name: str, id_number: str) -> dict[str, str]:
-    login = await request.post(
-        "/api/v1/auth/dev",
-        data={
-            "openid": f"o-stats-{uuid.uuid4().hex[:12]}",
-            "assurance": "real_person",
-            "name": name,
-            "id_number": id_number,
-        },
-    )
-    assert login.ok, await login.text()
-    return {"Authorization": f"Bearer {(await login.json())['access_token']}"}
 
 
 async def guide(request: APIRequestContext, code: str) -> dict[str, Any]:
@@ -197,44 +178,6 @@ def add_application(
     bump("instant_approval", bool(item["auto_approval"]) and by_machine)
 
 
-async def file(
-    request: APIRequestContext, headers: dict[str, str], item: dict[str, Any], form: dict[str, Any]
-) -> str:
-    filed = await request.post(
-        "/api/v1/applications",
-        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
-        data={
-            "item_code": item["implementing_code"],
-            "form": form,
-            "materials": [
-                {"index": i, "commitment": True}
-                for i, m in enumerate(item["materials"])
-                if m["source"] == "commitment"
-            ],
-        },
-    )
-    assert filed.ok, await filed.text()
-    application_id: str = (await filed.json())["id"]
-    return application_id
-
-
-async def read(
-    request: APIRequestContext, headers: dict[str, str], application_id: str, *, until: str | None
-) -> dict[str, Any]:
-    """The citizen's view of the application; with ``until``, once it has that status (the
-    decision reaches intake as an event, a moment later)."""
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while True:
-        answer = await request.get(f"/api/v1/applications/{application_id}", headers=headers)
-        assert answer.ok, await answer.text()
-        application: dict[str, Any] = await answer.json()
-        if until is None or application["status"] == until or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
-    assert until is None or application["status"] == until, application["status"]
-    return application
-
-
 # --- the page -----------------------------------------------------------------------------------
 
 
@@ -279,17 +222,15 @@ async def test_the_statistics_show_the_figures_the_filed_applications_imply(
     page: Page, desk: Desk, check_screen: ScreenCheck, tmp_path: Path
 ) -> None:
     request = page.request
-    reviewer = await staff_token(request, desk, "reviewer")
+    reviewer = await staff_headers(request, desk, "reviewer")
     expected = await baseline(request, reviewer)
 
     # A 秒批: decided by the machine and delivered, then rated 5 by the applicant.
     allowance = await guide(request, ELDERLY_ALLOWANCE)
     elder = persona_for(ELDERLY_ALLOWANCE)
-    elder_headers = await citizen(request, elder.name, elder.id_number)
-    instant_id = await file(
-        request, elder_headers, allowance, elder.form(ELDERLY_ALLOWANCE, today=date.today())
-    )
-    instant = await read(request, elder_headers, instant_id, until="delivered")
+    elder_headers = await citizen_headers(request, elder)
+    instant_id = await file_application(request, elder_headers, elder, ELDERLY_ALLOWANCE)
+    instant = await application_once(request, elder_headers, instant_id, statuses={"delivered"})
     rated = await request.post(
         f"/api/v1/applications/{instant_id}/rating", headers=elder_headers, data={"score": 5}
     )
@@ -304,11 +245,15 @@ async def test_the_statistics_show_the_figures_the_filed_applications_imply(
         if i["name"] == MARRIAGE_RECORDS
     )
     records = await guide(request, code)
-    online_headers = await citizen(request, ONLINE.name, ONLINE.id_number)
-    manual_id = await file(
-        request, online_headers, records, {"query_type": "离婚登记记录", "purpose": "诉讼"}
+    online_headers = await citizen_headers(request, ONLINE)
+    manual_id = await file_application(
+        request,
+        online_headers,
+        ONLINE,
+        code,
+        form={"query_type": "离婚登记记录", "purpose": "诉讼"},
     )
-    manual = await read(request, online_headers, manual_id, until=None)
+    manual = await application_once(request, online_headers, manual_id)
     add_application(expected, manual, records, score=None)
     assert {instant["department"], manual["department"]} == {DEPARTMENT}
     assert (
