@@ -2,13 +2,14 @@
 // page by page; the verification of the hash chain; and the checkpoints published of it. The
 // subject's number is sent in the search's body, never in a URL, and only its keyed hash is
 // looked for.
-import { useCallback, useEffect, useState } from 'react'
+import { useState } from 'react'
 import { Button, Card, Form, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { DateField, SelectField, TextField } from '../../components/fields'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
 const t = zh.audit
@@ -139,27 +140,15 @@ function Records() {
   const [numberError, setNumberError] = useState<string | null>(null)
   const [applied, setApplied] = useState<Filter>({ limit: PAGE_SIZE })
   const [before, setBefore] = useState<number | null>(null)
-  const [rows, setRows] = useState<Record_[]>([])
-  const [next, setNext] = useState<number | null>(null)
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
-
-  const load = useCallback(async (filter: Filter, page: number | null) => {
-    setLoading(true)
-    const { data, problem } = await attempt(() =>
-      api.POST('/api/v1/staff/audit/search', { body: page === null ? filter : { ...filter, before: page } })
-    )
-    setLoading(false)
-    if (data) {
-      setRows(data.items)
-      setNext(data.next_before)
-      setProblem(null)
-    } else setProblem(problem ?? null)
-  }, [])
-
-  useEffect(() => {
-    void load(applied, before)
-  }, [load, applied, before])
+  const { data, loading, problem } = useAnswer(
+    () =>
+      attempt(() =>
+        api.POST('/api/v1/staff/audit/search', { body: before === null ? applied : { ...applied, before } })
+      ),
+    [applied, before]
+  )
+  const rows: Record_[] = data?.items ?? []
+  const next = data?.next_before ?? null
 
   function set<K extends keyof Fields>(key: K) {
     return (value: Fields[K]) => setFields((current) => ({ ...current, [key]: value }))
@@ -307,23 +296,12 @@ function Verification() {
 }
 
 function Checkpoints() {
-  const [rows, setRows] = useState<Checkpoint[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
-
-  const load = useCallback(async () => {
-    setLoading(true)
-    const { data, problem } = await attempt(() => api.GET('/api/v1/staff/audit/checkpoints'))
-    setLoading(false)
-    if (data) {
-      setRows(data)
-      setProblem(null)
-    } else setProblem(problem ?? null)
-  }, [])
-
-  useEffect(() => {
-    void load()
-  }, [load])
+  const {
+    data: rows = [],
+    loading,
+    problem,
+    reload: load,
+  } = useAnswer(() => attempt(() => api.GET('/api/v1/staff/audit/checkpoints')), [])
 
   return (
     <Card className="panel" title={<h2 className="section-title">{t.checkpointsTitle}</h2>}>

@@ -1,6 +1,6 @@
 // 事项: the newest version of each item of my department and region, with its status; an
 // approver opens it filtered to what waits for them (待审核).
-import { useCallback, useEffect, useState } from 'react'
+import { useState } from 'react'
 import { Link } from 'react-router-dom'
 import { Button, Card, Form, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
@@ -8,6 +8,7 @@ import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextField } from '../../components/fields'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 import { StatusTag } from './parts'
 
@@ -31,36 +32,24 @@ export function ItemListPage() {
   const [query, setQuery] = useState('')
   const [applied, setApplied] = useState({ status: approver ? 'submitted' : '', query: '' })
   const [page, setPage] = useState(1)
-  const [rows, setRows] = useState<Summary[]>([])
-  const [total, setTotal] = useState(0)
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
-
-  const load = useCallback(async () => {
-    setLoading(true)
-    const { data, problem } = await attempt(() =>
-      api.GET('/api/v1/staff/catalog/item-versions', {
-        params: {
-          query: {
-            status: isStatus(applied.status) ? applied.status : undefined,
-            q: applied.query || undefined,
-            page,
-            page_size: PAGE_SIZE,
+  const { data, loading, problem } = useAnswer(
+    () =>
+      attempt(() =>
+        api.GET('/api/v1/staff/catalog/item-versions', {
+          params: {
+            query: {
+              status: isStatus(applied.status) ? applied.status : undefined,
+              q: applied.query || undefined,
+              page,
+              page_size: PAGE_SIZE,
+            },
           },
-        },
-      })
-    )
-    setLoading(false)
-    if (data) {
-      setRows(data.items)
-      setTotal(data.total)
-      setProblem(null)
-    } else setProblem(problem ?? null)
-  }, [applied, page])
-
-  useEffect(() => {
-    void load()
-  }, [load])
+        })
+      ),
+    [applied, page]
+  )
+  const rows = data?.items ?? []
+  const total = data?.total ?? 0
 
   const pages = Math.max(1, Math.ceil(total / PAGE_SIZE))
   const columns: PrimaryTableCol<Summary>[] = [

@@ -1,6 +1,6 @@
 // 运维 · 死信: one service's dead letters (events its consumers gave up on), and 重放 after a
 // confirmation: the event goes back on its topic under its original id.
-import { useCallback, useEffect, useState } from 'react'
+import { useState } from 'react'
 import { useSearchParams } from 'react-router-dom'
 import { Button, Card, Form, Space, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
@@ -9,6 +9,7 @@ import { useAuth } from '../../auth/AuthContext'
 import { ActionDialog } from '../../components/ActionDialog'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { CheckboxField, SelectField } from '../../components/fields'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 import { EVENT_SERVICES, isEventService, serviceName, type EventService } from './names'
 
@@ -30,30 +31,24 @@ export function DeadLettersPage() {
   const chosen = params.get('service')
   const service: EventService = isEventService(chosen) ? chosen : 'intake'
   const [onlyPending, setOnlyPending] = useState(false)
-  const [rows, setRows] = useState<DeadLetter[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
   const [confirming, setConfirming] = useState<DeadLetter | null>(null)
   const [busy, setBusy] = useState(false)
 
-  const load = useCallback(async () => {
-    setLoading(true)
+  const {
+    data: rows = [],
+    loading,
+    problem,
+    setProblem,
+    reload: load,
+  } = useAnswer(async () => {
     const { data, problem } = await attempt(() =>
       api.GET('/api/v1/staff/ops/dead-letters/{service}', {
         params: { path: { service }, query: { include_replayed: !onlyPending } },
       })
     )
-    setLoading(false)
-    if (data) {
-      setRows([...data].reverse()) // newest first
-      setProblem(null)
-    } else setProblem(problem ?? null)
+    return { data: data && [...data].reverse(), problem } // newest first
   }, [service, onlyPending])
-
-  useEffect(() => {
-    void load()
-  }, [load])
 
   async function replay() {
     if (!confirming || busy) return

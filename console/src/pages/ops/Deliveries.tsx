@@ -1,11 +1,12 @@
 // 运维 · 消息投递: the push messages notify sent (WeChat, SMS), newest first, with their failures;
 // 仅失败 shows the three kinds of failure together.
-import { useCallback, useEffect, useState } from 'react'
+import { useState } from 'react'
 import { Button, Card, Form, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField } from '../../components/fields'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
 type Message = Schemas['notify.MessageOut']
@@ -43,23 +44,7 @@ async function messages(status: string): Promise<{ data?: Message[]; problem?: s
 export function DeliveriesPage() {
   usePageTitle(t.title)
   const [status, setStatus] = useState('')
-  const [rows, setRows] = useState<Message[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
-
-  const load = useCallback(async () => {
-    setLoading(true)
-    const { data, problem } = await messages(status)
-    setLoading(false)
-    if (data) {
-      setRows(data)
-      setProblem(null)
-    } else setProblem(problem ?? null)
-  }, [status])
-
-  useEffect(() => {
-    void load()
-  }, [load])
+  const { data: rows = [], loading, problem, reload: load } = useAnswer(() => messages(status), [status])
 
   const columns: PrimaryTableCol<Message>[] = [
     { colKey: 'created_at', title: t.columns.createdAt, cell: ({ row }) => formatDateTime(row.created_at) },

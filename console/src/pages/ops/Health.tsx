@@ -1,12 +1,12 @@
 // 运维 · 服务状态: every service as the gateway found it just now (its database, the broker, each
 // consumer's backlog per partition, the events waiting in its outbox, its dead letters).
-import { useCallback, useEffect, useState } from 'react'
 import { Link } from 'react-router-dom'
 import { Button, Card, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 import { serviceName } from './names'
 
@@ -99,25 +99,13 @@ function ConsumersCell({ row }: { row: Health }) {
 export function HealthPage() {
   usePageTitle(t.title)
   const { can } = useAuth()
-  const [rows, setRows] = useState<Health[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
-  const [checkedAt, setCheckedAt] = useState<string | null>(null)
-
-  const load = useCallback(async () => {
-    setLoading(true)
+  const { data, loading, problem, reload: load } = useAnswer(async () => {
     const { data, problem } = await attempt(() => api.GET('/api/v1/staff/ops/status'))
-    setLoading(false)
-    if (data) {
-      setRows(data.services)
-      setProblem(null)
-      setCheckedAt(new Date().toISOString())
-    } else setProblem(problem ?? null)
+    // When the gateway answered, not when it was asked.
+    return data ? { data: { rows: data.services, checkedAt: new Date().toISOString() } } : { problem }
   }, [])
-
-  useEffect(() => {
-    void load()
-  }, [load])
+  const rows: Health[] = data?.rows ?? []
+  const checkedAt = data?.checkedAt ?? null
 
   const mayListDeadLetters = can('GET /api/v1/staff/ops/dead-letters/{service}')
   const columns: PrimaryTableCol<Health>[] = [

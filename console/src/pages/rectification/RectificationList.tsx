@@ -1,7 +1,7 @@
 // 整改: the department's rectifications of bad ratings (差评), by state, with the rating and the
 // working days to the deadline; reply, record the return visit (回访) and close, each offered only
 // when the case is in the state for it and the member may call it.
-import { useCallback, useEffect, useState } from 'react'
+import { useState } from 'react'
 import { Button, Card, Form, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
@@ -11,6 +11,7 @@ import type { Operation } from '../../auth/operations'
 import { ActionDialog } from '../../components/ActionDialog'
 import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
 const t = zh.rectification
@@ -58,30 +59,23 @@ export function RectificationListPage() {
   usePageTitle(t.title)
   const { can, state: auth } = useAuth()
   const [state, setState] = useState<State | ''>('')
-  const [rows, setRows] = useState<Row[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
   const [open, setOpen] = useState<{ action: Action; row: Row } | null>(null)
   const [text, setText] = useState('')
   const [busy, setBusy] = useState(false)
   const department = auth.status === 'ready' ? auth.me.department : null
 
-  const load = useCallback(async () => {
-    setLoading(true)
-    const { data, problem } = await attempt(() =>
-      api.GET('/api/v1/staff/rectifications', { params: { query: state ? { status: state } : {} } })
-    )
-    setLoading(false)
-    if (data) {
-      setRows(data)
-      setProblem(null)
-    } else setProblem(problem ?? null)
-  }, [state])
-
-  useEffect(() => {
-    void load()
-  }, [load])
+  const {
+    data: rows = [],
+    setData: setRows,
+    loading,
+    problem,
+    setProblem,
+    reload: load,
+  } = useAnswer(
+    () => attempt(() => api.GET('/api/v1/staff/rectifications', { params: { query: state ? { status: state } : {} } })),
+    [state]
+  )
 
   function start(action: Action, row: Row) {
     setNotice(null)
@@ -122,7 +116,7 @@ export function RectificationListPage() {
     setNotice(t.done[action])
     // The answer is the case as it now is; the rating and the item stay as listed. A closed case
     // has no deadline left to count.
-    setRows((current) =>
+    setRows((current = []) =>
       current
         .map((r) =>
           r.id === data.id

@@ -1,11 +1,12 @@
 // 审批: my department's queue, with the working-day deadline, and 认领.
-import { useCallback, useEffect, useState } from 'react'
+import { useState } from 'react'
 import { Link } from 'react-router-dom'
 import { Button, Card, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { DeadlineLight, formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
 type CaseSummary = Schemas['approval.CaseSummary']
@@ -36,27 +37,20 @@ async function withItemNames(rows: CaseSummary[]): Promise<Row[]> {
 export function QueuePage() {
   usePageTitle(zh.review.title)
   const { can } = useAuth()
-  const [rows, setRows] = useState<Row[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
   const [busy, setBusy] = useState<string | null>(null)
 
-  const load = useCallback(async () => {
-    setLoading(true)
+  const {
+    data: rows = [],
+    loading,
+    problem,
+    setProblem,
+    reload: load,
+  } = useAnswer(async () => {
     const { data, problem } = await attempt(() => api.GET('/api/v1/staff/cases/queue'))
     // Rows appear with their item names, so a row's names do not change once shown.
-    const named = data ? await withItemNames(data) : null
-    setLoading(false)
-    if (named) {
-      setRows(named)
-      setProblem(null)
-    } else setProblem(problem ?? null)
+    return data ? { data: await withItemNames(data) } : { problem }
   }, [])
-
-  useEffect(() => {
-    void load()
-  }, [load])
 
   async function claim(row: Row) {
     if (busy) return

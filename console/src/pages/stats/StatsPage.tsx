@@ -1,13 +1,14 @@
 // 统计: 三率一数 and the other figures by department and month, from the service that owns each
 // (applications: intake; the catalogue of items: catalog), as charts, tables and CSV exports.
 // Each figure shows its numerator and denominator so that a reader can check it.
-import { useCallback, useEffect, useMemo, useState } from 'react'
+import { useEffect, useMemo, useState } from 'react'
 import { Button, Card, Form } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { saveBlob } from '../../components/download'
 import { useAuth } from '../../auth/AuthContext'
 import { ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, type Choice } from '../../components/fields'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 import { Chart, type Series } from './Chart'
 import './stats.css'
@@ -103,10 +104,6 @@ export function StatsPage() {
   const [department, setDepartment] = useState('')
   const [departments, setDepartments] = useState<string[]>([])
   const [query, setQuery] = useState<Query>({ start_month: months[5], end_month: months[0] })
-  const [applications, setApplications] = useState<Schemas['intake.MonthlyStatistics'] | null>(null)
-  const [catalogue, setCatalogue] = useState<Schemas['catalog.MonthlyCatalogue'] | null>(null)
-  const [loading, setLoading] = useState(false)
-  const [problem, setProblem] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
   const mayApplications = can('GET /api/v1/stats/intake/monthly')
   const mayCatalogue = can('GET /api/v1/stats/catalog/monthly')
@@ -118,21 +115,19 @@ export function StatsPage() {
     })
   }, [ownDepartment])
 
-  const load = useCallback(async () => {
-    setLoading(true)
+  const { data, loading, problem, setProblem } = useAnswer(async () => {
     const [fromIntake, fromCatalog] = await Promise.all([
       mayApplications ? attempt(() => api.GET('/api/v1/stats/intake/monthly', { params: { query } })) : null,
       mayCatalogue ? attempt(() => api.GET('/api/v1/stats/catalog/monthly', { params: { query } })) : null,
     ])
-    setLoading(false)
-    setApplications(fromIntake?.data ?? null)
-    setCatalogue(fromCatalog?.data ?? null)
-    setProblem(fromIntake?.problem ?? fromCatalog?.problem ?? null)
+    // Either figure is shown when it could be read, beside the other's refusal.
+    return {
+      data: { applications: fromIntake?.data ?? null, catalogue: fromCatalog?.data ?? null },
+      problem: fromIntake?.problem ?? fromCatalog?.problem,
+    }
   }, [query, mayApplications, mayCatalogue])
-
-  useEffect(() => {
-    void load()
-  }, [load])
+  const applications = data?.applications ?? null
+  const catalogue = data?.catalogue ?? null
 
   function submit() {
     if (end < start) {

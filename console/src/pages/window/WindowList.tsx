@@ -1,5 +1,5 @@
 // 综合受理: the window's applications, 受理 / 不予受理, and the way to a receipt or a new filing.
-import { useCallback, useEffect, useState } from 'react'
+import { useState } from 'react'
 import { Link, useNavigate } from 'react-router-dom'
 import { Button, Card, Form, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
@@ -7,6 +7,7 @@ import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
 type Summary = Schemas['intake.StaffApplicationSummary']
@@ -19,29 +20,21 @@ export function WindowListPage() {
   const { can } = useAuth()
   const navigate = useNavigate()
   const [status, setStatus] = useState('')
-  const [rows, setRows] = useState<Summary[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
   const [refusing, setRefusing] = useState<Summary | null>(null)
   const [reason, setReason] = useState('')
   const [busy, setBusy] = useState<string | null>(null)
 
-  const load = useCallback(async () => {
-    setLoading(true)
-    const { data, problem } = await attempt(() =>
-      api.GET('/api/v1/staff/applications', { params: { query: status ? { status } : {} } })
-    )
-    setLoading(false)
-    if (data) {
-      setRows(data)
-      setProblem(null)
-    } else setProblem(problem ?? null)
-  }, [status])
-
-  useEffect(() => {
-    void load()
-  }, [load])
+  const {
+    data: rows = [],
+    loading,
+    problem,
+    setProblem,
+    reload: load,
+  } = useAnswer(
+    () => attempt(() => api.GET('/api/v1/staff/applications', { params: { query: status ? { status } : {} } })),
+    [status]
+  )
 
   async function accept(row: Summary) {
     if (busy) return
