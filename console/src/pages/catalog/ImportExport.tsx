@@ -1,12 +1,13 @@
 // 导入导出: import an item list (CSV or JSON) as a job, then its progress and, for a bad file,
 // every bad row with the reason (nothing is imported); export my department's items.
-import { useEffect, useId, useRef, useState } from 'react'
+import { useEffect, useState } from 'react'
 import { Button, Card, Form, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { ProblemAlert, usePageTitle } from '../../components/common'
-import { CheckboxField } from '../../components/fields'
+import { saveBlob } from '../../components/download'
+import { CheckboxField, FileField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 
 type Job = Schemas['catalog.JobOut']
@@ -40,22 +41,10 @@ function codes(result: Job['result'], key: string): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []
 }
 
-function download(blob: Blob, filename: string) {
-  const url = URL.createObjectURL(blob)
-  const link = document.createElement('a')
-  link.href = url
-  link.download = filename
-  document.body.appendChild(link)
-  link.click()
-  link.remove()
-  URL.revokeObjectURL(url)
-}
-
 export function ImportExportPage() {
   usePageTitle(i.title)
   const { can } = useAuth()
-  const fileId = useId()
-  const input = useRef<HTMLInputElement>(null)
+  const [file, setFile] = useState<File | null>(null)
   const [publishComplete, setPublishComplete] = useState(false)
   const [job, setJob] = useState<Job | null>(null)
   const [busy, setBusy] = useState<string | null>(null)
@@ -77,7 +66,6 @@ export function ImportExportPage() {
   }, [job])
 
   async function startImport() {
-    const file = input.current?.files?.[0]
     if (!file) {
       setProblem(i.chooseFile)
       return
@@ -114,7 +102,7 @@ export function ImportExportPage() {
       setProblem(problem ?? null)
       return
     }
-    download(data, `catalogue.${format}`)
+    saveBlob(data, `catalogue.${format}`)
     setNotice(i.exported)
   }
 
@@ -130,14 +118,13 @@ export function ImportExportPage() {
       {can('POST /api/v1/staff/catalog/imports') ? (
         <Card className="panel" title={<h2 className="section-title">{i.importTitle}</h2>}>
           <Form labelAlign="top" colon={false} onSubmit={() => void startImport()}>
-            <Form.FormItem label={i.file} for={fileId}>
-              <div className="field-control">
-                <input id={fileId} ref={input} type="file" name="items" accept=".csv,.json,text/csv,application/json" aria-describedby={`${fileId}-hint`} />
-                <div id={`${fileId}-hint`} className="field-hint">
-                  {i.fileHint}
-                </div>
-              </div>
-            </Form.FormItem>
+            <FileField
+              label={i.file}
+              name="items"
+              accept=".csv,.json,text/csv,application/json"
+              hint={i.fileHint}
+              onChange={setFile}
+            />
             <CheckboxField label={i.publishComplete} name="publish_complete" value={publishComplete} onChange={setPublishComplete} />
             <Button type="submit" theme="primary" loading={busy === 'import'}>
               {i.start}
