@@ -2,6 +2,8 @@
 // the browser keeps focus inside it, Esc closes it and focus goes back to the button that opened it.
 import { useEffect, useId, useRef } from 'react'
 import type { ReactNode } from 'react'
+import { Button, Space } from 'tdesign-react'
+import { zh } from '../i18n/zh'
 
 export function ActionDialog({
   title,
@@ -29,5 +31,34 @@ export function ActionDialog({
       </h2>
       {open ? children : null}
     </dialog>
+  )
+}
+
+/**
+ * A dialog's two buttons: the action (its name says what it does) and 取消. Without `onConfirm`
+ * the action submits the dialog's form, so Enter in a field does the same as the button.
+ */
+export function DialogButtons({
+  confirm,
+  onConfirm,
+  onCancel,
+  busy = false,
+  theme = 'primary',
+}: {
+  confirm: string
+  onConfirm?: () => void
+  onCancel: () => void
+  busy?: boolean
+  theme?: 'primary' | 'danger'
+}) {
+  return (
+    <Space>
+      <Button type={onConfirm ? 'button' : 'submit'} theme={theme} loading={busy} onClick={onConfirm}>
+        {confirm}
+      </Button>
+      <Button theme="default" variant="outline" onClick={onCancel}>
+        {zh.app.cancel}
+      </Button>
+    </Space>
   )
 }

@@ -117,7 +117,6 @@ export const catalogText = {
     reasonRequired: '请填写退回理由',
     withdraw: '撤回事项',
     withdrawn: '事项已撤回',
-    cancel: '取消',
     fourEyes: '该版本修改了秒批规则、受理条件或时限等要素，须由本部门另一名事项审核人员批准后发布（四眼原则）。',
     ownChange: '这是您本人参与修改的版本，不能由您审核。',
   },

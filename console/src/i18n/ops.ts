@@ -77,7 +77,6 @@ export const opsText = {
     confirmTitle: '重放死信',
     confirmText: '该事件将以原编号重新发布到原主题，已处理过它的消费者会跳过，失败的消费者将再次处理。',
     confirm: '确认重放',
-    cancel: '取消',
     done: (eventId: string) => `已重放事件 ${eventId}`,
     attempts: (count: number) => `尝试 ${count} 次`,
     fullError: '完整错误',

@@ -33,7 +33,6 @@ export const rectificationText = {
   returnVisitLabel: '回访记录',
   returnVisitHint: '回访申请人的方式和申请人的意见',
   confirm: (action: string) => `确认${action}`,
-  cancel: '取消',
   dialogTitle: (action: string, item: string) => `${action}：${item}`,
   actionFor: (action: string, item: string, id: string) => `${action} ${item} ${id}`,
   done: { reply: '已答复', returnVisit: '已登记回访', close: '整改单已办结' } as Record<string, string>,

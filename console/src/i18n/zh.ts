@@ -18,6 +18,7 @@ export const zh = {
     comingSoon: '即将上线',
     comingSoonDetail: '此工作区正在建设中。',
     retry: '重试',
+    cancel: '取消',
     none: '无',
     listSeparator: '、',
     yes: '是',
@@ -78,7 +79,6 @@ export const zh = {
     notAcceptReason: '不予受理理由',
     notAcceptTitle: (id: string) => `不予受理：${id}`,
     confirmNotAccept: '确认不予受理',
-    cancel: '取消',
     receipt: '受理回执',
     accepted: '已受理',
     notAccepted: '已不予受理',
@@ -313,7 +313,6 @@ export const zh = {
     correctionMaterials: '需补正的材料（每行一项）',
     procedure: '特别程序',
     confirm: (action: string) => `确认${action}`,
-    cancel: '取消',
     done: (action: string) => `已${action}`,
     reasonRequired: '理由至少 2 个字',
     procedures: {

@@ -7,7 +7,7 @@ import { Button, Card, Form, Loading, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { ActionDialog } from '../../components/ActionDialog'
+import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
@@ -365,20 +365,14 @@ export function VersionPage() {
       <ActionDialog title={v.approveTitle} open={dialog === 'approve'} onClose={() => setDialog(null)}>
         <ProblemAlert problem={problem} />
         <p>{v.approveHint}</p>
-        <Space>
-          <Button
-            theme="primary"
-            loading={busy === 'approve'}
-            onClick={() =>
-              void act('approve', () => api.POST('/api/v1/staff/catalog/item-versions/{id}/approve', path), v.approved)
-            }
-          >
-            {v.approveConfirm}
-          </Button>
-          <Button theme="default" variant="outline" onClick={() => setDialog(null)}>
-            {v.cancel}
-          </Button>
-        </Space>
+        <DialogButtons
+          confirm={v.approveConfirm}
+          busy={busy === 'approve'}
+          onConfirm={() =>
+            void act('approve', () => api.POST('/api/v1/staff/catalog/item-versions/{id}/approve', path), v.approved)
+          }
+          onCancel={() => setDialog(null)}
+        />
       </ActionDialog>
       <ActionDialog title={v.rejectTitle} open={dialog === 'reject'} onClose={() => setDialog(null)}>
         <ProblemAlert problem={problem} />
@@ -399,32 +393,25 @@ export function VersionPage() {
           }}
         >
           <TextAreaField label={v.rejectReason} name="reason" required value={reason} onChange={setReason} maxLength={500} />
-          <Space>
-            <Button type="submit" theme="danger" loading={busy === 'reject'}>
-              {v.rejectConfirm}
-            </Button>
-            <Button theme="default" variant="outline" onClick={() => setDialog(null)}>
-              {v.cancel}
-            </Button>
-          </Space>
+          <DialogButtons
+            confirm={v.rejectConfirm}
+            theme="danger"
+            busy={busy === 'reject'}
+            onCancel={() => setDialog(null)}
+          />
         </Form>
       </ActionDialog>
       <ActionDialog title={v.withdraw} open={dialog === 'withdraw'} onClose={() => setDialog(null)}>
         <ProblemAlert problem={problem} />
-        <Space>
-          <Button
-            theme="danger"
-            loading={busy === 'withdraw'}
-            onClick={() =>
-              void act('withdraw', () => api.POST('/api/v1/staff/catalog/items/{id}/withdraw', itemPath), v.withdrawn)
-            }
-          >
-            {v.withdraw}
-          </Button>
-          <Button theme="default" variant="outline" onClick={() => setDialog(null)}>
-            {v.cancel}
-          </Button>
-        </Space>
+        <DialogButtons
+          confirm={v.withdraw}
+          theme="danger"
+          busy={busy === 'withdraw'}
+          onConfirm={() =>
+            void act('withdraw', () => api.POST('/api/v1/staff/catalog/items/{id}/withdraw', itemPath), v.withdrawn)
+          }
+          onCancel={() => setDialog(null)}
+        />
       </ActionDialog>
     </section>
   )

@@ -2,11 +2,11 @@
 // confirmation: the event goes back on its topic under its original id.
 import { useState } from 'react'
 import { useSearchParams } from 'react-router-dom'
-import { Button, Card, Form, Space, Table, Tag } from 'tdesign-react'
+import { Button, Card, Form, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { ActionDialog } from '../../components/ActionDialog'
+import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { CheckboxField, SelectField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
@@ -183,14 +183,12 @@ export function DeadLettersPage() {
               <dd>{confirming.consumer}</dd>
             </dl>
             <p>{t.confirmText}</p>
-            <Space>
-              <Button theme="primary" loading={busy} onClick={() => void replay()}>
-                {t.confirm}
-              </Button>
-              <Button theme="default" variant="outline" onClick={() => setConfirming(null)}>
-                {t.cancel}
-              </Button>
-            </Space>
+            <DialogButtons
+              confirm={t.confirm}
+              busy={busy}
+              onConfirm={() => void replay()}
+              onCancel={() => setConfirming(null)}
+            />
           </>
         ) : null}
       </ActionDialog>

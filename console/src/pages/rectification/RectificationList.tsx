@@ -8,7 +8,7 @@ import { api, attempt, type Schemas } from '../../api/client'
 import type { paths } from '../../api/schema'
 import { useAuth } from '../../auth/AuthContext'
 import type { Operation } from '../../auth/operations'
-import { ActionDialog } from '../../components/ActionDialog'
+import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
 import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
@@ -236,14 +236,7 @@ export function RectificationListPage() {
               maxLength={2000}
             />
             <ProblemAlert problem={problem} />
-            <Space>
-              <Button type="submit" theme="primary" loading={busy}>
-                {t.confirm(t[open.action])}
-              </Button>
-              <Button theme="default" variant="outline" onClick={() => setOpen(null)}>
-                {t.cancel}
-              </Button>
-            </Space>
+            <DialogButtons confirm={t.confirm(t[open.action])} busy={busy} onCancel={() => setOpen(null)} />
           </Form>
         ) : null}
       </ActionDialog>

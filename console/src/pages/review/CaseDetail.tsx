@@ -10,7 +10,7 @@ import type { Operation } from '../../auth/operations'
 import { DeadlineLight, formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
-import { ActionDialog } from '../../components/ActionDialog'
+import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
 import { asFormSchema, type FormSchema } from '../window/SchemaForm'
 import { CaseMaterials } from './CaseMaterials'
 
@@ -315,14 +315,11 @@ export function CaseDetailPage() {
                 />
               ) : null}
               <ProblemAlert problem={problem} />
-              <Space>
-                <Button type="submit" theme="primary" loading={busy}>
-                  {zh.caseDetail.confirm(zh.caseDetail[open])}
-                </Button>
-                <Button theme="default" variant="outline" onClick={() => setOpen(null)}>
-                  {zh.caseDetail.cancel}
-                </Button>
-              </Space>
+              <DialogButtons
+                confirm={zh.caseDetail.confirm(zh.caseDetail[open])}
+                busy={busy}
+                onCancel={() => setOpen(null)}
+              />
             </Form>
           ) : null}
         </ActionDialog>

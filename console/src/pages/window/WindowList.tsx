@@ -5,6 +5,7 @@ import { Button, Card, Form, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
+import { DialogButtons } from '../../components/ActionDialog'
 import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
@@ -148,14 +149,12 @@ export function WindowListPage() {
               required
               maxLength={500}
             />
-            <Space>
-              <Button type="submit" theme="danger" loading={busy === refusing.id}>
-                {zh.window.confirmNotAccept}
-              </Button>
-              <Button theme="default" variant="outline" onClick={() => setRefusing(null)}>
-                {zh.window.cancel}
-              </Button>
-            </Space>
+            <DialogButtons
+              confirm={zh.window.confirmNotAccept}
+              theme="danger"
+              busy={busy === refusing.id}
+              onCancel={() => setRefusing(null)}
+            />
           </Form>
         </Card>
       ) : null}
