@@ -1,23 +1,31 @@
 // The routes. A workspace's route is registered only when the member may call the operations it
 // needs; any other path under a known workspace shows 无权访问.
+import { lazy } from 'react'
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom'
 import { Loading } from 'tdesign-react'
 import { useAuth } from './auth/AuthContext'
 import { Forbidden, NotFound } from './components/common'
 import { zh } from './i18n/zh'
 import { Shell } from './layout/Shell'
-import { AuditWorkspace } from './pages/audit'
-import { CatalogWorkspace } from './pages/catalog'
 import { LoginPage } from './pages/Login'
-import { OpsWorkspace } from './pages/ops'
-import { RectificationWorkspace } from './pages/rectification'
-import { StatsWorkspace } from './pages/stats'
-import { CaseDetailPage } from './pages/review/CaseDetail'
-import { QueuePage } from './pages/review/Queue'
-import { NewApplicationPage } from './pages/window/NewApplication'
-import { ReceiptPage } from './pages/window/Receipt'
-import { WindowListPage } from './pages/window/WindowList'
 import { WORKSPACES } from './workspaces'
+
+// Each workspace is its own chunk, fetched when it is first opened (the Shell shows 加载中…
+// meanwhile): a member downloads only what their desk uses, and ECharts only with 统计.
+const CatalogWorkspace = lazy(() => import('./pages/catalog').then((m) => ({ default: m.CatalogWorkspace })))
+const RectificationWorkspace = lazy(() =>
+  import('./pages/rectification').then((m) => ({ default: m.RectificationWorkspace }))
+)
+const AuditWorkspace = lazy(() => import('./pages/audit').then((m) => ({ default: m.AuditWorkspace })))
+const OpsWorkspace = lazy(() => import('./pages/ops').then((m) => ({ default: m.OpsWorkspace })))
+const StatsWorkspace = lazy(() => import('./pages/stats').then((m) => ({ default: m.StatsWorkspace })))
+const WindowListPage = lazy(() => import('./pages/window/WindowList').then((m) => ({ default: m.WindowListPage })))
+const NewApplicationPage = lazy(() =>
+  import('./pages/window/NewApplication').then((m) => ({ default: m.NewApplicationPage }))
+)
+const ReceiptPage = lazy(() => import('./pages/window/Receipt').then((m) => ({ default: m.ReceiptPage })))
+const QueuePage = lazy(() => import('./pages/review/Queue').then((m) => ({ default: m.QueuePage })))
+const CaseDetailPage = lazy(() => import('./pages/review/CaseDetail').then((m) => ({ default: m.CaseDetailPage })))
 
 
 function Home() {

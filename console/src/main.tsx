@@ -3,6 +3,11 @@ import { createRoot } from 'react-dom/client'
 import { BrowserRouter } from 'react-router-dom'
 import { ConfigProvider } from 'tdesign-react'
 import 'tdesign-react/es/style/index.css'
+// The styles of the components only the lazily loaded workspaces use (App.tsx), loaded here so
+// that they come before styles.css, whose rules must still win over them (.t-table__empty …).
+import 'tdesign-react/es/input/style/css.js'
+import 'tdesign-react/es/space/style/css.js'
+import 'tdesign-react/es/table/style/css.js'
 import './styles.css'
 import { App } from './App'
 import { AuthProvider } from './auth/AuthContext'

@@ -1,7 +1,8 @@
 // The frame of every page after login: header (who, department, region, 退出登录), the side
 // menu of workspaces the member may open, and the page in <main>.
+import { Suspense } from 'react'
 import { Link, Outlet, useLocation, useNavigate } from 'react-router-dom'
-import { Button, Layout, Menu } from 'tdesign-react'
+import { Button, Layout, Loading, Menu } from 'tdesign-react'
 import { useAuth } from '../auth/AuthContext'
 import { WORKSPACES } from '../workspaces'
 import { zh } from '../i18n/zh'
@@ -67,7 +68,10 @@ export function Shell() {
           </nav>
         </Aside>
         <Content className="shell-content">
-          <Outlet />
+          {/* A workspace's code arrives when it is first opened (App.tsx); the menu stays meanwhile. */}
+          <Suspense fallback={<Loading text={zh.app.loading} />}>
+            <Outlet />
+          </Suspense>
         </Content>
       </Layout>
     </Layout>
