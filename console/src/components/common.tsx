@@ -1,4 +1,5 @@
 import { useEffect } from 'react'
+import type { ReactNode } from 'react'
 import { Alert, Empty, Tag } from 'tdesign-react'
 import { zh } from '../i18n/zh'
 
@@ -7,6 +8,18 @@ export function usePageTitle(page: string): void {
   useEffect(() => {
     document.title = zh.app.title(page)
   }, [page])
+}
+
+/** A page's heading (its section is labelled by `id`), with the page's own buttons beside it. */
+export function PageHead({ id, title, children }: { id: string; title: string; children?: ReactNode }) {
+  return (
+    <div className="page-head">
+      <h1 id={id} className="page-title">
+        {title}
+      </h1>
+      {children}
+    </div>
+  )
 }
 
 /** A refusal or failure as the gateway explained it (problem+json detail). */

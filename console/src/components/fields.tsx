@@ -6,8 +6,9 @@
 // before the console's own messages, in Chinese, are shown).
 import { useId, useLayoutEffect, useRef } from 'react'
 import type { ReactNode } from 'react'
-import { Form, Input } from 'tdesign-react'
+import { Button, Form, Input } from 'tdesign-react'
 import type { InputRef } from 'tdesign-react'
+import { zh } from '../i18n/zh'
 
 const { FormItem } = Form
 
@@ -379,5 +380,31 @@ export function FileField({
         />
       )}
     </Labelled>
+  )
+}
+
+/**
+ * A list's filters in a row, applied (and the list read again) by 刷新 or Enter; `aside` stands
+ * beside them (e.g. a count of what needs attention).
+ */
+export function FilterBar({
+  onSubmit,
+  aside,
+  children,
+}: {
+  onSubmit: () => void
+  aside?: ReactNode
+  children: ReactNode
+}) {
+  return (
+    <div className="toolbar">
+      <Form layout="inline" colon={false} onSubmit={onSubmit}>
+        {children}
+        <Button type="submit" theme="default" variant="outline">
+          {zh.app.refresh}
+        </Button>
+      </Form>
+      {aside}
+    </div>
   )
 }

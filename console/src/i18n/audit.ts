@@ -55,7 +55,6 @@ export const auditText = {
   checkpointsHint:
     '检查点是审计链链头的 Ed25519 签名声明，定期写入数据库之外的对象存储，并作为 audit.checkpoint 事件发布给合作部门留存。',
   checkpointsEmpty: '尚未发布检查点',
-  refresh: '刷新',
   checkpointColumns: {
     seq: '覆盖到第几条',
     at: '签署时间',

@@ -7,7 +7,6 @@ export const opsText = {
     deadLetters: '死信',
     deliveries: '消息投递',
   },
-  refresh: '刷新',
   services: {
     gateway: '网关',
     catalog: '事项目录',

@@ -6,7 +6,6 @@ export const rectificationText = {
   allDepartments: '各部门的差评整改',
   stateFilter: '整改状态',
   allStates: '全部状态',
-  refresh: '刷新',
   empty: '暂无整改单',
   states: { open: '待答复', replied: '已答复', closed: '已办结' } as Record<string, string>,
   columns: {

@@ -19,6 +19,7 @@ export const zh = {
     comingSoonDetail: '此工作区正在建设中。',
     retry: '重试',
     cancel: '取消',
+    refresh: '刷新',
     none: '无',
     listSeparator: '、',
     yes: '是',
@@ -62,7 +63,6 @@ export const zh = {
     listTitle: '本窗口的申请',
     statusFilter: '状态',
     allStatuses: '全部状态',
-    refresh: '刷新',
     newApplication: '新建窗口申请',
     empty: '暂无申请',
     columns: {
@@ -222,7 +222,6 @@ export const zh = {
   review: {
     title: '审批',
     queueTitle: '本部门待办',
-    refresh: '刷新',
     empty: '暂无待办',
     columns: {
       number: '申请编号',

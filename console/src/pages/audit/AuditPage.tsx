@@ -7,7 +7,7 @@ import { Button, Card, Form, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { DateField, SelectField, TextField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
@@ -296,19 +296,17 @@ function Verification() {
 }
 
 function Checkpoints() {
-  const {
-    data: rows = [],
-    loading,
-    problem,
-    reload: load,
-  } = useAnswer(() => attempt(() => api.GET('/api/v1/staff/audit/checkpoints')), [])
+  const { data: rows = [], loading, problem, reload: load } = useAnswer(
+    () => attempt(() => api.GET('/api/v1/staff/audit/checkpoints')),
+    []
+  )
 
   return (
     <Card className="panel" title={<h2 className="section-title">{t.checkpointsTitle}</h2>}>
       <p className="muted">{t.checkpointsHint}</p>
       <div className="toolbar">
         <Button theme="default" variant="outline" onClick={() => void load()}>
-          {t.refresh}
+          {zh.app.refresh}
         </Button>
       </div>
       <ProblemAlert problem={problem} />
@@ -329,11 +327,7 @@ export function AuditPage() {
   const { can } = useAuth()
   return (
     <section aria-labelledby="audit-title">
-      <div className="page-head">
-        <h1 id="audit-title" className="page-title">
-          {t.title}
-        </h1>
-      </div>
+      <PageHead id="audit-title" title={t.title} />
       {can('POST /api/v1/staff/audit/search') ? <Records /> : null}
       {can('GET /api/v1/staff/audit/verify') ? <Verification /> : null}
       {can('GET /api/v1/staff/audit/checkpoints') ? <Checkpoints /> : null}

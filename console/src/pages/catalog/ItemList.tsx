@@ -6,7 +6,7 @@ import { Button, Card, Form, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
@@ -84,11 +84,7 @@ export function ItemListPage() {
 
   return (
     <section aria-labelledby="catalog-list-title">
-      <div className="page-head">
-        <h1 id="catalog-list-title" className="page-title">
-          {t.list.title}
-        </h1>
-      </div>
+      <PageHead id="catalog-list-title" title={t.list.title} />
       <ProblemAlert problem={problem} />
       <Card className="panel">
         <Form

@@ -8,7 +8,7 @@ import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
-import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 import { ContentEditor, type ItemContent } from './ContentEditor'
@@ -202,14 +202,11 @@ export function VersionPage() {
 
   return (
     <section aria-labelledby="version-title">
-      <div className="page-head">
-        <h1 id="version-title" className="page-title">
-          {v.heading(c.name, version.version)}
-        </h1>
+      <PageHead id="version-title" title={v.heading(c.name, version.version)}>
         <Button theme="default" variant="outline" onClick={() => navigate('/catalog')}>
           {v.back}
         </Button>
-      </div>
+      </PageHead>
       <ProblemAlert problem={dialog ? null : problem} />
       {notice ? <p role="status">{notice}</p> : null}
 

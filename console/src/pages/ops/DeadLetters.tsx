@@ -2,13 +2,13 @@
 // confirmation: the event goes back on its topic under its original id.
 import { useState } from 'react'
 import { useSearchParams } from 'react-router-dom'
-import { Button, Card, Form, Table, Tag } from 'tdesign-react'
+import { Button, Card, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
-import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
-import { CheckboxField, SelectField } from '../../components/fields'
+import { formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
+import { CheckboxField, FilterBar, SelectField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 import { EVENT_SERVICES, isEventService, serviceName, type EventService } from './names'
@@ -35,13 +35,7 @@ export function DeadLettersPage() {
   const [confirming, setConfirming] = useState<DeadLetter | null>(null)
   const [busy, setBusy] = useState(false)
 
-  const {
-    data: rows = [],
-    loading,
-    problem,
-    setProblem,
-    reload: load,
-  } = useAnswer(async () => {
+  const { data: rows = [], loading, problem, setProblem, reload: load } = useAnswer(async () => {
     const { data, problem } = await attempt(() =>
       api.GET('/api/v1/staff/ops/dead-letters/{service}', {
         params: { path: { service }, query: { include_replayed: !onlyPending } },
@@ -135,32 +129,23 @@ export function DeadLettersPage() {
 
   return (
     <section aria-labelledby="ops-dead-letters-title">
-      <div className="page-head">
-        <h1 id="ops-dead-letters-title" className="page-title">
-          {t.title}
-        </h1>
-      </div>
+      <PageHead id="ops-dead-letters-title" title={t.title} />
       <ProblemAlert problem={problem} />
       {notice ? <p role="status">{notice}</p> : null}
       <Card className="panel" title={<h2 className="section-title">{t.listTitle(serviceName(service))}</h2>}>
-        <div className="toolbar">
-          <Form layout="inline" colon={false} onSubmit={() => void load()}>
-            <SelectField
-              label={t.service}
-              name="service"
-              value={service}
-              onChange={(value) => {
-                setNotice(null)
-                setParams({ service: value })
-              }}
-              choices={SERVICE_CHOICES}
-            />
-            <CheckboxField label={t.onlyPending} name="only-pending" value={onlyPending} onChange={setOnlyPending} />
-            <Button type="submit" theme="default" variant="outline">
-              {zh.ops.refresh}
-            </Button>
-          </Form>
-        </div>
+        <FilterBar onSubmit={() => void load()}>
+          <SelectField
+            label={t.service}
+            name="service"
+            value={service}
+            onChange={(value) => {
+              setNotice(null)
+              setParams({ service: value })
+            }}
+            choices={SERVICE_CHOICES}
+          />
+          <CheckboxField label={t.onlyPending} name="only-pending" value={onlyPending} onChange={setOnlyPending} />
+        </FilterBar>
         <Table<DeadLetter>
           rowKey="id"
           data={rows}

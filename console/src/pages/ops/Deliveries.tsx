@@ -1,11 +1,11 @@
 // 运维 · 消息投递: the push messages notify sent (WeChat, SMS), newest first, with their failures;
 // 仅失败 shows the three kinds of failure together.
 import { useState } from 'react'
-import { Button, Card, Form, Table, Tag } from 'tdesign-react'
+import { Card, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
-import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
-import { SelectField } from '../../components/fields'
+import { formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
+import { FilterBar, SelectField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
@@ -82,28 +82,19 @@ export function DeliveriesPage() {
 
   return (
     <section aria-labelledby="ops-deliveries-title">
-      <div className="page-head">
-        <h1 id="ops-deliveries-title" className="page-title">
-          {t.title}
-        </h1>
-      </div>
+      <PageHead id="ops-deliveries-title" title={t.title} />
       <ProblemAlert problem={problem} />
       <Card className="panel" title={<h2 className="section-title">{t.listTitle}</h2>}>
-        <div className="toolbar">
-          <Form layout="inline" colon={false} onSubmit={() => void load()}>
-            <SelectField
-              label={t.filter}
-              name="status"
-              value={status}
-              onChange={setStatus}
-              choices={FILTER_CHOICES}
-              placeholder={t.all}
-            />
-            <Button type="submit" theme="default" variant="outline">
-              {zh.ops.refresh}
-            </Button>
-          </Form>
-        </div>
+        <FilterBar onSubmit={() => void load()}>
+          <SelectField
+            label={t.filter}
+            name="status"
+            value={status}
+            onChange={setStatus}
+            choices={FILTER_CHOICES}
+            placeholder={t.all}
+          />
+        </FilterBar>
         <Table<Message>
           rowKey="id"
           data={rows}

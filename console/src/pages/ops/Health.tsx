@@ -5,7 +5,7 @@ import { Button, Card, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 import { serviceName } from './names'
@@ -149,14 +149,11 @@ export function HealthPage() {
 
   return (
     <section aria-labelledby="ops-health-title">
-      <div className="page-head">
-        <h1 id="ops-health-title" className="page-title">
-          {t.title}
-        </h1>
+      <PageHead id="ops-health-title" title={t.title}>
         <Button theme="default" variant="outline" loading={loading} onClick={() => void load()}>
-          {zh.ops.refresh}
+          {zh.app.refresh}
         </Button>
-      </div>
+      </PageHead>
       <ProblemAlert problem={problem} />
       <Card
         className="panel"

@@ -9,8 +9,8 @@ import type { paths } from '../../api/schema'
 import { useAuth } from '../../auth/AuthContext'
 import type { Operation } from '../../auth/operations'
 import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
-import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
-import { SelectField, TextAreaField } from '../../components/fields'
+import { formatDate, formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
+import { FilterBar, SelectField, TextAreaField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
@@ -65,14 +65,7 @@ export function RectificationListPage() {
   const [busy, setBusy] = useState(false)
   const department = auth.status === 'ready' ? auth.me.department : null
 
-  const {
-    data: rows = [],
-    setData: setRows,
-    loading,
-    problem,
-    setProblem,
-    reload: load,
-  } = useAnswer(
+  const { data: rows = [], setData: setRows, loading, problem, setProblem, reload: load } = useAnswer(
     () => attempt(() => api.GET('/api/v1/staff/rectifications', { params: { query: state ? { status: state } : {} } })),
     [state]
   )
@@ -182,33 +175,26 @@ export function RectificationListPage() {
 
   return (
     <section aria-labelledby="rectification-title">
-      <div className="page-head">
-        <h1 id="rectification-title" className="page-title">
-          {t.title}
-        </h1>
-      </div>
+      <PageHead id="rectification-title" title={t.title} />
       <ProblemAlert problem={open ? null : problem} />
       {notice ? <p role="status">{notice}</p> : null}
       <Card
         className="panel"
         title={<h2 className="section-title">{department ? t.listTitle : t.allDepartments}</h2>}
       >
-        <div className="toolbar">
-          <Form layout="inline" colon={false} onSubmit={() => void load()}>
-            <SelectField
-              label={t.stateFilter}
-              name="status"
-              value={state}
-              onChange={(value) => setState(asState(value))}
-              choices={STATE_CHOICES}
-              placeholder={t.allStates}
-            />
-            <Button type="submit" theme="default" variant="outline">
-              {t.refresh}
-            </Button>
-          </Form>
-          {overdue ? <p className="rectification-overdue-text">{t.overdueCount(overdue)}</p> : null}
-        </div>
+        <FilterBar
+          onSubmit={() => void load()}
+          aside={overdue ? <p className="rectification-overdue-text">{t.overdueCount(overdue)}</p> : null}
+        >
+          <SelectField
+            label={t.stateFilter}
+            name="status"
+            value={state}
+            onChange={(value) => setState(asState(value))}
+            choices={STATE_CHOICES}
+            placeholder={t.allStates}
+          />
+        </FilterBar>
         <Table<Row>
           rowKey="id"
           data={rows}

@@ -7,7 +7,7 @@ import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import type { Operation } from '../../auth/operations'
-import { DeadlineLight, formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { DeadlineLight, formatDate, formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, TextAreaField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
@@ -201,14 +201,11 @@ export function CaseDetailPage() {
 
   return (
     <section aria-labelledby="case-title">
-      <div className="page-head">
-        <h1 id="case-title" className="page-title">
-          {zh.caseDetail.title}
-        </h1>
+      <PageHead id="case-title" title={zh.caseDetail.title}>
         <Button theme="default" variant="outline" onClick={() => navigate('/review')}>
           {zh.caseDetail.back}
         </Button>
-      </div>
+      </PageHead>
       <ProblemAlert problem={open ? null : problem} />
       {notice ? <p role="status">{notice}</p> : null}
 

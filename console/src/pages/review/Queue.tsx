@@ -5,7 +5,7 @@ import { Button, Card, Space, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { DeadlineLight, formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { DeadlineLight, formatDate, formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
@@ -40,13 +40,7 @@ export function QueuePage() {
   const [notice, setNotice] = useState<string | null>(null)
   const [busy, setBusy] = useState<string | null>(null)
 
-  const {
-    data: rows = [],
-    loading,
-    problem,
-    setProblem,
-    reload: load,
-  } = useAnswer(async () => {
+  const { data: rows = [], loading, problem, setProblem, reload: load } = useAnswer(async () => {
     const { data, problem } = await attempt(() => api.GET('/api/v1/staff/cases/queue'))
     // Rows appear with their item names, so a row's names do not change once shown.
     return data ? { data: await withItemNames(data) } : { problem }
@@ -115,14 +109,11 @@ export function QueuePage() {
 
   return (
     <section aria-labelledby="review-title">
-      <div className="page-head">
-        <h1 id="review-title" className="page-title">
-          {zh.review.title}
-        </h1>
+      <PageHead id="review-title" title={zh.review.title}>
         <Button theme="default" variant="outline" onClick={() => void load()}>
-          {zh.review.refresh}
+          {zh.app.refresh}
         </Button>
-      </div>
+      </PageHead>
       <ProblemAlert problem={problem} />
       {notice ? <p role="status">{notice}</p> : null}
       <Card className="panel" title={<h2 className="section-title">{zh.review.queueTitle}</h2>}>

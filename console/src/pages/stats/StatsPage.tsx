@@ -6,7 +6,7 @@ import { Button, Card, Form } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { saveBlob } from '../../components/download'
 import { useAuth } from '../../auth/AuthContext'
-import { ProblemAlert, usePageTitle } from '../../components/common'
+import { PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { SelectField, type Choice } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
@@ -147,11 +147,7 @@ export function StatsPage() {
 
   return (
     <section aria-labelledby="stats-title">
-      <div className="page-head">
-        <h1 id="stats-title" className="page-title">
-          {t.title}
-        </h1>
-      </div>
+      <PageHead id="stats-title" title={t.title} />
       <Card className="panel" title={<h2 className="section-title">{t.filters}</h2>}>
         <Form layout="inline" colon={false} onSubmit={submit}>
           <SelectField label={t.startMonth} name="start_month" value={start} onChange={setStart} choices={monthChoices} />

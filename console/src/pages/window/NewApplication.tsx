@@ -6,7 +6,7 @@ import { useNavigate } from 'react-router-dom'
 import { Button, Card, Form, Space, Table, Tag } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
-import { ProblemAlert, usePageTitle } from '../../components/common'
+import { PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { CheckboxField, FileField, SelectField, TextField } from '../../components/fields'
 import { zh } from '../../i18n/zh'
 import { asFormSchema, formPayload, SchemaForm, validateForm, type FormValues } from './SchemaForm'
@@ -268,14 +268,11 @@ export function NewApplicationPage() {
   const idLabel = kind === 'person' ? zh.newApp.idNumberPerson : zh.newApp.idNumberCompany
   return (
     <section aria-labelledby="new-title">
-      <div className="page-head">
-        <h1 id="new-title" className="page-title">
-          {zh.newApp.title}
-        </h1>
+      <PageHead id="new-title" title={zh.newApp.title}>
         <Button theme="default" variant="outline" onClick={() => navigate('/window')}>
           {zh.newApp.back}
         </Button>
-      </div>
+      </PageHead>
 
       <Card className="panel" title={<h2 className="section-title">{zh.newApp.itemSection}</h2>}>
         <Form layout="inline" colon={false} onSubmit={() => void search()}>

@@ -6,8 +6,8 @@ import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { DialogButtons } from '../../components/ActionDialog'
-import { formatDate, formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
-import { SelectField, TextAreaField } from '../../components/fields'
+import { formatDate, formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
+import { FilterBar, SelectField, TextAreaField } from '../../components/fields'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 
@@ -26,13 +26,7 @@ export function WindowListPage() {
   const [reason, setReason] = useState('')
   const [busy, setBusy] = useState<string | null>(null)
 
-  const {
-    data: rows = [],
-    loading,
-    problem,
-    setProblem,
-    reload: load,
-  } = useAnswer(
+  const { data: rows = [], loading, problem, setProblem, reload: load } = useAnswer(
     () => attempt(() => api.GET('/api/v1/staff/applications', { params: { query: status ? { status } : {} } })),
     [status]
   )
@@ -126,16 +120,13 @@ export function WindowListPage() {
 
   return (
     <section aria-labelledby="window-title">
-      <div className="page-head">
-        <h1 id="window-title" className="page-title">
-          {zh.window.title}
-        </h1>
+      <PageHead id="window-title" title={zh.window.title}>
         {can('POST /api/v1/staff/applications') ? (
           <Button theme="primary" onClick={() => navigate('/window/new')}>
             {zh.window.newApplication}
           </Button>
         ) : null}
-      </div>
+      </PageHead>
       <ProblemAlert problem={problem} />
       {notice ? <p role="status">{notice}</p> : null}
       {refusing ? (
@@ -159,21 +150,16 @@ export function WindowListPage() {
         </Card>
       ) : null}
       <Card className="panel" title={<h2 className="section-title">{zh.window.listTitle}</h2>}>
-        <div className="toolbar">
-          <Form layout="inline" colon={false} onSubmit={() => void load()}>
-            <SelectField
-              label={zh.window.statusFilter}
-              name="status"
-              value={status}
-              onChange={setStatus}
-              choices={STATUS_CHOICES}
-              placeholder={zh.window.allStatuses}
-            />
-            <Button type="submit" theme="default" variant="outline">
-              {zh.window.refresh}
-            </Button>
-          </Form>
-        </div>
+        <FilterBar onSubmit={() => void load()}>
+          <SelectField
+            label={zh.window.statusFilter}
+            name="status"
+            value={status}
+            onChange={setStatus}
+            choices={STATUS_CHOICES}
+            placeholder={zh.window.allStatuses}
+          />
+        </FilterBar>
         <Table<Summary>
           rowKey="id"
           data={rows}
