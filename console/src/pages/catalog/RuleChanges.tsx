@@ -1,12 +1,12 @@
 // 规则变更记录: every submitted change of what decides applications (who, when, which elements,
 // the dry run, who decided), newest first; an approver's own department's, an auditor's all.
-import { useEffect, useState } from 'react'
 import { Link } from 'react-router-dom'
 import { Card, Table } from 'tdesign-react'
 import type { PrimaryTableCol } from 'tdesign-react'
 import { api, attempt, type Schemas } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { formatDateTime, ProblemAlert, usePageTitle } from '../../components/common'
+import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
 import { fieldNames } from './parts'
 
@@ -18,17 +18,10 @@ const c = t.ruleChanges.columns
 export function RuleChangesPage() {
   usePageTitle(t.ruleChanges.title)
   const { can } = useAuth()
-  const [rows, setRows] = useState<RuleChange[]>([])
-  const [loading, setLoading] = useState(true)
-  const [problem, setProblem] = useState<string | null>(null)
-
-  useEffect(() => {
-    void attempt(() => api.GET('/api/v1/staff/catalog/rule-changes')).then(({ data, problem }) => {
-      setLoading(false)
-      if (data) setRows(data)
-      else setProblem(problem ?? null)
-    })
-  }, [])
+  const { data: rows = [], loading, problem } = useAnswer(
+    () => attempt(() => api.GET('/api/v1/staff/catalog/rule-changes')),
+    []
+  )
 
   const opens = can('GET /api/v1/staff/catalog/item-versions/{id}')
   const columns: PrimaryTableCol<RuleChange>[] = [
