@@ -19,8 +19,8 @@ from fastapi import Response
 
 from wangban.errors import ValidationFailed
 
-MONTH: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-"""``YYYY-MM``."""
+MONTH: Final = re.compile(r"^((?:19|2\d)\d{2})-(0[1-9]|1[0-2])$")
+"""``YYYY-MM``, 1900 to 2999 (year 0 is no date, and 9999-12 has no month after it)."""
 
 MAX_MONTHS: Final = 120
 """Ten years: a longer period is a mistake, and would scan everything."""

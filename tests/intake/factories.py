@@ -1,7 +1,9 @@
 """Small factories that insert intake rows directly, for tests of the rules that read them.
 
 They bypass the application workflow on purpose: a rating or a statistic is about the state
-an application is in, however it got there. Personal fields are dummy strings.
+an application is in, however it got there. The applicant is a fixed sample person, encrypted
+as intake stores applicants (with the development key every test service uses), since an
+application's answer shows who applied.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake_service.events import HOLDER_CONTEXT
 from intake_service.models import Application, ApplicationMaterial, Rating
+from wangban.crypto import FieldCipher
+from wangban.settings import Settings
 
 CST = timezone(timedelta(hours=8), "CST")
+SAMPLE_APPLICANT = ("陈桂英", "441900195001020015")
+"""Name and ID number of the applicant of every application made here."""
+_CIPHER = FieldCipher.from_settings(Settings())
 
 
 def at(year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> datetime:
@@ -56,8 +64,8 @@ async def application(
         applicant_subject=applicant_subject or f"subject-{uuid.uuid4().hex[:12]}",
         applicant_kind="person",
         applicant_ref="ref-dummy",
-        applicant_id_enc="id-ciphertext-dummy",
-        applicant_name_enc="name-ciphertext-dummy",
+        applicant_id_enc=_CIPHER.encrypt(SAMPLE_APPLICANT[1], context=HOLDER_CONTEXT),
+        applicant_name_enc=_CIPHER.encrypt(SAMPLE_APPLICANT[0], context=HOLDER_CONTEXT),
         channel=channel,
         form={},
         status=status,
