@@ -64,6 +64,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory, console_dist: Path) -> It
     env["WANGBAN_EMBEDDED_KAFKA_PORT"] = str(free_port())
     env["WANGBAN_DATA_DIR"] = str(data_dir)
     env["WANGBAN_GATEWAY_CONSOLE_DIR"] = str(console_dist)
+    # Every browser test's requests come from one address (127.0.0.1), a whole office's logins
+    # and filings within minutes: the per-address limits guard the Internet-facing gateway and
+    # have their own tests (tests/gateway), so here they stand as for an office behind one NAT.
+    for limit in ("LOGIN", "STAFF_LOGIN", "SUBMISSIONS"):
+        env[f"WANGBAN_GATEWAY_{limit}_PER_MINUTE_PER_IP"] = "600"
     log = base / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen(

@@ -8,6 +8,7 @@ few of each."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Collection
@@ -30,11 +31,13 @@ async def citizen_headers(
     assurance: str = "real_person",
     openid: str | None = None,
 ) -> dict[str, str]:
-    """The persona logged in as the mini-program would (a new WeChat user unless ``openid``)."""
+    """The persona logged in as the mini-program would. One WeChat user per persona (unless
+    ``openid``): the platform binds a person to one account, so every module that logs the
+    same persona in must come as the same user."""
     login = await request.post(
         "/api/v1/auth/dev",
         data={
-            "openid": openid or f"o-console-{uuid.uuid4().hex[:12]}",
+            "openid": openid or persona_openid(persona),
             "assurance": assurance,
             "name": persona.name,
             "id_number": persona.id_number,
@@ -42,6 +45,11 @@ async def citizen_headers(
     )
     assert login.ok, await login.text()
     return {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+
+
+def persona_openid(persona: Persona) -> str:
+    """The persona's WeChat openid in these tests (derived, so the ID number is not in it)."""
+    return "o-console-" + hashlib.sha256(persona.id_number.encode()).hexdigest()[:16]
 
 
 async def staff_headers(request: APIRequestContext, desk: Desk, username: str) -> dict[str, str]:
