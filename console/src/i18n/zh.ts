@@ -217,7 +217,7 @@ export const zh = {
     green: '绿灯',
     yellow: '黄灯',
     red: '红灯',
-    days: (left: number) => (left >= 0 ? `剩 ${left} 个工作日` : `超期 ${-left} 个工作日`),
+    days: (left: number) => (left > 0 ? `剩 ${left} 个工作日` : left === 0 ? '今日到期' : `超期 ${-left} 个工作日`),
   },
   review: {
     title: '审批',
@@ -235,6 +235,7 @@ export const zh = {
     provisional: '（暂定）',
     stoppedDays: (n: number) => `已停止计时 ${n} 天`,
     unassigned: '未认领',
+    mine: (username: string) => `本人（${username}）`,
     open: '查看',
     openCase: (item: string, id: string) => `查看 ${item} ${id}`,
     itemName: '事项',

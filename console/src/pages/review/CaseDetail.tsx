@@ -13,6 +13,7 @@ import { zh } from '../../i18n/zh'
 import { ActionDialog, DialogButtons } from '../../components/ActionDialog'
 import { asFormSchema, type FormSchema } from '../window/SchemaForm'
 import { CaseMaterials } from './CaseMaterials'
+import { assigneeText } from './assignee'
 
 type Case = Schemas['approval.CaseOut']
 type Decision = Schemas['approval.DecisionOut']
@@ -231,7 +232,7 @@ export function CaseDetailPage() {
               : found.step}
           </dd>
           <dt>{zh.caseDetail.assignee}</dt>
-          <dd>{found.assignee ?? zh.review.unassigned}</dd>
+          <dd>{assigneeText(found.assignee, state.status === 'ready' ? state : null)}</dd>
           <dt>{zh.caseDetail.submittedAt}</dt>
           <dd>{formatDateTime(found.submitted_at)}</dd>
           <dt>{zh.caseDetail.acceptedAt}</dt>

@@ -8,6 +8,7 @@ import { useAuth } from '../../auth/AuthContext'
 import { DeadlineLight, formatDate, formatDateTime, PageHead, ProblemAlert, usePageTitle } from '../../components/common'
 import { useAnswer } from '../../components/useAnswer'
 import { zh } from '../../i18n/zh'
+import { assigneeText } from './assignee'
 
 type CaseSummary = Schemas['approval.CaseSummary']
 type Row = CaseSummary & { item_name: string }
@@ -36,7 +37,8 @@ async function withItemNames(rows: CaseSummary[]): Promise<Row[]> {
 
 export function QueuePage() {
   usePageTitle(zh.review.title)
-  const { can } = useAuth()
+  const { can, state } = useAuth()
+  const me = state.status === 'ready' ? state : null
   const [notice, setNotice] = useState<string | null>(null)
   const [busy, setBusy] = useState<string | null>(null)
 
@@ -68,7 +70,7 @@ export function QueuePage() {
     { colKey: 'item_name', title: zh.review.itemName },
     { colKey: 'item_code', title: zh.review.columns.item },
     { colKey: 'step', title: zh.review.columns.step },
-    { colKey: 'assignee', title: zh.review.columns.assignee, cell: ({ row }) => row.assignee ?? zh.review.unassigned },
+    { colKey: 'assignee', title: zh.review.columns.assignee, cell: ({ row }) => assigneeText(row.assignee, me) },
     { colKey: 'submitted_at', title: zh.review.columns.submittedAt, cell: ({ row }) => formatDateTime(row.submitted_at) },
     {
       colKey: 'due_date',
@@ -129,3 +131,4 @@ export function QueuePage() {
     </section>
   )
 }
+
