@@ -90,7 +90,8 @@ async def test_a_window_application_is_accepted_then_approved_by_the_department(
     await expect(page.get_by_role("heading", name="本部门待办")).to_be_visible()
     # Accepted today: in time, with the working days left in words beside the colour.
     row = page.get_by_role("row").filter(has_text=number)
-    await expect(row.get_by_text(re.compile(r"^绿灯 · (剩 \d+ 个工作日|今日到期)$"))).to_be_visible()
+    light = re.compile(r"^绿灯 · (剩 \d+ 个工作日|今日到期)$")
+    await expect(row.get_by_text(light)).to_be_visible()
     await check_screen(page, "review-queue")
     await page.get_by_role("link", name=re.compile(f"^查看 .* {number}$")).click()
     await expect(page.get_by_role("heading", name="案件详情")).to_be_visible()
