@@ -5,6 +5,7 @@ secret values committed, and every ``WANGBAN_*`` name a real setting."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shlex
@@ -23,8 +24,11 @@ DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / "compose" / "wangban.env.example"
+POSTGRES_ENV_EXAMPLE = DEPLOY / "compose" / "postgres.env.example"
 BASE = DEPLOY / "k8s" / "base"
+MIGRATE = DEPLOY / "k8s" / "migrate"
 PRODUCTION = DEPLOY / "k8s" / "overlays" / "production"
+PRODUCTION_MIGRATE = DEPLOY / "k8s" / "overlays" / "production-migrate"
 SECRET_EXAMPLE = BASE / "secret.example.yaml"
 DB_LOGINS_EXAMPLE = BASE / "database-logins.example.yaml"
 """One Secret per service with its own database login (examples, never applied by kustomize)."""
@@ -132,16 +136,16 @@ def _kustomization_resources(directory: Path) -> list[str]:
     return resources
 
 
-def _base_objects() -> list[dict[str, Any]]:
+def _base_objects(directory: Path = BASE) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
-    for resource in _kustomization_resources(BASE):
-        objects.extend(_yaml_docs(BASE / resource))
+    for resource in _kustomization_resources(directory):
+        objects.extend(_yaml_docs(directory / resource))
     return objects
 
 
-def _of_kind(kind: str) -> dict[str, dict[str, Any]]:
+def _of_kind(kind: str, directory: Path = BASE) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for obj in _base_objects():
+    for obj in _base_objects(directory):
         if obj["kind"] == kind:
             name = obj["metadata"]["name"]
             assert name not in found, f"two {kind}s named {name}"
@@ -280,9 +284,10 @@ def test_compose_env_example_passes_the_production_validator(
     for name in SERVICE_NAMES:
         assert settings.url_of(name) == f"http://{name}:{PORTS[name]}"
     # The postgres container and the URL agree on the credentials.
+    database = _env_file(POSTGRES_ENV_EXAMPLE)
     assert env["WANGBAN_DATABASE_URL"] == (
-        f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/"
-        f"{env['POSTGRES_DB']}"
+        f"postgresql://{database['POSTGRES_USER']}:{database['POSTGRES_PASSWORD']}@postgres:5432/"
+        f"{database['POSTGRES_DB']}"
     )
 
 
@@ -298,9 +303,34 @@ def test_compose_env_example_comments_each_section_and_holds_no_secrets() -> Non
     assert PLACEHOLDER in env["WANGBAN_DATABASE_URL"]
 
 
-def test_filled_in_env_file_is_git_ignored() -> None:
+def test_filled_in_env_files_are_git_ignored() -> None:
     ignore = (DEPLOY / "compose" / ".gitignore").read_text(encoding="utf-8").split()
-    assert "wangban.env" in ignore
+    assert {"wangban.env", "postgres.env"} <= set(ignore)
+
+
+def test_compose_gives_each_container_only_its_own_settings() -> None:
+    """The database container reads its own three settings, never the application's secrets;
+    Kafka has no env file at all; only the Wangban containers read wangban.env."""
+    services = _compose()["services"]
+    assert services["postgres"]["env_file"] == "postgres.env"
+    assert set(_env_file(POSTGRES_ENV_EXAMPLE)) == {
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_DB",
+    }
+    assert PLACEHOLDER in _env_file(POSTGRES_ENV_EXAMPLE)["POSTGRES_PASSWORD"]
+    assert not any(k.startswith("POSTGRES_") for k in _env_file(ENV_EXAMPLE))
+    assert "env_file" not in services["kafka"]
+    readers = {name for name, svc in services.items() if svc.get("env_file") == "wangban.env"}
+    assert readers == set(_wangban_compose_services())
+
+
+def test_compose_kafka_cluster_id_is_a_kafka_uuid() -> None:
+    """KRaft formats its log directory with CLUSTER_ID: 16 bytes in URL-safe base64, unpadded
+    (what `kafka-storage.sh random-uuid` prints); anything else is refused at the first start."""
+    cluster_id = _compose()["services"]["kafka"]["environment"]["CLUSTER_ID"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id), cluster_id
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
 # --- Kubernetes base -------------------------------------------------------------------
@@ -359,7 +389,7 @@ def test_deployments_are_scraped_by_prometheus() -> None:
 
 def test_pods_read_the_configmap_and_the_secret() -> None:
     pods = [dep["spec"]["template"]["spec"] for dep in _of_kind("Deployment").values()]
-    pods += [job["spec"]["template"]["spec"] for job in _of_kind("Job").values()]
+    pods += [job["spec"]["template"]["spec"] for job in _of_kind("Job", MIGRATE).values()]
     configmaps = _of_kind("ConfigMap")
     for pod in pods:
         for container in pod["containers"]:
@@ -453,7 +483,7 @@ def test_autoscalers_for_gateway_intake_and_approval() -> None:
 def test_migration_job_runs_wangban_migrate_then_the_database_roles() -> None:
     """The Job migrates (an init container: it must finish first), then gives each service its
     own login reaching only its schema (`wangban db roles`); it completes only when both have."""
-    jobs = _of_kind("Job")
+    jobs = _of_kind("Job", MIGRATE)
     assert len(jobs) == 1
     (job,) = jobs.values()
     pod = job["spec"]["template"]["spec"]
@@ -479,7 +509,7 @@ def test_each_service_connects_with_its_own_database_login() -> None:
     logins = {doc["metadata"]["name"]: doc["stringData"] for doc in _yaml_docs(DB_LOGINS_EXAMPLE)}
     assert set(logins) == {f"wangban-db-{name}" for name in SERVICE_NAMES}
     deployments = _of_kind("Deployment")
-    (job,) = _of_kind("Job").values()
+    (job,) = _of_kind("Job", MIGRATE).values()
     (roles,) = job["spec"]["template"]["spec"]["containers"]
     passwords = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in roles["env"]}
     for name in SERVICE_NAMES:
@@ -552,6 +582,48 @@ def test_network_policies_allow_service_to_service_and_prometheus() -> None:
     assert admits(lambda p: "namespaceSelector" in p, METRICS_PORT)
     for port in PORTS.values():
         assert not admits(lambda p: "namespaceSelector" in p, port), port
+
+
+def test_hpa_managed_deployments_leave_the_replica_count_to_the_autoscaler() -> None:
+    """A Deployment's replicas, applied again with each release, would scale an autoscaled
+    service back below the HPA's minimum until the HPA noticed."""
+    for name, dep in _of_kind("Deployment").items():
+        assert ("replicas" in dep["spec"]) is (name not in HPA_SERVICES), name
+    for doc in _yaml_docs(PRODUCTION / "replicas.yaml"):
+        assert doc["metadata"]["name"] not in HPA_SERVICES
+
+
+def test_replicas_spread_over_nodes_and_zones() -> None:
+    for name, dep in _of_kind("Deployment").items():
+        pod = dep["spec"]["template"]
+        constraints = pod["spec"]["topologySpreadConstraints"]
+        keys = {c["topologyKey"] for c in constraints}
+        assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, name
+        for constraint in constraints:
+            # Counting this service's own pods only, and never leaving one unscheduled.
+            assert (
+                constraint["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+            ), name
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway", name
+            assert constraint["maxSkew"] == 1, name
+
+
+def test_the_migration_job_is_applied_on_its_own_and_named_per_release() -> None:
+    """Applying the services never re-applies a Job (whose template is immutable), and each
+    release's Job is a new object: its name carries the release the production overlay runs."""
+    assert not _of_kind("Job")
+    assert set(_kustomization_resources(MIGRATE)) == {
+        p.name for p in MIGRATE.glob("*.yaml") if p.name != "kustomization.yaml"
+    }
+    overlay = yaml.safe_load((PRODUCTION_MIGRATE / "kustomization.yaml").read_text("utf-8"))
+    production = yaml.safe_load((PRODUCTION / "kustomization.yaml").read_text("utf-8"))
+    assert overlay["resources"] == ["../../migrate"]
+    assert overlay["images"] == production["images"]
+    (image,) = production["images"]
+    assert overlay["nameSuffix"] == "-" + image["newTag"].replace(".", "-")
+    # The first install applies the ConfigMap alone (by this label) before the Job reads it.
+    config = _of_kind("ConfigMap")[CONFIG_NAME]
+    assert _component(config["metadata"]["labels"]) == "config"
 
 
 # --- production overlay -----------------------------------------------------------------
