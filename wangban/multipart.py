@@ -1,16 +1,31 @@
 """Reading a file upload from a request: a plain body or ``multipart/form-data``, with a size
 limit enforced while the body streams in (a client cannot make us buffer more than the limit,
-whatever Content-Length it declares)."""
+whatever Content-Length it declares).
+
+Multipart bodies are parsed as they arrive by Starlette's parser (python-multipart underneath):
+a file part is spooled (in memory up to 1 MB, then a temporary file) rather than the whole body
+being held and copied again by a MIME parser, and the number of parts and the size of each
+plain field are bounded.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from email import message_from_bytes
-from email.policy import HTTP
+from typing import Final
 
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from wangban.errors import Problem
+from wangban.errors import BadRequest, Problem
+
+MAX_FILES: Final = 8
+"""File parts in one upload (an import sends at most two: the items and their materials)."""
+MAX_FIELDS: Final = 16
+"""Plain fields in one upload (a material's name, the applicant's kind and number, …)."""
+MAX_FIELD_BYTES: Final = 64 * 1024
+"""A plain field is a name or a number, never a document."""
 
 
 @dataclass(frozen=True)
@@ -29,25 +44,45 @@ async def read_parts(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    body = _limited(request.stream(), limit=limit, too_large=too_large)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
-        return {plain_part: Part(media_type=content_type, filename="", data=bytes(body))}
-    message = message_from_bytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + bytes(body), policy=HTTP
+        data = b"".join([chunk async for chunk in body])
+        return {plain_part: Part(media_type=content_type, filename="", data=data)}
+    parser = MultiPartParser(
+        request.headers,
+        body,
+        max_files=MAX_FILES,
+        max_fields=MAX_FIELDS,
+        max_part_size=MAX_FIELD_BYTES,
     )
-    parts: dict[str, Part] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            media = part.get_content_type() if part.get("content-type") else ""
-            parts[name] = Part(media_type=media, filename=part.get_filename() or "", data=payload)
-    return parts
+    try:
+        form = await parser.parse()
+    except MultiPartException as refused:
+        raise BadRequest(f"上传内容不是有效的 multipart/form-data：{refused.message}") from None
+    try:
+        parts: dict[str, Part] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                media = (value.content_type or "").split(";")[0].strip()
+                data = await value.read()
+                parts[name] = Part(media_type=media, filename=value.filename or "", data=data)
+            else:
+                parts[name] = Part(media_type="", filename="", data=value.encode("utf-8"))
+        return parts
+    finally:
+        await form.close()
+
+
+async def _limited(
+    stream: AsyncIterator[bytes], *, limit: int, too_large: Problem
+) -> AsyncGenerator[bytes, None]:
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > limit:
+            raise too_large
+        yield chunk
 
 
 def size_text(limit: int) -> str:
