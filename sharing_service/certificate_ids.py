@@ -41,6 +41,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from stdnum.iso7064 import mod_37_36
+
 __all__ = [
     "CERTIFICATE_OID_ARC",
     "CertificateId",
@@ -54,27 +56,12 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 
 _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_VALUE: Final = {char: value for value, char in enumerate(_ALPHABET)}
-_M: Final = 36  # the hybrid system MOD M+1,M with M = 36
-
-
-def _running_product(values: str) -> int:
-    """The hybrid system's running value P after consuming ``values``.
-
-    ISO 7064 hybrid systems: P₁ = M; Sⱼ = Pⱼ + aⱼ; Pⱼ₊₁ = (Sⱼ mod M, with 0 read as M) × 2
-    mod (M+1). P stays in 1…M: the product of a non-zero number and 2 modulo the prime 37
-    is never 0.
-    """
-    product = _M
-    for char in values:
-        total = (product + _VALUE[char]) % _M or _M
-        product = total * 2 % (_M + 1)
-    return product
+"""MOD 37,36's characters (stdnum's default alphabet for it)."""
 
 
 def _require_alphabet(text: str, *, what: str) -> None:
     for char in text:
-        if char not in _VALUE:
+        if char not in _ALPHABET:
             raise ValueError(f"{what} may only hold 0-9 and A-Z (upper case), not {char!r}")
 
 
@@ -87,17 +74,15 @@ def mod37_36_check_char(payload: str) -> str:
     if not payload:
         raise ValueError("MOD 37,36 needs a non-empty payload")
     _require_alphabet(payload, what="a MOD 37,36 payload")
-    # The string is valid when the final sum S = P + check ≡ 1 (mod M).
-    return _ALPHABET[(1 - _running_product(payload)) % _M]
+    return mod_37_36.calc_check_digit(payload, _ALPHABET)
 
 
 def mod37_36_is_valid(payload_with_check: str) -> bool:
     """Whether the last character is the MOD 37,36 check character of the ones before it.
     Never raises: anything malformed (too short, outside ``0-9A-Z``) is simply not valid."""
-    if len(payload_with_check) < 2 or any(c not in _VALUE for c in payload_with_check):
+    if len(payload_with_check) < 2 or any(c not in _ALPHABET for c in payload_with_check):
         return False
-    payload, check = payload_with_check[:-1], payload_with_check[-1]
-    return (_running_product(payload) + _VALUE[check]) % _M == 1
+    return mod_37_36.is_valid(payload_with_check, _ALPHABET)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ Two deliberate departures from python-stdnum, whose pieces are used otherwise:
   province part (省级代码) only.
 * ``stdnum.cn.uscc.validate`` requires the first eight characters to be digits, so it
   rejects valid codes of registration authorities with letter codes, e.g. ``N2…`` (村级集体
-  经济组织, registered by the agriculture department). We implement the checksum over the
-  full alphabet ourselves.
+  经济组织, registered by the agriculture department). We check the structure ourselves and
+  take only stdnum's check character, which is computed over the full alphabet.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import unicodedata
 from datetime import date
 from typing import Final, Literal
 
-from stdnum.cn import ric
+from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
+from stdnum.iso7064 import mod_11_2
 
 from wangban.crypto import mask_resident_id, normalize_resident_id
 
@@ -58,9 +59,6 @@ class InvalidIdentifier(ValueError):
 
 # --- resident ID number (居民身份证号码) ----------------------------------------------------
 
-# ISO 7064 MOD 11-2: weight of position i (1-based from the left) is 2^(18-i) mod 11.
-_RIC_WEIGHTS: Final = tuple(pow(2, 17 - i, 11) for i in range(17))
-_RIC_CHECK: Final = "10X98765432"
 _RIC_BODY = re.compile(r"[0-9]{17}")
 _RIC_FULL = re.compile(r"[0-9]{17}[0-9X]")
 
@@ -78,8 +76,7 @@ def resident_id_check_char(first17: str) -> str:
     """The check character (校验码, ``0``-``9`` or ``X``) of the 17-digit body (本体码)."""
     if not _RIC_BODY.fullmatch(first17):
         raise InvalidIdentifier("居民身份证号码本体码应为17位数字")
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _RIC_WEIGHTS, strict=True))
-    return _RIC_CHECK[total % 11]
+    return mod_11_2.calc_check_digit(first17)  # ISO 7064 MOD 11-2, as GB 11643 prescribes
 
 
 def validate_resident_id(value: str, *, today: date | None = None) -> str:
@@ -161,8 +158,6 @@ def mask_id(value: str) -> str:
 USCC_ALPHABET: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 """The 31 characters of GB 32100-2015: digits and capitals without I, O, S, V, Z."""
 _USCC_VALUE: Final = {char: index for index, char in enumerate(USCC_ALPHABET)}
-# 3^i mod 31 for positions 1..17.
-_USCC_WEIGHTS: Final = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _USCC_SEPARATORS = re.compile(r"[\s\-]+")
 _REGION = re.compile(r"[0-9]{6}")
 
@@ -171,9 +166,8 @@ def uscc_check_char(first17: str) -> str:
     """The check character (校验码) of the first 17 characters of a credit code."""
     if len(first17) != 17 or any(char not in _USCC_VALUE for char in first17):
         raise InvalidIdentifier("统一社会信用代码前17位应由数字和大写字母（不含I、O、S、V、Z）组成")
-    pairs = zip(first17, _USCC_WEIGHTS, strict=True)
-    total = sum(_USCC_VALUE[char] * weight for char, weight in pairs)
-    return USCC_ALPHABET[(31 - total % 31) % 31]
+    # stdnum's checksum is over the whole alphabet; only its validate() insists on digits.
+    return uscc.calc_check_digit(first17)
 
 
 _ORG_WEIGHTS: Final = (3, 7, 9, 10, 5, 8, 4, 2)
