@@ -20,12 +20,28 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 _TYPE_PATTERN = re.compile(r"^cn\.wangban\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\.v[0-9]+$")
+
+
+Timestamp = Annotated[
+    str, Field(json_schema_extra={"format": "date-time"}, description="ISO 8601 with offset")
+]
+"""A moment in an event's data, as its ISO 8601 text (documented ``format: date-time``)."""
+CalendarDate = Annotated[
+    str, Field(json_schema_extra={"format": "date"}, description="ISO 8601 date (China)")
+]
+"""A calendar day in an event's data, ``YYYY-MM-DD`` (documented ``format: date``)."""
+
+
+def schema_uri(event_type: str) -> str:
+    """The envelope's ``dataschema``: the ``$id`` of the type's JSON Schema in the partner
+    documentation (``docs/events/<type>.json``)."""
+    return f"urn:wangban:event:{event_type}"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.events import schema_uri
 from sharing_service import audit
 from sharing_service.events import LOOKUPS_TOPIC, outbox
 from sharing_service.models import LookupAudit
@@ -85,6 +86,7 @@ def envelope_of(row: LookupAudit) -> Envelope:
         type=event.event_type,
         subject=event.aggregate_key(),
         time=row.at,
+        dataschema=schema_uri(event.event_type),
         data=event.model_dump(mode="json"),
     )
 

@@ -8,13 +8,14 @@ never read a description that the code has moved away from.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from contracts.events import Envelope, Event, EventRegistry
+from contracts.events import Envelope, Event, EventRegistry, schema_uri
 from wangban.events import load_all_event_modules
 
 ASYNCAPI_FILE = "asyncapi.yaml"
@@ -23,6 +24,12 @@ SCHEMA_DIR = "events"
 
 def _message_name(model: type[Event]) -> str:
     return model.__name__
+
+
+def _doc(model: type[Event]) -> str:
+    """The model's docstring as written, whichever Python reads it (3.13 strips the common
+    indentation of docstrings at compile time; cleandoc gives every version that text)."""
+    return inspect.cleandoc(model.__doc__ or "")
 
 
 def _as_read(schema: Any) -> Any:
@@ -47,15 +54,22 @@ def event_json_schema(model: type[Event]) -> dict[str, Any]:
     properties = dict(envelope["properties"])
     properties["type"] = {"const": model.event_type, "description": "Event type and version"}
     properties["data"] = data
-    doc = (model.__doc__ or "").strip()
+    properties["dataschema"] = {
+        "const": schema_uri(model.event_type),
+        "description": "This schema's $id: what the message says it follows",
+    }
+    doc = _doc(model)
     schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"urn:wangban:event:{model.event_type}",
+        "$id": schema_uri(model.event_type),
         "title": model.__name__,
         "description": doc,
         "type": "object",
         "properties": properties,
-        "required": sorted({*envelope.get("required", []), "type", "data"}),
+        # What every producer sets, whatever the envelope model lets a reader go without.
+        "required": sorted(
+            {*envelope.get("required", []), "specversion", "type", "data", "dataschema"}
+        ),
         "additionalProperties": True,
     }
     if defs:
@@ -92,7 +106,7 @@ def asyncapi_document(registry: EventRegistry) -> dict[str, Any]:
                 ],
             }
         for model in models:
-            doc = (model.__doc__ or "").strip()
+            doc = _doc(model)
             messages[_message_name(model)] = {
                 "name": model.event_type,
                 "title": model.__name__,
@@ -123,15 +137,35 @@ def asyncapi_document(registry: EventRegistry) -> dict[str, Any]:
         },
         "defaultContentType": "application/cloudevents+json",
         "servers": {
+            "production": {
+                "host": "kafka.example.gov.cn:9093",
+                "protocol": "kafka-secure",
+                "description": (
+                    "The platform's brokers: TLS (SASL_SSL) with SCRAM-SHA-512 credentials issued "
+                    "per partner department, read-only on the topics it was granted "
+                    "(docs/partners.md)"
+                ),
+                "security": [{"$ref": "#/components/securitySchemes/partnerScram"}],
+                "bindings": {"kafka": {"bindingVersion": "0.5.0"}},
+            },
             "local": {
                 "host": "127.0.0.1:19092",
                 "protocol": "kafka",
-                "description": "The embedded broker of `wangban up`",
-            }
+                "description": "The embedded broker of `wangban up` (no TLS, no authentication)",
+            },
         },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {
+            "messages": messages,
+            "securitySchemes": {
+                "partnerScram": {
+                    "type": "scramSha512",
+                    "description": "SASL/SCRAM-SHA-512 over TLS: the department's user name "
+                    "and password from the platform's operators",
+                }
+            },
+        },
     }
 
 

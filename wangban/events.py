@@ -21,6 +21,7 @@ from contracts.events import EventT as EventT
 from contracts.events import Payload as Payload
 from contracts.events import TopicSpec as TopicSpec
 from contracts.events import registry as registry
+from contracts.events import schema_uri
 from contracts.platform.v1 import DEAD_LETTER_TOPIC as DEAD_LETTER_TOPIC
 from contracts.platform.v1 import EventDeadLettered as EventDeadLettered
 from wangban.observability import current_context
@@ -56,6 +57,7 @@ def envelope_for(event: Event, *, source: str, subject: str | None = None) -> En
         type=event.event_type,
         subject=subject if subject is not None else event.aggregate_key(),
         time=datetime.now(UTC),
+        dataschema=schema_uri(event.event_type),
         data=event.model_dump(mode="json"),
         correlationid=ctx.get("correlation_id") or ctx.get("request_id"),
         causationid=ctx.get("causation_id") or ctx.get("request_id"),

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from contracts.events import Event, Payload, registry
+from contracts.events import CalendarDate, Event, Payload, Timestamp, registry
 from contracts.intake.v1 import FORM_CONTEXT as FORM_CONTEXT
 from contracts.intake.v1 import HOLDER_CONTEXT as HOLDER_CONTEXT
 
@@ -25,7 +25,7 @@ DECISIONS_TOPIC = registry.topic(
 class Completion(Payload):
     """办结 on the approval side, as ``case.completed`` would have said it."""
 
-    completed_at: str
+    completed_at: Timestamp
     working_days_used: int
     on_time: bool
 
@@ -49,7 +49,7 @@ class CaseApproved(Event):
     item_id: str
     item_version_id: str
     item_code: str
-    decided_at: str
+    decided_at: Timestamp
     decided_by: str
     """``auto`` for 秒批, otherwise the reviewer's user id."""
     result_kind: str
@@ -85,7 +85,7 @@ class CaseAccepted(Event):
     application."""
 
     application_id: str
-    started_at: str
+    started_at: Timestamp
     reviewer: str
 
 
@@ -98,7 +98,7 @@ class CaseCorrectionRequested(Event):
     """补正: the applicant must correct or add something before review goes on."""
 
     application_id: str
-    requested_at: str
+    requested_at: Timestamp
     reviewer: str
     reason: str
     materials: list[str] = Field(default_factory=list)
@@ -114,7 +114,7 @@ class CaseDenied(Event):
     """不予许可 / 不予通过, with the reason shown to the applicant."""
 
     application_id: str
-    decided_at: str
+    decided_at: Timestamp
     decided_by: str
     reason: str
     rules: list[dict[str, str]] = Field(default_factory=list)
@@ -130,7 +130,7 @@ class CaseNotAccepted(Event):
     """不予受理 by the deciding department, with the reason."""
 
     application_id: str
-    at: str
+    at: Timestamp
     by: str
     reason: str
 
@@ -147,7 +147,7 @@ class CaseCompleted(Event):
 
     application_id: str
     outcome: str
-    completed_at: str
+    completed_at: Timestamp
     working_days_used: int
     on_time: bool
 
@@ -162,7 +162,7 @@ class CaseDeadlineWarning(Event):
 
     application_id: str
     department: str
-    due_date: str
+    due_date: CalendarDate
     provisional: bool
 
 
@@ -176,4 +176,4 @@ class CaseOverdue(Event):
 
     application_id: str
     department: str
-    due_date: str
+    due_date: CalendarDate

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.events import Event, registry
+from contracts.events import Event, Timestamp, registry
 
 CATALOG_TOPIC = registry.topic(
     "wangban.catalog.items",
@@ -32,7 +32,7 @@ class ItemPublished(Event):
     version: int
     implementing_code: str
     lists: list[str]
-    published_at: str
+    published_at: Timestamp
     content: dict[str, Any]
     submitted_by: str | None = None
     """Staff subject id of who submitted (or, for a change needing no review, published) this
@@ -49,7 +49,7 @@ class ItemWithdrawn(Event):
     item_id: str
     version_id: str
     implementing_code: str
-    withdrawn_at: str
+    withdrawn_at: Timestamp
 
 
 @registry.event(type="cn.wangban.catalog.bundle.published.v1", topic=CATALOG_TOPIC, key="bundle_id")
@@ -62,5 +62,5 @@ class BundlePublished(Event):
     version: int
     code: str
     member_version_ids: list[str]
-    published_at: str
+    published_at: Timestamp
     content: dict[str, Any]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from contracts.events import Event, Payload, registry
+from contracts.events import CalendarDate, Event, Payload, Timestamp, registry
 
 APPLICATIONS_TOPIC = registry.topic(
     "wangban.intake.applications",
@@ -50,11 +50,11 @@ class MaterialOutcome(Payload):
 class Acceptance(Payload):
     """受理 as it happened at submission: what ``application.accepted`` would have said."""
 
-    accepted_at: str
+    accepted_at: Timestamp
     accepted_by: str
     accepting_window: str | None = None
     accepting_region: str | None = None
-    due_date: str | None = None
+    due_date: CalendarDate | None = None
     tolerated_until: str | None = None
     tolerated_materials: list[str] = Field(default_factory=list)
 
@@ -85,7 +85,7 @@ class ApplicationSubmitted(Event):
     form_enc: str
     """The form as JSON, encrypted with the platform field key (context ``application.form``)."""
     materials: list[MaterialOutcome] = Field(default_factory=list)
-    submitted_at: str
+    submitted_at: Timestamp
     acceptance: Acceptance | None = None
     """受理 at submission (an application complete when filed, as online ones usually are): the
     case starts from this event and no ``application.accepted`` follows. ``None`` when the
@@ -107,11 +107,11 @@ class ApplicationAccepted(Event):
     application_id: str
     item_version_id: str
     item_code: str
-    accepted_at: str
+    accepted_at: Timestamp
     accepted_by: str
     accepting_window: str | None = None
     accepting_region: str | None = None
-    due_date: str | None = None
+    due_date: CalendarDate | None = None
     tolerated_until: str | None = None
     tolerated_materials: list[str] = Field(default_factory=list)
 
@@ -126,7 +126,7 @@ class ApplicationNotAccepted(Event):
 
     application_id: str
     item_code: str
-    at: str
+    at: Timestamp
     reason: str
 
 
@@ -139,7 +139,7 @@ class ApplicationSupplemented(Event):
     """补齐 / 补正: the applicant supplied what was missing or asked for."""
 
     application_id: str
-    at: str
+    at: Timestamp
     materials: list[str]
     complete: bool
     """No material is missing any more (a held result may now be released)."""
@@ -154,7 +154,7 @@ class ApplicationWithdrawn(Event):
     """The applicant withdrew the application before a decision."""
 
     application_id: str
-    at: str
+    at: Timestamp
     reason: str
 
 
@@ -167,7 +167,7 @@ class ApplicationTerminated(Event):
     """Ended without a decision, e.g. materials accepted as missing (容缺) not supplied in time."""
 
     application_id: str
-    at: str
+    at: Timestamp
     reason: str
 
 
@@ -183,7 +183,7 @@ class ApplicationCompleted(Event):
     item_code: str
     department: str
     outcome: str
-    completed_at: str
+    completed_at: Timestamp
     on_time: bool | None = None
 
 
@@ -229,7 +229,7 @@ class RatingSubmitted(Event):
     score: int
     tags: list[str]
     prompted: bool
-    rated_at: str
+    rated_at: Timestamp
 
 
 @registry.event(
@@ -244,8 +244,8 @@ class RectificationOpened(Event):
     department: str
     item_code: str
     score: int
-    opened_at: str
-    due_date: str
+    opened_at: Timestamp
+    due_date: CalendarDate
 
 
 @registry.event(
@@ -257,8 +257,8 @@ class RectificationReplied(Event):
     rectification_id: str
     application_id: str
     department: str
-    replied_at: str
-    due_date: str
+    replied_at: Timestamp
+    due_date: CalendarDate
     on_time: bool
     """Replied no later than the due date."""
 
@@ -272,8 +272,8 @@ class RectificationClosed(Event):
     rectification_id: str
     application_id: str
     department: str
-    closed_at: str
+    closed_at: Timestamp
     closed_by: str
-    due_date: str
+    due_date: CalendarDate
     on_time: bool
     """Closed no later than the due date."""

@@ -7,7 +7,7 @@ no name, no message text.
 
 from __future__ import annotations
 
-from contracts.events import Event, registry
+from contracts.events import Event, Timestamp, registry
 
 DELIVERIES_TOPIC = registry.topic(
     "wangban.notify.deliveries",
@@ -33,7 +33,7 @@ class MessageDelivered(Event):
     """``wechat`` or ``sms``."""
     application_id: str | None
     attempts: int
-    delivered_at: str
+    delivered_at: Timestamp
     test_mode: bool = False
     """Sent in test mode: nothing really reached anyone."""
 
@@ -64,5 +64,5 @@ class MessageFailed(Event):
     field: str | None
     """The template field at fault, when one was."""
     attempts: int
-    failed_at: str
+    failed_at: Timestamp
     test_mode: bool = False

@@ -6,7 +6,7 @@ application; never a record's values and never an ID number.
 
 from __future__ import annotations
 
-from contracts.events import Event, registry
+from contracts.events import CalendarDate, Event, Timestamp, registry
 
 CERTIFICATES_TOPIC = registry.topic(
     "wangban.sharing.certificates",
@@ -47,8 +47,8 @@ class CertificateIssued(Event):
     issuer_code: str
     application_id: str
     holder_kind: str
-    issued_at: str
-    valid_until: str | None
+    issued_at: Timestamp
+    valid_until: CalendarDate | None
 
 
 @registry.event(
@@ -65,7 +65,7 @@ class CertificateFailed(Event):
     type_code: str
     type_name: str
     reason: str
-    failed_at: str
+    failed_at: Timestamp
 
 
 @registry.event(
@@ -81,7 +81,7 @@ class CertificateStatusChanged(Event):
     from_status: str
     to_status: str
     reason: str
-    changed_at: str
+    changed_at: Timestamp
 
 
 @registry.event(type="cn.wangban.sharing.lookup.audited.v1", topic=LOOKUPS_TOPIC, key="audit_id")
@@ -92,7 +92,7 @@ class LookupAudited(Event):
     audit_id: str
     seq: int
     hash: str
-    at: str
+    at: Timestamp
     consumer: str
     dataset: str
     fields: list[str]
@@ -116,7 +116,7 @@ class AuditCheckpointed(Event):
     chain: str
     seq: int
     mac: str
-    at: str
+    at: Timestamp
     kid: str
     public_key: str
     signature: str
