@@ -44,7 +44,7 @@ from wangban.auth import (
 )
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, NotFound, Unauthorized, problem_responses
-from wangban.monthly import csv_attachment
+from wangban.monthly import csv_attachment, scope_of
 from wangban.multipart import read_parts, size_text
 
 public = APIRouter(tags=["catalogue"])
@@ -317,9 +317,7 @@ async def _monthly_catalogue(
     department: str | None = None,
 ) -> statistics.MonthlyCatalogue:
     """The figures an auditor asks for; any other member's own department and region."""
-    region = None
-    if not member.has_any_role(AUDITOR):
-        department, region = member.department or "-", member.region or "-"
+    department, region = scope_of(member, department)
     return await statistics.monthly_statistics(
         session,
         department=department,

@@ -17,6 +17,7 @@ from typing import Final
 
 from fastapi import Response
 
+from wangban.auth import AUDITOR, Identity
 from wangban.errors import ValidationFailed
 
 MONTH: Final = re.compile(r"^((?:19|2\d)\d{2})-(0[1-9]|1[0-2])$")
@@ -43,6 +44,15 @@ class Figure:
     @classmethod
     def of(cls, numerator: int, denominator: int) -> Figure:
         return cls(numerator, denominator, numerator / denominator if denominator else None)
+
+
+def scope_of(member: Identity, department: str | None) -> tuple[str | None, str | None]:
+    """(department, region) whose figures ``member`` reads: an auditor, the department asked
+    for (all when None) in every region; anyone else, their own department and region, whatever
+    they asked."""
+    if member.has_any_role(AUDITOR):
+        return department, None
+    return member.department or "-", member.region or "-"
 
 
 def first_days(start_month: str, end_month: str) -> list[date]:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Response
 
 from intake_service import statistics
 from intake_service.api.deps import Manager, Shared
-from wangban.auth import AUDITOR, Identity
+from wangban.auth import AUDITOR
 from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import problem_responses
-from wangban.monthly import csv_attachment
+from wangban.monthly import csv_attachment, scope_of
 
 router = APIRouter(prefix="/staff", tags=["window and review"])
 
@@ -47,14 +47,6 @@ async def get_statistics(
 Month = Annotated[str, Query(pattern=statistics.MONTH.pattern, examples=["2026-01"])]
 
 
-def _scope(member: Identity, department: str | None) -> tuple[str | None, str | None]:
-    """(department, region) the figures are limited to: an auditor's choice, any other
-    member's own department and region whatever they asked."""
-    if member.has_any_role(AUDITOR):
-        return department, None
-    return member.department or "-", member.region or "-"
-
-
 @router.get(
     "/statistics/monthly",
     summary="三率一数 and the other figures per department and month, each with its numerator "
@@ -68,7 +60,7 @@ async def get_monthly_statistics(
     end_month: Month,
     department: str | None = None,
 ) -> statistics.MonthlyStatistics:
-    department, region = _scope(member, department)
+    department, region = scope_of(member, department)
     return await statistics.monthly_statistics(
         session,
         department=department,
@@ -94,7 +86,7 @@ async def export_monthly_statistics(
     end_month: Month,
     department: str | None = None,
 ) -> Response:
-    department, region = _scope(member, department)
+    department, region = scope_of(member, department)
     figures = await statistics.monthly_statistics(
         session,
         department=department,
