@@ -30,6 +30,8 @@ from catalog_service.pinyin_phrases import PHRASE_READINGS
 from catalog_service.segmenter import CompactFrequencies, CompactTokenizer
 from tests.catalog.support import ITEM_NAMES
 
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
 DEMO_ITEMS = ROOT / "catalog_service" / "demo" / "items.json"

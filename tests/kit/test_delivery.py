@@ -22,6 +22,8 @@ from wangban.events import DEAD_LETTER_TOPIC, Envelope
 from wangban.kafka import make_producer
 from wangban.settings import Settings
 
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
+
 
 @pytest.fixture
 async def kit(database: Database, request: pytest.FixtureRequest) -> AsyncIterator[Kit]:

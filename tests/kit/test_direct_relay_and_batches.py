@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
@@ -26,6 +27,8 @@ from wangban.kafka import make_producer
 from wangban.observability import Metrics
 from wangban.outbox import Outbox, OutboxRelay
 from wangban.settings import Settings
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 
 @contextmanager

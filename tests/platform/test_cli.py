@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.kit.support import eventually, make_kit
@@ -16,6 +17,8 @@ from wangban.consumer import ConsumerRunner
 from wangban.db import Database
 from wangban.services import load_spec
 from wangban.settings import Settings
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from sandbox import PERSONAS, ItemClaim, Persona
 from wangban.embedded import free_port
 from wangban.settings import SERVICE_NAMES
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_ITEMS = ROOT / "catalog_service" / "demo" / "items.json"

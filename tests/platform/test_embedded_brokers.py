@@ -37,6 +37,8 @@ from wangban.kafka import (
 )
 from wangban.settings import Settings
 
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
+
 
 async def until(check: Callable[[], bool], *, timeout_s: float = 30.0) -> None:
     async with asyncio.timeout(timeout_s):

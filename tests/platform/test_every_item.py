@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from approval_service.models import ItemVersionCopy as ApprovalCopy
 from catalog_service import repository as catalog_repository
@@ -36,6 +37,8 @@ from tests.grant_limits import set_aside_earlier_applications
 from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from wangban.db import Database
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 DEMO_ITEMS = Path(__file__).parents[2] / "catalog_service" / "demo" / "items.json"
 GRANTS = Path(__file__).parents[2] / "sharing_service" / "demo" / "grants.json"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import jsonschema
+import pytest
 from pydantic import BaseModel
 from sqlalchemy import delete
 
@@ -44,6 +45,8 @@ from wangban.crypto import BlindIndex
 from wangban.db import Database
 from wangban.events import Envelope, load_all_event_modules
 from wangban.kafka import ensure_topics
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

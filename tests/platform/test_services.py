@@ -30,6 +30,8 @@ from wangban.events import EventDeadLettered
 from wangban.services import SERVICE_PACKAGES, load_spec
 from wangban.settings import Settings
 
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
+
 
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:

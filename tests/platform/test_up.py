@@ -12,9 +12,12 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from wangban.embedded import free_port
 from wangban.settings import SERVICE_NAMES
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,6 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.faults import Target, fault_proxy
 from tests.gateway.support import running_gateway
 from tests.infrastructure import Infrastructure
@@ -31,6 +33,8 @@ from tests.reliability.support import (
 )
 from wangban.db import Database
 from wangban.embedded import EmbeddedKafka, free_port
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 OUTAGE_S = 30.0
 BEFORE = 5

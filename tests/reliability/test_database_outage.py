@@ -38,6 +38,8 @@ from tests.serving import serve_asgi
 from wangban.db import Database
 from wangban.settings import Settings
 
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
+
 OUTAGE_S = 4.0
 
 

@@ -48,6 +48,8 @@ from tests.infrastructure import Infrastructure
 from tests.reliability.support import report
 from wangban.db import Database
 
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
+
 API = "/api/v1"
 BASE_URL = "http://gateway"
 MAX_EXAMPLES = 10

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench.auto_approval import item_version_everywhere
 from tests.infrastructure import Infrastructure
@@ -36,6 +37,8 @@ from tests.reliability.support import (
 from wangban.db import Database
 from wangban.processes import ServiceProcesses
 from wangban.settings import Settings
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 APPLICATIONS = 40
 RATE_PER_S = 4.0

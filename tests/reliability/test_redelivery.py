@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import select, text
 
@@ -35,6 +36,8 @@ from tests.reliability.support import Platform, persona_who, report, running_pla
 from wangban.db import Database
 from wangban.events import CLOUDEVENTS_CONTENT_TYPE, Envelope, envelope_for, uuid7
 from wangban.settings import Settings
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 SCHEMAS = ("catalog", "intake", "approval", "sharing", "notify")
 SUBMITTED = "cn.wangban.intake.application.submitted.v1"

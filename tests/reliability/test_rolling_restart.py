@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench.auto_approval import item_version_everywhere
 from tests.infrastructure import Infrastructure
@@ -38,6 +39,8 @@ from tests.reliability.support import (
 from wangban.db import Database
 from wangban.processes import ServiceProcesses
 from wangban.settings import SERVICE_NAMES, Settings
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 RATE_PER_S = 2.0
 AT_LEAST = 24

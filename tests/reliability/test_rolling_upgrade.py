@@ -47,6 +47,8 @@ from wangban.events import Event, EventRegistry
 from wangban.services import load_spec
 from wangban.settings import Settings
 
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
+
 BEFORE, DURING, AFTER = 4, 4, 4
 """Applications submitted before the upgrade, while approval is being replaced, and after."""
 ADDED_FIELD = "decision_channel"

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,6 +40,8 @@ from tests.serving import serve_asgi
 from wangban.crypto import FieldCipher
 from wangban.db import Database
 from wangban.embedded import free_port
+
+pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 
 PROVIDER = "dg-gongan"
 TOKEN = "gongan-reliability-token"
