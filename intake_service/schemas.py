@@ -122,6 +122,7 @@ class TimelineOut(BaseModel):
     at: datetime
     from_status: str | None
     to_status: str
+    to_status_name: str = Field(description="状态的中文名称（与 status_name 同一张表）")
     actor_kind: str
     actor: str
     note: str
@@ -136,6 +137,7 @@ class MaterialOut(BaseModel):
     required: bool
     may_be_missing: bool
     status: str
+    status_name: str = Field(description="材料状态的中文名称")
     evidence_kind: str | None
     evidence_id: str | None
     note: str
@@ -177,8 +179,19 @@ class StaffApplicationSummary(ApplicationSummary):
     applicant: ApplicantOnScreen
 
 
+class ApplicantActions(BaseModel):
+    """What the applicant may do with the application now, by the rules the routes enforce: a
+    client offers exactly these instead of restating the rules."""
+
+    withdraw: bool = Field(description="可撤回（作出决定或办结前）")
+    supplement: bool = Field(description="可补正/补齐材料")
+    rate: bool = Field(description="可评价（办结后且尚未评价）")
+
+
 class ApplicationOut(ApplicationSummary):
     applicant: ApplicantOnScreen
+    actions: ApplicantActions
+    rated: bool = Field(description="申请人已评价")
     parent_id: str | None
     item_version_id: str | None
     bundle_version_id: str | None

@@ -42,6 +42,7 @@ from notify_service.schemas import (
     TemplateOut,
     WeChatBindingIn,
 )
+from notify_service.simulated import code_seen_in_test_mode
 from notify_service.sms import SmsReceipt, verify_receipt_signature
 from wangban.auth import NOTIFY_ADMIN, OPS, Identity, require_kinds, require_roles
 from wangban.crypto import BlindIndex, FieldCipher
@@ -244,6 +245,7 @@ async def start_phone_verification(
         expires_in=sent.expires_in,
         resend_after=sent.resend_after,
         test_mode=settings.notify_test_mode,
+        test_code=code_seen_in_test_mode(request.app.state.code_sms, sent.out_id),
     )
 
 

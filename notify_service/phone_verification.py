@@ -80,6 +80,8 @@ class CodeSent:
     phone_masked: str
     expires_in: int
     resend_after: int
+    out_id: str
+    """The SMS's id at the gateway (test mode reads the simulated message back by it)."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ async def send_code(
         phone_masked=outgoing.phone_masked,
         expires_in=int(CODE_TTL.total_seconds()),
         resend_after=int(RESEND_AFTER.total_seconds()),
+        out_id=outgoing.out_id,
     )
 
 

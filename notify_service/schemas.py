@@ -178,6 +178,8 @@ class PhoneCodeOut(BaseModel):
     """Seconds before another code may be asked for."""
     test_mode: bool
     """Test mode: the SMS was simulated, nothing reached a phone."""
+    test_code: str | None = None
+    """Test mode only: the code the simulated SMS carried, to type back (no phone got it)."""
 
 
 class PhoneCodeIn(BaseModel):

@@ -43,6 +43,7 @@ __all__ = [
     "SimulatedSmsMessage",
     "SimulatedWeChat",
     "SimulatedWeChatMessage",
+    "code_seen_in_test_mode",
 ]
 
 NO_CONSENT_OPENID: Final = "sim-no-consent"
@@ -129,6 +130,10 @@ class SimulatedSms:
         self.closed = False
         self._accepted: dict[str, SendResult] = {}
 
+    def message(self, out_id: str) -> SimulatedSmsMessage | None:
+        """The message "sent" with this id, if it was accepted."""
+        return next((m for m in reversed(self.sent) if m.out_id == out_id), None)
+
     async def send_sms(
         self, *, phone: str, template_code: str, params: dict[str, str], out_id: str
     ) -> SendResult:
@@ -179,3 +184,13 @@ class SimulatedSms:
 
     async def close(self) -> None:
         self.closed = True
+
+
+def code_seen_in_test_mode(sms: object, out_id: str) -> str | None:
+    """The verification code a simulated SMS carried, so that a tester can type it back: in
+    test mode no phone receives it. ``None`` with the real gateway (test mode is refused in
+    production), so the code never leaves the platform but by SMS."""
+    if not isinstance(sms, SimulatedSms):
+        return None
+    message = sms.message(out_id)
+    return message.params.get("code") if message is not None else None

@@ -30,6 +30,18 @@ STATUS_LABELS: Final[Mapping[str, str]] = {
 }
 """An application's state (intake's state machine) as the applicant reads it."""
 
+MATERIAL_STATUS_LABELS: Final[Mapping[str, str]] = {
+    "missing": "缺少",
+    "tolerated": "容缺（待补齐）",
+    "uploaded": "已上传",
+    "reused": "已上传（复用）",
+    "shared": "数据共享获取",
+    "certificate": "电子证照",
+    "waived": "免提交",
+    "commitment": "告知承诺",
+}
+"""How an application's material was met (intake's material rows), as the applicant reads it."""
+
 OUTCOME_LABELS: Final[Mapping[str, str]] = {
     "approved": "准予许可",
     "denied": "不予许可",
@@ -61,6 +73,11 @@ containing one as a word has let a code through untranslated."""
 def status_label(code: str) -> str:
     """The state's Chinese name; an unknown code is shown as "办理中" rather than as English."""
     return STATUS_LABELS.get(code, "办理中")
+
+
+def material_status_label(code: str) -> str:
+    """How a material was met, in words; an unknown code reads as "已提交"."""
+    return MATERIAL_STATUS_LABELS.get(code, "已提交")
 
 
 def outcome_label(code: str | None) -> str | None:

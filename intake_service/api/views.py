@@ -6,12 +6,15 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake_service import bundles, repository
+from intake_service import bundles, ratings, repository
 from intake_service.applications.creation import Keys
 from intake_service.applications.forms import clear_form
+from intake_service.applications.lifecycle import may_withdraw
+from intake_service.applications.supplements import may_supplement
 from intake_service.events import HOLDER_CONTEXT
 from intake_service.models import Application, ApplicationMaterial, TimelineEntry
 from intake_service.schemas import (
+    ApplicantActions,
     ApplicantOnScreen,
     ApplicationOut,
     ApplicationSummary,
@@ -42,9 +45,19 @@ async def application_out(
         await repository.children(session, application.id) if application.kind == "bundle" else []
     )
     state = bundles.aggregate(members) if members else None
+    # Only a finished application can have been rated: the rating is read only then, so filing
+    # and following an application cost no statement more.
+    rateable = application.status in ratings.RATEABLE_STATUSES
+    rated = rateable and await ratings.rating_of(session, application_id=application.id) is not None
     return ApplicationOut(
         **summary(application).model_dump(),
         applicant=applicant_on_screen(application, keys.cipher),
+        actions=ApplicantActions(
+            withdraw=may_withdraw(application),
+            supplement=may_supplement(application, materials),
+            rate=rateable and not rated,
+        ),
+        rated=rated,
         parent_id=application.parent_id,
         item_version_id=application.item_version_id,
         bundle_version_id=application.bundle_version_id,
@@ -55,8 +68,33 @@ async def application_out(
         agent=application.agent_subject,
         form=clear_form(application, keys.cipher),
         form_sources=application.form_sources or {},
-        timeline=[TimelineOut.model_validate(t) for t in timeline],
-        materials=[MaterialOut.model_validate(m) for m in materials],
+        timeline=[
+            TimelineOut(
+                at=t.at,
+                from_status=t.from_status,
+                to_status=t.to_status,
+                to_status_name=labels.status_label(t.to_status),
+                actor_kind=t.actor_kind,
+                actor=t.actor,
+                note=t.note,
+            )
+            for t in timeline
+        ],
+        materials=[
+            MaterialOut(
+                index=m.index,
+                name=m.name,
+                source=m.source,
+                required=m.required,
+                may_be_missing=m.may_be_missing,
+                status=m.status,
+                status_name=labels.material_status_label(m.status),
+                evidence_kind=m.evidence_kind,
+                evidence_id=m.evidence_id,
+                note=m.note,
+            )
+            for m in materials
+        ],
         bundle=(
             BundleStatusOut(
                 total=state.total,

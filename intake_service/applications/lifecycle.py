@@ -389,6 +389,11 @@ async def not_accept(
     return application
 
 
+def may_withdraw(application: Application) -> bool:
+    """The applicant may withdraw until a decision (or an end) is reached."""
+    return application.status not in DECIDED and application.status not in FINAL
+
+
 async def withdraw(
     session: AsyncSession,
     *,
@@ -402,7 +407,7 @@ async def withdraw(
     members = (
         await repository.children(session, application.id) if application.kind == "bundle" else []
     )
-    if application.status in DECIDED or application.status in FINAL:
+    if not may_withdraw(application):
         raise TransitionNotAllowed("申请已有处理结果或已结束，不能撤回")
     for member in members:
         if member.status not in DECIDED and member.status not in FINAL:

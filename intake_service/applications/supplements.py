@@ -20,8 +20,25 @@ from intake_service.events import (
     SupplementReminderDue,
     outbox,
 )
-from intake_service.models import Application
+from intake_service.models import Application, ApplicationMaterial
 from wangban.calendar import WorkingDayCalendar
+
+OUTSTANDING_MATERIAL_STATES = frozenset({"missing", "tolerated"})
+"""A material not yet supplied: tolerated at acceptance (容缺) or still missing."""
+
+
+def _open_to_supplements(application: Application) -> bool:
+    return application.status not in FINAL and application.status not in ("completed", "denied")
+
+
+def may_supplement(application: Application, materials: Sequence[ApplicationMaterial]) -> bool:
+    """Whether the applicant has something to supply now: a correction was asked for (补正), or
+    a material tolerated at acceptance is still outstanding (补齐) while the application is open."""
+    if application.status == "correction_requested":
+        return True
+    return _open_to_supplements(application) and any(
+        m.status in OUTSTANDING_MATERIAL_STATES for m in materials
+    )
 
 
 async def supplement(
@@ -56,12 +73,14 @@ async def supplement(
         raise MaterialsIncomplete("请至少提交一项材料")
     # ``tolerated_until`` stays: that the application was accepted with missing materials is
     # history the statistics count (容缺受理), even after they arrived.
-    complete = not any(r.status in ("tolerated", "missing") and r.required for r in rows.values())
+    complete = not any(
+        r.status in OUTSTANDING_MATERIAL_STATES and r.required for r in rows.values()
+    )
     if application.status == "correction_requested":
         await move(
             session, application, to="resubmitted", actor_kind=actor_kind, actor=actor, at=now
         )
-    elif application.status in FINAL or application.status in ("completed", "denied"):
+    elif not _open_to_supplements(application):
         raise TransitionNotAllowed("申请已结束，无需再补充材料")
     await session.flush()
     await outbox.publish(

@@ -384,6 +384,8 @@ async def test_rating_a_completed_application_and_the_rectification_it_opens(
     )
     application_id = created.json()["id"]
     path = f"/applications/{application_id}"
+    # What the citizen may do comes with the application, as the routes then enforce it.
+    assert created.json()["actions"] == {"withdraw": True, "supplement": False, "rate": False}
     too_early = await intake.client.post(f"{path}/rating", json={"score": 5}, headers=alice)
     assert too_early.status_code == 409
     event = CaseApproved(
@@ -397,7 +399,16 @@ async def test_rating_a_completed_application_and_the_rectification_it_opens(
     )
     async with intake.database.sessionmaker() as session, session.begin():
         await consumers.approved(session, event=event, envelope=envelope_for(event, source="/t"))
-    assert (await intake.client.get(path, headers=alice)).json()["status"] == "completed"
+    completed = (await intake.client.get(path, headers=alice)).json()
+    assert completed["status"] == "completed"
+    assert completed["actions"] == {"withdraw": False, "supplement": False, "rate": True}
+    assert not completed["rated"]
+    assert [(t["to_status"], t["to_status_name"]) for t in completed["timeline"]][-1] == (
+        "completed",
+        "已办结",
+    )
+    withdrawn_late = await intake.client.post(f"{path}/withdraw", json={}, headers=alice)
+    assert withdrawn_late.status_code == 409
 
     reviewer = intake.staff("r-5", "reviewer", department=department)
     assert (
@@ -411,6 +422,8 @@ async def test_rating_a_completed_application_and_the_rectification_it_opens(
     assert bad.status_code == 201, bad.text
     again = await intake.client.post(f"{path}/rating", json={"score": 5}, headers=alice)
     assert again.status_code == 409
+    rated = (await intake.client.get(path, headers=alice)).json()
+    assert rated["rated"] and not rated["actions"]["rate"]
 
     async with intake.database.sessionmaker() as session:
         from intake_service import ratings

@@ -316,6 +316,10 @@ async def test_tolerated_material_holds_the_result_until_supplied(
     assert application.tolerated_until == date(2026, 10, 9)
     await deliver(db_session, consumers.approved, _approved(application, NOW + timedelta(days=1)))
     assert application.status == "approved"  # held: the tolerated material is still missing
+    materials = await repository.materials(db_session, application.id)
+    # 补齐 is offered while the material is outstanding; withdrawing no more (it is decided).
+    assert supplements.may_supplement(application, materials)
+    assert not lifecycle.may_withdraw(application)
     proof = await library_file(
         db_session, owner=application.applicant_subject, material_name="最低生活保障证明"
     )
@@ -328,6 +332,9 @@ async def test_tolerated_material_holds_the_result_until_supplied(
         now=NOW + timedelta(days=2),
     )
     assert application.status == "completed"
+    assert not supplements.may_supplement(
+        application, await repository.materials(db_session, application.id)
+    )
     assert application.tolerated_until == date(2026, 10, 9)  # kept: it was a 容缺 acceptance
     assert (await outbox_types(db_session, application.id))[-2:] == ["supplemented", "completed"]
 

@@ -319,3 +319,54 @@ async def test_an_sms_receipt_for_no_message_is_refused(
             f"{notify.base_url}/callbacks/sms/receipts", out_id="nope"
         )
     assert answer.status_code == 404 and answer.headers["content-type"] == PROBLEM
+
+
+async def test_in_test_mode_the_sms_code_is_shown_to_type_back_and_binds_the_number(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    """Test mode sends no SMS, so the code the simulated message carried is answered (a tester
+    on ./dev up completes the step); with the real gateway it never is (test_production_gateway
+    below)."""
+    settings = notify_settings(infrastructure, notify_test_mode=True)
+    app = create_service_app(load_spec("notify"), settings, background=False)
+    subject = await citizen(clean_notify, settings, fallback="inbox")
+    async with app.router.lifespan_context(app), serve_asgi(app) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
+            notify = Notify(client, base_url, settings, clean_notify)
+            headers = notify.headers(subject)
+            sent = await client.post("/me/phone", json={"mobile": "13912345678"}, headers=headers)
+            assert sent.status_code == 200, sent.text
+            body = sent.json()
+            assert body["test_mode"] and body["phone_masked"] == "139****5678"
+            code = body["test_code"]
+            assert code is not None and len(code) == 6 and code.isdigit()
+            wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+            refused = await client.post("/me/phone/verify", json={"code": wrong}, headers=headers)
+            assert refused.status_code == 422
+            bound = await client.post("/me/phone/verify", json={"code": code}, headers=headers)
+            assert bound.status_code == 200, bound.text
+            assert bound.json()["phone_masked"] == "139****5678"
+
+
+async def test_production_gateway_never_answers_the_code(
+    clean_notify: Database, infrastructure: Infrastructure
+) -> None:
+    """With the real gateway the code goes by SMS only: the answer never carries it."""
+    settings = notify_settings(infrastructure)
+    subject = await citizen(clean_notify, settings, fallback="inbox")
+    async with serve_fake_sms(
+        access_key_id=settings.sms_access_key_id,
+        secret=settings.sms_access_key_secret.get_secret_value(),
+        sign_name=settings.sms_sign_name,
+    ) as gateway:
+        settings = settings.model_copy(update={"sms_gateway_url": gateway.base_url})
+        app = create_service_app(load_spec("notify"), settings, background=False)
+        async with app.router.lifespan_context(app), serve_asgi(app) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
+                headers = Notify(client, base_url, settings, clean_notify).headers(subject)
+                sent = await client.post(
+                    "/me/phone", json={"mobile": "13912345678"}, headers=headers
+                )
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["test_mode"] is False and sent.json()["test_code"] is None
+        assert len(gateway.sent) == 1  # the code went by SMS, and only there

@@ -2020,6 +2020,12 @@ export interface components {
             /** Tolerated Until */
             tolerated_until: string | null;
             applicant: components["schemas"]["intake.ApplicantOnScreen"];
+            actions: components["schemas"]["intake.ApplicantActions"];
+            /**
+             * Rated
+             * @description 申请人已评价
+             */
+            rated: boolean;
             /** Parent Id */
             parent_id: string | null;
             /** Item Version Id */
@@ -2055,6 +2061,28 @@ export interface components {
             /** Members */
             members?: components["schemas"]["intake.ApplicationSummary"][];
         };
+        /**
+         * ApplicantActions
+         * @description What the applicant may do with the application now, by the rules the routes enforce: a
+         *     client offers exactly these instead of restating the rules.
+         */
+        "intake.ApplicantActions": {
+            /**
+             * Withdraw
+             * @description 可撤回（作出决定或办结前）
+             */
+            withdraw: boolean;
+            /**
+             * Supplement
+             * @description 可补正/补齐材料
+             */
+            supplement: boolean;
+            /**
+             * Rate
+             * @description 可评价（办结后且尚未评价）
+             */
+            rate: boolean;
+        };
         /** TimelineOut */
         "intake.TimelineOut": {
             /**
@@ -2066,6 +2094,11 @@ export interface components {
             from_status: string | null;
             /** To Status */
             to_status: string;
+            /**
+             * To Status Name
+             * @description 状态的中文名称（与 status_name 同一张表）
+             */
+            to_status_name: string;
             /** Actor Kind */
             actor_kind: string;
             /** Actor */
@@ -2087,6 +2120,11 @@ export interface components {
             may_be_missing: boolean;
             /** Status */
             status: string;
+            /**
+             * Status Name
+             * @description 材料状态的中文名称
+             */
+            status_name: string;
             /** Evidence Kind */
             evidence_kind: string | null;
             /** Evidence Id */
@@ -3798,6 +3836,8 @@ export interface components {
             resend_after: number;
             /** Test Mode */
             test_mode: boolean;
+            /** Test Code */
+            test_code?: string | null;
         };
         /**
          * PhoneIn

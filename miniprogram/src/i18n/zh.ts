@@ -161,34 +161,7 @@ export const zh = {
     rateTags: '评价标签',
     rateComment: '评价内容（选填，最多 500 字）',
     rateSubmit: '提交评价',
-    rated: '感谢您的评价',
-    // Application states as wangban/labels.py names them (the timeline carries only the codes).
-    statusNames: {
-      draft: '草稿',
-      submitted: '已提交',
-      accepted: '已受理',
-      not_accepted: '不予受理',
-      under_review: '审查中',
-      correction_requested: '待补正',
-      resubmitted: '已补正',
-      approved: '审批通过',
-      certificate_failed: '审批通过，证照待出具',
-      denied: '不予通过',
-      completed: '已办结',
-      delivered: '结果已送达',
-      withdrawn: '已撤回',
-      terminated: '已终止'
-    } as Record<string, string>,
-    materialStatus: {
-      missing: '缺少',
-      tolerated: '容缺（待补齐）',
-      uploaded: '已上传',
-      reused: '已上传（复用）',
-      shared: '数据共享获取',
-      certificate: '电子证照',
-      waived: '免提交',
-      commitment: '告知承诺'
-    } as Record<string, string>
+    rated: '感谢您的评价'
   },
   wallet: {
     empty: '证照夹里还没有证照',
@@ -306,6 +279,7 @@ export const zh = {
     resendIn: (s: number) => `${s} 秒后可重新获取`,
     sent: (masked: string, minutes: number) => `验证码已发送至 ${masked}，${minutes} 分钟内有效`,
     testMode: '测试环境：短信不会真正发出',
+    testCode: (code: string) => `测试环境验证码：${code}`,
     codeLabel: '短信验证码',
     codePlaceholder: '6 位数字',
     codeMissing: '请填写 6 位短信验证码',

@@ -16,11 +16,9 @@ import { clearSubscribeOffer, subscribeOffered } from '../../lib/subscribe'
 type Application = Schemas['intake.ApplicationOut']
 type RatingTag = NonNullable<Schemas['intake.RatingIn']['tags']>[number]
 
-// The API says which statuses exist but not which actions each allows; these mirror intake
-// (ratings.RATEABLE_STATUSES and the withdraw rule) and the gateway has the last word.
-const RATEABLE = ['completed', 'delivered']
-const FINISHED = ['completed', 'delivered', 'withdrawn', 'denied', 'not_accepted', 'terminated']
-const OUTSTANDING = ['missing', 'tolerated', 'correction_requested']
+// Which actions the citizen may take comes with the application (`actions`, intake's own
+// rules); these material states only pick the rows to supply first.
+const OUTSTANDING = ['missing', 'tolerated']
 // Being worked on by the platform, not waiting for the citizen: the page follows it by itself
 // (a 秒批 application is decided and its certificate issued within seconds).
 const IN_PROGRESS = ['submitted', 'accepted', 'under_review', 'approved']
@@ -32,7 +30,7 @@ function Supplement({ application, onDone }: { application: Application; onDone:
   const outstanding = application.materials.filter((m) => OUTSTANDING.includes(m.status))
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
-  if (outstanding.length === 0 && application.status !== 'correction_requested') return null
+  if (!application.actions.supplement) return null
 
   const supply = async (index: number, name: string, commitment: boolean) => {
     setBusy(true)
@@ -89,7 +87,7 @@ function Supplement({ application, onDone }: { application: Application; onDone:
   )
 }
 
-function Rating({ application }: { application: Application }) {
+function Rating({ application, onRated }: { application: Application; onRated: () => void }) {
   const [score, setScore] = useState(4) // index into zh.applications.scores: 5 非常满意
   const [tags, setTags] = useState<RatingTag[]>([])
   const [comment, setComment] = useState('')
@@ -106,6 +104,7 @@ function Rating({ application }: { application: Application }) {
         body: { score: score + 1, tags, comment }
       })
       setDone(true)
+      onRated() // read again: the application now says it was rated
     } catch (e) {
       setError(errorText(e, zh.apply.failed))
     } finally {
@@ -226,7 +225,7 @@ export default function ApplicationPage() {
           <Section title={zh.applications.timeline}>
             {a.timeline.map((t, i) => (
               <View key={`${t.at}-${i}`} className='timeline-entry'>
-                <Text className='row-title'>{zh.applications.statusNames[t.to_status] ?? t.to_status}</Text>
+                <Text className='row-title'>{t.to_status_name}</Text>
                 {t.note ? <Text className='row-sub'>{t.note}</Text> : null}
                 <Text className='row-sub'>{dateTime(t.at)}</Text>
               </View>
@@ -237,14 +236,15 @@ export default function ApplicationPage() {
               {a.materials.map((m) => (
                 <View key={m.index} className='row'>
                   <Text className='row-title'>{m.name}</Text>
-                  <Text className='chip'>{zh.applications.materialStatus[m.status] ?? m.status}</Text>
+                  <Text className='chip'>{m.status_name}</Text>
                 </View>
               ))}
             </Section>
           </View>
-          {RATEABLE.includes(a.status) ? <Rating application={a} /> : null}
+          {a.actions.rate ? <Rating application={a} onRated={app.reload} /> : null}
+          {a.rated ? <Banner kind='info'>{zh.applications.rated}</Banner> : null}
           {actionError ? <Banner kind='warn'>{actionError}</Banner> : null}
-          {!FINISHED.includes(a.status) ? (
+          {a.actions.withdraw ? (
             <Action kind='danger' onClick={() => void withdraw()}>
               {zh.applications.withdraw}
             </Action>

@@ -97,7 +97,9 @@ export default function PhonePage() {
         {sent ? (
           <>
             <Banner kind='info'>{zh.phone.sent(sent.phone_masked, Math.max(1, Math.round(sent.expires_in / 60)))}</Banner>
-            {sent.test_mode ? <Banner kind='dev'>{zh.phone.testMode}</Banner> : null}
+            {sent.test_mode ? (
+              <Banner kind='dev'>{sent.test_code ? zh.phone.testCode(sent.test_code) : zh.phone.testMode}</Banner>
+            ) : null}
             <TextField
               id='phone-code'
               label={zh.phone.codeLabel}
