@@ -149,6 +149,7 @@ export const zh = {
     materials: '材料',
     form: '申请信息',
     reason: '原因',
+    forCompany: (uscc: string) => `以企业名义申请，统一社会信用代码：${uscc}`,
     supplement: '补正 / 补齐材料',
     supplementHint: '为待补的材料选择以告知承诺代替，或到窗口提交',
     supplementSubmit: '提交补正',
@@ -265,6 +266,13 @@ export const zh = {
     forItem: '办理事项',
     application: '查看办件',
     outcome: '结果',
+    outcomes: {
+      granted: '已提供',
+      not_found: '查无记录',
+      denied: '未予提供',
+      unavailable: '部门系统暂时无法响应',
+      credential: '部门系统暂时无法响应'
+    } as Record<string, string>,
     provider: '提供部门',
     more: '加载更多'
   },

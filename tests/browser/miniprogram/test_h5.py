@@ -1,6 +1,8 @@
 """The citizen mini-program's H5 build in Debian's Chromium at a phone's size (375×812),
 against the whole platform (``wangban up``, demo data): search, guide, a 秒批 application with
-its certificate and 好差评, a rule's refusal, a 容缺 supplement, and 长辈版.
+its certificate and 好差评, a rule's refusal, a 容缺 supplement, 长辈版, and 我的's own screens
+(实名/实人 status, a mobile number bound with the test-mode SMS code, a company bound and acted
+for in a 秒批, a mistyped credit code refused, and who used my data).
 
 Every screen visited is checked with axe-core (no ``serious`` or ``critical`` violation) and
 photographed; with ``WANGBAN_SAVE_SCREENSHOTS=1`` the pictures are
@@ -40,6 +42,11 @@ RESIDENCE = "居住证签注"  # 秒批; 陈炳坤 fails rule non_local_hukou
 RESIDENCE_REFUSAL = "东莞市户籍人员无需办理居住证签注"
 RELIEF = "临时救助（急难型）申请"  # manual; its receipts may be missing (容缺, 15 working days)
 RELIEF_RECEIPTS = "医疗费用票据或事故证明"
+ZHOU = "周国华"  # legal representative of two companies; no other test here logs in as him
+ZHOU_COMPANY = "东莞市华粤精密五金制品有限公司"  # 纳税信用A级, no tax owed
+ZHOU_USCC = "9144190057012649X8"
+INVOICE_LIMIT = "增值税防伪税控系统最高开票限额审批"  # 秒批 for a company (shared tax data)
+PROPERTY_QUERY = "不动产登记信息查询（个人）"  # 秒批 for a person (shared property register)
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +89,27 @@ async def pick(page: Page, trigger: Locator, option: str) -> None:
         timeout=WAIT_MS,
     )
     indicator = await overlay.locator(".weui-picker__indicator").first.bounding_box()
+    wheel = await overlay.locator(".weui-picker__group").first.bounding_box()
     box = await target.bounding_box()
-    assert indicator and box
-    # Drag from the indicator by the distance between it and the option.
+    assert indicator and wheel and box
+    # Drag from the indicator by the distance between it and the option, a whole number of
+    # rows at a time: a drag that leaves the wheel ends there (mouseleave), so a far option
+    # takes several strokes.
     x = box["x"] + box["width"] / 2
     start = indicator["y"] + indicator["height"] / 2
-    end = start - (box["y"] + box["height"] / 2 - start)
-    await page.mouse.move(x, start)
-    await page.mouse.down()
-    await page.mouse.move(x, (start + end) / 2, steps=5)
-    await page.mouse.move(x, end, steps=5)
-    await page.mouse.up()
+    row = box["height"]
+    rows = round((box["y"] + box["height"] / 2 - start) / row)
+    room = min(start - wheel["y"], wheel["y"] + wheel["height"] - start)
+    per_stroke = max(1, int((room - 4) // row))
+    while rows:
+        stroke = max(-per_stroke, min(per_stroke, rows))
+        end = start - stroke * row
+        await page.mouse.move(x, start)
+        await page.mouse.down()
+        await page.mouse.move(x, (start + end) / 2, steps=5)
+        await page.mouse.move(x, end, steps=5)
+        await page.mouse.up()
+        rows -= stroke
     # The wheel settles with a transition; 确定 takes the option under the indicator then.
     await page.wait_for_function(
         """(item) => {
@@ -166,6 +183,13 @@ def png_bytes() -> bytes:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+async def open_from_me(page: Page, entry: str) -> None:
+    """Tap one of 我的's rows (实名认证, 手机号, …): each opens a screen of its own."""
+    await open_screen(page, "me/index")
+    await current(page).get_by_role("link").filter(has_text=entry).click()
+    await expect(current(page).get_by_role("link").filter(has_text=entry)).to_have_count(0)
 
 
 def picker(page: Page, name: str) -> Locator:
@@ -399,3 +423,132 @@ async def test_care_mode_renders_the_screens_in_large_type(
         await open_screen(page, f"{screen}/index")
         await expect(current(page).and_(page.locator(".care"))).to_be_visible()
         await check_screen(page, screen, care=True)
+
+
+async def test_me_screens_real_name_phone_companies_and_who_used_my_data(
+    page: Page, check_screen: ScreenCheck
+) -> None:
+    await log_in(page, ZHOU)
+
+    # 实名/实人: the development login is 实人; the H5 build offers no face verification.
+    await open_from_me(page, "实名认证 / 实人认证")
+    await expect(page.get_by_role("heading", name="认证状态")).to_be_visible()
+    await expect(current(page).get_by_text("已实人认证", exact=True)).to_be_visible()
+    await expect(current(page).get_by_text("周**")).to_be_visible()
+    masked_id = current(page).get_by_text(re.compile(r"^证件号码："))
+    await expect(masked_id).to_have_text(re.compile(r"^证件号码：4419\S*\*+\S*1X$"))
+    await expect(current(page).get_by_text("您已完成实名认证")).to_be_visible()
+    await expect(current(page).get_by_text("您已完成实人认证")).to_be_visible()
+    await expect(current(page).get_by_role("button", name="开始人脸核身")).to_have_count(0)
+    await expect(current(page).get_by_role("textbox")).to_have_count(0)
+    await check_screen(page, "realname")
+
+    # 手机号: in test mode no SMS goes out; the code is shown in a development banner instead.
+    await open_from_me(page, "手机号（短信通知）")
+    await current(page).get_by_label("手机号码").fill("13912345678")
+    await current(page).get_by_role("button", name="获取验证码").click()
+    await expect(current(page).get_by_text(re.compile(r"^验证码已发送至 139"))).to_be_visible()
+    await expect(
+        current(page).get_by_role("button", name=re.compile(r"^\d+ 秒后可重新获取$"))
+    ).to_be_disabled()
+    banner = current(page).get_by_text(re.compile(r"^测试环境验证码：\d{6}$"))
+    await expect(banner).to_be_visible()
+    await check_screen(page, "phone")
+    code = (await banner.inner_text()).strip().removeprefix("测试环境验证码：")
+    await current(page).get_by_label("短信验证码").fill(code)
+    await current(page).get_by_role("button", name="确认绑定").click()
+    bound = current(page).get_by_text(re.compile(r"^短信通知将发送至 "))
+    await expect(bound).to_have_text(re.compile(r"^短信通知将发送至 139\*+5678$"))
+    await expect(current(page).get_by_label("短信验证码")).to_have_count(0)
+    await check_screen(page, "phone-bound")
+
+    # 我代办的企业: a wrong check character is refused in words; the real code binds.
+    await open_from_me(page, "我代办的企业 / 以企业名义办理")
+    await expect(current(page).get_by_text("还没有绑定企业")).to_be_visible()
+    uscc = current(page).get_by_label("统一社会信用代码")
+    await uscc.fill(ZHOU_USCC[:-1] + "7")
+    await current(page).get_by_role("button", name="绑定企业").click()
+    await expect(
+        current(page).get_by_text("统一社会信用代码有误：统一社会信用代码校验位不正确")
+    ).to_be_visible()
+    await expect(current(page).get_by_text("还没有绑定企业")).to_be_visible()
+    await uscc.fill(ZHOU_USCC)
+    await current(page).get_by_role("button", name="绑定企业").click()
+    await expect(current(page).get_by_text(ZHOU_COMPANY, exact=True)).to_be_visible()
+    await expect(current(page).get_by_text(f"统一社会信用代码：{ZHOU_USCC}")).to_be_visible()
+    await expect(current(page).get_by_text("法定代表人", exact=True)).to_be_visible()
+    await expect(current(page).get_by_text("校验位不正确")).to_have_count(0)
+    await current(page).get_by_text(f"以企业名义办理：{ZHOU_COMPANY}").click()
+    await expect(
+        current(page).get_by_role("radio", name=f"以企业名义办理：{ZHOU_COMPANY}")
+    ).to_be_checked()
+    await expect(page.get_by_text("办理身份已切换")).to_be_hidden()  # the toast goes by itself
+    await check_screen(page, "companies")
+    await open_screen(page, "me/index")
+    await expect(current(page).get_by_text(f"当前以企业名义办理：{ZHOU_COMPANY}")).to_be_visible()
+
+    # As the company: a 秒批 on the company's shared tax and licence data.
+    await apply_for(page, INVOICE_LIMIT)
+    await expect(current(page).get_by_text(f"当前以企业名义办理：{ZHOU_COMPANY}")).to_be_visible()
+    await pick(page, picker(page, "申请最高开票限额（元）"), "100000")
+    await current(page).locator("#field-reason").fill("订单增加，单张发票金额超过一万元")
+    await current(page).get_by_text("提交申请").click()
+    await expect_status(page, re.compile("^(已办结|结果已送达)$"))
+    await expect(
+        current(page).get_by_text(f"以企业名义申请，统一社会信用代码：{ZHOU_USCC}")
+    ).to_be_visible()
+    await expect(current(page).get_by_text("不予通过", exact=True)).to_have_count(0)
+    await check_screen(page, "application-company")
+
+    # Back to himself: a 秒批 whose material the property register supplies.
+    await open_screen(page, "companies/index")
+    await current(page).get_by_text("以个人名义办理").click()
+    await expect(current(page).get_by_role("radio", name="以个人名义办理")).to_be_checked()
+    await open_screen(page, "me/index")
+    await expect(current(page).get_by_text("当前以个人名义办理")).to_be_visible()
+    await apply_for(page, PROPERTY_QUERY)
+    await expect(current(page).get_by_text("当前以企业名义办理")).to_have_count(0)
+    await expect(current(page).get_by_text("免提交（政府数据共享获取）").first).to_be_visible()
+    await pick(page, picker(page, "查询内容"), "本人名下不动产信息")
+    await pick(page, picker(page, "查询用途"), "购房资格审核")
+    await current(page).get_by_text("提交申请").click()
+    await expect_status(page, re.compile("^(已办结|结果已送达)$"))
+    await expect(current(page).get_by_text("以企业名义申请")).to_have_count(0)
+
+    # 谁用了我的数据: the property register's lookup for that application, his only.
+    await open_from_me(page, "谁用了我的数据")
+    lookups = current(page).get_by_role("listitem")
+    # 秒批 read the register to decide (the filing itself is listed too, 使用者：本人).
+    lookup = (
+        lookups.filter(has_text=f"办理事项：{PROPERTY_QUERY}")
+        .filter(has_text="使用者：自动审批（秒批）")
+        .first
+    )
+    await expect(lookup).to_be_visible()
+    await expect(lookup.locator(".row-title")).to_have_text("不动产登记信息")
+    provider = lookup.get_by_text(re.compile("^提供部门："))
+    await expect(provider).to_have_text("提供部门：东莞市不动产登记中心 · 结果：已提供")
+    await expect(lookups.filter(has_text=INVOICE_LIMIT)).to_have_count(0)
+    await check_screen(page, "data-usage")
+    await lookup.get_by_role("button", name="查看办件").click()
+    await expect(page.get_by_role("heading", name=PROPERTY_QUERY)).to_be_visible()
+
+    # 长辈版 on two of these screens.
+    await open_screen(page, "me/index")
+    care_switch = current(page).get_by_role("switch", name="长辈版")
+    await care_switch.click()
+    await expect(care_switch).to_be_checked()
+    await current(page).get_by_role("link").filter(has_text="谁用了我的数据").click()
+    await expect(current(page).and_(page.locator(".care"))).to_be_visible()
+    await expect(
+        current(page).get_by_role("listitem").filter(has_text=PROPERTY_QUERY).first
+    ).to_be_visible()
+    await check_screen(page, "data-usage", care=True)
+    await open_screen(page, "companies/index")
+    await expect(current(page).and_(page.locator(".care"))).to_be_visible()
+    await expect(current(page).get_by_text(ZHOU_COMPANY, exact=True)).to_be_visible()
+    await check_screen(page, "companies", care=True)
+    await open_screen(page, "realname/index")
+    await expect(current(page).and_(page.locator(".care"))).to_be_visible()
+    await expect(current(page).get_by_text("已实人认证", exact=True)).to_be_visible()
+    await check_screen(page, "realname", care=True)

@@ -205,6 +205,9 @@ export default function ApplicationPage() {
                 {zh.applications.reason}：{a.status_reason}
               </Text>
             ) : null}
+            {a.applicant.kind === 'company' ? (
+              <Text className='row-sub'>{zh.applications.forCompany(a.applicant.id_number)}</Text>
+            ) : null}
             <Text className='row-sub care-hide'>{a.department}</Text>
             <Text className='row-sub'>
               {zh.applications.submittedAt}：{dateTime(a.submitted_at)}

@@ -75,7 +75,7 @@ export default function DataUsagePage() {
                   </Text>
                 ) : null}
                 <Text className='row-sub care-hide'>
-                  {zh.dataUsage.provider}：{u.provider} · {zh.dataUsage.outcome}：{u.outcome}
+                  {zh.dataUsage.provider}：{u.provider} · {zh.dataUsage.outcome}：{zh.dataUsage.outcomes[u.outcome] ?? u.outcome}
                 </Text>
                 {u.application_id ? (
                   <Action mini onClick={() => void Taro.navigateTo({ url: `/pages/application/index?id=${u.application_id}` })}>
