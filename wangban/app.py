@@ -364,7 +364,8 @@ def create_service_app(
             if metrics_server is not None:
                 await metrics_server.stop()
             await database.dispose()
-            tracing.shutdown(spec.name)  # exports what is still buffered
+            # Exports what is still buffered: off the loop, which may serve the collector (tests).
+            await asyncio.to_thread(tracing.shutdown, spec.name)
 
     # The documents map every route and parameter for anyone who asks: off in production unless
     # asked for (the gateway's is what the mini-program's developers read, locally).

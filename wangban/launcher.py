@@ -165,7 +165,7 @@ async def publish_pending(settings: Settings, services: list[str]) -> int:
                     sent += batch
             finally:
                 await relay.stop()
-                tracing.shutdown(name)
+                await asyncio.to_thread(tracing.shutdown, name)
     finally:
         await database.dispose()
     return sent

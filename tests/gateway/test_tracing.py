@@ -11,6 +11,7 @@ service per process there: here each service's spans still carry its own ``servi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -25,6 +26,7 @@ from approval_service.models import ItemVersionCopy as ApprovalCopy
 from catalog_service import repository as catalog_repository
 from catalog_service import service as catalog
 from catalog_service.schemas import ItemContent
+from gateway.internal_http import InternalGets
 from intake_service.models import ItemVersionCopy as IntakeCopy
 from sandbox import ELDERLY_ALLOWANCE, persona_for
 from sharing_service.models import ItemVersionCopy as SharingCopy
@@ -34,6 +36,9 @@ from tests.grant_limits import set_aside_earlier_applications
 from tests.infrastructure import Infrastructure
 from tests.kit.support import eventually
 from tests.otlp_receiver import otlp_receiver
+from tests.serving import serve_asgi
+from wangban import tracing
+from wangban.auth import InternalTokens
 from wangban.db import Database
 
 ROOT = Path(__file__).parents[2]
@@ -225,3 +230,44 @@ def _check_trace(
     exported = json.dumps(spans, ensure_ascii=False)
     assert elder_id not in exported
     assert elder_name not in exported
+
+
+async def test_the_gateways_lean_reads_send_their_own_client_span_as_traceparent(
+    tracing_to: Any,
+) -> None:
+    """The gateway's GETs skip httpx (gateway.internal_http): they make their client span
+    themselves, send it as the traceparent, and record the path without the query."""
+    seen: list[str | None] = []
+
+    async def service(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(dict(scope["headers"]).get(b"traceparent", b"").decode() or None)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async with otlp_receiver() as receiver, serve_asgi(service) as url:
+        tracing_to(receiver.url)
+        caller = f"lean-{uuid.uuid4().hex[:8]}"
+        assert tracing.setup(caller) is not None
+        gets = InternalGets(
+            base_url=url,
+            service="catalog",
+            caller=caller,
+            tokens=InternalTokens("tracing-test-key-0123456789abcdef0123", ttl_s=60),
+            timeout_s=5.0,
+            retries=0,
+        )
+        try:
+            answer = await gets.get("/items", params={"q": "张三"})
+        finally:
+            await gets.aclose()
+            await asyncio.to_thread(tracing.shutdown, caller)  # exports the span
+        assert answer.status_code == 200
+        (span,) = [s for s in receiver.spans if s["service"] == f"wangban-{caller}"]
+    assert span["kind"] == "client" and span["parent_span_id"] is None
+    (sent,) = seen
+    assert sent is not None and sent.startswith(f"00-{span['trace_id']}-{span['span_id']}-")
+    assert span["attributes"]["url.path"] == "/items"
+    assert span["attributes"]["http.response.status_code"] == 200
+    assert "张三" not in json.dumps(span, ensure_ascii=False)
