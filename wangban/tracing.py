@@ -18,7 +18,8 @@ global one: production runs one service per process, so that is the same thing t
 test that runs several services in one process still sees each span under its own service.
 
 What the spans carry is checked before it leaves the process (:class:`RedactingExporter`):
-query strings are dropped from URLs, and every string attribute, event attribute and status
+query strings are dropped from URLs, the caller's address and user agent are left out, and
+every string attribute, event attribute and status
 text passes through :func:`wangban.observability.redact`. Database spans hold the statement
 text without its parameters (the SQLAlchemy instrumentation records none; kept so).
 """
@@ -154,6 +155,21 @@ class _WithinSpans:
 
 
 _URL_KEYS: Final = frozenset({"http.url", "url.full", "http.target", "url.query"})
+# Who is calling: a citizen's address and device are personal information, and the access log
+# does not keep them either.
+_DROPPED_KEYS: Final = frozenset(
+    {
+        "net.peer.ip",
+        "net.peer.port",
+        "client.address",
+        "client.port",
+        "http.client_ip",
+        "network.peer.address",
+        "network.peer.port",
+        "http.user_agent",
+        "user_agent.original",
+    }
+)
 
 
 def _clean(key: str, value: Any) -> Any:
@@ -171,7 +187,11 @@ def _clean(key: str, value: Any) -> Any:
 
 
 def _clean_all(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {key: _clean(key, value) for key, value in (attributes or {}).items()}
+    return {
+        key: _clean(key, value)
+        for key, value in (attributes or {}).items()
+        if key not in _DROPPED_KEYS
+    }
 
 
 class RedactingExporter(SpanExporter):

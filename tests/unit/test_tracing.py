@@ -72,6 +72,8 @@ def test_what_leaves_the_process_holds_no_query_string_or_personal_number() -> N
             "http.url": f"http://intake/applications?q={ID}&name=张三",
             "url.query": "name=张三",
             "http.route": "/applications",
+            "client.address": "203.0.113.7",
+            "http.user_agent": "Mozilla/5.0 (iPhone) MicroMessenger",
             "note": f"for {ID}",
             "count": 3,
         },
@@ -90,6 +92,7 @@ def test_what_leaves_the_process_holds_no_query_string_or_personal_number() -> N
     attributes = exported.attributes or {}
     assert attributes["http.url"] == "http://intake/applications"
     assert attributes["note"] == f"for {ID_PLACEHOLDER}" and attributes["count"] == 3
+    assert "client.address" not in attributes and "http.user_agent" not in attributes
 
 
 def test_a_traceparent_spelling_a_personal_number_is_not_adopted() -> None:
