@@ -176,7 +176,15 @@ async def test_one_auto_approved_application_is_one_trace_across_every_service(
                 spans = receiver.trace(root["trace_id"])
                 return TAKING_PART <= {s["service"] for s in spans} and _complete(spans)
 
-            await eventually(whole_trace_exported, timeout_s=60, interval_s=0.2)
+            try:
+                await eventually(whole_trace_exported, timeout_s=60, interval_s=0.2)
+            except AssertionError:
+                root = request_span()
+                found = receiver.trace(root["trace_id"]) if root else []
+                raise AssertionError(
+                    f"the request's trace holds {sorted({s['service'] for s in found})}, "
+                    f"complete: {_complete(found)}; expected {sorted(TAKING_PART)}"
+                ) from None
         # The apps have stopped: every provider has flushed what it held.
         root = request_span()
         assert root is not None
