@@ -32,7 +32,9 @@ from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 import httptools
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from wangban import tracing
 from wangban.auth import InternalTokens, identity_var
 from wangban.db import GuardMode, check_no_transaction
 from wangban.http import RETRY_STATUSES
@@ -173,6 +175,34 @@ class InternalGets:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        if not tracing.enabled(self.caller):
+            return await self._get(path, params=params, headers=headers)
+        # A client span, as the kit's httpx client gets: its traceparent is the one sent. The
+        # path only (the query holds what the citizen typed).
+        with tracing.tracer(self.caller).start_as_current_span(
+            "GET",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "GET",
+                "server.address": self.host,
+                "server.port": self.port,
+                "url.path": self.prefix + path,
+                "peer.service": self.service,
+            },
+        ) as span:
+            answer = await self._get(path, params=params, headers=headers)
+            span.set_attribute("http.response.status_code", answer.status_code)
+            if answer.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return answer
+
+    async def _get(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
     ) -> Answer:
         # The path only in the guard's report, never the query.
         check_no_transaction(f"{self.caller} → {self.service} GET", detail=path, mode=self.guard)

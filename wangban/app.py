@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wangban import tracing
 from wangban.auth import OPS, ROLES_EXTENSION, Identity, require_roles, required_roles
 from wangban.db import Database, ReadSession, UnitOfWork
 from wangban.errors import (
@@ -292,6 +293,8 @@ def create_service_app(
     """Build the service's app. ``background=False`` runs HTTP only (no relay, no consumers)."""
     settings = settings or get_settings()
     metrics = Metrics(spec.name)
+    # From the OTEL_* variables; off (no provider, no-op spans) when they name no collector.
+    tracing.setup(spec.name)
     head = head_revision(migrations_dir=spec.migrations_dir, schema=spec.schema)
 
     @asynccontextmanager
@@ -306,6 +309,7 @@ def create_service_app(
             gc.collect()
             gc.freeze()
         database = Database.from_settings(settings)
+        tracing.instrument_engine(database.engine, service=spec.name)
         app.state.database = database
         runtime: Runtime | None = None
         if background:
@@ -330,6 +334,7 @@ def create_service_app(
                         outbox=spec.outbox,
                         consumer=consumer,
                         metrics=metrics,
+                        service=spec.name,
                     )
                     for consumer in spec.consumers_for(settings)
                 ]
@@ -359,6 +364,8 @@ def create_service_app(
             if metrics_server is not None:
                 await metrics_server.stop()
             await database.dispose()
+            # Exports what is still buffered: off the loop, which may serve the collector (tests).
+            await asyncio.to_thread(tracing.shutdown, spec.name)
 
     # The documents map every route and parameter for anyone who asks: off in production unless
     # asked for (the gateway's is what the mini-program's developers read, locally).
@@ -387,6 +394,8 @@ def create_service_app(
     for extend in spec.extensions:
         extend(app, settings)
     _state_required_roles(app)
+    # Outermost: the server span is current in every middleware, handler and call below.
+    tracing.instrument_app(app, service=spec.name)
     return app
 
 

@@ -37,6 +37,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 
+from wangban import tracing
 from wangban.db import Database
 from wangban.errors import is_unavailability
 from wangban.events import Envelope, Event, EventDeadLettered, TopicSpec, uuid7
@@ -145,8 +146,11 @@ class ConsumerRunner:
         outbox: Outbox,
         consumer: Consumer,
         metrics: Metrics | None = None,
+        service: str = "",
     ):
         self.settings = settings
+        self.service = service or outbox.schema
+        """Whose tracer spans the handling of each event (wangban.tracing)."""
         self.database = database
         self.outbox = outbox
         self.consumer = consumer
@@ -379,7 +383,7 @@ class ConsumerRunner:
         while True:
             attempts += 1
             try:
-                with self._context(envelope):
+                with self._context(envelope), self._span(envelope):
                     applied = await self._handle_once(envelope, event, handler)
                 self._count(envelope.type, "handled" if applied else "duplicate")
                 return
@@ -509,10 +513,21 @@ class ConsumerRunner:
                     outcomes.append("duplicate")  # applied by an earlier delivery
                     continue
                 new.discard(item.id)
-                with self._context(item.envelope):
+                with self._context(item.envelope), self._span(item.envelope):
                     await item.handler(session, event=item.event, envelope=item.envelope, **extra)
                 outcomes.append("handled")
         return outcomes
+
+    def _span(self, envelope: Envelope) -> contextlib.AbstractContextManager[object]:
+        # A span per handling, a child of the span that wrote the event (the envelope's
+        # traceparent): what the handler calls and publishes joins the request's trace.
+        return tracing.consumer_span(
+            self.service,
+            event_type=envelope.type,
+            event_id=envelope.id,
+            consumer=self.consumer.name,
+            traceparent=envelope.traceparent,
+        )
 
     @staticmethod
     def _context(envelope: Envelope) -> contextlib.AbstractContextManager[dict[str, str | None]]:

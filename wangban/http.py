@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from contracts.internal_api import ACTOR_HEADER
+from wangban import tracing
 from wangban.auth import AssuranceLevel, Identity, InternalTokens, identity_var
 from wangban.db import GuardMode, check_no_transaction
 from wangban.errors import ServiceUnavailable
@@ -287,7 +288,7 @@ def service_client(
         ),
     )
     propagate = _PropagateContext(InternalTokens.from_settings(settings), caller=caller)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         base_url=settings.url_of(target),
         timeout=httpx.Timeout(settings.http_timeout_s),
         transport=RetryingTransport(inner, retries=settings.http_retries),
@@ -299,6 +300,9 @@ def service_client(
         },
         headers={"User-Agent": f"wangban-{caller}"},
     )
+    # A client span per call (tracing on); its traceparent replaces the one copied above.
+    tracing.instrument_client(client, service=caller)
+    return client
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ class _StopRequested(Exception):
 async def publish_pending(settings: Settings, services: list[str]) -> int:
     """Publish every unpublished outbox row of ``services`` (what each service's relay would
     send when it starts); returns how many."""
+    from wangban import tracing
     from wangban.db import Database
     from wangban.outbox import OutboxRelay
     from wangban.services import load_spec
@@ -156,12 +157,15 @@ async def publish_pending(settings: Settings, services: list[str]) -> int:
             outbox = load_spec(name).outbox
             if outbox is None:
                 continue  # publishes nothing (the gateway)
+            # Its sends join the traces that wrote the rows, as the service's own relay's do.
+            tracing.setup(name)
             relay = OutboxRelay(settings=settings, database=database, outbox=outbox, service=name)
             try:
                 while batch := await relay.relay_once():
                     sent += batch
             finally:
                 await relay.stop()
+                await asyncio.to_thread(tracing.shutdown, name)
     finally:
         await database.dispose()
     return sent

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 import uvicorn
+from opentelemetry import trace as otel_trace
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -52,6 +53,7 @@ __all__ = [
     "configure_logging",
     "correlation_id_var",
     "current_context",
+    "current_trace_ids",
     "is_valid_traceparent",
     "new_id",
     "redact",
@@ -84,8 +86,28 @@ _CONTEXT_VARS: Final[dict[str, ContextVar[str | None]]] = {
 
 def current_context() -> dict[str, str | None]:
     """The ids bound to the running task: request_id, correlation_id, causation_id,
-    traceparent (each None when unset)."""
-    return {name: var.get() for name, var in _CONTEXT_VARS.items()}
+    traceparent (each None when unset). The traceparent is the current span's when there is one
+    (wangban.tracing: a request's, an event handler's), so calls and events made inside it
+    become its children; else the one the request or event came with."""
+    context = {name: var.get() for name, var in _CONTEXT_VARS.items()}
+    span = otel_trace.get_current_span().get_span_context()
+    if span.is_valid:
+        context["traceparent"] = (
+            f"00-{span.trace_id:032x}-{span.span_id:016x}-{int(span.trace_flags):02x}"
+        )
+    return context
+
+
+def current_trace_ids() -> tuple[str | None, str | None]:
+    """(trace_id, span_id) of the current span, for log lines; without a span, the trace id of
+    the traceparent the request or event came with (and no span id)."""
+    span = otel_trace.get_current_span().get_span_context()
+    if span.is_valid:
+        return f"{span.trace_id:032x}", f"{span.span_id:016x}"
+    traceparent = traceparent_var.get()
+    if traceparent and is_valid_traceparent(traceparent):
+        return traceparent.split("-")[1], None
+    return None, None
 
 
 @contextlib.contextmanager
@@ -344,6 +366,8 @@ class ContextFilter(logging.Filter):
         for name, value in current_context().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
+        if not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = current_trace_ids()
         return True
 
 
@@ -358,6 +382,8 @@ _RESERVED_KEYS: Final = frozenset(
         "correlation_id",
         "causation_id",
         "traceparent",
+        "trace_id",
+        "span_id",
         "exc_info",
         "stack_info",
     }
@@ -384,6 +410,10 @@ class JsonFormatter(logging.Formatter):
         }
         for name in ("request_id", "correlation_id", "causation_id"):
             body[name] = getattr(record, name, context[name])
+        if hasattr(record, "trace_id"):
+            body["trace_id"], body["span_id"] = record.trace_id, getattr(record, "span_id", None)
+        else:
+            body["trace_id"], body["span_id"] = current_trace_ids()
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
             for key, value in fields.items():

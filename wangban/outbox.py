@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -75,6 +76,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ColumnElement
 
+from wangban import tracing
 from wangban.db import Database, asyncpg_dsn, checked_schema
 from wangban.events import (
     CLOUDEVENTS_CONTENT_TYPE,
@@ -817,6 +819,7 @@ class OutboxRelay:
         # one key (one partition) are delivered in the order they were enqueued.
         futures: list[asyncio.Future[Any]] = []
         failure: BaseException | None = None
+        spans = self._producer_spans(rows)
         for row in rows:
             try:
                 futures.append(
@@ -840,7 +843,42 @@ class OutboxRelay:
                 failed_keys.add(row.key)
             elif row.key not in failed_keys:
                 sent.append(row.seq)
+        for index, span in enumerate(spans):
+            if index >= len(results) or isinstance(results[index], BaseException):
+                span.set_status(Status(StatusCode.ERROR, "not sent"))
+            span.end()
         return sent, failure
+
+    def _producer_spans(self, rows: Sequence[OutgoingRow]) -> list[Span]:
+        """A producer span per row sent, a child of the span that wrote the row (the envelope's
+        traceparent, kept in the row since the writing transaction): the trace goes on through
+        this relay, which runs later and maybe in another process."""
+        if not tracing.enabled(self.service):
+            return []
+        tracer = tracing.tracer(self.service)
+        spans: list[Span] = []
+        for row in rows:
+            envelope = row.envelope
+            if isinstance(envelope, Envelope):
+                traceparent, event_id, event_type = envelope.traceparent, envelope.id, envelope.type
+            else:
+                traceparent = envelope.get("traceparent")
+                event_id, event_type = str(envelope.get("id")), str(envelope.get("type"))
+            spans.append(
+                tracer.start_span(
+                    f"send {row.topic}",
+                    context=tracing.parent_from(traceparent),
+                    kind=SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.operation.type": "send",
+                        "messaging.destination.name": row.topic,
+                        "messaging.message.id": event_id,
+                        "wangban.event.type": event_type,
+                    },
+                )
+            )
+        return spans
 
     async def _update_backlog(self, session: AsyncSession) -> None:
         # A gauge scraped every few seconds: counting the backlog once a second is plenty, and
