@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -32,7 +33,7 @@ from sharing_service.catalog_copies import CatalogUnavailable
 from sharing_service.directory import ProviderDirectory
 from sharing_service.egress import ProviderUrlPolicy
 from sharing_service.http_provider import ProviderMetrics
-from sharing_service.models import Certificate, Consent
+from sharing_service.models import Certificate, Consent, Dataset
 from sharing_service.providers import Subject
 from sharing_service.schemas import (
     AttributeOut,
@@ -486,6 +487,7 @@ async def my_data_usage(
                 dataset_name=dataset.name if dataset else _certificate_source(row.dataset_code),
                 provider=providers.get(dataset.provider_code, "") if dataset else "电子证照库",
                 fields=list(row.fields),
+                field_titles=_field_titles(dataset, row.fields),
                 predicates=[str(p.get("name", "")) for p in row.predicates],
                 application_id=row.application_id,
                 item_code=row.item_code,
@@ -494,6 +496,14 @@ async def my_data_usage(
             )
         )
     return DataUsePage(items=items, next_before=rows[-1].seq if len(rows) == limit else None)
+
+
+def _field_titles(dataset: Dataset | None, fields: Sequence[str]) -> list[str]:
+    """The catalogue's names for the fields read (a citizen does not read ``property_count``);
+    a field the catalogue no longer lists keeps its code."""
+    listed = dataset.fields if dataset else []
+    titles = {str(f["name"]): str(f.get("title") or f["name"]) for f in listed}
+    return [titles.get(name, name) for name in fields]
 
 
 def _certificate_source(code: str) -> str:

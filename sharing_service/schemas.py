@@ -83,6 +83,9 @@ class DataUseOut(BaseModel):
     dataset_name: str
     provider: str
     fields: list[str]
+    field_titles: list[str] = Field(
+        description="fields 中每项的中文名称（数据集目录所载），顺序相同"
+    )
     predicates: list[str]
     application_id: str | None
     item_code: str

@@ -233,6 +233,7 @@ async def test_a_citizen_sees_only_their_own_data_usage(sharing: Sharing) -> Non
     assert len(mine) == 2 and len(theirs) == 1
     assert mine[0]["dataset_name"] == "户籍人口信息" and mine[0]["provider"] == "东莞市公安局"
     assert mine[0]["fields"] == ["name"] and mine[0]["predicates"] == ["over_80"]
+    assert mine[0]["field_titles"] == ["姓名"]  # the catalogue's word, not the code
     assert mine[0]["used_by"] == "自动审批（秒批）" and mine[0]["application_id"] == application
     assert mine[0]["department"] is None and mine[0]["role"] is None
     not_real_name = await sharing.client.get(

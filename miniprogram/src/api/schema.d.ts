@@ -3782,6 +3782,11 @@ export interface components {
             provider: string;
             /** Fields */
             fields: string[];
+            /**
+             * Field Titles
+             * @description fields 中每项的中文名称（数据集目录所载），顺序相同
+             */
+            field_titles: string[];
             /** Predicates */
             predicates: string[];
             /** Application Id */

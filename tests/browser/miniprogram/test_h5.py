@@ -528,6 +528,9 @@ async def test_me_screens_real_name_phone_companies_and_who_used_my_data(
     await expect(lookup.locator(".row-title")).to_have_text("不动产登记信息")
     provider = lookup.get_by_text(re.compile("^提供部门："))
     await expect(provider).to_have_text("提供部门：东莞市不动产登记中心 · 结果：已提供")
+    # What was read, in the catalogue's words (not property_count).
+    read = lookup.get_by_text(re.compile("^查询项目："))
+    await expect(read).to_have_text("查询项目：本市名下不动产数量")
     await expect(lookups.filter(has_text=INVOICE_LIMIT)).to_have_count(0)
     await check_screen(page, "data-usage")
     await lookup.get_by_role("button", name="查看办件").click()

@@ -71,7 +71,7 @@ export default function DataUsagePage() {
                 </Text>
                 {u.fields.length > 0 ? (
                   <Text className='row-sub care-hide'>
-                    {zh.dataUsage.fields}：{u.fields.join('、')}
+                    {zh.dataUsage.fields}：{u.field_titles.join('、')}
                   </Text>
                 ) : null}
                 <Text className='row-sub care-hide'>
