@@ -37,7 +37,7 @@ from tests.browser.support import (
     tail,
     wait_for_other_builds,
 )
-from wangban.embedded import free_port
+from wangban.embedded import free_ports
 from wangban.settings import SERVICE_NAMES
 
 
@@ -58,10 +58,11 @@ def console_dist() -> Path:
 def platform(tmp_path_factory: pytest.TempPathFactory, console_dist: Path) -> Iterator[Platform]:
     base = tmp_path_factory.mktemp("platform")
     data_dir = base / "wangban-data"
-    ports = {name: free_port() for name in SERVICE_NAMES}
+    *service_ports, broker_port = free_ports(len(SERVICE_NAMES) + 1)
+    ports = dict(zip(SERVICE_NAMES, service_ports, strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")}
     env.update({f"WANGBAN_{name.upper()}_PORT": str(port) for name, port in ports.items()})
-    env["WANGBAN_EMBEDDED_KAFKA_PORT"] = str(free_port())
+    env["WANGBAN_EMBEDDED_KAFKA_PORT"] = str(broker_port)
     env["WANGBAN_DATA_DIR"] = str(data_dir)
     env["WANGBAN_GATEWAY_CONSOLE_DIR"] = str(console_dist)
     # Every browser test's requests come from one address (127.0.0.1), a whole office's logins

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from sandbox import PERSONAS, ItemClaim, Persona
-from wangban.embedded import free_port
+from wangban.embedded import free_ports
 from wangban.settings import SERVICE_NAMES
 
 pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
@@ -77,10 +77,11 @@ def test_the_first_application_after_up_is_decided_by_machine_like_the_tenth(
 ) -> None:
     claims = _claims()
     assert len(claims) >= APPLICATIONS
-    ports = {name: free_port() for name in SERVICE_NAMES}
+    *service_ports, broker_port = free_ports(len(SERVICE_NAMES) + 1)
+    ports = dict(zip(SERVICE_NAMES, service_ports, strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")}
     env.update({f"WANGBAN_{name.upper()}_PORT": str(port) for name, port in ports.items()})
-    env["WANGBAN_EMBEDDED_KAFKA_PORT"] = str(free_port())
+    env["WANGBAN_EMBEDDED_KAFKA_PORT"] = str(broker_port)
     env["WANGBAN_DATA_DIR"] = str(tmp_path / "wangban-data")
     env["WANGBAN_KAFKA_SESSION_TIMEOUT_MS"] = "2000"
     env["WANGBAN_KAFKA_HEARTBEAT_INTERVAL_MS"] = "300"

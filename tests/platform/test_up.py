@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from wangban.embedded import free_port
+from wangban.embedded import free_ports
 from wangban.settings import SERVICE_NAMES
 
 pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
@@ -30,10 +30,11 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 
 def test_up_starts_all_six_services_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "wangban-data"
-    ports = {name: free_port() for name in SERVICE_NAMES}
+    *service_ports, broker_port = free_ports(len(SERVICE_NAMES) + 1)
+    ports = dict(zip(SERVICE_NAMES, service_ports, strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGBAN_")}
     env.update({f"WANGBAN_{name.upper()}_PORT": str(port) for name, port in ports.items()})
-    env["WANGBAN_EMBEDDED_KAFKA_PORT"] = str(free_port())
+    env["WANGBAN_EMBEDDED_KAFKA_PORT"] = str(broker_port)
     env["WANGBAN_DATA_DIR"] = str(data_dir)
     env["WANGBAN_KAFKA_SESSION_TIMEOUT_MS"] = "2000"
     env["WANGBAN_KAFKA_HEARTBEAT_INTERVAL_MS"] = "300"
