@@ -1,36 +1,23 @@
 """Object stores: the local folder on a real disk, and the S3 client against a real S3-protocol
 server (moto's, in this process, with IAM authentication switched on so that it checks every
-signature). moto does not check presigned URLs, so those are fetched through a small server in
-front of it that checks what S3 checks of them (signature, expiry) before asking moto."""
+signature, behind a front that checks presigned URLs: tests.fakes.s3)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
-import logging
 import os
 import stat
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import botocore.session
 import httpx
 import pytest
-from botocore.auth import S3SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
-from botocore.config import Config
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
+from tests.fakes.s3 import REGION, S3Server, s3_server
 from wangban.embedded import free_port
 from wangban.settings import ConfigurationError, Environment, Settings
 from wangban.storage import (
@@ -187,188 +174,13 @@ async def test_local_store_has_no_download_urls(local: LocalObjectStore) -> None
 
 # --- S3 against moto's server ----------------------------------------------------------------
 
-REGION = "us-east-1"
-ALLOW_S3 = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-}
 MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-    presigned_endpoint: str
-    """The server in front of moto that checks presigned URLs (:class:`PresignedGets`)."""
-
-    def store(self, bucket: str, **overrides: object) -> S3ObjectStore:
-        values: dict[str, object] = {
-            "endpoint_url": self.endpoint,
-            "bucket": bucket,
-            "region": REGION,
-            "access_key": self.access_key,
-            "secret_key": self.secret_key,
-            "timeout_s": 5.0,
-        }
-        values.update(overrides)
-        return S3ObjectStore(**values)  # type: ignore[arg-type]
-
-    def client(self, service: str = "s3", **keys: str) -> Any:
-        """A plain botocore client, to look at the bucket without our code in between."""
-        return botocore.session.get_session().create_client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=keys.get("access_key", self.access_key),
-            aws_secret_access_key=keys.get("secret_key", self.secret_key),
-            config=Config(s3={"addressing_style": "path"}),
-        )
-
-
-class PresignedGets(ThreadingHTTPServer):
-    """Answers GETs by presigned URL as S3 does, for a store of ours to point its presigned
-    URLs at: the SigV4 query signature is computed again (botocore, with the one key it knows)
-    over the request as it arrived, the URL refused once ``X-Amz-Date`` + ``X-Amz-Expires`` has
-    passed, and only then is the object fetched from moto (a header-signed request, passing
-    the signed ``response-*`` overrides)."""
-
-    daemon_threads = True
-
-    def __init__(self, *, access_key: str, secret_key: str, s3: Any) -> None:
-        super().__init__(("127.0.0.1", 0), _PresignedHandler)
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.s3 = s3
-
-
-class _PresignedHandler(BaseHTTPRequestHandler):
-    server: PresignedGets
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _refuse(self, status: int, code: str) -> None:
-        body = f"<Error><Code>{code}</Code></Error>".encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        query = dict(pairs)
-        needed = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires")
-        if query.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" or not all(
-            n in query for n in (*needed, "X-Amz-Signature")
-        ):
-            self._refuse(403, "AccessDenied")
-            return
-        access_key, _date, region, service, _ = query["X-Amz-Credential"].split("/")
-        if access_key != self.server.access_key:
-            self._refuse(403, "InvalidAccessKeyId")
-            return
-        issued = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        if datetime.now(UTC) > issued + timedelta(seconds=int(query["X-Amz-Expires"])):
-            self._refuse(403, "AccessDenied")  # "Request has expired"
-            return
-        # The query as sent, less the signature: its encoding is part of what was signed.
-        unsigned = "&".join(
-            p for p in parts.query.split("&") if not p.startswith("X-Amz-Signature=")
-        )
-        request = AWSRequest(
-            method="GET", url=f"http://{self.headers['Host']}{parts.path}?{unsigned}"
-        )
-        request.context["timestamp"] = query["X-Amz-Date"]
-        signer = S3SigV4QueryAuth(
-            Credentials(access_key, self.server.secret_key),
-            service,
-            region,
-            expires=int(query["X-Amz-Expires"]),
-        )
-        string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
-        expected = signer.signature(string_to_sign, request)
-        if not hmac.compare_digest(expected, query["X-Amz-Signature"]):
-            self._refuse(403, "SignatureDoesNotMatch")
-            return
-        bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
-        overrides = {
-            name: query[param]
-            for name, param in (
-                ("ResponseContentDisposition", "response-content-disposition"),
-                ("ResponseContentType", "response-content-type"),
-            )
-            if param in query
-        }
-        try:
-            answer = self.server.s3.get_object(Bucket=bucket, Key=key, **overrides)
-        except ClientError as exc:
-            status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
-            self._refuse(status, exc.response["Error"]["Code"])
-            return
-        body = answer["Body"].read()
-        self.send_response(200)
-        self.send_header("Content-Type", answer["ContentType"])
-        if "ContentDisposition" in answer:
-            self.send_header("Content-Disposition", answer["ContentDisposition"])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    """moto's S3 server on a free port, with one IAM user allowed s3:* and every request's
-    signature checked from the first S3 call on, and the presigned-URL checker in front of it.
-
-    moto checks signatures only once IAM authentication is on (POST /moto-api/reset-auth with
-    the number of requests to let through unchecked). The user and its key are made first,
-    while nothing is checked yet; the buckets are then created with the user's key.
-    """
-    werkzeug_log = logging.getLogger("werkzeug")
-    werkzeug_level = werkzeug_log.level
-    werkzeug_log.setLevel(logging.WARNING)  # not a line per request
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    presigned: PresignedGets | None = None
-    try:
-        unchecked = S3Server(endpoint, "AKIAIOSFODNN7EXAMPLE", "not-checked-yet", "")
-        iam = unchecked.client("iam")
-        iam.create_user(UserName="wangban")
-        created = iam.create_access_key(UserName="wangban")["AccessKey"]
-        iam.put_user_policy(
-            UserName="wangban", PolicyName="s3", PolicyDocument=json.dumps(ALLOW_S3)
-        )
-        httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()
-        checked = S3Server(endpoint, created["AccessKeyId"], created["SecretAccessKey"], "")
-        s3_client = checked.client()
-        for bucket in ("materials", "other-bucket"):
-            s3_client.create_bucket(Bucket=bucket)
-        presigned = PresignedGets(
-            access_key=checked.access_key, secret_key=checked.secret_key, s3=s3_client
-        )
-        threading.Thread(target=presigned.serve_forever, daemon=True).start()
-        yield S3Server(
-            endpoint,
-            checked.access_key,
-            checked.secret_key,
-            f"http://127.0.0.1:{presigned.server_address[1]}",
-        )
-    finally:
-        if presigned is not None:
-            presigned.shutdown()
-            presigned.server_close()
-        # moto's settings are process-wide: leave authentication off and no state behind.
-        with httpx.Client(timeout=10.0) as client:
-            client.post(f"{endpoint}/moto-api/reset-auth", content=b"inf")
-            client.post(f"{endpoint}/moto-api/reset")
-        server.stop()
-        werkzeug_log.setLevel(werkzeug_level)
+    with s3_server() as server:
+        yield server
 
 
 async def test_s3_round_trip_overwrite_and_prefix(s3: S3Server) -> None:
@@ -457,8 +269,8 @@ async def test_s3_failed_multipart_upload_is_refused_and_leaves_no_object(
 
 
 async def test_s3_presigned_url_fetches_the_object_with_plain_http(s3: S3Server) -> None:
-    # The store's endpoint is the checker in front of moto: the URL it signs points there.
-    store = s3.store("materials", endpoint_url=s3.presigned_endpoint, prefix="signed")
+    # The store's endpoint is the front that checks presigned URLs: the URL points there.
+    store = s3.store("materials", prefix="signed")
     direct = s3.store("materials", prefix="signed")
     try:
         await direct.put("materials/card.pdf", PDF, content_type="application/pdf")
@@ -469,7 +281,7 @@ async def test_s3_presigned_url_fetches_the_object_with_plain_http(s3: S3Server)
             content_type="application/pdf",
         )
         assert url is not None
-        assert url.startswith(f"{s3.presigned_endpoint}/materials/signed/materials/card.pdf?")
+        assert url.startswith(f"{s3.endpoint}/materials/signed/materials/card.pdf?")
         async with httpx.AsyncClient(timeout=10.0) as client:
             answer = await client.get(url)
             assert answer.status_code == 200, answer.text
@@ -507,7 +319,7 @@ async def test_s3_presigned_url_fetches_the_object_with_plain_http(s3: S3Server)
 
 
 async def test_s3_presigned_url_is_refused_after_it_expires(s3: S3Server) -> None:
-    store = s3.store("materials", endpoint_url=s3.presigned_endpoint)
+    store = s3.store("materials")
     direct = s3.store("materials")
     try:
         await direct.put("short-lived.pdf", PDF, content_type="application/pdf")
