@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from wangban.embedded import free_port
-from wangban.storage import S3ObjectStore
+from wangban.s3 import S3ObjectStore
 
 REGION = "us-east-1"
 BUCKETS = ("materials", "other-bucket")

@@ -19,12 +19,12 @@ from pydantic import SecretStr
 
 from tests.fakes.s3 import REGION, S3Server, s3_server
 from wangban.embedded import free_port
+from wangban.s3 import S3ObjectStore
 from wangban.settings import ConfigurationError, Environment, Settings
 from wangban.storage import (
     LocalObjectStore,
     ObjectNotFound,
     ObjectStoreError,
-    S3ObjectStore,
     content_disposition,
     object_store_from_settings,
     validate_key,
