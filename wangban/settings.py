@@ -177,9 +177,23 @@ class Settings(BaseSettings):
     """Where uploaded files go: empty for a local folder (``<data_dir>/objects``), or
     ``s3://bucket/prefix`` for an S3-compatible store (with the S3 settings below)."""
     s3_endpoint_url: str | None = None
+    """The store's URL (MinIO, Ceph RGW, a government cloud's); empty for AWS S3 itself."""
     s3_region: str = "us-east-1"
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
+    """Both or neither: without them the standard AWS credential chain is used (environment
+    ``AWS_*``, shared files, web identity, container credentials, instance profile)."""
+    s3_addressing_style: Literal["path", "virtual"] = "path"
+    """``path`` (``endpoint/bucket/key``: every S3-compatible store, no wildcard DNS) or
+    ``virtual`` (``bucket.endpoint/key``)."""
+    s3_multipart_threshold_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    """Objects larger than this are uploaded in parts of this size (S3's minimum part: 5 MiB)."""
+    s3_presigned_downloads: bool = False
+    """Answer a material download with a redirect (307) to a presigned URL of the store, so the
+    file does not pass through intake and the gateway; the store must then be reachable by the
+    clients. Off: the service streams the file (the local folder store always does)."""
+    s3_presigned_expires_s: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+    """How long a presigned download URL works."""
     upload_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest single uploaded material."""
     upload_allowed_types: list[str] = Field(
@@ -317,9 +331,10 @@ class Settings(BaseSettings):
         if (
             self.object_store_url
             and self.object_store_url.startswith("s3://")
-            and not (self.s3_access_key and self.s3_secret_key)
+            and bool(self.s3_access_key) != bool(self.s3_secret_key)
         ):
-            problems.append("an s3:// object store needs WANGBAN_S3_ACCESS_KEY and _SECRET_KEY")
+            # Keys or the standard credential chain; half a key pair is a mistake.
+            problems.append("set both WANGBAN_S3_ACCESS_KEY and _SECRET_KEY, or neither")
         if self.notify_test_mode:
             problems.append("WANGBAN_NOTIFY_TEST_MODE must be false (test mode sends nothing)")
         if self.wechat_app_secret.get_secret_value() == DEV_WECHAT_APP_SECRET:

@@ -3,35 +3,28 @@
 Services depend on the :class:`ObjectStore` protocol only; :func:`object_store_from_settings`
 picks the implementation. Objects are whole byte strings addressed by a key that our own code
 makes up (never a user's file name), so keys are checked strictly and the same key means the
-same object on a laptop folder and in a bucket.
-
-The S3 client is plain httpx plus our own AWS Signature Version 4 (header-based, signed
-payload, path-style URLs). It speaks to AWS S3 and to the S3-compatible stores government
-clouds run (MinIO, Ceph RGW and the like) without pulling in an SDK.
+same object on a laptop folder and in a bucket. The S3 store is :mod:`wangban.s3`, imported
+only when one is configured (its client costs about half a second and 17 MB to import).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import os
 import re
 import tempfile
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
-from urllib.parse import urlsplit
-
-import httpx
+from urllib.parse import quote, urlsplit
 
 from wangban.db import check_no_transaction
-from wangban.http import RetryingTransport, external_client
 from wangban.settings import ConfigurationError
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from wangban.settings import Settings
 
 __all__ = [
@@ -39,19 +32,14 @@ __all__ = [
     "ObjectNotFound",
     "ObjectStore",
     "ObjectStoreError",
-    "S3ObjectStore",
+    "content_disposition",
     "object_store_from_settings",
-    "sigv4_authorization",
-    "sigv4_canonical_request",
-    "sigv4_signing_key",
-    "sigv4_string_to_sign",
-    "sigv4_uri_encode",
     "validate_key",
 ]
 
 MAX_KEY_LENGTH: Final = 512
 _KEY_CHARS = re.compile(r"[A-Za-z0-9/_.-]+")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DIR_MODE: Final = 0o700
 
 
@@ -91,6 +79,19 @@ class ObjectStore(Protocol):
         ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def download_url(
+        self,
+        key: str,
+        *,
+        expires_in: timedelta,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        """A URL anyone holding it may GET the object from until ``expires_in`` has passed,
+        answered as an attachment (named ``filename``) of ``content_type``; None where the
+        store has no such URLs (the caller then streams :meth:`get`)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -175,6 +176,17 @@ class LocalObjectStore:
         path = self._path(key, "HEAD")
         return await asyncio.to_thread(path.is_file)
 
+    async def download_url(
+        self,
+        key: str,
+        *,
+        expires_in: timedelta,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        validate_key(key)
+        return None  # no server of its own: the service streams the file
+
     async def close(self) -> None:
         return None
 
@@ -221,262 +233,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-# --- AWS Signature Version 4 ---------------------------------------------------------------
-
-SIGV4_ALGORITHM: Final = "AWS4-HMAC-SHA256"
-EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
-_UNRESERVED: Final = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
-)
-_SPACES = re.compile(r" +")
+# --- Either store ------------------------------------------------------------------------
 
 
-def sigv4_uri_encode(text: str, *, encode_slash: bool) -> str:
-    """SigV4's UriEncode: UTF-8 bytes, unreserved characters kept, every other byte ``%XX``
-    in upper-case hex; ``/`` kept only when ``encode_slash`` is false (object paths).
-
-    Python's ``urllib.parse.quote`` differs in small ways across versions (``~``), so the rule
-    is written out here rather than trusted to a library default.
-    """
-    out: list[str] = []
-    for byte in text.encode("utf-8"):
-        if byte in _UNRESERVED or (byte == 0x2F and not encode_slash):
-            out.append(chr(byte))
-        else:
-            out.append(f"%{byte:02X}")
-    return "".join(out)
-
-
-def sigv4_canonical_request(
-    *,
-    method: str,
-    canonical_uri: str,
-    canonical_query: str = "",
-    headers: Mapping[str, str],
-    payload_sha256: str,
-) -> tuple[str, str]:
-    """The canonical request and the signed-headers list, for exactly the ``headers`` given.
-
-    ``canonical_uri`` is already URI-encoded (S3 encodes each path segment once and does not
-    normalise ``.`` segments). Header names are lower-cased and sorted; values are trimmed and
-    runs of spaces collapsed.
-    """
-    canonical: dict[str, str] = {}
-    for name, value in headers.items():
-        lowered = name.strip().lower()
-        if lowered in canonical:
-            raise ValueError(f"header {lowered!r} given twice")
-        canonical[lowered] = _SPACES.sub(" ", value.strip())
-    names = sorted(canonical)
-    header_block = "".join(f"{name}:{canonical[name]}\n" for name in names)
-    signed_headers = ";".join(names)
-    text = "\n".join(
-        [
-            method.upper(),
-            canonical_uri,
-            canonical_query,
-            header_block,
-            signed_headers,
-            payload_sha256,
-        ]
-    )
-    return text, signed_headers
-
-
-def sigv4_string_to_sign(*, amz_date: str, scope: str, canonical_request: str) -> str:
-    digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
-    return f"{SIGV4_ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
-
-
-def sigv4_signing_key(*, secret_key: str, date: str, region: str, service: str) -> bytes:
-    key = ("AWS4" + secret_key).encode("utf-8")
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
-    return key
-
-
-def sigv4_authorization(
-    *,
-    access_key: str,
-    secret_key: str,
-    region: str,
-    service: str,
-    method: str,
-    canonical_uri: str,
-    canonical_query: str = "",
-    headers: Mapping[str, str],
-    payload_sha256: str,
-) -> str:
-    """The ``Authorization`` header value signing ``headers`` (which must hold x-amz-date)."""
-    amz_date = next((v for k, v in headers.items() if k.lower() == "x-amz-date"), None)
-    if amz_date is None:
-        raise ValueError("headers to sign must include x-amz-date")
-    date = amz_date[:8]
-    scope = f"{date}/{region}/{service}/aws4_request"
-    canonical_request, signed_headers = sigv4_canonical_request(
-        method=method,
-        canonical_uri=canonical_uri,
-        canonical_query=canonical_query,
-        headers=headers,
-        payload_sha256=payload_sha256,
-    )
-    string_to_sign = sigv4_string_to_sign(
-        amz_date=amz_date, scope=scope, canonical_request=canonical_request
-    )
-    key = sigv4_signing_key(secret_key=secret_key, date=date, region=region, service=service)
-    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    return (
-        f"{SIGV4_ALGORITHM} Credential={access_key}/{scope},"
-        f"SignedHeaders={signed_headers},Signature={signature}"
-    )
-
-
-# --- S3-compatible store -----------------------------------------------------------------
-
-_ERROR_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
-
-
-class S3ObjectStore:
-    """Objects in a bucket of an S3-compatible store, under ``prefix``.
-
-    Path-style URLs (``{endpoint}/{bucket}/{prefix}{key}``), which every S3-compatible
-    server accepts and which need no wildcard DNS. Each request is signed with SigV4 over
-    host, x-amz-content-sha256 (the payload's SHA-256, so the store rejects a body altered in
-    transit), x-amz-date and, on PUT, content-type (AWS requires it to be signed when sent).
-    Repeatable failures (connection errors, 502/503/504) are retried twice with backoff: all
-    four operations are idempotent.
-    """
-
-    def __init__(
-        self,
-        *,
-        endpoint_url: str,
-        bucket: str,
-        prefix: str = "",
-        region: str,
-        access_key: str,
-        secret_key: str,
-        timeout_s: float = 10.0,
-        retries: int = 2,
-        caller: str = "wangban",
-    ) -> None:
-        endpoint = httpx.URL(endpoint_url)
-        if endpoint.scheme not in ("http", "https") or not endpoint.host:
-            raise ValueError(f"S3 endpoint must be an http(s) URL, not {endpoint_url!r}")
-        if not _BUCKET.fullmatch(bucket):
-            raise ValueError(f"{bucket!r} is not a valid bucket name")
-        if prefix:
-            prefix = validate_key(prefix.strip("/")) + "/"
-        self.bucket = bucket
-        self.prefix = prefix
-        self.region = region
-        self._access_key = access_key
-        self._secret_key = secret_key
-        self._origin = f"{endpoint.scheme}://{endpoint.netloc.decode('ascii')}"
-        # Host is signed, so the request carries exactly the value signed (httpx.URL has
-        # already lower-cased it and dropped a default port) instead of one derived later.
-        self._host = endpoint.netloc.decode("ascii")
-        self._base_path = endpoint.path.rstrip("/")
-        # No call while a transaction of ours is open (the guard of wangban.http). An object
-        # store may be reached through the environment's proxy, as it always could.
-        self._client = external_client(
-            caller=caller,
-            system="object store",
-            transport=RetryingTransport(httpx.AsyncHTTPTransport(), retries=retries),
-            timeout=httpx.Timeout(timeout_s),
-            trust_env=True,
-        )
-
-    def __repr__(self) -> str:
-        return f"S3ObjectStore({self._origin}/{self.bucket}/{self.prefix})"
-
-    def _canonical_uri(self, key: str) -> str:
-        return sigv4_uri_encode(
-            f"{self._base_path}/{self.bucket}/{self.prefix}{key}", encode_slash=False
-        )
-
-    async def _send(
-        self,
-        method: str,
-        key: str,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-    ) -> httpx.Response:
-        canonical_uri = self._canonical_uri(validate_key(key))
-        headers = {
-            "host": self._host,
-            "x-amz-content-sha256": hashlib.sha256(body).hexdigest(),
-            "x-amz-date": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
-        }
-        if content_type is not None:
-            headers["content-type"] = content_type
-        headers["authorization"] = sigv4_authorization(
-            access_key=self._access_key,
-            secret_key=self._secret_key,
-            region=self.region,
-            service="s3",
-            method=method,
-            canonical_uri=canonical_uri,
-            headers=headers,
-            payload_sha256=headers["x-amz-content-sha256"],
-        )
-        try:
-            return await self._client.request(
-                method,
-                self._origin + canonical_uri,
-                content=body if method == "PUT" else None,
-                headers=headers,
-            )
-        except httpx.HTTPError as exc:
-            raise ObjectStoreError(
-                f"S3 {method} {key!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _error(self, method: str, key: str, response: httpx.Response) -> ObjectStoreError:
-        match = _ERROR_CODE.search(response.text)
-        code = match.group(1) if match else None
-        return ObjectStoreError(
-            f"S3 {method} {key!r} answered {response.status_code}" + (f" {code}" if code else ""),
-            status=response.status_code,
-            code=code,
-        )
-
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
-        response = await self._send("PUT", key, body=bytes(data), content_type=content_type)
-        if not response.is_success:
-            raise self._error("PUT", key, response)
-
-    async def get(self, key: str) -> bytes:
-        response = await self._send("GET", key)
-        if response.status_code == 200:
-            return response.content
-        error = self._error("GET", key, response)
-        # A missing bucket is also a 404, but it is a broken configuration, not a missing file.
-        if response.status_code == 404 and error.code != "NoSuchBucket":
-            raise ObjectNotFound(key)
-        raise error
-
-    async def delete(self, key: str) -> None:
-        response = await self._send("DELETE", key)
-        if response.is_success:
-            return
-        error = self._error("DELETE", key, response)
-        if response.status_code == 404 and error.code != "NoSuchBucket":
-            return
-        raise error
-
-    async def exists(self, key: str) -> bool:
-        # HEAD answers have no body, so a missing bucket also reads as "no such object" here.
-        response = await self._send("HEAD", key)
-        if response.status_code == 200:
-            return True
-        if response.status_code == 404:
-            return False
-        raise self._error("HEAD", key, response)
-
-    async def close(self) -> None:
-        await self._client.aclose()
+def content_disposition(filename: str | None) -> str:
+    """``attachment``, with the file name as RFC 6266 ``filename*`` when there is one: the
+    header a download carries, whether we stream it or the store answers a presigned URL."""
+    if not filename:
+        return "attachment"
+    return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def object_store_from_settings(settings: Settings, *, caller: str = "wangban") -> ObjectStore:
@@ -491,22 +256,30 @@ def object_store_from_settings(settings: Settings, *, caller: str = "wangban") -
         raise ConfigurationError(
             f"WANGBAN_OBJECT_STORE_URL must be empty or s3://bucket/prefix, not {url!r}"
         )
-    if settings.s3_access_key is None or settings.s3_secret_key is None:
+    if (settings.s3_access_key is None) != (settings.s3_secret_key is None):
         raise ConfigurationError(
-            "an s3:// object store needs WANGBAN_S3_ACCESS_KEY and WANGBAN_S3_SECRET_KEY"
+            "set both WANGBAN_S3_ACCESS_KEY and WANGBAN_S3_SECRET_KEY, or neither (then the "
+            "standard AWS credential chain: environment, web identity, instance profile)"
         )
-    endpoint = settings.s3_endpoint_url or f"https://s3.{settings.s3_region}.amazonaws.com"
+    from wangban.s3 import S3ObjectStore
+
     try:
         return S3ObjectStore(
-            endpoint_url=endpoint,
+            endpoint_url=settings.s3_endpoint_url or None,
             bucket=parts.netloc,
             prefix=parts.path.strip("/"),
             region=settings.s3_region,
-            access_key=settings.s3_access_key.get_secret_value(),
-            secret_key=settings.s3_secret_key.get_secret_value(),
+            access_key=_secret(settings.s3_access_key),
+            secret_key=_secret(settings.s3_secret_key),
+            addressing_style=settings.s3_addressing_style,
+            multipart_threshold=settings.s3_multipart_threshold_bytes,
             caller=caller,
         )
     except ValueError as exc:
         raise ConfigurationError(
             f"WANGBAN_OBJECT_STORE_URL / WANGBAN_S3_ENDPOINT_URL: {exc}"
         ) from exc
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()

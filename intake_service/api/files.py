@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
@@ -180,6 +180,21 @@ async def download_file(
         allowed = any(can_accept(identity, a) for a in users)
     if not allowed:
         raise FileNotFound()
+    settings = runtime.settings
+    if settings.s3_presigned_downloads:
+        # The store answers the download itself (None from a store that cannot: stream it).
+        # Same headers as the streamed answer; the URL is for this entitled caller only and
+        # short-lived, so it must not be kept by any cache on the way.
+        url = await runtime.store.download_url(
+            row.storage_key,
+            expires_in=timedelta(seconds=settings.s3_presigned_expires_s),
+            content_type=row.media_type,
+        )
+        if url is not None:
+            return Response(
+                status_code=307,
+                headers={"Location": url, "Cache-Control": "private, no-store"},
+            )
     data = await runtime.store.get(row.storage_key)
     return Response(
         data,

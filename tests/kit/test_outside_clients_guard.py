@@ -21,9 +21,11 @@ from sqlalchemy import MetaData, func, select, text
 from tests.kit.support import Kit, make_kit
 from wangban.crypto import FieldCipher
 from wangban.db import GUARD, Database, TransactionHeldAcrossCall, holds_transaction
+from wangban.embedded import free_port
 from wangban.http import external_client, guard_transactions
+from wangban.s3 import S3ObjectStore
 from wangban.settings import Settings
-from wangban.storage import LocalObjectStore
+from wangban.storage import LocalObjectStore, ObjectStoreError
 from wangban.wechat import PostgresTokenStore, StoredToken, define_wechat_token_table
 
 
@@ -104,6 +106,37 @@ async def test_the_folder_object_store_refuses_a_call_inside_an_open_transaction
         await session.rollback()
     await store.put("a/b", b"x", content_type="text/plain")
     assert await store.get("a/b") == b"x"
+
+
+async def test_the_s3_object_store_refuses_a_call_inside_an_open_transaction(
+    database: Database,
+) -> None:
+    # Nothing listens at the endpoint: the guard stops each call before it is sent (a call
+    # that went out would fail as ObjectStoreError, as the last one does).
+    store = S3ObjectStore(
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        bucket="materials",
+        region="us-east-1",
+        access_key="a",
+        secret_key="b",
+        timeout_s=2.0,
+        retries=0,
+        caller="intake",
+    )
+    try:
+        async with database.sessionmaker() as session:
+            await session.execute(select(func.pg_advisory_xact_lock(7404)))
+            with pytest.raises(TransactionHeldAcrossCall, match="intake → object store PUT a/b"):
+                await store.put("a/b", b"x", content_type="text/plain")
+            with pytest.raises(TransactionHeldAcrossCall, match="intake → object store GET a/b"):
+                await store.get("a/b")
+            with pytest.raises(TransactionHeldAcrossCall, match="object store PRESIGN a/b"):
+                await store.download_url("a/b", expires_in=timedelta(minutes=1))
+            await session.rollback()
+        with pytest.raises(ObjectStoreError):
+            await store.get("a/b")
+    finally:
+        await store.close()
 
 
 async def test_the_shared_access_token_is_fetched_once_and_under_no_transaction(

@@ -1,40 +1,32 @@
-"""Object stores: the local folder on a real disk, SigV4 against AWS's published example, and
-the S3 client against a real S3-protocol server (moto's, in this process, with IAM
-authentication switched on so that it checks every signature)."""
+"""Object stores: the local folder on a real disk, and the S3 client against a real S3-protocol
+server (moto's, in this process, with IAM authentication switched on so that it checks every
+signature, behind a front that checks presigned URLs: tests.fakes.s3)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import logging
 import os
-import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
+from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
+from tests.fakes.s3 import REGION, S3Server, s3_server
 from wangban.embedded import free_port
+from wangban.s3 import S3ObjectStore
 from wangban.settings import ConfigurationError, Environment, Settings
 from wangban.storage import (
-    EMPTY_SHA256,
     LocalObjectStore,
     ObjectNotFound,
     ObjectStoreError,
-    S3ObjectStore,
+    content_disposition,
     object_store_from_settings,
-    sigv4_authorization,
-    sigv4_canonical_request,
-    sigv4_string_to_sign,
-    sigv4_uri_encode,
     validate_key,
 )
 
@@ -173,243 +165,22 @@ async def test_local_path_traversal_touches_nothing(tmp_path: Path, key: str) ->
     assert outside.read_bytes() == b"secret"
 
 
-# --- SigV4 ---------------------------------------------------------------------------------
-# AWS's published example for header-based auth with a single-chunk payload ("Example: GET
-# Object", Amazon S3 API reference, sig-v4-header-based-auth): the first 10 bytes of
-# test.txt in examplebucket, with the documentation's example credentials.
-
-AWS_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
-AWS_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-AWS_GET_HEADERS = {
-    "Host": "examplebucket.s3.amazonaws.com",
-    "Range": "bytes=0-9",
-    "x-amz-content-sha256": EMPTY_SHA256,
-    "x-amz-date": "20130524T000000Z",
-}
-AWS_GET_CANONICAL_REQUEST = "\n".join(
-    [
-        "GET",
-        "/test.txt",
-        "",
-        "host:examplebucket.s3.amazonaws.com",
-        "range:bytes=0-9",
-        "x-amz-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        "x-amz-date:20130524T000000Z",
-        "",
-        "host;range;x-amz-content-sha256;x-amz-date",
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    ]
-)
-AWS_GET_STRING_TO_SIGN = "\n".join(
-    [
-        "AWS4-HMAC-SHA256",
-        "20130524T000000Z",
-        "20130524/us-east-1/s3/aws4_request",
-        "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972",
-    ]
-)
-AWS_GET_AUTHORIZATION = (
-    "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
-    "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
-    "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-)
-
-
-def test_sigv4_aws_get_object_example() -> None:
-    canonical, signed_headers = sigv4_canonical_request(
-        method="GET",
-        canonical_uri="/test.txt",
-        headers=AWS_GET_HEADERS,
-        payload_sha256=EMPTY_SHA256,
-    )
-    assert canonical == AWS_GET_CANONICAL_REQUEST
-    assert signed_headers == "host;range;x-amz-content-sha256;x-amz-date"
-    assert (
-        sigv4_string_to_sign(
-            amz_date="20130524T000000Z",
-            scope="20130524/us-east-1/s3/aws4_request",
-            canonical_request=canonical,
-        )
-        == AWS_GET_STRING_TO_SIGN
-    )
-    assert (
-        sigv4_authorization(
-            access_key=AWS_ACCESS_KEY,
-            secret_key=AWS_SECRET_KEY,
-            region="us-east-1",
-            service="s3",
-            method="GET",
-            canonical_uri="/test.txt",
-            headers=AWS_GET_HEADERS,
-            payload_sha256=EMPTY_SHA256,
-        )
-        == AWS_GET_AUTHORIZATION
-    )
-
-
-def test_sigv4_header_values_are_trimmed_and_spaces_collapsed() -> None:
-    messy = {**AWS_GET_HEADERS, "Range": "  bytes=0-9 ", "HOST": "examplebucket.s3.amazonaws.com"}
-    del messy["Host"]
-    canonical, _ = sigv4_canonical_request(
-        method="get", canonical_uri="/test.txt", headers=messy, payload_sha256=EMPTY_SHA256
-    )
-    assert canonical == AWS_GET_CANONICAL_REQUEST
-    spaced, _ = sigv4_canonical_request(
-        method="GET",
-        canonical_uri="/",
-        headers={"x-amz-meta-note": " a   b  c "},
-        payload_sha256=EMPTY_SHA256,
-    )
-    assert "x-amz-meta-note:a b c\n" in spaced
+async def test_local_store_has_no_download_urls(local: LocalObjectStore) -> None:
+    await local.put("a.pdf", PDF, content_type="application/pdf")
+    assert await local.download_url("a.pdf", expires_in=timedelta(minutes=5)) is None
     with pytest.raises(ValueError):
-        sigv4_canonical_request(
-            method="GET",
-            canonical_uri="/",
-            headers={"Host": "a", "host": "b"},
-            payload_sha256=EMPTY_SHA256,
-        )
-
-
-def test_sigv4_uri_encoding() -> None:
-    # UTF-8 bytes, upper-case hex, unreserved characters (including ~) left alone.
-    assert sigv4_uri_encode("材料/a b~c-_.+", encode_slash=False) == (
-        "%E6%9D%90%E6%96%99/a%20b~c-_.%2B"
-    )
-    assert sigv4_uri_encode("a/b=c", encode_slash=True) == "a%2Fb%3Dc"
+        await local.download_url("../a.pdf", expires_in=timedelta(minutes=5))
 
 
 # --- S3 against moto's server ----------------------------------------------------------------
 
-REGION = "us-east-1"
-ALLOW_S3 = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-}
-
-
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-
-    def store(self, bucket: str, **overrides: object) -> S3ObjectStore:
-        values: dict[str, object] = {
-            "endpoint_url": self.endpoint,
-            "bucket": bucket,
-            "region": REGION,
-            "access_key": self.access_key,
-            "secret_key": self.secret_key,
-            "timeout_s": 5.0,
-        }
-        values.update(overrides)
-        return S3ObjectStore(**values)  # type: ignore[arg-type]
-
-
-def _signed(
-    client: httpx.Client,
-    endpoint: str,
-    *,
-    method: str,
-    path: str,
-    body: bytes,
-    access_key: str,
-    secret_key: str,
-    service: str,
-    content_type: str | None = None,
-) -> httpx.Response:
-    host = httpx.URL(endpoint).netloc.decode()
-    headers = {
-        "host": host,
-        "x-amz-content-sha256": hashlib.sha256(body).hexdigest(),
-        "x-amz-date": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
-    }
-    if content_type:
-        headers["content-type"] = content_type
-    headers["authorization"] = sigv4_authorization(
-        access_key=access_key,
-        secret_key=secret_key,
-        region=REGION,
-        service=service,
-        method=method,
-        canonical_uri=path,
-        headers=headers,
-        payload_sha256=headers["x-amz-content-sha256"],
-    )
-    response = client.request(method, endpoint + path, content=body or None, headers=headers)
-    assert response.status_code == 200, response.text
-    return response
+MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    """moto's S3 server on a free port, with one IAM user allowed s3:* and every request's
-    signature checked from the first S3 call on.
-
-    moto checks signatures only once IAM authentication is on (POST /moto-api/reset-auth with
-    the number of requests to let through unchecked). The user and its key are made first,
-    while nothing is checked yet; the bucket is then created with a signed request of ours.
-    """
-    werkzeug_log = logging.getLogger("werkzeug")
-    werkzeug_level = werkzeug_log.level
-    werkzeug_log.setLevel(logging.WARNING)  # not a line per request
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=10.0) as client:
-
-            def iam(action: str, **params: str) -> str:
-                body = urlencode({"Action": action, "Version": "2010-05-08", **params}).encode()
-                return _signed(
-                    client,
-                    endpoint,
-                    method="POST",
-                    path="/",
-                    body=body,
-                    access_key="AKIAIOSFODNN7EXAMPLE",
-                    secret_key="not-checked-yet",
-                    service="iam",
-                    content_type="application/x-www-form-urlencoded; charset=utf-8",
-                ).text
-
-            iam("CreateUser", UserName="wangban")
-            created = iam("CreateAccessKey", UserName="wangban")
-            iam(
-                "PutUserPolicy",
-                UserName="wangban",
-                PolicyName="s3",
-                PolicyDocument=json.dumps(ALLOW_S3),
-            )
-            access_key = _xml_text(created, "AccessKeyId")
-            secret_key = _xml_text(created, "SecretAccessKey")
-            client.post(f"{endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()
-            for bucket in ("materials", "other-bucket"):
-                _signed(
-                    client,
-                    endpoint,
-                    method="PUT",
-                    path=f"/{bucket}",
-                    body=b"",
-                    access_key=access_key,
-                    secret_key=secret_key,
-                    service="s3",
-                )
-        yield S3Server(endpoint, access_key, secret_key)
-    finally:
-        # moto's settings are process-wide: leave authentication off and no state behind.
-        with httpx.Client(timeout=10.0) as client:
-            client.post(f"{endpoint}/moto-api/reset-auth", content=b"inf")
-            client.post(f"{endpoint}/moto-api/reset")
-        server.stop()
-        werkzeug_log.setLevel(werkzeug_level)
-
-
-def _xml_text(document: str, element: str) -> str:
-    match = re.search(rf"<{element}>([^<]+)</{element}>", document)
-    assert match, document
-    return match.group(1)
+    with s3_server() as server:
+        yield server
 
 
 async def test_s3_round_trip_overwrite_and_prefix(s3: S3Server) -> None:
@@ -421,6 +192,8 @@ async def test_s3_round_trip_overwrite_and_prefix(s3: S3Server) -> None:
         assert await store.get(key) == PDF
         # The prefix is a real path in the bucket, not a name mangling.
         assert await whole_bucket.get(f"uploads/2024/{key}") == PDF
+        head = s3.client().head_object(Bucket="materials", Key=f"uploads/2024/{key}")
+        assert head["ContentType"] == "application/pdf"
         await store.put(key, b"%PDF-1.4 second", content_type="application/pdf")
         assert await store.get(key) == b"%PDF-1.4 second"
         await store.put("empty", b"", content_type="application/octet-stream")
@@ -455,6 +228,128 @@ async def test_s3_delete_is_idempotent(s3: S3Server) -> None:
         await store.close()
 
 
+async def test_s3_large_object_is_uploaded_in_parts_and_reads_back_identical(
+    s3: S3Server,
+) -> None:
+    store = s3.store("materials", multipart_threshold=5 * MIB)
+    large = os.urandom(12 * MIB + 123)
+    try:
+        await store.put("large/scan.pdf", large, content_type="application/pdf")
+        assert await store.get("large/scan.pdf") == large
+        head = s3.client().head_object(Bucket="materials", Key="large/scan.pdf")
+        # S3's ETag of a multipart object is "<md5 of the parts' md5s>-<number of parts>".
+        assert head["ETag"].strip('"').endswith("-3")
+        assert head["ContentLength"] == len(large)
+        assert head["ContentType"] == "application/pdf"
+        # At the threshold exactly: one PUT (a plain MD5 ETag).
+        exact = os.urandom(5 * MIB)
+        await store.put("large/exact.pdf", exact, content_type="application/pdf")
+        head = s3.client().head_object(Bucket="materials", Key="large/exact.pdf")
+        assert "-" not in head["ETag"]
+        assert await store.get("large/exact.pdf") == exact
+        # No upload left open in the bucket.
+        uploads = s3.client().list_multipart_uploads(Bucket="materials")
+        assert uploads.get("Uploads", []) == []
+    finally:
+        await store.close()
+
+
+async def test_s3_failed_multipart_upload_is_refused_and_leaves_no_object(
+    s3: S3Server,
+) -> None:
+    wrong = s3.store("materials", secret_key=s3.secret_key[::-1], multipart_threshold=5 * MIB)
+    try:
+        with pytest.raises(ObjectStoreError) as caught:
+            await wrong.put("large/refused.pdf", os.urandom(6 * MIB), content_type="x/y")
+        assert (caught.value.status, caught.value.code) == (403, "SignatureDoesNotMatch")
+        with pytest.raises(ClientError):
+            s3.client().head_object(Bucket="materials", Key="large/refused.pdf")
+    finally:
+        await wrong.close()
+
+
+async def test_s3_presigned_url_fetches_the_object_with_plain_http(s3: S3Server) -> None:
+    # The store's endpoint is the front that checks presigned URLs: the URL points there.
+    store = s3.store("materials", prefix="signed")
+    direct = s3.store("materials", prefix="signed")
+    try:
+        await direct.put("materials/card.pdf", PDF, content_type="application/pdf")
+        url = await store.download_url(
+            "materials/card.pdf",
+            expires_in=timedelta(minutes=5),
+            filename="银行卡 复印件.pdf",
+            content_type="application/pdf",
+        )
+        assert url is not None
+        assert url.startswith(f"{s3.endpoint}/materials/signed/materials/card.pdf?")
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            answer = await client.get(url)
+            assert answer.status_code == 200, answer.text
+            assert answer.content == PDF
+            assert answer.headers["content-type"] == "application/pdf"
+            assert answer.headers["content-disposition"] == content_disposition("银行卡 复印件.pdf")
+            # Without its signature, with another key, disposition or lifetime: refused.
+            parts = urlsplit(url)
+            query = parse_qsl(parts.query)
+            tampered = [
+                parts._replace(
+                    query=urlencode([(k, v) for k, v in query if k != "X-Amz-Signature"])
+                ),
+                parts._replace(path=parts.path.replace("card.pdf", "other.pdf")),
+                parts._replace(
+                    query=urlencode(
+                        [
+                            (k, "inline" if k == "response-content-disposition" else v)
+                            for k, v in query
+                        ]
+                    )
+                ),
+                parts._replace(
+                    query=urlencode(
+                        [(k, "604800" if k == "X-Amz-Expires" else v) for k, v in query]
+                    )
+                ),
+            ]
+            for changed in tampered:
+                refused = await client.get(changed.geturl())
+                assert refused.status_code == 403, changed.geturl()
+    finally:
+        await store.close()
+        await direct.close()
+
+
+async def test_s3_presigned_url_is_refused_after_it_expires(s3: S3Server) -> None:
+    store = s3.store("materials")
+    direct = s3.store("materials")
+    try:
+        await direct.put("short-lived.pdf", PDF, content_type="application/pdf")
+        url = await store.download_url("short-lived.pdf", expires_in=timedelta(seconds=1))
+        assert url is not None
+        issued = datetime.strptime(
+            dict(parse_qsl(urlsplit(url).query))["X-Amz-Date"], "%Y%m%dT%H%M%SZ"
+        ).replace(tzinfo=UTC)
+        # Wait until the URL's second has certainly passed (X-Amz-Date is whole seconds).
+        left = issued + timedelta(seconds=1.1) - datetime.now(UTC)
+        await asyncio.sleep(max(left.total_seconds(), 0))
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            answer = await client.get(url)
+        assert answer.status_code == 403
+        assert "<Code>AccessDenied</Code>" in answer.text
+    finally:
+        await store.close()
+        await direct.close()
+
+
+async def test_s3_presigned_url_lifetime_is_bounded(s3: S3Server) -> None:
+    store = s3.store("materials")
+    try:
+        for expires_in in (timedelta(0), timedelta(days=8)):
+            with pytest.raises(ValueError):
+                await store.download_url("x", expires_in=expires_in)
+    finally:
+        await store.close()
+
+
 async def test_s3_wrong_secret_key_is_refused_on_every_operation(s3: S3Server) -> None:
     good = s3.store("materials")
     wrong = s3.store("materials", secret_key=s3.secret_key[::-1])
@@ -472,6 +367,7 @@ async def test_s3_wrong_secret_key_is_refused_on_every_operation(s3: S3Server) -
         with pytest.raises(ObjectStoreError) as caught:
             await wrong.exists("guarded")
         assert caught.value.status == 403  # HEAD answers carry no error code
+        assert caught.value.code is None
         assert await good.get("guarded") == b"original"
     finally:
         await good.close()
@@ -484,6 +380,32 @@ async def test_s3_unknown_access_key_is_refused(s3: S3Server) -> None:
         with pytest.raises(ObjectStoreError) as caught:
             await store.put("x", b"x", content_type="text/plain")
         assert (caught.value.status, caught.value.code) == (403, "InvalidAccessKeyId")
+    finally:
+        await store.close()
+
+
+async def test_s3_credentials_from_the_environment_when_none_are_configured(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The standard chain's first source; its later ones (shared files, instance metadata) are
+    # switched off so that a machine's own AWS configuration cannot answer instead.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = s3.store("materials", access_key=None, secret_key=None)
+    try:
+        await store.put("from-env", b"chain", content_type="text/plain")
+        assert await store.get("from-env") == b"chain"
+    finally:
+        await store.close()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key[::-1])
+    store = s3.store("materials", access_key=None, secret_key=None)
+    try:
+        with pytest.raises(ObjectStoreError) as caught:
+            await store.get("from-env")
+        assert (caught.value.status, caught.value.code) == (403, "SignatureDoesNotMatch")
     finally:
         await store.close()
 
@@ -513,12 +435,29 @@ async def test_s3_buckets_are_separate(s3: S3Server) -> None:
         await other.close()
 
 
-async def test_s3_keys_are_validated_before_any_request(s3: S3Server) -> None:
-    store = s3.store("materials")
+async def test_s3_keys_are_validated_before_any_request() -> None:
+    # Nothing listens at the endpoint: a request sent would fail as ObjectStoreError.
+    store = S3ObjectStore(
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        bucket="materials",
+        region=REGION,
+        access_key="a",
+        secret_key="b",
+        timeout_s=2.0,
+        retries=0,
+    )
     try:
-        for key in ("../materials/x", "/x", "a//b"):
+        for key in ("../materials/x", "/x", "a//b", "材料.pdf"):
             with pytest.raises(ValueError):
                 await store.put(key, b"x", content_type="text/plain")
+            with pytest.raises(ValueError):
+                await store.get(key)
+            with pytest.raises(ValueError):
+                await store.delete(key)
+            with pytest.raises(ValueError):
+                await store.exists(key)
+            with pytest.raises(ValueError):
+                await store.download_url(key, expires_in=timedelta(minutes=1))
     finally:
         await store.close()
 
@@ -537,30 +476,38 @@ async def test_s3_unreachable_store() -> None:
         with pytest.raises(ObjectStoreError) as caught:
             await store.get("x")
         assert caught.value.status is None
+        with pytest.raises(ObjectStoreError):
+            await store.put("x", b"x", content_type="text/plain")
     finally:
         await store.close()
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "bucket", "prefix"),
+    ("endpoint", "bucket", "prefix", "extra"),
     [
-        ("ftp://example", "materials", ""),
-        ("http://127.0.0.1:9000", "Bad_Bucket", ""),
-        ("http://127.0.0.1:9000", "ab", ""),
-        ("http://127.0.0.1:9000", "materials", "../x"),
-        ("http://127.0.0.1:9000", "materials", "a b"),
+        ("ftp://example", "materials", "", {}),
+        ("http://127.0.0.1:9000", "Bad_Bucket", "", {}),
+        ("http://127.0.0.1:9000", "ab", "", {}),
+        ("http://127.0.0.1:9000", "materials", "../x", {}),
+        ("http://127.0.0.1:9000", "materials", "a b", {}),
+        ("http://127.0.0.1:9000", "materials", "", {"secret_key": None}),
+        ("http://127.0.0.1:9000", "materials", "", {"multipart_threshold": 5 * MIB - 1}),
     ],
 )
-def test_s3_store_refuses_bad_configuration(endpoint: str, bucket: str, prefix: str) -> None:
+def test_s3_store_refuses_bad_configuration(
+    endpoint: str, bucket: str, prefix: str, extra: dict[str, object]
+) -> None:
+    values: dict[str, object] = {
+        "endpoint_url": endpoint,
+        "bucket": bucket,
+        "prefix": prefix,
+        "region": REGION,
+        "access_key": "a",
+        "secret_key": "b",
+        **extra,
+    }
     with pytest.raises(ValueError):
-        S3ObjectStore(
-            endpoint_url=endpoint,
-            bucket=bucket,
-            prefix=prefix,
-            region=REGION,
-            access_key="a",
-            secret_key="b",
-        )
+        S3ObjectStore(**values)  # type: ignore[arg-type]
 
 
 # --- from settings ---------------------------------------------------------------------------
@@ -598,7 +545,14 @@ async def test_settings_with_s3_url(s3: S3Server, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "names"),
     [
-        ({"object_store_url": "s3://materials"}, "WANGBAN_S3_ACCESS_KEY"),
+        (
+            {"object_store_url": "s3://materials", "s3_access_key": SecretStr("a")},
+            "WANGBAN_S3_ACCESS_KEY",
+        ),
+        (
+            {"object_store_url": "s3://materials", "s3_secret_key": SecretStr("b")},
+            "WANGBAN_S3_ACCESS_KEY",
+        ),
         ({"object_store_url": "file:///srv/objects"}, "WANGBAN_OBJECT_STORE_URL"),
         ({"object_store_url": "s3:///no-bucket"}, "WANGBAN_OBJECT_STORE_URL"),
         (
@@ -615,3 +569,40 @@ def test_settings_that_cannot_work_are_refused(overrides: dict[str, object], nam
     settings = Settings(env=Environment.TEST, **overrides)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=names):
         object_store_from_settings(settings)
+
+
+async def test_settings_without_keys_use_the_standard_credential_chain(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = Settings(
+        env=Environment.TEST,
+        data_dir=tmp_path,
+        object_store_url="s3://materials/chain",
+        s3_endpoint_url=s3.endpoint,
+        s3_region=REGION,
+        s3_multipart_threshold_bytes=5 * MIB,
+    )
+    store = object_store_from_settings(settings)
+    try:
+        assert isinstance(store, S3ObjectStore)
+        assert store.multipart_threshold == 5 * MIB
+        await store.put("k", b"v", content_type="text/plain")
+        head = s3.client().head_object(Bucket="materials", Key="chain/k")
+        assert head["ContentLength"] == 1
+    finally:
+        await store.close()
+
+
+def test_production_refuses_half_an_s3_key_pair_and_allows_none() -> None:
+    base = {"object_store_url": "s3://materials", "s3_access_key": SecretStr("a")}
+    with pytest.raises(ConfigurationError, match="WANGBAN_S3_ACCESS_KEY and _SECRET_KEY"):
+        Settings(env=Environment.PRODUCTION, **base)  # type: ignore[arg-type]
+    # Without keys the refusals listed do not name S3 (the credential chain is allowed).
+    with pytest.raises(ConfigurationError) as caught:
+        Settings(env=Environment.PRODUCTION, object_store_url="s3://materials")
+    assert "S3" not in str(caught.value)
