@@ -42,6 +42,7 @@ RESIDENCE = "居住证签注"  # 秒批; 陈炳坤 fails rule non_local_hukou
 RESIDENCE_REFUSAL = "东莞市户籍人员无需办理居住证签注"
 RELIEF = "临时救助（急难型）申请"  # manual; its receipts may be missing (容缺, 15 working days)
 RELIEF_RECEIPTS = "医疗费用票据或事故证明"
+LIU = "刘建国"  # Hunan hukou, living in Dongguan; no other test here logs in as him
 ZHOU = "周国华"  # legal representative of two companies; no other test here logs in as him
 ZHOU_COMPANY = "东莞市华粤精密五金制品有限公司"  # 纳税信用A级, no tax owed
 ZHOU_USCC = "9144190057012649X8"
@@ -381,6 +382,49 @@ async def font_px(locator: Locator) -> float:
             return float(size.removesuffix("px"))
         assert time.monotonic() < deadline, f"no computed font size for {locator}"
         await asyncio.sleep(0.1)
+
+
+async def test_a_lost_session_keeps_the_form_and_a_double_tap_files_once(page: Page) -> None:
+    """The session ends while the citizen fills the form (both tokens refused, as after a
+    revocation): submitting leads to login, logging in again comes back to the form as it was,
+    and a double tap on 提交申请 then files one application."""
+    await log_in(page, LIU)
+    await apply_for(page, RESIDENCE)
+    address = current(page).locator("#field-residence_address")
+    await address.fill("东莞市南城街道鸿福路100号")
+    await pick(page, picker(page, "居住证明类型"), "自有住房")
+    await accept_commitment(page)
+    # Both tokens become ones the gateway refuses: the access token is answered 401 and the
+    # refresh that follows is refused too.
+    await page.evaluate(
+        """() => {
+            const stored = JSON.parse(localStorage.getItem('wangban.session'))
+            stored.data.accessToken = 'revoked-access-token'
+            stored.data.refreshToken = 'revoked-refresh-token'
+            localStorage.setItem('wangban.session', JSON.stringify(stored))
+        }"""
+    )
+    await current(page).get_by_text("提交申请").click()
+    await expect(current(page).get_by_text("仅限本地开发")).to_be_visible()
+
+    # Logging in again returns to the form, restored.
+    persona_box = page.get_by_label("演示人物").first
+    if (await persona_box.inner_text()).strip() != LIU:
+        await pick(page, persona_box, LIU)
+    await current(page).get_by_text("以该人物登录").click()
+    await expect(page.get_by_role("heading", name=RESIDENCE)).to_be_visible()
+    await expect(current(page).get_by_text("已恢复上次未提交的内容")).to_be_visible()
+    await expect(current(page).locator("#field-residence_address")).to_have_value(
+        "东莞市南城街道鸿福路100号"
+    )
+    await expect(picker(page, "居住证明类型")).to_contain_text("自有住房")
+
+    await current(page).get_by_text("提交申请").dblclick()
+    await expect(page.get_by_role("heading", name="办理进度")).to_be_visible()
+    await open_screen(page, "applications/index")
+    mine = page.get_by_role("link").filter(has_text=RESIDENCE)
+    await expect(mine.first).to_be_visible()
+    await expect(mine).to_have_count(1)
 
 
 async def test_care_mode_renders_the_screens_in_large_type(
