@@ -504,6 +504,26 @@ class _PoolCollector(Collector):
             yield GaugeMetricFamily(f"wangban_db_pool_{name}", documentation, value=value)
 
 
+class _GaugeOnceSet(Collector):
+    """A gauge with no sample until it is first set (declared all the same): a service that
+    never checks the broker (the gateway) must not say ``wangban_broker_up 0``, which reads as
+    a broker down. prometheus_client's unlabelled Gauge starts at 0."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._value: float | None = None
+
+    def set(self, value: float) -> None:
+        self._value = float(value)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._documentation, labels=[])
+        if self._value is not None:
+            family.add_metric([], self._value)
+        yield family
+
+
 # Outbound calls are made by clients built far from the app (a service's module builds its
 # ServiceCalls at import or start-up), so they count into a per-caller set of metrics kept by
 # the process, and each service's registry reads its own set, as it does the guard's counts.
@@ -645,12 +665,11 @@ class Metrics:
             registry=r,
         )
         r.register(_TransactionGuardCollector())
-        self.broker_up = Gauge(
-            "broker_up",
+        self.broker_up = _GaugeOnceSet(
+            "wangban_broker_up",
             "1 if the broker answered the last check, 0 if not (not part of readiness)",
-            namespace="wangban",
-            registry=r,
         )
+        r.register(self.broker_up)
         self._pool = _PoolCollector()
         r.register(self._pool)
         r.register(outbound_calls(service).registry)

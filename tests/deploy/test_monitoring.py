@@ -206,3 +206,7 @@ async def test_no_series_carries_a_service_label_or_a_created_timestamp(
     assert not [line for line in samples if re.search(r'[{,]service="', line)]
     assert not [line for line in samples if line.split("{")[0].split(" ")[0].endswith("_created")]
     assert "_created " not in text and "_created{" not in text
+    # This app checks no broker (no background work, like the gateway): it must not say the
+    # broker is down (WangbanBrokerDown would fire), only declare the metric.
+    assert "# TYPE wangban_broker_up gauge" in text
+    assert not [line for line in samples if line.startswith("wangban_broker_up")]
