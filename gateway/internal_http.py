@@ -43,6 +43,7 @@ from wangban.observability import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
     current_context,
+    outbound_calls,
 )
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class InternalGets:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
         self._closed = False
+        self._calls = outbound_calls(caller)
 
     async def get(
         self,
@@ -211,12 +213,14 @@ class InternalGets:
             target = f"{target}?{_query(params)}"
         head = self._head(target, headers or {})
         attempt = 0
+        started = time.perf_counter()
         while True:
             delay: float | None
             try:
                 answer = await self._exchange(head)
             except TransportError as exc:
                 if attempt >= self.retries:
+                    self._observe(None, started)
                     raise
                 delay = _backoff(attempt)
                 log.info(
@@ -229,12 +233,19 @@ class InternalGets:
                 )
             else:
                 if answer.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                    self._observe(answer.status_code, started)
                     return answer
                 delay = _backoff(attempt, answer.headers.get("retry-after"))
                 if delay is None:
+                    self._observe(answer.status_code, started)
                     return answer
             attempt += 1
             await asyncio.sleep(delay or 0.0)
+
+    def _observe(self, status: int | None, started: float) -> None:
+        # As the kit's MeteredTransport counts the gateway's other calls (httpx).
+        duration_s = time.perf_counter() - started
+        self._calls.observe(target=self.service, method="GET", status=status, duration_s=duration_s)
 
     def _head(self, target: str, headers: Mapping[str, str]) -> bytes:
         _one_line(target)

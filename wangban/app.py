@@ -174,7 +174,7 @@ class BrokerWatch:
         answers = await broker_answers(self.settings, timeout_s=min(3.0, self.interval_s))
         self.state = "ok" if answers else "unavailable"
         self.checked_at = datetime.now(UTC)
-        self.metrics.broker_up.labels(self.metrics.service).set(1 if answers else 0)
+        self.metrics.broker_up.set(1 if answers else 0)
         return self.state
 
     async def _run(self) -> None:
@@ -311,6 +311,7 @@ def create_service_app(
         database = Database.from_settings(settings)
         tracing.instrument_engine(database.engine, service=spec.name)
         app.state.database = database
+        metrics.watch_pool(database.engine)
         runtime: Runtime | None = None
         if background:
             relay: OutboxRelay | None = None

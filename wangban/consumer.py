@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -382,12 +383,15 @@ class ConsumerRunner:
         max_attempts = max(self.settings.consumer_max_attempts, 1)
         while True:
             attempts += 1
+            started = time.perf_counter()
             try:
                 with self._context(envelope), self._span(envelope):
                     applied = await self._handle_once(envelope, event, handler)
+                self._time(envelope.type, time.perf_counter() - started)
                 self._count(envelope.type, "handled" if applied else "duplicate")
                 return
             except Exception as exc:
+                self._time(envelope.type, time.perf_counter() - started)
                 if is_unavailability(exc):
                     # The database or a service we call is unreachable: that says nothing
                     # about this event, so it must not use up its attempts and end as a dead
@@ -458,6 +462,7 @@ class ConsumerRunner:
             batch.append(_Decoded(envelope=envelope, event=event, handler=handler, id=event_id))
         if len(batch) < 2:
             return False  # nothing to gain over the single path
+        started = time.perf_counter()
         try:
             outcomes = await self._handle_batch(batch)
         except Exception as exc:
@@ -474,7 +479,10 @@ class ConsumerRunner:
             return False
         for event_type in ignored:
             self._count(event_type, "ignored")
+        # One transaction for the batch: each event is given its share of the time.
+        share = (time.perf_counter() - started) / len(batch)
         for item, outcome in zip(batch, outcomes, strict=True):
+            self._time(item.envelope.type, share)
             self._count(item.envelope.type, outcome)
         return True
 
@@ -639,6 +647,12 @@ class ConsumerRunner:
         if self.metrics is not None:
             self.metrics.dead_letters_total.labels(self.consumer.name).inc()
         self._count(envelope.type if envelope else "unknown", "dead_lettered")
+
+    def _time(self, event_type: str, duration_s: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_handler(
+                consumer=self.consumer.name, event_type=event_type, duration_s=duration_s
+            )
 
     def _count(self, event_type: str, outcome: str) -> None:
         if self.metrics is not None:

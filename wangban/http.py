@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,6 +29,7 @@ from wangban.observability import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
     current_context,
+    outbound_calls,
 )
 from wangban.settings import Settings
 
@@ -149,6 +151,36 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class MeteredTransport(httpx.AsyncBaseTransport):
+    """Wraps a transport and counts each call into the caller's outbound metrics
+    (``wangban_http_client_*``): the target's name (a service, an outside system; never a URL,
+    whose path holds ids), the method and the status class, or ``error`` when no answer came.
+    Outside the retrying transport, so a call is timed as its caller waited for it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, caller: str, target: str) -> None:
+        self._inner = inner
+        self._calls = outbound_calls(caller)
+        self._target = target
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            response = await self._inner.handle_async_request(request)
+            status = response.status_code
+            return response
+        finally:
+            self._calls.observe(
+                target=self._target,
+                method=request.method,
+                status=status,
+                duration_s=time.perf_counter() - started,
+            )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def _seconds(value: str | None) -> float | None:
     # Only the delta-seconds form; an HTTP date from a peer service is not worth parsing.
     if value is None:
@@ -239,11 +271,16 @@ def external_client(
     No redirects (a 3xx would resend a credential elsewhere) and, by default, no proxy from
     the environment (``trust_env``): a credential goes exactly where configured.
     """
+    limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
     return guard_transactions(
         httpx.AsyncClient(
             timeout=timeout,
-            transport=transport,
-            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            transport=MeteredTransport(
+                transport or httpx.AsyncHTTPTransport(limits=limits, trust_env=trust_env),
+                caller=caller,
+                target=system,
+            ),
+            limits=limits,
             trust_env=trust_env,
             follow_redirects=False,
         ),
@@ -291,7 +328,9 @@ def service_client(
     client = httpx.AsyncClient(
         base_url=settings.url_of(target),
         timeout=httpx.Timeout(settings.http_timeout_s),
-        transport=RetryingTransport(inner, retries=settings.http_retries),
+        transport=MeteredTransport(
+            RetryingTransport(inner, retries=settings.http_retries), caller=caller, target=target
+        ),
         event_hooks={
             "request": [
                 _NoTransactionHeld(caller=caller, target=target, mode=settings.transaction_guard),

@@ -31,9 +31,12 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -492,44 +495,147 @@ class _TransactionGuardCollector(Collector):
     held an open database transaction, by call and call site (``wangban.db``'s guard, which
     counts per process; in production every one is a site to restructure)."""
 
-    def __init__(self, service: str) -> None:
-        self._service = service
-
     def collect(self) -> Iterator[CounterMetricFamily]:
         from wangban.db import GUARD  # wangban.db imports this module (through wangban.errors)
 
         family = CounterMetricFamily(
             "wangban_transaction_held_across_call",
             "Remote calls made while the calling task held an open database transaction",
-            labels=["service", "call", "site"],
+            labels=["call", "site"],
         )
         for (call, site), count in sorted(GUARD.counts.items()):
-            family.add_metric([self._service, call, site], count)
+            family.add_metric([call, site], count)
         yield family
+
+
+class _PoolCollector(Collector):
+    """The database pool's state, read from the engine at each scrape (nothing to keep up to
+    date on the request path). A pool exhausted (checked out = size + overflow allowed) makes the
+    next unit of work wait up to ``WANGBAN_DATABASE_POOL_TIMEOUT_S`` and then answer 503."""
+
+    def __init__(self) -> None:
+        self.engine: Any = None  # an AsyncEngine, set once the lifespan has built the database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = getattr(getattr(self.engine, "sync_engine", None), "pool", None)
+        if pool is None or not hasattr(pool, "checkedout"):
+            return
+        size = pool.size()
+        for name, documentation, value in (
+            ("size", "Connections the pool keeps open", size),
+            (
+                "max",
+                "Connections the pool may hand out at once (size plus the overflow allowed)",
+                size + max(getattr(pool, "_max_overflow", 0), 0),
+            ),
+            ("checked_out", "Connections handed out now", pool.checkedout()),
+            ("overflow", "Connections open beyond the pool's size now", max(pool.overflow(), 0)),
+        ):
+            yield GaugeMetricFamily(f"wangban_db_pool_{name}", documentation, value=value)
+
+
+class _GaugeOnceSet(Collector):
+    """A gauge with no sample until it is first set (declared all the same): a service that
+    never checks the broker (the gateway) must not say ``wangban_broker_up 0``, which reads as
+    a broker down. prometheus_client's unlabelled Gauge starts at 0."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._value: float | None = None
+
+    def set(self, value: float) -> None:
+        self._value = float(value)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._documentation, labels=[])
+        if self._value is not None:
+            family.add_metric([], self._value)
+        yield family
+
+
+# Outbound calls are made by clients built far from the app (a service's module builds its
+# ServiceCalls at import or start-up), so they count into a per-caller set of metrics kept by
+# the process, and each service's registry reads its own set, as it does the guard's counts.
+_OUTBOUND: dict[str, OutboundCalls] = {}
+
+
+def status_class(status: int | None) -> str:
+    """``2xx``…``5xx``, or ``error`` when no answer came (refused, timed out)."""
+    return "error" if status is None else f"{status // 100}xx"
+
+
+class OutboundCalls:
+    """HTTP calls a service makes to another service or an outside system, by target (a service
+    name or a system's name from the code, never a URL), method and status class."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests_total = Counter(
+            "http_client_requests_total",
+            "HTTP calls made to other services and outside systems, retries included in one",
+            ["target", "method", "status_class"],
+            namespace="wangban",
+            registry=self.registry,
+        )
+        self.duration_seconds = Histogram(
+            "http_client_request_duration_seconds",
+            "HTTP call duration as the caller waited for it, retries included",
+            ["target", "method"],
+            buckets=HTTP_DURATION_BUCKETS,
+            namespace="wangban",
+            registry=self.registry,
+        )
+
+    def observe(self, *, target: str, method: str, status: int | None, duration_s: float) -> None:
+        method = method if method in _KNOWN_METHODS else "OTHER"
+        self.requests_total.labels(target, method, status_class(status)).inc()
+        self.duration_seconds.labels(target, method).observe(duration_s)
+
+
+def outbound_calls(caller: str) -> OutboundCalls:
+    """The process's outbound-call metrics of service ``caller``."""
+    calls = _OUTBOUND.get(caller)
+    if calls is None:
+        calls = _OUTBOUND.setdefault(caller, OutboundCalls())
+    return calls
+
+
+# The consumer handler's and the relay's work: a few milliseconds each; the tail up to seconds.
+WORK_DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
     """The Prometheus metrics of one service, in a registry of their own.
 
     A private registry (rather than prometheus_client's global one) lets several apps
-    live in one test process without "duplicated timeseries" errors.
+    live in one test process without "duplicated timeseries" errors. No series carries the
+    service's name: the scrape target's ``job`` and ``pod`` labels say which service it is.
     """
 
     def __init__(self, service: str) -> None:
         self.service = service
+        # No ``*_created`` series (one more per counter and histogram child, which dashboards and
+        # alerts never read). prometheus_client's switch is process-wide: set where every
+        # registry of ours is made.
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # CPU, memory, open file descriptors and the Python version: what tells a leak or a
+        # saturated process from a slow database.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.http_requests_total = Counter(
             "http_requests_total",
             "HTTP requests handled",
-            ["service", "method", "route", "status"],
+            ["method", "route", "status"],
             namespace="wangban",
             registry=r,
         )
         self.http_request_duration_seconds = Histogram(
             "http_request_duration_seconds",
             "HTTP request duration",
-            ["service", "method", "route"],
+            ["method", "route"],
             buckets=HTTP_DURATION_BUCKETS,
             namespace="wangban",
             registry=r,
@@ -537,14 +643,25 @@ class Metrics:
         self.outbox_backlog = Gauge(
             "outbox_backlog",
             "Outbox rows not yet published",
-            ["service"],
             namespace="wangban",
             registry=r,
         )
         self.outbox_published_total = Counter(
             "outbox_published_total",
             "Outbox rows published",
-            ["service"],
+            namespace="wangban",
+            registry=r,
+        )
+        self.outbox_publish_errors_total = Counter(
+            "outbox_publish_errors_total",
+            "Outbox rows a publishing round could not get acknowledged (sent again later)",
+            namespace="wangban",
+            registry=r,
+        )
+        self.outbox_publish_duration_seconds = Histogram(
+            "outbox_publish_duration_seconds",
+            "Time to publish one batch of outbox rows and have the broker acknowledge it",
+            buckets=WORK_DURATION_BUCKETS,
             namespace="wangban",
             registry=r,
         )
@@ -562,6 +679,14 @@ class Metrics:
             namespace="wangban",
             registry=r,
         )
+        self.consumer_handler_duration_seconds = Histogram(
+            "consumer_handler_duration_seconds",
+            "Time a consumer's handler took for one event (each attempt, failed ones too)",
+            ["consumer", "type"],
+            buckets=WORK_DURATION_BUCKETS,
+            namespace="wangban",
+            registry=r,
+        )
         self.dead_letters_total = Counter(
             "dead_letters_total",
             "Events sent to the dead-letter topic",
@@ -569,18 +694,32 @@ class Metrics:
             namespace="wangban",
             registry=r,
         )
-        r.register(_TransactionGuardCollector(service))
-        self.broker_up = Gauge(
-            "broker_up",
+        r.register(_TransactionGuardCollector())
+        self.broker_up = _GaugeOnceSet(
+            "wangban_broker_up",
             "1 if the broker answered the last check, 0 if not (not part of readiness)",
-            ["service"],
-            namespace="wangban",
-            registry=r,
         )
+        r.register(self.broker_up)
+        self._pool = _PoolCollector()
+        r.register(self._pool)
+        r.register(outbound_calls(service).registry)
+
+    def watch_pool(self, engine: Any) -> None:
+        """Export the pool of ``engine`` (the process's AsyncEngine) as ``wangban_db_pool_*``."""
+        self._pool.engine = engine
+
+    def observe_publish(self, *, rows: int, sent: int, duration_s: float) -> None:
+        """One batch the relay published: ``sent`` of ``rows`` acknowledged."""
+        self.outbox_publish_duration_seconds.observe(duration_s)
+        if rows > sent:
+            self.outbox_publish_errors_total.inc(rows - sent)
+
+    def observe_handler(self, *, consumer: str, event_type: str, duration_s: float) -> None:
+        self.consumer_handler_duration_seconds.labels(consumer, event_type).observe(duration_s)
 
     def observe_request(self, *, method: str, route: str, status: int, duration_s: float) -> None:
-        self.http_requests_total.labels(self.service, method, route, str(status)).inc()
-        self.http_request_duration_seconds.labels(self.service, method, route).observe(duration_s)
+        self.http_requests_total.labels(method, route, str(status)).inc()
+        self.http_request_duration_seconds.labels(method, route).observe(duration_s)
 
     def render(self) -> tuple[bytes, str]:
         """Exposition body and its content type, for a ``/metrics`` endpoint."""

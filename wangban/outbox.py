@@ -391,7 +391,7 @@ class OutboxRelay:
         self._backlog_counted_at = float("-inf")
         if metrics is not None:
             # Exported from the start (0 until the first count), not only once a poll ran.
-            metrics.outbox_backlog.labels(self.service)
+            metrics.outbox_backlog.set(0)
         self._instance = secrets.token_hex(6)
         # Created before the first send and again after losing the broker (an embedded broker
         # forgets its topics when it restarts); every batch checked against a broker that
@@ -674,7 +674,7 @@ class OutboxRelay:
             self._mark_due = now + self.settings.outbox_mark_interval_s
         self._unmarked.extend(seqs)
         if self.metrics is not None:
-            self.metrics.outbox_published_total.labels(self.service).inc(len(seqs))
+            self.metrics.outbox_published_total.inc(len(seqs))
 
     def _prune_sent(self, now: float) -> None:
         if now - self._sent_pruned_at < 10.0:
@@ -722,7 +722,7 @@ class OutboxRelay:
             ).one()
         if self.metrics is not None:
             # Rows sent and not marked yet count too: at most one mark interval's worth.
-            self.metrics.outbox_backlog.labels(self.service).set(backlog)
+            self.metrics.outbox_backlog.set(backlog)
             self._backlog_counted_at = time.monotonic()
         return bool(due)
 
@@ -763,7 +763,7 @@ class OutboxRelay:
             self._claim_delay = _FIRST_CLAIM_DELAY_S
             self._claim_at = float("inf")
         if self.metrics is not None and sent:
-            self.metrics.outbox_published_total.labels(self.service).inc(len(sent))
+            self.metrics.outbox_published_total.inc(len(sent))
         if failure is not None:
             raise RelayError(
                 f"{claimed - len(sent)} of {claimed} rows not acknowledged"
@@ -820,6 +820,7 @@ class OutboxRelay:
         futures: list[asyncio.Future[Any]] = []
         failure: BaseException | None = None
         spans = self._producer_spans(rows)
+        started = time.perf_counter()
         for row in rows:
             try:
                 futures.append(
@@ -843,6 +844,10 @@ class OutboxRelay:
                 failed_keys.add(row.key)
             elif row.key not in failed_keys:
                 sent.append(row.seq)
+        if self.metrics is not None:
+            self.metrics.observe_publish(
+                rows=len(rows), sent=len(sent), duration_s=time.perf_counter() - started
+            )
         for index, span in enumerate(spans):
             if index >= len(results) or isinstance(results[index], BaseException):
                 span.set_status(Status(StatusCode.ERROR, "not sent"))
@@ -886,7 +891,7 @@ class OutboxRelay:
         if self.metrics is None or time.monotonic() - self._backlog_counted_at < 1.0:
             return
         backlog = (await session.execute(self._backlog)).scalar_one()
-        self.metrics.outbox_backlog.labels(self.service).set(backlog)
+        self.metrics.outbox_backlog.set(backlog)
         self._backlog_counted_at = time.monotonic()
 
     async def _bounded(self, operation: Awaitable[T]) -> T:

@@ -60,9 +60,7 @@ def inbox_inserts(kit: Kit, statements: list[str]) -> list[str]:
 
 
 def published(kit: Kit) -> float:
-    value = kit.metrics.registry.get_sample_value(
-        "wangban_outbox_published_total", {"service": kit.schema}
-    )
+    value = kit.metrics.registry.get_sample_value("wangban_outbox_published_total")
     return value or 0.0
 
 

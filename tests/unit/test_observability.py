@@ -314,7 +314,7 @@ async def test_metrics_use_route_templates(log_stream: io.StringIO) -> None:
     def count(route: str, status: str) -> float | None:
         return metrics.registry.get_sample_value(
             "wangban_http_requests_total",
-            {"service": "unit", "method": "GET", "route": route, "status": status},
+            {"method": "GET", "route": route, "status": status},
         )
 
     assert count("/items/{item_id}", "200") == 3
@@ -323,7 +323,7 @@ async def test_metrics_use_route_templates(log_stream: io.StringIO) -> None:
     assert (
         metrics.registry.get_sample_value(
             "wangban_http_request_duration_seconds_count",
-            {"service": "unit", "method": "GET", "route": "/items/{item_id}"},
+            {"method": "GET", "route": "/items/{item_id}"},
         )
         == 3
     )
@@ -342,10 +342,10 @@ async def test_metrics_use_route_templates(log_stream: io.StringIO) -> None:
 
 def test_metrics_registries_are_independent() -> None:
     first, second = Metrics("a"), Metrics("a")
-    first.outbox_backlog.labels("a").set(7)
+    first.outbox_backlog.set(7)
     first.events_consumed_total.labels("c", "t", "handled").inc()
     first.consumer_lag.labels("c", "topic", "0").set(3)
     first.dead_letters_total.labels("c").inc()
-    first.outbox_published_total.labels("a").inc(2)
-    assert first.registry.get_sample_value("wangban_outbox_backlog", {"service": "a"}) == 7
-    assert second.registry.get_sample_value("wangban_outbox_backlog", {"service": "a"}) is None
+    first.outbox_published_total.inc(2)
+    assert first.registry.get_sample_value("wangban_outbox_backlog") == 7
+    assert second.registry.get_sample_value("wangban_outbox_backlog") == 0
