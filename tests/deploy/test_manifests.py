@@ -113,9 +113,22 @@ def _dockerfile_stages() -> list[list[str]]:
             continue
         if line.upper().startswith("FROM "):
             stages.append([])
+        if not stages and line.upper().startswith("ARG "):
+            continue  # the base images' ARGs (deploy/base-images.env), the only thing allowed here
         assert stages, f"instruction before FROM: {line}"
         stages[-1].append(line)
     return stages
+
+
+def _base_image_default(reference: str) -> str:
+    """The image a FROM names: itself, or the default of the global ARG it refers to, without
+    the digest the pin adds (`./dev pin-images`)."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    if match := re.fullmatch(r"\$\{(\w+)\}", reference):
+        found = re.search(rf"^ARG {match[1]}=(\S+)$", text, re.MULTILINE)
+        assert found, f"no default for {reference}"
+        reference = found[1]
+    return reference.split("@")[0]
 
 
 def _instructions(stage: list[str], keyword: str) -> list[str]:
@@ -163,7 +176,8 @@ def _component(labels: dict[str, str]) -> str | None:
 def test_dockerfile_is_multi_stage_with_slim_final_stage() -> None:
     stages = _dockerfile_stages()
     assert len(stages) >= 2, "builder and final stage"
-    assert _instructions(stages[-1], "FROM")[0].split()[0] == "python:3.11-slim"
+    final = _instructions(stages[-1], "FROM")[0].split()[0]
+    assert _base_image_default(final) == "python:3.11-slim"
     builder = _instructions(stages[0], "FROM")[0].split()
     assert builder[-2].upper() == "AS"
     copies = _instructions(stages[-1], "COPY")

@@ -13,6 +13,10 @@ imported, and a command that would need them says what to set instead.
 Where a container engine answers (``docker info``), the image itself is built and checked the
 same way. Where none does (this machine has the client but no engine), the test asserts instead
 that the Dockerfile's install step is exactly the one the venv went through.
+
+The venv is made once for each Python version the project declares (its classifiers, bounded by
+requires-python) whose interpreter this machine has: the image runs 3.11, a developer may run
+3.12, and each gets the same locked wheels (requirements/runtime.txt).
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import re
 import shlex
 import shutil
 import subprocess
-import venv
+import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from wangban.services import SERVICE_PACKAGES
 
@@ -112,11 +118,44 @@ def dockerfile_install_step(text: str) -> InstallStep:
     return InstallStep(copies, pip_commands)
 
 
-def the_project_install(step: InstallStep) -> list[str]:
-    """The one pip command that installs the project (not pip's own tools)."""
-    project = [c for c in step.pip_commands if "--upgrade" not in c]
-    assert len(project) == 1, step.pip_commands
-    return project[0]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+REQUIRES_PYTHON = SpecifierSet(PROJECT["requires-python"])
+DECLARED_PYTHONS = [
+    c.rsplit(" :: ", 1)[1]
+    for c in PROJECT["classifiers"]
+    if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+]
+
+
+def find_python(version: str) -> str | None:
+    """An interpreter of this version: on PATH, or one pyenv installed (not on PATH unless
+    selected), or the one running the tests."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    candidates = [shutil.which(f"python{version}")]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += sorted(str(p) for p in pyenv.glob(f"{version}.*/bin/python{version}"))
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+PYTHONS = {v: p for v in DECLARED_PYTHONS if (p := find_python(v))}
+
+
+def test_the_declared_python_versions_are_the_supported_ones() -> None:
+    # The embedded PostgreSQL (pgserver, extra `embedded`) has wheels up to CPython 3.12.
+    assert DECLARED_PYTHONS == ["3.11", "3.12"]
+    assert all(f"{v}.0" in REQUIRES_PYTHON for v in DECLARED_PYTHONS)
+    assert "3.10.0" not in REQUIRES_PYTHON and "3.13.0" not in REQUIRES_PYTHON
+    # ./dev looks for them, the image's version first.
+    dev = (ROOT / "dev").read_text("utf-8")
+    assert "python3.11 python3.12 python3; do" in dev
+    assert "((3, 11), (3, 12))" in dev
+    assert DOCKERFILE.read_text("utf-8").count("ARG PYTHON_IMAGE=python:3.11-slim") == 1
+    # The running interpreter is one of them, so the install below always runs at least once.
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in PYTHONS
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -132,14 +171,17 @@ class Installed:
     venv: Path
     source: Path
     copied: list[str]
-    command: list[str]
+    commands: list[list[str]]
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    """A fresh venv with what the Dockerfile copies installed by the Dockerfile's command,
-    from a copy of those files (pip builds in the source tree; the checkout stays as it is)."""
-    base = tmp_path_factory.mktemp("production")
+@pytest.fixture(scope="module", params=sorted(PYTHONS))
+def installed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Installed]:
+    """A fresh venv of one declared Python version with what the Dockerfile copies installed by
+    the Dockerfile's commands, in order, from a copy of those files (pip builds in the source
+    tree; the checkout stays as it is)."""
+    base = tmp_path_factory.mktemp(f"production-{request.param}")
     source = base / "src"
     source.mkdir()
     step = dockerfile_install_step(DOCKERFILE.read_text("utf-8"))
@@ -151,21 +193,45 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
                 origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
         else:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, source / name)
         copied.append(name)
     target = base / "venv"
-    venv.EnvBuilder(with_pip=True, clear=True).create(target)
-    command = the_project_install(step)
-    completed = subprocess.run(
-        [str(target / "bin" / "python"), "-m", *command, "--quiet"],
-        cwd=source,
-        env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"),
+    made = subprocess.run(
+        [PYTHONS[request.param], "-m", "venv", "--clear", str(target)],
+        env=clean_env(),
         capture_output=True,
         text=True,
-        timeout=720,
+        timeout=300,
     )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    yield Installed(target, source, copied, command)
+    assert made.returncode == 0, made.stderr
+    for command in step.pip_commands:
+        completed = subprocess.run(
+            [str(target / "bin" / "python"), "-m", *command, "--quiet"],
+            cwd=source,
+            env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"),
+            capture_output=True,
+            text=True,
+            timeout=720,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+    # The Dockerfile's `pip check`: the locked packages satisfy every requirement.
+    checked = subprocess.run(
+        [str(target / "bin" / "python"), "-m", "pip", "check"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    version = subprocess.run(
+        [str(target / "bin" / "python"), "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert version.stdout.strip() == request.param
+    yield Installed(target, source, copied, step.pip_commands)
 
 
 def test_a_clean_install_without_extras_imports_every_service_and_runs_the_cli(
@@ -267,11 +333,17 @@ def docker_engine() -> bool:
 
 def test_the_image_is_built_the_way_the_clean_install_was(installed: Installed) -> None:
     step = dockerfile_install_step(DOCKERFILE.read_text("utf-8"))
-    # The image installs the project as released: no extra, not editable, from its own copy
-    # of every package the project declares.
-    assert the_project_install(step) == ["pip", "install", "."]
-    assert installed.command == ["pip", "install", "."]
-    assert {"pyproject.toml", "README.md", *PACKAGES} <= set(step.copies)
+    # The image installs the locked dependencies (hashes checked, nothing resolved), then the
+    # project as released: no extra, not editable, from its own copy of every package the
+    # project declares.
+    assert step.pip_commands == [
+        ["pip", "install", "--require-hashes", "--no-deps", "-r", "requirements/runtime.txt"],
+        ["pip", "install", "--no-deps", "."],
+    ]
+    assert installed.commands == step.pip_commands
+    assert {"requirements/runtime.txt", "pyproject.toml", "README.md", *PACKAGES} <= set(
+        step.copies
+    )
     if docker_engine():
         tag = "wangban:production-install-test"
         built = subprocess.run(
