@@ -46,9 +46,11 @@ pytestmark = pytest.mark.slow  # left out of `./dev test --fast`
 PROVIDER = "dg-gongan"
 TOKEN = "gongan-reliability-token"
 READ_TIMEOUT_S = 1.0
-MARGIN_S = 2.0
-"""Relay, broker and consumer hops on top of the provider deadline."""
 HANG_S = 30.0
+CUT_SHORT_S = HANG_S / 3
+"""The wait was ended by a deadline, not by the hang running out: far above the provider's
+read timeout plus the hops (a loaded CI machine stretches those), far below the 30 s hang.
+What the waits actually took goes into the figures; a bound on speed would be a benchmark."""
 
 FIGURES: dict[str, Any] = {}
 
@@ -163,7 +165,7 @@ async def submit_and_wait(
             return True
         return False
 
-    await eventually(decided, timeout_s=READ_TIMEOUT_S + MARGIN_S + answered, interval_s=0.02)
+    await eventually(decided, timeout_s=CUT_SHORT_S + answered, interval_s=0.02)
     return application_id, answered, time.monotonic() - started, seen[-1]
 
 
@@ -174,7 +176,7 @@ async def asked_for_the_material(platform: Platform, persona: Any) -> dict[str, 
     started = time.monotonic()
     _, response = await platform.submit(persona)
     answered = time.monotonic() - started
-    assert answered < READ_TIMEOUT_S + MARGIN_S
+    assert answered < CUT_SHORT_S
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["type"] == "urn:wangban:problem:materials-incomplete"
@@ -205,12 +207,14 @@ async def test_a_slow_or_failing_provider_sends_the_case_to_a_person_in_time_and
                 _, answered, took, (_, case, decision, reason) = await submit_and_wait(
                     platform, persona=elder, ending="under_review"
                 )
-                assert answered < 1.0  # intake's own call to sharing did not meet the fault
+                # Intake's own call to sharing did not meet the fault (it applies to field
+                # lookups only): it was not held up by the hang.
+                assert answered < CUT_SHORT_S
                 assert (case, decision) == ("open", "refer"), (fault, case, decision)
                 assert (
                     reason == "转人工审核：部分信息暂时无法通过数据共享自动核验，将由工作人员审核"
                 )
-                assert took < READ_TIMEOUT_S + MARGIN_S
+                assert took < CUT_SHORT_S
                 figures["faults"][fault] = {
                     "submit_s": round(answered, 2),
                     "referred_after_s": round(took, 2),

@@ -294,7 +294,9 @@ async def test_slow_provider_times_out_near_the_deadline(
         await fetch(provider)
     elapsed = time.perf_counter() - started
 
-    assert elapsed < 3 * timeout
+    # The deadline ended the wait, not the answer: it came before the server would have answered
+    # (a loaded machine stretches the 0.3 s, never to the 3 s delay).
+    assert elapsed < 10 * timeout
     assert server.requests_seen == 1  # timeouts are not retried
 
 
