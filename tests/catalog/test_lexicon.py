@@ -9,11 +9,13 @@ import unicodedata
 
 import httpx
 import pytest
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog_service import lexicon, repository, search, service
+from catalog_service import repository, search, service
 from catalog_service.app import SPEC
 from catalog_service.lexicon import Lexicon, LexiconError, parse_lexicon, shipped_lexicon
+from catalog_service.models import SynonymGroup
 from catalog_service.seed import demo_items
 from tests.catalog.support import GUANGAN_CSV
 from tests.catalog.test_catalogue import _token
@@ -132,9 +134,30 @@ def test_a_malformed_lexicon_is_refused_with_the_place_named(raw: object, proble
         parse_lexicon(raw)
 
 
-def test_migrate_loads_the_lexicon_as_reference_data() -> None:
+async def test_wangban_migrate_loads_the_lexicon(settings: Settings, database: Database) -> None:
+    """`wangban migrate` (what the production migrate Job runs) brings the shipped layer to this
+    release's lexicon, and running it again writes nothing."""
+    from wangban.cli import migrate_services
+
     assert service.load_shipped_lexicon in SPEC.reference_data
-    assert lexicon.LEXICON_FILE.exists()
+    try:
+        await migrate_services(settings, ["catalog"])
+        async with database.sessionmaker() as session:
+            first = await service.lexicon_state(session)
+            ids = await session.scalars(select(SynonymGroup.id).order_by(SynonymGroup.id))
+            before = list(ids)
+        await migrate_services(settings, ["catalog"])
+        async with database.sessionmaker() as session:
+            again = list(await session.scalars(select(SynonymGroup.id).order_by(SynonymGroup.id)))
+        assert (first.version, first.groups) == (
+            shipped_lexicon().version,
+            len(shipped_lexicon().groups),
+        )
+        assert again == before
+    finally:
+        # The other tests of this database search without the shipped layer.
+        async with database.sessionmaker() as session, session.begin():
+            await session.execute(delete(SynonymGroup).where(SynonymGroup.origin == "shipped"))
 
 
 def _next_version(shipped: Lexicon, *, drop: int) -> Lexicon:
