@@ -161,7 +161,24 @@ class BundleVersionOut(BaseModel):
 
 
 class SynonymGroups(BaseModel):
-    groups: list[list[str]] = Field(description="each group: phrases meaning the same thing")
+    groups: list[list[str]] = Field(
+        description="the admins' groups, each: phrases meaning the same thing; they extend the "
+        "shipped citizen lexicon (a group sharing a phrase with a shipped group joins it)"
+    )
+    disabled: list[str] | None = Field(
+        default=None,
+        description="keys (theme/first phrase) of shipped lexicon groups switched off; "
+        "omitted in a PUT: left as they are",
+    )
+
+
+class ShippedLexicon(BaseModel):
+    version: int | None = Field(description="version of the loaded citizen lexicon, if any")
+    groups: int = Field(description="its groups in the table (disabled ones included)")
+
+
+class SynonymTableOut(SynonymGroups):
+    lexicon: ShippedLexicon
 
 
 def _bundle_out(version: BundleVersion) -> BundleVersionOut:
@@ -668,8 +685,13 @@ async def publish_bundle(
     summary="The synonym table search expands queries with (every department's)",
     responses=problem_responses(*ADMIN_ERRORS),
 )
-async def get_synonyms(session: ReadSession, _: CatalogReader) -> SynonymGroups:
-    return SynonymGroups(groups=await service.synonym_groups(session))
+async def get_synonyms(session: ReadSession, _: CatalogReader) -> SynonymTableOut:
+    state = await service.lexicon_state(session)
+    return SynonymTableOut(
+        groups=await service.synonym_groups(session),
+        disabled=state.disabled,
+        lexicon=ShippedLexicon(version=state.version, groups=state.groups),
+    )
 
 
 @admin.put(
@@ -684,7 +706,7 @@ async def put_synonyms(
     after_response: BackgroundTasks,
     _: PlatformAdmin,
 ) -> SynonymGroups:
-    await service.replace_synonyms(session, groups=body.groups)
+    await service.replace_synonyms(session, groups=body.groups, disabled=body.disabled)
     # After the commit, not before: a search in between would cache the old table again.
     after_response.add_task(synonyms.invalidate)
     return body

@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from catalog_service import api, jobs, search
+from catalog_service import api, jobs, search, service
 from catalog_service.events import outbox
 from catalog_service.models import metadata
 from catalog_service.seed import seed_catalogue
@@ -20,6 +20,8 @@ SPEC = ServiceSpec(
     outbox=outbox,
     routers=(api.public, api.admin),
     seeds=(seed_catalogue,),
+    # The citizen lexicon (catalog_service/lexicon): production data, loaded by `wangban migrate`.
+    reference_data=(service.load_shipped_lexicon,),
     shutdowns=(api.close_clients,),
     warm_ups=(search.warm_up,),
     # Long admin operations (imports) run here, not in the request (catalog_service.jobs).

@@ -182,12 +182,36 @@ class BundleVersion(Base):
 
 
 class SynonymGroup(Base):
-    """Phrases citizens use for the same thing (身份证 / 居民身份证), kept by admins."""
+    """Phrases citizens use for the same thing (身份证 / 居民身份证).
+
+    Two layers in one table: ``shipped`` rows are the citizen lexicon of the release that
+    loaded them (``lexicon_version``, ``group_key`` from catalog_service/lexicon), replaced
+    whole when a newer release ships a newer lexicon; ``admin`` rows are what admins keep
+    through ``PUT /admin/synonyms`` and are never touched by a lexicon load.
+    """
 
     __tablename__ = "synonym_group"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     phrases: Mapped[list[str]] = mapped_column(ARRAY(String(60)))
+    origin: Mapped[str] = mapped_column(String(8), server_default="admin")
+    lexicon_version: Mapped[int | None] = mapped_column(Integer)
+    group_key: Mapped[str | None] = mapped_column(String(100))
+
+
+class DisabledShippedGroup(Base):
+    """A shipped lexicon group an admin switched off (it matched the wrong items), by key.
+
+    Kept apart from the shipped rows so the choice survives the next lexicon version: a group
+    with the same key stays off; a key the new version no longer has simply matches nothing.
+    """
+
+    __tablename__ = "synonym_disabled"
+
+    group_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    disabled_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class Job(Base):

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog_service.models import (
     Bundle,
     BundleVersion,
+    DisabledShippedGroup,
     Item,
     ItemSearch,
     ItemVersion,
@@ -43,6 +44,9 @@ from catalog_service.models import (
 )
 from catalog_service.schemas import OnlineDepth
 from wangban.db import literal_rows
+
+LEXICON_LOCK = 0x636174616C6578
+"""Advisory lock key of shipped-lexicon loads (any fixed bigint: "catalex" in ASCII)."""
 
 SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 """The built-in text search configuration that keeps our own tokens as they are."""
@@ -368,14 +372,83 @@ async def unindex_item(session: AsyncSession, *, item_id: str) -> None:
 
 
 async def synonym_groups(session: AsyncSession) -> list[list[str]]:
-    rows = await session.execute(select(SynonymGroup.phrases).order_by(SynonymGroup.id))
+    """The groups search expands queries with: the admins' groups and the shipped lexicon's,
+    less the shipped groups an admin disabled."""
+    disabled = select(DisabledShippedGroup.group_key)
+    rows = await session.execute(
+        select(SynonymGroup.phrases)
+        .where(
+            (SynonymGroup.origin == "admin")
+            | SynonymGroup.group_key.is_(None)
+            | SynonymGroup.group_key.not_in(disabled)
+        )
+        .order_by(SynonymGroup.id)
+    )
+    return [list(phrases) for (phrases,) in rows]
+
+
+async def admin_synonym_groups(session: AsyncSession) -> list[list[str]]:
+    rows = await session.execute(
+        select(SynonymGroup.phrases).where(SynonymGroup.origin == "admin").order_by(SynonymGroup.id)
+    )
     return [list(phrases) for (phrases,) in rows]
 
 
 async def replace_synonym_groups(session: AsyncSession, groups: Sequence[Sequence[str]]) -> None:
-    await session.execute(delete(SynonymGroup))
+    """Replace the admins' layer; the shipped lexicon stays."""
+    await session.execute(delete(SynonymGroup).where(SynonymGroup.origin == "admin"))
     for phrases in groups:
-        session.add(SynonymGroup(phrases=list(phrases)))
+        session.add(SynonymGroup(phrases=list(phrases), origin="admin"))
+    await session.flush()
+
+
+async def shipped_lexicon_state(session: AsyncSession) -> tuple[int | None, int]:
+    """The version of the loaded shipped layer (``None`` when none is) and its group count."""
+    version, count = (
+        await session.execute(
+            select(func.max(SynonymGroup.lexicon_version), func.count()).where(
+                SynonymGroup.origin == "shipped"
+            )
+        )
+    ).one()
+    return version, int(count)
+
+
+async def lock_shipped_lexicon(session: AsyncSession) -> None:
+    """Serialise lexicon loads (two replicas migrating at once) for this transaction."""
+    await session.execute(select(func.pg_advisory_xact_lock(LEXICON_LOCK)))
+
+
+async def replace_shipped_groups(
+    session: AsyncSession, *, version: int, groups: Sequence[tuple[str, Sequence[str]]]
+) -> None:
+    await session.execute(delete(SynonymGroup).where(SynonymGroup.origin == "shipped"))
+    if groups:
+        await session.execute(
+            insert(SynonymGroup),
+            [
+                {
+                    "phrases": list(phrases),
+                    "origin": "shipped",
+                    "lexicon_version": version,
+                    "group_key": key,
+                }
+                for key, phrases in groups
+            ],
+        )
+
+
+async def disabled_shipped_groups(session: AsyncSession) -> list[str]:
+    rows = await session.execute(
+        select(DisabledShippedGroup.group_key).order_by(DisabledShippedGroup.group_key)
+    )
+    return list(rows.scalars())
+
+
+async def replace_disabled_shipped_groups(session: AsyncSession, keys: Sequence[str]) -> None:
+    await session.execute(delete(DisabledShippedGroup))
+    for key in dict.fromkeys(keys):
+        session.add(DisabledShippedGroup(group_key=key))
     await session.flush()
 
 

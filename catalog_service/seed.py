@@ -1,5 +1,8 @@
 """Demo catalogue of one city (东莞), loaded by `wangban up` and `wangban seed`.
 
+Search synonyms are not demo data: the citizen lexicon (catalog_service/lexicon) is production
+data that `wangban migrate` loads, and it covers the seven groups this seed used to write.
+
 Idempotent: an item or bundle whose code already exists is left as it is, so re-running never
 creates versions and never overwrites what an admin changed.
 """
@@ -16,16 +19,6 @@ from catalog_service.schemas import BundleContent, ItemContent
 
 DEMO_DIR = Path(__file__).parent / "demo"
 
-DEFAULT_SYNONYMS = [
-    ["身份证", "居民身份证"],
-    ["社保", "社会保险"],
-    ["医保", "医疗保险", "医疗保障"],
-    ["公积金", "住房公积金"],
-    ["户口", "户籍"],
-    ["营业执照", "执照"],
-    ["退休", "养老"],
-]
-
 
 def demo_items() -> list[ItemContent]:
     raw = json.loads((DEMO_DIR / "items.json").read_text(encoding="utf-8"))
@@ -38,8 +31,6 @@ def demo_bundles() -> list[BundleContent]:
 
 
 async def seed_catalogue(session: AsyncSession) -> None:
-    if not await repository.synonym_groups(session):
-        await service.replace_synonyms(session, groups=DEFAULT_SYNONYMS)
     for content in demo_items():
         if await repository.item_by_code(session, content.implementing_code) is None:
             draft = await service.create_item_draft(session, content=content)

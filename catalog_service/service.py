@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import repository, search
 from catalog_service.events import BundlePublished, ItemPublished, ItemWithdrawn, outbox
+from catalog_service.lexicon import Lexicon, shipped_lexicon
 from catalog_service.models import Bundle, BundleVersion, Item, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
@@ -488,12 +489,58 @@ async def search_items(
 
 
 async def synonym_groups(session: AsyncSession) -> list[list[str]]:
-    return await repository.synonym_groups(session)
+    """The admins' layer of the synonym table (what ``PUT /admin/synonyms`` replaces)."""
+    return await repository.admin_synonym_groups(session)
 
 
-async def replace_synonyms(session: AsyncSession, *, groups: list[list[str]]) -> None:
+async def replace_synonyms(
+    session: AsyncSession, *, groups: list[list[str]], disabled: list[str] | None = None
+) -> None:
+    """Replace the admins' groups and, when given, the set of shipped groups switched off
+    (by key, ``theme/first phrase``). The shipped lexicon itself is never edited here."""
     cleaned = [sorted({p.strip() for p in group if p.strip()}) for group in groups]
     await repository.replace_synonym_groups(session, [g for g in cleaned if len(g) >= 2])
+    if disabled is not None:
+        await repository.replace_disabled_shipped_groups(
+            session, [key.strip() for key in disabled if key.strip()]
+        )
+
+
+@dataclass(frozen=True)
+class LexiconState:
+    version: int | None
+    groups: int
+    disabled: list[str]
+
+
+async def lexicon_state(session: AsyncSession) -> LexiconState:
+    version, count = await repository.shipped_lexicon_state(session)
+    return LexiconState(
+        version=version,
+        groups=count,
+        disabled=await repository.disabled_shipped_groups(session),
+    )
+
+
+async def load_shipped_lexicon(session: AsyncSession, *, lexicon: Lexicon | None = None) -> bool:
+    """Make the shipped layer of the synonym table this release's citizen lexicon.
+
+    Run by ``wangban migrate`` (the service's reference data), idempotent: a database already
+    holding this version, or a newer one (a rollback to an older release must not undo the
+    newer lexicon), is left alone. An older layer is replaced whole; admin groups and the
+    admins' disabled keys stay. Returns whether anything was written.
+    """
+    lexicon = lexicon or shipped_lexicon()
+    await repository.lock_shipped_lexicon(session)
+    loaded, _ = await repository.shipped_lexicon_state(session)
+    if loaded is not None and loaded >= lexicon.version:
+        return False
+    await repository.replace_shipped_groups(
+        session,
+        version=lexicon.version,
+        groups=[(group.key, group.phrases) for group in lexicon.groups],
+    )
+    return True
 
 
 # --- bundles ----------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Seed = Callable[[AsyncSession], Awaitable[None]]
+ReferenceLoad = Callable[[AsyncSession], Awaitable[object]]
 """Loads a service's demo data; must be idempotent (``wangban up`` runs it on every start)."""
 
 
@@ -99,6 +100,11 @@ class ServiceSpec:
     """Consumers, or factories that build one from the running settings (for handlers that need
     keys or URLs from them). Only a service with an outbox has any (dead letters go there)."""
     seeds: Sequence[Seed] = field(default_factory=tuple)
+    """Demo data (``wangban seed``, ``wangban up``): never run in production."""
+    reference_data: Sequence[ReferenceLoad] = field(default_factory=tuple)
+    """Production data the service ships (the catalogue's citizen lexicon), loaded by
+    ``wangban migrate`` after the schema, each in its own transaction; idempotent and
+    versioned by the service itself."""
     shutdowns: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     """Run when the app stops, before the database closes: release what routes keep in
     ``app.state`` (HTTP client pools of external adapters)."""

@@ -34,7 +34,11 @@ async def migrate_services(settings: Settings, services: Sequence[str]) -> None:
 
     async with _database(settings) as (database, _):
         for name in services:
-            await upgrade_service(database, load_spec(name))
+            spec = load_spec(name)
+            await upgrade_service(database, spec)
+            for load in spec.reference_data:
+                async with database.sessionmaker() as session, session.begin():
+                    await load(session)
 
 
 async def seed_services(settings: Settings, services: Sequence[str]) -> None:

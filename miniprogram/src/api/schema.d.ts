@@ -3011,13 +3011,32 @@ export interface components {
              */
             would: "approve" | "deny" | "refer";
         };
-        /** SynonymGroups */
-        "catalog.SynonymGroups": {
+        /** SynonymTableOut */
+        "catalog.SynonymTableOut": {
             /**
              * Groups
-             * @description each group: phrases meaning the same thing
+             * @description the admins' groups, each: phrases meaning the same thing; they extend the shipped citizen lexicon (a group sharing a phrase with a shipped group joins it)
              */
             groups: string[][];
+            /**
+             * Disabled
+             * @description keys (theme/first phrase) of shipped lexicon groups switched off; omitted in a PUT: left as they are
+             */
+            disabled?: string[] | null;
+            lexicon: components["schemas"]["catalog.ShippedLexicon"];
+        };
+        /** ShippedLexicon */
+        "catalog.ShippedLexicon": {
+            /**
+             * Version
+             * @description version of the loaded citizen lexicon, if any
+             */
+            version: number | null;
+            /**
+             * Groups
+             * @description its groups in the table (disabled ones included)
+             */
+            groups: number;
         };
         /**
          * Problem
@@ -3136,6 +3155,19 @@ export interface components {
             field_map?: {
                 [key: string]: string;
             };
+        };
+        /** SynonymGroups */
+        "catalog.SynonymGroups": {
+            /**
+             * Groups
+             * @description the admins' groups, each: phrases meaning the same thing; they extend the shipped citizen lexicon (a group sharing a phrase with a shipped group joins it)
+             */
+            groups: string[][];
+            /**
+             * Disabled
+             * @description keys (theme/first phrase) of shipped lexicon groups switched off; omitted in a PUT: left as they are
+             */
+            disabled?: string[] | null;
         };
         /**
          * JobOut
@@ -8919,7 +8951,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["catalog.SynonymGroups"];
+                    "application/json": components["schemas"]["catalog.SynonymTableOut"];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */
