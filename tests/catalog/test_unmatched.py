@@ -11,6 +11,7 @@ import string
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import httpx
 import pytest
@@ -156,7 +157,7 @@ async def test_a_search_that_finds_nothing_on_the_real_list_suggests_the_nearest
 def _token(
     settings: Settings,
     *roles: str,
-    kind: str = "staff",
+    kind: Literal["citizen", "staff"] = "staff",
     subject: str,
     department: str | None = None,
 ) -> dict[str, str]:
