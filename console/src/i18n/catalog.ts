@@ -232,7 +232,7 @@ export const catalogText = {
     title: '未找到结果的搜索',
     intro:
       '群众搜索后没有找到任何事项的词语及次数，可据此补充同义词或关键词。含身份证号、电话号码等个人信息的搜索不会被记录。',
-    caption: '未找到结果的搜索（按次数排列）',
+    caption: '按搜索次数排列',
     window: '时间范围',
     windows: { week: '近 7 天', month: '近 30 天', quarter: '近 90 天', year: '近一年' },
     show: '显示',

@@ -275,14 +275,16 @@ async def test_a_search_that_found_nothing_reaches_the_admins_list_until_marked_
     await sign_in(page, desk, "author")
     await page.get_by_role("link", name="事项管理").click()
     await page.get_by_role("link", name="未找到结果的搜索").click()
-    await expect(page.get_by_role("heading", name="未找到结果的搜索")).to_be_visible()
+    await expect(page.get_by_role("heading", name="未找到结果的搜索", exact=True)).to_be_visible()
     # The catalog writes what it counted every few seconds: read the list again until it is in.
     row = page.get_by_role("row").filter(has_text=word)
     deadline = time.monotonic() + WAIT_MS / 1000
     while not await row.count() and time.monotonic() < deadline:
         await asyncio.sleep(1)
         await page.reload()
-        await expect(page.get_by_role("heading", name="未找到结果的搜索")).to_be_visible()
+        await expect(
+            page.get_by_role("heading", name="未找到结果的搜索", exact=True)
+        ).to_be_visible()
     await expect(row.get_by_role("cell").nth(1)).to_have_text("1")
     await check_screen(page, "catalog-unmatched")
 
