@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from catalog_service import dry_run, importer, jobs, review, service, statistics
+from catalog_service import dry_run, importer, jobs, review, service, statistics, unmatched
 from catalog_service.models import BundleVersion, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import (
@@ -46,6 +47,8 @@ from wangban.db import ReadSession, UnitOfWork
 from wangban.errors import BadRequest, Forbidden, NotFound, Unauthorized, problem_responses
 from wangban.monthly import csv_attachment, scope_of
 from wangban.multipart import read_parts, size_text
+
+logger = logging.getLogger(__name__)
 
 public = APIRouter(tags=["catalogue"])
 admin = APIRouter(prefix="/admin", tags=["catalogue administration"])
@@ -88,6 +91,16 @@ async def close_clients(app: FastAPI) -> None:
     client = getattr(app.state, "replay_client", None)
     if client is not None:
         await client.close()
+
+
+async def flush_unmatched(app: FastAPI) -> None:
+    """On shutdown: write the zero-result searches counted since the last periodic write."""
+    try:
+        async with app.state.database.sessionmaker() as session, session.begin():
+            await unmatched.RECORDER.flush(session)
+    except Exception:
+        # The database is gone too: those seconds of counts are lost, the shutdown goes on.
+        logger.exception("could not write the unmatched searches on shutdown")
 
 
 Replayer = Annotated[dry_run.ReplayClient, Depends(_replay_client)]
@@ -142,11 +155,59 @@ class ItemSummary(BaseModel):
     committed_days: int | None
 
 
+class HotlineOut(BaseModel):
+    name: str
+    phone: str
+
+
+class ZeroResultHelpOut(BaseModel):
+    """What a search that found nothing offers instead (``catalog_service.unmatched``)."""
+
+    suggestions: list[ItemSummary] = Field(
+        description="the nearest items: some of the words, or characters, of the query"
+    )
+    hotlines: list[HotlineOut] = Field(description="whom to call: 12345 and the like")
+
+
 class ItemPage(BaseModel):
     items: list[ItemSummary]
     total: int
     page: int
     page_size: int
+    help: ZeroResultHelpOut | None = Field(
+        default=None, description="only when nothing was found (total 0)"
+    )
+
+
+class UnmatchedQueryOut(BaseModel):
+    query: str = Field(description="as recorded: normalised, never personal-data-like")
+    count: int = Field(description="searches that found nothing in the window")
+    first_seen: datetime
+    last_seen: datetime
+    handled_at: datetime | None
+    handled_by: str | None
+
+
+class UnmatchedQueryPage(BaseModel):
+    items: list[UnmatchedQueryOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class UnmatchedHandledIn(BaseModel):
+    query: str = Field(min_length=1, max_length=unmatched.MAX_RECORDED_LENGTH)
+
+
+class UnmatchedHandledOut(BaseModel):
+    query: str
+    handled_at: datetime
+    handled_by: str
+
+
+class UnmatchedQueryNotFound(NotFound):
+    type_slug = "unmatched-query-not-found"
+    title = "没有这条未找到结果的搜索记录"
 
 
 class BundleVersionOut(BaseModel):
@@ -204,6 +265,7 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 @public.get("/items", summary="Find service items (Chinese, pinyin initials, filters)")
 async def find_items(
+    request: Request,
     session: ReadSession,
     synonyms: Synonyms,
     q: Annotated[
@@ -222,29 +284,47 @@ async def find_items(
     page: Annotated[int, Query(ge=1, le=500)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ItemPage:
+    filters = ItemFilters(
+        department=department,
+        item_type=item_type.value if item_type else None,
+        theme=theme,
+        channel=channel.value if channel else None,
+        scope=scope.value if scope else None,
+        list_name=list_name,
+        auto_approval=auto_approval,
+        serves=serves.value if serves else None,
+    )
     result = await service.search_items(
         session,
         query=q,
-        filters=ItemFilters(
-            department=department,
-            item_type=item_type.value if item_type else None,
-            theme=theme,
-            channel=channel.value if channel else None,
-            scope=scope.value if scope else None,
-            list_name=list_name,
-            auto_approval=auto_approval,
-            serves=serves.value if serves else None,
-        ),
+        filters=filters,
         page=page,
         page_size=page_size,
         synonyms=synonyms,
     )
-    return ItemPage(
+    page_out = ItemPage(
         items=[ItemSummary.model_validate(hit, from_attributes=True) for hit in result.items],
         total=result.total,
         page=result.page,
         page_size=result.page_size,
     )
+    if result.total == 0:
+        # Added after the search, on its read-only session: the query is counted in memory and
+        # written later by the catalog's periodic job (catalog_service.unmatched).
+        found = await unmatched.zero_result_help(
+            session,
+            query=q,
+            filters=filters,
+            synonyms=await synonyms.table(session),
+            settings=request.app.state.settings,
+        )
+        page_out.help = ZeroResultHelpOut(
+            suggestions=[
+                ItemSummary.model_validate(hit, from_attributes=True) for hit in found.suggestions
+            ],
+            hotlines=[HotlineOut(name=line.name, phone=line.phone) for line in found.hotlines],
+        )
+    return page_out
 
 
 @public.get("/facets", summary="The departments and themes (主题) of published items, with counts")
@@ -710,6 +790,54 @@ async def put_synonyms(
     # After the commit, not before: a search in between would cache the old table again.
     after_response.add_task(synonyms.invalidate)
     return body
+
+
+@admin.get(
+    "/unmatched-searches",
+    summary="What citizens searched for and did not find, most searched first",
+    responses=problem_responses(*ADMIN_ERRORS),
+)
+async def list_unmatched_searches(
+    session: ReadSession,
+    _: CatalogReader,
+    days: Annotated[int, Query(ge=1, le=unmatched.RETENTION_DAYS)] = 30,
+    include_handled: bool = False,
+    page: Annotated[int, Query(ge=1, le=500)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> UnmatchedQueryPage:
+    """Queries recorded in the last ``days`` days (UTC, today included). A query an admin marked
+    handled is left out unless citizens searched for it in vain again afterwards (or
+    ``include_handled``). Every catalogue member sees the whole list: a search belongs to no
+    department, and no personal data is recorded."""
+    since = datetime.now(UTC).date() - timedelta(days=days - 1)
+    rows, total = await unmatched.unmatched_page(
+        session,
+        since=since,
+        include_handled=include_handled,
+        offset=(page - 1) * page_size,
+        limit=page_size,
+    )
+    return UnmatchedQueryPage(
+        items=[UnmatchedQueryOut.model_validate(row, from_attributes=True) for row in rows],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@admin.post(
+    "/unmatched-searches/handled",
+    summary="Mark an unmatched search as handled (a synonym or keyword was added, or none needed)",
+    responses=problem_responses(*ADMIN_ERRORS, UnmatchedQueryNotFound),
+)
+async def mark_unmatched_search_handled(
+    body: UnmatchedHandledIn, session: UnitOfWork, admin: CatalogAdmin
+) -> UnmatchedHandledOut:
+    query = unmatched.normalise(body.query)
+    handled_at = await unmatched.mark_handled(session, query=query, by=admin.subject)
+    if handled_at is None:
+        raise UnmatchedQueryNotFound()
+    return UnmatchedHandledOut(query=query, handled_at=handled_at, handled_by=admin.subject)
 
 
 _IMPORT_BODY: dict[str, Any] = {

@@ -8,10 +8,12 @@ copied out of the JSON content into columns, and the search terms into a weighte
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -257,3 +259,30 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UnmatchedSearch(Base):
+    """How often citizens searched for a query that found nothing, per day (UTC), so admins see
+    what they could not find (``catalog_service.unmatched``). Only the normalised query text is
+    kept: no person, session, address or filter; queries that look like personal data are never
+    written (see :func:`catalog_service.unmatched.recordable`)."""
+
+    __tablename__ = "unmatched_search"
+    __table_args__ = (Index("ix_unmatched_search_day", "day"),)
+
+    query: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UnmatchedQueryHandled(Base):
+    """An admin dealt with an unmatched query (added a synonym or keyword, or decided it needs
+    nothing). It is listed again only when citizens search for it, still in vain, afterwards."""
+
+    __tablename__ = "unmatched_query_handled"
+
+    query: Mapped[str] = mapped_column(String(40), primary_key=True)
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    handled_by: Mapped[str] = mapped_column(String(128))

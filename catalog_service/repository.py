@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service.models import (
@@ -41,6 +42,8 @@ from catalog_service.models import (
     Job,
     RuleChange,
     SynonymGroup,
+    UnmatchedQueryHandled,
+    UnmatchedSearch,
 )
 from catalog_service.schemas import OnlineDepth
 from wangban.db import literal_rows
@@ -744,3 +747,192 @@ async def monthly_catalogue_counts(
     if region is not None:
         query = query.where(ItemVersion.region_code == region)
     return [CatalogueCounts(**row._asdict()) for row in await session.execute(query)]
+
+
+# --- searches that found nothing (catalog_service.unmatched) ----------------------------------
+
+
+def _hits(rows: Sequence[Any]) -> list[SearchHit]:
+    return [
+        SearchHit(
+            item_id=row.item_id,
+            version_id=row.version_id,
+            implementing_code=row.implementing_code,
+            name=row.name,
+            department=row.department,
+            item_type=row.item_type,
+            lists=list(row.lists),
+            auto_approval=row.auto_approval,
+            committed_days=row.committed_days,
+        )
+        for row in rows
+    ]
+
+
+_HIT_COLUMNS = (
+    _INDEX.version_id,
+    _INDEX.item_id,
+    _INDEX.implementing_code,
+    _INDEX.name,
+    _INDEX.department,
+    _INDEX.item_type,
+    _INDEX.lists,
+    _INDEX.auto_approval,
+    _INDEX.committed_days,
+)
+
+
+async def nearest_by_terms(session: AsyncSession, *, tsquery: str, limit: int) -> list[SearchHit]:
+    """Current items matching ``tsquery`` (an OR of a query's parts), the most matched first."""
+    q = func.to_tsquery(SIMPLE, bindparam("tsquery", type_=Text))
+    rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), _INDEX.search, q)
+    statement = (
+        select(*_HIT_COLUMNS)
+        .where(_INDEX.search.op("@@")(q))
+        .order_by(rank.desc(), func.length(_INDEX.name), _INDEX.implementing_code)
+        .limit(limit)
+    )
+    return _hits((await session.execute(statement, {"tsquery": tsquery})).all())
+
+
+async def nearest_by_characters(
+    session: AsyncSession, *, characters: Sequence[str], at_least: int, limit: int
+) -> list[SearchHit]:
+    """Current items whose names share at least ``at_least`` of ``characters``, most first.
+
+    A scan of the narrow index rows (a few thousand short names): only a search that found
+    nothing by its terms comes here."""
+    found: list[ColumnElement[Any]] = [
+        case((func.strpos(_INDEX.name, bindparam(f"c{n}", value=c, type_=Text)) > 0, 1), else_=0)
+        for n, c in enumerate(characters)
+    ]
+    shared = functools.reduce(lambda a, b: a + b, found).label("shared")
+    inner = select(*_HIT_COLUMNS, shared).subquery()
+    statement = (
+        select(inner)
+        .where(inner.c.shared >= at_least)
+        .order_by(inner.c.shared.desc(), func.length(inner.c.name), inner.c.implementing_code)
+        .limit(limit)
+    )
+    return _hits((await session.execute(statement)).all())
+
+
+@dataclass(frozen=True)
+class UnmatchedCount:
+    query: str
+    day: date
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+async def add_unmatched_counts(session: AsyncSession, counts: Sequence[UnmatchedCount]) -> None:
+    """Add counts to the daily rows in one statement. Callers pass them sorted by key, so two
+    processes writing at once lock rows in the same order and cannot deadlock."""
+    if not counts:
+        return
+    statement = pg_insert(UnmatchedSearch).values(
+        [
+            {
+                "query": c.query,
+                "day": c.day,
+                "count": c.count,
+                "first_seen": c.first_seen,
+                "last_seen": c.last_seen,
+            }
+            for c in counts
+        ]
+    )
+    excluded = statement.excluded
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[UnmatchedSearch.query, UnmatchedSearch.day],
+            set_={
+                "count": UnmatchedSearch.count + excluded["count"],
+                "first_seen": func.least(UnmatchedSearch.first_seen, excluded.first_seen),
+                "last_seen": func.greatest(UnmatchedSearch.last_seen, excluded.last_seen),
+            },
+        )
+    )
+
+
+async def delete_unmatched_before(session: AsyncSession, *, day: date) -> None:
+    await session.execute(delete(UnmatchedSearch).where(UnmatchedSearch.day < day))
+
+
+@dataclass(frozen=True)
+class UnmatchedRow:
+    query: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    handled_at: datetime | None
+    handled_by: str | None
+
+
+async def unmatched_page(
+    session: AsyncSession, *, since: date, include_handled: bool, offset: int, limit: int
+) -> tuple[list[UnmatchedRow], int]:
+    """Queries that found nothing since ``since`` (a UTC day), most searched first. A handled
+    query is left out unless it was searched (in vain) again after it was handled."""
+    counts = (
+        select(
+            UnmatchedSearch.query,
+            func.sum(UnmatchedSearch.count).label("searches"),
+            func.min(UnmatchedSearch.first_seen).label("first_seen"),
+            func.max(UnmatchedSearch.last_seen).label("last_seen"),
+        )
+        .where(UnmatchedSearch.day >= since)
+        .group_by(UnmatchedSearch.query)
+        .subquery()
+    )
+    handled = UnmatchedQueryHandled
+    statement = select(
+        counts,
+        handled.handled_at,
+        handled.handled_by,
+        func.count().over().label("total"),
+    ).outerjoin(handled, handled.query == counts.c.query)
+    if not include_handled:
+        statement = statement.where(
+            or_(handled.handled_at.is_(None), counts.c.last_seen > handled.handled_at)
+        )
+    statement = (
+        statement.order_by(counts.c.searches.desc(), counts.c.last_seen.desc(), counts.c.query)
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = (await session.execute(statement)).all()
+    found = [
+        UnmatchedRow(
+            query=row.query,
+            count=int(row.searches),
+            first_seen=row.first_seen,
+            last_seen=row.last_seen,
+            handled_at=row.handled_at,
+            handled_by=row.handled_by,
+        )
+        for row in rows
+    ]
+    return found, int(rows[0].total) if rows else 0
+
+
+async def unmatched_recorded(session: AsyncSession, *, query: str) -> bool:
+    found = await session.execute(
+        select(UnmatchedSearch.query).where(UnmatchedSearch.query == query).limit(1)
+    )
+    return found.first() is not None
+
+
+async def mark_unmatched_handled(session: AsyncSession, *, query: str, by: str) -> datetime:
+    statement = pg_insert(UnmatchedQueryHandled).values(
+        query=query, handled_at=func.now(), handled_by=by
+    )
+    written = await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[UnmatchedQueryHandled.query],
+            set_={"handled_at": func.now(), "handled_by": by},
+        ).returning(UnmatchedQueryHandled.handled_at)
+    )
+    handled_at: datetime = written.scalar_one()
+    return handled_at

@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     """Largest item file an admin may import in one request."""
     catalog_import_max_rows: int = Field(default=10_000, ge=1)
     """Most items in one import (each is a draft written in the request's transaction)."""
+    catalog_hotline_name: str = Field(default="12345政务服务便民热线", min_length=1, max_length=40)
+    catalog_hotline_phone: str = Field(
+        default="12345", min_length=3, max_length=20, pattern=r"^[0-9][0-9 -]*[0-9]$"
+    )
+    """The hotline a search that found nothing offers (besides the nearest items): by default
+    the national 12345 government service hotline, which every region answers."""
 
     # --- Working days ---------------------------------------------------------------
     calendar_overrides_path: Path | None = None

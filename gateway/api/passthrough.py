@@ -100,6 +100,20 @@ STAFF_ROUTES: tuple[StaffRoute, ...] = (
     StaffRoute("GET", "/catalog/synonyms", "catalog", "/admin/synonyms", "Read search synonyms"),
     StaffRoute(
         "GET",
+        "/catalog/unmatched-searches",
+        "catalog",
+        "/admin/unmatched-searches",
+        "What citizens searched for and did not find, with counts",
+    ),
+    StaffRoute(
+        "POST",
+        "/catalog/unmatched-searches/handled",
+        "catalog",
+        "/admin/unmatched-searches/handled",
+        "Mark an unmatched search handled",
+    ),
+    StaffRoute(
+        "GET",
         "/catalog/item-versions/{id}",
         "catalog",
         "/admin/item-versions/{id}",

@@ -274,6 +274,19 @@ TABLE: tuple[Row, ...] = (
         path=f"/staff/catalog/item-versions/{NOBODY}/dry-run",
     ),
     Row("GET", "/staff/catalog/synonyms", staff(200, (*CATALOG_ADMINS, *CATALOG_APPROVERS))),
+    # Searches that found nothing: no department's and no personal data, so every catalogue
+    # member reads the list; an admin marks one handled (an empty body: let through, refused).
+    Row(
+        "GET",
+        "/staff/catalog/unmatched-searches",
+        staff(200, (*CATALOG_ADMINS, *CATALOG_APPROVERS)),
+    ),
+    Row(
+        "POST",
+        "/staff/catalog/unmatched-searches/handled",
+        staff(422, CATALOG_ADMINS),
+        json={},
+    ),
     Row(
         "PUT",
         "/staff/catalog/item-versions/{id}",

@@ -1012,6 +1012,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/staff/catalog/unmatched-searches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What citizens searched for and did not find, with counts */
+        get: operations["staff_get__catalog_unmatched_searches_api_v1_staff_catalog_unmatched_searches_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/staff/catalog/unmatched-searches/handled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mark an unmatched search handled */
+        post: operations["staff_post__catalog_unmatched_searches_handled_api_v1_staff_catalog_unmatched_searches_handled_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/staff/catalog/item-versions/{id}": {
         parameters: {
             query?: never;
@@ -3038,6 +3072,61 @@ export interface components {
              */
             groups: number;
         };
+        /** UnmatchedQueryPage */
+        "catalog.UnmatchedQueryPage": {
+            /** Items */
+            items: components["schemas"]["catalog.UnmatchedQueryOut"][];
+            /** Total */
+            total: number;
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+        };
+        /** UnmatchedQueryOut */
+        "catalog.UnmatchedQueryOut": {
+            /**
+             * Query
+             * @description as recorded: normalised, never personal-data-like
+             */
+            query: string;
+            /**
+             * Count
+             * @description searches that found nothing in the window
+             */
+            count: number;
+            /**
+             * First Seen
+             * Format: date-time
+             */
+            first_seen: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /** Handled At */
+            handled_at: string | null;
+            /** Handled By */
+            handled_by: string | null;
+        };
+        /** UnmatchedHandledOut */
+        "catalog.UnmatchedHandledOut": {
+            /** Query */
+            query: string;
+            /**
+             * Handled At
+             * Format: date-time
+             */
+            handled_at: string;
+            /** Handled By */
+            handled_by: string;
+        };
+        /** UnmatchedHandledIn */
+        "catalog.UnmatchedHandledIn": {
+            /** Query */
+            query: string;
+        };
         /**
          * Problem
          * @description One reason a version cannot be published yet.
@@ -3606,6 +3695,8 @@ export interface components {
             page: number;
             /** Page Size */
             page_size: number;
+            /** @description only when nothing was found (total 0) */
+            help?: components["schemas"]["catalog.ZeroResultHelpOut"] | null;
         };
         /** ItemSummary */
         "catalog.ItemSummary": {
@@ -3627,6 +3718,29 @@ export interface components {
             auto_approval: boolean;
             /** Committed Days */
             committed_days: number | null;
+        };
+        /**
+         * ZeroResultHelpOut
+         * @description What a search that found nothing offers instead (``catalog_service.unmatched``).
+         */
+        "catalog.ZeroResultHelpOut": {
+            /**
+             * Suggestions
+             * @description the nearest items: some of the words, or characters, of the query
+             */
+            suggestions: components["schemas"]["catalog.ItemSummary"][];
+            /**
+             * Hotlines
+             * @description whom to call: 12345 and the like
+             */
+            hotlines: components["schemas"]["catalog.HotlineOut"][];
+        };
+        /** HotlineOut */
+        "catalog.HotlineOut": {
+            /** Name */
+            name: string;
+            /** Phone */
+            phone: string;
         };
         /**
          * SearchFacetsOut
@@ -9039,6 +9153,181 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["catalog.SynonymGroups"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    staff_get__catalog_unmatched_searches_api_v1_staff_catalog_unmatched_searches_get: {
+        parameters: {
+            query?: {
+                days?: number;
+                include_handled?: boolean;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.UnmatchedQueryPage"];
+                };
+            };
+            /** @description 请求参数有误（urn:wangban:problem:bad-request） */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 未登录或身份无效（urn:wangban:problem:unauthorized）；登录已失效（urn:wangban:problem:session-expired） */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 仅限工作人员（urn:wangban:problem:staff-only）；无权访问（urn:wangban:problem:forbidden） */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 资源不存在（urn:wangban:problem:not-found） */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 请求与当前状态冲突（urn:wangban:problem:conflict） */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 提交的内容未通过校验（urn:wangban:problem:validation-error）；请求中含有空字符（urn:wangban:problem:nul-character） */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description 服务暂不可用（urn:wangban:problem:upstream-unavailable） */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    staff_post__catalog_unmatched_searches_handled_api_v1_staff_catalog_unmatched_searches_handled_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["catalog.UnmatchedHandledIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["catalog.UnmatchedHandledOut"];
                 };
             };
             /** @description 请求参数有误（urn:wangban:problem:bad-request） */

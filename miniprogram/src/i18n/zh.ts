@@ -81,6 +81,9 @@ export const zh = {
     listNames: ['马上办', '网上办', '就近办', '一次办'],
     results: (n: number) => `共 ${n} 项`,
     none: '没有找到相关事项',
+    suggestions: '您可能在找',
+    stillLost: '还是没找到？可以电话咨询',
+    call: (phone: string) => `拨打 ${phone}`,
     more: '加载更多',
     auto: '秒批',
     committed: (n: number) => `承诺 ${n} 个工作日`

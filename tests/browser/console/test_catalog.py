@@ -8,6 +8,8 @@
   item has the new rule.
 - An import of a small JSON file with one bad row fails as a whole, showing that row's error;
   the export downloads the department's items.
+- A citizen's search that finds nothing offers the 12345 hotline and appears in 未找到结果的搜索
+  for the author, with its count, until the author marks it 已处理.
 
 Every screen visited is checked with axe-core and photographed (``catalog-*.png``).
 """
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
+import string
 import time
 import uuid
 from datetime import date
@@ -257,3 +261,33 @@ async def test_an_import_with_a_bad_row_shows_its_error_and_imports_nothing(
         },
     )
     assert (await listed.json())["total"] == 0
+
+
+async def test_a_search_that_found_nothing_reaches_the_admins_list_until_marked_handled(
+    page: Page, desk: Desk, check_screen: ScreenCheck
+) -> None:
+    # A citizen's search through the gateway that finds nothing: the answer offers the hotline.
+    word = "zq" + "".join(random.choices(string.ascii_lowercase, k=10))
+    found = await (await page.request.get("/api/v1/items", params={"q": word})).json()
+    assert found["total"] == 0
+    assert found["help"]["hotlines"][0]["phone"] == "12345"
+
+    await sign_in(page, desk, "author")
+    await page.get_by_role("link", name="事项管理").click()
+    await page.get_by_role("link", name="未找到结果的搜索").click()
+    await expect(page.get_by_role("heading", name="未找到结果的搜索", exact=True)).to_be_visible()
+    # The catalog writes what it counted every few seconds: read the list again until it is in.
+    row = page.get_by_role("row").filter(has_text=word)
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not await row.count() and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        await page.reload()
+        await expect(
+            page.get_by_role("heading", name="未找到结果的搜索", exact=True)
+        ).to_be_visible()
+    await expect(row.get_by_role("cell").nth(1)).to_have_text("1")
+    await check_screen(page, "catalog-unmatched")
+
+    await row.get_by_role("button", name=f"将“{word}”标记为已处理").click()
+    await expect(page.get_by_role("status")).to_have_text(f"“{word}”已标记为已处理")
+    await expect(row).to_have_count(0)

@@ -227,6 +227,14 @@ async def test_search_in_chinese_and_pinyin_initials_then_read_the_guide(
     await expect(page.get_by_role("link").filter(has_text=RESIDENCE).first).to_be_visible()
     await expect(page.get_by_role("link").filter(has_text=HUKOU_BOOK)).to_have_count(0)
 
+    # Nothing has both words: the nearest items (those with 户口) and the hotline instead.
+    await query.fill("户口 qqzz")
+    await expect(current(page).get_by_text("您可能在找")).to_be_visible()
+    await expect(page.get_by_role("link").filter(has_text=HUKOU_BOOK).first).to_be_visible()
+    await expect(current(page).get_by_text("12345政务服务便民热线")).to_be_visible()
+    await expect(page.get_by_role("button", name="拨打 12345")).to_be_visible()
+    await check_screen(page, "search-nothing-found")
+
     # Narrowed to one department, chosen from the catalogue's own list (GET /facets): the one
     # with the most items, first in the picker.
     facets = await (await page.request.get("/api/v1/facets")).json()

@@ -11,6 +11,7 @@ import { ItemListPage } from './ItemList'
 import { NewItemPage } from './NewItem'
 import { RuleChangesPage } from './RuleChanges'
 import { SynonymsPage } from './Synonyms'
+import { UnmatchedSearchesPage } from './UnmatchedSearches'
 import './catalog.css'
 import { VersionPage } from './VersionPage'
 
@@ -43,6 +44,13 @@ const PAGES: readonly Page[] = [
     inNav: true,
   },
   { path: 'synonyms', label: t.nav.synonyms, operations: ['GET /api/v1/staff/catalog/synonyms'], element: <SynonymsPage />, inNav: true },
+  {
+    path: 'unmatched',
+    label: t.nav.unmatched,
+    operations: ['GET /api/v1/staff/catalog/unmatched-searches'],
+    element: <UnmatchedSearchesPage />,
+    inNav: true,
+  },
   { path: 'bundles', label: t.nav.bundles, operations: ['POST /api/v1/staff/catalog/bundles'], element: <BundlesPage />, inNav: true },
 ]
 

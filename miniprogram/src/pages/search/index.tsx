@@ -11,6 +11,7 @@ import { useLoad } from '../../lib/useLoad'
 import { useCare } from '../../state/care'
 
 type ItemSummary = Schemas['catalog.ItemSummary']
+type ZeroResultHelp = Schemas['catalog.ZeroResultHelpOut']
 
 const DEBOUNCE_MS = 300
 
@@ -27,6 +28,8 @@ export default function SearchPage() {
   const [typeIndex, setTypeIndex] = useState(0)
   const [items, setItems] = useState<ItemSummary[]>([])
   const [total, setTotal] = useState(0)
+  // When nothing matched: the nearest items and whom to call (the catalogue's answer).
+  const [help, setHelp] = useState<ZeroResultHelp | null>(null)
   const [page, setPage] = useState(1)
   const [loading, setLoading] = useState(false)
   const [error, setError] = useState<string | null>(null)
@@ -58,6 +61,7 @@ export default function SearchPage() {
       if (mine !== generation.current) return // a newer search has started: drop this answer
       setItems(append ? (prev) => [...prev, ...answer.items] : answer.items)
       setTotal(answer.total)
+      setHelp(answer.help ?? null)
       setPage(answer.page)
     } catch (e) {
       if (mine === generation.current) setError(errorText(e, zh.common.failed))
@@ -131,23 +135,9 @@ export default function SearchPage() {
         <Text className='hint'>{zh.search.results(total)}</Text>
         {items.length === 0 && !loading && !error ? <Empty text={zh.search.none} /> : null}
         {items.map((item) => (
-          <Link
-            key={item.version_id}
-            className='row'
-            onOpen={() =>
-              void Taro.navigateTo({ url: `/pages/guide/index?code=${encodeURIComponent(item.implementing_code)}` })
-            }
-          >
-            <View className='row-main'>
-              <Text className='row-title'>{item.name}</Text>
-              <Text className='row-sub care-hide'>
-                {item.department}
-                {item.committed_days !== null ? ` · ${zh.search.committed(item.committed_days)}` : ''}
-              </Text>
-            </View>
-            {item.auto_approval ? <Tag type='success'>{zh.search.auto}</Tag> : null}
-          </Link>
+          <ItemRow key={item.version_id} item={item} />
         ))}
+        {items.length === 0 && !loading && !error && help ? <NothingFound help={help} /> : null}
         {loading ? <Loading /> : null}
         {!loading && items.length < total ? (
           <Action onClick={() => void load(page + 1, true)}>
@@ -156,5 +146,56 @@ export default function SearchPage() {
         ) : null}
       </View>
     </Screen>
+  )
+}
+
+function ItemRow({ item }: { item: ItemSummary }) {
+  return (
+    <Link
+      className='row'
+      onOpen={() => void Taro.navigateTo({ url: `/pages/guide/index?code=${encodeURIComponent(item.implementing_code)}` })}
+    >
+      <View className='row-main'>
+        <Text className='row-title'>{item.name}</Text>
+        <Text className='row-sub care-hide'>
+          {item.department}
+          {item.committed_days !== null ? ` · ${zh.search.committed(item.committed_days)}` : ''}
+        </Text>
+      </View>
+      {item.auto_approval ? <Tag type='success'>{zh.search.auto}</Tag> : null}
+    </Link>
+  )
+}
+
+// Nothing matched: the items nearest to what was typed, then the hotline (12345 by default).
+function NothingFound({ help }: { help: ZeroResultHelp }) {
+  return (
+    <View>
+      {help.suggestions.length > 0 ? (
+        <View ariaLabel={zh.search.suggestions}>
+          <Text className='hint'>{zh.search.suggestions}</Text>
+          {help.suggestions.map((item) => (
+            <ItemRow key={item.version_id} item={item} />
+          ))}
+        </View>
+      ) : null}
+      {help.hotlines.length > 0 ? (
+        <View ariaLabel={zh.search.stillLost}>
+          <Text className='hint'>{zh.search.stillLost}</Text>
+          {help.hotlines.map((line) => (
+            <View key={line.phone} className='row'>
+              <View className='row-main'>
+                <Text className='row-title'>{line.name}</Text>
+                <Text className='row-sub'>{line.phone}</Text>
+              </View>
+              {/* Where the host cannot dial (a desktop browser), the number above is still shown. */}
+              <Action mini onClick={() => void Taro.makePhoneCall({ phoneNumber: line.phone }).catch(() => undefined)}>
+                {zh.search.call(line.phone)}
+              </Action>
+            </View>
+          ))}
+        </View>
+      ) : null}
+    </View>
   )
 }
