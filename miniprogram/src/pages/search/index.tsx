@@ -140,6 +140,7 @@ export default function SearchPage() {
           >
             <View className='row-main'>
               <Text className='row-title'>{item.name}</Text>
+              {item.main_item ? <Text className='row-sub'>{zh.search.mainItem(item.main_item)}</Text> : null}
               <Text className='row-sub care-hide'>
                 {item.department}
                 {item.committed_days !== null ? ` · ${zh.search.committed(item.committed_days)}` : ''}
