@@ -478,24 +478,42 @@ corrections never flood a good result list, and their hits rank after every exac
 
 
 class _ParsedQueries:
-    """:func:`search.tsquery_for` remembered for the synonym table in use: segmentation costs
-    more than the database's match, and citizens type the same few hundred queries again and
-    again. A new table (an admin's edit, a cache refresh) empties it, so no stale expansion
-    survives, and it holds one table's entries only, at most :data:`MAX_PARSED` of them."""
+    """:func:`search.tsquery_for` and :func:`search.fuzzy_tsquery_for` remembered for the
+    synonym table (and pinyin vocabulary) in use: segmentation costs more than the database's
+    match, and citizens type the same few hundred queries again and again. A new table or
+    vocabulary (an admin's edit, a cache refresh) empties it, so no stale expansion survives,
+    and it holds at most :data:`MAX_PARSED` queries."""
 
     MAX_PARSED = 4096
 
     def __init__(self) -> None:
         self._table: search.SynonymTable | None = None
-        self._parsed: dict[str, str | None] = {}
+        self._vocabulary: search.PinyinVocabulary | None = None
+        self._exact: dict[str, str | None] = {}
+        self._fuzzy: dict[str, str | None] = {}
+
+    def _keep(self, table: search.SynonymTable) -> None:
+        if table is not self._table or len(self._exact) + len(self._fuzzy) >= self.MAX_PARSED:
+            self._table = table
+            self._exact = {}
+            self._fuzzy = {}
 
     def tsquery(self, raw: str, table: search.SynonymTable) -> str | None:
-        if table is not self._table or len(self._parsed) >= self.MAX_PARSED:
-            self._table = table
-            self._parsed = {}
-        if raw not in self._parsed:
-            self._parsed[raw] = search.tsquery_for(raw, synonyms=table)
-        return self._parsed[raw]
+        self._keep(table)
+        if raw not in self._exact:
+            self._exact[raw] = search.tsquery_for(raw, synonyms=table)
+        return self._exact[raw]
+
+    def fuzzy(
+        self, raw: str, table: search.SynonymTable, vocabulary: search.PinyinVocabulary
+    ) -> str | None:
+        self._keep(table)
+        if vocabulary is not self._vocabulary:
+            self._vocabulary = vocabulary
+            self._fuzzy = {}
+        if raw not in self._fuzzy:
+            self._fuzzy[raw] = search.fuzzy_tsquery_for(raw, synonyms=table, vocabulary=vocabulary)
+        return self._fuzzy[raw]
 
 
 _PARSED = _ParsedQueries()
@@ -543,7 +561,7 @@ async def search_items(
             if vocabulary is not None
             else search.PinyinVocabulary(await repository.search_vocabulary(session))
         )
-        fuzzy = search.fuzzy_tsquery_for(raw, synonyms=table, vocabulary=terms)
+        fuzzy = _PARSED.fuzzy(raw, table, terms)
         if fuzzy is not None:
             items, total = await repository.search_current(
                 session,
