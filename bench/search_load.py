@@ -233,6 +233,11 @@ def analyse(raw: dict[str, Any], *, rate: float, seconds: float) -> dict[str, An
         values = [r["ms"] for r in measured if r["kind"] == kind and r["error"] is None]
         by_kind[kind] = {"requests": len(values), **latency_summary(values)}
     behind = sorted(r["behind_ms"] for r in measured)
+    # Per second of the schedule: the slowest answer, to tell a steady tail from a stall.
+    per_second: dict[int, float] = {}
+    for index, r in enumerate(measured):
+        second = int(index / rate)
+        per_second[second] = max(per_second.get(second, 0.0), r["ms"])
     return {
         "rate": rate,
         "seconds": seconds,
@@ -244,6 +249,7 @@ def analyse(raw: dict[str, Any], *, rate: float, seconds: float) -> dict[str, An
         "errors": dict(errors),
         "generator_behind_p99_ms": behind[int(0.99 * (len(behind) - 1))] if behind else None,
         "generator_cpu_s": raw["cpu_s"],
+        "slowest_per_second_ms": [round(per_second[k], 1) for k in sorted(per_second)],
     }
 
 
@@ -366,6 +372,10 @@ def render(report: dict[str, Any]) -> str:
     lines.append(
         "  cores used: "
         + ", ".join(f"{name} {value:.2f}" for name, value in s["cores_used_during_run"].items())
+    )
+    lines.append(
+        "  slowest per second (ms): "
+        + " ".join(f"{value:.0f}" for value in s["slowest_per_second_ms"])
     )
     verdict = "met" if report["met"] else "MISSED"
     lines.append(f"target p99 ≤ {TARGET_P99_MS:.0f} ms at {s['rate']:.0f}/s: {verdict}")
