@@ -567,9 +567,17 @@ MIN_FULL_PINYIN = 5
 """Typed words at least this long are taken as full pinyin (``gongjijn``): a nearby term may
 also be a prefix of an indexed one, as the user may not have finished typing. Shorter words are
 initials (``gjj``), dense among short strings: a near one is used only when it is the only
-one."""
+one (see :meth:`PinyinVocabulary.near`)."""
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))} - {word}
+
+
+def _swaps(word: str) -> set[str]:
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)} - {word}
 
 
 def _one_edit(word: str) -> set[str]:
@@ -620,8 +628,15 @@ class PinyinVocabulary:
                 if len(c) >= MIN_FULL_PINYIN - 1 and (c in self._terms or self._starts_a_term(c))
             ]
             return found[:MAX_PINYIN_VARIANTS]
-        exact = [c for c in candidates if len(c) >= 2 and c in self._terms]
-        return exact if len(exact) == 1 else []
+        # Initials: one letter too many, then two swapped, then one wrong or missing, each
+        # class on its own (the smaller the class, the likelier its only hit is meant: "gjjj"
+        # has one deletion that is a term, gjj, while a dozen three-letter terms are one
+        # substitution away).
+        for edits in (_deletes(word), _swaps(word), _one_edit(word)):
+            found = sorted(c for c in edits if len(c) >= 2 and c in self._terms)
+            if found:
+                return found if len(found) == 1 else []
+        return []
 
 
 def _character_variants(text: str) -> list[str]:

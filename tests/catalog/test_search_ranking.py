@@ -247,9 +247,13 @@ def test_pinyin_vocabulary_corrects_one_edit_and_initials_only_when_unambiguous(
     assert vocabulary.near("gongjijin") == []  # nothing to correct
     # A prefix of a term also counts for full pinyin: the user may still be typing.
     assert "gongji" in vocabulary.near("gongki")
-    assert vocabulary.near("gjjj") == ["gjj"]
-    # sb and sbk are both one edit from sbz: ambiguous, no correction.
-    assert vocabulary.near("sbz") == []
+    assert vocabulary.near("gjjj") == ["gjj"]  # one letter too many
+    assert vocabulary.near("jgj") == ["gjj"]  # two swapped
+    assert vocabulary.near("sbz") == ["sb"]  # one letter too many, the only such term
+    # sbk and sbq are both one wrong letter from sbx: ambiguous, no correction.
+    assert search.PinyinVocabulary(["sbk", "sbq"]).near("sbx") == []
+    # An extra letter is corrected before a wrong one: sbkk's only deletion in the vocabulary.
+    assert search.PinyinVocabulary(["sbk", "sbkx", "sbak"]).near("sbkk") == ["sbk"]
     assert vocabulary.near("公积金") == []
     assert vocabulary.near("12345") == []
 
