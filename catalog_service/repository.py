@@ -257,9 +257,9 @@ class SearchQuery:
 
     tsquery: str
     """What must match (the exact query)."""
-    phrase: str
-    """The typed text without whitespace: a name equal to it, starting with it or containing
-    it is an exact match."""
+    phrases: tuple[str, ...]
+    """The typed text without whitespace, and the synonyms of the whole of it: a name equal to
+    one, starting with one or containing one is an exact match."""
     fuzzy: str | None = None
     """A second, corrected query (typos); its hits come after every hit of ``tsquery``."""
 
@@ -284,11 +284,14 @@ def _search_order(*, fuzzy: bool) -> list[ColumnElement[Any]]:
     where the same item offline would.
     """
     matched = _to_tsquery("rank_tsquery")
-    phrase = bindparam("phrase", type_=Text)
+    # LIKE patterns built in Python with % and _ escaped (:func:`_like_patterns`).
+    equal = bindparam("phrases", type_=ARRAY(Text))
+    starts = bindparam("phrase_starts", type_=ARRAY(Text))
+    contains = bindparam("phrase_contains", type_=ARRAY(Text))
     exactness = case(
-        (_INDEX.name == phrase, 3),
-        (func.starts_with(_INDEX.name, phrase), 2),
-        (func.strpos(_INDEX.name, phrase) > 0, 1),
+        (_INDEX.name == func.any(equal), 3),
+        (_INDEX.name.like(func.any(starts)), 2),
+        (_INDEX.name.like(func.any(contains)), 1),
         else_=0,
     )
     where = case(
@@ -350,7 +353,12 @@ def _paged(statement: Select[Any]) -> Select[Any]:
     return statement.offset(bindparam("offset")).limit(bindparam("limit"))
 
 
-def _query_params(query: SearchQuery) -> dict[str, str]:
+def _escape_like(text: str) -> str:
+    """``text`` matched literally by LIKE (PostgreSQL's default escape character, ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _query_params(query: SearchQuery) -> dict[str, Any]:
     # Ranking looks at everything that matched: for fuzzy hits, at the corrected query.
     ranked = query.tsquery if query.fuzzy is None else f"({query.tsquery}) | ({query.fuzzy})"
     params = {
@@ -358,7 +366,9 @@ def _query_params(query: SearchQuery) -> dict[str, str]:
         "rank_tsquery": ranked,
         "name_tsquery": search.restricted_to(ranked, "A"),
         "curated_tsquery": search.restricted_to(ranked, "AB"),
-        "phrase": query.phrase,
+        "phrases": list(query.phrases),
+        "phrase_starts": [f"{_escape_like(p)}%" for p in query.phrases],
+        "phrase_contains": [f"%{_escape_like(p)}%" for p in query.phrases],
     }
     if query.fuzzy is not None:
         params["fuzzy_tsquery"] = query.fuzzy

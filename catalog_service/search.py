@@ -509,6 +509,17 @@ def phrase_of(query: str) -> str:
     return "".join(query[:MAX_QUERY_LENGTH].split())
 
 
+def exact_phrases(query: str, synonyms: SynonymTable) -> tuple[str, ...]:
+    """The phrases a name must equal, start with or contain to be an exact match: what was typed
+    (:func:`phrase_of`) and, when the whole of it is a synonym phrase, its synonyms (社保 →
+    社会保险: "社会保险参保证明打印" starts with what the citizen meant)."""
+    phrase = phrase_of(query)
+    if not phrase:
+        return ()
+    others = sorted(synonyms.expand(phrase) - {phrase, _phrase_key(phrase)})
+    return (phrase, *others)
+
+
 # --- typo tolerance ---------------------------------------------------------------------------
 
 # Common wrong characters in what citizens type for service items: homophones a pinyin keyboard

@@ -551,7 +551,7 @@ async def search_items(
     tsquery = _PARSED.tsquery(raw, table)
     if tsquery is None:
         return SearchPage(items=[], total=0, page=page, page_size=page_size)
-    exact = repository.SearchQuery(tsquery=tsquery, phrase=search.phrase_of(raw))
+    exact = repository.SearchQuery(tsquery=tsquery, phrases=search.exact_phrases(raw, table))
     items, total = await repository.search_current(
         session, query=exact, filters=filters, offset=offset, limit=page_size
     )

@@ -130,6 +130,24 @@ async def test_the_name_that_is_the_query_then_starts_with_it_then_contains_it_t
     assert await catalogue.codes_for("离婚 登记") == [equal, starts, contains, scattered]
 
 
+async def test_a_name_with_a_synonym_of_the_whole_query_is_an_exact_match(
+    catalogue: Catalogue,
+) -> None:
+    await service.replace_synonyms(catalogue.session, groups=[["社保", "社会保险"]])
+    keyword = await catalogue.item("就业见习补贴申领", keywords=["社保", "社会保险"])
+    contains = await catalogue.item("多重养老社会保险关系个人账户退费")
+    starts = await catalogue.item("社会保险参保证明打印")
+    assert await catalogue.codes_for("社保") == [starts, contains, keyword]
+
+
+async def test_wildcards_typed_are_taken_literally(catalogue: Catalogue) -> None:
+    longer = await catalogue.item("住房公积金提取")
+    shorter = await catalogue.item("公积金缴存")
+    # Unescaped, "_公积金" would be a LIKE pattern that 住房公积金提取 contains.
+    assert await catalogue.codes_for("_公积金") == [shorter, longer]
+    assert await catalogue.codes_for("%公积金") == [shorter, longer]
+
+
 # --- nothing about 秒批 or channels -----------------------------------------------------------
 
 
