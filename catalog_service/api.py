@@ -117,6 +117,19 @@ async def _synonym_cache(request: Request) -> service.SynonymCache:
 
 
 Synonyms = Annotated[service.SynonymCache, Depends(_synonym_cache)]
+
+
+async def _vocabulary_cache(request: Request) -> service.VocabularyCache:
+    """The pinyin terms typos are corrected towards, one cache per running app like the
+    synonyms'."""
+    state = request.app.state
+    if not hasattr(state, "vocabulary_cache"):
+        state.vocabulary_cache = service.VocabularyCache()
+    cache: service.VocabularyCache = state.vocabulary_cache
+    return cache
+
+
+Vocabulary = Annotated[service.VocabularyCache, Depends(_vocabulary_cache)]
 ADMIN_ERRORS = (Unauthorized, Forbidden)
 SCOPED_ERRORS = (*ADMIN_ERRORS, review.OtherDepartment)
 
@@ -153,6 +166,10 @@ class ItemSummary(BaseModel):
     lists: list[str]
     auto_approval: bool
     committed_days: int | None
+    main_item: str | None = Field(
+        default=None,
+        description="主项: the name of the main item this item is a 子项 of; None: none",
+    )
 
 
 class HotlineOut(BaseModel):
@@ -268,6 +285,7 @@ async def find_items(
     request: Request,
     session: ReadSession,
     synonyms: Synonyms,
+    vocabulary: Vocabulary,
     q: Annotated[
         str | None, Query(max_length=50, pattern=PRINTABLE, description="例如 公积金 / gjj")
     ] = None,
@@ -301,6 +319,7 @@ async def find_items(
         page=page,
         page_size=page_size,
         synonyms=synonyms,
+        vocabulary=vocabulary,
     )
     page_out = ItemPage(
         items=[ItemSummary.model_validate(hit, from_attributes=True) for hit in result.items],

@@ -154,6 +154,8 @@ class ItemSearch(Base):
     scope: Mapped[str] = mapped_column(String(16))
     auto_approval: Mapped[bool] = mapped_column(Boolean)
     committed_days: Mapped[int | None] = mapped_column(Integer)
+    main_item: Mapped[str | None] = mapped_column(String(200))
+    """The 主项 (by name) this item is a 子项 of, shown with a search hit."""
     search: Mapped[str] = mapped_column(TSVECTOR)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog_service import search
 from catalog_service.models import (
     Bundle,
     BundleVersion,
@@ -251,15 +252,81 @@ class SearchHit:
     lists: list[str]
     auto_approval: bool
     committed_days: int | None
+    main_item: str | None = None
+    """The 主项 this item is a 子项 of (its name), so a hit on a sub-item shows where it
+    belongs; None for an item that is no sub-item."""
 
 
-@functools.lru_cache(maxsize=512)
-def _search_statement(*, with_query: bool, filters: frozenset[str]) -> Select[Any]:
+@dataclass(frozen=True)
+class SearchQuery:
+    """A query as the search statement takes it: the tsqueries of what was typed, built in
+    Python (:mod:`catalog_service.search`), and the phrase names are compared with."""
+
+    tsquery: str
+    """What must match (the exact query)."""
+    phrases: tuple[str, ...]
+    """The typed text without whitespace, and the synonyms of the whole of it: a name equal to
+    one, starting with one or containing one is an exact match."""
+    fuzzy: str | None = None
+    """A second, corrected query (typos); its hits come after every hit of ``tsquery``."""
+
+
+def _to_tsquery(name: str) -> ColumnElement[Any]:
+    return func.to_tsquery(SIMPLE, bindparam(name, type_=Text))
+
+
+def _search_order(*, fuzzy: bool) -> list[ColumnElement[Any]]:
+    """The ranking, as ORDER BY keys, best first.
+
+    1. (with a fuzzy query) hits of the exact query before hits of the corrected one only;
+    2. how exactly the name matches what was typed: equal, starts with it, contains it, not;
+    3. where the whole query matches: in the name (weight A), else in the short name, keywords
+       and themes (B), else only with materials, conditions or the department (C);
+    4. ts_rank within that (more and closer matching terms first);
+    5. the shorter name (the query covers more of it);
+    6. the implementing code, unique, so equal scores come back in the same order on every run
+       and after every restart or re-import (version ids are random).
+
+    Nothing here looks at 秒批, channels or the 四办 lists: an online or 秒批 item ranks exactly
+    where the same item offline would.
+    """
+    matched = _to_tsquery("rank_tsquery")
+    # LIKE patterns built in Python with % and _ escaped (:func:`_like_patterns`).
+    equal = bindparam("phrases", type_=ARRAY(Text))
+    starts = bindparam("phrase_starts", type_=ARRAY(Text))
+    contains = bindparam("phrase_contains", type_=ARRAY(Text))
+    exactness = case(
+        (_INDEX.name == func.any(equal), 3),
+        (_INDEX.name.like(func.any(starts)), 2),
+        (_INDEX.name.like(func.any(contains)), 1),
+        else_=0,
+    )
+    where = case(
+        (_INDEX.search.op("@@")(_to_tsquery("name_tsquery")), 3),
+        (_INDEX.search.op("@@")(_to_tsquery("curated_tsquery")), 2),
+        else_=1,
+    )
+    rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), _INDEX.search, matched)
+    keys: list[ColumnElement[Any]] = []
+    if fuzzy:
+        keys.append(_INDEX.search.op("@@")(_to_tsquery("tsquery")).desc())
+    keys += [
+        exactness.desc(),
+        where.desc(),
+        rank.desc(),
+        func.length(_INDEX.name),
+        _INDEX.implementing_code,
+    ]
+    return keys
+
+
+@functools.lru_cache(maxsize=1024)
+def _search_statement(*, with_query: bool, fuzzy: bool, filters: frozenset[str]) -> Select[Any]:
     """The search statement for one combination of filters, with every value a bind parameter.
 
     Built once per shape and reused: constructing a SQLAlchemy statement costs more Python time
     than PostgreSQL needs to run this one, and a reused statement also keeps its cache key.
-    There are at most 2 × 2⁸ shapes.
+    There are at most 3 × 2⁸ shapes.
     """
     statement = select(
         _INDEX.version_id,
@@ -271,6 +338,7 @@ def _search_statement(*, with_query: bool, filters: frozenset[str]) -> Select[An
         _INDEX.lists,
         _INDEX.auto_approval,
         _INDEX.committed_days,
+        _INDEX.main_item,
         func.count().over().label("total"),
     )
     for name, column in _EQUAL_FILTERS.items():
@@ -280,40 +348,62 @@ def _search_statement(*, with_query: bool, filters: frozenset[str]) -> Select[An
         if name in filters:
             statement = statement.where(column.contains(bindparam(name, type_=column.type)))
     if not with_query:
-        return statement.order_by(_INDEX.name, _INDEX.version_id)
-    q = func.to_tsquery(SIMPLE, bindparam("tsquery", type_=Text))
-    rank = func.ts_rank(text("'{0.1, 0.3, 0.6, 1.0}'::float4[]"), _INDEX.search, q)
-    bonus = case((func.strpos(_INDEX.name, bindparam("raw_query", type_=Text)) > 0, 1.0), else_=0.0)
-    return statement.where(_INDEX.search.op("@@")(q)).order_by(
-        (rank + bonus).desc(), func.length(_INDEX.name), _INDEX.version_id
-    )
+        return statement.order_by(_INDEX.name, _INDEX.implementing_code)
+    matches: ColumnElement[Any] = _INDEX.search.op("@@")(_to_tsquery("tsquery"))
+    if fuzzy:
+        matches = or_(matches, _INDEX.search.op("@@")(_to_tsquery("fuzzy_tsquery")))
+    return statement.where(matches).order_by(*_search_order(fuzzy=fuzzy))
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=1024)
 def _paged(statement: Select[Any]) -> Select[Any]:
     return statement.offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+def _escape_like(text: str) -> str:
+    """``text`` matched literally by LIKE (PostgreSQL's default escape character, ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _query_params(query: SearchQuery) -> dict[str, Any]:
+    # Ranking looks at everything that matched: for fuzzy hits, at the corrected query.
+    ranked = query.tsquery if query.fuzzy is None else f"({query.tsquery}) | ({query.fuzzy})"
+    params = {
+        "tsquery": query.tsquery,
+        "rank_tsquery": ranked,
+        "name_tsquery": search.restricted_to(ranked, "A"),
+        "curated_tsquery": search.restricted_to(ranked, "AB"),
+        "phrases": list(query.phrases),
+        "phrase_starts": [f"{_escape_like(p)}%" for p in query.phrases],
+        "phrase_contains": [f"%{_escape_like(p)}%" for p in query.phrases],
+    }
+    if query.fuzzy is not None:
+        params["fuzzy_tsquery"] = query.fuzzy
+    return params
 
 
 async def search_current(
     session: AsyncSession,
     *,
-    tsquery: str | None,
-    raw_query: str,
+    query: SearchQuery | None,
     filters: ItemFilters,
     offset: int,
     limit: int,
 ) -> tuple[list[SearchHit], int]:
-    """Current published versions matching the query and filters, best first, in one query.
+    """Current published versions matching the query and filters, best first, in one query
+    (the ranking: :func:`_search_order`); without a query, by name.
 
-    Rank: ts_rank over the weighted vector (name A > keywords B > the rest C), plus a bonus when
-    the name contains what was typed verbatim, so an exact phrase beats scattered terms.
     Everything is read from the narrow ``item_search`` rows, never from ``item_version`` with
     its (compressed) JSON content. The total comes from a window function.
     """
-    params = _filter_values(filters)
-    statement = _search_statement(with_query=tsquery is not None, filters=frozenset(params))
-    if tsquery is not None:
-        params.update(tsquery=tsquery, raw_query=raw_query)
+    params: dict[str, Any] = _filter_values(filters)
+    statement = _search_statement(
+        with_query=query is not None,
+        fuzzy=query is not None and query.fuzzy is not None,
+        filters=frozenset(params),
+    )
+    if query is not None:
+        params.update(_query_params(query))
     paged = _paged(statement)
     rows = (await session.execute(paged, {**params, "offset": offset, "limit": limit})).all()
     if not rows:
@@ -333,10 +423,22 @@ async def search_current(
             lists=list(row.lists),
             auto_approval=row.auto_approval,
             committed_days=row.committed_days,
+            main_item=row.main_item,
         )
         for row in rows
     ]
     return hits, int(rows[0].total)
+
+
+async def search_vocabulary(session: AsyncSession) -> list[str]:
+    """The distinct pinyin and initials terms (ASCII letters) of the published catalogue: what
+    typed pinyin is corrected towards (:class:`catalog_service.search.PinyinVocabulary`)."""
+    term = func.unnest(func.tsvector_to_array(_INDEX.search)).label("term")
+    terms = select(term).subquery()
+    rows = await session.execute(
+        select(terms.c.term).distinct().where(terms.c.term.op("~")("^[a-z]+$"))
+    )
+    return [str(value) for (value,) in rows]
 
 
 async def index_current_version(session: AsyncSession, *, item_id: str, version_id: str) -> None:
@@ -358,10 +460,11 @@ async def index_current_version(session: AsyncSession, *, item_id: str, version_
     ]
     await session.execute(
         insert(ItemSearch).from_select(
-            ["version_id", "implementing_code", *copied],
+            ["version_id", "implementing_code", "main_item", *copied],
             select(
                 ItemVersion.id,
                 Item.implementing_code,
+                ItemVersion.content["main_item"].astext,
                 *(getattr(ItemVersion, column) for column in copied),
             )
             .join(Item, Item.id == ItemVersion.item_id)

@@ -25,6 +25,7 @@ Nothing here touches the database or the network.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import unicodedata
@@ -477,3 +478,228 @@ def tsquery_for(query: str, *, synonyms: SynonymTable) -> str | None:
     if not groups:
         return None
     return " & ".join(groups)
+
+
+# --- ranking ----------------------------------------------------------------------------------
+
+_OPERAND = re.compile(r"([^\s&|()!:]+)(:\*)?")
+
+
+def restricted_to(tsquery: str, weights: str) -> str:
+    """``tsquery`` with every operand restricted to the given weights (``gjj:*`` → ``gjj:*A``).
+
+    The ranking asks where a query matches, not only whether: ``search @@ restricted_to(q, "A")``
+    holds when the whole query matches inside the name (weight A), ``"AB"`` when it matches in
+    the name, short name, keywords and themes. Since a document stores each term once, at its
+    highest weight, this tells a name match from a keyword match from a material match exactly,
+    which ts_rank's sums of weights do not (many prefix hits in keywords can outscore one hit
+    in the name).
+    """
+    if not weights or not weights.isalpha() or set(weights) - set("ABCD"):
+        raise ValueError(f"not tsquery weights: {weights!r}")
+    return _OPERAND.sub(
+        lambda match: f"{match.group(1)}:{'*' if match.group(2) else ''}{weights}", tsquery
+    )
+
+
+def phrase_of(query: str) -> str:
+    """What a name is compared with to tell an exact match (the name is the query, starts with
+    it or contains it) from a partial one: the query with whitespace removed, nothing else
+    changed (names are stored as published, full-width brackets and all)."""
+    return "".join(query[:MAX_QUERY_LENGTH].split())
+
+
+def exact_phrases(query: str, synonyms: SynonymTable) -> tuple[str, ...]:
+    """The phrases a name must equal, start with or contain to be an exact match: what was typed
+    (:func:`phrase_of`) and, when the whole of it is a synonym phrase, its synonyms (社保 →
+    社会保险: "社会保险参保证明打印" starts with what the citizen meant)."""
+    phrase = phrase_of(query)
+    if not phrase:
+        return ()
+    others = sorted(synonyms.expand(phrase) - {phrase, _phrase_key(phrase)})
+    return (phrase, *others)
+
+
+# --- typo tolerance ---------------------------------------------------------------------------
+
+# Common wrong characters in what citizens type for service items: homophones a pinyin keyboard
+# offers first (同音: 申令 for 申领, 登计 for 登记, 交费 for 缴费) and look-alikes (形近: 货款 for
+# 贷款). Compiled by hand for this catalogue from the pairs the search issue names (申领/申令,
+# 登记/登计, 帐/账, 型/形) and the well-known 常见错别字 pairs of government-service vocabulary
+# (户籍, 备案, 抵押, 驾驶, 拆迁, 注销, 咨询, 补贴 …), as (right, wrong); tests/catalog/
+# test_search_ranking.py checks that the right side of every pair occurs in the real Sichuan
+# list or the demo catalogue, so no pair is dead weight. Pairs are used both ways: 帐 and 账 (型
+# and 形) both occur in correct words, and a replacement only adds alternatives to a query that
+# already found little.
+CHARACTER_CONFUSIONS: tuple[tuple[str, str], ...] = (
+    ("领", "令"),
+    ("记", "计"),
+    ("账", "帐"),
+    ("型", "形"),
+    ("缴", "交"),
+    ("籍", "藉"),
+    ("办", "半"),
+    ("备", "被"),
+    ("案", "按"),
+    ("续", "序"),
+    ("证", "症"),
+    ("查", "察"),
+    ("抵", "低"),
+    ("押", "压"),
+    ("贷", "货"),
+    ("贴", "帖"),
+    ("驶", "使"),
+    ("驾", "架"),
+    ("拆", "折"),
+    ("迁", "签"),
+    ("销", "消"),
+    ("咨", "资"),
+    ("租", "祖"),
+    ("婚", "昏"),
+    ("营", "赢"),
+    ("历", "厉"),
+    ("需", "须"),
+    ("执", "职"),
+)
+
+_CONFUSABLE: dict[str, str] = {}
+for _right, _wrong in CHARACTER_CONFUSIONS:
+    _CONFUSABLE[_wrong] = _right
+    _CONFUSABLE[_right] = _wrong
+
+MAX_CHARACTER_VARIANTS = 6
+"""Spellings with corrected characters tried for one query: each confusable character alone,
+then all of them at once; more would only lengthen the tsquery."""
+
+MAX_PINYIN_VARIANTS = 8
+"""Nearby pinyin terms tried for one typed word."""
+
+MIN_FULL_PINYIN = 5
+"""Typed words at least this long are taken as full pinyin (``gongjijn``): a nearby term may
+also be a prefix of an indexed one, as the user may not have finished typing. Shorter words are
+initials (``gjj``), dense among short strings: a near one is used only when it is the only
+one (see :meth:`PinyinVocabulary.near`)."""
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))} - {word}
+
+
+def _swaps(word: str) -> set[str]:
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)} - {word}
+
+
+def _one_edit(word: str) -> set[str]:
+    """Every string one deletion, insertion, substitution or swap of neighbours away."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = {a + b[1:] for a, b in splits if b}
+    swaps = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    replaces = {a + c + b[1:] for a, b in splits if b for c in _LETTERS if c != b[0]}
+    inserts = {a + c + b for a, b in splits for c in _LETTERS}
+    return (deletes | swaps | replaces | inserts) - {word}
+
+
+class PinyinVocabulary:
+    """The pinyin and initials terms of the published catalogue, to correct typed pinyin.
+
+    PostgreSQL here has no trigram extension, and a tsquery has no fuzzy operator, so the
+    correction happens before the query: a typed word is replaced by the indexed terms one
+    edit away (:func:`_one_edit`, Damerau-Levenshtein distance 1). A few thousand terms; the
+    lookup tries the ~50·n strings one edit away against a set and a sorted list (prefixes).
+    """
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        ascii_terms = {t for t in terms if t.isascii() and t.isalpha() and _is_safe_term(t)}
+        self._terms = frozenset(ascii_terms)
+        self._sorted = sorted(ascii_terms)
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def _starts_a_term(self, prefix: str) -> bool:
+        index = bisect.bisect_left(self._sorted, prefix)
+        return index < len(self._sorted) and self._sorted[index].startswith(prefix)
+
+    def near(self, word: str) -> list[str]:
+        """Indexed terms (or, for full pinyin, prefixes of indexed terms) one edit from
+        ``word``, at most :data:`MAX_PINYIN_VARIANTS`, in a stable order; ``[]`` for a word
+        that is not ASCII letters, is too short, or is an initials word without exactly one
+        near term."""
+        if not (word.isascii() and word.isalpha()) or len(word) < 2:
+            return []
+        if word in self._terms or (len(word) >= MIN_FULL_PINYIN and self._starts_a_term(word)):
+            return []  # found as typed: nothing to correct
+        candidates = sorted(_one_edit(word))
+        if len(word) >= MIN_FULL_PINYIN:
+            found = [
+                c
+                for c in candidates
+                if len(c) >= MIN_FULL_PINYIN - 1 and (c in self._terms or self._starts_a_term(c))
+            ]
+            return found[:MAX_PINYIN_VARIANTS]
+        # Initials: one letter too many, then two swapped, then one wrong or missing, each
+        # class on its own (the smaller the class, the likelier its only hit is meant: "gjjj"
+        # has one deletion that is a term, gjj, while a dozen three-letter terms are one
+        # substitution away).
+        for edits in (_deletes(word), _swaps(word), _one_edit(word)):
+            found = sorted(c for c in edits if len(c) >= 2 and c in self._terms)
+            if found:
+                return found if len(found) == 1 else []
+        return []
+
+
+def _character_variants(text: str) -> list[str]:
+    """``text`` with confusable characters replaced: each one alone, then all together."""
+    positions = [i for i, char in enumerate(text) if char in _CONFUSABLE]
+    variants: list[str] = []
+    for i in positions:
+        variants.append(text[:i] + _CONFUSABLE[text[i]] + text[i + 1 :])
+    if len(positions) > 1:
+        variants.append("".join(_CONFUSABLE.get(char, char) for char in text))
+    return list(dict.fromkeys(variants))[:MAX_CHARACTER_VARIANTS]
+
+
+def _fuzzy_query(text: str, synonyms: SynonymTable, vocabulary: PinyinVocabulary) -> str | None:
+    """One spelling's tsquery with each pinyin word widened to its near indexed terms; None when
+    no word has any."""
+    tokens = _merge_synonym_phrases(_query_tokens(text), synonyms)[:MAX_QUERY_TOKENS]
+    groups: list[str] = []
+    widened = False
+    for token in tokens:
+        group = _token_group(token, synonyms)
+        near = vocabulary.near(token)
+        if near:
+            widened = True
+            group = _or([group, *(f"{term}:*" for term in near)])
+        if group not in groups:
+            groups.append(group)
+    return " & ".join(groups) if widened and groups else None
+
+
+def fuzzy_tsquery_for(
+    query: str, *, synonyms: SynonymTable, vocabulary: PinyinVocabulary
+) -> str | None:
+    """A tsquery for what the user probably meant, or None when nothing in the query looks like
+    a typo we can correct: the spellings with corrected characters (:data:`CHARACTER_CONFUSIONS`)
+    and pinyin words replaced by near indexed terms (:class:`PinyinVocabulary`), OR-ed.
+
+    Only for a second pass when the exact query (:func:`tsquery_for`) found little: the caller
+    ranks every fuzzy-only hit below every exact one.
+    """
+    text = query[:MAX_QUERY_LENGTH]
+    alternatives: list[str] = []
+    fuzzy = _fuzzy_query(text, synonyms, vocabulary)
+    if fuzzy is not None:
+        alternatives.append(fuzzy)
+    for variant in _character_variants(text):
+        variant_query = _fuzzy_query(variant, synonyms, vocabulary) or tsquery_for(
+            variant, synonyms=synonyms
+        )
+        if variant_query is not None:
+            alternatives.append(variant_query)
+    unique = list(dict.fromkeys(alternatives))
+    if not unique:
+        return None
+    return " | ".join(f"({alternative})" for alternative in unique)

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -453,6 +453,73 @@ class SynonymCache:
         self._table = None
 
 
+class VocabularyCache:
+    """The catalogue's pinyin terms (:class:`search.PinyinVocabulary`), read at most once per
+    ``ttl_s``: only searches that found little need it, and a publication changes it rarely
+    and by a few terms, so a minute-old copy corrects as well as a fresh one."""
+
+    def __init__(self, *, ttl_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._vocabulary: search.PinyinVocabulary | None = None
+        self._expires_at = 0.0
+
+    async def vocabulary(self, session: AsyncSession) -> search.PinyinVocabulary:
+        now = self._clock()
+        if self._vocabulary is None or now >= self._expires_at:
+            self._vocabulary = search.PinyinVocabulary(await repository.search_vocabulary(session))
+            self._expires_at = now + self._ttl_s
+        return self._vocabulary
+
+
+FUZZY_BELOW = 5
+"""A query whose exact form finds fewer items than this is tried again with typos corrected
+(:func:`search.fuzzy_tsquery_for`): a query that already finds enough is left alone, so
+corrections never flood a good result list, and their hits rank after every exact one."""
+
+
+class _ParsedQueries:
+    """:func:`search.tsquery_for` and :func:`search.fuzzy_tsquery_for` remembered for the
+    synonym table (and pinyin vocabulary) in use: segmentation costs more than the database's
+    match, and citizens type the same few hundred queries again and again. A new table or
+    vocabulary (an admin's edit, a cache refresh) empties it, so no stale expansion survives,
+    and it holds at most :data:`MAX_PARSED` queries."""
+
+    MAX_PARSED = 4096
+
+    def __init__(self) -> None:
+        self._table: search.SynonymTable | None = None
+        self._vocabulary: search.PinyinVocabulary | None = None
+        self._exact: dict[str, str | None] = {}
+        self._fuzzy: dict[str, str | None] = {}
+
+    def _keep(self, table: search.SynonymTable) -> None:
+        if table is not self._table or len(self._exact) + len(self._fuzzy) >= self.MAX_PARSED:
+            self._table = table
+            self._exact = {}
+            self._fuzzy = {}
+
+    def tsquery(self, raw: str, table: search.SynonymTable) -> str | None:
+        self._keep(table)
+        if raw not in self._exact:
+            self._exact[raw] = search.tsquery_for(raw, synonyms=table)
+        return self._exact[raw]
+
+    def fuzzy(
+        self, raw: str, table: search.SynonymTable, vocabulary: search.PinyinVocabulary
+    ) -> str | None:
+        self._keep(table)
+        if vocabulary is not self._vocabulary:
+            self._vocabulary = vocabulary
+            self._fuzzy = {}
+        if raw not in self._fuzzy:
+            self._fuzzy[raw] = search.fuzzy_tsquery_for(raw, synonyms=table, vocabulary=vocabulary)
+        return self._fuzzy[raw]
+
+
+_PARSED = _ParsedQueries()
+
+
 async def search_items(
     session: AsyncSession,
     *,
@@ -461,30 +528,49 @@ async def search_items(
     page: int = 1,
     page_size: int = 20,
     synonyms: SynonymCache | None = None,
+    vocabulary: VocabularyCache | None = None,
 ) -> SearchPage:
     """Current published items matching what a citizen typed and the filters, best first.
 
-    Without a ``synonyms`` cache the synonym table is read from ``session`` (what tests and
-    one-off callers want: they see their own uncommitted edits)."""
+    When the exact query finds fewer than :data:`FUZZY_BELOW` items, it is searched again with
+    likely typos corrected (wrong characters, one letter off in pinyin); the exact hits still
+    come first. Without a ``synonyms`` (``vocabulary``) cache the synonym table (pinyin terms)
+    is read from ``session``: what tests and one-off callers want, they see their own
+    uncommitted edits."""
     raw = (query or "").strip()
-    tsquery = None
-    if raw:
-        table = (
-            await synonyms.table(session)
-            if synonyms is not None
-            else search.SynonymTable(await repository.synonym_groups(session))
+    offset = (page - 1) * page_size
+    if not raw:
+        items, total = await repository.search_current(
+            session, query=None, filters=filters, offset=offset, limit=page_size
         )
-        tsquery = search.tsquery_for(raw, synonyms=table)
-        if tsquery is None:
-            return SearchPage(items=[], total=0, page=page, page_size=page_size)
-    items, total = await repository.search_current(
-        session,
-        tsquery=tsquery,
-        raw_query=raw,
-        filters=filters,
-        offset=(page - 1) * page_size,
-        limit=page_size,
+        return SearchPage(items=items, total=total, page=page, page_size=page_size)
+    table = (
+        await synonyms.table(session)
+        if synonyms is not None
+        else search.SynonymTable(await repository.synonym_groups(session))
     )
+    tsquery = _PARSED.tsquery(raw, table)
+    if tsquery is None:
+        return SearchPage(items=[], total=0, page=page, page_size=page_size)
+    exact = repository.SearchQuery(tsquery=tsquery, phrases=search.exact_phrases(raw, table))
+    items, total = await repository.search_current(
+        session, query=exact, filters=filters, offset=offset, limit=page_size
+    )
+    if total < FUZZY_BELOW:
+        terms = (
+            await vocabulary.vocabulary(session)
+            if vocabulary is not None
+            else search.PinyinVocabulary(await repository.search_vocabulary(session))
+        )
+        fuzzy = _PARSED.fuzzy(raw, table, terms)
+        if fuzzy is not None:
+            items, total = await repository.search_current(
+                session,
+                query=replace(exact, fuzzy=fuzzy),
+                filters=filters,
+                offset=offset,
+                limit=page_size,
+            )
     return SearchPage(items=items, total=total, page=page, page_size=page_size)
 
 

@@ -3718,6 +3718,11 @@ export interface components {
             auto_approval: boolean;
             /** Committed Days */
             committed_days: number | null;
+            /**
+             * Main Item
+             * @description 主项: the name of the main item this item is a 子项 of; None: none
+             */
+            main_item?: string | null;
         };
         /**
          * ZeroResultHelpOut

@@ -86,7 +86,8 @@ export const zh = {
     call: (phone: string) => `拨打 ${phone}`,
     more: '加载更多',
     auto: '秒批',
-    committed: (n: number) => `承诺 ${n} 个工作日`
+    committed: (n: number) => `承诺 ${n} 个工作日`,
+    mainItem: (name: string) => `所属主项：${name}`
   },
   guide: {
     department: '实施部门',
@@ -112,7 +113,9 @@ export const zh = {
       days ? `可容缺受理，${days} 个工作日内补齐` : '可容缺受理，事后补齐',
     copies: (originals: number, copies: number) => `原件 ${originals} 份，复印件 ${copies} 份`,
     apply: '在线申请',
-    noForm: '本事项暂不支持在线申请'
+    noForm: '本事项暂不支持在线申请',
+    mainItem: '所属主项',
+    subItems: '包含的子项'
   },
   apply: {
     formHeading: '填写申请表',

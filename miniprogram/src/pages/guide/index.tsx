@@ -2,7 +2,7 @@ import Taro, { useRouter } from '@tarojs/taro'
 import { Text, View } from '@tarojs/components'
 import { Tag } from '../../components/nut'
 import { api, type Schemas } from '../../api/client'
-import { Action } from '../../components/controls'
+import { Action, Link } from '../../components/controls'
 import { Screen } from '../../components/Screen'
 import { Banner, Failure, Heading, Loading, Section } from '../../components/Status'
 import { zh } from '../../i18n/zh'
@@ -52,6 +52,11 @@ export default function GuidePage() {
             <Text className='row-sub'>
               {zh.guide.department}：{content.department}
             </Text>
+            {content.main_item ? (
+              <Text className='row-sub'>
+                {zh.guide.mainItem}：{content.main_item}
+              </Text>
+            ) : null}
             <Text className='row-sub care-hide'>
               {zh.guide.itemType}：{content.item_type}
             </Text>
@@ -64,6 +69,25 @@ export default function GuidePage() {
             </View>
             {content.auto_approval ? <Banner kind='info'>{zh.guide.auto}</Banner> : null}
           </View>
+          {(item.data?.sub_items ?? []).length > 0 ? (
+            <Section title={zh.guide.subItems}>
+              {(item.data?.sub_items ?? []).map((sub) => (
+                <Link
+                  key={sub.implementing_code}
+                  className='row'
+                  onOpen={() =>
+                    void Taro.navigateTo({
+                      url: `/pages/guide/index?code=${encodeURIComponent(sub.implementing_code)}`
+                    })
+                  }
+                >
+                  <View className='row-main'>
+                    <Text className='row-title'>{sub.name}</Text>
+                  </View>
+                </Link>
+              ))}
+            </Section>
+          ) : null}
           <Section title={zh.guide.committedDays}>
             <Text>{content.committed_days !== null && content.committed_days !== undefined ? zh.common.days(content.committed_days) : '—'}</Text>
             <Text className='hint care-hide'>

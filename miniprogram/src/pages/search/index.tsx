@@ -157,6 +157,8 @@ function ItemRow({ item }: { item: ItemSummary }) {
     >
       <View className='row-main'>
         <Text className='row-title'>{item.name}</Text>
+        {/* 'hint', not 'row-sub': the 子项's 主项, not the department line the filters act on */}
+        {item.main_item ? <Text className='hint'>{zh.search.mainItem(item.main_item)}</Text> : null}
         <Text className='row-sub care-hide'>
           {item.department}
           {item.committed_days !== null ? ` · ${zh.search.committed(item.committed_days)}` : ''}
