@@ -262,8 +262,9 @@ async def zero_result_help(
         if strict is not None:
             unfiltered, _ = await repository.search_current(
                 session,
-                tsquery=strict,
-                raw_query=raw,
+                query=repository.SearchQuery(
+                    tsquery=strict, phrases=search.exact_phrases(raw, synonyms)
+                ),
                 filters=ItemFilters(),
                 offset=0,
                 limit=SUGGESTIONS,
