@@ -441,6 +441,43 @@ def _token_group(token: str, synonyms: SynonymTable) -> str:
     return _or(alternatives)
 
 
+def _token_groups(query: str, synonyms: SynonymTable) -> dict[str, str]:
+    """Each token's OR-group (:func:`tsquery_for`) by group, in order, without repeats; the
+    value is the token it came from."""
+    tokens = _query_tokens(query[:MAX_QUERY_LENGTH])
+    groups: dict[str, str] = {}
+    for token in _merge_synonym_phrases(tokens, synonyms)[:MAX_QUERY_TOKENS]:
+        groups.setdefault(_token_group(token, synonyms), token)
+    return groups
+
+
+MAX_RELAXED_TOKENS = 6
+"""Queries of at most this many words are relaxed by one word (:func:`relaxed_tsquery_for`):
+the alternatives grow with the square of the words."""
+
+
+def relaxed_tsquery_for(query: str, *, synonyms: SynonymTable) -> str | None:
+    """Every way of leaving one word out, OR-ed; None for a single word.
+
+    Citizens wrap what they want in words no item name holds: 养狗**办证**, 开餐馆**办什么证**,
+    **老板**拖欠工资, 在外地看病报销, **免费**请律师. Requiring every word then finds nothing,
+    though the rest names the item. For a second pass only, like the typo corrections: the caller
+    ranks every hit of it below every hit of the whole query."""
+    groups = _token_groups(query, synonyms)
+    if not 2 <= len(groups) <= MAX_RELAXED_TOKENS:
+        return None
+    alternatives = []
+    for left_out in groups:
+        kept = [group for group in groups if group != left_out]
+        # What is kept must say something: a lone character (办, 开, 要) matches half the
+        # catalogue by prefix.
+        if any(len(groups[group]) >= 2 for group in kept):
+            alternatives.append(" & ".join(kept))
+    if not alternatives:
+        return None
+    return " | ".join(f"({alternative})" for alternative in alternatives)
+
+
 def tsquery_for(query: str, *, synonyms: SynonymTable) -> str | None:
     """A string for ``to_tsquery('simple', …)`` that finds what the user typed, or ``None`` when
     the query has nothing to search for (empty, only punctuation).
@@ -469,12 +506,7 @@ def tsquery_for(query: str, *, synonyms: SynonymTable) -> str | None:
 
     Only bare terms, ``&``, ``|``, parentheses and ``:*`` appear in the result.
     """
-    tokens = _query_tokens(query[:MAX_QUERY_LENGTH])
-    groups: list[str] = []
-    for token in _merge_synonym_phrases(tokens, synonyms)[:MAX_QUERY_TOKENS]:
-        group = _token_group(token, synonyms)
-        if group not in groups:
-            groups.append(group)
+    groups = _token_groups(query, synonyms)
     if not groups:
         return None
     return " & ".join(groups)
@@ -560,12 +592,19 @@ CHARACTER_CONFUSIONS: tuple[tuple[str, str], ...] = (
     ("历", "厉"),
     ("需", "须"),
     ("执", "职"),
+    # 同音 slips citizens' queries show (the search quality set's typo queries):
+    ("证", "正"),
+    ("更", "跟"),
+    ("取", "区"),
+    ("簿", "薄"),
 )
 
-_CONFUSABLE: dict[str, str] = {}
+_CONFUSABLE: dict[str, list[str]] = {}
 for _right, _wrong in CHARACTER_CONFUSIONS:
-    _CONFUSABLE[_wrong] = _right
-    _CONFUSABLE[_right] = _wrong
+    # Both ways (which one the citizen meant is unknown), and a character may be confused with
+    # more than one (证: 症 and 正).
+    _CONFUSABLE.setdefault(_wrong, []).append(_right)
+    _CONFUSABLE.setdefault(_right, []).append(_wrong)
 
 MAX_CHARACTER_VARIANTS = 6
 """Spellings with corrected characters tried for one query: each confusable character alone,
@@ -655,9 +694,11 @@ def _character_variants(text: str) -> list[str]:
     positions = [i for i, char in enumerate(text) if char in _CONFUSABLE]
     variants: list[str] = []
     for i in positions:
-        variants.append(text[:i] + _CONFUSABLE[text[i]] + text[i + 1 :])
+        variants.extend(text[:i] + other + text[i + 1 :] for other in _CONFUSABLE[text[i]])
     if len(positions) > 1:
-        variants.append("".join(_CONFUSABLE.get(char, char) for char in text))
+        variants.append(
+            "".join(_CONFUSABLE[char][0] if char in _CONFUSABLE else char for char in text)
+        )
     return list(dict.fromkeys(variants))[:MAX_CHARACTER_VARIANTS]
 
 
@@ -681,9 +722,10 @@ def _fuzzy_query(text: str, synonyms: SynonymTable, vocabulary: PinyinVocabulary
 def fuzzy_tsquery_for(
     query: str, *, synonyms: SynonymTable, vocabulary: PinyinVocabulary
 ) -> str | None:
-    """A tsquery for what the user probably meant, or None when nothing in the query looks like
-    a typo we can correct: the spellings with corrected characters (:data:`CHARACTER_CONFUSIONS`)
-    and pinyin words replaced by near indexed terms (:class:`PinyinVocabulary`), OR-ed.
+    """A tsquery for what the user probably meant, or None when nothing in the query can be
+    corrected or relaxed: the spellings with corrected characters (:data:`CHARACTER_CONFUSIONS`),
+    pinyin words replaced by near indexed terms (:class:`PinyinVocabulary`) and the query with one
+    word left out (:func:`relaxed_tsquery_for`), OR-ed.
 
     Only for a second pass when the exact query (:func:`tsquery_for`) found little: the caller
     ranks every fuzzy-only hit below every exact one.
@@ -699,6 +741,9 @@ def fuzzy_tsquery_for(
         )
         if variant_query is not None:
             alternatives.append(variant_query)
+    relaxed = relaxed_tsquery_for(text, synonyms=synonyms)
+    if relaxed is not None:
+        alternatives.append(relaxed)
     unique = list(dict.fromkeys(alternatives))
     if not unique:
         return None

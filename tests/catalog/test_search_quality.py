@@ -11,7 +11,6 @@ fails below 90 %. ``WANGBAN_WRITE_DOCS=1`` writes the figure and the misses into
 from __future__ import annotations
 
 import csv
-import io
 import os
 import time
 from collections import Counter
@@ -21,12 +20,11 @@ from pathlib import Path
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog_service import importer, service
-from catalog_service.importer import GUANGAN_MAPPING
+from catalog_service import service
 from catalog_service.lexicon import shipped_lexicon
 from catalog_service.repository import ItemFilters
 from catalog_service.seed import seed_catalogue
-from tests.catalog.support import GUANGAN_CSV
+from tests.catalog.support import GUANGAN_CSV, publish_guangan
 
 QUALITY_SET = Path(__file__).parent / "search_quality.yaml"
 SEARCH_DOC = Path(__file__).parents[2] / "docs" / "search.md"
@@ -36,19 +34,9 @@ TOP = 5
 REQUIRED_HIT_RATE = 0.90
 KINDS = ("everyday", "abbreviation", "pinyin", "typo", "exact")
 
+
 # What a department adds when it completes the names-only list; none of it is searched by
 # name (conditions and the rest weigh least), so it does not help any query.
-COMPLETION = {
-    "legal_basis": "《中华人民共和国行政许可法》",
-    "legal_days": "20",
-    "committed_days": "10",
-    "conditions": "符合法定条件的申请人",
-    "channels": "网上;窗口",
-    "online_depth": "2",
-    "visits": "1",
-}
-
-
 @dataclass(frozen=True)
 class Query:
     text: str
@@ -94,16 +82,7 @@ def test_the_quality_set_is_citizen_phrasing_over_real_items() -> None:
 
 async def publish_the_real_catalogue(session: AsyncSession) -> None:
     """The real list, completed and published in one import, plus the demo catalogue."""
-    with GUANGAN_CSV.open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*rows[0], *COMPLETION])
-    writer.writeheader()
-    writer.writerows({**row, **COMPLETION} for row in rows)
-    report = await importer.import_items(
-        session, data=buffer.getvalue(), fmt="csv", mapping=GUANGAN_MAPPING, publish_complete=True
-    )
-    assert report.published == 1135
+    await publish_guangan(session)
     await seed_catalogue(session)
     await service.load_shipped_lexicon(session)
 

@@ -36,6 +36,11 @@ def test_the_names_used_here_are_from_the_real_list() -> None:
         "社会保障卡申领",
         "住宅专项维修资金分户账更名",
         "户口恢复",
+        "住院费用报销",
+        "门诊费用报销",
+        "公司设立登记",
+        "代开发票作废（县级行使）",
+        "残疾人证新办",
     ]:
         assert name in REAL_NAMES
 
@@ -221,6 +226,7 @@ async def test_equal_scores_come_back_in_implementing_code_order_every_time(
         ("社会保障卡申令", "社会保障卡申领"),  # 同音
         ("离婚登计", "离婚登记预约"),  # 同音
         ("分户帐更名", "住宅专项维修资金分户账更名"),  # 异体
+        ("残疾人正新办", "残疾人证新办"),  # 同音, 证 also confused with 症
     ],
 )
 async def test_a_typo_still_finds_the_item(catalogue: Catalogue, typed: str, meant: str) -> None:
@@ -228,7 +234,31 @@ async def test_a_typo_still_finds_the_item(catalogue: Catalogue, typed: str, mea
     await catalogue.item("社会保障卡申领")
     await catalogue.item("离婚登记预约")
     await catalogue.item("住宅专项维修资金分户账更名")
+    await catalogue.item("残疾人证新办")
     assert meant in await catalogue.names_for(typed)
+
+
+async def test_a_word_no_item_holds_is_left_out_when_the_rest_names_the_item(
+    catalogue: Catalogue,
+) -> None:
+    hospital = await catalogue.item("住院费用报销")
+    clinic = await catalogue.item("门诊费用报销")
+    # 老人 is in no name: every word but it names 住院费用报销, which comes first.
+    assert (await catalogue.codes_for("老人住院费用报销"))[0] == hospital
+    # Every word matching still wins over one left out: 门诊费用报销 is found whole.
+    assert (await catalogue.codes_for("门诊费用报销"))[0] == clinic
+    # A lone character is never what is kept: 开 would match 代开发票 by prefix.
+    company = await catalogue.item("公司设立登记")
+    invoice = await catalogue.item("代开发票作废（县级行使）")
+    found = await catalogue.codes_for("开公司")
+    assert found == [company] and invoice not in found
+
+
+def test_one_word_is_left_out_at_a_time_and_never_leaves_a_lone_character() -> None:
+    table = search.SynonymTable([])
+    assert search.relaxed_tsquery_for("公司设立", synonyms=table) == "(设立:*) | (公司:*)"
+    assert search.relaxed_tsquery_for("开公司", synonyms=table) == "(公司:*)"
+    assert search.relaxed_tsquery_for("公司", synonyms=table) is None  # one word: nothing to leave
 
 
 async def test_fuzzy_hits_rank_after_every_exact_hit(catalogue: Catalogue) -> None:
