@@ -412,7 +412,12 @@ async def search_current(
             counted = select(func.count()).select_from(statement.subquery())
             total = int((await session.execute(counted, params)).scalar_one())
         return [], total
-    hits = [
+    return _hits(rows), int(rows[0].total)
+
+
+def _hits(rows: Sequence[Any]) -> list[SearchHit]:
+    """Result rows (the index's display columns) as hits."""
+    return [
         SearchHit(
             item_id=row.item_id,
             version_id=row.version_id,
@@ -427,7 +432,6 @@ async def search_current(
         )
         for row in rows
     ]
-    return hits, int(rows[0].total)
 
 
 async def search_vocabulary(session: AsyncSession) -> list[str]:
@@ -855,23 +859,6 @@ async def monthly_catalogue_counts(
 # --- searches that found nothing (catalog_service.unmatched) ----------------------------------
 
 
-def _hits(rows: Sequence[Any]) -> list[SearchHit]:
-    return [
-        SearchHit(
-            item_id=row.item_id,
-            version_id=row.version_id,
-            implementing_code=row.implementing_code,
-            name=row.name,
-            department=row.department,
-            item_type=row.item_type,
-            lists=list(row.lists),
-            auto_approval=row.auto_approval,
-            committed_days=row.committed_days,
-        )
-        for row in rows
-    ]
-
-
 _HIT_COLUMNS = (
     _INDEX.version_id,
     _INDEX.item_id,
@@ -882,6 +869,7 @@ _HIT_COLUMNS = (
     _INDEX.lists,
     _INDEX.auto_approval,
     _INDEX.committed_days,
+    _INDEX.main_item,
 )
 
 
