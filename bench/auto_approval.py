@@ -52,11 +52,17 @@ import psutil
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
-from bench.common import Infrastructure, infrastructure, kit_revision, machine_facts, summarize
+from bench.common import (
+    Infrastructure,
+    infrastructure,
+    kit_revision,
+    machine_facts,
+    platform_setup,
+    summarize,
+)
 from bench.profiling import Profiler, find_py_spy
 from sandbox import ELDERLY_ALLOWANCE, persona_for
-from wangban.embedded import free_port
-from wangban.processes import ServiceProcesses, service_env
+from wangban.processes import ServiceProcesses
 from wangban.settings import SERVICE_NAMES, Settings
 
 PROFILED = ("intake", "approval", "sharing")
@@ -963,23 +969,10 @@ async def conclude(
 
 def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, Any]:
     """Prepare, start the four services, measure, stop them (whatever happened), conclude."""
-    settings = Settings(
-        database_url=infra.database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        data_dir=infra.data_dir,
-    )
+    setup = platform_setup(infra)
+    settings = setup.settings
     asyncio.run(prepare(settings))
-    ports = {name: free_port() for name in SERVICE_NAMES}
-    env = service_env(
-        database_url=infra.database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        data_dir=infra.data_dir,
-        ports=ports,
-        WANGBAN_LOG_LEVEL="WARNING",
-    )
-    services = ServiceProcesses(
-        env, infra.data_dir / "logs", {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
-    )
+    services = ServiceProcesses(setup.env, infra.data_dir / "logs", setup.urls(SERVICES))
     try:
         services.start(SERVICES)
         measured = asyncio.run(measure(args, infra, Platform(settings=settings, services=services)))

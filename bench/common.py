@@ -16,7 +16,9 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
-from wangban.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from wangban.embedded import EmbeddedKafka, EmbeddedPostgres, free_port, free_ports
+from wangban.processes import service_env
+from wangban.settings import SERVICE_NAMES, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +90,38 @@ def infrastructure(data_dir: Path | None) -> Iterator[Infrastructure]:
             postgres.stop()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class PlatformSetup:
+    """A benchmark's platform on its infrastructure: the settings its own process uses, a port
+    for every service, and the environment of the service processes it starts."""
+
+    settings: Settings
+    ports: dict[str, int]
+    env: dict[str, str]
+
+    def urls(self, names: Sequence[str]) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{self.ports[name]}" for name in names}
+
+
+def platform_setup(infra: Infrastructure, **extra_env: str) -> PlatformSetup:
+    """Settings, ports and service environment (logging at WARNING, plus ``extra_env``)."""
+    settings = Settings(
+        database_url=infra.database_url,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        data_dir=infra.data_dir,
+    )
+    ports = dict(zip(SERVICE_NAMES, free_ports(len(SERVICE_NAMES)), strict=True))
+    env = service_env(
+        database_url=infra.database_url,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        data_dir=infra.data_dir,
+        ports=ports,
+        WANGBAN_LOG_LEVEL="WARNING",
+    )
+    env.update(extra_env)
+    return PlatformSetup(settings=settings, ports=ports, env=env)
 
 
 def _tansu_binary() -> str:

@@ -35,10 +35,10 @@ import yaml
 
 from bench import platform_load
 from bench.auto_approval import prepare
-from bench.common import infrastructure
+from bench.common import infrastructure, platform_setup
 from wangban.embedded import free_port
-from wangban.processes import ServiceProcesses, service_env
-from wangban.settings import SERVICE_NAMES, Settings
+from wangban.processes import ServiceProcesses
+from wangban.settings import SERVICE_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "wangban.json"
@@ -224,22 +224,10 @@ def main() -> int:
         infrastructure(None) as infra,
     ):
         workdir = Path(tmp)
-        settings = Settings(
-            database_url=infra.database_url,
-            kafka_bootstrap=infra.kafka_bootstrap,
-            data_dir=infra.data_dir,
-        )
+        setup = platform_setup(infra, WANGBAN_TRUSTED_PROXIES='["127.0.0.1"]')
+        settings, env = setup.settings, setup.env
         asyncio.run(prepare(settings))
-        ports = {name: free_port() for name in SERVICE_NAMES}
-        env = service_env(
-            database_url=infra.database_url,
-            kafka_bootstrap=infra.kafka_bootstrap,
-            data_dir=infra.data_dir,
-            ports=ports,
-            WANGBAN_LOG_LEVEL="WARNING",
-            WANGBAN_TRUSTED_PROXIES='["127.0.0.1"]',
-        )
-        urls = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICE_NAMES}
+        urls = setup.urls(SERVICE_NAMES)
         services = ServiceProcesses(env, infra.data_dir / "logs", urls)
         children = platform_load.Children(services=services)
         spec_dir = infra.data_dir / "loadgen"

@@ -81,11 +81,12 @@ from bench.common import (
     infrastructure,
     kit_revision,
     machine_facts,
+    platform_setup,
     summarize,
 )
 from sandbox import ELDERLY_ALLOWANCE
 from wangban.embedded import free_port
-from wangban.processes import ServiceProcesses, kill_tree, service_env
+from wangban.processes import ServiceProcesses, kill_tree
 from wangban.settings import SERVICE_NAMES, Settings
 
 SEARCH_QUERIES = (
@@ -1109,28 +1110,16 @@ def conclude(measured: dict[str, Any], memory: MemoryWatch) -> dict[str, Any]:
 
 
 def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, Any]:
-    settings = Settings(
-        database_url=infra.database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        data_dir=infra.data_dir,
-    )
+    # The load generator stands in for the ingress: its X-Forwarded-For (each citizen's own
+    # address) is believed only from a trusted proxy, else every citizen is 127.0.0.1 and
+    # shares one address's submission limit.
+    setup = platform_setup(infra, WANGBAN_TRUSTED_PROXIES='["127.0.0.1"]')
+    settings, env = setup.settings, setup.env
     asyncio.run(prepare(settings))
-    ports = {name: free_port() for name in SERVICE_NAMES}
-    env = service_env(
-        database_url=infra.database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        data_dir=infra.data_dir,
-        ports=ports,
-        WANGBAN_LOG_LEVEL="WARNING",
-        # The load generator stands in for the ingress: its X-Forwarded-For (each citizen's own
-        # address) is believed only from a trusted proxy, else every citizen is 127.0.0.1 and
-        # shares one address's submission limit.
-        WANGBAN_TRUSTED_PROXIES='["127.0.0.1"]',
-    )
     services = ServiceProcesses(
         env,
         infra.data_dir / "logs",
-        {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICE_NAMES},
+        setup.urls(SERVICE_NAMES),
     )
     children = Children(services=services)
     memory = MemoryWatch()

@@ -46,11 +46,17 @@ from typing import Any
 import psutil
 
 from bench.auto_approval import prepare
-from bench.common import REPO_ROOT, Infrastructure, infrastructure, kit_revision, machine_facts
+from bench.common import (
+    REPO_ROOT,
+    Infrastructure,
+    infrastructure,
+    kit_revision,
+    machine_facts,
+    platform_setup,
+)
 from bench.common import summarize as latency_summary
 from bench.platform_load import LeanClient
-from wangban.embedded import free_port
-from wangban.processes import ServiceProcesses, service_env
+from wangban.processes import ServiceProcesses
 from wangban.settings import SERVICE_NAMES, Settings
 
 GUANGAN_CSV = REPO_ROOT / "tests" / "catalog" / "data" / "sichuan_guangan_items.csv"
@@ -254,11 +260,8 @@ def analyse(raw: dict[str, Any], *, rate: float, seconds: float) -> dict[str, An
 
 
 def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, Any]:
-    settings = Settings(
-        database_url=infra.database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        data_dir=infra.data_dir,
-    )
+    setup = platform_setup(infra, WANGBAN_GATEWAY_PUBLIC_CACHE_S=str(args.gateway_cache_s))
+    settings, env = setup.settings, setup.env
     asyncio.run(prepare(settings))
     started = time.monotonic()
     imported = asyncio.run(publish_real_list(settings))
@@ -267,19 +270,10 @@ def run_benchmark(args: argparse.Namespace, infra: Infrastructure) -> dict[str, 
         f"{time.monotonic() - started:.0f} s",
         flush=True,
     )
-    ports = {name: free_port() for name in SERVICE_NAMES}
-    env = service_env(
-        database_url=infra.database_url,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        data_dir=infra.data_dir,
-        ports=ports,
-        WANGBAN_LOG_LEVEL="WARNING",
-        WANGBAN_GATEWAY_PUBLIC_CACHE_S=str(args.gateway_cache_s),
-    )
     services = ServiceProcesses(
         env,
         infra.data_dir / "logs",
-        {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICE_NAMES},
+        setup.urls(SERVICE_NAMES),
     )
     spec_dir = infra.data_dir / "loadgen"
     spec_dir.mkdir(parents=True, exist_ok=True)
