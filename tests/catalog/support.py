@@ -8,13 +8,15 @@ import csv
 import io
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog_service import importer
 from catalog_service.importer import GUANGAN_MAPPING
 from catalog_service.schemas import ItemContent
+from wangban.auth import AssuranceLevel, Identity, InternalTokens
+from wangban.settings import Settings
 
 GUANGAN_CSV = Path(__file__).parent / "data" / "sichuan_guangan_items.csv"
 
@@ -179,3 +181,24 @@ async def publish_guangan(session: AsyncSession) -> None:
         session, data=buffer.getvalue(), fmt="csv", mapping=GUANGAN_MAPPING, publish_complete=True
     )
     assert report.published == 1135
+
+
+def auth_headers(
+    settings: Settings,
+    *roles: str,
+    kind: Literal["citizen", "staff"] = "staff",
+    subject: str = "staff-1",
+    department: str | None = None,
+) -> dict[str, str]:
+    """The gateway's internal token for a caller of the catalog's own API (a staff member of
+    ``department`` in 东莞 with ``roles``, or a citizen)."""
+    identity = Identity(
+        subject=subject,
+        kind=kind,
+        roles=frozenset(roles),
+        department=department,
+        region="441900" if department else None,
+        assurance=AssuranceLevel.REAL_NAME,
+    )
+    token = InternalTokens.from_settings(settings).issue(identity, issuer="gateway")
+    return {"Authorization": f"Bearer {token}"}

@@ -17,9 +17,8 @@ from catalog_service.events import outbox
 from catalog_service.models import Item, ItemVersion
 from catalog_service.repository import ItemFilters
 from catalog_service.schemas import BundleContent
-from tests.catalog.support import item_content
+from tests.catalog.support import auth_headers, item_content
 from wangban.app import create_service_app
-from wangban.auth import AssuranceLevel, Identity, InternalTokens
 from wangban.db import Database
 from wangban.services import load_spec
 from wangban.settings import Settings
@@ -344,21 +343,6 @@ async def test_bundle_binds_its_members_current_versions(db_session: AsyncSessio
 # --- HTTP -------------------------------------------------------------------------------------
 
 
-def _token(
-    settings: Settings, *roles: str, department: str | None = None, subject: str = "staff-1"
-) -> dict[str, str]:
-    identity = Identity(
-        subject=subject,
-        kind="staff",
-        roles=frozenset(roles),
-        department=department,
-        region="441900" if department else None,
-        assurance=AssuranceLevel.REAL_NAME,
-    )
-    token = InternalTokens.from_settings(settings).issue(identity, issuer="gateway")
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_admin_api_requires_the_catalog_admin_role(
     settings: Settings, database: Database
 ) -> None:
@@ -370,9 +354,9 @@ async def test_admin_api_requires_the_catalog_admin_role(
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
             anonymous = await client.post("/admin/items", json=body)
             clerk = await client.post(
-                "/admin/items", json=body, headers=_token(settings, "window_clerk")
+                "/admin/items", json=body, headers=auth_headers(settings, "window_clerk")
             )
-            admin = _token(settings, "catalog_admin", department=department)
+            admin = auth_headers(settings, "catalog_admin", department=department)
             bad = await client.post(
                 "/admin/items",
                 json={**body, "committed_days": 30, "legal_days": 20},
@@ -383,7 +367,7 @@ async def test_admin_api_requires_the_catalog_admin_role(
             # A new item with 秒批 rules takes a second person of its department.
             alone = await client.post(f"/admin/item-versions/{version_id}/publish", headers=admin)
             await client.post(f"/admin/item-versions/{version_id}/submit", headers=admin)
-            approver = _token(
+            approver = auth_headers(
                 settings, "catalog_approver", department=department, subject="staff-2"
             )
             published_ = await client.post(
@@ -434,7 +418,7 @@ async def test_an_admin_synonym_edit_applies_to_the_next_search_over_http(
     app = create_service_app(load_spec("catalog"), settings, background=False)
     department = f"同义词测试局-{uuid.uuid4().hex[:6]}"
     # Synonyms serve every department: the platform catalogue role keeps them.
-    admin = _token(settings, "catalog_admin", "platform_catalog_admin")
+    admin = auth_headers(settings, "catalog_admin", "platform_catalog_admin")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:

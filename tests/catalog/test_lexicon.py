@@ -17,8 +17,7 @@ from catalog_service.app import SPEC
 from catalog_service.lexicon import Lexicon, LexiconError, parse_lexicon, shipped_lexicon
 from catalog_service.models import SynonymGroup
 from catalog_service.seed import demo_items
-from tests.catalog.support import GUANGAN_CSV
-from tests.catalog.test_catalogue import _token
+from tests.catalog.support import GUANGAN_CSV, auth_headers
 from wangban.app import create_service_app
 from wangban.db import Database
 from wangban.services import load_spec
@@ -236,7 +235,7 @@ async def test_admins_read_and_switch_off_shipped_groups_over_http(
     """GET answers the admins' groups, the disabled keys and the shipped layer's version; a PUT
     without ``disabled`` (an older client writing back what it read) keeps the disabled keys."""
     app = create_service_app(load_spec("catalog"), settings, background=False)
-    admin = _token(settings, "catalog_admin", "platform_catalog_admin")
+    admin = auth_headers(settings, "catalog_admin", "platform_catalog_admin")
     key = shipped_lexicon().groups[0].key
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -9,7 +9,6 @@ import string
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 import httpx
 import pytest
@@ -19,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog_service import search, service, unmatched
 from catalog_service.models import UnmatchedQueryHandled, UnmatchedSearch
 from catalog_service.repository import ItemFilters
-from tests.catalog.support import item_content, publish_guangan
+from tests.catalog.support import auth_headers, item_content, publish_guangan
 from wangban.app import create_service_app
-from wangban.auth import AssuranceLevel, Identity, InternalTokens
 from wangban.db import Database
 from wangban.services import load_spec
 from wangban.settings import Settings
@@ -130,25 +128,6 @@ async def test_a_search_that_finds_nothing_on_the_real_list_suggests_the_nearest
 # --- over HTTP: help, counts, the admins' list ------------------------------------------------
 
 
-def _token(
-    settings: Settings,
-    *roles: str,
-    kind: Literal["citizen", "staff"] = "staff",
-    subject: str,
-    department: str | None = None,
-) -> dict[str, str]:
-    identity = Identity(
-        subject=subject,
-        kind=kind,
-        roles=frozenset(roles),
-        department=department,
-        region="441900" if department else None,
-        assurance=AssuranceLevel.REAL_NAME,
-    )
-    token = InternalTokens.from_settings(settings).issue(identity, issuer="gateway")
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_zero_result_searches_are_counted_and_admins_list_and_handle_them(
     settings: Settings, database: Database
 ) -> None:
@@ -158,10 +137,10 @@ async def test_zero_result_searches_are_counted_and_admins_list_and_handle_them(
     phone_query = f"{word} 139-0000-1234"
     department = f"未找到测试局-{uuid.uuid4().hex[:6]}"
     app = create_service_app(load_spec("catalog"), settings, background=False)
-    admin = _token(settings, "catalog_admin", subject="admin-1", department=department)
-    approver = _token(settings, "catalog_approver", subject="approver-1")
-    clerk = _token(settings, "window_clerk", subject="clerk-1")
-    citizen = _token(settings, kind="citizen", subject="citizen-1")
+    admin = auth_headers(settings, "catalog_admin", subject="admin-1", department=department)
+    approver = auth_headers(settings, "catalog_approver", subject="approver-1")
+    clerk = auth_headers(settings, "window_clerk", subject="clerk-1")
+    citizen = auth_headers(settings, kind="citizen", subject="citizen-1")
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
