@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,6 +153,7 @@ def write_report(report: str) -> None:
     SEARCH_DOC.write_text(doc[:start] + report + doc[end:], encoding="utf-8")
 
 
+@pytest.mark.slow  # publishes the whole real list (about 25 s)
 async def test_citizen_queries_find_the_right_item_in_the_top_five(
     db_session: AsyncSession,
 ) -> None:

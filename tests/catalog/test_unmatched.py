@@ -81,6 +81,7 @@ def test_the_recorder_counts_per_query_and_day_and_stops_growing_at_its_cap() ->
 # --- the real list ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # publishes the whole real list
 async def test_a_search_that_finds_nothing_on_the_real_list_suggests_the_nearest_items(
     db_session: AsyncSession, settings: Settings
 ) -> None:

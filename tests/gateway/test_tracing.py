@@ -89,6 +89,7 @@ def _complete(spans: list[dict[str, Any]]) -> bool:
     return all(s["parent_span_id"] is None or s["parent_span_id"] in ids for s in spans)
 
 
+@pytest.mark.slow  # every service, one application end to end
 async def test_one_auto_approved_application_is_one_trace_across_every_service(
     infrastructure: Infrastructure, database: Database, tracing_to: Any
 ) -> None:
