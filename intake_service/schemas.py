@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from intake_service.ratings import COMMENT_MAX_LENGTH, RATING_TAGS
+from wangban import labels
 
 
 class ApplicantIn(BaseModel):
@@ -122,10 +123,14 @@ class TimelineOut(BaseModel):
     at: datetime
     from_status: str | None
     to_status: str
-    to_status_name: str = Field(description="状态的中文名称（与 status_name 同一张表）")
     actor_kind: str
     actor: str
     note: str
+
+    @computed_field(description="状态的中文名称（与 status_name 同一张表）")  # type: ignore[prop-decorator]
+    @property
+    def to_status_name(self) -> str:
+        return labels.status_label(self.to_status)
 
 
 class MaterialOut(BaseModel):
@@ -137,10 +142,14 @@ class MaterialOut(BaseModel):
     required: bool
     may_be_missing: bool
     status: str
-    status_name: str = Field(description="材料状态的中文名称")
     evidence_kind: str | None
     evidence_id: str | None
     note: str
+
+    @computed_field(description="材料状态的中文名称")  # type: ignore[prop-decorator]
+    @property
+    def status_name(self) -> str:
+        return labels.material_status_label(self.status)
 
 
 class BundleStatusOut(BaseModel):

@@ -68,33 +68,8 @@ async def application_out(
         agent=application.agent_subject,
         form=clear_form(application, keys.cipher),
         form_sources=application.form_sources or {},
-        timeline=[
-            TimelineOut(
-                at=t.at,
-                from_status=t.from_status,
-                to_status=t.to_status,
-                to_status_name=labels.status_label(t.to_status),
-                actor_kind=t.actor_kind,
-                actor=t.actor,
-                note=t.note,
-            )
-            for t in timeline
-        ],
-        materials=[
-            MaterialOut(
-                index=m.index,
-                name=m.name,
-                source=m.source,
-                required=m.required,
-                may_be_missing=m.may_be_missing,
-                status=m.status,
-                status_name=labels.material_status_label(m.status),
-                evidence_kind=m.evidence_kind,
-                evidence_id=m.evidence_id,
-                note=m.note,
-            )
-            for m in materials
-        ],
+        timeline=[TimelineOut.model_validate(t) for t in timeline],
+        materials=[MaterialOut.model_validate(m) for m in materials],
         bundle=(
             BundleStatusOut(
                 total=state.total,

@@ -2128,17 +2128,17 @@ export interface components {
             from_status: string | null;
             /** To Status */
             to_status: string;
-            /**
-             * To Status Name
-             * @description 状态的中文名称（与 status_name 同一张表）
-             */
-            to_status_name: string;
             /** Actor Kind */
             actor_kind: string;
             /** Actor */
             actor: string;
             /** Note */
             note: string;
+            /**
+             * To Status Name
+             * @description 状态的中文名称（与 status_name 同一张表）
+             */
+            readonly to_status_name: string;
         };
         /** MaterialOut */
         "intake.MaterialOut": {
@@ -2154,17 +2154,17 @@ export interface components {
             may_be_missing: boolean;
             /** Status */
             status: string;
-            /**
-             * Status Name
-             * @description 材料状态的中文名称
-             */
-            status_name: string;
             /** Evidence Kind */
             evidence_kind: string | null;
             /** Evidence Id */
             evidence_id: string | null;
             /** Note */
             note: string;
+            /**
+             * Status Name
+             * @description 材料状态的中文名称
+             */
+            readonly status_name: string;
         };
         /** BundleStatusOut */
         "intake.BundleStatusOut": {
