@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 
 from intake_service.models import Application
 from notify_service.models import Message, Notification
+from notify_service.templates import NotificationKind
 from sandbox import ELDERLY_ALLOWANCE, persona_for
 from tests.fakes.wechat import serve_fake_wechat
 from tests.gateway.support import running_gateway
@@ -129,7 +130,20 @@ async def test_one_auto_approved_application_costs_the_platform_no_more_than_its
                         .select_from(Message)
                         .where(Message.application_id == application_id)
                     )
-                return status == "delivered" and unsent == 0 and (sent or 0) > 0
+                    # The certificate's notice is notify's last step for the application:
+                    # intake may mark it delivered before notify has read the certificate, and
+                    # that notice's work would otherwise fall into the next application's window.
+                    last_notice = await session.scalar(
+                        select(func.count())
+                        .select_from(Notification)
+                        .where(
+                            Notification.application_id == application_id,
+                            Notification.kind == NotificationKind.CERTIFICATE_ISSUED,
+                        )
+                    )
+                return (
+                    status == "delivered" and unsent == 0 and (sent or 0) > 0 and bool(last_notice)
+                )
 
             await eventually(done, timeout_s=60)
 
