@@ -27,6 +27,10 @@ def make_settings(infra: Infrastructure, **overrides: object) -> Settings:
         "kafka_heartbeat_interval_ms": 300,
         "kafka_request_timeout_ms": 3000,
         "outbox_poll_interval_s": 1.0,
+        # Rows a test wrote straight to an outbox (publishing an item before the services
+        # start) are sent by the first poll after this, not after production's 10 s: in a
+        # test every writer is in this process and has sent its rows within milliseconds.
+        "outbox_recovery_grace_s": 2.0,
         "consumer_max_attempts": 3,
         "consumer_retry_backoff_ms": 20,
         "consumer_retry_backoff_max_ms": 200,

@@ -40,7 +40,8 @@ class _PromptServer(uvicorn.Server):
         state = self.server_state
         try:
             async with asyncio.timeout(self.config.timeout_graceful_shutdown):
-                while state.connections or state.tasks:
+                # uvicorn's connection and task sets signal nothing when they empty.
+                while state.connections or state.tasks:  # noqa: ASYNC110
                     await asyncio.sleep(0.005)
         except TimeoutError:
             for task in state.tasks:

@@ -18,14 +18,16 @@ import logging
 import re
 import sys
 import threading
+import time
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, Request
 from sqlalchemy import event, func, literal, select, text, union_all
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -35,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, QueuePool
 from sqlalchemy.sql import ClauseElement, visitors
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.functions import FunctionElement
@@ -329,6 +332,42 @@ def _transaction_over(session: Session, transaction: SessionTransaction) -> None
         session._writing = False  # the next unit of work on this session reads in autocommit
 
 
+PoolObserver = Callable[[float, bool], None]
+"""Told of every checkout: how long it took (seconds), and whether it gave up waiting."""
+
+
+class TimedPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's pool for asyncio, timing every checkout.
+
+    The pool's gauges say how many connections are out; only the time a unit of work waited
+    for one says whether requests are queueing behind the pool (all out for a few
+    milliseconds at a time is harmless, seconds of waiting are not). SQLAlchemy has no event
+    before a checkout, so the pool's ``connect`` is timed here: waiting for a free connection,
+    or opening a new one within the overflow, until it is handed out."""
+
+    observer: PoolObserver | None = None
+    """Set by ``Metrics.watch_pool``; kept when the engine recreates its pool."""
+
+    def connect(self) -> PoolProxiedConnection:
+        started = time.perf_counter()
+        try:
+            connection = super().connect()
+        except sa_exc.TimeoutError:
+            # Every connection stayed out for the whole pool timeout: the unit answers 503.
+            if self.observer is not None:
+                self.observer(time.perf_counter() - started, True)
+            raise
+        if self.observer is not None:
+            self.observer(time.perf_counter() - started, False)
+        return connection
+
+    def recreate(self) -> QueuePool:
+        pool = super().recreate()
+        if isinstance(pool, TimedPool):
+            pool.observer = self.observer
+        return pool
+
+
 class Database:
     """The process's engine and session factory."""
 
@@ -345,6 +384,7 @@ class Database:
         self.url = async_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
+            poolclass=TimedPool,
             pool_size=pool_size,
             max_overflow=max_overflow,
             # How long a request (or a relay round, or a handler) waits for a free connection

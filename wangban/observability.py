@@ -604,6 +604,10 @@ def outbound_calls(caller: str) -> OutboundCalls:
 # The consumer handler's and the relay's work: a few milliseconds each; the tail up to seconds.
 WORK_DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
+# A checkout: tens of microseconds when a connection is free, a connect (milliseconds) within
+# the overflow, up to the pool timeout (10 s by default) when every connection is out.
+POOL_WAIT_BUCKETS: Final = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 
 class Metrics:
     """The Prometheus metrics of one service, in a registry of their own.
@@ -702,11 +706,34 @@ class Metrics:
         r.register(self.broker_up)
         self._pool = _PoolCollector()
         r.register(self._pool)
+        self.db_pool_checkout_seconds = Histogram(
+            "db_pool_checkout_seconds",
+            "Time a unit of work waited for a database connection (a free one, or a new one "
+            "within the overflow); those that gave up are counted too",
+            buckets=POOL_WAIT_BUCKETS,
+            namespace="wangban",
+            registry=r,
+        )
+        self.db_pool_timeouts_total = Counter(
+            "db_pool_timeouts_total",
+            "Checkouts that gave up after the pool timeout (the unit of work answered 503)",
+            namespace="wangban",
+            registry=r,
+        )
         r.register(outbound_calls(service).registry)
 
     def watch_pool(self, engine: Any) -> None:
-        """Export the pool of ``engine`` (the process's AsyncEngine) as ``wangban_db_pool_*``."""
+        """Export the pool of ``engine`` (the process's AsyncEngine) as ``wangban_db_pool_*``,
+        with the time each checkout took when it is the kit's pool (``wangban.db.TimedPool``)."""
         self._pool.engine = engine
+        pool = getattr(getattr(engine, "sync_engine", None), "pool", None)
+        if pool is not None and hasattr(pool, "observer"):
+            pool.observer = self.observe_pool_checkout
+
+    def observe_pool_checkout(self, duration_s: float, timed_out: bool) -> None:
+        self.db_pool_checkout_seconds.observe(duration_s)
+        if timed_out:
+            self.db_pool_timeouts_total.inc()
 
     def observe_publish(self, *, rows: int, sent: int, duration_s: float) -> None:
         """One batch the relay published: ``sent`` of ``rows`` acknowledged."""

@@ -90,7 +90,12 @@ def test_promtool_unit_tests_of_the_alerts_pass(tmp_path: Path) -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
     # The unit tests cover these alerts at least (each fires, and stays quiet before it should).
     covered = set(re.findall(r"alertname: (\w+)", ALERT_TESTS.read_text(encoding="utf-8")))
-    assert {"WangbanHigh5xxRatio", "WangbanBrokerDown", "WangbanDatabasePoolExhausted"} <= covered
+    assert {
+        "WangbanHigh5xxRatio",
+        "WangbanBrokerDown",
+        "WangbanDatabasePoolExhausted",
+        "WangbanDatabaseCheckoutsGivingUp",
+    } <= covered
 
 
 def test_the_alerts_operators_need_are_there_each_with_a_runbook_section() -> None:
@@ -104,6 +109,7 @@ def test_the_alerts_operators_need_are_there_each_with_a_runbook_section() -> No
         "WangbanConsumerLagHigh",
         "WangbanDeadLetters",
         "WangbanDatabasePoolExhausted",
+        "WangbanDatabaseCheckoutsGivingUp",
         "WangbanBrokerDown",
     }
     headings = {
@@ -183,6 +189,8 @@ async def test_every_metric_in_the_rules_and_the_dashboard_is_exported(
         "process_open_fds",
         "wangban_db_pool_checked_out",
         "wangban_db_pool_max",
+        "wangban_db_pool_checkout_seconds_bucket",
+        "wangban_db_pool_timeouts_total",
         "wangban_http_client_requests_total",
         "wangban_outbox_publish_errors_total",
         "wangban_outbox_publish_duration_seconds_bucket",

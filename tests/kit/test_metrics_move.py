@@ -8,7 +8,9 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from fastapi import FastAPI, HTTPException
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from tests.kit.support import eventually, make_kit
@@ -87,6 +89,55 @@ async def test_the_pool_gauges_follow_connections_checked_out(settings: Settings
         assert _value(metrics, "wangban_db_pool_checked_out") == 0
     finally:
         await database.dispose()
+
+
+async def test_a_checkout_that_waits_is_timed_and_one_that_gives_up_is_counted(
+    settings: Settings,
+) -> None:
+    assert settings.database_url is not None
+    # One connection, and a checkout that waits for it longer than any test would.
+    database = Database(settings.database_url, pool_size=1, max_overflow=0, pool_timeout_s=60)
+    impatient = Database(settings.database_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+    metrics, impatient_metrics = Metrics("pool-wait"), Metrics("pool-timeout")
+    metrics.watch_pool(database.engine)
+    impatient_metrics.watch_pool(impatient.engine)
+    held_s = 0.3
+    try:
+        got_it = asyncio.Event()
+
+        async def second_unit_of_work() -> None:
+            async with database.engine.connect() as conn:
+                got_it.set()
+                await conn.execute(text("SELECT 1"))
+
+        async with database.engine.connect() as first:
+            await first.execute(text("SELECT 1"))
+            waiting = asyncio.create_task(second_unit_of_work())
+            await asyncio.sleep(held_s)
+            assert not got_it.is_set()  # it is waiting for the one connection
+        await waiting
+        # Both checkouts timed; the second waited at least as long as the first held on.
+        assert _value(metrics, "wangban_db_pool_checkout_seconds_count") == 2
+        assert _value(metrics, "wangban_db_pool_checkout_seconds_sum") >= held_s
+        assert _value(metrics, "wangban_db_pool_checkout_seconds_bucket", {"le": "0.1"}) <= 1
+        assert _value(metrics, "wangban_db_pool_timeouts_total") == 0
+
+        async with impatient.engine.connect() as holder:
+            await holder.execute(text("SELECT 1"))
+            with pytest.raises(sa_exc.TimeoutError):
+                async with impatient.engine.connect():
+                    pass
+        assert _value(impatient_metrics, "wangban_db_pool_timeouts_total") == 1
+        assert _value(impatient_metrics, "wangban_db_pool_checkout_seconds_count") == 2
+
+        # The engine's pool, made anew by dispose(), is timed as well.
+        await database.dispose()
+        async with database.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        assert _value(metrics, "wangban_db_pool_checkout_seconds_count") == 3
+    finally:
+        await database.dispose()
+        await impatient.dispose()
 
 
 async def test_outbound_calls_are_counted_by_target_method_and_status_class(
