@@ -31,7 +31,7 @@ from pydantic import SecretStr
 
 from sharing_service.egress import ProviderUrlPolicy, UrlRefused
 from sharing_service.providers import DataProvider, ProviderRecord, ProviderUnavailable, Subject
-from wangban.http import guard_transactions
+from wangban.http import guard_transactions, tls_context
 from wangban.observability import HTTP_DURATION_BUCKETS, REQUEST_ID_HEADER, safe_incoming_id
 
 __all__ = [
@@ -229,6 +229,7 @@ def _default_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
     # HttpProvider puts the kit's transaction guard on it (and on a factory's client).
     return httpx.AsyncClient(
         timeout=timeout,
+        verify=tls_context(trust_env=False),
         trust_env=False,
         follow_redirects=False,
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),

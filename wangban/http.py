@@ -9,8 +9,10 @@ internal token for it (so the callee authorises the person, not the calling serv
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -276,7 +278,10 @@ def external_client(
         httpx.AsyncClient(
             timeout=timeout,
             transport=MeteredTransport(
-                transport or httpx.AsyncHTTPTransport(limits=limits, trust_env=trust_env),
+                transport
+                or httpx.AsyncHTTPTransport(
+                    verify=tls_context(trust_env=trust_env), limits=limits, trust_env=trust_env
+                ),
                 caller=caller,
                 target=system,
             ),
@@ -288,6 +293,18 @@ def external_client(
         system=system,
         mode=mode,
     )
+
+
+@functools.cache
+def tls_context(*, trust_env: bool = True) -> ssl.SSLContext:
+    """The TLS context every client of ours verifies servers with, built once per process.
+
+    httpx builds one for each client and transport it is not given one, loading the whole CA
+    bundle again each time: tens of milliseconds of CPU and a copy of the certificate store per
+    client, for settings that are the same everywhere (certifi's bundle; ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` when ``trust_env``, as httpx reads them). A service builds several clients
+    at start-up; the tests build thousands."""
+    return httpx.create_ssl_context(trust_env=trust_env)
 
 
 def service_client(
@@ -318,6 +335,7 @@ def service_client(
     for a connection rather than make every request slower.
     """
     inner = transport or httpx.AsyncHTTPTransport(
+        verify=tls_context(),
         limits=httpx.Limits(
             max_connections=max_connections,
             max_keepalive_connections=max_keepalive_connections,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from datetime import timedelta
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader, create_loader
 
 from wangban.db import check_no_transaction
 from wangban.storage import (
@@ -43,6 +45,14 @@ from wangban.storage import (
 )
 
 __all__ = ["S3ObjectStore"]
+
+
+@functools.cache
+def _service_models(data_path: str | None) -> Loader:
+    """botocore's reader of its service descriptions (the S3 API's JSON, the endpoint rules),
+    shared by every session of the process: each new session would parse them again, about a
+    tenth of a second of CPU per store. Credentials stay per session."""
+    return create_loader(data_path)
 
 _MIN_PART_BYTES: Final = 5 * 1024 * 1024  # S3's smallest part but the last
 _MAX_PARTS: Final = 10_000
@@ -138,6 +148,10 @@ class S3ObjectStore:
             async with self._opening:
                 if self._client is None:
                     session = get_session()
+                    session.register_component(
+                        "data_loader",
+                        _service_models(session.get_config_variable("data_path")),
+                    )
                     self._client = await self._exit.enter_async_context(
                         session.create_client("s3", **self._client_args)
                     )

@@ -1,10 +1,10 @@
-"""The image's base images come from one place, deploy/base-images.env, that ``./dev pin-images``
-pins to digests: no FROM line names an image of its own, and the Dockerfile's ARG defaults are
-that file's values.
+"""The image's base images come from one place, deploy/base-images.env, each pinned to a digest
+that ``./dev pin-images`` refreshes: no FROM line names an image of its own, the Dockerfile's ARG
+defaults are that file's values, and every value is a tag with its digest (a tag alone moves
+when its publisher pushes a rebuild).
 
-What this does not check: that the values carry a digest. This machine reaches no container
-registry, so no digest could be looked up here; until an operator runs ``./dev pin-images`` the
-values are tags (docs/operations.md, "Base images").
+What this cannot check here: that each digest is still its tag's newest. This machine reaches no
+container registry (docs/operations.md, "Base images").
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ def test_every_from_line_uses_a_base_image_from_the_pin_file() -> None:
     assert {re.sub(r"[${}]", "", image) for image, _ in froms if image not in stages} == set(pins)
 
 
-def test_each_pin_is_a_tag_or_a_tag_with_its_digest() -> None:
+def test_each_pin_is_a_tag_with_its_digest() -> None:
     for name, value in read_pins(PINS).items():
-        assert IMAGE.match(value), f"{name}={value}"
+        matched = IMAGE.match(value)
+        assert matched and matched[1], f"{name}={value}: a tag without its digest"
 
 
 def test_pin_images_writes_each_digest_into_the_pin_file_and_the_dockerfile(
