@@ -54,6 +54,7 @@ def _service_models(data_path: str | None) -> Loader:
     tenth of a second of CPU per store. Credentials stay per session."""
     return create_loader(data_path)
 
+
 _MIN_PART_BYTES: Final = 5 * 1024 * 1024  # S3's smallest part but the last
 _MAX_PARTS: Final = 10_000
 _MAX_PRESIGN: Final = timedelta(days=7)  # SigV4 query signatures last at most a week
