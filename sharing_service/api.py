@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from sharing_service import (
     catalog_copies,
     certificates,
     configuration,
+    data_usage,
     identity_check,
     lookups,
     materials,
@@ -33,7 +33,7 @@ from sharing_service.catalog_copies import CatalogUnavailable
 from sharing_service.directory import ProviderDirectory
 from sharing_service.egress import ProviderUrlPolicy
 from sharing_service.http_provider import ProviderMetrics
-from sharing_service.models import Certificate, Consent, Dataset
+from sharing_service.models import Certificate, Consent
 from sharing_service.providers import Subject
 from sharing_service.schemas import (
     AttributeOut,
@@ -47,7 +47,6 @@ from sharing_service.schemas import (
     ConsentIn,
     ConsentOut,
     DatasetOut,
-    DataUseOut,
     DataUsePage,
     EvidenceOut,
     GrantIn,
@@ -166,16 +165,7 @@ Providers = Annotated[ProviderDirectory, Depends(_directory)]
 Catalog = Annotated[ServiceCalls, Depends(_catalog)]
 
 
-ROLE_LABELS: dict[str, str] = {
-    WINDOW_CLERK: "窗口工作人员",
-    REVIEWER: "审批人员",
-    APPROVER: "审批人员",
-    AUDITOR: "审计人员",
-    "citizen": "本人",
-    "company": "本单位",
-}
 _ROLE_PREFERENCE = (WINDOW_CLERK, REVIEWER, APPROVER, AUDITOR)
-_MACHINE_LABELS = {"approval": "自动审批（秒批）", "intake": "网上受理系统"}
 
 
 def _role_of(person: Identity) -> str:
@@ -227,15 +217,6 @@ def _caller(identity: Identity, request: Request) -> lookups.Caller:
             actor_role=_role_of(identity),
         )
     raise NotAConsumer()
-
-
-def _used_by(consumer: str, department: str | None, role: str | None) -> str:
-    """Who used the data, as the citizen reads it: "东莞市人社局 窗口工作人员", "本人",
-    "自动审批（秒批）" — never an internal service name when a person is behind it."""
-    if role is not None:
-        label = ROLE_LABELS.get(role, "工作人员")
-        return f"{department} {label}" if department else label
-    return _MACHINE_LABELS.get(consumer, consumer)
 
 
 def _person_ref(identity: Identity) -> str:
@@ -467,47 +448,9 @@ async def my_data_usage(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> DataUsePage:
-    rows = await repository.audit_records_of_subject(
-        session, subject_ref=_person_ref(identity), limit=limit, before_seq=before
+    return await data_usage.page(
+        session, subject_ref=_person_ref(identity), limit=limit, before=before
     )
-    datasets = {d.code: d for d in await repository.datasets(session)}
-    providers = {p.code: p.name for p in await repository.providers(session)}
-    names = await repository.item_names(session, [r.item_code for r in rows])
-    items = []
-    for row in rows:
-        dataset = datasets.get(row.dataset_code)
-        items.append(
-            DataUseOut(
-                seq=row.seq,
-                at=row.at,
-                used_by=_used_by(row.consumer, row.actor_department, row.actor_role),
-                department=row.actor_department,
-                role=ROLE_LABELS.get(row.actor_role) if row.actor_role else None,
-                dataset=row.dataset_code,
-                dataset_name=dataset.name if dataset else _certificate_source(row.dataset_code),
-                provider=providers.get(dataset.provider_code, "") if dataset else "电子证照库",
-                fields=list(row.fields),
-                field_titles=_field_titles(dataset, row.fields),
-                predicates=[str(p.get("name", "")) for p in row.predicates],
-                application_id=row.application_id,
-                item_code=row.item_code,
-                item_name=names.get(row.item_code),
-                outcome=row.outcome,
-            )
-        )
-    return DataUsePage(items=items, next_before=rows[-1].seq if len(rows) == limit else None)
-
-
-def _field_titles(dataset: Dataset | None, fields: Sequence[str]) -> list[str]:
-    """The catalogue's names for the fields read (a citizen does not read ``property_count``);
-    a field the catalogue no longer lists keeps its code."""
-    listed = dataset.fields if dataset else []
-    titles = {str(f["name"]): str(f.get("title") or f["name"]) for f in listed}
-    return [titles.get(name, name) for name in fields]
-
-
-def _certificate_source(code: str) -> str:
-    return "电子证照：" + code.removeprefix("certificate:")
 
 
 async def _summary(
