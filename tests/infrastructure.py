@@ -30,7 +30,9 @@ def make_settings(infra: Infrastructure, **overrides: object) -> Settings:
         # Rows a test wrote straight to an outbox (publishing an item before the services
         # start) are sent by the first poll after this, not after production's 10 s: in a
         # test every writer is in this process and has sent its rows within milliseconds.
-        "outbox_recovery_grace_s": 2.0,
+        # Well above the relays' 1 s mark interval, though: a row sent and not yet marked
+        # must not look abandoned (it would be claimed and sent again).
+        "outbox_recovery_grace_s": 4.0,
         "consumer_max_attempts": 3,
         "consumer_retry_backoff_ms": 20,
         "consumer_retry_backoff_max_ms": 200,
