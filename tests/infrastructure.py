@@ -28,10 +28,12 @@ def make_settings(infra: Infrastructure, **overrides: object) -> Settings:
         "kafka_request_timeout_ms": 3000,
         "outbox_poll_interval_s": 1.0,
         # Rows a test wrote straight to an outbox (publishing an item before the services
-        # start) are sent by the first poll after this, not after production's 10 s: in a
+        # start) are sent by a relay's first round when older than two mark intervals (0.5 s
+        # here), else by the first poll after the grace, not after production's 10 s: in a
         # test every writer is in this process and has sent its rows within milliseconds.
-        # Well above the relays' 1 s mark interval, though: a row sent and not yet marked
-        # must not look abandoned (it would be claimed and sent again).
+        # The grace stays well above the mark interval: a row sent and not yet marked must
+        # not look abandoned (it would be claimed and sent again).
+        "outbox_mark_interval_s": 0.25,
         "outbox_recovery_grace_s": 4.0,
         "consumer_max_attempts": 3,
         "consumer_retry_backoff_ms": 20,

@@ -11,6 +11,7 @@ describes an answer the service has moved away from.
 
 from __future__ import annotations
 
+import functools
 import json
 from importlib import resources
 from pathlib import Path
@@ -29,13 +30,21 @@ SNAPSHOT_SERVICES: tuple[str, ...] = tuple(name for name in SERVICE_NAMES if nam
 
 def service_document(service: str) -> dict[str, Any]:
     """``service``'s OpenAPI document, from its app built (not started) with local settings:
-    what the service answers does not depend on where it runs."""
+    what the service answers does not depend on where it runs. A fresh copy each call."""
+    document: dict[str, Any] = json.loads(_rendered_document(service))
+    return document
+
+
+@functools.cache
+def _rendered_document(service: str) -> str:
+    # Built once per process: building an app and generating its document takes a good part
+    # of a second, and the document cannot change while the code that makes it runs.
     from wangban.app import create_service_app
     from wangban.services import load_spec
 
     settings = Settings(env=Environment.LOCAL)
     app = create_service_app(load_spec(service), settings, background=False)
-    return app.openapi()
+    return render(app.openapi())
 
 
 def render(document: dict[str, Any]) -> str:
@@ -51,7 +60,7 @@ def write_snapshots(
     changed: list[Path] = []
     for service in services:
         path = out / f"{service}.json"
-        text = render(service_document(service))
+        text = _rendered_document(service)
         if check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 changed.append(path)

@@ -69,9 +69,10 @@ async def test_one_auto_approved_application_costs_the_platform_no_more_than_its
             wechat_appid=APPID,
             wechat_app_secret=SECRET,
             notify_test_mode=False,
-            # The relays' recovery poll and grace as in production (tests shorten both).
+            # The relays' recovery poll, grace and marking as in production (tests shorten them).
             outbox_poll_interval_s=Settings.model_fields["outbox_poll_interval_s"].default,
             outbox_recovery_grace_s=Settings.model_fields["outbox_recovery_grace_s"].default,
+            outbox_mark_interval_s=Settings.model_fields["outbox_mark_interval_s"].default,
         ) as gateway,
     ):
         api = gateway.client
